@@ -1,0 +1,116 @@
+"""bundle.json: the manifest of a bootable bundle, and its verification.
+
+A bundle is a directory holding `kernel`, `initrd` and `bundle.json`. The manifest lists
+every file with its size and sha256; `load()` refuses a bundle whose files differ.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Machine
+from .errors import BundleError
+from .fsutil import atomic_write, sha256_file
+from .probes import probe_table
+
+FORMAT = 1
+MANIFEST = "bundle.json"
+FILES = ("kernel", "initrd")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def kernel(self) -> Path:
+        return self.path / "kernel"
+
+    @property
+    def initrd(self) -> Path:
+        return self.path / "initrd"
+
+    @property
+    def machine(self) -> Machine:
+        return Machine(self.manifest["machine"])
+
+    @property
+    def cmdline(self) -> str:
+        return str(self.manifest["cmdline"])
+
+    @property
+    def probe_table(self) -> dict[tuple[int, int], str]:
+        return {(p["port"], p["code"]): p["name"] for p in self.manifest["probes"]}
+
+    @property
+    def digest(self) -> str:
+        """One digest for the whole bundle: that of its manifest, which lists every file."""
+        import hashlib
+
+        return hashlib.sha256((self.path / MANIFEST).read_bytes()).hexdigest()
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def manifest(
+    folder: Path, *, name: str, cmdline: str, machine: Machine, memory_mib: int, cpus: int,
+    user_probes: tuple[tuple[int, str], ...], build: dict[str, Any],
+) -> dict[str, Any]:
+    table = probe_table(user_probes)
+    return {
+        "format": FORMAT,
+        "name": name,
+        "files": {f: file_entry(folder / f) for f in FILES},
+        "cmdline": cmdline,
+        "machine": machine.value,
+        "memory_mib": memory_mib,
+        "cpus": cpus,
+        "probes": [{"port": port, "code": code, "name": n} for (port, code), n in sorted(table.items())],
+        "build": build,
+    }
+
+
+def write(folder: Path, data: dict[str, Any]) -> None:
+    atomic_write(folder / MANIFEST, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def load(folder: Path, verify: bool = True) -> Bundle:
+    """Read and (by default) verify a bundle; raise BundleError saying what is wrong."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{folder} is not a bundle (no {MANIFEST}): build one with `scons appliance`")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path} is not valid JSON ({exc}): rebuild the bundle") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise BundleError(f"{path} has format {found!r}, this tool reads format {FORMAT}: rebuild the bundle")
+    for key in ("files", "cmdline", "machine", "probes"):
+        if key not in data:
+            raise BundleError(f"{path} lacks '{key}': rebuild the bundle")
+    bundle = Bundle(folder, data)
+    if verify:
+        for problem in problems(bundle):
+            raise BundleError(f"bundle {folder}: {problem}: rebuild it or fetch it again")
+    return bundle
+
+
+def problems(bundle: Bundle) -> list[str]:
+    """Every way the bundle's files differ from its manifest (empty when intact)."""
+    found = []
+    for name, expected in sorted(bundle.manifest["files"].items()):
+        path = bundle.path / name
+        if not path.is_file():
+            found.append(f"{name} is missing")
+        elif path.stat().st_size != expected["size"]:
+            found.append(f"{name} has {path.stat().st_size} bytes, manifest says {expected['size']}")
+        elif sha256_file(path) != expected["sha256"]:
+            found.append(f"{name} does not match its sha256 in {MANIFEST}")
+    return found

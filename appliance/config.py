@@ -1,0 +1,228 @@
+"""Rootfs templates: TOML in, one frozen, validated `Template` out.
+
+A template says *what* goes into an appliance (init behaviour, programs, files, VM
+shape); recipes decide *how* it is built. Every mistake in a template (an unknown key,
+a wrong type, a file that does not exist, an absolute or `..` path) is a TemplateError
+naming the template and the key.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .compress import Compression
+from .errors import TemplateError
+
+
+class Mount(enum.Enum):
+    """Filesystems the init can mount, each at its usual place."""
+
+    PROC = "proc"
+    SYSFS = "sysfs"
+    DEVTMPFS = "devtmpfs"
+    TMPFS = "tmpfs"
+
+    @property
+    def target(self) -> str:
+        return {"proc": "/proc", "sysfs": "/sys", "devtmpfs": "/dev", "tmpfs": "/tmp"}[self.value]
+
+
+class Machine(enum.Enum):
+    """QEMU machine profiles the runner knows how to start."""
+
+    MICROVM = "microvm"
+    PC_SEABIOS = "pc-seabios"
+
+
+class AfterPayload(enum.Enum):
+    POWEROFF = "poweroff"
+    REBOOT = "reboot"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    src: str  # relative to the template's folder
+    dst: str  # path inside the appliance, relative to /
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    description: str = ""
+    kernel: str = "debian"
+    compression: Compression = Compression.ZSTD
+    mounts: tuple[Mount, ...] = (Mount.PROC, Mount.SYSFS, Mount.DEVTMPFS)
+    payload: tuple[str, ...] = ()  # argv inside the guest; empty: no payload
+    after: AfterPayload = AfterPayload.POWEROFF
+    programs: tuple[str, ...] = ()  # guest programs from recipes/programs/, installed in /bin
+    files: tuple[FileSpec, ...] = ()
+    machine: Machine = Machine.MICROVM
+    memory_mib: int = 256
+    cpus: int = 1
+    cmdline: str = ""
+    probes: tuple[tuple[int, str], ...] = ()  # user-defined (code, name), codes 0x20-0x7f
+    folder: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (enums as their values), without the host folder it was read from."""
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self), default=_enum_value))
+        del data["folder"]
+        return data
+
+    def to_json(self) -> str:
+        """A stable text form: SCons uses it as the template's content signature."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _enum_value(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+# Known keys per table, with their expected types: anything else is an error.
+_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "appliance": {"description": str, "kernel": str, "compression": str},
+    "init": {"mounts": list, "payload": list, "after": str},
+    "programs": {"build": list},
+    "vm": {"machine": str, "memory_mib": int, "cpus": int, "cmdline": str},
+    "probes": {},  # name = code
+}
+_KERNELS = ("debian",)
+
+
+def _fail(name: str, message: str) -> TemplateError:
+    return TemplateError(f"template {name}: {message}")
+
+
+def _check_tables(name: str, raw: dict[str, Any]) -> None:
+    for table, value in raw.items():
+        if table == "files":
+            if not isinstance(value, list):
+                raise _fail(name, "[[files]] must be an array of tables")
+            continue
+        if table not in _SCHEMA:
+            raise _fail(name, f"unknown table [{table}] (known: {', '.join(sorted(_SCHEMA))}, files)")
+        if not isinstance(value, dict):
+            raise _fail(name, f"[{table}] must be a table")
+        if table == "probes":
+            continue
+        for key, item in value.items():
+            expected = _SCHEMA[table].get(key)
+            if expected is None:
+                known = ", ".join(sorted(_SCHEMA[table]))
+                raise _fail(name, f"unknown key '{key}' in [{table}] (known: {known})")
+            # TOML booleans are Python ints: reject `cpus = true` explicitly.
+            if not isinstance(item, expected) or isinstance(item, bool):
+                raise _fail(name, f"[{table}] {key} must be a {expected.__name__}")
+
+
+def _choice(name: str, kind: type[enum.Enum], key: str, value: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+        raise _fail(name, f"{key} = {value!r} is not one of: {allowed}") from None
+
+
+def _relative(name: str, key: str, path: str) -> str:
+    pure = PurePosixPath(path)
+    if not path or pure.is_absolute() or ".." in pure.parts:
+        raise _fail(name, f"{key} {path!r} must be a relative path without '..'")
+    return str(pure)
+
+
+def _strings(name: str, key: str, items: list[Any]) -> tuple[str, ...]:
+    if not all(isinstance(i, str) and i for i in items):
+        raise _fail(name, f"{key} must be a list of non-empty strings")
+    return tuple(items)
+
+
+def _files(name: str, folder: Path, raw: list[Any]) -> tuple[FileSpec, ...]:
+    specs = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) - {"src", "dst", "mode"} or not {"src", "dst"} <= set(item):
+            raise _fail(name, f"[[files]] entry {i + 1} needs src and dst (and optional mode) only")
+        src = _relative(name, "[[files]] src", item["src"])
+        dst = _relative(name, "[[files]] dst", item["dst"])
+        if not (folder / src).is_file():
+            raise _fail(name, f"[[files]] src {src!r} does not exist in {folder}")
+        mode = item.get("mode", 0o644)
+        if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+            raise _fail(name, f"[[files]] mode of {src!r} must be an integer like 0o644")
+        specs.append(FileSpec(src, dst, mode))
+    return tuple(specs)
+
+
+def _probes(name: str, raw: dict[str, Any]) -> tuple[tuple[int, str], ...]:
+    out = []
+    for probe, code in raw.items():
+        if not isinstance(code, int) or isinstance(code, bool) or not 0x20 <= code <= 0x7F:
+            raise _fail(name, f"[probes] {probe} must be a code from 0x20 to 0x7f")
+        out.append((code, probe))
+    codes = [c for c, _ in out]
+    if len(set(codes)) != len(codes):
+        raise _fail(name, "[probes] uses one code twice")
+    return tuple(sorted(out))
+
+
+def parse_template(name: str, text: str, folder: Path, programs_available: set[str] | None = None) -> Template:
+    """Parse template TEXT (from FOLDER, for relative file paths) into a Template."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(name, f"not valid TOML: {exc}") from None
+    _check_tables(name, raw)
+    app, init, vm = raw.get("appliance", {}), raw.get("init", {}), raw.get("vm", {})
+    kernel = app.get("kernel", "debian")
+    if kernel not in _KERNELS:
+        raise _fail(name, f"kernel = {kernel!r} is not one of: {', '.join(_KERNELS)}")
+    programs = _strings(name, "[programs] build", raw.get("programs", {}).get("build", []))
+    if programs_available is not None:
+        for program in programs:
+            if program not in programs_available:
+                raise _fail(name, f"program {program!r} has no source in recipes/programs/")
+    memory, cpus = vm.get("memory_mib", 256), vm.get("cpus", 1)
+    if not 16 <= memory <= 65536 or not 1 <= cpus <= 64:
+        raise _fail(name, "[vm] memory_mib must be 16-65536 and cpus 1-64")
+    return Template(
+        name=name,
+        description=app.get("description", ""),
+        kernel=kernel,
+        compression=_choice(name, Compression, "compression", app.get("compression", "zstd")),
+        mounts=tuple(_choice(name, Mount, "[init] mounts", m) for m in _strings(name, "[init] mounts", init.get("mounts", ["proc", "sysfs", "devtmpfs"]))),
+        payload=_strings(name, "[init] payload", init.get("payload", [])),
+        after=_choice(name, AfterPayload, "[init] after", init.get("after", "poweroff")),
+        programs=programs,
+        files=_files(name, folder, raw.get("files", [])),
+        machine=_choice(name, Machine, "[vm] machine", vm.get("machine", "microvm")),
+        memory_mib=memory,
+        cpus=cpus,
+        cmdline=vm.get("cmdline", ""),
+        probes=_probes(name, raw.get("probes", {})),
+        folder=str(folder),
+    )
+
+
+def load_template(path: Path, programs_available: set[str] | None = None) -> Template:
+    if not path.is_file():
+        raise TemplateError(f"template {path} does not exist")
+    return parse_template(path.stem, path.read_text(), path.parent, programs_available)
+
+
+def find_template(name_or_path: str, templates_dir: Path) -> Path:
+    """Resolve a template given by name ("benchmark") or by path to a .toml file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml":
+        return candidate
+    path = templates_dir / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in templates_dir.glob("*.toml")))
+        raise TemplateError(f"no template named {name_or_path!r} in {templates_dir} (known: {known})")
+    return path

@@ -1,0 +1,114 @@
+"""The probe protocol of DESIGN.md and the parsers that turn QEMU output into events.
+
+An event is (name, host_time_ns, source). The trace channel reads QEMU's own
+timestamped `memory_region_ops_write` lines; two events are inferred from the same
+trace when no firmware probe exists (stock SeaBIOS or qboot): `fw_entry`, the first
+I/O write of a vCPU, and `kernel_entry`, the firmware's last fw_cfg write (the end of
+loading the kernel) before the guest's first probe. Inferred events carry the source
+"trace-inferred" so nobody mistakes them for real probes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PORT_KERNEL = 0xF4
+PORT_FIRMWARE = 0xF5
+
+
+@dataclass(frozen=True)
+class Probe:
+    port: int
+    code: int
+    name: str
+
+
+PROBES: tuple[Probe, ...] = (
+    Probe(PORT_FIRMWARE, 1, "fw_start"),
+    Probe(PORT_FIRMWARE, 5, "fw_do_boot"),
+    Probe(PORT_KERNEL, 2, "linux_start_fwcfg"),
+    Probe(PORT_KERNEL, 3, "linux_start_boot"),
+    Probe(PORT_KERNEL, 4, "linux_start_pvhboot"),
+    Probe(PORT_KERNEL, 6, "linux_start_kernel"),
+    Probe(PORT_KERNEL, 7, "linux_start_user"),
+    Probe(PORT_KERNEL, 0x10, "init_start"),
+    Probe(PORT_KERNEL, 0x11, "init_modules_loaded"),
+    Probe(PORT_KERNEL, 0x12, "init_root_mounted"),
+    Probe(PORT_KERNEL, 0x13, "payload_start"),
+    Probe(PORT_KERNEL, 0x14, "payload_end"),
+)
+USER_CODES = range(0x20, 0x80)
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    host_time_ns: int  # CLOCK_REALTIME, as QEMU's trace timestamps are
+    source: str
+
+
+def probe_table(user: tuple[tuple[int, str], ...] = ()) -> dict[tuple[int, int], str]:
+    """(port, code) -> name, the standard probes plus a template's user-defined ones."""
+    table = {(p.port, p.code): p.name for p in PROBES}
+    for code, name in user:
+        if code not in USER_CODES:
+            raise ValueError(f"user probe {name} has code {code:#x}, outside 0x20-0x7f")
+        table[(PORT_KERNEL, code)] = name
+    return table
+
+
+_TRACE_LINE = re.compile(
+    r"^\d+@(?P<sec>\d+)\.(?P<usec>\d{6}):memory_region_ops_write cpu (?P<cpu>-?\d+) mr \S+ "
+    r"addr (?P<addr>0x[0-9a-f]+) value (?P<value>0x[0-9a-f]+) size \d+ name '(?P<name>[^']*)'"
+)
+
+
+def parse_trace(text: str, table: dict[tuple[int, int], str]) -> list[Event]:
+    """Events from a QEMU `-trace memory_region_ops_write -msg timestamp=on` log."""
+    probes: list[Event] = []
+    first_io: int | None = None
+    fwcfg_writes: list[int] = []
+    for line in text.splitlines():
+        match = _TRACE_LINE.match(line)
+        if match is None:
+            continue
+        when = (int(match["sec"]) * 1_000_000 + int(match["usec"])) * 1000
+        if int(match["cpu"]) < 0:
+            continue  # QEMU itself (reset handlers), not the guest
+        if first_io is None:
+            first_io = when
+        region = match["name"]
+        if region.startswith("fwcfg"):
+            fwcfg_writes.append(when)
+        elif region == "isa-debugcon":
+            key = (int(match["addr"], 16), int(match["value"], 16))
+            name = table.get(key, f"unknown_{key[0]:#x}_{key[1]:#x}")
+            probes.append(Event(name, when, "trace"))
+    return _with_inferred(probes, first_io, fwcfg_writes)
+
+
+def _with_inferred(probes: list[Event], first_io: int | None, fwcfg: list[int]) -> list[Event]:
+    names = {e.name for e in probes}
+    inferred: list[Event] = []
+    if first_io is not None and "fw_start" not in names:
+        inferred.append(Event("fw_entry", first_io, "trace-inferred"))
+    if not names & {"linux_start_boot", "linux_start_pvhboot", "linux_start_fwcfg"}:
+        first_guest = min((e.host_time_ns for e in probes if e.name not in ("fw_start", "fw_do_boot")), default=None)
+        before = [t for t in fwcfg if first_guest is None or t < first_guest]
+        if before:
+            inferred.append(Event("kernel_entry", before[-1], "trace-inferred"))
+    return sorted(probes + inferred, key=lambda e: e.host_time_ns)
+
+
+_CONSOLE_PROBE = re.compile(r"appliance-probe: (?P<name>[A-Za-z0-9_]+) (?P<ns>\d+)\s*$")
+
+
+def parse_console_probes(text: str) -> list[tuple[str, int]]:
+    """Guest-side probe times: (name, CLOCK_BOOTTIME ns) from `appliance-probe:` lines."""
+    out = []
+    for line in text.splitlines():
+        match = _CONSOLE_PROBE.search(line)
+        if match:
+            out.append((match["name"], int(match["ns"])))
+    return out

@@ -1,0 +1,64 @@
+"""The one place that runs external programs.
+
+Every subprocess of the package goes through `run()` (or `find_tool()` for programs
+started elsewhere, like QEMU): argv lists only, the command logged at debug level, and a
+typed error carrying argv, exit code and stderr. A missing program names its package.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from .errors import ToolFailed, ToolMissing
+
+log = logging.getLogger(__name__)
+
+# Which Debian package provides each external program we use.
+PACKAGES: dict[str, str] = {
+    "qemu-system-x86_64": "qemu-system-x86",
+    "diet": "dietlibc-dev",
+    "gcc": "gcc",
+    "strip": "binutils",
+    "apt-get": "apt",
+    "apt-cache": "apt",
+    "dpkg-deb": "dpkg",
+    "dpkg-query": "dpkg",
+    "cpio": "cpio",
+    "mke2fs": "e2fsprogs",
+}
+
+
+def find_tool(name: str) -> str:
+    """Return the path of program NAME, or raise ToolMissing naming its package."""
+    path = shutil.which(name)
+    if path is None:
+        package = PACKAGES.get(name, name)
+        raise ToolMissing(f"{name} not found: install it with `apt-get install {package}`")
+    return path
+
+
+def run(
+    argv: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run argv to completion; return its output or raise ToolFailed/ToolMissing."""
+    exe = find_tool(argv[0]) if os.sep not in argv[0] else argv[0]
+    full = [exe, *argv[1:]]
+    log.debug("run: %s", " ".join(full))
+    try:
+        done = subprocess.run(
+            full, cwd=cwd, env=env, timeout=timeout, capture_output=True, text=True,
+            stdin=subprocess.DEVNULL, check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ToolFailed(full, -1, f"timed out after {timeout} s") from exc
+    if done.returncode != 0:
+        raise ToolFailed(full, done.returncode, done.stderr or done.stdout)
+    return done

@@ -1,0 +1,130 @@
+"""QEMU as a child process: argv built as data, and a wrapper that never leaves orphans.
+
+`argv()` is pure. `Qemu` starts the process with PR_SET_PDEATHSIG (so QEMU dies even if
+we are killed with SIGKILL), waits on a pidfd with a deadline, and on any exit path
+(timeout, Ctrl-C, exception) ends it by PID: SIGTERM, then SIGKILL. It reaps the child
+itself with wait4() to get QEMU's own max RSS.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import select
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .bundle import Bundle
+from .errors import BootError
+from .machines import profile
+from .probes import PORT_FIRMWARE, PORT_KERNEL
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class BootFiles:
+    """Where one boot's host-side outputs go."""
+
+    console: Path
+    trace: Path
+
+
+def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles) -> list[str]:
+    """The full QEMU command line for one traced boot of BUNDLE."""
+    manifest = bundle.manifest
+    args = [
+        qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
+        *profile(bundle.machine).qemu_args,
+        "-accel", accel, "-cpu", "max" if accel == "tcg" else "host",
+        "-m", str(manifest.get("memory_mib", 256)), "-smp", str(manifest.get("cpus", 1)),
+        "-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", bundle.cmdline,
+        "-chardev", f"file,id=console,path={files.console}", "-serial", "chardev:console",
+    ]
+    for port in (PORT_KERNEL, PORT_FIRMWARE):
+        args += ["-chardev", f"null,id=probe{port:x}", "-device", f"isa-debugcon,iobase={port:#x},chardev=probe{port:x}"]
+    args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
+    return args
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the parent dies, whatever kills it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@dataclass
+class Exit:
+    returncode: int
+    exec_ns: int  # CLOCK_REALTIME just before the process was started
+    exit_ns: int  # CLOCK_REALTIME when the exit was seen
+    max_rss_kib: int
+    stderr: str
+
+
+class Qemu:
+    """One QEMU process; use as a context manager so it is always ended."""
+
+    def __init__(self, argv: list[str], stderr_path: Path) -> None:
+        self.argv = argv
+        self.stderr_path = stderr_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.exec_ns = 0
+
+    def __enter__(self) -> Qemu:
+        log.debug("qemu: %s", " ".join(self.argv))
+        with open(self.stderr_path, "wb") as err:
+            self.exec_ns = time.time_ns()
+            self.process = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                preexec_fn=_die_with_parent, close_fds=True,
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def wait(self, deadline: float, on_tick: object = None) -> Exit:
+        """Wait until QEMU exits or DEADLINE (time.monotonic()) passes (BootError)."""
+        assert self.process is not None
+        fd = os.pidfd_open(self.pid)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BootError("timed out")
+                ready, _, _ = select.select([fd], [], [], min(remaining, 0.1))
+                if callable(on_tick):
+                    on_tick()
+                if ready:
+                    exit_ns = time.time_ns()
+                    break
+        finally:
+            os.close(fd)
+        _, status, usage = os.wait4(self.pid, 0)
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        return Exit(self.process.returncode, self.exec_ns, exit_ns, usage.ru_maxrss,
+                    self.stderr_path.read_text(errors="replace"))
+
+    def kill(self) -> None:
+        """End QEMU if it still runs: SIGTERM, then SIGKILL after 2 s. Reaps it."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        try:
+            process.terminate()
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,139 @@
+"""Builder functions for the SCons recipes, and the build's resolved configuration.
+
+SCons decides *when* a target is out of date; these functions say *what* it is. Each
+builder is `make_x(target, source, env)`; `BuildConfig.action()` wraps one so that an
+ApplianceError prints a single `error:` line and fails the build, with no traceback.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__, bundle, guestprog, initramfs, kernel
+from .config import Template, find_template, load_template
+from .errors import ApplianceError
+from .machines import profile
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "rootfs_templates"
+PROGRAMS = ROOT / "recipes" / "programs"
+LOCK = ROOT / "recipes" / "kernel" / "debian.lock"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    template: Template
+    own_kernel: str  # KERNEL=..., or "" for the template's kernel
+    source_date_epoch: int
+
+    def kernel_signature(self) -> str:
+        return self.own_kernel or LOCK.read_text()
+
+    def kernel_files(self) -> kernel.KernelFiles:
+        if self.own_kernel:
+            return kernel.own_kernel(Path(self.own_kernel))
+        return kernel.fetch_debian(kernel.read_lock(LOCK))
+
+    def action(self, name: str) -> Any:
+        from SCons.Action import Action  # only inside SCons
+
+        return Action(_guarded(BUILDERS[name]), f"{name.replace('_', ' ')} -> $TARGET")
+
+
+Builder = Callable[[BuildConfig, list[Any], list[Any]], None]
+
+
+def _guarded(builder: Builder) -> Callable[[list[Any], list[Any], Any], int]:
+    """An SCons action running BUILDER: an ApplianceError becomes one line and a failure.
+
+    The closure holds only the builder function, whose code is stable, so SCons' action
+    signature stays the same from run to run; the configuration comes from env and its
+    content reaches SCons as Value() sources of each target."""
+
+    def run(target: list[Any], source: list[Any], env: Any) -> int:
+        try:
+            builder(env["APPLIANCE"], target, source)
+        except ApplianceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+
+    return run
+
+
+def available_programs() -> set[str]:
+    return {p.stem for p in PROGRAMS.glob("*.c")} - {"init"}
+
+
+def configure(env: Any) -> BuildConfig:
+    """Resolve the build's configuration from SCons options, or exit with one line."""
+    from SCons.Script import Exit
+
+    try:
+        path = find_template(env["TEMPLATE"], TEMPLATES)
+        template = load_template(path, available_programs())
+        epoch = int(env["SOURCE_DATE_EPOCH"])
+    except ApplianceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        Exit(2)
+    except ValueError:
+        print("error: SOURCE_DATE_EPOCH must be a whole number of seconds", file=sys.stderr)
+        Exit(2)
+    return BuildConfig(template, env["KERNEL"], epoch)
+
+
+def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    size = guestprog.compile_static(Path(str(source[0])), Path(str(target[0])))
+    print(f"  {Path(str(target[0])).name}: {size} bytes (static, stripped)")
+
+
+def copy_kernel(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    files = config.kernel_files()
+    out = Path(str(target[0]))
+    tmp = out.with_name(".kernel.tmp")
+    shutil.copyfile(files.image, tmp)
+    tmp.replace(out)
+
+
+def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    template = config.template
+    built = {Path(str(s)).name: Path(str(s)).read_bytes() for s in source if "build/programs/" in str(s)}
+    init = built.pop("init")
+    data, raw_size = initramfs.build(template, init, built, config.source_date_epoch)
+    out = Path(str(target[0]))
+    from .fsutil import atomic_write
+
+    atomic_write(out, data)
+    print(f"  initrd: {len(data)} bytes {template.compression.value} ({raw_size} uncompressed), init {len(init)} bytes")
+
+
+def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    template = config.template
+    folder = Path(str(target[0])).parent
+    files = config.kernel_files()
+    cmdline = " ".join(filter(None, (profile(template.machine).cmdline, "panic=-1", template.cmdline)))
+    build = {
+        "template": template.to_dict(),
+        "kernel": {"release": files.release, "source": config.own_kernel and "KERNEL" or LOCK.name,
+                   "lock": None if config.own_kernel else kernel.read_lock(LOCK).__dict__},
+        "source_date_epoch": config.source_date_epoch,
+        "tools": {"appliance": __version__, **guestprog.toolchain_versions()},
+        "compression": template.compression.value,
+    }
+    data = bundle.manifest(folder, name=template.name, cmdline=cmdline, machine=template.machine,
+                           memory_mib=template.memory_mib, cpus=template.cpus,
+                           user_probes=template.probes, build=build)
+    bundle.write(folder, data)
+    print(f"  bundle {folder} ready")
+
+
+BUILDERS: dict[str, Builder] = {
+    "compile_program": compile_program,
+    "copy_kernel": copy_kernel,
+    "make_initrd": make_initrd,
+    "make_bundle": make_bundle,
+}

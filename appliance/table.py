@@ -1,0 +1,39 @@
+"""Plain-text tables of results, for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .phases import PHASE_NAMES
+
+PHASE_HELP = {
+    "qemu": "host exec -> first guest instruction",
+    "firmware": "firmware -> kernel entry",
+    "kernel": "kernel entry -> init_start",
+    "init": "init_start -> payload_start",
+    "payload": "payload_start -> payload_end",
+    "to_init": "host exec -> init_start",
+    "total": "host exec -> QEMU exit",
+}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def phase_table(summary: dict[str, Any]) -> str:
+    header = f"{'phase':<9} {'median':>9} {'95% CI of median':>19} {'mean':>9} {'stddev':>8} {'min':>9} {'max':>9} {'n':>3}  span"
+    lines = [header, "-" * len(header)]
+    for phase in PHASE_NAMES:
+        s = summary.get(phase)
+        if s is None:
+            continue
+        ci = s["ci95_median"]
+        ci_text = f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "(n<6)"
+        lines.append(f"{phase:<9} {_ms(s['median']):>9} {ci_text:>19} {_ms(s['mean']):>9} {_ms(s['stddev']):>8} "
+                     f"{_ms(s['min']):>9} {_ms(s['max']):>9} {s['n']:>3}  {PHASE_HELP[phase]}")
+    rss = summary.get("qemu_max_rss_kib")
+    if rss:
+        lines.append(f"QEMU max RSS: median {rss['median'] / 1024:.1f} MiB")
+    lines.append("times in ms")
+    return "\n".join(lines)

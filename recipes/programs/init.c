@@ -1,0 +1,190 @@
+/* appliance init: PID 1 of every appliance, in the spirit of bslinit.
+ *
+ * It emits the boot probes, mounts what /etc/appliance/init.conf asks, runs the payload
+ * (from the kernel command line's appliance_payload=, else from init.conf), reaps every
+ * zombie, and then powers the machine off. QEMU runs with -no-reboot, so when power-off
+ * is not available (no ACPI) a reboot() ends QEMU just as well.
+ * Signals: SIGTERM and SIGUSR1 power off, SIGINT (Ctrl-Alt-Del) reboots.
+ *
+ * init.conf, one directive per line, words separated by single spaces:
+ *   mount TYPE TARGET       e.g. "mount proc /proc"
+ *   payload ARGV0 [ARG...]
+ *   after poweroff|reboot
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include "probe.h"
+
+#define CONF "/etc/appliance/init.conf"
+#define MAX_WORDS 32
+
+static volatile sig_atomic_t stop_request; /* 1: power off, 2: reboot */
+static char conf[4096];
+static char *payload[MAX_WORDS + 1];
+static int want_reboot;
+
+static void say(const char *a, const char *b, const char *c)
+{
+	char line[256];
+	size_t len = 0;
+
+	put_str(line, &len, 200, "appliance-init: ");
+	put_str(line, &len, 200, a);
+	put_str(line, &len, 220, b);
+	put_str(line, &len, 240, c);
+	line[len++] = '\n';
+	write(2, line, len);
+}
+
+static void on_signal(int sig)
+{
+	stop_request = sig == SIGINT ? 2 : 1;
+}
+
+static void setup_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, 0);
+	sigaction(SIGUSR1, &sa, 0);
+	sigaction(SIGINT, &sa, 0);
+	reboot(RB_DISABLE_CAD); /* Ctrl-Alt-Del now sends us SIGINT */
+}
+
+/* Split S in place at single spaces into at most MAX words; returns the count. */
+static int split(char *s, char **words, int max)
+{
+	int n = 0;
+
+	while (*s && n < max) {
+		words[n++] = s;
+		while (*s && *s != ' ')
+			s++;
+		if (*s)
+			*s++ = 0;
+	}
+	words[n] = 0;
+	return n;
+}
+
+static void do_mount(char *type, char *target)
+{
+	mkdir(target, 0755);
+	if (mount(type, target, type, 0, 0) != 0 && errno != EBUSY)
+		say("mount failed: ", type, strerror(errno));
+}
+
+static void read_conf(void)
+{
+	char *line, *next, *words[MAX_WORDS + 1];
+	int fd = open(CONF, O_RDONLY), n;
+	ssize_t got;
+
+	if (fd < 0)
+		return;
+	got = read(fd, conf, sizeof(conf) - 1);
+	close(fd);
+	if (got <= 0)
+		return;
+	conf[got] = 0;
+	for (line = conf; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		n = split(line, words, MAX_WORDS);
+		if (n == 3 && !strcmp(words[0], "mount"))
+			do_mount(words[1], words[2]);
+		else if (n >= 2 && !strcmp(words[0], "payload"))
+			memcpy(payload, words + 1, (size_t)n * sizeof(char *));
+		else if (n == 2 && !strcmp(words[0], "after"))
+			want_reboot = !strcmp(words[1], "reboot");
+		else if (n > 0)
+			say("ignored config line: ", words[0], "");
+	}
+}
+
+/* Wait for PID, reaping every other zombie on the way; returns its wait status. */
+static int wait_for(pid_t pid)
+{
+	int status = 0, other;
+	pid_t got;
+
+	for (;;) {
+		got = wait(&other);
+		if (got == pid)
+			return other;
+		if (got < 0 && errno == EINTR && stop_request)
+			return -1;
+		if (got < 0 && errno == ECHILD)
+			return status;
+	}
+}
+
+static void run_payload(void)
+{
+	char code[16];
+	size_t len = 0;
+	int status;
+	pid_t pid;
+
+	probe(0x13, "payload_start");
+	pid = fork();
+	if (pid == 0) {
+		setsid();
+		execv(payload[0], payload);
+		say("cannot exec payload ", payload[0], strerror(errno));
+		_exit(127);
+	}
+	status = pid < 0 ? -1 : wait_for(pid);
+	probe(0x14, "payload_end");
+	if (status >= 0 && WIFEXITED(status)) {
+		put_u64(code, &len, (unsigned long long)WEXITSTATUS(status));
+		code[len] = 0;
+		say("payload exited with status ", code, "");
+	} else {
+		say("payload did not exit normally", "", "");
+	}
+}
+
+static void power_off(void)
+{
+	sync();
+	kill(-1, SIGKILL);
+	/* Power-off without a power-off method halts the CPU and QEMU would wait forever;
+	 * ACPI in sysfs means the kernel has one. Otherwise reboot: -no-reboot exits. */
+	if (!want_reboot && stop_request != 2 && access("/sys/firmware/acpi", F_OK) == 0)
+		reboot(RB_POWER_OFF);
+	reboot(RB_AUTOBOOT);
+	for (;;)
+		pause();
+}
+
+int main(int argc, char **argv, char **envp)
+{
+	char *from_cmdline;
+
+	(void)argc;
+	(void)argv;
+	(void)envp;
+	probe_init();
+	probe(0x10, "init_start");
+	setup_signals();
+	read_conf();
+	from_cmdline = getenv("appliance_payload"); /* kernel passes unknown k=v to init */
+	if (from_cmdline && *from_cmdline)
+		split(from_cmdline, payload, MAX_WORDS);
+	if (payload[0] && !stop_request)
+		run_payload();
+	power_off();
+	return 0;
+}
