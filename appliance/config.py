@@ -172,6 +172,16 @@ def _probes(name: str, raw: dict[str, Any]) -> tuple[tuple[int, str], ...]:
     return tuple(sorted(out))
 
 
+def _check_payload(name: str, payload: tuple[str, ...], programs: tuple[str, ...], files: tuple[FileSpec, ...]) -> None:
+    """The payload must be an absolute guest path that the appliance itself provides."""
+    if not payload:
+        return
+    provided = {f"/bin/{p}" for p in programs} | {"/" + f.dst for f in files if f.mode & 0o111}
+    if payload[0] not in provided:
+        have = ", ".join(sorted(provided)) or "nothing executable"
+        raise _fail(name, f"[init] payload {payload[0]!r} is not in the appliance (it has: {have})")
+
+
 def parse_template(name: str, text: str, folder: Path, programs_available: set[str] | None = None) -> Template:
     """Parse template TEXT (from FOLDER, for relative file paths) into a Template."""
     try:
@@ -188,6 +198,9 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         for program in programs:
             if program not in programs_available:
                 raise _fail(name, f"program {program!r} has no source in recipes/programs/")
+    files = _files(name, folder, raw.get("files", []))
+    payload = _strings(name, "[init] payload", init.get("payload", []))
+    _check_payload(name, payload, programs, files)
     memory, cpus = vm.get("memory_mib", 256), vm.get("cpus", 1)
     if not 16 <= memory <= 65536 or not 1 <= cpus <= 64:
         raise _fail(name, "[vm] memory_mib must be 16-65536 and cpus 1-64")
@@ -197,10 +210,10 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         kernel=kernel,
         compression=_choice(name, Compression, "compression", app.get("compression", "zstd")),
         mounts=tuple(_choice(name, Mount, "[init] mounts", m) for m in _strings(name, "[init] mounts", init.get("mounts", ["proc", "sysfs", "devtmpfs"]))),
-        payload=_strings(name, "[init] payload", init.get("payload", [])),
+        payload=payload,
         after=_choice(name, AfterPayload, "[init] after", init.get("after", "poweroff")),
         programs=programs,
-        files=_files(name, folder, raw.get("files", [])),
+        files=files,
         machine=_choice(name, Machine, "[vm] machine", vm.get("machine", "microvm")),
         memory_mib=memory,
         cpus=cpus,

@@ -1,0 +1,69 @@
+from appliance.phases import EXEC, EXIT, derive
+from appliance.probes import Event, parse_console_probes, parse_trace, probe_table
+
+TABLE = probe_table(((0x20, "work_done"),))
+
+
+def line(usec: int, cpu: int, addr: int, value: int, name: str) -> str:
+    return (f"2746@1795236580.{usec:06d}:memory_region_ops_write cpu {cpu} mr 0x55570fe65800 "
+            f"addr {addr:#x} value {value:#x} size 1 name '{name}'")
+
+
+TRACE = "\n".join([
+    line(100, -1, 0xFEE00000, 0, "apic-msi"),  # QEMU itself at reset: not the guest
+    line(159, 0, 0xCF8, 0x80000000, "io"),  # first guest I/O: firmware running
+    line(300, 0, 0x510, 0x19, "fwcfg"),
+    line(7432, 0, 0x518, 0x7B48, "fwcfg.dma"),  # last fw_cfg write: kernel loaded
+    "garbage line from somewhere else",
+    line(9000, 0, 0x70, 0x80, "rtc-index"),
+    line(400000, 0, 0xF4, 0x10, "isa-debugcon"),
+    line(401000, 0, 0xF4, 0x13, "isa-debugcon"),
+    line(420000, 0, 0xF4, 0x20, "isa-debugcon"),
+    line(430000, 0, 0xF4, 0x14, "isa-debugcon"),
+])
+
+
+def test_trace_gives_probes_and_inferred_boundaries():
+    events = parse_trace(TRACE, TABLE)
+    assert [(e.name, e.source) for e in events] == [
+        ("fw_entry", "trace-inferred"), ("kernel_entry", "trace-inferred"), ("init_start", "trace"),
+        ("payload_start", "trace"), ("work_done", "trace"), ("payload_end", "trace")]
+    assert events[0].host_time_ns == 1795236580_000159_000
+    assert events[1].host_time_ns == 1795236580_007432_000
+
+
+def test_real_firmware_probes_replace_inference():
+    trace = TRACE + "\n" + "\n".join([line(150, 0, 0xF5, 1, "isa-debugcon"), line(8000, 0, 0xF4, 3, "isa-debugcon")])
+    names = [e.name for e in parse_trace(trace, TABLE)]
+    assert "fw_entry" not in names and "kernel_entry" not in names
+    assert names[:2] == ["fw_start", "linux_start_boot"]
+
+
+def test_unknown_code_is_kept_under_its_own_name():
+    names = [e.name for e in parse_trace(line(5, 0, 0xF4, 0x55, "isa-debugcon"), TABLE)]
+    assert "unknown_0xf4_0x55" in names
+
+
+def ms(name: str, t: float) -> Event:
+    return Event(name, int(t * 1e6), "trace")
+
+
+def test_phases_from_a_full_run():
+    events = [ms(EXEC, 0), ms("fw_entry", 30), ms("kernel_entry", 40), ms("init_start", 4040),
+              ms("payload_start", 4046), ms("payload_end", 4070), ms(EXIT, 4100)]
+    p = derive(events)
+    assert p == {"qemu": 30.0, "firmware": 10.0, "kernel": 4000.0, "init": 6.0, "payload": 24.0,
+                 "to_init": 4040.0, "total": 4100.0}
+
+
+def test_missing_probe_leaves_its_phase_missing_and_shifts_nothing():
+    events = [ms(EXEC, 0), ms("fw_entry", 30), ms("kernel_entry", 40), ms("payload_start", 4046),
+              ms("payload_end", 4070), ms(EXIT, 4100)]  # init_start lost
+    p = derive(events)
+    assert p["kernel"] is None and p["init"] is None and p["to_init"] is None
+    assert p["payload"] == 24.0 and p["firmware"] == 10.0
+
+
+def test_console_probe_lines():
+    text = "[ 1.2] x\nappliance-probe: init_start 1233837692\r\nnoise appliance-probe: work_done 1264630506\n"
+    assert parse_console_probes(text) == [("init_start", 1233837692), ("work_done", 1264630506)]
