@@ -1,0 +1,56 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCONS = str(Path(sys.executable).with_name("scons"))
+
+
+def scons(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SCONS, "-Q", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+def appliance(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "appliance", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def built():
+    """Build the benchmark and minimal bundles once; return {template: bundle dir}."""
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.fail("qemu-system-x86_64 is not installed: run ./setup")
+    out = {}
+    for template in ("benchmark", "minimal"):
+        done = scons("appliance", f"TEMPLATE={template}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        out[template] = ROOT / "build" / template
+    return out
+
+
+@pytest.fixture
+def copy_bundle(built, tmp_path):
+    """A private copy of a bundle that a test may edit (its cmdline, its files)."""
+    def make(template: str) -> Path:
+        target = tmp_path / template
+        shutil.copytree(built[template], target)
+        return target
+    return make
+
+
+def qemu_children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and "qemu-system" in stat:
+                found.append(int(entry))
+    return found

@@ -1,0 +1,129 @@
+"""Real boots under QEMU/TCG: what the guest did, and every way a boot can fail."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from appliance import accel, bundle, measure
+from appliance.proc import find_tool
+from tests.conftest import ROOT, appliance, qemu_children_of
+
+pytestmark = pytest.mark.boot
+
+
+def test_benchmark_boot_emits_probes_in_order_with_plausible_times(built):
+    run = measure.boot(bundle.load(built["benchmark"]), find_tool("qemu-system-x86_64"), "tcg", 120)
+    names = [e.name for e in run.events]
+    expected = ["qemu_exec", "fw_entry", "kernel_entry", "init_start", "payload_start", "work_done",
+                "payload_end", "qemu_exit"]
+    assert names == expected
+    times = [e.host_time_ns for e in run.events]
+    assert times == sorted(times)
+    p = run.phases
+    assert 1 < p["qemu"] < 2000 and 0 < p["firmware"] < 2000
+    assert 100 < p["kernel"] < 60000  # a distro kernel under TCG: seconds
+    assert 0 < p["init"] < 1000 and 0 < p["payload"] < 5000
+    assert p["total"] > p["to_init"] > p["kernel"]
+    # the guest's own clock agrees in order, and the payload really ran
+    guest = [name for name, _ in run.console_probes]
+    assert guest == ["init_start", "payload_start", "work_done", "payload_end"]
+    assert run.payload_status == 0 and run.max_rss_kib > 10_000
+
+
+def test_minimal_boot_has_init_but_no_payload(built):
+    run = measure.boot(bundle.load(built["minimal"]), find_tool("qemu-system-x86_64"), "tcg", 120)
+    names = [e.name for e in run.events]
+    assert "init_start" in names and "payload_start" not in names
+    assert run.phases["payload"] is None and run.phases["kernel"] > 100
+
+
+def test_bench_writes_results_with_statistics(built, tmp_path):
+    out = tmp_path / "r.json"
+    done = appliance("bench", str(built["minimal"]), "-n", "2", "--warmup", "1", "--accel", "tcg", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["complete"] is True and doc["failed_runs"] == 0 and doc["accel"]["used"] == "tcg"
+    assert [r["warmup"] for r in doc["runs"]] == [True, False, False]
+    kernel = doc["summary"]["kernel"]
+    assert kernel["n"] == 2 and kernel["min"] <= kernel["median"] <= kernel["max"]
+    assert doc["host"]["qemu_version"].startswith("QEMU emulator")
+    assert "kernel" in done.stdout and "to_init" in done.stdout
+    stats = appliance("stats", str(out))
+    assert stats.returncode == 0 and stats.stdout.splitlines()[2].split()[0] == "qemu"
+
+
+def set_cmdline(folder, extra):
+    manifest = json.loads((folder / "bundle.json").read_text())
+    manifest["cmdline"] += " " + extra
+    (folder / "bundle.json").write_text(json.dumps(manifest))
+
+
+def test_kernel_panic_is_reported_with_console_tail(copy_bundle):
+    folder = copy_bundle("minimal")
+    set_cmdline(folder, "rdinit=/no/such/init")
+    done = appliance("run", str(folder), "--accel", "tcg")
+    assert done.returncode == 3
+    assert "error: kernel panic: Kernel panic - not syncing" in done.stderr
+    assert "console tail:" in done.stderr
+
+
+def test_missing_payload_fails_the_boot(copy_bundle):
+    folder = copy_bundle("benchmark")
+    set_cmdline(folder, "appliance_payload=/bin/nothing")
+    done = appliance("run", str(folder), "--accel", "tcg")
+    assert done.returncode == 3
+    assert "payload failed: cannot exec payload /bin/nothing" in done.stderr
+
+
+def test_hang_times_out_and_kills_qemu(built):
+    start = time.monotonic()
+    done = appliance("run", str(built["minimal"]), "--accel", "tcg", "--timeout", "1.5")
+    assert done.returncode == 3
+    assert "did not finish within 1.5 s" in done.stderr
+    assert time.monotonic() - start < 30
+
+
+def test_tampered_bundle_is_refused(copy_bundle):
+    folder = copy_bundle("minimal")
+    (folder / "initrd").write_bytes(b"not an initrd")
+    done = appliance("run", str(folder), "--accel", "tcg")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: bundle {folder}: initrd has 13 bytes, manifest says "
+        f"{json.loads((folder / 'bundle.json').read_text())['files']['initrd']['size']}: rebuild it or fetch it again"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_no_qemu_and_marks_results_partial(built, tmp_path, sig):
+    out = tmp_path / "r.json"
+    bench = subprocess.Popen([sys.executable, "-m", "appliance", "bench", str(built["minimal"]), "-n", "5",
+                              "--accel", "tcg", "-o", str(out)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    children: list[int] = []
+    while not children and time.monotonic() < deadline:
+        time.sleep(0.2)
+        children = qemu_children_of(bench.pid)
+    assert children, "bench never started QEMU"
+    bench.send_signal(sig)
+    _, stderr = bench.communicate(timeout=30)
+    assert bench.returncode == 130
+    assert "interrupted" in stderr
+    for pid in children:
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        pytest.fail(f"QEMU {pid} still exists (state {state})")
+    assert json.loads(out.read_text())["complete"] is False
+
+
+def test_accel_auto_resolves_and_explains():
+    choice = accel.choose("auto", find_tool("qemu-system-x86_64"))
+    works, why = accel.kvm_works(find_tool("qemu-system-x86_64"))
+    assert choice.accel == ("kvm" if works else "tcg")
+    if not works:
+        assert choice.reason == f"KVM unusable: {why}"
