@@ -87,7 +87,7 @@ def _enum_value(value: object) -> object:
 
 
 # Known keys per table, with their expected types: anything else is an error.
-_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+_SCHEMA: dict[str, dict[str, type]] = {
     "appliance": {"description": str, "kernel": str, "compression": str},
     "init": {"mounts": list, "payload": list, "after": str},
     "programs": {"build": list},
@@ -127,7 +127,7 @@ def _choice(name: str, kind: type[enum.Enum], key: str, value: str) -> Any:
     try:
         return kind(value)
     except ValueError:
-        allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+        allowed = ", ".join(str(m.value) for m in kind)
         raise _fail(name, f"{key} = {value!r} is not one of: {allowed}") from None
 
 
@@ -198,6 +198,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         for program in programs:
             if program not in programs_available:
                 raise _fail(name, f"program {program!r} has no source in recipes/programs/")
+    mounts = _strings(name, "[init] mounts", init.get("mounts", ["proc", "sysfs", "devtmpfs"]))
     files = _files(name, folder, raw.get("files", []))
     payload = _strings(name, "[init] payload", init.get("payload", []))
     _check_payload(name, payload, programs, files)
@@ -209,7 +210,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         description=app.get("description", ""),
         kernel=kernel,
         compression=_choice(name, Compression, "compression", app.get("compression", "zstd")),
-        mounts=tuple(_choice(name, Mount, "[init] mounts", m) for m in _strings(name, "[init] mounts", init.get("mounts", ["proc", "sysfs", "devtmpfs"]))),
+        mounts=tuple(_choice(name, Mount, "[init] mounts", m) for m in mounts),
         payload=payload,
         after=_choice(name, AfterPayload, "[init] after", init.get("after", "poweroff")),
         programs=programs,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import __version__, bundle, guestprog, initramfs, kernel
 from .config import Template, find_template, load_template

@@ -7,7 +7,7 @@ from typing import Any
 from .phases import PHASE_NAMES
 
 PHASE_HELP = {
-    "qemu": "host exec -> first guest instruction",
+    "qemu": "host exec -> firmware start",
     "firmware": "firmware -> kernel entry",
     "kernel": "kernel entry -> init_start",
     "init": "init_start -> payload_start",

@@ -6,7 +6,7 @@ import pytest
 
 from appliance import accel, bundle
 from appliance.config import Machine
-from appliance.errors import BundleError, BootError
+from appliance.errors import BootError, BundleError
 from appliance.kernel import bzimage_version
 from appliance.measure import _check_console
 

@@ -1,0 +1,80 @@
+"""Benchmark: the default `benchmark` appliance against the `minimal` lower bound.
+
+Same kernel, same machine; boots interleaved (minimal, benchmark, minimal, ...) after one
+warm-up each so drift of this noisy machine hits both alike. Reports initrd sizes and the
+medians of the kernel phase (kernel entry -> init_start), to_init and total.
+
+    .venv/bin/python benchmarks/template_overhead.py -n 10 [--accel tcg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from appliance import accel, bundle, compress, cpio, measure  # noqa: E402
+from appliance.proc import find_tool  # noqa: E402
+from appliance.stats import summarize  # noqa: E402
+
+TEMPLATES = ("minimal", "benchmark")
+PHASES = ("kernel", "to_init", "total")
+
+
+def build(template: str) -> bundle.Bundle:
+    scons = str(Path(sys.executable).with_name("scons"))
+    subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return bundle.load(ROOT / "build" / template)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=10)
+    parser.add_argument("--accel", default="tcg", choices=("auto", "kvm", "tcg"))
+    args = parser.parse_args()
+    qemu = find_tool("qemu-system-x86_64")
+    choice = accel.choose(args.accel, qemu)
+    bundles = {t: build(t) for t in TEMPLATES}
+    samples: dict[str, dict[str, list[float]]] = {t: {p: [] for p in PHASES} for t in TEMPLATES}
+    for round_ in range(args.n + 1):
+        for t in TEMPLATES:
+            run = measure.boot(bundles[t], qemu, choice.accel, 120)
+            if round_ == 0:
+                continue  # warm-up
+            for p in PHASES:
+                value = run.phases[p]
+                assert value is not None, f"{t}: phase {p} missing"
+                samples[t][p].append(value)
+    print(f"accel: {choice.accel}; n = {args.n} boots each, interleaved, after 1 warm-up each\n")
+    print("| template | initrd (compressed) | initrd (cpio) | " + " | ".join(f"{p} median ms (95% CI)" for p in PHASES) + " |")
+    print("|---|---|---|" + "---|" * len(PHASES))
+    medians: dict[str, dict[str, float]] = {}
+    for t in TEMPLATES:
+        data = bundles[t].initrd.read_bytes()
+        raw = compress.decompress(data)
+        cpio.read(raw)  # proves it is a valid archive
+        cells = []
+        medians[t] = {}
+        for p in PHASES:
+            s = summarize(samples[t][p])
+            assert s is not None
+            medians[t][p] = s.median
+            ci = f"{s.ci95_median[0]:.1f}-{s.ci95_median[1]:.1f}" if s.ci95_median else "n/a"
+            cells.append(f"{s.median:.1f} ({ci})")
+        print(f"| {t} | {len(data)} B | {len(raw)} B | " + " | ".join(cells) + " |")
+    print()
+    for p in PHASES:
+        ratio = medians["benchmark"][p] / medians["minimal"][p]
+        print(f"- {p}: benchmark / minimal = {ratio:.4f} ({(ratio - 1) * 100:+.2f}%)")
+    kernel_ratio = medians["benchmark"]["kernel"] / medians["minimal"]["kernel"]
+    size = bundles["benchmark"].initrd.stat().st_size
+    print(f"\ngoal: benchmark adds < 3% to kernel-to-init_start: {'met' if kernel_ratio < 1.03 else 'MISSED'}; "
+          f"initrd < 64 KiB: {'met' if size < 65536 else 'MISSED'} ({size} B)")
+
+
+if __name__ == "__main__":
+    main()
