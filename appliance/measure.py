@@ -32,6 +32,7 @@ class BootRun:
     console_probes: list[tuple[str, int]]
     max_rss_kib: int
     payload_status: int | None
+    console: str = ""
     warnings: list[str] = field(default_factory=list)
 
 
@@ -106,7 +107,7 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float,
                             "(Debian's qemu-system-x86 has it)")
         events = parse_trace(trace, bundle.probe_table)
     events = [Event(EXEC, done.exec_ns, "host"), *events, Event(EXIT, done.exit_ns, "host")]
-    run = BootRun(events, derive(events), parse_console_probes(console), done.max_rss_kib, payload_status)
+    run = BootRun(events, derive(events), parse_console_probes(console), done.max_rss_kib, payload_status, console)
     if not any(e.name == "init_start" for e in events):
         run.warnings.append("no init_start probe: the init never ran, or could not reach port 0xf4")
     return run

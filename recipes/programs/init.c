@@ -147,7 +147,9 @@ static void run_payload(void)
 	}
 	status = pid < 0 ? -1 : wait_for(pid);
 	probe(0x14, "payload_end");
-	if (status >= 0 && WIFEXITED(status)) {
+	if (stop_request) {
+		say(stop_request == 2 ? "reboot" : "power-off", " requested by signal; payload stopped", "");
+	} else if (status >= 0 && WIFEXITED(status)) {
 		put_u64(code, &len, (unsigned long long)WEXITSTATUS(status));
 		code[len] = 0;
 		say("payload exited with status ", code, "");

@@ -62,21 +62,17 @@ def set_cmdline(folder, extra):
     (folder / "bundle.json").write_text(json.dumps(manifest))
 
 
-def test_kernel_panic_is_reported_with_console_tail(copy_bundle):
-    folder = copy_bundle("minimal")
-    set_cmdline(folder, "rdinit=/no/such/init")
+@pytest.mark.parametrize("template, extra, message", [
+    ("minimal", "rdinit=/no/such/init", "error: kernel panic: Kernel panic - not syncing"),
+    ("benchmark", "appliance_payload=/bin/nothing", "error: payload failed: cannot exec payload /bin/nothing"),
+])
+def test_guest_failure_is_one_error_line_with_console_tail(copy_bundle, template, extra, message):
+    folder = copy_bundle(template)
+    set_cmdline(folder, extra)
     done = appliance("run", str(folder), "--accel", "tcg")
     assert done.returncode == 3
-    assert "error: kernel panic: Kernel panic - not syncing" in done.stderr
+    assert message in done.stderr
     assert "console tail:" in done.stderr
-
-
-def test_missing_payload_fails_the_boot(copy_bundle):
-    folder = copy_bundle("benchmark")
-    set_cmdline(folder, "appliance_payload=/bin/nothing")
-    done = appliance("run", str(folder), "--accel", "tcg")
-    assert done.returncode == 3
-    assert "payload failed: cannot exec payload /bin/nothing" in done.stderr
 
 
 def test_hang_times_out_and_kills_qemu(built):
@@ -127,3 +123,29 @@ def test_accel_auto_resolves_and_explains():
     assert choice.accel == ("kvm" if works else "tcg")
     if not works:
         assert choice.reason == f"KVM unusable: {why}"
+
+
+@pytest.fixture(scope="module")
+def signal_bundles(built, tmp_path_factory):
+    """One bundle per signal: a payload that sends it to PID 1 and then waits."""
+    from tests.conftest import scons
+
+    out = {}
+    for sig in ("TERM", "USR1", "INT"):
+        template = tmp_path_factory.mktemp("t") / f"signal-{sig.lower()}.toml"
+        template.write_text(f'[init]\npayload = ["/bin/signal-init", "{sig}"]\n[programs]\nbuild = ["signal-init"]\n'
+                            '[vm]\ncmdline = "quiet"\n')
+        done = scons("appliance", f"TEMPLATE={template}")
+        assert done.returncode == 0, done.stderr
+        out[sig] = ROOT / "build" / template.stem
+    return out
+
+
+@pytest.mark.parametrize("sig, action", [("TERM", "power-off"), ("USR1", "power-off"), ("INT", "reboot")])
+def test_init_stops_the_machine_on_signal(signal_bundles, sig, action):
+    run = measure.boot(bundle.load(signal_bundles[sig]), find_tool("qemu-system-x86_64"), "tcg", 120, echo=None)
+    names = [e.name for e in run.events]
+    assert names[-3:] == ["payload_start", "payload_end", "qemu_exit"]  # QEMU ended by itself
+    assert run.payload_status is None
+    assert f"appliance-init: {action} requested by signal; payload stopped" in run.console
+    assert ("reboot: Restarting system" if action == "reboot" else "reboot: Power down") in run.console
