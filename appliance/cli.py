@@ -161,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stats)
     p = verbs.add_parser("demo", help="build the default appliance, bench it, print the phases")
     bench_options(p)
-    p.set_defaults(func=cmd_demo, n=5)
+    p.set_defaults(func=cmd_demo, n=6)  # the smallest n with a 95% CI of the median
     p = verbs.add_parser("doctor", help="check the tools and KVM this machine has")
     p.set_defaults(func=cmd_doctor)
     p = verbs.add_parser("kernel-lock", help="pin the newest Debian 6.1 kernel in recipes/kernel/debian.lock")

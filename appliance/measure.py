@@ -22,6 +22,7 @@ from .probes import Event, parse_console_probes, parse_trace
 
 _PANIC = re.compile(r"Kernel panic - not syncing:.*|BUG: kernel NULL pointer.*")
 _PAYLOAD = re.compile(r"appliance-init: (payload exited with status (\d+)|cannot exec payload.*|payload did not exit normally)")
+_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ")  # what -msg timestamp=on puts before errors
 TAIL_LINES = 15
 
 
@@ -97,7 +98,7 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float,
         watch.poll()
         console = files.console.read_text(errors="replace") if files.console.exists() else ""
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            last = _STAMP.sub("", (done.stderr.strip().splitlines() or ["no output"])[-1])
             raise BootError(f"QEMU exited with status {done.returncode}: {last}\n  command: {' '.join(argv)}",
                             tail(console))
         payload_status = _check_console(console)

@@ -125,11 +125,22 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         "tools": {"appliance": __version__, **guestprog.toolchain_versions()},
         "compression": template.compression.value,
     }
+    build["initrd"] = _initrd_facts(folder / "initrd")
     data = bundle.manifest(folder, name=template.name, cmdline=cmdline, machine=template.machine,
                            memory_mib=template.memory_mib, cpus=template.cpus,
                            user_probes=template.probes, build=build)
     bundle.write(folder, data)
     print(f"  bundle {folder} ready")
+
+
+def _initrd_facts(path: Path) -> dict[str, Any]:
+    """Sizes recorded in bundle.json: the initrd's, and each program's in it."""
+    from . import compress, cpio
+
+    raw = compress.decompress(path.read_bytes())
+    members = cpio.read(raw)
+    return {"uncompressed_bytes": len(raw),
+            "programs": {e.path: len(e.data) for e in members if e.path == "init" or e.path.startswith("bin/")}}
 
 
 BUILDERS: dict[str, Builder] = {

@@ -51,6 +51,7 @@ def test_bench_writes_results_with_statistics(built, tmp_path):
     kernel = doc["summary"]["kernel"]
     assert kernel["n"] == 2 and kernel["min"] <= kernel["median"] <= kernel["max"]
     assert doc["host"]["qemu_version"].startswith("QEMU emulator")
+    assert doc["runs"][1]["qemu_max_rss_kib"] > 10_000
     assert "kernel" in done.stdout and "to_init" in done.stdout
     stats = appliance("stats", str(out))
     assert stats.returncode == 0 and stats.stdout.splitlines()[2].split()[0] == "qemu"
@@ -73,6 +74,27 @@ def test_guest_failure_is_one_error_line_with_console_tail(copy_bundle, template
     assert done.returncode == 3
     assert message in done.stderr
     assert "console tail:" in done.stderr
+
+
+def test_qemu_that_cannot_start_reports_its_error(copy_bundle):
+    folder = copy_bundle("minimal")
+    manifest = json.loads((folder / "bundle.json").read_text())
+    manifest["cpus"] = 100000
+    (folder / "bundle.json").write_text(json.dumps(manifest))
+    done = appliance("run", str(folder), "--accel", "tcg")
+    assert done.returncode == 3
+    assert "error: QEMU exited with status 1: qemu-system-x86_64: Invalid SMP CPUs 100000" in done.stderr
+    assert "command: " in done.stderr and "-smp 100000" in done.stderr
+
+
+def test_accel_kvm_when_kvm_is_broken_is_one_clear_line(built):
+    if accel.kvm_works(find_tool("qemu-system-x86_64"))[0]:
+        pytest.skip("KVM works on this host")
+    done = appliance("run", str(built["minimal"]), "--accel", "kvm")
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --accel kvm: KVM is not usable: ")
+    assert lines[0].endswith("use --accel tcg or auto")
 
 
 def test_hang_times_out_and_kills_qemu(built):

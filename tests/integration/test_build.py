@@ -23,6 +23,9 @@ def test_bundle_contents(built):
     assert names["dev/console"].kind == "chardev"
     assert names["init"].data.startswith(b"\x7fELF")
     assert b"payload /bin/bench" in names["etc/appliance/init.conf"].data
+    sizes = manifest["build"]["initrd"]["programs"]
+    assert sizes["init"] == len(names["init"].data) and 1000 < sizes["init"] < 32768
+    assert sizes["bin/bench"] == len(names["bin/bench"].data)
 
 
 def test_noop_rebuild_does_nothing(built):
