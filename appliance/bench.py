@@ -5,25 +5,41 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import hostfacts, measure, results
+from . import hostfacts, measure, perf, results
 from .accel import AccelChoice
 from .bundle import Bundle
-from .errors import BootError
+from .errors import ApplianceError, BootError
+from .qemu import Channel
 
 Progress = Callable[[int, int, float], None]
 
 
 def tty_progress(done: int, total: int, elapsed: float) -> None:
-    """A one-line progress indicator on stderr, only when it is a terminal."""
+    """A one-line progress bar on stderr, only when it is a terminal."""
     if not sys.stderr.isatty():
         return
     eta = elapsed / done * (total - done) if done else 0.0
+    filled = int(30 * done / total)
     end = "\n" if done == total else ""
-    sys.stderr.write(f"\rboots {done}/{total}  elapsed {elapsed:.0f}s  eta {eta:.0f}s {end}")
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] boots {done}/{total}  "
+                     f"elapsed {elapsed:.0f}s  eta {eta:.0f}s {end}")
     sys.stderr.flush()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to measure: the channel, how many boots, and what to do on failure."""
+
+    channel: Channel = Channel.TRACE
+    n: int = 10
+    warmup: int = 1
+    timeout: float = 120.0
+    keep_going: bool = False
+    paired_trace: bool = False  # exit channel only: trace the same boots too (crosscheck)
 
 
 def bundle_facts(bundle: Bundle) -> dict[str, Any]:
@@ -33,28 +49,65 @@ def bundle_facts(bundle: Bundle) -> dict[str, Any]:
             "kernel_release": build.get("kernel", {}).get("release")}
 
 
-def bench(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, n: int, warmup: int, timeout: float,
-          keep_going: bool, out: Path, progress: Progress = tty_progress) -> dict[str, Any]:
+def check_channel(channel: Channel, accel: AccelChoice) -> None:
+    if channel is Channel.PERF:
+        ok, why = perf.available(accel.accel)
+        if not ok:
+            raise ApplianceError(f"the perf channel is not available here because {why}; use --channel trace")
+
+
+class Session:
+    """Boots of one bundle through one channel; used by bench, compare and crosscheck."""
+
+    def __init__(self, bundle: Bundle, qemu_path: str, accel: AccelChoice, plan: Plan) -> None:
+        check_channel(plan.channel, accel)
+        self.bundle, self.qemu_path, self.accel, self.plan = bundle, qemu_path, accel, plan
+        self.runs: list[dict[str, Any]] = []
+        self.exit_probes: list[str] | None = None
+
+    def boot(self, warmup: bool) -> None:
+        """One measured run (several boots for the exit channel), recorded in self.runs."""
+        plan, index = self.plan, len(self.runs)
+        started = time.monotonic()
+        try:
+            if plan.channel is Channel.EXIT:
+                if self.exit_probes is None:
+                    self.exit_probes = measure.discover_probes(self.bundle, self.qemu_path, self.accel.accel, plan.timeout)
+                run = measure.boot_exit(self.bundle, self.qemu_path, self.accel.accel, plan.timeout, self.exit_probes,
+                                        plan.paired_trace)
+            else:
+                run = measure.boot(self.bundle, self.qemu_path, self.accel.accel, plan.timeout, channel=plan.channel)
+        except BootError as exc:
+            self.runs.append(results.run_record(index, warmup, None, str(exc), exc.console_tail))
+            if not plan.keep_going:
+                raise BootError(f"{plan.channel.value} channel, boot {index + 1}: {exc}", exc.console_tail) from None
+            return
+        overhead = (time.monotonic() - started) * 1e3 - run.qemu_lifetime_ms
+        self.runs.append(results.run_record(index, warmup, run, overhead_ms=overhead))
+
+    def document(self, complete: bool, host: dict[str, Any]) -> dict[str, Any]:
+        plan = self.plan
+        settings = {"n": plan.n, "warmup": plan.warmup, "timeout_s": plan.timeout, "channel": plan.channel.value,
+                    "exit_probes": self.exit_probes}
+        return results.document(host=host, accel={"used": self.accel.accel, "reason": self.accel.reason},
+                                bundle=bundle_facts(self.bundle), settings=settings, runs=self.runs,
+                                complete=complete)
+
+
+def bench(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, plan: Plan, out: Path,
+          progress: Progress = tty_progress) -> dict[str, Any]:
     """Run WARMUP + N boots; write the results to OUT (partial ones too) and return them."""
     host = hostfacts.collect(qemu_path)
-    runs: list[dict[str, Any]] = []
+    session = Session(bundle, qemu_path, accel, plan)
     complete = False
     started = time.monotonic()
-    settings = {"n": n, "warmup": warmup, "timeout_s": timeout, "channel": "trace"}
+    total = plan.warmup + plan.n
     try:
-        for index in range(warmup + n):
-            is_warmup = index < warmup
-            try:
-                run = measure.boot(bundle, qemu_path, accel.accel, timeout)
-                runs.append(results.run_record(index, is_warmup, run))
-            except BootError as exc:
-                runs.append(results.run_record(index, is_warmup, None, str(exc), exc.console_tail))
-                if not keep_going:
-                    raise
-            progress(index + 1, warmup + n, time.monotonic() - started)
+        for index in range(total):
+            session.boot(warmup=index < plan.warmup)
+            progress(index + 1, total, time.monotonic() - started)
         complete = True
     finally:
-        doc = results.document(host=host, accel={"used": accel.accel, "reason": accel.reason},
-                               bundle=bundle_facts(bundle), settings=settings, runs=runs, complete=complete)
+        doc = session.document(complete, host)
         results.write(out, doc)
     return doc

@@ -11,12 +11,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, accel, bench, bundle, kernel, measure, results, table
+from . import __version__, accel, bench, bundle, compare, doctor, hostfacts, kernel, measure, results, table
 from .errors import ApplianceError, BootError, Interrupted
 from .proc import find_tool
+from .qemu import Channel
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = """examples:
@@ -24,6 +26,9 @@ EXAMPLES = """examples:
   appliance build minimal                 scons appliance TEMPLATE=minimal -> build/minimal/
   appliance run build/benchmark           boot once, streaming the console
   appliance bench build/benchmark -n 10   warm-up + 10 boots -> results JSON and a phase table
+  appliance bench build/benchmark --channel exit    the NEMU method: one boot per probe
+  appliance compare build/minimal build/benchmark -n 10   interleaved A/B with CIs and p-values
+  appliance crosscheck build/benchmark --channels trace,exit -n 5
   appliance stats results.json            recompute and print the statistics of a results file
 """
 
@@ -44,9 +49,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     target = bundle.load(Path(args.bundle))
-    choice = accel.choose(args.accel, _qemu())
-    _warn_accel(choice)
-    run = measure.boot(target, _qemu(), choice.accel, args.timeout, echo=sys.stdout)
+    choice = _accel(args)
+    channel = Channel(args.channel)
+    if channel is Channel.EXIT:
+        raise ApplianceError("`run` boots once; the exit channel needs a boot per probe: use `appliance bench --channel exit`")
+    bench.check_channel(channel, choice)
+    run = measure.boot(target, _qemu(), choice.accel, args.timeout, echo=sys.stdout, channel=channel)
     print()
     for name, value in run.phases.items():
         print(f"{name:<9} {'-' if value is None else f'{value:.1f} ms'}")
@@ -58,19 +66,33 @@ def _warn_accel(choice: accel.AccelChoice) -> None:
         print(f"warning: using TCG: {choice.reason}", file=sys.stderr)
 
 
-def _bench(bundle_path: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    target = bundle.load(bundle_path)
+def _plan(args: argparse.Namespace) -> bench.Plan:
+    if args.n < 1 or args.warmup < 0:
+        raise ApplianceError("-n must be at least 1 and --warmup at least 0")
+    return bench.Plan(Channel(args.channel), args.n, args.warmup, args.timeout, args.keep_going)
+
+
+def _accel(args: argparse.Namespace) -> accel.AccelChoice:
     choice = accel.choose(args.accel, _qemu())
     _warn_accel(choice)
-    print(f"benchmarking {bundle_path} ({target.machine.value}, {choice.accel}): "
-          f"{args.warmup} warm-up + {args.n} boots", file=sys.stderr)
-    doc = bench.bench(target, qemu_path=_qemu(), accel=choice, n=args.n, warmup=args.warmup,
-                      timeout=args.timeout, keep_going=args.keep_going, out=out)
-    print(table.phase_table(doc["summary"]))
-    if doc["failed_runs"]:
-        print(f"{doc['failed_runs']} boot(s) failed; see 'runs' in {out}", file=sys.stderr)
+    return choice
+
+
+def _bench(bundle_path: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    target = bundle.load(bundle_path)
+    choice, plan = _accel(args), _plan(args)
+    print(f"benchmarking {bundle_path} ({target.machine.value}, {choice.accel}, channel {plan.channel.value}): "
+          f"{plan.warmup} warm-up + {plan.n} boots", file=sys.stderr)
+    doc = bench.bench(target, qemu_path=_qemu(), accel=choice, plan=plan, out=out)
+    _print_results(doc)
     print(f"results: {out}")
     return doc
+
+
+def _print_results(doc: dict[str, Any]) -> None:
+    print(table.phase_table(doc["summary"]))
+    for reason, count in doc.get("failures", {}).items():
+        print(f"{count} boot(s) failed: {reason}", file=sys.stderr)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -81,10 +103,75 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     doc = results.read(Path(args.results))
-    fresh = results.summary(doc["runs"])
-    if not doc.get("complete", False):
-        print("note: this results file is partial (the run set was interrupted)", file=sys.stderr)
-    print(table.phase_table(fresh))
+    sides = {"A": doc["a"], "B": doc["b"]} if "comparison" in doc else {"": doc}
+    for label, side in sides.items():
+        if label:
+            print(f"{label}: {side['bundle']['path']}")
+        if not side.get("complete", False):
+            print("note: this results file is partial (the run set was interrupted)", file=sys.stderr)
+        print(table.phase_table(results.summary(side["runs"])))
+    if "comparison" in doc:
+        print(compare.comparison_table(compare.compare(doc["a"]["runs"], doc["b"]["runs"], doc["comparison"]["confidence"])))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Boot A and B interleaved (A B A B ...) and compare them phase by phase."""
+    choice, plan = _accel(args), _plan(args)
+    qemu = _qemu()
+    host = hostfacts.collect(qemu)
+    sessions = [bench.Session(bundle.load(Path(p)), qemu, choice, plan) for p in (args.a, args.b)]
+    out = Path(args.output or "compare.json")
+    complete = False
+    started = time.monotonic()
+    total = 2 * (plan.warmup + plan.n)
+    try:
+        for index in range(plan.warmup + plan.n):
+            for number, session in enumerate(sessions):
+                session.boot(warmup=index < plan.warmup)
+                bench.tty_progress(2 * index + number + 1, total, time.monotonic() - started)
+        complete = True
+    finally:
+        a, b = (s.document(complete, host) for s in sessions)
+        result = compare.compare(a["runs"], b["runs"], args.confidence)
+        results.write(out, {"format": results.FORMAT, "complete": complete, "order": "ABAB", "a": a, "b": b,
+                            "comparison": result})
+    print(f"A: {args.a}\nB: {args.b}")
+    print(compare.comparison_table(result))
+    print(f"results: {out}")
+    return 0
+
+
+def cmd_crosscheck(args: argparse.Namespace) -> int:
+    """Measure one bundle through several channels, interleaved, and report disagreement."""
+    choice, plan = _accel(args), _plan(args)
+    qemu = _qemu()
+    target = bundle.load(Path(args.bundle))
+    channels = [Channel(c) for c in args.channels.split(",")]
+    if len(channels) < 2:
+        raise ApplianceError("--channels needs at least two channels, e.g. trace,exit")
+    # Exit boots are traced too, so the two channels can also be compared within one boot.
+    sessions = {c.value: bench.Session(target, qemu, choice, bench.Plan(c, plan.n, plan.warmup, plan.timeout,
+                                                                         plan.keep_going, c is Channel.EXIT))
+                for c in channels}
+    host = hostfacts.collect(qemu)
+    out = Path(args.output or "crosscheck.json")
+    complete = False
+    try:
+        for index in range(plan.warmup + plan.n):
+            for session in sessions.values():
+                session.boot(warmup=index < plan.warmup)
+        complete = True
+    finally:
+        docs = {name: s.document(complete, host) for name, s in sessions.items()}
+        check = compare.crosscheck({name: d["summary"] for name, d in docs.items()})
+        if "exit" in docs:
+            check["paired_exit_trace"] = compare.paired_disagreement(docs["exit"]["runs"])
+        results.write(out, {"format": results.FORMAT, "complete": complete, "channels": docs, "crosscheck": check})
+    print(compare.crosscheck_table(check))
+    if "paired_exit_trace" in check:
+        print(compare.paired_table(check["paired_exit_trace"]))
+    print(f"results: {out}")
     return 0
 
 
@@ -106,23 +193,10 @@ def cmd_kernel_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    checks: list[tuple[bool, str]] = []
-    for tool in ("qemu-system-x86_64", "diet", "gcc", "strip", "apt-get", "dpkg-deb"):
-        try:
-            checks.append((True, f"{tool}: {find_tool(tool)}"))
-        except ApplianceError as exc:
-            checks.append((False, str(exc)))
-    qemu = shutil.which("qemu-system-x86_64")
-    if qemu:
-        events = subprocess.run([qemu, "-trace", "help"], capture_output=True, text=True, check=False).stdout
-        checks.append(("memory_region_ops_write" in events,
-                       "QEMU trace event memory_region_ops_write available" if "memory_region_ops_write" in events
-                       else "QEMU lacks the memory_region_ops_write trace event: install Debian's qemu-system-x86"))
-        works, why = accel.kvm_works(qemu)
-        checks.append((True, f"KVM {'usable' if works else 'not usable (TCG will be used)'}: {why}"))
-    for ok, line in checks:
+    found = doctor.checks()
+    for ok, line in found:
         print(f"[{'ok' if ok else 'FAIL'}] {line}")
-    return 0 if all(ok for ok, _ in checks) else 1
+    return 0 if all(ok for ok, _ in found) else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,6 +210,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                        help="auto: KVM if it really runs a guest, else TCG with a warning")
         p.add_argument("--timeout", type=float, default=120.0, help="seconds per boot before it counts as hung")
+        p.add_argument("--channel", choices=[c.value for c in Channel], default="trace",
+                       help="how probe times reach the host (default trace)")
 
     def bench_options(p: argparse.ArgumentParser) -> None:
         boot_options(p)
@@ -156,6 +232,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="results JSON (default results-<bundle>.json)")
     bench_options(p)
     p.set_defaults(func=cmd_bench)
+    p = verbs.add_parser("compare", help="boot two bundles interleaved and compare their phases")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("-o", "--output", help="results JSON (default compare.json)")
+    p.add_argument("--confidence", type=float, default=0.95, help="family-wise confidence (default 0.95)")
+    bench_options(p)
+    p.set_defaults(func=cmd_compare)
+    p = verbs.add_parser("crosscheck", help="measure one bundle through several channels and compare them")
+    p.add_argument("bundle")
+    p.add_argument("--channels", default="trace,exit", help="comma-separated, the first is the reference")
+    p.add_argument("-o", "--output", help="results JSON (default crosscheck.json)")
+    bench_options(p)
+    p.set_defaults(func=cmd_crosscheck, n=5)
     p = verbs.add_parser("stats", help="recompute statistics from a results JSON")
     p.add_argument("results")
     p.set_defaults(func=cmd_stats)

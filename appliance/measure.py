@@ -1,14 +1,15 @@
-"""One measured boot: start QEMU on a bundle, watch the console, turn output into events.
+"""Measured boots: start QEMU on a bundle, watch the console, turn output into events.
 
-A boot succeeds when QEMU exits by itself with status 0, the console shows no kernel
-panic and the payload (if any) exited 0. Anything else is a BootError carrying the
-console's tail, so the user sees what the guest last said.
+A boot succeeds when QEMU exits as the channel expects (status 0, or the isa-debug-exit
+status of the awaited probe), the console shows no kernel panic and the payload (if any)
+exited 0. Anything else is a BootError carrying the console's tail.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,9 @@ from . import qemu
 from .bundle import Bundle
 from .errors import BootError
 from .phases import EXEC, EXIT, derive
-from .probes import Event, parse_console_probes, parse_trace
+from .probes import PORT_KERNEL, Event, parse_console_probes, parse_trace
+from .qemu import Channel
+from .serial import ConsoleClock, probe_events, uart_cost_us_per_char
 
 _PANIC = re.compile(r"Kernel panic - not syncing:.*|BUG: kernel NULL pointer.*")
 _PAYLOAD = re.compile(r"appliance-init: (payload exited with status (\d+)|cannot exec payload.*|payload did not exit normally)")
@@ -34,11 +37,24 @@ class BootRun:
     max_rss_kib: int
     payload_status: int | None
     console: str = ""
+    qemu_lifetime_ms: float = 0.0  # summed over the boots of this run (several for `exit`)
+    uart_us_per_char: float | None = None
+    paired_trace_ms: dict[str, float] = field(default_factory=dict)  # exit boots traced too: probe -> ms
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class RawBoot:
+    done: qemu.Exit
+    console: str
+    trace: str
+    lines: list[tuple[int, str]]  # (host arrival ns, line), serial and perf channels
+    argv: list[str]
+    perf_data: Path
+
+
 class ConsoleWatch:
-    """Follows the console log while QEMU runs, optionally echoing it to a stream."""
+    """Follows a console log file while QEMU runs, optionally echoing it to a stream."""
 
     def __init__(self, path: Path, echo: IO[str] | None) -> None:
         self.path = path
@@ -77,38 +93,117 @@ def _check_console(console: str) -> int | None:
     return status
 
 
-def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float,
-         echo: IO[str] | None = None, keep_dir: Path | None = None) -> BootRun:
-    """Boot BUNDLE once and measure it. Raises BootError on any failure."""
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Channel, work: Path,
+         echo: IO[str] | None, exit_probe: str | None = None, trace: bool = False) -> RawBoot:
+    """Start QEMU, wait for it within TIMEOUT, and collect what it left behind."""
+    files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data")
+    argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace)
+    piped = channel in (Channel.SERIAL, Channel.PERF)
+    watch = ConsoleWatch(files.console, None if piped else echo)
+    with qemu.Qemu(argv, work / "qemu.stderr", stdout_pipe=piped) as vm:
+        clock = None
+        if piped:
+            assert vm.process is not None and vm.process.stdout is not None
+            clock = ConsoleClock(vm.process.stdout.fileno(), files.console, echo)
+            reader = threading.Thread(target=clock.run, daemon=True)
+            reader.start()
+        try:
+            done = vm.wait(time.monotonic() + timeout, on_tick=watch.poll)
+        except BootError:
+            vm.kill()
+            console = _read(files.console)
+            _check_console(console)  # a panic that ended in a hang says more than "timeout"
+            raise BootError(f"guest did not finish within {timeout:g} s (hang?); QEMU was killed",
+                            tail(console)) from None
+        if clock is not None:
+            reader.join(timeout=5)
+    watch.poll()
+    return RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf)
+
+
+def _failed_start(raw: RawBoot) -> BootError:
+    last = _STAMP.sub("", (raw.done.stderr.strip().splitlines() or ["no output"])[-1])
+    return BootError(f"QEMU exited with status {raw.done.returncode}: {last}\n  command: {' '.join(raw.argv)}",
+                     tail(raw.console))
+
+
+def _events(raw: RawBoot, bundle: Bundle, channel: Channel) -> list[Event]:
+    if channel is Channel.TRACE:
+        if "memory_region_ops_write" not in raw.trace:
+            raise BootError("QEMU wrote no trace events: it needs the 'log' trace backend "
+                            "(Debian's qemu-system-x86 has it)")
+        return parse_trace(raw.trace, bundle.probe_table)
+    if channel is Channel.SERIAL:
+        return probe_events(raw.lines)
+    from .perf import parse_perf_script  # only reached where perf and KVM exist
+
+    return parse_perf_script(raw.perf_data, bundle.probe_table)
+
+
+def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[str] | None = None,
+         channel: Channel = Channel.TRACE, keep_dir: Path | None = None) -> BootRun:
+    """Boot BUNDLE once, measured through CHANNEL (not `exit`: see boot_exit)."""
+    if channel is Channel.EXIT:
+        raise ValueError("the exit channel needs one boot per probe: use boot_exit()")
     with tempfile.TemporaryDirectory(prefix="appliance-boot-") as tmp:
         work = keep_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        files = qemu.BootFiles(work / "console.log", work / "trace.log")
-        argv = qemu.argv(qemu_path, bundle, accel, files)
-        watch = ConsoleWatch(files.console, echo)
-        with qemu.Qemu(argv, work / "qemu.stderr") as vm:
-            try:
-                done = vm.wait(time.monotonic() + timeout, on_tick=watch.poll)
-            except BootError:
-                vm.kill()
-                console = files.console.read_text(errors="replace") if files.console.exists() else ""
-                _check_console(console)  # a panic that ended in a hang says more than "timeout"
-                raise BootError(f"guest did not finish within {timeout:g} s (hang?); QEMU was killed",
-                                tail(console)) from None
-        watch.poll()
-        console = files.console.read_text(errors="replace") if files.console.exists() else ""
-        if done.returncode != 0:
-            last = _STAMP.sub("", (done.stderr.strip().splitlines() or ["no output"])[-1])
-            raise BootError(f"QEMU exited with status {done.returncode}: {last}\n  command: {' '.join(argv)}",
-                            tail(console))
-        payload_status = _check_console(console)
-        trace = files.trace.read_text(errors="replace") if files.trace.exists() else ""
-        if "memory_region_ops_write" not in trace:
-            raise BootError("QEMU wrote no trace events: it needs the 'log' trace backend "
-                            "(Debian's qemu-system-x86 has it)")
-        events = parse_trace(trace, bundle.probe_table)
+        raw = _run(bundle, qemu_path, accel, timeout, channel, work, echo)
+        if raw.done.returncode != 0:
+            raise _failed_start(raw)
+        payload_status = _check_console(raw.console)
+        events = _events(raw, bundle, channel)
+    done = raw.done
     events = [Event(EXEC, done.exec_ns, "host"), *events, Event(EXIT, done.exit_ns, "host")]
-    run = BootRun(events, derive(events), parse_console_probes(console), done.max_rss_kib, payload_status, console)
+    run = BootRun(events, derive(events), parse_console_probes(raw.console), done.max_rss_kib, payload_status,
+                  raw.console, (done.exit_ns - done.exec_ns) / 1e6,
+                  uart_cost_us_per_char(raw.lines) if raw.lines else None)
     if not any(e.name == "init_start" for e in events):
         run.warnings.append("no init_start probe: the init never ran, or could not reach port 0xf4")
     return run
+
+
+def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes: list[str],
+              paired_trace: bool = False) -> BootRun:
+    """The exit channel (NEMU's method): one boot per probe, each ended by that probe.
+
+    A probe's time is the QEMU process lifetime from exec to the exit it caused, so the
+    events of one run come from different boots, placed on the first boot's exec time.
+    PAIRED_TRACE also traces each boot, giving the same probe's trace time in the same
+    boot: the only comparison of the two channels free of boot-to-boot variation."""
+    codes = {name: code for (port, code), name in bundle.probe_table.items() if port == PORT_KERNEL}
+    events: list[Event] = []
+    base = lifetime = 0.0
+    rss = 0
+    warnings = []
+    paired: dict[str, float] = {}
+    for name in probes:
+        with tempfile.TemporaryDirectory(prefix="appliance-exit-") as tmp:
+            raw = _run(bundle, qemu_path, accel, timeout, Channel.EXIT, Path(tmp), None, exit_probe=name,
+                       trace=paired_trace)
+        done = raw.done
+        traced = [e for e in parse_trace(raw.trace, bundle.probe_table) if e.name == name] if paired_trace else []
+        if traced:
+            paired[name] = (traced[0].host_time_ns - done.exec_ns) / 1e6
+        _check_console(raw.console)
+        base = base or done.exec_ns
+        lifetime += (done.exit_ns - done.exec_ns) / 1e6
+        rss = max(rss, done.max_rss_kib)
+        if done.returncode == (codes[name] << 1) | 1:
+            events.append(Event(name, int(base + done.exit_ns - done.exec_ns), "exit"))
+        elif done.returncode == 0:
+            warnings.append(f"probe {name} never fired: the guest finished without it")
+        else:
+            raise _failed_start(raw)
+    events = [Event(EXEC, int(base), "host"), *sorted(events, key=lambda e: e.host_time_ns)]
+    return BootRun(events, derive(events, anchored_only=True), [], rss, None, "", lifetime, None, paired, warnings)
+
+
+def discover_probes(bundle: Bundle, qemu_path: str, accel: str, timeout: float) -> list[str]:
+    """The guest-side probes a bundle emits, in order, from one serial boot."""
+    run = boot(bundle, qemu_path, accel, timeout, channel=Channel.SERIAL)
+    return [name for name, _ in run.console_probes]

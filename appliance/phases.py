@@ -16,7 +16,7 @@ FIRMWARE_START = ("fw_start", "fw_entry")
 KERNEL_START = ("linux_start_boot", "linux_start_pvhboot", "linux_start_fwcfg", "kernel_entry")
 
 PHASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
-    ("qemu", (EXEC,), FIRMWARE_START + KERNEL_START + ("linux_start_kernel", "init_start")),
+    ("qemu", (EXEC,), FIRMWARE_START + KERNEL_START + ("linux_start_kernel",)),
     ("firmware", FIRMWARE_START, KERNEL_START),
     ("kernel", KERNEL_START + ("linux_start_kernel",), ("init_start",)),
     ("init", ("init_start",), ("payload_start",)),
@@ -27,20 +27,37 @@ PHASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
 PHASE_NAMES = tuple(name for name, _, _ in PHASES)
 
 
-def _first(times: dict[str, int], candidates: tuple[str, ...]) -> int | None:
+def _first(times: dict[str, float], candidates: tuple[str, ...]) -> float | None:
     for name in candidates:
         if name in times:
             return times[name]
     return None
 
 
-def derive(events: list[Event]) -> dict[str, float | None]:
-    """Phase durations in milliseconds (None where a needed probe is missing)."""
-    times: dict[str, int] = {}
+def derive(events: list[Event], anchored_only: bool = False) -> dict[str, float | None]:
+    """Phase durations in milliseconds (None where a needed probe is missing).
+
+    ANCHORED_ONLY keeps just the phases that start at QEMU's exec: for the exit channel,
+    whose events come from different boots, a difference of two of them is no phase."""
+    times: dict[str, float] = {}
     for event in events:
-        times.setdefault(event.name, event.host_time_ns)  # a repeated probe: keep the first
+        times.setdefault(event.name, event.host_time_ns / 1e6)  # a repeated probe: keep the first
+    phases = from_times(times)
+    if anchored_only:
+        anchored = {name for name, starts, _ in PHASES if starts == (EXEC,)}
+        phases = {name: (value if name in anchored else None) for name, value in phases.items()}
+    return phases
+
+
+def from_times(times: dict[str, float], allow_negative: bool = False) -> dict[str, float | None]:
+    """Phases from probe times in ms (any origin), e.g. from per-probe medians.
+
+    ALLOW_NEGATIVE keeps end < start, for differences of biases rather than times."""
     phases: dict[str, float | None] = {}
     for name, starts, ends in PHASES:
         start, end = _first(times, starts), _first(times, ends)
-        phases[name] = None if start is None or end is None or end < start else (end - start) / 1e6
+        if start is None or end is None or (end < start and not allow_negative):
+            phases[name] = None
+        else:
+            phases[name] = end - start
     return phases

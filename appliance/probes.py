@@ -81,7 +81,7 @@ def parse_trace(text: str, table: dict[tuple[int, int], str]) -> list[Event]:
         region = match["name"]
         if region.startswith("fwcfg"):
             fwcfg_writes.append(when)
-        elif region == "isa-debugcon":
+        elif region in ("isa-debugcon", "isa-debug-exit"):
             key = (int(match["addr"], 16), int(match["value"], 16))
             name = table.get(key, f"unknown_{key[0]:#x}_{key[1]:#x}")
             probes.append(Event(name, when, "trace"))

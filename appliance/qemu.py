@@ -9,6 +9,7 @@ itself with wait4() to get QEMU's own max RSS.
 from __future__ import annotations
 
 import ctypes
+import enum
 import logging
 import os
 import select
@@ -28,28 +29,54 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 
 
+class Channel(enum.Enum):
+    """How probe times reach the host (shared/DESIGN.md, "Probe protocol")."""
+
+    TRACE = "trace"  # QEMU's timestamps of isa-debugcon writes
+    EXIT = "exit"  # isa-debug-exit: QEMU ends at the probe; its lifetime is the time
+    SERIAL = "serial"  # host arrival time of `appliance-probe:` console lines
+    PERF = "perf"  # perf record -e kvm:kvm_pio (KVM only)
+
+
 @dataclass(frozen=True)
 class BootFiles:
     """Where one boot's host-side outputs go."""
 
     console: Path
     trace: Path
+    perf: Path
 
 
-def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles) -> list[str]:
-    """The full QEMU command line for one traced boot of BUNDLE."""
+def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Channel = Channel.TRACE,
+         exit_probe: str | None = None, trace: bool = False) -> list[str]:
+    """The full command line for one boot of BUNDLE measured through CHANNEL.
+
+    TRACE adds QEMU's write trace to another channel, to measure one boot two ways."""
     manifest = bundle.manifest
+    cmdline = bundle.cmdline + (f" appliance_exit_probe={exit_probe}" if exit_probe else "")
     args = [
         qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
         *profile(bundle.machine).qemu_args,
         "-accel", accel, "-cpu", "max" if accel == "tcg" else "host",
         "-m", str(manifest.get("memory_mib", 256)), "-smp", str(manifest.get("cpus", 1)),
-        "-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", bundle.cmdline,
-        "-chardev", f"file,id=console,path={files.console}", "-serial", "chardev:console",
+        "-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", cmdline,
     ]
-    for port in (PORT_KERNEL, PORT_FIRMWARE):
-        args += ["-chardev", f"null,id=probe{port:x}", "-device", f"isa-debugcon,iobase={port:#x},chardev=probe{port:x}"]
-    args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
+    if channel in (Channel.SERIAL, Channel.PERF):  # console on stdout: we timestamp arrivals
+        args += ["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]
+    else:
+        args += ["-chardev", f"file,id=console,path={files.console}", "-serial", "chardev:console"]
+    if channel is Channel.TRACE:
+        for port in (PORT_KERNEL, PORT_FIRMWARE):
+            args += ["-chardev", f"null,id=probe{port:x}",
+                     "-device", f"isa-debugcon,iobase={port:#x},chardev=probe{port:x}"]
+    if channel is Channel.TRACE or trace:
+        args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
+    if channel is Channel.EXIT:
+        args += ["-device", f"isa-debug-exit,iobase={PORT_KERNEL:#x},iosize=1"]
+    elif channel is Channel.PERF:
+        from .perf import RECORD_ARGS
+
+        args = ["perf", *RECORD_ARGS, "-o", str(files.perf), "--", *args]
     return args
 
 
@@ -71,9 +98,10 @@ class Exit:
 class Qemu:
     """One QEMU process; use as a context manager so it is always ended."""
 
-    def __init__(self, argv: list[str], stderr_path: Path) -> None:
+    def __init__(self, argv: list[str], stderr_path: Path, stdout_pipe: bool = False) -> None:
         self.argv = argv
         self.stderr_path = stderr_path
+        self.stdout_pipe = stdout_pipe
         self.process: subprocess.Popen[bytes] | None = None
         self.exec_ns = 0
 
@@ -82,7 +110,7 @@ class Qemu:
         with open(self.stderr_path, "wb") as err:
             self.exec_ns = time.time_ns()
             self.process = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if self.stdout_pipe else err, stderr=err,
                 preexec_fn=_die_with_parent, close_fds=True,
             )
         return self

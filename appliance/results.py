@@ -1,26 +1,26 @@
 """Results JSON: raw per-run events and phases, plus summary statistics.
 
-Raw events are kept so any statistic can be recomputed later. A run set that was
-interrupted is written with "complete": false, never passed off as complete.
+Raw events are kept so any statistic can be recomputed later (`appliance stats`). A run
+set that was interrupted is written with "complete": false, never passed off as complete.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from .fsutil import atomic_write
 from .measure import BootRun
-from .phases import PHASE_NAMES
+from .phases import EXEC, PHASE_NAMES, from_times
 from .stats import summarize
 
 FORMAT = 1
 
 
 def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None = None,
-               console_tail: str = "") -> dict[str, Any]:
+               console_tail: str = "", overhead_ms: float | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {"index": index, "warmup": warmup, "ok": run is not None}
     if run is None:
         record.update(error=error, console_tail=console_tail)
@@ -32,30 +32,68 @@ def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None 
         phases_ms=run.phases,
         guest_probes=[{"name": n, "boottime_ns": ns} for n, ns in run.console_probes],
         qemu_max_rss_kib=run.max_rss_kib,
+        qemu_lifetime_ms=run.qemu_lifetime_ms,
+        runner_overhead_ms=overhead_ms,
+        uart_us_per_char=run.uart_us_per_char,
+        paired_trace_ms=run.paired_trace_ms or None,
         payload_status=run.payload_status,
         warnings=run.warnings,
     )
     return record
 
 
-def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-phase statistics over the counted (non-warm-up, successful) runs."""
-    counted = [r for r in runs if r["ok"] and not r["warmup"]]
-    out: dict[str, Any] = {}
-    for phase in PHASE_NAMES:
-        values = [r["phases_ms"][phase] for r in counted if r["phases_ms"].get(phase) is not None]
-        stats = summarize(values)
-        if stats is not None:
-            out[phase] = stats.to_dict()
-    rss = summarize([float(r["qemu_max_rss_kib"]) for r in counted])
-    if rss is not None:
-        out["qemu_max_rss_kib"] = asdict(rss)
+def _stats(counted: list[dict[str, Any]], values: list[float | None]) -> dict[str, Any] | None:
+    """Statistics of one figure across runs, with outliers named by run index."""
+    present = [(run["index"], v) for run, v in zip(counted, values, strict=True) if v is not None]
+    result = summarize([v for _, v in present])
+    if result is None:
+        return None
+    out = result.to_dict()
+    out["outliers"] = [present[i][0] for i in result.outliers]
     return out
+
+
+def probe_times(run: dict[str, Any]) -> dict[str, float]:
+    """Each probe's time from QEMU's exec, in ms (first occurrence)."""
+    times: dict[str, float] = {}
+    for event in run["events"]:
+        times.setdefault(event["name"], event["t_ms"])
+    return times
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Statistics over the counted (non-warm-up, successful) runs.
+
+    `phases` are per-run phase durations; `probes` are per-probe times from exec; and
+    `phases_from_probe_medians` are phases between those medians, the only phase figures
+    the exit channel can give (its probes come from different boots)."""
+    counted = [r for r in runs if r["ok"] and not r["warmup"]]
+    out: dict[str, Any] = {"phases": {}, "probes": {}}
+    for phase in PHASE_NAMES:
+        stats = _stats(counted, [r["phases_ms"].get(phase) for r in counted])
+        if stats is not None:
+            out["phases"][phase] = stats
+    names = [n for r in counted for n in probe_times(r) if n != EXEC]
+    for name in dict.fromkeys(names):
+        stats = _stats(counted, [probe_times(r).get(name) for r in counted])
+        if stats is not None:
+            out["probes"][name] = stats
+    medians = {name: s["median"] for name, s in out["probes"].items()}
+    out["phases_from_probe_medians"] = {k: v for k, v in from_times({EXEC: 0.0, **medians}).items() if v is not None}
+    for figure in ("qemu_max_rss_kib", "runner_overhead_ms", "uart_us_per_char"):
+        stats = _stats(counted, [r.get(figure) for r in counted])
+        if stats is not None:
+            out[figure] = stats
+    return out
+
+
+def failure_reasons(runs: list[dict[str, Any]]) -> dict[str, int]:
+    """How many boots failed, by the first line of their error."""
+    return dict(Counter(str(r["error"]).splitlines()[0] for r in runs if not r["ok"]))
 
 
 def document(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, Any], settings: dict[str, Any],
              runs: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
-    failed = [r for r in runs if not r["ok"]]
     return {
         "format": FORMAT,
         "complete": complete,
@@ -64,7 +102,8 @@ def document(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, A
         "bundle": bundle,
         "settings": settings,
         "runs": runs,
-        "failed_runs": len(failed),
+        "failed_runs": sum(not r["ok"] for r in runs),
+        "failures": failure_reasons(runs),
         "summary": summary(runs),
     }
 

@@ -1,13 +1,17 @@
 """Summary statistics for boot times, computed over every counted run.
 
-The 95% confidence interval of the median is distribution-free: the pair of order
-statistics whose coverage, from the binomial(n, 1/2) distribution, is at least 95%.
-It needs n >= 6; below that it is None rather than a made-up number.
+Two 95% intervals of the median are given: a percentile bootstrap (seeded, so the same
+data always gives the same interval), and the distribution-free pair of order statistics
+whose binomial(n, 1/2) coverage is at least 95% (it needs n >= 6; below that it is None
+rather than a made-up number). Outliers are flagged by Tukey's fences, never dropped.
+Comparisons use a bootstrap interval of the ratio of medians and a permutation test.
 """
 
 from __future__ import annotations
 
 import math
+import random
+import statistics
 from dataclasses import asdict, dataclass
 
 
@@ -20,7 +24,9 @@ class Summary:
     stddev: float | None  # sample standard deviation (n - 1); None for n < 2
     p95: float
     max: float
-    ci95_median: tuple[float, float] | None
+    ci95_median: tuple[float, float] | None  # bootstrap
+    ci95_median_order: tuple[float, float] | None  # order statistics (exact coverage)
+    outliers: tuple[int, ...]  # positions in the input that lie outside Tukey's fences
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -58,7 +64,61 @@ def median_ci(sorted_values: list[float], confidence: float = 0.95) -> tuple[flo
     return None
 
 
-def summarize(values: list[float]) -> Summary | None:
+BOOTSTRAP_ROUNDS = 2000
+
+
+def bootstrap_median_ci(values: list[float], confidence: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the median; None for fewer than 3 values."""
+    if len(values) < 3:
+        return None
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(BOOTSTRAP_ROUNDS))
+    tail = (1 - confidence) / 2
+    return (quantile(medians, tail), quantile(medians, 1 - tail))
+
+
+def ratio_ci(a: list[float], b: list[float], confidence: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
+    """Bootstrap interval of median(b) / median(a), resampling each side on its own."""
+    if len(a) < 3 or len(b) < 3:
+        return None
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(BOOTSTRAP_ROUNDS):
+        denominator = statistics.median(rng.choices(a, k=len(a)))
+        if denominator > 0:
+            ratios.append(statistics.median(rng.choices(b, k=len(b))) / denominator)
+    if not ratios:
+        return None
+    ratios.sort()
+    tail = (1 - confidence) / 2
+    return (quantile(ratios, tail), quantile(ratios, 1 - tail))
+
+
+def permutation_p(a: list[float], b: list[float], rounds: int = 5000, seed: int = 0) -> float:
+    """Two-sided permutation test p-value for a difference in medians."""
+    observed = abs(statistics.median(b) - statistics.median(a))
+    pooled = a + b
+    rng = random.Random(seed)
+    extreme = 0
+    for _ in range(rounds):
+        rng.shuffle(pooled)
+        left, right = pooled[: len(a)], pooled[len(a):]
+        if abs(statistics.median(right) - statistics.median(left)) >= observed - 1e-12:
+            extreme += 1
+    return (extreme + 1) / (rounds + 1)
+
+
+def outliers(values: list[float]) -> tuple[int, ...]:
+    """Positions of values beyond 1.5 interquartile ranges from the quartiles."""
+    if len(values) < 4:
+        return ()
+    ordered = sorted(values)
+    q1, q3 = quantile(ordered, 0.25), quantile(ordered, 0.75)
+    low, high = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+    return tuple(i for i, v in enumerate(values) if v < low or v > high)
+
+
+def summarize(values: list[float], seed: int = 0) -> Summary | None:
     if not values:
         return None
     ordered = sorted(values)
@@ -70,5 +130,7 @@ def summarize(values: list[float]) -> Summary | None:
         stddev=sample_stddev(ordered),
         p95=quantile(ordered, 0.95),
         max=ordered[-1],
-        ci95_median=median_ci(ordered),
+        ci95_median=bootstrap_median_ci(ordered, seed=seed),
+        ci95_median_order=median_ci(ordered),
+        outliers=outliers(values),
     )

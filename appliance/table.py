@@ -22,18 +22,27 @@ def _ms(value: float | None) -> str:
 
 
 def phase_table(summary: dict[str, Any]) -> str:
+    """Per-run phase statistics, then per-probe medians, RSS and the runner's overhead."""
     header = f"{'phase':<9} {'median':>9} {'95% CI of median':>19} {'mean':>9} {'stddev':>8} {'min':>9} {'max':>9} {'n':>3}  span"
     lines = [header, "-" * len(header)]
     for phase in PHASE_NAMES:
-        s = summary.get(phase)
+        s = summary["phases"].get(phase)
         if s is None:
             continue
         ci = s["ci95_median"]
-        ci_text = f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "(n<6)"
+        ci_text = f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "(n<3)"
         lines.append(f"{phase:<9} {_ms(s['median']):>9} {ci_text:>19} {_ms(s['mean']):>9} {_ms(s['stddev']):>8} "
                      f"{_ms(s['min']):>9} {_ms(s['max']):>9} {s['n']:>3}  {PHASE_HELP[phase]}")
-    rss = summary.get("qemu_max_rss_kib")
+    outliers = sorted({i for s in summary["phases"].values() for i in s["outliers"]})
+    if outliers:
+        lines.append(f"outlier runs (Tukey fences, kept in the statistics): {', '.join(map(str, outliers))}")
+    rss, overhead = summary.get("qemu_max_rss_kib"), summary.get("runner_overhead_ms")
     if rss:
         lines.append(f"QEMU max RSS: median {rss['median'] / 1024:.1f} MiB")
+    if overhead:
+        lines.append(f"runner overhead per boot (host time outside QEMU): median {overhead['median']:.1f} ms")
+    uart = summary.get("uart_us_per_char")
+    if uart:
+        lines.append(f"console cost: median {uart['median']:.1f} us per character")
     lines.append("times in ms")
     return "\n".join(lines)

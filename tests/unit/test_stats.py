@@ -4,7 +4,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appliance.stats import median_ci, quantile, sample_stddev, summarize
+from appliance.stats import (
+    bootstrap_median_ci,
+    median_ci,
+    outliers,
+    permutation_p,
+    quantile,
+    ratio_ci,
+    sample_stddev,
+    summarize,
+)
 
 
 def test_known_values():
@@ -12,7 +21,9 @@ def test_known_values():
     assert (s.n, s.min, s.max, s.median, s.mean) == (10, 1.0, 10.0, 5.5, 5.5)
     assert s.stddev == pytest.approx(3.0276503540974917)  # sample (n-1), not population
     assert s.p95 == pytest.approx(9.55)
-    assert s.ci95_median == (2.0, 9.0)  # order statistics 2 and 9 of 10: coverage 97.9%
+    assert s.ci95_median_order == (2.0, 9.0)  # order statistics 2 and 9 of 10: coverage 97.9%
+    assert s.ci95_median == summarize([4.0, 1.0, 3.0, 2.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]).ci95_median  # seeded
+    assert 1.0 <= s.ci95_median[0] < 5.5 < s.ci95_median[1] <= 10.0
 
 
 def test_variance_uses_every_run_not_the_last_one():
@@ -29,7 +40,7 @@ def test_large_close_values_keep_precision():
 def test_small_samples_are_honest():
     assert summarize([]) is None
     one = summarize([3.0])
-    assert one.stddev is None and one.ci95_median is None and one.median == 3.0
+    assert one.stddev is None and one.ci95_median is None and one.median == 3.0 and one.outliers == ()
     assert median_ci([1.0, 2.0, 3.0, 4.0, 5.0]) is None  # n=5 cannot reach 95%
     assert median_ci([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) == (1.0, 6.0)  # n=6: 96.9%
 
@@ -47,3 +58,29 @@ def test_property_against_statistics_module(values):
     assert s.min <= s.median <= s.max
     if s.ci95_median:
         assert s.ci95_median[0] <= s.median <= s.ci95_median[1]
+
+
+def test_bootstrap_is_seeded_and_brackets_the_median():
+    values = [10.0, 11.0, 12.0, 13.0, 50.0, 9.0, 11.5]
+    assert bootstrap_median_ci(values, seed=1) == bootstrap_median_ci(values, seed=1)
+    low, high = bootstrap_median_ci(values)
+    assert low <= statistics.median(values) <= high
+    assert bootstrap_median_ci([1.0, 2.0]) is None
+
+
+def test_ratio_and_permutation_find_a_real_difference_and_not_a_fake_one():
+    a = [100.0 + (i * 7) % 5 for i in range(12)]
+    b = [x * 1.10 for x in a]
+    low, high = ratio_ci(a, b)
+    assert 1.05 < low <= 1.10 <= high < 1.15
+    assert permutation_p(a, b) < 0.001
+    same_low, same_high = ratio_ci(a, list(reversed(a)))
+    assert same_low <= 1.0 <= same_high
+    assert permutation_p(a, list(reversed(a))) > 0.5
+
+
+def test_outliers_flagged_by_position_not_dropped():
+    values = [10.0, 11.0, 10.5, 10.2, 30.0, 10.8]
+    assert outliers(values) == (4,)
+    s = summarize(values)
+    assert s.outliers == (4,) and s.max == 30.0 and s.n == 6

@@ -1,0 +1,95 @@
+"""Event parsing for the serial, exit and perf channels, and their summaries."""
+
+from appliance import perf
+from appliance.compare import compare, crosscheck, verdict
+from appliance.phases import EXEC, derive
+from appliance.probes import Event, probe_table
+from appliance.results import run_record, summary
+from appliance.serial import probe_events, uart_cost_us_per_char
+
+MS = 1_000_000
+
+
+def test_serial_events_use_arrival_times_and_skip_other_lines():
+    lines = [(5 * MS, "[    1.0] booting"), (9 * MS, "appliance-probe: init_start 1233837692"),
+             (12 * MS, "appliance-probe: payload_start 1239524403")]
+    assert probe_events(lines) == [Event("init_start", 9 * MS, "serial"), Event("payload_start", 12 * MS, "serial")]
+
+
+def test_uart_cost_from_back_to_back_kernel_lines():
+    lines = []
+    host = 0
+    for i in range(40):
+        text = f"[    0.{100000 + i:06d}] " + "x" * 50  # logged 1 us apart, 65 characters each
+        host += 65 * 4_000  # arriving 4 us per character later
+        lines.append((host, text))
+    assert abs(uart_cost_us_per_char(lines) - 65 * 4 / 66) < 0.01
+    assert uart_cost_us_per_char(lines[:5]) is None  # too few pairs (a quiet boot)
+
+
+def test_perf_script_lines_become_probe_events():
+    text = """ 1795236580.123456789:  kvm:kvm_pio: pio_write at 0xf4 size 1 count 1 val 0x10
+ 1795236580.223456789:  kvm:kvm_pio: pio_write at 0x3f8 size 1 count 1 val 0x41
+ 1795236580.323456789:  kvm:kvm_pio: pio_write at 0xf5 size 1 count 1 val 0x1
+garbage"""
+    events = perf.parse(text, probe_table())
+    assert events == [Event("init_start", 1795236580_123456789, "perf"), Event("fw_start", 1795236580_323456789, "perf")]
+
+
+def test_perf_unavailable_under_tcg_says_why():
+    ok, why = perf.available("tcg")
+    assert not ok and "TCG" in why
+
+
+def test_exit_channel_keeps_only_exec_anchored_phases():
+    events = [Event(EXEC, 0, "host"), Event("init_start", 4500 * MS, "exit"), Event("payload_start", 4400 * MS, "exit")]
+    phases = derive(events, anchored_only=True)
+    assert phases["to_init"] == 4500.0 and phases["init"] is None and phases["kernel"] is None
+
+
+def fake_run(index, init_ms, payload_ms, warmup=False, drop=()):
+    from appliance.measure import BootRun
+
+    marks = {"qemu_exec": 0.0, "fw_entry": 30.0, "kernel_entry": 40.0, "init_start": init_ms,
+             "payload_start": init_ms + 6, "payload_end": init_ms + 6 + payload_ms, "qemu_exit": init_ms + 100}
+    events = [Event(n, int(t * MS), "trace") for n, t in marks.items() if n not in drop]
+    run = BootRun(events, derive(events), [], 200_000, 0, qemu_lifetime_ms=init_ms + 100)
+    return run_record(index, warmup, run, overhead_ms=12.0)
+
+
+def test_summary_counts_only_good_counted_runs_and_reports_missing_probes_honestly():
+    runs = [fake_run(0, 9999, 99, warmup=True)] + [fake_run(i, 4500 + i, 25) for i in range(1, 7)]
+    runs.append(fake_run(7, 4510, 25, drop=("init_start",)))
+    runs.append(run_record(8, False, None, "guest did not finish within 5 s", "tail"))
+    s = summary(runs)
+    assert s["phases"]["kernel"]["n"] == 6  # the run without init_start gives no kernel phase
+    assert s["phases"]["payload"]["n"] == 7
+    assert s["probes"]["init_start"]["median"] == 4503.5
+    # payload_start's median also counts run 7 (which lost init_start): 4510 - 4503.5
+    assert s["phases_from_probe_medians"]["init"] == 6.5
+    assert s["runner_overhead_ms"]["median"] == 12.0
+
+
+def test_compare_finds_the_slower_side_and_not_itself():
+    a = [fake_run(i, 4000 + 10 * (i % 3), 25) for i in range(8)]
+    b = [fake_run(i, 4400 + 10 * (i % 3), 25) for i in range(8)]
+    result = compare(a, b)
+    rows = {r["phase"]: r for r in result["rows"]}
+    assert rows["kernel"]["ratio"] > 1.09 and rows["kernel"]["verdict"].startswith("B is 10.")
+    assert "slower in kernel" in rows["kernel"]["verdict"]
+    assert rows["payload"]["verdict"] is None
+    assert all(r["verdict"] is None for r in compare(a, a)["rows"])
+    assert result["per_phase_level"] > 0.99  # Bonferroni over the compared phases
+
+
+def test_verdict_wording():
+    assert verdict("kernel", 0.88, (0.85, 0.91)) == "B is 12.0% faster in kernel, CI 9.0-15.0%"
+    assert verdict("kernel", 1.0, (0.95, 1.04)) is None
+
+
+def test_crosscheck_reports_differences_against_the_reference():
+    trace = summary([fake_run(i, 4500, 25) for i in range(5)])
+    exit_ = summary([fake_run(i, 4503, 25) for i in range(5)])
+    check = crosscheck({"trace": trace, "exit": exit_})
+    assert check["probes"]["init_start"]["exit_minus_trace"] == 3.0
+    assert check["phases"]["payload"]["exit_minus_trace"] == 0.0
