@@ -14,6 +14,7 @@ from .accel import AccelChoice
 from .bundle import Bundle
 from .errors import ApplianceError, BootError
 from .qemu import Channel
+from .tsc import runtime_cmdline
 
 Progress = Callable[[int, int, float], None]
 
@@ -88,7 +89,7 @@ class Session:
     def document(self, complete: bool, host: dict[str, Any]) -> dict[str, Any]:
         plan = self.plan
         settings = {"n": plan.n, "warmup": plan.warmup, "timeout_s": plan.timeout, "channel": plan.channel.value,
-                    "exit_probes": self.exit_probes}
+                    "exit_probes": self.exit_probes, "runtime_cmdline": runtime_cmdline(self.accel.accel)}
         return results.document(host=host, accel={"used": self.accel.accel, "reason": self.accel.reason},
                                 bundle=bundle_facts(self.bundle), settings=settings, runs=self.runs,
                                 complete=complete)

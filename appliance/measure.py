@@ -22,6 +22,7 @@ from .phases import EXEC, EXIT, derive
 from .probes import PORT_KERNEL, Event, parse_console_probes, parse_trace
 from .qemu import Channel
 from .serial import ConsoleClock, probe_events, uart_cost_us_per_char
+from .tsc import runtime_cmdline
 
 _PANIC = re.compile(r"Kernel panic - not syncing:.*|BUG: kernel NULL pointer.*")
 _PAYLOAD = re.compile(r"appliance-init: (payload exited with status (\d+)|cannot exec payload.*|payload did not exit normally)")
@@ -101,7 +102,7 @@ def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Ch
          echo: IO[str] | None, exit_probe: str | None = None, trace: bool = False) -> RawBoot:
     """Start QEMU, wait for it within TIMEOUT, and collect what it left behind."""
     files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data")
-    argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace)
+    argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace, runtime_cmdline(accel))
     piped = channel in (Channel.SERIAL, Channel.PERF)
     watch = ConsoleWatch(files.console, None if piped else echo)
     with qemu.Qemu(argv, work / "qemu.stderr", stdout_pipe=piped) as vm:

@@ -29,6 +29,7 @@ PACKAGES: dict[str, str] = {
     "dpkg-query": "dpkg",
     "cpio": "cpio",
     "mke2fs": "e2fsprogs",
+    "setpriv": "util-linux",
 }
 
 

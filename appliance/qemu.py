@@ -1,19 +1,20 @@
 """QEMU as a child process: argv built as data, and a wrapper that never leaves orphans.
 
-`argv()` is pure. `Qemu` starts the process with PR_SET_PDEATHSIG (so QEMU dies even if
-we are killed with SIGKILL), waits on a pidfd with a deadline, and on any exit path
-(timeout, Ctrl-C, exception) ends it by PID: SIGTERM, then SIGKILL. It reaps the child
-itself with wait4() to get QEMU's own max RSS.
+`argv()` is pure. `Qemu` starts the process under `setpriv --pdeathsig KILL` (so QEMU
+dies even if we are killed with SIGKILL; setpriv execs QEMU, keeping the PID), waits on
+a pidfd with a deadline, and on any exit path (timeout, Ctrl-C, exception) ends it by
+PID: SIGTERM, then SIGKILL. It reaps the child itself with wait4() for QEMU's max RSS.
+
+No Python runs between fork and exec (no preexec_fn): with a console reader thread
+alive, Python code in a forked child can deadlock on a lock another thread held.
 """
 
 from __future__ import annotations
 
-import ctypes
 import enum
 import logging
 import os
 import select
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,10 +24,9 @@ from .bundle import Bundle
 from .errors import BootError
 from .machines import profile
 from .probes import PORT_FIRMWARE, PORT_KERNEL
+from .proc import find_tool
 
 log = logging.getLogger(__name__)
-
-PR_SET_PDEATHSIG = 1
 
 
 class Channel(enum.Enum):
@@ -48,12 +48,13 @@ class BootFiles:
 
 
 def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Channel = Channel.TRACE,
-         exit_probe: str | None = None, trace: bool = False) -> list[str]:
+         exit_probe: str | None = None, trace: bool = False, extra_cmdline: str = "") -> list[str]:
     """The full command line for one boot of BUNDLE measured through CHANNEL.
 
     TRACE adds QEMU's write trace to another channel, to measure one boot two ways."""
     manifest = bundle.manifest
-    cmdline = bundle.cmdline + (f" appliance_exit_probe={exit_probe}" if exit_probe else "")
+    words = [bundle.cmdline, extra_cmdline, f"appliance_exit_probe={exit_probe}" if exit_probe else ""]
+    cmdline = " ".join(w for w in words if w)
     args = [
         qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
         *profile(bundle.machine).qemu_args,
@@ -80,10 +81,8 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
     return args
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGKILL when the parent dies, whatever kills it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+# `setpriv` (util-linux) with these arguments sets PR_SET_PDEATHSIG, then execs QEMU.
+DIE_WITH_PARENT = ("--pdeathsig", "KILL", "--")
 
 
 @dataclass
@@ -107,11 +106,12 @@ class Qemu:
 
     def __enter__(self) -> Qemu:
         log.debug("qemu: %s", " ".join(self.argv))
+        setpriv = find_tool("setpriv")
         with open(self.stderr_path, "wb") as err:
             self.exec_ns = time.time_ns()
             self.process = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if self.stdout_pipe else err, stderr=err,
-                preexec_fn=_die_with_parent, close_fds=True,
+                [setpriv, *DIE_WITH_PARENT, *self.argv], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if self.stdout_pipe else err, stderr=err, close_fds=True,
             )
         return self
 

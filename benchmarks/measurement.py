@@ -1,0 +1,72 @@
+"""Benchmark: how much the runner costs, how much boots vary, and whether channels agree.
+
+1. 20 traced boots of the default appliance: the runner's own overhead per boot (host
+   wall time of a boot outside the QEMU process) and each phase's run-to-run spread.
+2. The same bundle measured through trace, exit and serial, interleaved; exit boots are
+   traced too, so trace and exit are also compared within the same boots.
+
+    .venv/bin/python benchmarks/measurement.py [-n 20] [--pairs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from appliance import accel, bundle, compare, results  # noqa: E402
+from appliance.bench import Plan, Session  # noqa: E402
+from appliance.proc import find_tool  # noqa: E402
+from appliance.qemu import Channel  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=20)
+    parser.add_argument("--pairs", type=int, default=5, help="runs per channel in the cross-check")
+    args = parser.parse_args()
+    scons = str(Path(sys.executable).with_name("scons"))
+    subprocess.run([scons, "-Q", "appliance"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    qemu = find_tool("qemu-system-x86_64")
+    choice = accel.choose("tcg", qemu)
+    target = bundle.load(ROOT / "build" / "benchmark")
+
+    spread = Session(target, qemu, choice, Plan(Channel.TRACE, args.n, 1))
+    for index in range(args.n + 1):
+        spread.boot(warmup=index == 0)
+    summary = results.summary(spread.runs)
+    overhead, total = summary["runner_overhead_ms"], summary["phases"]["total"]
+    print(f"## Runner overhead and spread ({args.n} traced boots, TCG)\n")
+    print(f"- runner overhead per boot: median {overhead['median']:.1f} ms (max {overhead['max']:.1f}), "
+          f"{overhead['median'] / total['median'] * 100:.2f}% of the median boot ({total['median']:.0f} ms); goal < 2%")
+    print("\n| phase | median ms | stddev ms | CV | min-max ms | outlier runs |")
+    print("|---|---|---|---|---|---|")
+    for phase, s in summary["phases"].items():
+        cv = s["stddev"] / s["mean"] * 100 if s["stddev"] is not None and s["mean"] else 0.0
+        print(f"| {phase} | {s['median']:.1f} | {s['stddev']:.1f} | {cv:.1f}% | {s['min']:.1f}-{s['max']:.1f} | "
+              f"{', '.join(map(str, s['outliers'])) or '-'} |")
+
+    channels = (Channel.TRACE, Channel.EXIT, Channel.SERIAL)
+    sessions = {c.value: Session(target, qemu, choice, Plan(c, args.pairs, 0, paired_trace=c is Channel.EXIT))
+                for c in channels}
+    for _ in range(args.pairs):
+        for session in sessions.values():
+            session.boot(warmup=False)
+    check = compare.crosscheck({name: results.summary(s.runs) for name, s in sessions.items()})
+    paired = compare.paired_disagreement(sessions["exit"].runs)
+    print(f"\n## Channels ({args.pairs} runs each, interleaved)\n")
+    print("```")
+    print(compare.crosscheck_table(check))
+    print(compare.paired_table(paired))
+    print("```")
+    worst = max(abs(v) for k, v in paired["phases"].items() if k not in ("to_init", "qemu"))
+    print(f"\ngoal: trace-vs-exit disagreement < 2 ms per phase median (paired, same boots): "
+          f"{'met' if worst < 2 else 'MISSED'} (worst {worst:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()

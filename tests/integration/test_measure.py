@@ -1,0 +1,97 @@
+"""Measurement you can trust, on real TCG boots: channels, cross-check, compare, faults."""
+
+import json
+import shutil
+
+import pytest
+
+from tests.conftest import appliance
+
+pytestmark = pytest.mark.boot
+
+
+def edit_cmdline(folder, old, new):
+    manifest = json.loads((folder / "bundle.json").read_text())
+    assert old in manifest["cmdline"]
+    manifest["cmdline"] = manifest["cmdline"].replace(old, new)
+    (folder / "bundle.json").write_text(json.dumps(manifest))
+
+
+def test_trace_and_exit_agree_within_one_boot(built, tmp_path):
+    out = tmp_path / "cc.json"
+    done = appliance("crosscheck", str(built["benchmark"]), "--channels", "trace,exit", "-n", "1", "--warmup", "0",
+                     "--accel", "tcg", "-o", str(out), timeout=600)
+    assert done.returncode == 0, done.stderr
+    check = json.loads(out.read_text())["crosscheck"]
+    paired = check["paired_exit_trace"]
+    assert set(paired["probes"]) == {"init_start", "payload_start", "work_done", "payload_end"}
+    # the exit channel sees each probe after the trace does: QEMU's teardown, a few ms
+    assert all(0 < bias < 50 for bias in paired["probes"].values()), paired
+    # and that bias cancels out of phases: the channels agree on durations
+    assert abs(paired["phases"]["init"]) < 5 and abs(paired["phases"]["payload"]) < 5, paired
+    assert "trace vs exit in the same boots" in done.stdout
+
+
+def test_serial_channel_times_probes_from_console_lines(built, tmp_path):
+    out = tmp_path / "r.json"
+    done = appliance("bench", str(built["benchmark"]), "--channel", "serial", "-n", "1", "--warmup", "0",
+                     "--accel", "tcg", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    run = json.loads(out.read_text())["runs"][0]
+    assert [e["source"] for e in run["events"]] == ["host", "serial", "serial", "serial", "serial", "host"]
+    assert 0 < run["phases_ms"]["payload"] < 5000 and run["phases_ms"]["kernel"] is None
+
+
+def test_perf_channel_refuses_clearly_without_kvm(built):
+    done = appliance("bench", str(built["minimal"]), "--channel", "perf", "--accel", "tcg", "-n", "1")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: the perf channel is not available here because")
+
+
+def test_compare_against_itself_finds_no_difference(built, tmp_path):
+    out = tmp_path / "cmp.json"
+    done = appliance("compare", str(built["minimal"]), str(built["minimal"]), "-n", "8", "--warmup", "1",
+                     "--accel", "tcg", "--confidence", "0.99", "-o", str(out), timeout=900)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["comparison"]["rows"]
+    assert {r["phase"] for r in rows} >= {"kernel", "to_init", "total"}
+    assert all(r["verdict"] is None for r in rows), rows
+    assert all(r["ci"][0] <= 1 <= r["ci"][1] for r in rows), rows
+    assert "no phase differs" in done.stdout
+
+
+def test_verbose_console_is_found_slower_than_quiet(copy_bundle, tmp_path):
+    # loglevel=7 alone costs only ~1.5% under TCG, within this machine's noise at n=6;
+    # initcall_debug prints thousands of lines, a console cost no one can miss.
+    quiet = copy_bundle("minimal")
+    verbose = tmp_path / "verbose"
+    shutil.copytree(quiet, verbose)
+    edit_cmdline(verbose, "quiet", "loglevel=7 initcall_debug")
+    out = tmp_path / "cmp.json"
+    done = appliance("compare", str(quiet), str(verbose), "-n", "6", "--warmup", "0", "--accel", "tcg",
+                     "-o", str(out), timeout=900)
+    assert done.returncode == 0, done.stderr
+    rows = {r["phase"]: r for r in json.loads(out.read_text())["comparison"]["rows"]}
+    assert rows["to_init"]["ratio"] > 1
+    assert rows["to_init"]["verdict"] is not None and "slower in to_init" in rows["to_init"]["verdict"]
+
+
+def test_keep_going_records_every_failure_and_exits_nonzero(built, tmp_path):
+    out = tmp_path / "r.json"
+    done = appliance("bench", str(built["minimal"]), "-n", "2", "--warmup", "0", "--timeout", "1", "--keep-going",
+                     "--accel", "tcg", "-o", str(out))
+    assert done.returncode == 1
+    doc = json.loads(out.read_text())
+    assert doc["complete"] is True and doc["failed_runs"] == 2
+    assert doc["failures"] == {"guest did not finish within 1 s (hang?); QEMU was killed": 2}
+    assert "2 boot(s) failed: guest did not finish within 1 s" in done.stderr
+
+
+def test_doctor_explains_each_check():
+    done = appliance("doctor")
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("[ok] qemu-system-x86_64: ") for line in lines)
+    assert any("QEMU trace backend usable" in line for line in lines)
+    assert any(line.startswith("[ok] KVM ") for line in lines)
+    assert any("perf channel" in line for line in lines)
+    assert any("host clocksource" in line for line in lines)
