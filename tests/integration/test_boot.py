@@ -48,7 +48,7 @@ def test_bench_writes_results_with_statistics(built, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["complete"] is True and doc["failed_runs"] == 0 and doc["accel"]["used"] == "tcg"
     assert [r["warmup"] for r in doc["runs"]] == [True, False, False]
-    kernel = doc["summary"]["kernel"]
+    kernel = doc["summary"]["phases"]["kernel"]
     assert kernel["n"] == 2 and kernel["min"] <= kernel["median"] <= kernel["max"]
     assert doc["host"]["qemu_version"].startswith("QEMU emulator")
     assert doc["runs"][1]["qemu_max_rss_kib"] > 10_000
