@@ -39,6 +39,10 @@ class Bundle:
         return Machine(self.manifest["machine"])
 
     @property
+    def disks(self) -> list[dict[str, str]]:
+        return list(self.manifest.get("disks", []))
+
+    @property
     def cmdline(self) -> str:
         return str(self.manifest["cmdline"])
 
@@ -60,13 +64,15 @@ def file_entry(path: Path) -> dict[str, Any]:
 
 def manifest(
     folder: Path, *, name: str, cmdline: str, machine: Machine, memory_mib: int, cpus: int,
-    user_probes: tuple[tuple[int, str], ...], build: dict[str, Any],
+    user_probes: tuple[tuple[int, str], ...], build: dict[str, Any], disks: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     table = probe_table(user_probes)
+    disks = disks or []
     return {
         "format": FORMAT,
         "name": name,
-        "files": {f: file_entry(folder / f) for f in FILES},
+        "files": {f: file_entry(folder / f) for f in (*FILES, *(d["file"] for d in disks))},
+        "disks": disks,
         "cmdline": cmdline,
         "machine": machine.value,
         "memory_mib": memory_mib,

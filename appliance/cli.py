@@ -6,6 +6,7 @@ Every failure ends in one `error:` line and a non-zero exit; --debug adds traceb
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import signal
@@ -30,6 +31,7 @@ EXAMPLES = """examples:
   appliance compare build/minimal build/benchmark -n 10   interleaved A/B with CIs and p-values
   appliance crosscheck build/benchmark --channels trace,exit -n 5
   appliance stats results.json            recompute and print the statistics of a results file
+  appliance inspect build/disk            every file of the initrd with its size, modules first
 """
 
 
@@ -54,7 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if channel is Channel.EXIT:
         raise ApplianceError("`run` boots once; the exit channel needs a boot per probe: use `appliance bench --channel exit`")
     bench.check_channel(channel, choice)
-    run = measure.boot(target, _qemu(), choice.accel, args.timeout, echo=sys.stdout, channel=channel)
+    run = measure.boot(target, _qemu(), choice.accel, args.timeout, echo=sys.stdout, channel=channel,
+                       keep_disk_writes=args.keep_disk_writes)
     print()
     for name, value in run.phases.items():
         print(f"{name:<9} {'-' if value is None else f'{value:.1f} ms'}")
@@ -184,6 +187,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from . import inspect
+
+    info = inspect.report(bundle.load(Path(args.bundle)))
+    print(json.dumps(info, indent=1) if args.json else inspect.text(info))
+    return 0
+
+
 def cmd_kernel_lock(args: argparse.Namespace) -> int:
     lock_path = ROOT / "recipes" / "kernel" / "debian.lock"
     newest = kernel.newest_available()
@@ -225,6 +236,8 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_build)
     p = verbs.add_parser("run", help="boot a bundle once, streaming its console")
     p.add_argument("bundle")
+    p.add_argument("--keep-disk-writes", action="store_true",
+                   help="let the guest change the bundle's disk images (their digests then no longer match)")
     boot_options(p)
     p.set_defaults(func=cmd_run)
     p = verbs.add_parser("bench", help="boot a bundle many times and time its phases")
@@ -251,6 +264,10 @@ def parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("demo", help="build the default appliance, bench it, print the phases")
     bench_options(p)
     p.set_defaults(func=cmd_demo, n=6)  # the smallest n with a 95% CI of the median
+    p = verbs.add_parser("inspect", help="list what a bundle holds: every initrd file and its size, the disks")
+    p.add_argument("bundle")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_inspect)
     p = verbs.add_parser("doctor", help="check the tools and KVM this machine has")
     p.set_defaults(func=cmd_doctor)
     p = verbs.add_parser("kernel-lock", help="pin the newest Debian 6.1 kernel in recipes/kernel/debian.lock")

@@ -39,6 +39,14 @@ class Machine(enum.Enum):
     PC_SEABIOS = "pc-seabios"
 
 
+class RootDisk(enum.Enum):
+    """Where the root filesystem lives."""
+
+    NONE = "none"  # the initramfs is the root
+    VIRTIO_BLK = "virtio-blk"  # an ext4 image on a virtio block device
+    PMEM = "pmem"  # an ext4 image on an emulated NVDIMM, mounted with DAX
+
+
 class AfterPayload(enum.Enum):
     POWEROFF = "poweroff"
     REBOOT = "reboot"
@@ -67,6 +75,12 @@ class Template:
     cpus: int = 1
     cmdline: str = ""
     probes: tuple[tuple[int, str], ...] = ()  # user-defined (code, name), codes 0x20-0x7f
+    modules: tuple[str, ...] = ()  # ordered rules: "name", "glob", "-glob" (see kmod.py)
+    modules_blocked: tuple[str, ...] | None = None  # None: kmod.DEFAULT_BLOCKED
+    modules_on_error: str = "stop"  # or "continue"
+    modules_strip: bool = True
+    root: RootDisk = RootDisk.NONE
+    root_size_mib: int = 64
     folder: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +106,8 @@ _SCHEMA: dict[str, dict[str, type]] = {
     "init": {"mounts": list, "payload": list, "after": str},
     "programs": {"build": list},
     "vm": {"machine": str, "memory_mib": int, "cpus": int, "cmdline": str},
+    "modules": {"rules": list, "blocked": list, "on_error": str, "strip": bool},
+    "rootfs": {"disk": str, "size_mib": int},
     "probes": {},  # name = code
 }
 _KERNELS = ("debian",)
@@ -119,7 +135,7 @@ def _check_tables(name: str, raw: dict[str, Any]) -> None:
                 known = ", ".join(sorted(_SCHEMA[table]))
                 raise _fail(name, f"unknown key '{key}' in [{table}] (known: {known})")
             # TOML booleans are Python ints: reject `cpus = true` explicitly.
-            if not isinstance(item, expected) or isinstance(item, bool):
+            if not isinstance(item, expected) or (isinstance(item, bool) and expected is not bool):
                 raise _fail(name, f"[{table}] {key} must be a {expected.__name__}")
 
 
@@ -205,6 +221,14 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     memory, cpus = vm.get("memory_mib", 256), vm.get("cpus", 1)
     if not 16 <= memory <= 65536 or not 1 <= cpus <= 64:
         raise _fail(name, "[vm] memory_mib must be 16-65536 and cpus 1-64")
+    modules = raw.get("modules", {})
+    if modules.get("on_error", "stop") not in ("stop", "continue"):
+        raise _fail(name, "[modules] on_error must be 'stop' or 'continue'")
+    rootfs = raw.get("rootfs", {})
+    root = _choice(name, RootDisk, "[rootfs] disk", rootfs.get("disk", "none"))
+    if not 8 <= rootfs.get("size_mib", 64) <= 65536:
+        raise _fail(name, "[rootfs] size_mib must be 8-65536")
+    blocked = modules.get("blocked")
     return Template(
         name=name,
         description=app.get("description", ""),
@@ -220,6 +244,12 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         cpus=cpus,
         cmdline=vm.get("cmdline", ""),
         probes=_probes(name, raw.get("probes", {})),
+        modules=_strings(name, "[modules] rules", modules.get("rules", [])),
+        modules_blocked=None if blocked is None else _strings(name, "[modules] blocked", blocked),
+        modules_on_error=modules.get("on_error", "stop"),
+        modules_strip=modules.get("strip", True),
+        root=root,
+        root_size_mib=rootfs.get("size_mib", 64),
         folder=str(folder),
     )
 

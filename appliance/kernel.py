@@ -89,13 +89,21 @@ def fetch_debian(lock: KernelLock, cache: Path | None = None) -> KernelFiles:
             deb = _download(lock, work)
             tree = work / "tree"
             proc.run(["dpkg-deb", "-x", str(deb), str(tree)], timeout=600)
+            _depmod(tree, lock.release)
             (tree / MARKER).write_text(lock.deb_sha256 + "\n")
             shutil.rmtree(root, ignore_errors=True)
             os.rename(tree, root)
+    if not (root / "lib" / "modules" / lock.release / "modules.dep").exists():
+        _depmod(root, lock.release)  # a tree cached before modules were indexed
     image = root / "boot" / f"vmlinuz-{lock.release}"
     if not image.is_file():
         raise KernelError(f"{lock.package} has no boot/vmlinuz-{lock.release}: is `release` in the lock file right?")
     return KernelFiles(image, root / "lib" / "modules" / lock.release, lock.release)
+
+
+def _depmod(root: Path, release: str) -> None:
+    """Debian's package ships no modules.dep/alias/softdep: depmod writes them at install."""
+    proc.run(["depmod", "-b", str(root), release], timeout=300)
 
 
 def _complete(root: Path, lock: KernelLock) -> bool:

@@ -25,6 +25,8 @@ from .serial import ConsoleClock, probe_events, uart_cost_us_per_char
 from .tsc import runtime_cmdline
 
 _PANIC = re.compile(r"Kernel panic - not syncing:.*|BUG: kernel NULL pointer.*")
+_MODULE = re.compile(r"appliance-module: (?P<name>\S+) (?P<start>\d+) (?P<duration>\d+)\s*$", re.M)
+_STOPPED = re.compile(r"appliance-init: (stopping: module \S+ did not load|cannot mount root.*|cannot switch to the new root.*)")
 _PAYLOAD = re.compile(r"appliance-init: (payload exited with status (\d+)|cannot exec payload.*|payload did not exit normally)")
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ")  # what -msg timestamp=on puts before errors
 TAIL_LINES = 15
@@ -41,6 +43,7 @@ class BootRun:
     qemu_lifetime_ms: float = 0.0  # summed over the boots of this run (several for `exit`)
     uart_us_per_char: float | None = None
     paired_trace_ms: dict[str, float] = field(default_factory=dict)  # exit boots traced too: probe -> ms
+    modules: list[tuple[str, int, int]] = field(default_factory=list)  # (name, start ns, duration ns), guest clock
     warnings: list[str] = field(default_factory=list)
 
 
@@ -83,6 +86,9 @@ def _check_console(console: str) -> int | None:
     panic = _PANIC.search(console)
     if panic:
         raise BootError(f"kernel panic: {panic.group(0).strip()}", tail(console))
+    stopped = _STOPPED.search(console)
+    if stopped:
+        raise BootError(f"init stopped: {stopped.group(1).strip()}", tail(console))
     payload = _PAYLOAD.search(console)
     if payload is None:
         return None
@@ -99,10 +105,12 @@ def _read(path: Path) -> str:
 
 
 def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Channel, work: Path,
-         echo: IO[str] | None, exit_probe: str | None = None, trace: bool = False) -> RawBoot:
+         echo: IO[str] | None, exit_probe: str | None = None, trace: bool = False,
+         keep_disk_writes: bool = False) -> RawBoot:
     """Start QEMU, wait for it within TIMEOUT, and collect what it left behind."""
     files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data")
-    argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace, runtime_cmdline(accel))
+    argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace, runtime_cmdline(accel),
+                     keep_disk_writes)
     piped = channel in (Channel.SERIAL, Channel.PERF)
     watch = ConsoleWatch(files.console, None if piped else echo)
     with qemu.Qemu(argv, work / "qemu.stderr", stdout_pipe=piped) as vm:
@@ -146,14 +154,14 @@ def _events(raw: RawBoot, bundle: Bundle, channel: Channel) -> list[Event]:
 
 
 def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[str] | None = None,
-         channel: Channel = Channel.TRACE, keep_dir: Path | None = None) -> BootRun:
+         channel: Channel = Channel.TRACE, keep_dir: Path | None = None, keep_disk_writes: bool = False) -> BootRun:
     """Boot BUNDLE once, measured through CHANNEL (not `exit`: see boot_exit)."""
     if channel is Channel.EXIT:
         raise ValueError("the exit channel needs one boot per probe: use boot_exit()")
     with tempfile.TemporaryDirectory(prefix="appliance-boot-") as tmp:
         work = keep_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        raw = _run(bundle, qemu_path, accel, timeout, channel, work, echo)
+        raw = _run(bundle, qemu_path, accel, timeout, channel, work, echo, keep_disk_writes=keep_disk_writes)
         if raw.done.returncode != 0:
             raise _failed_start(raw)
         payload_status = _check_console(raw.console)
@@ -163,6 +171,7 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[st
     run = BootRun(events, derive(events), parse_console_probes(raw.console), done.max_rss_kib, payload_status,
                   raw.console, (done.exit_ns - done.exec_ns) / 1e6,
                   uart_cost_us_per_char(raw.lines) if raw.lines else None)
+    run.modules = [(m["name"], int(m["start"]), int(m["duration"])) for m in _MODULE.finditer(raw.console)]
     if not any(e.name == "init_start" for e in events):
         run.warnings.append("no init_start probe: the init never ran, or could not reach port 0xf4")
     return run
@@ -201,7 +210,8 @@ def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes
         else:
             raise _failed_start(raw)
     events = [Event(EXEC, int(base), "host"), *sorted(events, key=lambda e: e.host_time_ns)]
-    return BootRun(events, derive(events, anchored_only=True), [], rss, None, "", lifetime, None, paired, warnings)
+    return BootRun(events, derive(events, anchored_only=True), [], rss, None, qemu_lifetime_ms=lifetime,
+                   paired_trace_ms=paired, warnings=warnings)
 
 
 def discover_probes(bundle: Bundle, qemu_path: str, accel: str, timeout: float) -> list[str]:

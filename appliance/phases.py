@@ -20,6 +20,8 @@ PHASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("firmware", FIRMWARE_START, KERNEL_START),
     ("kernel", KERNEL_START + ("linux_start_kernel",), ("init_start",)),
     ("init", ("init_start",), ("payload_start",)),
+    ("modules", ("init_start",), ("init_modules_loaded",)),
+    ("root", ("init_modules_loaded", "init_start"), ("init_root_mounted",)),
     ("payload", ("payload_start",), ("payload_end",)),
     ("to_init", (EXEC,), ("init_start",)),
     ("total", (EXEC,), (EXIT,)),

@@ -30,6 +30,7 @@ PACKAGES: dict[str, str] = {
     "cpio": "cpio",
     "mke2fs": "e2fsprogs",
     "setpriv": "util-linux",
+    "depmod": "kmod",
 }
 
 

@@ -47,20 +47,46 @@ class BootFiles:
     perf: Path
 
 
+def disk_args(bundle: Bundle, keep_writes: bool = False) -> tuple[list[str], list[str]]:
+    """(machine options, devices) for the bundle's disks. Writes are discarded unless
+    KEEP_WRITES, so booting never changes a bundle's files (and their digests)."""
+    machine: list[str] = []
+    devices: list[str] = []
+    for number, disk in enumerate(bundle.disks):
+        path = bundle.path / disk["file"]
+        if disk["kind"] == "pmem":
+            machine.append("nvdimm=on")
+            devices += ["-object", f"memory-backend-file,id=pmem{number},mem-path={path},"
+                        f"size={path.stat().st_size},share={'on' if keep_writes else 'off'}",
+                        "-device", f"nvdimm,id=nvdimm{number},memdev=pmem{number}"]
+        else:
+            snapshot = "" if keep_writes else ",snapshot=on"
+            bus = "device" if bundle.machine.value == "microvm" else "pci"
+            devices += ["-drive", f"id=disk{number},file={path},format=raw,if=none{snapshot}",
+                        "-device", f"virtio-blk-{bus},drive=disk{number}"]
+    return machine, devices
+
+
 def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Channel = Channel.TRACE,
-         exit_probe: str | None = None, trace: bool = False, extra_cmdline: str = "") -> list[str]:
+         exit_probe: str | None = None, trace: bool = False, extra_cmdline: str = "",
+         keep_disk_writes: bool = False) -> list[str]:
     """The full command line for one boot of BUNDLE measured through CHANNEL.
 
     TRACE adds QEMU's write trace to another channel, to measure one boot two ways."""
     manifest = bundle.manifest
     words = [bundle.cmdline, extra_cmdline, f"appliance_exit_probe={exit_probe}" if exit_probe else ""]
     cmdline = " ".join(w for w in words if w)
+    machine_options, disks = disk_args(bundle, keep_disk_writes)
+    machine_args = list(profile(bundle.machine).qemu_args)
+    machine_args[-1] = ",".join([machine_args[-1], *machine_options])
+    memory = str(manifest.get("memory_mib", 256))
+    if machine_options:  # NVDIMMs live outside RAM: QEMU needs a slot and headroom for them
+        memory += f",slots=2,maxmem={int(memory) + 4096}M"
     args = [
-        qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
-        *profile(bundle.machine).qemu_args,
+        qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", *machine_args,
         "-accel", accel, "-cpu", "max" if accel == "tcg" else "host",
-        "-m", str(manifest.get("memory_mib", 256)), "-smp", str(manifest.get("cpus", 1)),
-        "-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", cmdline,
+        "-m", memory, "-smp", str(manifest.get("cpus", 1)),
+        "-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", cmdline, *disks,
     ]
     if channel in (Channel.SERIAL, Channel.PERF):  # console on stdout: we timestamp arrivals
         args += ["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]

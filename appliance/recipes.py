@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, bundle, guestprog, initramfs, kernel
+from . import __version__, bundle, guestprog, initramfs, kernel, kmod, modfiles, rootdisk
 from .config import Template, find_template, load_template
 from .errors import ApplianceError
+from .fsutil import atomic_write
 from .machines import profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,16 +101,39 @@ def copy_kernel(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     tmp.replace(out)
 
 
+def modules_for(config: BuildConfig) -> tuple[list[modfiles.ModuleFile], str]:
+    """The template's module closure, prepared for the initrd, and the kernel release."""
+    template = config.template
+    files = config.kernel_files()
+    if not template.modules:
+        return [], files.release
+    if files.modules is None or not files.modules.is_dir():
+        raise kmod.ModuleError(f"template {template.name} asks for modules but kernel {files.release} "
+                               "has no modules directory (give MODULES=... with KERNEL=...)")
+    if files.modules.name != files.release:
+        raise kmod.ModuleError(f"modules directory {files.modules} is for {files.modules.name}, "
+                               f"the kernel is {files.release}")
+    index = kmod.load_index(files.modules)
+    blocked = template.modules_blocked if template.modules_blocked is not None else kmod.DEFAULT_BLOCKED
+    names = kmod.closure(index, kmod.select(index, template.modules, blocked), blocked)
+    return modfiles.prepare(index, files.modules, names, template.modules_strip), files.release
+
+
 def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     template = config.template
     built = {Path(str(s)).name: Path(str(s)).read_bytes() for s in source if "build/programs/" in str(s)}
     init = built.pop("init")
-    data, raw_size = initramfs.build(template, init, built, config.source_date_epoch)
+    modules, release = modules_for(config)
+    data, raw_size, disk = initramfs.build(template, init, built, config.source_date_epoch, modules, release)
     out = Path(str(target[0]))
-    from .fsutil import atomic_write
-
     atomic_write(out, data)
+    for module in modules:
+        print(f"  module {module.name}: {len(module.data)} bytes (package: {module.original_size})")
     print(f"  initrd: {len(data)} bytes {template.compression.value} ({raw_size} uncompressed), init {len(init)} bytes")
+    if disk is not None:
+        image = Path(str(target[1]))
+        rootdisk.make_ext4(disk, template.root_size_mib, image, config.source_date_epoch)
+        print(f"  root disk: {image.name}, ext4, {template.root_size_mib} MiB ({template.root.value})")
 
 
 def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
@@ -125,22 +149,32 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         "tools": {"appliance": __version__, **guestprog.toolchain_versions()},
         "compression": template.compression.value,
     }
-    build["initrd"] = _initrd_facts(folder / "initrd")
+    build["initrd"] = _initrd_facts(folder / "initrd", files)
+    disks = [] if template.root.value == "none" else [{"file": "rootfs.img", "kind": template.root.value}]
     data = bundle.manifest(folder, name=template.name, cmdline=cmdline, machine=template.machine,
                            memory_mib=template.memory_mib, cpus=template.cpus,
-                           user_probes=template.probes, build=build)
+                           user_probes=template.probes, build=build, disks=disks)
     bundle.write(folder, data)
     print(f"  bundle {folder} ready")
 
 
-def _initrd_facts(path: Path) -> dict[str, Any]:
-    """Sizes recorded in bundle.json: the initrd's, and each program's in it."""
+def _initrd_facts(path: Path, files: kernel.KernelFiles) -> dict[str, Any]:
+    """Sizes recorded in bundle.json: the initrd's, each program's, and the modules'
+    against the whole modules tree of the kernel."""
     from . import compress, cpio
 
     raw = compress.decompress(path.read_bytes())
     members = cpio.read(raw)
-    return {"uncompressed_bytes": len(raw),
-            "programs": {e.path: len(e.data) for e in members if e.path == "init" or e.path.startswith("bin/")}}
+    modules = {e.path.rsplit("/", 1)[-1]: len(e.data) for e in members if e.path.endswith(".ko")}
+    facts: dict[str, Any] = {
+        "uncompressed_bytes": len(raw),
+        "programs": {e.path: len(e.data) for e in members if e.path == "init" or e.path.startswith("bin/")},
+        "modules": modules,
+        "modules_bytes": sum(modules.values()),
+    }
+    if modules and files.modules is not None:
+        facts["modules_tree_bytes"] = sum(p.stat().st_size for p in files.modules.rglob("*.ko*"))
+    return facts
 
 
 BUILDERS: dict[str, Builder] = {

@@ -36,6 +36,7 @@ def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None 
         runner_overhead_ms=overhead_ms,
         uart_us_per_char=run.uart_us_per_char,
         paired_trace_ms=run.paired_trace_ms or None,
+        guest_modules=[{"name": n, "start_ns": s, "duration_ns": d} for n, s, d in run.modules],
         payload_status=run.payload_status,
         warnings=run.warnings,
     )

@@ -11,6 +11,8 @@ PHASE_HELP = {
     "firmware": "firmware -> kernel entry",
     "kernel": "kernel entry -> init_start",
     "init": "init_start -> payload_start",
+    "modules": "init_start -> init_modules_loaded",
+    "root": "-> init_root_mounted",
     "payload": "payload_start -> payload_end",
     "to_init": "host exec -> init_start",
     "total": "host exec -> QEMU exit",

@@ -4,6 +4,8 @@
    wall time of a boot outside the QEMU process) and each phase's run-to-run spread.
 2. The same bundle measured through trace, exit and serial, interleaved; exit boots are
    traced too, so trace and exit are also compared within the same boots.
+3. The console's cost per character: serial-channel boots of a verbose copy of the
+   bundle (loglevel=7), whose back-to-back kernel lines arrive one UART transfer apart.
 
     .venv/bin/python benchmarks/measurement.py [-n 20] [--pairs 5]
 """
@@ -11,8 +13,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +71,19 @@ def main() -> None:
     worst = max(abs(v) for k, v in paired["phases"].items() if k not in ("to_init", "qemu"))
     print(f"\ngoal: trace-vs-exit disagreement < 2 ms per phase median (paired, same boots): "
           f"{'met' if worst < 2 else 'MISSED'} (worst {worst:.2f} ms)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        verbose_dir = Path(tmp) / "verbose"
+        shutil.copytree(target.path, verbose_dir)
+        manifest = json.loads((verbose_dir / "bundle.json").read_text())
+        manifest["cmdline"] = manifest["cmdline"].replace("quiet", "loglevel=7")
+        (verbose_dir / "bundle.json").write_text(json.dumps(manifest))
+        verbose = Session(bundle.load(verbose_dir), qemu, choice, Plan(Channel.SERIAL, 3, 0))
+        for _ in range(3):
+            verbose.boot(warmup=False)
+    uart = results.summary(verbose.runs)["uart_us_per_char"]
+    print(f"\n## Console cost\n\n- {uart['median']:.2f} us per character (median of {uart['n']} verbose boots, "
+          f"serial channel, from back-to-back kernel lines)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,14 @@
  * is not available (no ACPI) a reboot() ends QEMU just as well.
  * Signals: SIGTERM and SIGUSR1 power off, SIGINT (Ctrl-Alt-Del) reboots.
  *
+ * Order of work: init_start; load modules (each timed, in the listed order: the build
+ * put dependencies first), init_modules_loaded; mount the root disk if any and switch
+ * to it, init_root_mounted; the mounts; the payload; power off.
+ *
  * init.conf, one directive per line, words separated by single spaces:
+ *   module PATH NAME        load PATH with finit_module(); NAME is for messages
+ *   modules_on_error stop|continue
+ *   root DEVICE FSTYPE [dax] mount DEVICE as the new root (waits for it to appear)
  *   mount TYPE TARGET       e.g. "mount proc /proc"
  *   payload ARGV0 [ARG...]
  *   after poweroff|reboot
@@ -25,11 +32,35 @@
 
 #define CONF "/etc/appliance/init.conf"
 #define MAX_WORDS 32
+#define MAX_MODULES 256
+#define MAX_MOUNTS 16
+
+/* dietlibc has no finit_module() and no syscall(): x86_64 syscall 313 by hand. */
+static int finit_module(int fd, const char *params, int flags)
+{
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(313L), "D"((long)fd), "S"(params), "d"((long)flags)
+			 : "rcx", "r11", "memory");
+	if (ret < 0) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return 0;
+}
 
 static volatile sig_atomic_t stop_request; /* 1: power off, 2: reboot */
-static char conf[4096];
+static char conf[16384];
 static char *payload[MAX_WORDS + 1];
 static int want_reboot;
+static char *module_path[MAX_MODULES], *module_name[MAX_MODULES];
+static int modules, modules_stop_on_error = 1;
+static char *mount_type[MAX_MOUNTS], *mount_target[MAX_MOUNTS];
+static int mounts;
+static char *root_device, *root_fstype;
+static int root_dax;
 
 static void say(const char *a, const char *b, const char *c)
 {
@@ -102,15 +133,101 @@ static void read_conf(void)
 		if (next)
 			*next++ = 0;
 		n = split(line, words, MAX_WORDS);
-		if (n == 3 && !strcmp(words[0], "mount"))
-			do_mount(words[1], words[2]);
-		else if (n >= 2 && !strcmp(words[0], "payload"))
+		if (n == 3 && !strcmp(words[0], "mount") && mounts < MAX_MOUNTS) {
+			mount_type[mounts] = words[1];
+			mount_target[mounts++] = words[2];
+		} else if (n == 3 && !strcmp(words[0], "module") && modules < MAX_MODULES) {
+			module_path[modules] = words[1];
+			module_name[modules++] = words[2];
+		} else if (n == 2 && !strcmp(words[0], "modules_on_error")) {
+			modules_stop_on_error = strcmp(words[1], "continue") != 0;
+		} else if (n >= 3 && !strcmp(words[0], "root")) {
+			root_device = words[1];
+			root_fstype = words[2];
+			root_dax = n > 3 && !strcmp(words[3], "dax");
+		} else if (n >= 2 && !strcmp(words[0], "payload")) {
 			memcpy(payload, words + 1, (size_t)n * sizeof(char *));
-		else if (n == 2 && !strcmp(words[0], "after"))
+		} else if (n == 2 && !strcmp(words[0], "after")) {
 			want_reboot = !strcmp(words[1], "reboot");
-		else if (n > 0)
+		} else if (n > 0) {
 			say("ignored config line: ", words[0], "");
+		}
 	}
+}
+
+static unsigned long long boottime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+}
+
+/* Load one module; prints "appliance-module: NAME START_NS DURATION_NS". 0 on success. */
+static int load_module(const char *path, const char *name)
+{
+	unsigned long long start = boottime_ns();
+	char line[160];
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc, err;
+
+	rc = fd < 0 ? -1 : finit_module(fd, "", 0);
+	err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc != 0 && err != EEXIST) {
+		say("module ", name, " failed: ");
+		say("  ", strerror(err), "");
+		return -1;
+	}
+	put_str(line, &len, 100, "appliance-module: ");
+	put_str(line, &len, 140, name);
+	line[len++] = ' ';
+	put_u64(line, &len, start);
+	line[len++] = ' ';
+	put_u64(line, &len, boottime_ns() - start);
+	line[len++] = '\n';
+	write(1, line, len);
+	return 0;
+}
+
+static int load_modules(void)
+{
+	int i;
+
+	for (i = 0; i < modules; i++) {
+		if (load_module(module_path[i], module_name[i]) != 0 && modules_stop_on_error) {
+			say("stopping: module ", module_name[i], " did not load");
+			return -1;
+		}
+	}
+	if (modules)
+		probe(0x11, "init_modules_loaded");
+	return 0;
+}
+
+/* Mount the root disk on /newroot and make it /, waiting up to 5 s for the device. */
+static int switch_root(void)
+{
+	struct timespec pause_10ms = {0, 10000000};
+	int tries;
+
+	mkdir("/dev", 0755);
+	mount("devtmpfs", "/dev", "devtmpfs", 0, 0);
+	for (tries = 0; access(root_device, F_OK) != 0 && tries < 500; tries++)
+		nanosleep(&pause_10ms, 0);
+	mkdir("/newroot", 0755);
+	if (mount(root_device, "/newroot", root_fstype, 0, root_dax ? "dax" : 0) != 0) {
+		say("cannot mount root ", root_device, strerror(errno));
+		return -1;
+	}
+	umount2("/dev", MNT_DETACH);
+	if (chdir("/newroot") != 0 || mount(".", "/", 0, MS_MOVE, 0) != 0 || chroot(".") != 0 || chdir("/") != 0) {
+		say("cannot switch to the new root: ", strerror(errno), "");
+		return -1;
+	}
+	probe(0x12, "init_root_mounted");
+	return 0;
 }
 
 /* Wait for PID, reaping every other zombie on the way; returns its wait status. */
@@ -182,6 +299,10 @@ int main(int argc, char **argv, char **envp)
 	probe(0x10, "init_start");
 	setup_signals();
 	read_conf();
+	if (load_modules() != 0 || (root_device && switch_root() != 0))
+		power_off();
+	for (int i = 0; i < mounts; i++)
+		do_mount(mount_type[i], mount_target[i]);
 	from_cmdline = getenv("appliance_payload"); /* kernel passes unknown k=v to init */
 	if (from_cmdline && *from_cmdline)
 		split(from_cmdline, payload, MAX_WORDS);

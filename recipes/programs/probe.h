@@ -56,7 +56,7 @@ static void put_str(char *buf, size_t *len, size_t cap, const char *s)
 	*len += n;
 }
 
-static void probe(unsigned char code, const char *name)
+static __attribute__((unused)) void probe(unsigned char code, const char *name)
 {
 	struct timespec ts;
 	char line[128];

@@ -1,0 +1,72 @@
+"""Appliances with kernel modules and a real root disk, booted under TCG."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from appliance import bundle, kernel, measure
+from appliance.proc import find_tool
+from tests.conftest import ROOT, appliance, scons
+
+pytestmark = pytest.mark.boot
+
+
+@pytest.fixture(scope="module")
+def disk_bundle():
+    done = scons("appliance", "TEMPLATE=disk")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return ROOT / "build" / "disk"
+
+
+def test_disk_boot_loads_modules_mounts_root_and_runs_payload_from_it(disk_bundle):
+    target = bundle.load(disk_bundle)
+    run = measure.boot(target, find_tool("qemu-system-x86_64"), "tcg", 120)
+    names = [e.name for e in run.events]
+    expected = ["init_start", "init_modules_loaded", "init_root_mounted", "payload_start", "work_done", "payload_end"]
+    assert [n for n in names if n in expected] == expected
+    shipped = target.manifest["build"]["initrd"]["modules"]
+    loaded = [name for name, _, _ in run.modules]
+    assert sorted(f"{n}.ko" for n in loaded) == sorted(k.replace("-", "_") for k in shipped)
+    assert loaded.index("jbd2") < loaded.index("ext4") and loaded.index("virtio_ring") < loaded.index("virtio_blk")
+    assert all(duration > 0 for _, _, duration in run.modules)
+    assert run.phases["modules"] > 0 and run.phases["root"] > 0
+    assert bundle.problems(target) == []  # writes were discarded: the bundle is intact
+
+
+def test_payload_writes_a_marker_the_host_reads_back(disk_bundle, tmp_path):
+    copy = tmp_path / "disk"
+    shutil.copytree(disk_bundle, copy)
+    manifest = json.loads((copy / "bundle.json").read_text())
+    manifest["cmdline"] += " appliance_payload=/bin/marker"
+    (copy / "bundle.json").write_text(json.dumps(manifest))
+    done = appliance("run", str(copy), "--accel", "tcg", "--keep-disk-writes")
+    assert done.returncode == 0, done.stderr
+    assert "marker: written" in done.stdout
+    for module in ("virtio_mmio", "virtio_blk", "ext4"):
+        assert f"appliance-module: {module} " in done.stdout
+    marker = subprocess.run(["debugfs", "-R", "cat /marker", str(copy / "rootfs.img")], capture_output=True,
+                            text=True, check=True).stdout
+    assert marker.startswith("appliance-marker ")
+
+
+def test_module_rule_matching_nothing_is_one_clear_error(tmp_path):
+    template = tmp_path / "bad.toml"
+    template.write_text('[modules]\nrules = ["no_such_module"]\n')
+    done = scons("appliance", f"TEMPLATE={template}")
+    assert done.returncode != 0
+    release = kernel.read_lock(ROOT / "recipes/kernel/debian.lock").release
+    assert f"error: module rule 'no_such_module' matches no module of kernel {release}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_inspect_lists_modules_first_with_totals(disk_bundle):
+    done = appliance("inspect", str(disk_bundle), "--json")
+    info = json.loads(done.stdout)
+    files = info["initrd"]["files"]
+    modules = [f for f in files if f["module"]]
+    assert len(modules) == 10 and files[: len(modules)] == modules
+    assert info["initrd"]["uncompressed_bytes"] > info["initrd"]["compressed_bytes"] > 0
+    assert info["disks"] == [{"file": "rootfs.img", "kind": "virtio-blk", "bytes": 32 << 20}]
+    assert "10 modules" in appliance("inspect", str(disk_bundle)).stdout
