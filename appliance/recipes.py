@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, bundle, guestprog, initramfs, kernel, kmod, modfiles, rootdisk
-from .config import Template, find_template, load_template
+from .config import RootDisk, Template, find_template, load_template
 from .errors import ApplianceError
 from .fsutil import atomic_write
 from .machines import profile
@@ -132,7 +132,8 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     print(f"  initrd: {len(data)} bytes {template.compression.value} ({raw_size} uncompressed), init {len(init)} bytes")
     if disk is not None:
         image = Path(str(target[1]))
-        rootdisk.make_ext4(disk, template.root_size_mib, image, config.source_date_epoch)
+        make = rootdisk.make_pmem if template.root is RootDisk.PMEM else rootdisk.make_ext4
+        make(disk, template.root_size_mib, image, config.source_date_epoch)
         print(f"  root disk: {image.name}, ext4, {template.root_size_mib} MiB ({template.root.value})")
 
 
