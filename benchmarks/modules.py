@@ -1,0 +1,67 @@
+"""Benchmark: the `disk` appliance with modules as we ship them (uncompressed, stripped)
+against the same modules as the kernel package has them (`strip = false`).
+
+Boots interleaved after one warm-up each; reports initrd sizes, the module load phase,
+time to init_start and to payload_start, and the module closure against the whole
+modules directory of the kernel.
+
+    .venv/bin/python benchmarks/modules.py -n 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from appliance import accel, bundle, results  # noqa: E402
+from appliance.bench import Plan, Session  # noqa: E402
+from appliance.proc import find_tool  # noqa: E402
+from appliance.qemu import Channel  # noqa: E402
+
+PHASES = ("modules", "root", "init", "to_init", "total")
+
+
+def build(template: Path) -> bundle.Bundle:
+    scons = str(Path(sys.executable).with_name("scons"))
+    subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return bundle.load(ROOT / "build" / template.stem)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=10)
+    args = parser.parse_args()
+    qemu = find_tool("qemu-system-x86_64")
+    choice = accel.choose("tcg", qemu)
+    disk = ROOT / "rootfs_templates" / "disk.toml"
+    with tempfile.TemporaryDirectory() as tmp:
+        packaged = Path(tmp) / "disk-as-packaged.toml"
+        packaged.write_text(disk.read_text().replace('rules = [', 'strip = false\nrules = ['))
+        bundles = {"stripped (ours)": build(disk), "as packaged": build(packaged)}
+    sessions = {name: Session(b, qemu, choice, Plan(Channel.TRACE, args.n, 1)) for name, b in bundles.items()}
+    for index in range(args.n + 1):
+        for session in sessions.values():
+            session.boot(warmup=index == 0)
+    print(f"accel {choice.accel}; n = {args.n} boots each, interleaved, after 1 warm-up each\n")
+    print("| modules | initrd (zstd) | initrd (cpio) | modules bytes | " + " | ".join(f"{p} median ms" for p in PHASES) + " |")
+    print("|---|---|---|---|" + "---|" * len(PHASES))
+    for name, session in sessions.items():
+        facts = bundles[name].manifest["build"]["initrd"]
+        phases = results.summary(session.runs)["phases"]
+        cells = " | ".join(f"{phases[p]['median']:.1f}" for p in PHASES)
+        print(f"| {name} | {bundles[name].initrd.stat().st_size} | {facts['uncompressed_bytes']} | "
+              f"{facts['modules_bytes']} | {cells} |")
+    facts = bundles["stripped (ours)"].manifest["build"]["initrd"]
+    print(f"\nmodule closure: {len(facts['modules'])} modules, {facts['modules_bytes']} bytes, against "
+          f"{facts['modules_tree_bytes']} bytes for the kernel's whole modules directory "
+          f"({facts['modules_bytes'] / facts['modules_tree_bytes'] * 100:.2f}%)")
+
+
+if __name__ == "__main__":
+    main()
