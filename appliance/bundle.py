@@ -38,6 +38,22 @@ class Bundle:
     def machine(self) -> Machine:
         return Machine(self.manifest["machine"])
 
+    def with_machine(self, machine: Machine) -> Bundle:
+        """The same bundle booted as another machine profile (the runner's --machine)."""
+        from .machines import profile
+
+        if machine is Machine.Q35_QBOOT and self.firmware is None:
+            raise BundleError(f"bundle {self.path} has no firmware.bin for q35-qboot: build it with MACHINE=q35-qboot")
+        base = self.manifest.get("cmdline_base")
+        if base is None:
+            raise BundleError(f"bundle {self.path} predates machine overrides: rebuild it")
+        manifest = {**self.manifest, "machine": machine.value, "cmdline": f"{profile(machine).cmdline} {base}"}
+        return Bundle(self.path, manifest)
+
+    @property
+    def firmware(self) -> Path | None:
+        return self.path / "firmware.bin" if "firmware.bin" in self.manifest["files"] else None
+
     @property
     def disks(self) -> list[dict[str, str]]:
         return list(self.manifest.get("disks", []))
@@ -65,13 +81,15 @@ def file_entry(path: Path) -> dict[str, Any]:
 def manifest(
     folder: Path, *, name: str, cmdline: str, machine: Machine, memory_mib: int, cpus: int,
     user_probes: tuple[tuple[int, str], ...], build: dict[str, Any], disks: list[dict[str, str]] | None = None,
+    firmware: bool = False,
 ) -> dict[str, Any]:
     table = probe_table(user_probes)
     disks = disks or []
+    extra = (*(d["file"] for d in disks), *(("firmware.bin",) if firmware else ()))
     return {
         "format": FORMAT,
         "name": name,
-        "files": {f: file_entry(folder / f) for f in (*FILES, *(d["file"] for d in disks))},
+        "files": {f: file_entry(folder / f) for f in (*FILES, *extra)},
         "disks": disks,
         "cmdline": cmdline,
         "machine": machine.value,

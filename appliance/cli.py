@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__, accel, bench, bundle, compare, doctor, hostfacts, kernel, measure, results, table
+from .config import Machine
 from .errors import ApplianceError, BootError, Interrupted
 from .proc import find_tool
 from .qemu import Channel
@@ -49,8 +50,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(path: str, args: argparse.Namespace) -> bundle.Bundle:
+    target = bundle.load(Path(path))
+    return target.with_machine(Machine(args.machine)) if args.machine else target
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    target = bundle.load(Path(args.bundle))
+    target = _load(args.bundle, args)
     choice = _accel(args)
     channel = Channel(args.channel)
     if channel is Channel.EXIT:
@@ -82,7 +88,7 @@ def _accel(args: argparse.Namespace) -> accel.AccelChoice:
 
 
 def _bench(bundle_path: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    target = bundle.load(bundle_path)
+    target = _load(str(bundle_path), args)
     choice, plan = _accel(args), _plan(args)
     print(f"benchmarking {bundle_path} ({target.machine.value}, {choice.accel}, channel {plan.channel.value}): "
           f"{plan.warmup} warm-up + {plan.n} boots", file=sys.stderr)
@@ -123,7 +129,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     choice, plan = _accel(args), _plan(args)
     qemu = _qemu()
     host = hostfacts.collect(qemu)
-    sessions = [bench.Session(bundle.load(Path(p)), qemu, choice, plan) for p in (args.a, args.b)]
+    sessions = [bench.Session(_load(p, args), qemu, choice, plan) for p in (args.a, args.b)]
     out = Path(args.output or "compare.json")
     complete = False
     started = time.monotonic()
@@ -149,7 +155,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     """Measure one bundle through several channels, interleaved, and report disagreement."""
     choice, plan = _accel(args), _plan(args)
     qemu = _qemu()
-    target = bundle.load(Path(args.bundle))
+    target = _load(args.bundle, args)
     channels = [Channel(c) for c in args.channels.split(",")]
     if len(channels) < 2:
         raise ApplianceError("--channels needs at least two channels, e.g. trace,exit")
@@ -223,6 +229,8 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--timeout", type=float, default=120.0, help="seconds per boot before it counts as hung")
         p.add_argument("--channel", choices=[c.value for c in Channel], default="trace",
                        help="how probe times reach the host (default trace)")
+        p.add_argument("--machine", choices=[m.value for m in Machine],
+                       help="boot as this machine profile instead of the bundle's")
 
     def bench_options(p: argparse.ArgumentParser) -> None:
         boot_options(p)

@@ -36,6 +36,7 @@ class Machine(enum.Enum):
     """QEMU machine profiles the runner knows how to start."""
 
     MICROVM = "microvm"
+    Q35_QBOOT = "q35-qboot"
     PC_SEABIOS = "pc-seabios"
 
 

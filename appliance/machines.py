@@ -17,6 +17,8 @@ class Profile:
 PROFILES: dict[Machine, Profile] = {
     # microvm: no PCI bus, ISA serial console, direct kernel load through fw_cfg DMA.
     Machine.MICROVM: Profile(Machine.MICROVM, ("-M", "microvm"), "console=ttyS0 pci=off"),
+    # q35 with the qboot built here (firmware/) as -bios: probes from the firmware itself.
+    Machine.Q35_QBOOT: Profile(Machine.Q35_QBOOT, ("-M", "q35"), "console=ttyS0"),
     # pc: the classic i440fx machine with its default firmware, SeaBIOS: the slow baseline.
     Machine.PC_SEABIOS: Profile(Machine.PC_SEABIOS, ("-M", "pc"), "console=ttyS0"),
 }

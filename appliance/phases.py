@@ -18,6 +18,8 @@ KERNEL_START = ("linux_start_boot", "linux_start_pvhboot", "linux_start_fwcfg", 
 PHASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("qemu", (EXEC,), FIRMWARE_START + KERNEL_START + ("linux_start_kernel",)),
     ("firmware", FIRMWARE_START, KERNEL_START),
+    ("fw_setup", ("fw_start",), ("fw_do_boot",)),
+    ("fw_load", ("fw_do_boot",), KERNEL_START),
     ("kernel", KERNEL_START + ("linux_start_kernel",), ("init_start",)),
     ("init", ("init_start",), ("payload_start",)),
     ("modules", ("init_start",), ("init_modules_loaded",)),

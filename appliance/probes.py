@@ -89,13 +89,14 @@ def parse_trace(text: str, table: dict[tuple[int, int], str]) -> list[Event]:
 
 
 def _with_inferred(probes: list[Event], first_io: int | None, fwcfg: list[int]) -> list[Event]:
+    """Add fw_entry and kernel_entry where no real firmware probe gives those moments."""
     names = {e.name for e in probes}
     inferred: list[Event] = []
     if first_io is not None and "fw_start" not in names:
         inferred.append(Event("fw_entry", first_io, "trace-inferred"))
     if not names & {"linux_start_boot", "linux_start_pvhboot", "linux_start_fwcfg"}:
-        first_guest = min((e.host_time_ns for e in probes if e.name not in ("fw_start", "fw_do_boot")), default=None)
-        before = [t for t in fwcfg if first_guest is None or t < first_guest]
+        guest = [e.host_time_ns for e in probes if e.name not in ("fw_start", "fw_do_boot")]
+        before = [t for t in fwcfg if not guest or t < min(guest)]
         if before:
             inferred.append(Event("kernel_entry", before[-1], "trace-inferred"))
     return sorted(probes + inferred, key=lambda e: e.host_time_ns)

@@ -31,6 +31,8 @@ PACKAGES: dict[str, str] = {
     "mke2fs": "e2fsprogs",
     "setpriv": "util-linux",
     "depmod": "kmod",
+    "patch": "patch",
+    "objcopy": "binutils",
 }
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bundle import Bundle
+from .config import Machine
 from .errors import BootError
 from .machines import profile
 from .probes import PORT_FIRMWARE, PORT_KERNEL
@@ -88,6 +89,9 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
         "-m", memory, "-smp", str(manifest.get("cpus", 1)),
         "-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", cmdline, *disks,
     ]
+    if bundle.machine is Machine.Q35_QBOOT:
+        assert bundle.firmware is not None, "checked when the bundle was loaded"
+        args += ["-bios", str(bundle.firmware)]
     if channel in (Channel.SERIAL, Channel.PERF):  # console on stdout: we timestamp arrivals
         args += ["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]
     else:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, bundle, guestprog, initramfs, kernel, kmod, modfiles, rootdisk
-from .config import RootDisk, Template, find_template, load_template
+from . import __version__, bundle, firmware, guestprog, initramfs, kernel, kmod, modfiles, proc, rootdisk
+from .config import Machine, RootDisk, Template, find_template, load_template
 from .errors import ApplianceError
 from .fsutil import atomic_write
 from .machines import profile
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "rootfs_templates"
 PROGRAMS = ROOT / "recipes" / "programs"
 LOCK = ROOT / "recipes" / "kernel" / "debian.lock"
+QBOOT_LOCK = ROOT / "firmware" / "qboot.lock"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,23 @@ class BuildConfig:
     template: Template
     own_kernel: str  # KERNEL=..., or "" for the template's kernel
     source_date_epoch: int
+    qboot_src: str = ""  # QBOOT_SRC=..., or "" for Debian's qemu source package
+
+    def qboot_tree(self) -> Path:
+        """The qboot source tree (fetched into the cache once), checked; called while
+        SCons reads the recipes, so a failure is one line and exit 2 right away."""
+        from SCons.Script import Exit
+
+        try:
+            firmware.check_m32()
+            if self.qboot_src:
+                return firmware.check_tree(Path(self.qboot_src))
+            lock = firmware.read_lock(QBOOT_LOCK)
+            return firmware.check_tree(firmware.fetch_debian(lock, kernel.cache_dir()))
+        except ApplianceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            Exit(2)
+            raise  # not reached: Exit raises SystemExit
 
     def kernel_signature(self) -> str:
         return self.own_kernel or LOCK.read_text()
@@ -78,14 +96,17 @@ def configure(env: Any) -> BuildConfig:
     try:
         path = find_template(env["TEMPLATE"], TEMPLATES)
         template = load_template(path, available_programs())
+        if env["MACHINE"]:
+            template = replace(template, machine=Machine(env["MACHINE"]))
         epoch = int(env["SOURCE_DATE_EPOCH"])
     except ApplianceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         Exit(2)
     except ValueError:
-        print("error: SOURCE_DATE_EPOCH must be a whole number of seconds", file=sys.stderr)
+        print("error: SOURCE_DATE_EPOCH must be whole seconds and MACHINE one of: "
+              f"{', '.join(m.value for m in Machine)}", file=sys.stderr)
         Exit(2)
-    return BuildConfig(template, env["KERNEL"], epoch)
+    return BuildConfig(template, env["KERNEL"], epoch, env["QBOOT_SRC"])
 
 
 def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
@@ -151,10 +172,14 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         "compression": template.compression.value,
     }
     build["initrd"] = _initrd_facts(folder / "initrd", files)
+    if template.machine is not Machine.Q35_QBOOT:  # left by an earlier MACHINE=q35-qboot build
+        (folder / "firmware.bin").unlink(missing_ok=True)
     disks = [] if template.root.value == "none" else [{"file": "rootfs.img", "kind": template.root.value}]
     data = bundle.manifest(folder, name=template.name, cmdline=cmdline, machine=template.machine,
                            memory_mib=template.memory_mib, cpus=template.cpus,
-                           user_probes=template.probes, build=build, disks=disks)
+                           user_probes=template.probes, build=build, disks=disks,
+                           firmware=template.machine is Machine.Q35_QBOOT)
+    data["cmdline_base"] = " ".join(filter(None, ("panic=-1", template.cmdline)))
     bundle.write(folder, data)
     print(f"  bundle {folder} ready")
 
@@ -178,7 +203,37 @@ def _initrd_facts(path: Path, files: kernel.KernelFiles) -> dict[str, Any]:
     return facts
 
 
+def prepare_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    """Copy the qboot tree into build/firmware/src and apply our fw_do_boot patch."""
+    out_root = Path(str(target[0])).parent
+    patch = Path(str(source[-1]))
+    for src, dst in zip(source[:-1], target, strict=True):
+        Path(str(dst)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(str(src), str(dst))
+    while not (out_root / "main.c").exists():
+        out_root = out_root.parent
+    proc.run(["patch", "-p1", "--forward", "--quiet", "-i", str(patch.resolve())], cwd=out_root)
+
+
+def flatten_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    tmp = out.with_name(f".{out.name}.tmp")
+    proc.run(["objcopy", "-O", "binary", str(source[0]), str(tmp)])
+    firmware.check_bios(tmp)
+    tmp.replace(out)
+    print(f"  {out.name}: {out.stat().st_size} bytes, BENCHMARK_HACK probes 0xf5:1, 0xf5:5, 0xf4:2/3/4")
+
+
+def copy_firmware(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    shutil.copyfile(str(source[0]), out.with_name(".firmware.tmp"))
+    out.with_name(".firmware.tmp").replace(out)
+
+
 BUILDERS: dict[str, Builder] = {
+    "prepare_qboot": prepare_qboot,
+    "flatten_qboot": flatten_qboot,
+    "copy_firmware": copy_firmware,
     "compile_program": compile_program,
     "copy_kernel": copy_kernel,
     "make_initrd": make_initrd,

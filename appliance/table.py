@@ -9,6 +9,8 @@ from .phases import PHASE_NAMES
 PHASE_HELP = {
     "qemu": "host exec -> firmware start",
     "firmware": "firmware -> kernel entry",
+    "fw_setup": "fw_start -> fw_do_boot (hardware setup)",
+    "fw_load": "fw_do_boot -> kernel entry (loading it)",
     "kernel": "kernel entry -> init_start",
     "init": "init_start -> payload_start",
     "modules": "init_start -> init_modules_loaded",

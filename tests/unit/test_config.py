@@ -53,7 +53,7 @@ def test_json_round_trip_is_stable_and_has_no_host_path():
     ("[vm]\ncpus = '2'\n", "cpus must be a int"),
     ("[vm]\ncpus = true\n", "cpus must be a int"),
     ("[vm]\nmemory_mib = 1\n", "memory_mib must be 16-65536"),
-    ("[vm]\nmachine = 'vax'\n", "'vax' is not one of: microvm, pc-seabios"),
+    ("[vm]\nmachine = 'vax'\n", "'vax' is not one of: microvm, q35-qboot, pc-seabios"),
     ("[appliance]\ncompression = 'lzo'\n", "is not one of: none, zstd"),
     ("[init]\nmounts = ['nfs']\n", "is not one of"),
     ("[init]\npayload = ['/bin/missing']\n", "payload '/bin/missing' is not in the appliance"),

@@ -53,7 +53,8 @@ def test_phases_from_a_full_run():
               ms("payload_start", 4046), ms("payload_end", 4070), ms(EXIT, 4100)]
     p = derive(events)
     assert p == {"qemu": 30.0, "firmware": 10.0, "kernel": 4000.0, "init": 6.0, "payload": 24.0,
-                 "modules": None, "root": None, "to_init": 4040.0, "total": 4100.0}
+                 "modules": None, "root": None, "fw_setup": None, "fw_load": None, "to_init": 4040.0,
+                 "total": 4100.0}
 
 
 def test_missing_probe_leaves_its_phase_missing_and_shifts_nothing():
