@@ -1,0 +1,67 @@
+"""Benchmark: one bundle under each machine profile, interleaved.
+
+The `benchmark` appliance built for q35-qboot (so it carries our qboot), booted as
+microvm, q35-qboot and pc-seabios in turn, after one warm-up each. Reports medians of
+the qemu, firmware, kernel and total phases (qboot's firmware split into setup and load).
+
+    .venv/bin/python benchmarks/profiles.py -n 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from appliance import accel, bundle, results  # noqa: E402
+from appliance.bench import Plan, Session  # noqa: E402
+from appliance.config import Machine  # noqa: E402
+from appliance.proc import find_tool  # noqa: E402
+from appliance.qemu import Channel  # noqa: E402
+
+PHASES = ("qemu", "firmware", "fw_setup", "fw_load", "kernel", "to_init", "total")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        template = Path(tmp) / "benchmark-qboot.toml"
+        template.write_text((ROOT / "rootfs_templates/benchmark.toml").read_text()
+                            .replace('machine = "microvm"', 'machine = "q35-qboot"'))
+        scons = str(Path(sys.executable).with_name("scons"))
+        subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    base = bundle.load(ROOT / "build" / "benchmark-qboot")
+    qemu = find_tool("qemu-system-x86_64")
+    choice = accel.choose("tcg", qemu)
+    sessions = {m.value: Session(base.with_machine(m), qemu, choice, Plan(Channel.TRACE, args.n, 1))
+                for m in (Machine.MICROVM, Machine.Q35_QBOOT, Machine.PC_SEABIOS)}
+    for index in range(args.n + 1):
+        for session in sessions.values():
+            session.boot(warmup=index == 0)
+    print(f"accel {choice.accel}; n = {args.n} boots each, interleaved, after 1 warm-up each; median ms\n")
+    print("| profile | " + " | ".join(PHASES) + " | firmware source |")
+    print("|---|" + "---|" * (len(PHASES) + 1))
+    medians = {}
+    for name, session in sessions.items():
+        phases = results.summary(session.runs)["phases"]
+        medians[name] = {p: phases[p]["median"] for p in PHASES if p in phases}
+        source = "probes (BENCHMARK_HACK)" if name == "q35-qboot" else "inferred from the trace"
+        cells = " | ".join(f"{medians[name][p]:.1f}" if p in medians[name] else "-" for p in PHASES)
+        print(f"| {name} | {cells} | {source} |")
+    ratio = medians["pc-seabios"]["firmware"] / medians["q35-qboot"]["firmware"]
+    lowest = min(medians, key=lambda m: medians[m]["total"])
+    print(f"\ngoal: qboot's firmware phase at least 3x shorter than SeaBIOS's: {'met' if ratio >= 3 else 'MISSED'} "
+          f"({ratio:.1f}x); microvm's total the lowest: {'met' if lowest == 'microvm' else 'MISSED'} "
+          f"(lowest: {lowest})")
+
+
+if __name__ == "__main__":
+    main()
