@@ -75,20 +75,34 @@ static void say(const char *a, const char *b, const char *c)
 	write(2, line, len);
 }
 
+static sigset_t open_mask; /* the mask to sleep with, and the payload's */
+
 static void on_signal(int sig)
 {
-	stop_request = sig == SIGINT ? 2 : 1;
+	if (sig != SIGCHLD)
+		stop_request = sig == SIGINT ? 2 : 1;
 }
 
+/* The stop signals and SIGCHLD stay blocked except inside sigsuspend(), so one that
+ * arrives before we sleep is not lost (the payload may signal us at once). */
 static void setup_signals(void)
 {
 	struct sigaction sa;
+	sigset_t blocked;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_NOCLDSTOP;
 	sigaction(SIGTERM, &sa, 0);
 	sigaction(SIGUSR1, &sa, 0);
 	sigaction(SIGINT, &sa, 0);
+	sigaction(SIGCHLD, &sa, 0);
+	sigemptyset(&blocked);
+	sigaddset(&blocked, SIGTERM);
+	sigaddset(&blocked, SIGUSR1);
+	sigaddset(&blocked, SIGINT);
+	sigaddset(&blocked, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &blocked, &open_mask);
 	reboot(RB_DISABLE_CAD); /* Ctrl-Alt-Del now sends us SIGINT */
 }
 
@@ -230,20 +244,22 @@ static int switch_root(void)
 	return 0;
 }
 
-/* Wait for PID, reaping every other zombie on the way; returns its wait status. */
+/* Wait for PID, reaping every other zombie on the way; returns its wait status, or -1
+ * when a stop was requested first. Sleeps only in sigsuspend(), with signals open. */
 static int wait_for(pid_t pid)
 {
-	int status = 0, other;
+	int status;
 	pid_t got;
 
 	for (;;) {
-		got = wait(&other);
-		if (got == pid)
-			return other;
-		if (got < 0 && errno == EINTR && stop_request)
-			return -1;
+		while ((got = waitpid(-1, &status, WNOHANG)) > 0)
+			if (got == pid)
+				return status;
 		if (got < 0 && errno == ECHILD)
-			return status;
+			return 0;
+		if (stop_request)
+			return -1;
+		sigsuspend(&open_mask);
 	}
 }
 
@@ -257,6 +273,7 @@ static void run_payload(void)
 	probe(0x13, "payload_start");
 	pid = fork();
 	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &open_mask, 0);
 		setsid();
 		execv(payload[0], payload);
 		say("cannot exec payload ", payload[0], strerror(errno));
