@@ -201,6 +201,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import release
+
+    artifact = Path(args.artifact)
+    problems = release.verify(artifact)
+    if artifact.is_file() and (artifact.parent / "SHA256SUMS").is_file():
+        problems += [f"SHA256SUMS: {p}" for p in release.verify_sums(artifact.parent)]
+    for problem in problems:
+        print(f"{artifact}: {problem}", file=sys.stderr)
+    if problems:
+        raise ApplianceError(f"{artifact} failed verification ({len(problems)} problem(s)): rebuild or fetch it again")
+    print(f"{artifact}: ok (every file matches bundle.json)")
+    return 0
+
+
 def cmd_kernel_lock(args: argparse.Namespace) -> int:
     lock_path = ROOT / "recipes" / "kernel" / "debian.lock"
     newest = kernel.newest_available()
@@ -276,6 +291,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("bundle")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_inspect)
+    p = verbs.add_parser("verify", help="check a bundle directory or bundle .tar.zst against its digests")
+    p.add_argument("artifact")
+    p.set_defaults(func=cmd_verify)
     p = verbs.add_parser("doctor", help="check the tools and KVM this machine has")
     p.set_defaults(func=cmd_doctor)
     p = verbs.add_parser("kernel-lock", help="pin the newest Debian 6.1 kernel in recipes/kernel/debian.lock")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, bundle, firmware, guestprog, initramfs, kernel, kmod, modfiles, proc, rootdisk
+from . import __version__, bundle, firmware, guestprog, initramfs, kernel, kmod, modfiles, proc, release, rootdisk
 from .config import Machine, RootDisk, Template, find_template, load_template
 from .errors import ApplianceError
 from .fsutil import atomic_write
@@ -230,7 +230,20 @@ def copy_firmware(config: BuildConfig, target: list[Any], source: list[Any]) -> 
     out.with_name(".firmware.tmp").replace(out)
 
 
+def make_release_archive(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    release.make_tar_zst(Path(str(source[0])).parent, out, config.source_date_epoch)
+    print(f"  {out.name}: {out.stat().st_size} bytes")
+
+
+def make_sha256sums(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    folder = Path(str(target[0])).parent
+    release.write_sha256sums(folder, [Path(str(s)).name for s in source])
+
+
 BUILDERS: dict[str, Builder] = {
+    "make_release_archive": make_release_archive,
+    "make_sha256sums": make_sha256sums,
     "prepare_qboot": prepare_qboot,
     "flatten_qboot": flatten_qboot,
     "copy_firmware": copy_firmware,

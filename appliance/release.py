@@ -1,0 +1,117 @@
+"""Release artifacts: a reproducible bundle.tar.zst, SHA256SUMS, and their verification.
+
+The archive is deterministic: entries sorted under one top directory named after the
+bundle, owners 0/0 with no names, every mtime SOURCE_DATE_EPOCH, modes normalised, no
+host path anywhere, zstd at a fixed level on one thread: two builds from the same
+inputs give the same bytes. Unpacking refuses absolute paths, `..`, links and anything
+but regular files and directories, so an archive can never write outside its target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from . import bundle as bundles
+from .errors import BundleError
+from .fsutil import atomic_write, sha256_file
+
+ZSTD_LEVEL = 19
+
+
+def _info(name: str, size: int, mode: int, epoch: int, directory: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.uid, info.gid, info.uname, info.gname = size, epoch, 0, 0, "", ""
+    info.mode = 0o755 if directory or mode & 0o111 else 0o644
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    return info
+
+
+def tar_bytes(folder: Path, top: str, epoch: int) -> bytes:
+    """The bundle directory as a deterministic (uncompressed) tar."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        archive.addfile(_info(top, 0, 0o755, epoch, directory=True))
+        for path in files:
+            data = path.read_bytes()
+            archive.addfile(_info(f"{top}/{path.name}", len(data), path.stat().st_mode, epoch), io.BytesIO(data))
+    return out.getvalue()
+
+
+def make_tar_zst(folder: Path, out: Path, epoch: int) -> None:
+    import zstandard
+
+    bundles.load(folder)  # release only an intact bundle
+    raw = tar_bytes(folder, out.name.removesuffix(".tar.zst"), epoch)
+    params = zstandard.ZstdCompressionParameters.from_level(ZSTD_LEVEL, threads=0, write_checksum=True)
+    atomic_write(out, zstandard.ZstdCompressor(compression_params=params).compress(raw))
+
+
+def write_sha256sums(folder: Path, names: list[str]) -> None:
+    lines = "".join(f"{sha256_file(folder / name)}  {name}\n" for name in sorted(names))
+    atomic_write(folder / "SHA256SUMS", lines.encode())
+
+
+def _safe_member(member: tarfile.TarInfo, top: str | None) -> str:
+    path = PurePosixPath(member.name)
+    if path.is_absolute() or ".." in path.parts:
+        raise BundleError(f"archive member {member.name!r} would escape the target directory")
+    if not (member.isfile() or member.isdir()):
+        raise BundleError(f"archive member {member.name!r} is a link or device: refused")
+    if top is not None and path.parts[0] != top:
+        raise BundleError(f"archive member {member.name!r} is outside the archive's top directory {top!r}")
+    return str(path)
+
+
+def unpack_tar_zst(archive: Path, target: Path) -> Path:
+    """Unpack ARCHIVE into TARGET safely; return the bundle directory inside it."""
+    import zstandard
+
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(archive.read_bytes(), max_output_size=4 << 30)
+    except zstandard.ZstdError as exc:
+        raise BundleError(f"{archive} is not a valid zstd archive ({exc}): it is truncated or damaged") from None
+    try:
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            members = tar.getmembers()
+            if not members:
+                raise BundleError(f"{archive} is empty")
+            top = PurePosixPath(members[0].name).parts[0]
+            for member in members:
+                _safe_member(member, top)
+            tar.extractall(target, filter="data")
+    except tarfile.TarError as exc:
+        raise BundleError(f"{archive} is not a valid tar archive ({exc})") from None
+    return target / top
+
+
+def verify(artifact: Path) -> list[str]:
+    """Problems with a bundle directory or a bundle.tar.zst (empty when all is well)."""
+    if artifact.is_dir():
+        return bundles.problems(bundles.load(artifact, verify=False))
+    if artifact.name.endswith(".tar.zst"):
+        with tempfile.TemporaryDirectory(prefix="appliance-verify-") as tmp:
+            folder = unpack_tar_zst(artifact, Path(tmp))
+            problems = bundles.problems(bundles.load(folder, verify=False))
+            known = set(bundles.load(folder, verify=False).manifest["files"]) | {bundles.MANIFEST}
+            problems += [f"{p.name} is not in bundle.json (foreign file)" for p in folder.iterdir()
+                         if p.name not in known]
+            return problems
+    raise BundleError(f"{artifact} is neither a bundle directory nor a .tar.zst: nothing to verify")
+
+
+def verify_sums(folder: Path) -> list[str]:
+    """Check SHA256SUMS in FOLDER against the files it names."""
+    problems = []
+    for line in (folder / "SHA256SUMS").read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            problems.append(f"{name} does not match SHA256SUMS")
+    return problems
