@@ -25,6 +25,7 @@ FILES = ("kernel", "initrd")
 class Bundle:
     path: Path
     manifest: dict[str, Any]
+    cdrom: Path | None = None  # boot this ISO (El Torito) instead of -kernel/-initrd
 
     @property
     def kernel(self) -> Path:
@@ -48,7 +49,7 @@ class Bundle:
         if base is None:
             raise BundleError(f"bundle {self.path} predates machine overrides: rebuild it")
         manifest = {**self.manifest, "machine": machine.value, "cmdline": f"{profile(machine).cmdline} {base}"}
-        return Bundle(self.path, manifest)
+        return Bundle(self.path, manifest, self.cdrom)
 
     @property
     def firmware(self) -> Path | None:

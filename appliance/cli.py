@@ -6,12 +6,14 @@ Every failure ends in one `error:` line and a non-zero exit; --debug adds traceb
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -51,6 +53,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _load(path: str, args: argparse.Namespace) -> bundle.Bundle:
+    if path.endswith(".iso"):  # unpacked for its bundle.json and digests; booted as a CD
+        from . import release
+
+        workdir = Path(tempfile.mkdtemp(prefix="appliance-iso-"))
+        atexit.register(shutil.rmtree, workdir, True)
+        return release.load_iso(Path(path), workdir)
     target = bundle.load(Path(path))
     return target.with_machine(Machine(args.machine)) if args.machine else target
 
@@ -194,9 +202,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from . import inspect
+    from . import inspect, release
 
-    info = inspect.report(bundle.load(Path(args.bundle)))
+    with tempfile.TemporaryDirectory(prefix="appliance-inspect-") as tmp:
+        info = inspect.report(bundle.load(release.unpack_any(Path(args.bundle), Path(tmp))))
+    info["bundle"] = args.bundle  # not the temporary directory it was unpacked into
     print(json.dumps(info, indent=1) if args.json else inspect.text(info))
     return 0
 
@@ -287,8 +297,8 @@ def parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("demo", help="build the default appliance, bench it, print the phases")
     bench_options(p)
     p.set_defaults(func=cmd_demo, n=6)  # the smallest n with a 95% CI of the median
-    p = verbs.add_parser("inspect", help="list what a bundle holds: every initrd file and its size, the disks")
-    p.add_argument("bundle")
+    p = verbs.add_parser("inspect", help="what a bundle, .tar.zst or .iso holds: files, sizes, kernel, modules")
+    p.add_argument("bundle", help="a bundle directory, a bundle .tar.zst or an .iso")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_inspect)
     p = verbs.add_parser("verify", help="check a bundle directory or bundle .tar.zst against its digests")

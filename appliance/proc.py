@@ -32,6 +32,7 @@ PACKAGES: dict[str, str] = {
     "setpriv": "util-linux",
     "depmod": "kmod",
     "patch": "patch",
+    "qemu-img": "qemu-utils",
     "objcopy": "binutils",
 }
 

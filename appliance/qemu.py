@@ -86,9 +86,12 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
     args = [
         qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", *machine_args,
         "-accel", accel, "-cpu", "max" if accel == "tcg" else "host",
-        "-m", memory, "-smp", str(manifest.get("cpus", 1)),
-        "-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", cmdline, *disks,
+        "-m", memory, "-smp", str(manifest.get("cpus", 1)), *disks,
     ]
+    if bundle.cdrom is not None:  # firmware boots the ISO; its isolinux.cfg has the cmdline
+        args += ["-cdrom", str(bundle.cdrom)]
+    else:
+        args += ["-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", cmdline]
     if bundle.machine is Machine.Q35_QBOOT:
         assert bundle.firmware is not None, "checked when the bundle was loaded"
         args += ["-bios", str(bundle.firmware)]

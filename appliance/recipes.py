@@ -236,6 +236,18 @@ def make_release_archive(config: BuildConfig, target: list[Any], source: list[An
     print(f"  {out.name}: {out.stat().st_size} bytes")
 
 
+def make_release_iso(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    release.make_iso(Path(str(source[0])).parent, out)
+    print(f"  {out.name}: {out.stat().st_size} bytes (El Torito, isolinux)")
+
+
+def make_release_qcow2(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    release.make_qcow2(Path(str(source[0])).parent, out)
+    print(f"  {out.name}: {out.stat().st_size} bytes (qcow2)")
+
+
 def make_sha256sums(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     folder = Path(str(target[0])).parent
     release.write_sha256sums(folder, [Path(str(s)).name for s in source])
@@ -244,6 +256,8 @@ def make_sha256sums(config: BuildConfig, target: list[Any], source: list[Any]) -
 BUILDERS: dict[str, Builder] = {
     "make_release_archive": make_release_archive,
     "make_sha256sums": make_sha256sums,
+    "make_release_iso": make_release_iso,
+    "make_release_qcow2": make_release_qcow2,
     "prepare_qboot": prepare_qboot,
     "flatten_qboot": flatten_qboot,
     "copy_firmware": copy_firmware,

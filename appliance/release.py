@@ -1,4 +1,5 @@
-"""Release artifacts: a reproducible bundle.tar.zst, SHA256SUMS, and their verification.
+"""Release artifacts: a reproducible bundle.tar.zst, a bootable ISO, SHA256SUMS, and
+their verification.
 
 The archive is deterministic: entries sorted under one top directory named after the
 bundle, owners 0/0 with no names, every mtime SOURCE_DATE_EPOCH, modes normalised, no
@@ -93,15 +94,12 @@ def verify(artifact: Path) -> list[str]:
     """Problems with a bundle directory or a bundle.tar.zst (empty when all is well)."""
     if artifact.is_dir():
         return bundles.problems(bundles.load(artifact, verify=False))
-    if artifact.name.endswith(".tar.zst"):
-        with tempfile.TemporaryDirectory(prefix="appliance-verify-") as tmp:
-            folder = unpack_tar_zst(artifact, Path(tmp))
-            problems = bundles.problems(bundles.load(folder, verify=False))
-            known = set(bundles.load(folder, verify=False).manifest["files"]) | {bundles.MANIFEST}
-            problems += [f"{p.name} is not in bundle.json (foreign file)" for p in folder.iterdir()
-                         if p.name not in known]
-            return problems
-    raise BundleError(f"{artifact} is neither a bundle directory nor a .tar.zst: nothing to verify")
+    with tempfile.TemporaryDirectory(prefix="appliance-verify-") as tmp:
+        folder = unpack_any(artifact, Path(tmp))
+        problems = bundles.problems(bundles.load(folder, verify=False))
+        known = set(bundles.load(folder, verify=False).manifest["files"]) | {bundles.MANIFEST}
+        return problems + [f"{p.name} is not in bundle.json (foreign file)" for p in folder.iterdir()
+                           if p.name not in known]
 
 
 def verify_sums(folder: Path) -> list[str]:
@@ -115,3 +113,102 @@ def verify_sums(folder: Path) -> list[str]:
         elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
             problems.append(f"{name} does not match SHA256SUMS")
     return problems
+
+
+def make_qcow2(folder: Path, out: Path) -> None:
+    """The bundle's root disk as a qcow2 image (smaller to ship than the raw one)."""
+    from . import proc
+
+    target = bundles.load(folder)
+    if not target.disks:
+        raise BundleError(f"bundle {folder} has no root disk to release as an image")
+    tmp = out.with_name(f".{out.name}.tmp")
+    proc.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(folder / target.disks[0]["file"]), str(tmp)])
+    tmp.replace(out)
+
+
+def unpack_any(artifact: Path, workdir: Path) -> Path:
+    """The bundle directory inside any artifact (a directory is its own)."""
+    if artifact.is_dir():
+        return artifact
+    if artifact.name.endswith(".iso"):
+        return unpack_iso(artifact, workdir)
+    if artifact.name.endswith(".tar.zst"):
+        return unpack_tar_zst(artifact, workdir)
+    raise BundleError(f"{artifact} is neither a bundle directory, a .tar.zst nor an .iso")
+
+
+ISOLINUX_BIN = Path("/usr/lib/ISOLINUX/isolinux.bin")  # Debian's isolinux package
+LDLINUX_C32 = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")  # syslinux-common
+
+
+def isolinux_cfg(cmdline: str) -> bytes:
+    return (f"DEFAULT appliance\nPROMPT 0\nTIMEOUT 0\nLABEL appliance\n  KERNEL /kernel\n  INITRD /initrd\n"
+            f"  APPEND {cmdline}\n").encode()
+
+
+def make_iso(folder: Path, out: Path) -> None:
+    """A BIOS-bootable ISO (El Torito, isolinux with its boot info table) holding the
+    bundle's files and bundle.json under readable Rock Ridge and Joliet names."""
+    import pycdlib
+
+    from .config import Machine
+    from .machines import profile
+
+    target = bundles.load(folder)
+    for needed, package in ((ISOLINUX_BIN, "isolinux"), (LDLINUX_C32, "syslinux-common")):
+        if not needed.is_file():
+            raise BundleError(f"{needed} not found: install it with `apt-get install {package}`")
+    cmdline = f"{profile(Machine.PC_SEABIOS).cmdline} {target.manifest['cmdline_base']}"
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="APPLIANCE")
+
+    def add(data: bytes, name: str) -> None:
+        iso_name = "/" + name.upper().replace("-", "_") + ";1"
+        iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name, joliet_path=f"/{name}")
+
+    add(ISOLINUX_BIN.read_bytes(), "isolinux.bin")
+    add(LDLINUX_C32.read_bytes(), "ldlinux.c32")
+    add(isolinux_cfg(cmdline), "isolinux.cfg")
+    for name in sorted(target.manifest["files"]) + [bundles.MANIFEST]:
+        add((folder / name).read_bytes(), name)
+    iso.add_eltorito("/ISOLINUX.BIN;1", bootcatfile="/BOOT.CAT;1", boot_load_size=4, boot_info_table=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    iso.write(str(tmp))
+    iso.close()
+    tmp.replace(out)
+
+
+def load_iso(image: Path, workdir: Path) -> bundles.Bundle:
+    """A verified bundle from an ISO, set to boot from the ISO itself on pc-seabios."""
+    from .config import Machine
+
+    folder = bundles.load(unpack_iso(image, workdir))
+    return bundles.Bundle(folder.path, folder.manifest, image.resolve()).with_machine(Machine.PC_SEABIOS)
+
+
+def unpack_iso(image: Path, target: Path) -> Path:
+    """The bundle files of an ISO (by their Rock Ridge names) into TARGET."""
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    try:
+        iso.open(str(image))
+    except pycdlib.pycdlibexception.PyCdlibException as exc:
+        raise BundleError(f"{image} is not a readable ISO ({exc})") from None
+    try:
+        names = [child.rock_ridge.name().decode() for child in iso.list_children(rr_path="/")
+                 if child.rock_ridge is not None and child.is_file()]
+        if bundles.MANIFEST not in names:
+            raise BundleError(f"{image} holds no bundle.json: not an appliance ISO")
+        for name in names:
+            if "/" in name or name.startswith("."):
+                raise BundleError(f"ISO member {name!r} would escape the target directory")
+            if name.startswith(("isolinux", "ldlinux", "boot.cat")):
+                continue
+            with open(target / name, "wb") as out:
+                iso.get_file_from_iso_fp(out, rr_path=f"/{name}")
+    finally:
+        iso.close()
+    return target

@@ -86,3 +86,20 @@ def test_release_archive_is_reproducible_and_verifies(built, tmp_path):
     done = appliance("verify", str(tampered))  # the archive's own zstd checksum catches it first
     assert done.returncode == 1
     assert done.stderr.strip().endswith("Restored data doesn't match checksum): it is truncated or damaged")
+
+
+def test_release_iso_boots_with_cdrom_and_verifies(built, tmp_path):
+    assert scons("release").returncode == 0
+    iso = ROOT / "build/release/benchmark/benchmark.iso"
+    assert appliance("verify", str(iso)).returncode == 0
+    assert f"{iso.name}\n" in (ROOT / "build/release/benchmark/SHA256SUMS").read_text()
+    done = appliance("run", str(iso), "--accel", "tcg")
+    assert done.returncode == 0, done.stderr
+    for probe in ("init_start", "payload_start", "work_done", "payload_end"):
+        assert f"appliance-probe: {probe} " in done.stdout
+    tampered = tmp_path / "benchmark.iso"
+    data = bytearray(iso.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the kernel, the largest file
+    tampered.write_bytes(bytes(data))
+    done = appliance("verify", str(tampered))
+    assert done.returncode == 1 and "kernel does not match its sha256 in bundle.json" in done.stderr

@@ -92,3 +92,21 @@ def test_pmem_root_mounts_with_dax_and_keeps_writes(tmp_path):
     marker = subprocess.run(["debugfs", "-R", "cat /marker", str(fs)], capture_output=True, text=True,
                             check=True).stdout
     assert marker.startswith("appliance-marker ")
+
+
+def test_release_of_a_disk_appliance_has_a_qcow2_and_inspects_from_the_archive(disk_bundle):
+    assert scons("release", "TEMPLATE=disk").returncode == 0
+    out = ROOT / "build/release/disk"
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(out / "disk-rootfs.qcow2")],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert info["format"] == "qcow2" and info["virtual-size"] == 32 << 20
+    assert "disk-rootfs.qcow2" in (out / "SHA256SUMS").read_text()
+    archive = out / "disk.tar.zst"
+    assert appliance("verify", str(archive)).returncode == 0
+    inspected = json.loads(appliance("inspect", str(archive), "--json").stdout)
+    assert inspected["bundle"] == str(archive) and inspected["kernel_release"] == target_release()
+    assert sum(f["module"] for f in inspected["initrd"]["files"]) == 10
+
+
+def target_release():
+    return kernel.read_lock(ROOT / "recipes/kernel/debian.lock").release
