@@ -95,11 +95,10 @@ def verify(artifact: Path) -> list[str]:
     if artifact.is_dir():
         return bundles.problems(bundles.load(artifact, verify=False))
     with tempfile.TemporaryDirectory(prefix="appliance-verify-") as tmp:
-        folder = unpack_any(artifact, Path(tmp))
-        problems = bundles.problems(bundles.load(folder, verify=False))
-        known = set(bundles.load(folder, verify=False).manifest["files"]) | {bundles.MANIFEST}
-        return problems + [f"{p.name} is not in bundle.json (foreign file)" for p in folder.iterdir()
-                           if p.name not in known]
+        target = bundles.load(unpack_any(artifact, Path(tmp)), verify=False)
+        known = set(target.manifest["files"]) | {bundles.MANIFEST}
+        return bundles.problems(target) + [f"{p.name} is not in bundle.json (foreign file)"
+                                           for p in target.path.iterdir() if p.name not in known]
 
 
 def verify_sums(folder: Path) -> list[str]:
