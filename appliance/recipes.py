@@ -32,6 +32,7 @@ class BuildConfig:
     template: Template
     own_kernel: str  # KERNEL=..., or "" for the template's kernel
     source_date_epoch: int
+    own_modules: str = ""  # MODULES=..., with KERNEL=
     qboot_src: str = ""  # QBOOT_SRC=..., or "" for Debian's qemu source package
 
     def qboot_tree(self) -> Path:
@@ -51,11 +52,11 @@ class BuildConfig:
             raise  # not reached: Exit raises SystemExit
 
     def kernel_signature(self) -> str:
-        return self.own_kernel or LOCK.read_text()
+        return f"{self.own_kernel}:{self.own_modules}" if self.own_kernel else LOCK.read_text()
 
     def kernel_files(self) -> kernel.KernelFiles:
         if self.own_kernel:
-            return kernel.own_kernel(Path(self.own_kernel))
+            return kernel.own_kernel(Path(self.own_kernel), Path(self.own_modules) if self.own_modules else None)
         return kernel.fetch_debian(kernel.read_lock(LOCK))
 
     def action(self, name: str) -> Any:
@@ -106,7 +107,10 @@ def configure(env: Any) -> BuildConfig:
         print("error: SOURCE_DATE_EPOCH must be whole seconds and MACHINE one of: "
               f"{', '.join(m.value for m in Machine)}", file=sys.stderr)
         Exit(2)
-    return BuildConfig(template, env["KERNEL"], epoch, env["QBOOT_SRC"])
+    if env["MODULES"] and not env["KERNEL"]:
+        print("error: MODULES= goes with KERNEL= (the Debian kernel brings its own modules)", file=sys.stderr)
+        Exit(2)
+    return BuildConfig(template, env["KERNEL"], epoch, own_modules=env["MODULES"], qboot_src=env["QBOOT_SRC"])
 
 
 def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
@@ -133,7 +137,7 @@ def modules_for(config: BuildConfig) -> tuple[list[modfiles.ModuleFile], str]:
                                "has no modules directory (give MODULES=... with KERNEL=...)")
     if files.modules.name != files.release:
         raise kmod.ModuleError(f"modules directory {files.modules} is for {files.modules.name}, "
-                               f"the kernel is {files.release}")
+                               f"the kernel is {files.release}: give the matching MODULES=")
     index = kmod.load_index(files.modules)
     blocked = template.modules_blocked if template.modules_blocked is not None else kmod.DEFAULT_BLOCKED
     names = kmod.closure(index, kmod.select(index, template.modules, blocked), blocked)

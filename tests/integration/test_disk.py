@@ -110,3 +110,37 @@ def test_release_of_a_disk_appliance_has_a_qcow2_and_inspects_from_the_archive(d
 
 def target_release():
     return kernel.read_lock(ROOT / "recipes/kernel/debian.lock").release
+
+
+def test_own_kernel_with_its_modules_dir_and_a_mismatched_one(tmp_path):
+    release = target_release()
+    files = kernel.fetch_debian(kernel.read_lock(ROOT / "recipes/kernel/debian.lock"))
+    template = tmp_path / "disk-own.toml"
+    template.write_text((ROOT / "rootfs_templates/disk.toml").read_text())
+    done = scons("appliance", f"TEMPLATE={template}", f"KERNEL={files.image}", f"MODULES={files.modules}")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((ROOT / "build/disk-own/bundle.json").read_text())
+    assert manifest["build"]["kernel"]["release"] == release and manifest["build"]["kernel"]["source"] == "KERNEL"
+    wrong = tmp_path / "lib/modules/6.0.0-other"
+    wrong.parent.mkdir(parents=True)
+    wrong.symlink_to(files.modules)
+    done = scons("appliance", f"TEMPLATE={template}", f"KERNEL={files.image}", f"MODULES={wrong}")
+    assert done.returncode != 0
+    assert f"error: modules directory {wrong} is for 6.0.0-other, the kernel is {release}" in done.stderr
+
+
+@pytest.mark.parametrize("on_error", ["continue", "stop"])
+def test_a_module_that_fails_to_load_goes_on_or_stops_as_the_template_says(tmp_path, on_error):
+    # kvm_intel needs VMX, which TCG does not offer: its load fails, its dependencies load.
+    template = tmp_path / f"modfail-{on_error}.toml"
+    template.write_text(f'[modules]\nrules = ["kvm_intel"]\non_error = "{on_error}"\n'
+                        '[init]\npayload = ["/bin/bench"]\n[programs]\nbuild = ["bench"]\n[vm]\ncmdline = "quiet"\n')
+    assert scons("appliance", f"TEMPLATE={template}").returncode == 0
+    done = appliance("run", str(ROOT / "build" / template.stem), "--accel", "tcg")
+    assert "appliance-module: kvm " in done.stdout and "appliance-init: module kvm_intel failed" in done.stderr + done.stdout
+    if on_error == "continue":
+        assert done.returncode == 0, done.stderr
+        assert "appliance-probe: payload_end" in done.stdout
+    else:
+        assert done.returncode == 3
+        assert "error: init stopped: stopping: module kvm_intel did not load" in done.stderr
