@@ -14,13 +14,21 @@ class Profile:
     cmdline: str  # what the kernel needs on this machine, before the template's own
 
 
+# reboot=t: a reboot is a triple fault, which QEMU always sees as a reset (and -no-reboot
+# turns into an exit). Left to its default, Linux tries the ACPI reset and, when that
+# does not take, falls back to jumping into the firmware, which boots the kernel again:
+# seen on microvm under TCG as an occasional endless reboot ("Probing EDD" after
+# "reboot: machine restart").
+COMMON = "reboot=t"
+
+
 PROFILES: dict[Machine, Profile] = {
     # microvm: no PCI bus, ISA serial console, direct kernel load through fw_cfg DMA.
-    Machine.MICROVM: Profile(Machine.MICROVM, ("-M", "microvm"), "console=ttyS0 pci=off"),
+    Machine.MICROVM: Profile(Machine.MICROVM, ("-M", "microvm"), f"console=ttyS0 pci=off {COMMON}"),
     # q35 with the qboot built here (firmware/) as -bios: probes from the firmware itself.
-    Machine.Q35_QBOOT: Profile(Machine.Q35_QBOOT, ("-M", "q35"), "console=ttyS0"),
+    Machine.Q35_QBOOT: Profile(Machine.Q35_QBOOT, ("-M", "q35"), f"console=ttyS0 {COMMON}"),
     # pc: the classic i440fx machine with its default firmware, SeaBIOS: the slow baseline.
-    Machine.PC_SEABIOS: Profile(Machine.PC_SEABIOS, ("-M", "pc"), "console=ttyS0"),
+    Machine.PC_SEABIOS: Profile(Machine.PC_SEABIOS, ("-M", "pc"), f"console=ttyS0 {COMMON}"),
 }
 
 
