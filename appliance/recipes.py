@@ -52,7 +52,14 @@ class BuildConfig:
             raise  # not reached: Exit raises SystemExit
 
     def kernel_signature(self) -> str:
-        return f"{self.own_kernel}:{self.own_modules}" if self.own_kernel else LOCK.read_text()
+        """What the kernel (and its modules) are, for SCons: the lock file, or for KERNEL=
+        and MODULES= their paths with size and mtime (a kernel rebuilt in place, or a
+        depmod run, then rebuilds what used them)."""
+        if not self.own_kernel:
+            return LOCK.read_text()
+        paths = [Path(self.own_kernel)] + ([Path(self.own_modules) / "modules.dep"] if self.own_modules else [])
+        stamps = [f"{p}={p.stat().st_size}:{p.stat().st_mtime_ns}" if p.exists() else f"{p}=missing" for p in paths]
+        return " ".join(stamps)
 
     def kernel_files(self) -> kernel.KernelFiles:
         if self.own_kernel:
@@ -209,13 +216,11 @@ def _initrd_facts(path: Path, files: kernel.KernelFiles) -> dict[str, Any]:
 
 def prepare_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     """Copy the qboot tree into build/firmware/src and apply our fw_do_boot patch."""
-    out_root = Path(str(target[0])).parent
     patch = Path(str(source[-1]))
     for src, dst in zip(source[:-1], target, strict=True):
         Path(str(dst)).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(str(src), str(dst))
-    while not (out_root / "main.c").exists():
-        out_root = out_root.parent
+    out_root = next(Path(str(t)).parent for t in target if Path(str(t)).name == "main.c")  # the tree's top
     proc.run(["patch", "-p1", "--forward", "--quiet", "-i", str(patch.resolve())], cwd=out_root)
 
 
