@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import proc
+from .fsutil import atomic_path
 
 CFLAGS = ("-Os", "-static", "-Wall", "-Wextra", "-Werror", "-fno-asynchronous-unwind-tables",
           "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections")
@@ -12,10 +13,9 @@ CFLAGS = ("-Os", "-static", "-Wall", "-Wextra", "-Werror", "-fno-asynchronous-un
 
 def compile_static(source: Path, output: Path) -> int:
     """Compile SOURCE into a stripped static binary at OUTPUT; return its size."""
-    tmp = output.with_name(f".{output.name}.tmp")
-    proc.run(["diet", "gcc", *CFLAGS, f"-I{source.parent}", "-o", str(tmp), str(source)])
-    proc.run(["strip", "--strip-all", "-R", ".comment", str(tmp)])
-    tmp.replace(output)
+    with atomic_path(output) as tmp:
+        proc.run(["diet", "gcc", *CFLAGS, f"-I{source.parent}", "-o", str(tmp), str(source)])
+        proc.run(["strip", "--strip-all", "-R", ".comment", str(tmp)])
     return output.stat().st_size
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from . import __version__, bundle, firmware, guestprog, initramfs, kernel, kmod, modfiles, proc, release, rootdisk
 from .config import Machine, RootDisk, Template, find_template, load_template
 from .errors import ApplianceError
-from .fsutil import atomic_write
+from .fsutil import atomic_path, atomic_write
 from .machines import profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,11 +126,8 @@ def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -
 
 
 def copy_kernel(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
-    files = config.kernel_files()
-    out = Path(str(target[0]))
-    tmp = out.with_name(".kernel.tmp")
-    shutil.copyfile(files.image, tmp)
-    tmp.replace(out)
+    with atomic_path(Path(str(target[0]))) as tmp:
+        shutil.copyfile(config.kernel_files().image, tmp)
 
 
 def modules_for(config: BuildConfig) -> tuple[list[modfiles.ModuleFile], str]:
@@ -226,17 +223,15 @@ def prepare_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> 
 
 def flatten_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     out = Path(str(target[0]))
-    tmp = out.with_name(f".{out.name}.tmp")
-    proc.run(["objcopy", "-O", "binary", str(source[0]), str(tmp)])
-    firmware.check_bios(tmp)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        proc.run(["objcopy", "-O", "binary", str(source[0]), str(tmp)])
+        firmware.check_bios(tmp)
     print(f"  {out.name}: {out.stat().st_size} bytes, BENCHMARK_HACK probes 0xf5:1, 0xf5:5, 0xf4:2/3/4")
 
 
 def copy_firmware(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
-    out = Path(str(target[0]))
-    shutil.copyfile(str(source[0]), out.with_name(".firmware.tmp"))
-    out.with_name(".firmware.tmp").replace(out)
+    with atomic_path(Path(str(target[0]))) as tmp:
+        shutil.copyfile(str(source[0]), tmp)
 
 
 def make_release_archive(config: BuildConfig, target: list[Any], source: list[Any]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from . import bundle as bundles
 from .errors import BundleError
-from .fsutil import atomic_write, sha256_file
+from .fsutil import atomic_path, atomic_write, sha256_file
 
 ZSTD_LEVEL = 19
 
@@ -121,9 +121,9 @@ def make_qcow2(folder: Path, out: Path) -> None:
     target = bundles.load(folder)
     if not target.disks:
         raise BundleError(f"bundle {folder} has no root disk to release as an image")
-    tmp = out.with_name(f".{out.name}.tmp")
-    proc.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(folder / target.disks[0]["file"]), str(tmp)])
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        proc.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(folder / target.disks[0]["file"]),
+                  str(tmp)])
 
 
 def unpack_any(artifact: Path, workdir: Path) -> Path:
@@ -172,11 +172,9 @@ def make_iso(folder: Path, out: Path) -> None:
     for name in sorted(target.manifest["files"]) + [bundles.MANIFEST]:
         add((folder / name).read_bytes(), name)
     iso.add_eltorito("/ISOLINUX.BIN;1", bootcatfile="/BOOT.CAT;1", boot_load_size=4, boot_info_table=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    iso.write(str(tmp))
+    with atomic_path(out) as tmp:
+        iso.write(str(tmp))
     iso.close()
-    tmp.replace(out)
 
 
 def load_iso(image: Path, workdir: Path) -> bundles.Bundle:

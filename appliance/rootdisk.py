@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 from . import cpio, proc
+from .fsutil import atomic_path
 
 
 def stage(entries: list[cpio.Entry], root: Path, epoch: int) -> None:
@@ -66,18 +67,18 @@ def pfn_info_block(total_bytes: int, fs_uuid: bytes) -> bytes:
 def make_pmem(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int) -> None:
     """An fsdax namespace image: PFN info block, then ext4 at PFN_DATA_OFFSET."""
     total = size_mib << 20
-    fs = out.with_name(f".{out.name}.fs")
-    make_ext4(entries, (total - PFN_DATA_OFFSET) >> 20, fs, epoch)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "wb") as dst, open(fs, "rb") as src:
-        dst.write(bytes(PFN_INFO_OFFSET))
-        dst.write(pfn_info_block(total, hashlib.sha256(src.read(1 << 20)).digest()[:16]))
-        src.seek(0)
-        dst.seek(PFN_DATA_OFFSET)
-        while chunk := src.read(1 << 20):
-            dst.write(chunk)
-    fs.unlink()
-    os.replace(tmp, out)
+    scratch = out.with_name(f".{out.name}.fs")  # the bare filesystem, copied in after the header
+    try:
+        make_ext4(entries, (total - PFN_DATA_OFFSET) >> 20, scratch, epoch)
+        with atomic_path(out) as tmp, open(tmp, "wb") as dst, open(scratch, "rb") as src:
+            dst.write(bytes(PFN_INFO_OFFSET))
+            dst.write(pfn_info_block(total, hashlib.sha256(src.read(1 << 20)).digest()[:16]))
+            src.seek(0)
+            dst.seek(PFN_DATA_OFFSET)
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def make_ext4(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int) -> None:
@@ -87,9 +88,8 @@ def make_ext4(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int) -
         tree = Path(tmp) / "tree"
         tree.mkdir()
         stage(entries, tree, epoch)
-        image = Path(tmp) / "rootfs.img"
         env = {**os.environ, "E2FSPROGS_FAKE_TIME": str(epoch), "MKE2FS_DEVICE_SECTSIZE": "512"}
-        proc.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "root", "-U", fs_uuid,
-                  "-E", f"hash_seed={fs_uuid},root_owner=0:0", "-d", str(tree), str(image), f"{size_mib}M"],
-                 env=env, timeout=300)
-        os.replace(image, out)
+        with atomic_path(out) as image:
+            proc.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "root", "-U", fs_uuid,
+                      "-E", f"hash_seed={fs_uuid},root_owner=0:0", "-d", str(tree), str(image), f"{size_mib}M"],
+                     env=env, timeout=300)

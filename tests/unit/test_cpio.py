@@ -108,3 +108,4 @@ def test_property_round_trip(paths, data):
     entries = [cpio.file(p, data) for p in files]
     back = {e.path: e.data for e in cpio.read(cpio.write(entries)) if e.kind == "file"}
     assert back == {p: data for p in files}
+
