@@ -64,7 +64,8 @@ class FileSpec:
 class Template:
     name: str
     description: str = ""
-    kernel: str = "debian"
+    kernel: str = "debian"  # or "minimal": recipes/kernel/minimal (tinyconfig + fragments)
+    kernel_compression: str = "none"  # the minimal kernel's image: one of KERNEL_COMPRESSIONS
     compression: Compression = Compression.ZSTD
     mounts: tuple[Mount, ...] = (Mount.PROC, Mount.SYSFS, Mount.DEVTMPFS)
     payload: tuple[str, ...] = ()  # argv inside the guest; empty: no payload
@@ -103,7 +104,7 @@ def _enum_value(value: object) -> object:
 
 # Known keys per table, with their expected types: anything else is an error.
 _SCHEMA: dict[str, dict[str, type]] = {
-    "appliance": {"description": str, "kernel": str, "compression": str},
+    "appliance": {"description": str, "kernel": str, "kernel_compression": str, "compression": str},
     "init": {"mounts": list, "payload": list, "after": str},
     "programs": {"build": list},
     "vm": {"machine": str, "memory_mib": int, "cpus": int, "cmdline": str},
@@ -111,7 +112,9 @@ _SCHEMA: dict[str, dict[str, type]] = {
     "rootfs": {"disk": str, "size_mib": int},
     "probes": {},  # name = code
 }
-_KERNELS = ("debian",)
+_KERNELS = ("debian", "minimal")
+# "none" boots the uncompressed vmlinux through its PVH entry (no decompression at all).
+KERNEL_COMPRESSIONS = ("none", "lz4", "zstd", "xz")
 
 
 def _fail(name: str, message: str) -> TemplateError:
@@ -210,6 +213,9 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     kernel = app.get("kernel", "debian")
     if kernel not in _KERNELS:
         raise _fail(name, f"kernel = {kernel!r} is not one of: {', '.join(_KERNELS)}")
+    kernel_compression = app.get("kernel_compression", "none")
+    if kernel_compression not in KERNEL_COMPRESSIONS:
+        raise _fail(name, f"kernel_compression = {kernel_compression!r} is not one of: {', '.join(KERNEL_COMPRESSIONS)}")
     programs = _strings(name, "[programs] build", raw.get("programs", {}).get("build", []))
     if programs_available is not None:
         for program in programs:
@@ -234,6 +240,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         name=name,
         description=app.get("description", ""),
         kernel=kernel,
+        kernel_compression=kernel_compression,
         compression=_choice(name, Compression, "compression", app.get("compression", "zstd")),
         mounts=tuple(_choice(name, Mount, "[init] mounts", m) for m in mounts),
         payload=payload,

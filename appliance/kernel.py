@@ -59,22 +59,24 @@ def write_lock(path: Path, lock: KernelLock) -> None:
     atomic_write(path, (header + body).encode())
 
 
-def _download(lock: KernelLock, workdir: Path) -> Path:
+def download_deb(package: str, version: str, sha256: str, workdir: Path, relock: str) -> Path:
+    """`apt-get download` PACKAGE=VERSION into WORKDIR and check its digest; RELOCK says
+    how the user accepts a changed package."""
     try:
-        proc.run(["apt-get", "download", f"{lock.package}={lock.version}"], cwd=workdir, timeout=600)
+        proc.run(["apt-get", "download", f"{package}={version}"], cwd=workdir, timeout=900)
     except ToolFailed as exc:
         raise KernelError(
-            f"apt-get could not download {lock.package}={lock.version} ({exc.stderr.strip().splitlines()[-1:]}): "
-            "run `apt-get update`, or pin an available kernel with `appliance kernel-lock`"
+            f"apt-get could not download {package}={version} ({exc.stderr.strip().splitlines()[-1:]}): "
+            f"run `apt-get update`, or {relock}"
         ) from None
     debs = list(workdir.glob("*.deb"))
     if len(debs) != 1:
-        raise KernelError(f"apt-get download of {lock.package} produced {len(debs)} files, expected one")
+        raise KernelError(f"apt-get download of {package} produced {len(debs)} files, expected one")
     digest = sha256_file(debs[0])
-    if digest != lock.deb_sha256:
+    if digest != sha256:
         raise KernelError(
-            f"{debs[0].name} has sha256 {digest}, but the lock file pins {lock.deb_sha256}: "
-            "the package changed upstream; check it and run `appliance kernel-lock` to accept it"
+            f"{debs[0].name} has sha256 {digest}, but the lock file pins {sha256}: "
+            f"the package changed upstream; check it and {relock}"
         )
     return debs[0]
 
@@ -86,7 +88,8 @@ def fetch_debian(lock: KernelLock, cache: Path | None = None) -> KernelFiles:
         root.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=root.parent, prefix=".fetch-") as tmp:
             work = Path(tmp)
-            deb = _download(lock, work)
+            deb = download_deb(lock.package, lock.version, lock.deb_sha256, work,
+                               "pin an available kernel with `appliance kernel-lock`")
             tree = work / "tree"
             proc.run(["dpkg-deb", "-x", str(deb), str(tree)], timeout=600)
             _depmod(tree, lock.release)

@@ -21,6 +21,10 @@ PHASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("fw_setup", ("fw_start",), ("fw_do_boot",)),
     ("fw_load", ("fw_do_boot",), KERNEL_START),
     ("kernel", KERNEL_START + ("linux_start_kernel",), ("init_start",)),
+    # with the patched (minimal) kernel: the kernel phase in three
+    ("k_decomp", KERNEL_START, ("linux_start_kernel",)),  # setup, decompression, early boot
+    ("k_init", ("linux_start_kernel",), ("linux_start_user",)),  # start_kernel() to running init
+    ("k_exec", ("linux_start_user",), ("init_start",)),  # exec of /init up to its main()
     ("init", ("init_start",), ("payload_start",)),
     ("modules", ("init_start",), ("init_modules_loaded",)),
     ("root", ("init_modules_loaded", "init_start"), ("init_root_mounted",)),

@@ -34,6 +34,10 @@ PACKAGES: dict[str, str] = {
     "patch": "patch",
     "qemu-img": "qemu-utils",
     "objcopy": "binutils",
+    "make": "make",
+    "tar": "tar",
+    "cp": "coreutils",
+    "grep": "grep",
 }
 
 

@@ -14,9 +14,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__, bundle, firmware, guestprog, initramfs, kernel, kmod, modfiles, proc, release, rootdisk
-from .config import Machine, RootDisk, Template, find_template, load_template
-from .errors import ApplianceError
+from . import (
+    __version__,
+    bundle,
+    firmware,
+    guestprog,
+    initramfs,
+    kernel,
+    kmod,
+    minikernel,
+    modfiles,
+    proc,
+    release,
+    rootdisk,
+)
+from .config import KERNEL_COMPRESSIONS, Machine, RootDisk, Template, find_template, load_template
+from .errors import ApplianceError, TemplateError
 from .fsutil import atomic_path, atomic_write
 from .machines import profile
 
@@ -24,6 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "rootfs_templates"
 PROGRAMS = ROOT / "recipes" / "programs"
 LOCK = ROOT / "recipes" / "kernel" / "debian.lock"
+SOURCE_LOCK = ROOT / "recipes" / "kernel" / "linux-source.lock"
+MINIMAL = ROOT / "recipes" / "kernel" / "minimal"  # fragments and the probe patch
+FRAGMENTS = ("base", "virt", "probes")
 QBOOT_LOCK = ROOT / "firmware" / "qboot.lock"
 
 
@@ -34,6 +50,31 @@ class BuildConfig:
     source_date_epoch: int
     own_modules: str = ""  # MODULES=..., with KERNEL=
     qboot_src: str = ""  # QBOOT_SRC=..., or "" for Debian's qemu source package
+    kernel_src: str = ""  # KERNEL_SRC=..., or "" for the locked linux-source package
+    verbose: bool = False  # VERBOSE=1: show the kernel build as it goes
+
+    @property
+    def minimal(self) -> bool:
+        return not self.own_kernel and self.template.kernel == "minimal"
+
+    def minimal_recipe(self) -> minikernel.Recipe:
+        """The minimal kernel recipe from the repo's fragments and patch (cheap: read on
+        every SCons run as the kernel's signature)."""
+        if self.kernel_src:
+            source_id = minikernel.own_source(Path(self.kernel_src))[1]
+        else:
+            source_id = minikernel.read_lock(SOURCE_LOCK).deb_sha256
+        return minikernel.Recipe(source_id, minikernel.read_fragments(MINIMAL, FRAGMENTS),
+                                 (MINIMAL / "appliance-probes.patch").read_text(),
+                                 self.template.kernel_compression)
+
+    def minimal_kernel(self) -> minikernel.Built:
+        cache = kernel.cache_dir()
+        if self.kernel_src:
+            source = minikernel.own_source(Path(self.kernel_src))[0]
+        else:
+            source = minikernel.fetch_source(minikernel.read_lock(SOURCE_LOCK), cache)
+        return minikernel.build(self.minimal_recipe(), source, cache, verbose=self.verbose)
 
     def qboot_tree(self) -> Path:
         """The qboot source tree (fetched into the cache once), checked; called while
@@ -55,6 +96,8 @@ class BuildConfig:
         """What the kernel (and its modules) are, for SCons: the lock file, or for KERNEL=
         and MODULES= their paths with size and mtime (a kernel rebuilt in place, or a
         depmod run, then rebuilds what used them)."""
+        if self.minimal:
+            return "minimal " + self.minimal_recipe().key()
         if not self.own_kernel:
             return LOCK.read_text()
         paths = [Path(self.own_kernel)] + ([Path(self.own_modules) / "modules.dep"] if self.own_modules else [])
@@ -64,6 +107,9 @@ class BuildConfig:
     def kernel_files(self) -> kernel.KernelFiles:
         if self.own_kernel:
             return kernel.own_kernel(Path(self.own_kernel), Path(self.own_modules) if self.own_modules else None)
+        if self.minimal:
+            built = self.minimal_kernel()
+            return kernel.KernelFiles(built.image, built.modules, built.release)
         return kernel.fetch_debian(kernel.read_lock(LOCK))
 
     def action(self, name: str) -> Any:
@@ -106,6 +152,11 @@ def configure(env: Any) -> BuildConfig:
         template = load_template(path, available_programs())
         if env["MACHINE"]:
             template = replace(template, machine=Machine(env["MACHINE"]))
+        if env["KERNEL_RECIPE"]:
+            template = replace(template, kernel=_one_of("KERNEL_RECIPE", env["KERNEL_RECIPE"], ("debian", "minimal")))
+        if env["KERNEL_COMPRESSION"]:
+            template = replace(template, kernel_compression=_one_of(
+                "KERNEL_COMPRESSION", env["KERNEL_COMPRESSION"], KERNEL_COMPRESSIONS))
         epoch = int(env["SOURCE_DATE_EPOCH"])
     except ApplianceError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -117,7 +168,14 @@ def configure(env: Any) -> BuildConfig:
     if env["MODULES"] and not env["KERNEL"]:
         print("error: MODULES= goes with KERNEL= (the Debian kernel brings its own modules)", file=sys.stderr)
         Exit(2)
-    return BuildConfig(template, env["KERNEL"], epoch, own_modules=env["MODULES"], qboot_src=env["QBOOT_SRC"])
+    return BuildConfig(template, env["KERNEL"], epoch, own_modules=env["MODULES"], qboot_src=env["QBOOT_SRC"],
+                       kernel_src=env["KERNEL_SRC"], verbose=env["VERBOSE"] not in ("", "0"))
+
+
+def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise TemplateError(f"{option}={value} is not one of: {', '.join(allowed)}")
+    return value
 
 
 def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
@@ -126,8 +184,13 @@ def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -
 
 
 def copy_kernel(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    if config.minimal:
+        recipe = config.minimal_recipe()
+        print(f"  minimal kernel {recipe.key()} ({recipe.compression}): cached, or built now (minutes)")
+    image = config.kernel_files().image
     with atomic_path(Path(str(target[0]))) as tmp:
-        shutil.copyfile(config.kernel_files().image, tmp)
+        shutil.copyfile(image, tmp)
+    print(f"  kernel: {image.stat().st_size} bytes")
 
 
 def modules_for(config: BuildConfig) -> tuple[list[modfiles.ModuleFile], str]:
@@ -173,8 +236,7 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     cmdline = " ".join(filter(None, (profile(template.machine).cmdline, "panic=-1", template.cmdline)))
     build = {
         "template": template.to_dict(),
-        "kernel": {"release": files.release, "source": config.own_kernel and "KERNEL" or LOCK.name,
-                   "lock": None if config.own_kernel else kernel.read_lock(LOCK).__dict__},
+        "kernel": _kernel_facts(config, files),
         "source_date_epoch": config.source_date_epoch,
         "tools": {"appliance": __version__, **guestprog.toolchain_versions()},
         "compression": template.compression.value,
@@ -190,6 +252,18 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     data["cmdline_base"] = " ".join(filter(None, ("panic=-1", template.cmdline)))
     bundle.write(folder, data)
     print(f"  bundle {folder} ready")
+
+
+def _kernel_facts(config: BuildConfig, files: kernel.KernelFiles) -> dict[str, Any]:
+    if config.own_kernel:
+        return {"release": files.release, "source": "KERNEL", "lock": None}
+    if config.minimal:
+        recipe = config.minimal_recipe()
+        return {"release": files.release, "source": "minimal", "recipe": recipe.key(),
+                "compression": recipe.compression, "fragments": list(FRAGMENTS),
+                "kernel_src": config.kernel_src or None,
+                "lock": None if config.kernel_src else minikernel.read_lock(SOURCE_LOCK).__dict__}
+    return {"release": files.release, "source": LOCK.name, "lock": kernel.read_lock(LOCK).__dict__}
 
 
 def _initrd_facts(path: Path, files: kernel.KernelFiles) -> dict[str, Any]:

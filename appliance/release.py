@@ -155,6 +155,11 @@ def make_iso(folder: Path, out: Path) -> None:
     from .machines import profile
 
     target = bundles.load(folder)
+    with open(target.kernel, "rb") as image:
+        is_bzimage = image.read(0x206)[0x202:] == b"HdrS"
+    if not is_bzimage:
+        raise BundleError("an ISO boots through isolinux, which needs a bzImage, but this bundle's kernel is a "
+                          "vmlinux (KERNEL_COMPRESSION=none): build it with KERNEL_COMPRESSION=zstd for a release")
     for needed, package in ((ISOLINUX_BIN, "isolinux"), (LDLINUX_C32, "syslinux-common")):
         if not needed.is_file():
             raise BundleError(f"{needed} not found: install it with `apt-get install {package}`")

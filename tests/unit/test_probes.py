@@ -54,7 +54,14 @@ def test_phases_from_a_full_run():
     p = derive(events)
     assert p == {"qemu": 30.0, "firmware": 10.0, "kernel": 4000.0, "init": 6.0, "payload": 24.0,
                  "modules": None, "root": None, "fw_setup": None, "fw_load": None, "to_init": 4040.0,
-                 "total": 4100.0}
+                 "total": 4100.0, "k_decomp": None, "k_init": None, "k_exec": None}
+
+
+def test_kernel_probes_split_the_kernel_phase():
+    events = [ms(EXEC, 0), ms("linux_start_pvhboot", 30), ms("linux_start_kernel", 33), ms("linux_start_user", 580),
+              ms("init_start", 597), ms(EXIT, 700)]
+    p = derive(events)
+    assert (p["kernel"], p["k_decomp"], p["k_init"], p["k_exec"]) == (567.0, 3.0, 547.0, 17.0)
 
 
 def test_missing_probe_leaves_its_phase_missing_and_shifts_nothing():
