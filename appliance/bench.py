@@ -41,6 +41,8 @@ class Plan:
     timeout: float = 120.0
     keep_going: bool = False
     paired_trace: bool = False  # exit channel only: trace the same boots too (crosscheck)
+    extra_cmdline: str = ""  # added to the kernel command line of these boots (e.g. initcall_debug)
+    keep_consoles: bool = False  # keep each run's console text in Session.consoles (analyze)
 
 
 def bundle_facts(bundle: Bundle) -> dict[str, Any]:
@@ -65,6 +67,7 @@ class Session:
         self.bundle, self.qemu_path, self.accel, self.plan = bundle, qemu_path, accel, plan
         self.runs: list[dict[str, Any]] = []
         self.exit_probes: list[str] | None = None
+        self.consoles: list[str] = []  # per run, when plan.keep_consoles ("" for a failed run)
 
     def boot(self, warmup: bool) -> None:
         """One measured run (several boots for the exit channel), recorded in self.runs."""
@@ -77,19 +80,23 @@ class Session:
                 run = measure.boot_exit(self.bundle, self.qemu_path, self.accel.accel, plan.timeout, self.exit_probes,
                                         plan.paired_trace)
             else:
-                run = measure.boot(self.bundle, self.qemu_path, self.accel.accel, plan.timeout, channel=plan.channel)
+                run = measure.boot(self.bundle, self.qemu_path, self.accel.accel, plan.timeout, channel=plan.channel,
+                                   extra_cmdline=plan.extra_cmdline)
         except BootError as exc:
             self.runs.append(results.run_record(index, warmup, None, str(exc), exc.console_tail))
+            self.consoles.append("")
             if not plan.keep_going:
                 raise BootError(f"{plan.channel.value} channel, boot {index + 1}: {exc}", exc.console_tail) from None
             return
         overhead = (time.monotonic() - started) * 1e3 - run.qemu_lifetime_ms
         self.runs.append(results.run_record(index, warmup, run, overhead_ms=overhead))
+        self.consoles.append(run.console if plan.keep_consoles else "")
 
     def document(self, complete: bool, host: dict[str, Any]) -> dict[str, Any]:
         plan = self.plan
         settings = {"n": plan.n, "warmup": plan.warmup, "timeout_s": plan.timeout, "channel": plan.channel.value,
-                    "exit_probes": self.exit_probes, "runtime_cmdline": runtime_cmdline(self.accel.accel)}
+                    "exit_probes": self.exit_probes, "runtime_cmdline": runtime_cmdline(self.accel.accel),
+                    "extra_cmdline": plan.extra_cmdline}
         return results.document(host=host, accel={"used": self.accel.accel, "reason": self.accel.reason},
                                 bundle=bundle_facts(self.bundle), settings=settings, runs=self.runs,
                                 complete=complete)

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, accel, bench, bundle, compare, doctor, hostfacts, kernel, measure, results, table
-from .config import Machine
+from . import __version__, accel, bench, bundle, cli_where, compare, doctor, hostfacts, kernel, measure, results, table
+from .config import KERNEL_COMPRESSIONS, Machine
 from .errors import ApplianceError, BootError, Interrupted
 from .proc import find_tool
 from .qemu import Channel
@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = """examples:
   appliance demo                          build the default appliance, boot it 5 times, print phases
   appliance build minimal                 scons appliance TEMPLATE=minimal -> build/minimal/
+  appliance build benchmark-minimal       the benchmark appliance on the minimal kernel (built once, cached)
   appliance run build/benchmark           boot once, streaming the console
   appliance bench build/benchmark -n 10   warm-up + 10 boots -> results JSON and a phase table
   appliance bench build/benchmark --channel exit    the NEMU method: one boot per probe
@@ -35,6 +36,9 @@ EXAMPLES = """examples:
   appliance crosscheck build/benchmark --channels trace,exit -n 5
   appliance stats results.json            recompute and print the statistics of a results file
   appliance inspect build/disk            every file of the initrd with its size, modules first
+  appliance analyze build/benchmark -n 5 --svg boot.svg   initcall_debug boots: timeline, top initcalls
+  appliance tslog tslog.txt --tsc-hz 2.6e9 --svg tslog.svg   a FreeBSD/NetBSD boot flamechart
+  appliance report results.json -o report.html            one self-contained HTML report
 """
 
 
@@ -47,6 +51,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     argv = [scons, "-C", str(ROOT), "-Q", "appliance", f"TEMPLATE={args.template}"]
     if args.kernel:
         argv.append(f"KERNEL={Path(args.kernel).resolve()}")
+    if getattr(args, "kernel_recipe", None):
+        argv.append(f"KERNEL_RECIPE={args.kernel_recipe}")
+    if getattr(args, "kernel_compression", None):
+        argv.append(f"KERNEL_COMPRESSION={args.kernel_compression}")
+    if args.debug:
+        argv.append("VERBOSE=1")
     if subprocess.run(argv, check=False).returncode != 0:
         raise ApplianceError(f"building template {args.template} failed (see the error above)")
     return 0
@@ -194,6 +204,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     args.template, args.kernel = "benchmark", None
+    args.kernel_recipe = args.kernel_compression = None
     cmd_build(args)
     out = ROOT / "build" / "results" / "benchmark.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -266,6 +277,8 @@ def parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("build", help="build a template's bundle with SCons")
     p.add_argument("template", nargs="?", default="benchmark")
     p.add_argument("--kernel", help="your own bzImage")
+    p.add_argument("--kernel-recipe", choices=("debian", "minimal"), help="the template's kernel instead")
+    p.add_argument("--kernel-compression", choices=KERNEL_COMPRESSIONS, help="the minimal kernel's image compression")
     p.set_defaults(func=cmd_build)
     p = verbs.add_parser("run", help="boot a bundle once, streaming its console")
     p.add_argument("bundle")
@@ -308,6 +321,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
     p = verbs.add_parser("kernel-lock", help="pin the newest Debian 6.1 kernel in recipes/kernel/debian.lock")
     p.set_defaults(func=cmd_kernel_lock)
+    cli_where.register(verbs, boot_options, _load, _accel, _qemu)
     return top
 
 

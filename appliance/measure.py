@@ -106,11 +106,11 @@ def _read(path: Path) -> str:
 
 def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Channel, work: Path,
          echo: IO[str] | None, exit_probe: str | None = None, trace: bool = False,
-         keep_disk_writes: bool = False) -> RawBoot:
+         keep_disk_writes: bool = False, extra_cmdline: str = "") -> RawBoot:
     """Start QEMU, wait for it within TIMEOUT, and collect what it left behind."""
     files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data")
-    argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace, runtime_cmdline(accel),
-                     keep_disk_writes)
+    cmdline = " ".join(filter(None, (runtime_cmdline(accel), extra_cmdline)))
+    argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace, cmdline, keep_disk_writes)
     piped = channel in (Channel.SERIAL, Channel.PERF)
     watch = ConsoleWatch(files.console, None if piped else echo)
     with qemu.Qemu(argv, work / "qemu.stderr", stdout_pipe=piped) as vm:
@@ -154,14 +154,17 @@ def _events(raw: RawBoot, bundle: Bundle, channel: Channel) -> list[Event]:
 
 
 def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[str] | None = None,
-         channel: Channel = Channel.TRACE, keep_dir: Path | None = None, keep_disk_writes: bool = False) -> BootRun:
-    """Boot BUNDLE once, measured through CHANNEL (not `exit`: see boot_exit)."""
+         channel: Channel = Channel.TRACE, keep_dir: Path | None = None, keep_disk_writes: bool = False,
+         extra_cmdline: str = "") -> BootRun:
+    """Boot BUNDLE once, measured through CHANNEL (not `exit`: see boot_exit); EXTRA_CMDLINE
+    is added to the kernel command line for this boot only."""
     if channel is Channel.EXIT:
         raise ValueError("the exit channel needs one boot per probe: use boot_exit()")
     with tempfile.TemporaryDirectory(prefix="appliance-boot-") as tmp:
         work = keep_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        raw = _run(bundle, qemu_path, accel, timeout, channel, work, echo, keep_disk_writes=keep_disk_writes)
+        raw = _run(bundle, qemu_path, accel, timeout, channel, work, echo, keep_disk_writes=keep_disk_writes,
+                   extra_cmdline=extra_cmdline)
         if raw.done.returncode != 0:
             raise _failed_start(raw)
         payload_status = _check_console(raw.console)

@@ -1,0 +1,110 @@
+"""Linux `initcall_debug` output: every initcall with its start and duration, and their
+statistics across boots.
+
+With `initcall_debug printk.time=1` the kernel logs, for each initcall,
+    [    0.185585] calling  con_init+0x0/0x22c @ 1
+    [    0.187716] initcall con_init+0x0/0x22c returned 0 after 0 usecs
+and for a module's init function the same with ` [module]` after the symbol. Times are
+the guest's printk clock (seconds since its clock started, after decompression).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+_STAMP = re.compile(r"^\[\s*(\d+)\.(\d+)\] (.*)$")
+_SYMBOL = r"(?P<fn>[^\s+]+)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[(?P<mod>[^\]\s]+)\])?"
+_CALLING = re.compile(rf"^calling  {_SYMBOL} @ (?P<pid>\d+)\s*$")
+_RETURNED = re.compile(rf"^initcall {_SYMBOL} returned (?P<ret>-?\d+) after (?P<n>\d+) (?P<unit>usecs|msecs)\s*$")
+
+
+@dataclass(frozen=True)
+class Initcall:
+    name: str  # the function
+    module: str | None  # the module it belongs to, None when built in
+    start_us: float  # guest printk time of its `calling` line
+    duration_us: float
+    ret: int
+    pid: int  # 1 for built-ins run by kernel_init; the loader's pid for modules
+    line: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.name} [{self.module}]" if self.module else self.name
+
+
+@dataclass
+class Parsed:
+    initcalls: list[Initcall]
+    problems: list[str] = field(default_factory=list)  # "line N: why"
+    unfinished: list[str] = field(default_factory=list)  # called and never returned (hang, panic)
+    console_chars: int = 0  # everything the kernel printed, the cost of the measurement itself
+    lines: int = 0
+
+
+def parse(text: str) -> Parsed:
+    """Initcalls of one boot's console TEXT (other lines are skipped, malformed initcall
+    lines reported with their number)."""
+    out = Parsed([], console_chars=len(text))
+    pending: dict[tuple[str, str | None], tuple[float, int, int]] = {}  # -> (start, pid, line)
+    for number, raw in enumerate(text.splitlines(), 1):
+        out.lines = number
+        line = raw.rstrip("\r")
+        stamp = _STAMP.match(line)
+        body = stamp[3] if stamp else line
+        if not (body.startswith("calling ") or body.startswith("initcall ")):
+            continue
+        if stamp is None:
+            out.problems.append(f"line {number}: initcall line without a printk time (boot with printk.time=1)")
+            continue
+        t_us = int(stamp[1]) * 1e6 + int(stamp[2].ljust(6, "0")[:6])
+        if (m := _CALLING.match(body)) is not None:
+            pending[(m["fn"], m["mod"])] = (t_us, int(m["pid"]), number)
+        elif (m := _RETURNED.match(body)) is not None:
+            start = pending.pop((m["fn"], m["mod"]), None)
+            duration = int(m["n"]) * (1000 if m["unit"] == "msecs" else 1)
+            if start is None:
+                out.problems.append(f"line {number}: {m['fn']} returned without a `calling` line")
+                start = (t_us - duration, 1, number)
+            out.initcalls.append(Initcall(m["fn"], m["mod"], start[0], float(duration), int(m["ret"]), start[1],
+                                          start[2]))
+        else:
+            out.problems.append(f"line {number}: not an initcall_debug line: {body[:80]!r}")
+    out.unfinished = [f"{fn} [{mod}]" if mod else fn for fn, mod in pending]
+    out.initcalls.sort(key=lambda c: (c.start_us, c.line))
+    return out
+
+
+@dataclass(frozen=True)
+class Stat:
+    key: str
+    module: str | None
+    n: int
+    mean_us: float
+    stddev_us: float
+    median_us: float
+    share: float  # of the median kernel phase (mean / kernel), 0..1
+    failed: int  # boots in which it returned non-zero
+
+
+def aggregate(boots: Iterable[list[Initcall]], kernel_ms: float) -> list[Stat]:
+    """Per initcall across boots, longest mean first; SHARE against KERNEL_MS (the median
+    kernel phase of the same boots)."""
+    durations: dict[str, list[float]] = {}
+    modules: dict[str, str | None] = {}
+    failures: dict[str, int] = {}
+    for calls in boots:
+        for call in calls:
+            durations.setdefault(call.key, []).append(call.duration_us)
+            modules[call.key] = call.module
+            failures[call.key] = failures.get(call.key, 0) + (call.ret != 0)
+    stats = []
+    for key, values in durations.items():
+        mean = statistics.fmean(values)
+        stats.append(Stat(key, modules[key], len(values), mean, statistics.stdev(values) if len(values) > 1 else 0.0,
+                          statistics.median(values), mean / (kernel_ms * 1000) if kernel_ms > 0 else 0.0,
+                          failures[key]))
+    return sorted(stats, key=lambda s: (-s.mean_us, s.key))

@@ -1,0 +1,109 @@
+"""Benchmark: the minimal kernel against the Debian kernel, same appliance, interleaved.
+
+Builds the `benchmark` appliance on the Debian kernel and on the minimal kernel with each
+image compression (none = vmlinux through PVH, lz4, zstd, xz), all on microvm, then
+boots them in turn, after one warm-up each. Reports the kernel phase (kernel entry to
+init_start) and its split by the kernel's own probes, the image size per compression,
+and the minimal kernel's build time: cold (empty object tree, source already fetched)
+and no-op (`scons` again with nothing changed).
+
+    .venv/bin/python benchmarks/minimal_kernel.py -n 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from appliance import accel, bundle, kernel, minikernel, results, stats  # noqa: E402
+from appliance.bench import Plan, Session  # noqa: E402
+from appliance.proc import find_tool  # noqa: E402
+from appliance.qemu import Channel  # noqa: E402
+from appliance.recipes import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noqa: E402
+
+COMPRESSIONS = ("none", "lz4", "zstd", "xz")
+PHASES = ("kernel", "k_decomp", "k_init", "k_exec", "to_init", "total")
+SCONS = str(Path(sys.executable).with_name("scons"))
+
+
+def build(template: Path) -> float:
+    started = time.monotonic()
+    subprocess.run([SCONS, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def templates(folder: Path) -> dict[str, Path]:
+    """debian, and minimal-<compression>: the benchmark template with only the kernel changed."""
+    text = (ROOT / "rootfs_templates/benchmark.toml").read_text()
+    out = {"debian": folder / "bench-debian.toml"}
+    out["debian"].write_text(text)
+    for compression in COMPRESSIONS:
+        path = folder / f"bench-minimal-{compression}.toml"
+        path.write_text(text.replace("[appliance]\n", f'[appliance]\nkernel = "minimal"\nkernel_compression = "{compression}"\n'))
+        out[f"minimal-{compression}"] = path
+    return out
+
+
+def cold_build_seconds() -> float:
+    """The minimal kernel built from scratch into an empty cache (the source tree reused)."""
+    lock = minikernel.read_lock(SOURCE_LOCK)
+    source = minikernel.fetch_source(lock, kernel.cache_dir())
+    recipe = minikernel.Recipe(lock.deb_sha256, minikernel.read_fragments(MINIMAL, FRAGMENTS),
+                               (MINIMAL / "appliance-probes.patch").read_text(), "zstd")
+    with tempfile.TemporaryDirectory(dir=kernel.cache_dir()) as tmp:
+        started = time.monotonic()
+        minikernel.build(recipe, source, Path(tmp), jobs=2)
+        return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=10)
+    parser.add_argument("--skip-cold", action="store_true", help="do not time a cold kernel build")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = templates(Path(tmp))
+        for path in paths.values():
+            build(path)
+        noop = statistics.median(build(paths["minimal-none"]) for _ in range(3))
+    bundles = {name: bundle.load(ROOT / "build" / path.stem) for name, path in paths.items()}
+    qemu = find_tool("qemu-system-x86_64")
+    choice = accel.choose("tcg", qemu)
+    sessions = {name: Session(b, qemu, choice, Plan(Channel.TRACE, args.n, 1)) for name, b in bundles.items()}
+    for index in range(args.n + 1):
+        for session in sessions.values():
+            session.boot(warmup=index == 0)
+    print(f"accel {choice.accel}; microvm; n = {args.n} boots each, interleaved, after 1 warm-up each; median ms\n")
+    print("| kernel | image bytes | " + " | ".join(PHASES) + " |")
+    print("|---|---:|" + "---:|" * len(PHASES))
+    kernel_ms = {}
+    for name, session in sessions.items():
+        phases = results.summary(session.runs)["phases"]
+        kernel_ms[name] = [r["phases_ms"]["kernel"] for r in session.runs if r["ok"] and not r["warmup"]]
+        cells = " | ".join(f"{phases[p]['median']:.1f}" if p in phases else "-" for p in PHASES)
+        print(f"| {name} | {bundles[name].kernel.stat().st_size:,} | {cells} |")
+    print()
+    best = min((n for n in kernel_ms if n != "debian"), key=lambda n: statistics.median(kernel_ms[n]))
+    for name in [n for n in kernel_ms if n != "debian"]:
+        ratio = statistics.median(kernel_ms["debian"]) / statistics.median(kernel_ms[name])
+        ci = stats.ratio_ci(kernel_ms[name], kernel_ms["debian"])
+        span = f" (95% CI {ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
+        print(f"kernel phase, debian / {name}: {ratio:.2f}x{span}")
+    ratio = statistics.median(kernel_ms["debian"]) / statistics.median(kernel_ms[best])
+    print(f"\ngoal: minimal kernel phase at least 5x shorter than Debian's: {'met' if ratio >= 5 else 'MISSED'} "
+          f"({ratio:.2f}x with {best})")
+    print(f"build: no-op scons {noop:.2f} s (median of 3)")
+    if not args.skip_cold:
+        print(f"build: cold minimal kernel (zstd bzImage, -j2) {cold_build_seconds():.0f} s")
+
+
+if __name__ == "__main__":
+    main()
