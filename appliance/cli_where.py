@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import analyze, exports, flame, results, spans, tslog
+from . import analyze, exports, flame, profile, results, spans, tslog
 from .errors import ApplianceError
 from .fsutil import atomic_write
 from .spans import Span
@@ -94,6 +94,108 @@ def cmd_tslog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _symbols_for(target: Any, explicit: str | None) -> Path:
+    """--symbols, or the System.map the minimal kernel recipe left in the cache."""
+    if explicit:
+        return Path(explicit)
+    from . import kernel
+
+    recipe = target.manifest.get("build", {}).get("kernel", {}).get("recipe")
+    if recipe:
+        path = kernel.cache_dir() / "minikernel" / f"img-{recipe}" / "System.map"
+        if path.is_file():
+            return path
+    raise ApplianceError("no symbols for this kernel: give --symbols (a System.map or `nm -CS vmlinux` output); "
+                         "Debian's packaged System.map is a stub, so profile a minimal-kernel bundle "
+                         "(kernel = \"minimal\") or use the -dbg package's vmlinux")
+
+
+def _read_symbols(path: Path) -> profile.Symbols:
+    try:
+        symbols, problems = profile.parse_symbols(path.read_text(errors="replace"))
+    except OSError as exc:
+        raise ApplianceError(f"cannot read symbols {path}: {exc.strerror}") from None
+    if not symbols.starts:
+        raise ApplianceError(f"{path} has no code symbols ({problems[0] if problems else 'empty'})")
+    return symbols
+
+
+def _print_profile(lines: list[str], top: int, unit: str) -> None:
+    total = sum(int(line.rsplit(" ", 1)[1]) for line in lines) or 1
+    leaves: dict[str, int] = {}
+    for line in lines:
+        path, weight = line.rsplit(" ", 1)
+        leaf = path.rsplit(";", 1)[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + int(weight)
+    print(f"{'samples':>8} {'share':>6}  function ({unit})")
+    for name, count in sorted(leaves.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"{count:8d} {count / total * 100:5.1f}%  {name}")
+
+
+def _profile_outputs(args: argparse.Namespace, lines: list[str], timeline: list[Span], title: str,
+                     unit_us: float) -> None:
+    if args.svg:  # the flamegraph: merged stacks, width = samples
+        graph = profile.flamegraph_spans(lines, unit_us)
+        atomic_write(Path(args.svg), flame.render(graph, f"{title}: flamegraph", subtitle="width: samples x interval, "
+                                                  "merged by stack (not time-ordered)").encode())
+        print(f"svg: {args.svg}")
+    if args.collapsed:
+        atomic_write(Path(args.collapsed), ("\n".join(lines) + "\n").encode())
+        print(f"collapsed: {args.collapsed}")
+    for fmt in ("chrome", "speedscope"):
+        if getattr(args, fmt):
+            atomic_write(Path(getattr(args, fmt)), render_format(fmt, timeline, title))
+            print(f"{fmt}: {getattr(args, fmt)}")
+    if args.flamechart:
+        atomic_write(Path(args.flamechart), render_format("svg", timeline, f"{title}: samples in time order"))
+        print(f"flamechart: {args.flamechart}")
+
+
+def cmd_profile(args: argparse.Namespace, load: Callable[[str, argparse.Namespace], Any],
+                accel: Callable[[argparse.Namespace], Any], qemu: Callable[[], str]) -> int:
+    from . import sampler
+
+    target = load(args.bundle, args)
+    symbols = _read_symbols(_symbols_for(target, args.symbols))
+    choice = accel(args)
+    if args.interval_ms <= 0:
+        raise ApplianceError("--interval-ms must be positive")
+    boot = sampler.sample_boot(target, qemu(), choice.accel, args.interval_ms, args.timeout)
+    if not boot.samples:
+        raise ApplianceError("the boot ended before the first sample: lower --interval-ms")
+    lines = profile.collapsed(boot.samples, symbols)
+    stop = sorted(boot.stop_us)[len(boot.stop_us) // 2] if boot.stop_us else 0.0
+    print(f"{len(boot.samples)} samples of the vCPU's instruction pointer every {args.interval_ms:g} ms "
+          f"(gdbstub, {choice.accel}); the sampled boot took {boot.wall_ms:.0f} ms, each sample stopped the vCPU "
+          f"for {stop:.0f} us (median)")
+    _print_profile(lines, args.top, "self samples")
+    timeline = profile.timeline_spans(boot.samples, symbols, 1e9)
+    _profile_outputs(args, lines, timeline, f"{target.manifest.get('name')} boot profile", args.interval_ms * 1000)
+    return 0
+
+
+def cmd_redox(args: argparse.Namespace) -> int:
+    symbols = _read_symbols(Path(args.nm))
+    try:
+        samples, problems = profile.parse_samples(Path(args.samples).read_text(errors="replace"))
+    except OSError as exc:
+        raise ApplianceError(f"cannot read {args.samples}: {exc.strerror}") from None
+    for problem in problems[:10]:
+        print(f"warning: {problem}", file=sys.stderr)
+    if not samples:
+        raise ApplianceError(f"{args.samples} holds no samples (lines `TSC IP [RET ...]`)")
+    if args.ghz <= 0:
+        raise ApplianceError("--ghz must be the CPU's TSC frequency in GHz, e.g. 2.6")
+    lines = profile.collapsed(samples, symbols)
+    span_s = (max(s.tsc for s in samples) - min(s.tsc for s in samples)) / (args.ghz * 1e9)
+    print(f"{len(samples)} samples over {span_s * 1000:.1f} ms")
+    _print_profile(lines, args.top, "self samples")
+    timeline = profile.timeline_spans(samples, symbols, args.ghz * 1e9)
+    interval_us = span_s * 1e6 / max(len(samples) - 1, 1)
+    _profile_outputs(args, lines, timeline, f"{Path(args.samples).name} kernel profile", interval_us)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     doc = results.read(Path(args.results))
     side = doc["a"] if "comparison" in doc else doc
@@ -141,6 +243,23 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     p.add_argument("--top", type=int, default=15)
     add_outputs(p)
     p.set_defaults(func=cmd_tslog)
+    p = verbs.add_parser("profile", help="sample the guest's instruction pointer through QEMU's gdbstub while it boots")
+    p.add_argument("bundle")
+    p.add_argument("--interval-ms", type=float, default=1.0, help="time between samples (default 1 ms)")
+    p.add_argument("--symbols", help="System.map or `nm -CS vmlinux` output (default: the minimal kernel's)")
+    p.add_argument("--top", type=int, default=15)
+    p.add_argument("--flamechart", metavar="FILE", help="write the samples in time order as an SVG flamechart")
+    add_outputs(p)
+    boot_options(p)
+    p.set_defaults(func=lambda a: cmd_profile(a, load, accel, qemu))
+    p = verbs.add_parser("redox", help="a Redox-style kernel profile (TSC IP [RET ...] samples) with nm -CS symbols")
+    p.add_argument("samples")
+    p.add_argument("--nm", required=True, help="`nm -CS` output (or a System.map) of the kernel")
+    p.add_argument("--ghz", type=float, required=True, help="the CPU's TSC frequency in GHz")
+    p.add_argument("--top", type=int, default=15)
+    p.add_argument("--flamechart", metavar="FILE", help="write the samples in time order as an SVG flamechart")
+    add_outputs(p)
+    p.set_defaults(func=cmd_redox)
     p = verbs.add_parser("export", help="a results JSON's boot as svg, chrome, speedscope or collapsed")
     p.add_argument("results")
     p.add_argument("--format", choices=FORMATS, required=True)
