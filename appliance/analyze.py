@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
-from . import bootspans, hostfacts, initcalls, results
+from . import bootspans, hostfacts, initcalls, minikernel, profile, results
 from .accel import AccelChoice
 from .bench import Plan, Progress, Session, tty_progress
 from .bundle import Bundle
@@ -45,13 +46,29 @@ def analyze(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, n: int, basel
             session.boot(warmup=index == 0)
             progress(sum(len(s.runs) for s in sessions), total, time.monotonic() - started)
     doc = (plain or debug).document(True, host)
-    doc["analysis"] = summarize(_counted(debug), [r for r, _ in _counted(plain)] if plain else None)
+    doc["analysis"] = summarize(_counted(debug), [r for r, _ in _counted(plain)] if plain else None,
+                                _names(bundle))
     return doc
 
 
-def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """The analysis section from the debug boots (record, console) and the plain boots."""
+def _names(bundle: Bundle) -> Callable[[int], str | None] | None:
+    """Address -> function for kernels that print addresses (no kallsyms): the minimal
+    kernel's System.map, when the cache has it."""
+    path = minikernel.system_map(bundle.manifest)
+    if path is None:
+        return None
+    symbols, _ = profile.parse_symbols(path.read_text(errors="replace"))
+    return symbols.lookup
+
+
+def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]] | None,
+              name_of: Callable[[int], str | None] | None = None) -> dict[str, Any]:
+    """The analysis section from the debug boots (record, console) and the plain boots;
+    NAME_OF names initcalls the kernel printed as bare addresses."""
     parsed = [initcalls.parse(console) for _, console in debug]
+    if name_of is not None:
+        for p in parsed:
+            p.initcalls = initcalls.symbolize(p.initcalls, name_of)
     kernel_debug = [r["phases_ms"]["kernel"] for r, _ in debug if r["phases_ms"].get("kernel") is not None]
     kernel_plain = [r["phases_ms"]["kernel"] for r in plain or [] if r["phases_ms"].get("kernel") is not None]
     reference = _median(kernel_plain) or _median(kernel_debug) or 0.0

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import analyze, exports, flame, profile, results, spans, tslog
+from . import analyze, exports, flame, minikernel, profile, results, spans, tslog
 from .errors import ApplianceError
 from .fsutil import atomic_write
 from .spans import Span
@@ -98,13 +98,9 @@ def _symbols_for(target: Any, explicit: str | None) -> Path:
     """--symbols, or the System.map the minimal kernel recipe left in the cache."""
     if explicit:
         return Path(explicit)
-    from . import kernel
-
-    recipe = target.manifest.get("build", {}).get("kernel", {}).get("recipe")
-    if recipe:
-        path = kernel.cache_dir() / "minikernel" / f"img-{recipe}" / "System.map"
-        if path.is_file():
-            return path
+    path = minikernel.system_map(target.manifest)
+    if path is not None:
+        return path
     raise ApplianceError("no symbols for this kernel: give --symbols (a System.map or `nm -CS vmlinux` output); "
                          "Debian's packaged System.map is a stub, so profile a minimal-kernel bundle "
                          "(kernel = \"minimal\") or use the -dbg package's vmlinux")

@@ -9,7 +9,8 @@ from pathlib import Path
 from . import accel, perf
 from .proc import PACKAGES
 
-TOOLS = ("qemu-system-x86_64", "diet", "gcc", "strip", "apt-get", "dpkg-deb", "cpio", "mke2fs")
+TOOLS = ("qemu-system-x86_64", "diet", "gcc", "strip", "apt-get", "dpkg-deb", "cpio", "mke2fs",
+         "make", "bison", "flex", "bc")  # the last four: the minimal kernel's build
 # Clocksources that make host timestamps cheap and stable.
 GOOD_CLOCKSOURCES = ("tsc", "kvm-clock")
 

@@ -5,18 +5,21 @@ With `initcall_debug printk.time=1` the kernel logs, for each initcall,
     [    0.185585] calling  con_init+0x0/0x22c @ 1
     [    0.187716] initcall con_init+0x0/0x22c returned 0 after 0 usecs
 and for a module's init function the same with ` [module]` after the symbol. Times are
-the guest's printk clock (seconds since its clock started, after decompression).
+the guest's printk clock (seconds since its clock started, after decompression). A
+kernel without kallsyms prints the address instead of `FN+0x0/0x..`; `symbolize()`
+names those from a System.map.
 """
 
 from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
 _STAMP = re.compile(r"^\[\s*(\d+)\.(\d+)\] (.*)$")
-_SYMBOL = r"(?P<fn>[^\s+]+)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[(?P<mod>[^\]\s]+)\])?"
+# FN+0x0/0x22c, or a bare address when the kernel has no kallsyms (the minimal kernel)
+_SYMBOL = r"(?P<fn>[^\s+]+)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?(?: \[(?P<mod>[^\]\s]+)\])?"
 _CALLING = re.compile(rf"^calling  {_SYMBOL} @ (?P<pid>\d+)\s*$")
 _RETURNED = re.compile(rf"^initcall {_SYMBOL} returned (?P<ret>-?\d+) after (?P<n>\d+) (?P<unit>usecs|msecs)\s*$")
 
@@ -108,3 +111,17 @@ def aggregate(boots: Iterable[list[Initcall]], kernel_ms: float) -> list[Stat]:
                           statistics.median(values), mean / (kernel_ms * 1000) if kernel_ms > 0 else 0.0,
                           failures[key]))
     return sorted(stats, key=lambda s: (-s.mean_us, s.key))
+
+
+def symbolize(calls: list[Initcall], name_of: Callable[[int], str | None]) -> list[Initcall]:
+    """CALLS with bare-address names (`0xffffffff818c7b0d`) replaced by NAME_OF's answer."""
+    out = []
+    for call in calls:
+        if call.name.startswith("0x"):
+            try:
+                name = name_of(int(call.name, 16))
+            except ValueError:
+                name = None
+            call = replace(call, name=name) if name else call
+        out.append(call)
+    return out

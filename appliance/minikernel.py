@@ -282,3 +282,14 @@ def _built(recipe: Recipe, images: Path) -> Built:
     release = (images / "release").read_text().strip()
     return Built(images / "image", images / "vmlinux", images / "System.map", images / "config", release,
                  images / "modules" / release)
+
+
+def system_map(manifest: dict[str, object], cache: Path | None = None) -> Path | None:
+    """The System.map of a bundle built on the minimal kernel (from the cache), if any."""
+    build = manifest.get("build")
+    kernel_facts = build.get("kernel") if isinstance(build, dict) else None
+    recipe = kernel_facts.get("recipe") if isinstance(kernel_facts, dict) else None
+    if not recipe:
+        return None
+    path = (cache or kernel.cache_dir()) / "minikernel" / f"img-{recipe}" / "System.map"
+    return path if path.is_file() else None

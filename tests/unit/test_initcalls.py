@@ -83,3 +83,13 @@ def test_no_input_crashes_the_parser(text_lines):
     for problem in p.problems:
         assert 1 <= int(problem.split()[1].rstrip(":")) <= count
     assert all(c.duration_us >= 0 for c in p.initcalls)
+
+
+def test_a_kernel_without_kallsyms_prints_addresses_which_a_system_map_names():
+    text = ("[    0.310000] calling  0xffffffff818c7b0d @ 1\n"
+            "[    0.314000] initcall 0xffffffff818c7b0d returned 0 after 4000 usecs\n")
+    p = initcalls.parse(text)
+    assert p.problems == [] and p.initcalls[0].name == "0xffffffff818c7b0d"
+    named = initcalls.symbolize(p.initcalls, {0xFFFFFFFF818C7B0D: "virtio_mmio_init"}.get)
+    assert named[0].name == "virtio_mmio_init" and named[0].duration_us == 4000.0
+    assert initcalls.symbolize(p.initcalls, lambda a: None)[0].name == "0xffffffff818c7b0d"
