@@ -14,13 +14,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import bootspans, hostfacts, initcalls, minikernel, profile, results
+from . import bootspans, guestlog, hostfacts, initcalls, minikernel, profile, results
 from .accel import AccelChoice
 from .bench import Plan, Progress, Session, tty_progress
 from .bundle import Bundle
 from .spans import Span
 
 DEBUG_CMDLINE = "initcall_debug printk.time=1 ignore_loglevel"
+# With profiled the kernel log reaches the host through it, so the console can stay quiet
+# (the UART is then not slowed by the verbose log); log_buf_len keeps every line for it.
+QUIET_DEBUG_CMDLINE = "initcall_debug printk.time=1 log_buf_len=4M"
 DISTORTION_WARN = 0.05  # warn when the debug boots' kernel phase is this much longer
 
 
@@ -35,7 +38,8 @@ def _median(values: list[float]) -> float | None:
 def analyze(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, n: int, baseline: bool = True,
             timeout: float = 180.0, progress: Progress = tty_progress) -> dict[str, Any]:
     host = hostfacts.collect(qemu_path)
-    debug = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=DEBUG_CMDLINE,
+    cmdline = QUIET_DEBUG_CMDLINE if bundle.manifest.get("profiled") else DEBUG_CMDLINE
+    debug = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=cmdline,
                                                    keep_consoles=True))
     plain = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout)) if baseline else None
     sessions = [s for s in (debug, plain) if s is not None]
@@ -47,7 +51,7 @@ def analyze(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, n: int, basel
             progress(sum(len(s.runs) for s in sessions), total, time.monotonic() - started)
     doc = (plain or debug).document(True, host)
     doc["analysis"] = summarize(_counted(debug), [r for r, _ in _counted(plain)] if plain else None,
-                                _names(bundle))
+                                _names(bundle), cmdline)
     return doc
 
 
@@ -61,10 +65,22 @@ def _names(bundle: Bundle) -> Callable[[int], str | None] | None:
     return symbols.lookup
 
 
+def kernel_text(record: dict[str, Any], console: str) -> str:
+    """The kernel log of a boot: profiled's copy of /dev/kmsg when it sent one (complete
+    even with a quiet console), else the console."""
+    raw = record.get("profiled_raw")
+    if raw:
+        text = guestlog.kernel_log_text(guestlog.parse(raw))
+        if text:
+            return text
+    return console
+
+
 def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]] | None,
-              name_of: Callable[[int], str | None] | None = None) -> dict[str, Any]:
+              name_of: Callable[[int], str | None] | None = None, cmdline: str = DEBUG_CMDLINE) -> dict[str, Any]:
     """The analysis section from the debug boots (record, console) and the plain boots;
     NAME_OF names initcalls the kernel printed as bare addresses."""
+    debug = [(record, kernel_text(record, console)) for record, console in debug]
     parsed = [initcalls.parse(console) for _, console in debug]
     if name_of is not None:
         for p in parsed:
@@ -85,7 +101,8 @@ def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any
     phases = {p: [r["phases_ms"][p] for r in (plain or [r for r, _ in debug]) if r["phases_ms"].get(p) is not None]
               for p in leaf_phases}
     return {
-        "cmdline": DEBUG_CMDLINE,
+        "cmdline": cmdline,
+        "kernel_log": "profiled (/dev/kmsg)" if any(r.get("profiled_raw") for r, _ in debug) else "console",
         "boots": len(debug),
         "kernel_ms_debug": _median(kernel_debug),
         "kernel_ms_plain": _median(kernel_plain),
@@ -126,16 +143,26 @@ def span_from(data: dict[str, Any]) -> Span:
                 data.get("note", ""))
 
 
+def median_run(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The counted run with the median total: the one a single-boot view shows."""
+    runs = [r for r in doc.get("runs", []) if r.get("ok") and not r.get("warmup")]
+    runs.sort(key=lambda r: r["phases_ms"].get("total") or 0.0)
+    return runs[len(runs) // 2] if runs else None
+
+
 def spans_of(doc: dict[str, Any]) -> list[Span]:
-    """The analysis spans of a results document, or spans of its phases (median run)."""
+    """The analysis spans of a results document, or spans of its median run's phases
+    (with profiled's process timeline when it has one)."""
     analysis = doc.get("analysis")
     if analysis and analysis.get("spans"):
         return [span_from(s) for s in analysis["spans"]]
-    runs = [r for r in doc.get("runs", []) if r.get("ok") and not r.get("warmup")]
-    if not runs:
-        return []
-    runs.sort(key=lambda r: r["phases_ms"].get("total") or 0.0)
-    return bootspans.boot_spans(runs[len(runs) // 2], "", [])
+    run = median_run(doc)
+    return bootspans.boot_spans(run, "", []) if run else []
+
+
+def counters_of(doc: dict[str, Any]) -> list[tuple[str, float, dict[str, float]]]:
+    run = median_run(doc)
+    return bootspans.memory_counters(run) if run else []
 
 
 def render(analysis: dict[str, Any], color: bool = False, top: int = 15) -> str:
@@ -153,8 +180,9 @@ def render(analysis: dict[str, Any], color: bool = False, top: int = 15) -> str:
         lines.append(f"\nbuilt-in initcalls: {total:.0f} ms of a {kernel:.0f} ms kernel phase ({total / kernel * 100:.0f}%)")
     d = analysis["distortion"]
     if d.get("extra_ms") is not None:
-        lines.append(f"console cost: debug boots' kernel phase {d['extra_ms']:+.0f} ms ({d['fraction'] * 100:+.1f}%) "
-                     f"against plain boots; {d['console_chars']} characters printed")
+        lines.append(f"cost of the debug log: debug boots' kernel phase {d['extra_ms']:+.0f} ms ({d['fraction'] * 100:+.1f}%) "
+                     f"against plain boots; {d['console_chars']} characters of kernel log "
+                     f"(read from {analysis.get('kernel_log', 'console')})")
     if d.get("warning"):
         lines.append(f"warning: {d['warning']}")
     for problem in analysis["problems"][:10]:

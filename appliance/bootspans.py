@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from . import guestlog
 from .initcalls import Initcall, Stat
 from .spans import Span
 
@@ -64,7 +65,37 @@ def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall]) -> 
         spans += _kernel_children(kernel, t, console, initcalls)
     if init is not None:
         spans += _init_children(init, run, t, initcalls)
+    spans += process_track(run, end)
     return spans
+
+
+def _boottime_offset_us(run: dict[str, Any]) -> float | None:
+    """Host us from exec = guest CLOCK_BOOTTIME us + this (anchored at init_start)."""
+    guest = {p["name"]: p["boottime_ns"] / 1000 for p in run.get("guest_probes", [])}
+    host = {e["name"]: e["t_ms"] * 1000 for e in run["events"]}
+    if "init_start" not in guest or "init_start" not in host:
+        return None
+    return float(host["init_start"] - guest["init_start"])
+
+
+def process_track(run: dict[str, Any], end_us: float) -> list[Span]:
+    """profiled's process timeline (fork, exec, exit of every process) as its own track."""
+    procs = (run.get("profiled") or {}).get("processes")
+    offset = _boottime_offset_us(run)
+    if not procs or offset is None:
+        return []
+    return guestlog.process_spans([guestlog.Process(**p) for p in procs], offset, end_us)
+
+
+def memory_counters(run: dict[str, Any]) -> list[tuple[str, float, dict[str, float]]]:
+    """Guest memory per stage as counter samples on the host timeline (MiB)."""
+    stages = (run.get("profiled") or {}).get("memory", {})
+    offset = _boottime_offset_us(run)
+    if offset is None:
+        return []
+    return [("guest memory MiB", m["t_ns"] / 1000 + offset,
+             {"used": m["used_kib"] / 1024, "free": m["MemFree"] / 1024, "available": m["MemAvailable"] / 1024})
+            for m in stages.values() if "t_ns" in m]
 
 
 def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls: list[Initcall]) -> list[Span]:
@@ -101,10 +132,9 @@ def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls:
 
 
 def _init_children(init: Span, run: dict[str, Any], t: dict[str, float], initcalls: list[Initcall]) -> list[Span]:
-    guest = {p["name"]: p["boottime_ns"] / 1000 for p in run.get("guest_probes", [])}
-    if "init_start" not in guest:
+    offset = _boottime_offset_us(run)
+    if offset is None:
         return []
-    offset = t["init_start"] - guest["init_start"]  # host us = boottime us + offset
     by_module = {c.module: c for c in initcalls if c.module}
     out = []
     for module in run.get("guest_modules", []):

@@ -18,8 +18,10 @@ from .spans import Span
 FORMATS = ("svg", "chrome", "speedscope", "collapsed")
 
 
-def render_format(fmt: str, items: list[Span], title: str, total_us: float | None = None, subtitle: str = "") -> bytes:
-    """SPANS in one of FORMATS, checked before anything is written."""
+def render_format(fmt: str, items: list[Span], title: str, total_us: float | None = None, subtitle: str = "",
+                  counters: list[exports.Counter] | None = None) -> bytes:
+    """SPANS in one of FORMATS, checked before anything is written; COUNTERS (guest
+    memory) go into the Chrome trace."""
     bad = spans.problems(items)
     if bad:
         raise ApplianceError(f"cannot export: {bad[0]} ({len(bad)} problem(s))")
@@ -28,7 +30,7 @@ def render_format(fmt: str, items: list[Span], title: str, total_us: float | Non
     if fmt == "collapsed":
         return ("\n".join(spans.collapsed(items)) + "\n").encode()
     if fmt == "chrome":
-        doc = exports.chrome_trace(items, title)
+        doc = exports.chrome_trace(items, title, counters or [])
         problems = exports.check_chrome_trace(doc)
     else:
         doc = exports.speedscope(items, title)
@@ -39,11 +41,11 @@ def render_format(fmt: str, items: list[Span], title: str, total_us: float | Non
 
 
 def _write_outputs(args: argparse.Namespace, items: list[Span], title: str, total_us: float | None = None,
-                   subtitle: str = "") -> None:
+                   subtitle: str = "", counters: list[exports.Counter] | None = None) -> None:
     for fmt in FORMATS:
         target = getattr(args, fmt, None)
         if target:
-            atomic_write(Path(target), render_format(fmt, items, title, total_us, subtitle))
+            atomic_write(Path(target), render_format(fmt, items, title, total_us, subtitle, counters))
             print(f"{fmt}: {target}")
 
 
@@ -62,7 +64,7 @@ def cmd_analyze(args: argparse.Namespace, load: Callable[[str, argparse.Namespac
     results.write(out, doc)
     print(analyze.render(doc["analysis"], color=sys.stdout.isatty(), top=args.top))
     items = analyze.spans_of(doc)
-    _write_outputs(args, items, f"{doc['bundle']['name']} boot")
+    _write_outputs(args, items, f"{doc['bundle']['name']} boot", counters=analyze.counters_of(doc))
     print(f"results: {out}")
     return 0
 
@@ -198,7 +200,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     items = analyze.spans_of(side)
     if not items:
         raise ApplianceError(f"{args.results} has no successful run to export")
-    atomic_write(Path(args.output), render_format(args.format, items, f"{side['bundle']['name']} boot"))
+    atomic_write(Path(args.output), render_format(args.format, items, f"{side['bundle']['name']} boot",
+                                                  counters=analyze.counters_of(side)))
     print(f"{args.format}: {args.output}")
     return 0
 

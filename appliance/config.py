@@ -79,6 +79,8 @@ class Template:
     probes: tuple[tuple[int, str], ...] = ()  # user-defined (code, name), codes 0x20-0x7f
     modules: tuple[str, ...] = ()  # ordered rules: "name", "glob", "-glob" (see kmod.py)
     modules_blocked: tuple[str, ...] | None = None  # None: kmod.DEFAULT_BLOCKED
+    profiled: str = ""  # its channel ("serial" or "virtio") when [profiled] enables it, else ""
+    profiled_sample_ms: int = 0  # /proc/stat samples while the payload runs; 0: none
     modules_on_error: str = "stop"  # or "continue"
     modules_strip: bool = True
     root: RootDisk = RootDisk.NONE
@@ -111,7 +113,11 @@ _SCHEMA: dict[str, dict[str, type]] = {
     "modules": {"rules": list, "blocked": list, "on_error": str, "strip": bool},
     "rootfs": {"disk": str, "size_mib": int},
     "probes": {},  # name = code
+    "profiled": {"enabled": bool, "channel": str, "sample_ms": int},
 }
+# profiled's channel to the host, and the guest device it writes: a second ISA serial port
+# (any kernel), or a virtio-console port (kernels with virtio_console; cheaper per byte).
+PROFILED_DEVICES = {"serial": "/dev/ttyS1", "virtio": "/dev/vport0p1"}
 _KERNELS = ("debian", "minimal")
 # "none" boots the uncompressed vmlinux through its PVH entry (no decompression at all).
 KERNEL_COMPRESSIONS = ("none", "lz4", "zstd", "xz")
@@ -236,6 +242,14 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     if not 8 <= rootfs.get("size_mib", 64) <= 65536:
         raise _fail(name, "[rootfs] size_mib must be 8-65536")
     blocked = modules.get("blocked")
+    profiled = raw.get("profiled", {})
+    channel = profiled.get("channel", "serial") if profiled.get("enabled", "profiled" in raw) else ""
+    if channel and channel not in PROFILED_DEVICES:
+        raise _fail(name, f"[profiled] channel = {channel!r} is not one of: {', '.join(PROFILED_DEVICES)}")
+    if not 0 <= profiled.get("sample_ms", 0) <= 60000:
+        raise _fail(name, "[profiled] sample_ms must be 0-60000 (0: no samples)")
+    if channel and "profiled" not in programs:
+        programs = (*programs, "profiled")
     return Template(
         name=name,
         description=app.get("description", ""),
@@ -258,6 +272,8 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         modules_strip=modules.get("strip", True),
         root=root,
         root_size_mib=rootfs.get("size_mib", 64),
+        profiled=channel,
+        profiled_sample_ms=profiled.get("sample_ms", 0),
         folder=str(folder),
     )
 

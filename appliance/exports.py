@@ -24,9 +24,13 @@ def _open_close(spans: list[Span]) -> list[tuple[float, int, int, Span]]:
     return events
 
 
-def chrome_trace(spans: Iterable[Span], process: str = "boot") -> dict[str, Any]:
-    """One process, one thread per span track; balanced B/E pairs for spans and an
-    instant (ph i) for zero-length events. Timestamps in microseconds."""
+Counter = tuple[str, float, dict[str, float]]  # (name, time us, series -> value)
+
+
+def chrome_trace(spans: Iterable[Span], process: str = "boot", counters: Iterable[Counter] = ()) -> dict[str, Any]:
+    """One process, one thread per span track; balanced B/E pairs for spans, an instant
+    (ph i) for zero-length events, and COUNTERS as counter tracks (ph C, e.g. guest
+    memory). Timestamps in microseconds."""
     items = ordered(spans)
     tids = {track: i + 1 for i, track in enumerate(dict.fromkeys(s.track for s in items))}
     events: list[dict[str, Any]] = [{"ph": "M", "pid": 1, "tid": 0, "name": "process_name", "args": {"name": process}}]
@@ -45,6 +49,8 @@ def chrome_trace(spans: Iterable[Span], process: str = "boot") -> dict[str, Any]
             if is_open and s.note:
                 event["args"] = {"note": s.note}
             events.append(event)
+    for name, at, values in sorted(counters, key=lambda c: c[1]):
+        events.append({"ph": "C", "pid": 1, "tid": 0, "ts": at, "name": name, "args": values})
     return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import cpio
 from .compress import compress
-from .config import RootDisk, Template
+from .config import PROFILED_DEVICES, RootDisk, Template
 from .modfiles import ModuleFile
 
 CONSOLE = cpio.device("dev/console", "c", 5, 1, 0o600)
@@ -40,6 +40,8 @@ def init_conf(template: Template, modules: Sequence[ModuleFile] = (), release: s
         dax = " dax" if template.root is RootDisk.PMEM else ""
         lines.append(f"root {ROOT_DEVICE[template.root]} ext4{dax}")
     lines += [f"mount {m.value} {m.target}" for m in template.mounts]
+    if template.profiled:
+        lines.append(f"profiled {PROFILED_DEVICES[template.profiled]} {template.profiled_sample_ms}")
     if template.payload:
         lines.append("payload " + " ".join(template.payload))
     lines.append(f"after {template.after.value}")

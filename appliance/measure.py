@@ -45,6 +45,7 @@ class BootRun:
     paired_trace_ms: dict[str, float] = field(default_factory=dict)  # exit boots traced too: probe -> ms
     modules: list[tuple[str, int, int]] = field(default_factory=list)  # (name, start ns, duration ns), guest clock
     warnings: list[str] = field(default_factory=list)
+    guest_log: str = ""  # profiled's raw records (JSON lines), when the bundle runs it
 
 
 @dataclass
@@ -55,6 +56,7 @@ class RawBoot:
     lines: list[tuple[int, str]]  # (host arrival ns, line), serial and perf channels
     argv: list[str]
     perf_data: Path
+    profiled: str = ""  # profiled's records, for bundles that run it
 
 
 class ConsoleWatch:
@@ -108,7 +110,7 @@ def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Ch
          echo: IO[str] | None, exit_probe: str | None = None, trace: bool = False,
          keep_disk_writes: bool = False, extra_cmdline: str = "") -> RawBoot:
     """Start QEMU, wait for it within TIMEOUT, and collect what it left behind."""
-    files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data")
+    files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.jsonl")
     cmdline = " ".join(filter(None, (runtime_cmdline(accel), extra_cmdline)))
     argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace, cmdline, keep_disk_writes)
     piped = channel in (Channel.SERIAL, Channel.PERF)
@@ -131,7 +133,8 @@ def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Ch
         if clock is not None:
             reader.join(timeout=5)
     watch.poll()
-    return RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf)
+    return RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf,
+                   _read(files.profiled) if files.profiled else "")
 
 
 def _failed_start(raw: RawBoot) -> BootError:
@@ -175,6 +178,9 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[st
                   raw.console, (done.exit_ns - done.exec_ns) / 1e6,
                   uart_cost_us_per_char(raw.lines) if raw.lines else None)
     run.modules = [(m["name"], int(m["start"]), int(m["duration"])) for m in _MODULE.finditer(raw.console)]
+    run.guest_log = raw.profiled
+    if bundle.manifest.get("profiled") and not raw.profiled:
+        run.warnings.append("profiled sent nothing: is its channel's device in the kernel (ttyS1, virtio_console)?")
     if not any(e.name == "init_start" for e in events):
         run.warnings.append("no init_start probe: the init never ran, or could not reach port 0xf4")
     return run

@@ -46,6 +46,7 @@ class BootFiles:
     console: Path
     trace: Path
     perf: Path
+    profiled: Path | None = None  # where profiled's records land, for bundles that have it
 
 
 def disk_args(bundle: Bundle, keep_writes: bool = False) -> tuple[list[str], list[str]]:
@@ -66,6 +67,19 @@ def disk_args(bundle: Bundle, keep_writes: bool = False) -> tuple[list[str], lis
             devices += ["-drive", f"id=disk{number},file={path},format=raw,if=none{snapshot}",
                         "-device", f"virtio-blk-{bus},drive=disk{number}"]
     return machine, devices
+
+
+def profiled_args(bundle: Bundle, files: BootFiles) -> list[str]:
+    """The channel profiled writes to, into FILES.profiled: a second serial port at COM2's
+    address (the guest's ttyS1) or a virtio-console port."""
+    spec = bundle.manifest.get("profiled")
+    if not spec or files.profiled is None:
+        return []
+    args = ["-chardev", f"file,id=profiled,path={files.profiled}"]
+    if spec["channel"] == "serial":  # COM2 by hand: microvm creates only one serial port itself
+        return args + ["-device", "isa-serial,chardev=profiled,iobase=0x2f8,irq=3"]
+    bus = "device" if bundle.machine is Machine.MICROVM else "pci"
+    return args + ["-device", f"virtio-serial-{bus}", "-device", "virtserialport,chardev=profiled,name=appliance.profiled"]
 
 
 def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Channel = Channel.TRACE,
@@ -105,6 +119,7 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
                      "-device", f"isa-debugcon,iobase={port:#x},chardev=probe{port:x}"]
     if channel is Channel.TRACE or trace:
         args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
+    args += profiled_args(bundle, files)
     if channel is Channel.EXIT:
         args += ["-device", f"isa-debug-exit,iobase={PORT_KERNEL:#x},iosize=1"]
     elif channel is Channel.PERF:

@@ -28,7 +28,7 @@ from . import (
     release,
     rootdisk,
 )
-from .config import KERNEL_COMPRESSIONS, Machine, RootDisk, Template, find_template, load_template
+from .config import KERNEL_COMPRESSIONS, PROFILED_DEVICES, Machine, RootDisk, Template, find_template, load_template
 from .errors import ApplianceError, TemplateError
 from .fsutil import atomic_path, atomic_write
 from .machines import profile
@@ -250,6 +250,9 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
                            user_probes=template.probes, build=build, disks=disks,
                            firmware=template.machine is Machine.Q35_QBOOT)
     data["cmdline_base"] = " ".join(filter(None, ("panic=-1", template.cmdline)))
+    if template.profiled:  # the runner adds the channel's device and reads what arrives on it
+        data["profiled"] = {"channel": template.profiled, "device": PROFILED_DEVICES[template.profiled],
+                            "sample_ms": template.profiled_sample_ms}
     bundle.write(folder, data)
     print(f"  bundle {folder} ready")
 

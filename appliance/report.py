@@ -118,6 +118,20 @@ def comparison_section(comparison: dict[str, Any]) -> str:
     return f"<table>{head}{rows}</table><ul>{verdicts or '<li>no phase differs</li>'}</ul>"
 
 
+def memory_section(summary: dict[str, Any]) -> str:
+    """Guest memory per stage as free(1) shows it, next to QEMU's max RSS (medians, MiB)."""
+    head = "<tr><th class=l>stage</th><th>total</th><th>used</th><th>free</th><th>available</th>" \
+           "<th>buff/cache</th><th>shared</th></tr>"
+    rows = []
+    for stage, m in summary["guest_memory_kib"].items():
+        cache = m["Buffers"] + m["Cached"] + m["SReclaimable"]
+        cells = [m["MemTotal"], m["used_kib"], m["MemFree"], m["MemAvailable"], cache, m["Shmem"]]
+        rows.append(f"<tr><td class=l>{_esc(stage)}</td>" + "".join(f"<td>{v / 1024:.1f}</td>" for v in cells) + "</tr>")
+    rss = summary.get("qemu_max_rss_kib")
+    note = f"<p class=meta>MiB, medians over the runs; QEMU max RSS {rss['median'] / 1024:.1f} MiB</p>" if rss else ""
+    return f"<table>{head}{''.join(rows)}</table>{note}"
+
+
 def analysis_section(analysis: dict[str, Any]) -> str:
     top = "".join(f"<tr><td>{i['mean_ms']:.2f}</td><td>{i['stddev_ms']:.2f}</td><td class=l>{_esc(i['kind'])}</td>"
                   f"<td class=l>{_esc(i['name'])}</td></tr>" for i in analysis["top"])
@@ -151,6 +165,8 @@ def render(doc: dict[str, Any], source: str = "") -> str:
     body += ["<h2>phases per run</h2>", stacked_bars(side["runs"]),
              "<h2>distributions</h2>", distributions(side["runs"], (*LEAF_PHASES, "to_init", "total")),
              "<h2>summary</h2>", summary_table(summary)]
+    if summary.get("guest_memory_kib"):
+        body += ["<h2>guest memory (profiled)</h2>", memory_section(summary)]
     if "comparison" in doc:
         body += [f"<h2>comparison: B = {_esc(doc['b']['bundle']['path'])} against A = {_esc(b.get('path'))}</h2>",
                  comparison_section(doc["comparison"])]

@@ -7,10 +7,12 @@ set that was interrupted is written with "complete": false, never passed off as 
 from __future__ import annotations
 
 import json
+import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from . import guestlog
 from .fsutil import atomic_write
 from .measure import BootRun
 from .phases import EXEC, PHASE_NAMES, from_times
@@ -40,6 +42,9 @@ def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None 
         payload_status=run.payload_status,
         warnings=run.warnings,
     )
+    if run.guest_log:  # raw records, and what the report and exports read from them
+        record["profiled_raw"] = run.guest_log
+        record["profiled"] = guestlog.summary(guestlog.parse(run.guest_log))
     return record
 
 
@@ -85,7 +90,20 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         stats = _stats(counted, [r.get(figure) for r in counted])
         if stats is not None:
             out[figure] = stats
+    memory = guest_memory(counted)
+    if memory:
+        out["guest_memory_kib"] = memory
     return out
+
+
+def guest_memory(counted: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per stage, the median of each /proc/meminfo figure profiled reported (KiB)."""
+    values: dict[str, dict[str, list[float]]] = {}
+    for run in counted:
+        for stage, figures in (run.get("profiled") or {}).get("memory", {}).items():
+            for key, value in figures.items():
+                values.setdefault(stage, {}).setdefault(key, []).append(float(value))
+    return {stage: {k: statistics.median(v) for k, v in figures.items()} for stage, figures in values.items()}
 
 
 def failure_reasons(runs: list[dict[str, Any]]) -> dict[str, int]:

@@ -51,5 +51,10 @@ def phase_table(summary: dict[str, Any]) -> str:
     uart = summary.get("uart_us_per_char")
     if uart:
         lines.append(f"console cost: median {uart['median']:.1f} us per character")
+    memory = summary.get("guest_memory_kib")
+    if memory:
+        lines.append("guest memory (profiled, median MiB, as free(1)): " + "; ".join(
+            f"{stage} used {m['used_kib'] / 1024:.1f} free {m['MemFree'] / 1024:.1f} "
+            f"available {m['MemAvailable'] / 1024:.1f}" for stage, m in memory.items()))
     lines.append("times in ms")
     return "\n".join(lines)

@@ -82,7 +82,7 @@ def time_initcalls(text: str) -> tuple[float, int]:
     run = {"events": [{"name": "qemu_exec", "t_ms": 0.0}, {"name": "kernel_entry", "t_ms": 40.0},
                       {"name": "init_start", "t_ms": end_ms + 50}, {"name": "qemu_exit", "t_ms": end_ms + 90}]}
     items = bootspans.boot_spans(run, text, parsed.initcalls)
-    svg = flame.render(items, "bench")
+    flame.render(items, "bench")
     exports.chrome_trace(items)
     return time.perf_counter() - started, len(parsed.initcalls)
 

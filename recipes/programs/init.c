@@ -17,9 +17,15 @@
  *   mount TYPE TARGET       e.g. "mount proc /proc"
  *   payload ARGV0 [ARG...]
  *   after poweroff|reboot
+ *   profiled DEVICE SAMPLE_MS   start /bin/profiled first (it needs /proc and /dev, which
+ *                           are then mounted at once) and tell it each stage over a
+ *                           pipe on its fd 3: init_start, modules_loaded,
+ *                           root_mounted, payload_end, then "end" (it writes its records
+ *                           to DEVICE and exits; we wait for it before powering off)
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -61,6 +67,21 @@ static char *mount_type[MAX_MOUNTS], *mount_target[MAX_MOUNTS];
 static int mounts;
 static char *root_device, *root_fstype;
 static int root_dax;
+static char *profiled_device, *profiled_sample_ms;
+static pid_t profiled_pid;
+static int profiled_fd = -1, mounted_early;
+
+static void profiled_stage(const char *stage)
+{
+	char line[64];
+	size_t len = 0;
+
+	if (profiled_fd < 0)
+		return;
+	put_str(line, &len, sizeof(line) - 1, stage);
+	line[len++] = '\n';
+	write(profiled_fd, line, len); /* one write: a line never arrives in pieces */
+}
 
 static void say(const char *a, const char *b, const char *c)
 {
@@ -161,6 +182,9 @@ static void read_conf(void)
 			root_dax = n > 3 && !strcmp(words[3], "dax");
 		} else if (n >= 2 && !strcmp(words[0], "payload")) {
 			memcpy(payload, words + 1, (size_t)n * sizeof(char *));
+		} else if (n == 3 && !strcmp(words[0], "profiled")) {
+			profiled_device = words[1];
+			profiled_sample_ms = words[2];
 		} else if (n == 2 && !strcmp(words[0], "after")) {
 			want_reboot = !strcmp(words[1], "reboot");
 		} else if (n > 0) {
@@ -215,8 +239,10 @@ static int load_modules(void)
 			return -1;
 		}
 	}
-	if (modules)
+	if (modules) {
 		probe(0x11, "init_modules_loaded");
+		profiled_stage("modules_loaded");
+	}
 	return 0;
 }
 
@@ -241,6 +267,7 @@ static int switch_root(void)
 		return -1;
 	}
 	probe(0x12, "init_root_mounted");
+	profiled_stage("root_mounted");
 	return 0;
 }
 
@@ -263,6 +290,65 @@ static int wait_for(pid_t pid)
 	}
 }
 
+/* Start profiled and wait (up to 5 s) until it listens, so no process event is missed.
+ * Two pipes, not a socket: a kernel without networking (the minimal one) has no AF_UNIX.
+ * profiled reads stage names on its fd 3 and says "ready" on its fd 4. */
+static void start_profiled(void)
+{
+	char *argv[] = {"/bin/profiled", profiled_device, profiled_sample_ms, 0};
+	struct pollfd ready;
+	char line[8];
+	int ctl[2], back[2];
+
+	mkdir("/proc", 0755);
+	mkdir("/dev", 0755);
+	mounted_early = mount("proc", "/proc", "proc", 0, 0) == 0;
+	mounted_early &= mount("devtmpfs", "/dev", "devtmpfs", 0, 0) == 0;
+	if (pipe(ctl) != 0 || pipe(back) != 0) {
+		say("cannot start profiled: ", strerror(errno), "");
+		return;
+	}
+	profiled_pid = fork();
+	if (profiled_pid == 0) {
+		sigprocmask(SIG_SETMASK, &open_mask, 0);
+		/* move the child's ends to 3 and 4 without clobbering one with the other */
+		int in = fcntl(ctl[0], F_DUPFD, 10), out = fcntl(back[1], F_DUPFD, 10);
+
+		dup2(in, 3);
+		dup2(out, 4);
+		for (int fd = 5; fd < 20; fd++)
+			close(fd);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(ctl[0]);
+	close(back[1]);
+	if (profiled_pid < 0) {
+		close(ctl[1]);
+		close(back[0]);
+		say("cannot start profiled: ", strerror(errno), "");
+		return;
+	}
+	profiled_fd = ctl[1];
+	ready.fd = back[0];
+	ready.events = POLLIN;
+	if (poll(&ready, 1, 5000) <= 0 || read(back[0], line, sizeof(line)) <= 0)
+		say("profiled did not start (its records will be missing)", "", "");
+	close(back[0]);
+	profiled_stage("init_start");
+}
+
+/* Tell profiled to write its records and wait for it to exit. */
+static void stop_profiled(void)
+{
+	if (profiled_fd < 0)
+		return;
+	profiled_stage("end");
+	close(profiled_fd);
+	profiled_fd = -1;
+	wait_for(profiled_pid);
+}
+
 static void run_payload(void)
 {
 	char code[16];
@@ -281,6 +367,7 @@ static void run_payload(void)
 	}
 	status = pid < 0 ? -1 : wait_for(pid);
 	probe(0x14, "payload_end");
+	profiled_stage("payload_end");
 	if (stop_request) {
 		say(stop_request == 2 ? "reboot" : "power-off", " requested by signal; payload stopped", "");
 	} else if (status >= 0 && WIFEXITED(status)) {
@@ -294,6 +381,7 @@ static void run_payload(void)
 
 static void power_off(void)
 {
+	stop_profiled();
 	sync();
 	kill(-1, SIGKILL);
 	/* Power-off without a power-off method halts the CPU and QEMU would wait forever;
@@ -316,10 +404,17 @@ int main(int argc, char **argv, char **envp)
 	probe(0x10, "init_start");
 	setup_signals();
 	read_conf();
+	if (profiled_device)
+		start_profiled();
 	if (load_modules() != 0 || (root_device && switch_root() != 0))
 		power_off();
-	for (int i = 0; i < mounts; i++)
-		do_mount(mount_type[i], mount_target[i]);
+	for (int i = 0; i < mounts; i++) {
+		int early = mounted_early && !root_device &&
+			    (!strcmp(mount_type[i], "proc") || !strcmp(mount_type[i], "devtmpfs"));
+
+		if (!early) /* profiled's start mounted it already */
+			do_mount(mount_type[i], mount_target[i]);
+	}
 	from_cmdline = getenv("appliance_payload"); /* kernel passes unknown k=v to init */
 	if (from_cmdline && *from_cmdline)
 		split(from_cmdline, payload, MAX_WORDS);
