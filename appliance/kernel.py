@@ -45,12 +45,17 @@ def cache_dir() -> Path:
     return Path(base) / "appliance"
 
 
-def read_lock(path: Path) -> KernelLock:
+def lock_fields(path: Path, keys: tuple[str, ...], what: str = "kernel lock file") -> list[str]:
+    """The values of KEYS in the TOML lock file PATH, or one KernelError line."""
     try:
         raw = tomllib.loads(path.read_text())
-        return KernelLock(raw["package"], raw["version"], raw["release"], raw["deb_sha256"])
+        return [str(raw[key]) for key in keys]
     except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
-        raise KernelError(f"kernel lock file {path} is unreadable ({exc}): restore it from git") from None
+        raise KernelError(f"{what} {path} is unreadable ({exc}): restore it from git") from None
+
+
+def read_lock(path: Path) -> KernelLock:
+    return KernelLock(*lock_fields(path, ("package", "version", "release", "deb_sha256")))
 
 
 def write_lock(path: Path, lock: KernelLock) -> None:

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,11 +81,7 @@ def _digest(*parts: str) -> str:
 
 
 def read_lock(path: Path) -> SourceLock:
-    try:
-        raw = tomllib.loads(path.read_text())
-        return SourceLock(raw["package"], raw["version"], raw["deb_sha256"], raw["tarball"])
-    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
-        raise KernelError(f"kernel source lock {path} is unreadable ({exc}): restore it from git") from None
+    return SourceLock(*kernel.lock_fields(path, ("package", "version", "deb_sha256", "tarball"), "kernel source lock"))
 
 
 def read_fragments(folder: Path, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
