@@ -59,8 +59,10 @@ def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall]) -> 
     phase("qemu", "qemu_exec", fw or entry)
     phase("firmware", fw, entry)
     kernel = phase("kernel", entry, "init_start")
-    init = phase("init", "init_start", "payload_start" if "payload_start" in t else "qemu_exit")
-    phase("payload", "payload_start", "payload_end", kind="payload")
+    # init runs everything after the kernel: module loads and the payload sit under it
+    init = phase("init", "init_start", "payload_end" if "payload_end" in t else "qemu_exit")
+    if init is not None:
+        phase("payload", "payload_start", "payload_end", parent=init, kind="payload")
     if kernel is not None:
         spans += _kernel_children(kernel, t, console, initcalls)
     if init is not None:
@@ -165,7 +167,7 @@ def timeline(spans: list[Span], min_share: float = 0.01) -> list[Row]:
     total = max((s.end_us for s in spans), default=0.0) or 1.0
     rows = [Row(s.start_us / 1000, s.duration_us / 1000, s.duration_us / total, s.depth, s.name, s.kind)
             for s in sorted(spans, key=lambda s: (s.start_us, s.depth))
-            if s.kind == "phase" or s.depth <= 1 or s.duration_us / total >= min_share]
+            if s.kind in ("phase", "payload") or s.depth <= 1 or s.duration_us / total >= min_share]
     return rows
 
 

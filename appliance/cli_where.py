@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import analyze, exports, flame, minikernel, profile, results, spans, tslog
+from . import analyze, exports, flame, guestlog, minikernel, profile, results, spans, tslog
 from .errors import ApplianceError
 from .fsutil import atomic_write
 from .spans import Span
@@ -69,31 +69,57 @@ def cmd_analyze(args: argparse.Namespace, load: Callable[[str, argparse.Namespac
     return 0
 
 
-def cmd_tslog(args: argparse.Namespace) -> int:
+def _read_text(path: str) -> str:
     try:
-        text = Path(args.dump).read_text(errors="replace")
+        return Path(path).read_text(errors="replace")
     except OSError as exc:
-        raise ApplianceError(f"cannot read {args.dump}: {exc.strerror}") from None
+        raise ApplianceError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def cmd_tslog(args: argparse.Namespace) -> int:
     if args.tsc_hz <= 0:
         raise ApplianceError("--tsc-hz must be the TSC frequency in Hz, e.g. 2.6e9 (machdep.tsc_freq)")
-    prof = tslog.profile(text, args.tsc_hz, args.buffer_records)
-    if not prof.records:
-        raise ApplianceError(f"{args.dump} holds no tslog records ({prof.problems[0] if prof.problems else 'empty'})")
-    for problem in prof.problems[:20]:
-        print(f"warning: {problem}", file=sys.stderr)
-    if len(prof.problems) > 20:
-        print(f"warning: ... and {len(prof.problems) - 20} more", file=sys.stderr)
-    kernel = [s for s in prof.spans if s.track == "kernel" and s.depth == 0]
-    print(f"{prof.records} records, {len(prof.threads)} threads, {prof.total_us / 1000:.1f} ms"
-          f"{' (truncated)' if prof.truncated else ''}")
-    weights = spans.collapsed([s for s in prof.spans if s.track == "kernel"] if kernel else prof.spans)
-    print("heaviest stacks (self time, ms):")
-    for line in weights[:args.top]:
-        path, us = line.rsplit(" ", 1)
-        print(f"{int(us) / 1000:10.2f}  {path}")
-    subtitle = "truncated dump" if prof.truncated else ""
-    _write_outputs(args, prof.spans, f"{Path(args.dump).name} boot", prof.total_us, subtitle)
+    if not args.dump and not args.user:
+        raise ApplianceError("give a tslog dump, --user USERDUMP, or both")
+    items: list[Span] = []
+    total_us = None
+    truncated = False
+    t0 = None
+    if args.dump:
+        text = _read_text(args.dump)
+        prof = tslog.profile(text, args.tsc_hz, args.buffer_records)
+        if not prof.records:
+            raise ApplianceError(f"{args.dump} holds no tslog records "
+                                 f"({prof.problems[0] if prof.problems else 'empty'})")
+        _warn(prof.problems)
+        kernel = [s for s in prof.spans if s.track == "kernel"]
+        print(f"{prof.records} records, {len(prof.threads)} threads, {prof.total_us / 1000:.1f} ms"
+              f"{' (truncated)' if prof.truncated else ''}")
+        print("heaviest stacks (self time, ms):")
+        for line in spans.collapsed(kernel or prof.spans)[:args.top]:
+            path, us = line.rsplit(" ", 1)
+            print(f"{int(us) / 1000:10.2f}  {path}")
+        items, total_us, truncated = list(prof.spans), prof.total_us, prof.truncated
+        t0 = tslog.first_tsc(text)
+    if args.user:
+        user, problems = tslog.user_spans(_read_text(args.user), args.tsc_hz, t0)
+        _warn(problems)
+        if not user:
+            raise ApplianceError(f"{args.user} holds no tslog_user records")
+        print(f"userland: {sum(s.depth > 0 for s in user) + 1} processes, "
+              f"{(max(s.end_us for s in user) - min(s.start_us for s in user)) / 1000:.1f} ms")
+        items += user
+        total_us = None
+    name = Path(args.dump or args.user).name
+    _write_outputs(args, items, f"{name} boot", total_us, "truncated dump" if truncated else "")
     return 0
+
+
+def _warn(problems: list[str], most: int = 20) -> None:
+    for problem in problems[:most]:
+        print(f"warning: {problem}", file=sys.stderr)
+    if len(problems) > most:
+        print(f"warning: ... and {len(problems) - most} more", file=sys.stderr)
 
 
 def _symbols_for(target: Any, explicit: str | None) -> Path:
@@ -197,6 +223,15 @@ def cmd_redox(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     doc = results.read(Path(args.results))
     side = doc["a"] if "comparison" in doc else doc
+    if args.format == "tslog-user":  # profiled's process timeline, for `appliance tslog --user`
+        run = analyze.median_run(side)
+        procs = (run or {}).get("profiled", {}).get("processes")
+        if not procs:
+            raise ApplianceError(f"{args.results} has no process timeline: boot a template with [profiled]")
+        text = guestlog.to_tslog_user([guestlog.Process(**p) for p in procs])
+        atomic_write(Path(args.output), text.encode())
+        print(f"tslog-user: {args.output} (times in ns: read it with --tsc-hz 1e9)")
+        return 0
     items = analyze.spans_of(side)
     if not items:
         raise ApplianceError(f"{args.results} has no successful run to export")
@@ -235,7 +270,9 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     boot_options(p)
     p.set_defaults(func=lambda a: cmd_analyze(a, load, accel, qemu), timeout=180.0)
     p = verbs.add_parser("tslog", help="a FreeBSD/NetBSD tslog dump: stacks, flamechart, exports")
-    p.add_argument("dump", help="the output of `sysctl -b debug.tslog`")
+    p.add_argument("dump", nargs="?", help="the output of `sysctl -b debug.tslog`")
+    p.add_argument("--user", metavar="FILE", help="`sysctl -b debug.tslog_user`, or a Linux process timeline from "
+                   "`appliance export RESULTS --format tslog-user`: drawn as a userland track")
     p.add_argument("--tsc-hz", type=float, required=True, help="TSC frequency in Hz (machdep.tsc_freq)")
     p.add_argument("--buffer-records", type=int, default=tslog.DEFAULT_BUFFER,
                    help="the kernel's tslog buffer size: a dump this long is reported as truncated")
@@ -261,7 +298,7 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     p.set_defaults(func=cmd_redox)
     p = verbs.add_parser("export", help="a results JSON's boot as svg, chrome, speedscope or collapsed")
     p.add_argument("results")
-    p.add_argument("--format", choices=FORMATS, required=True)
+    p.add_argument("--format", choices=(*FORMATS, "tslog-user"), required=True)
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_export)
     p = verbs.add_parser("report", help="one self-contained HTML report of a results JSON")

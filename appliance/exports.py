@@ -27,18 +27,27 @@ def _open_close(spans: list[Span]) -> list[tuple[float, int, int, Span]]:
 Counter = tuple[str, float, dict[str, float]]  # (name, time us, series -> value)
 
 
+# Boot spans of these kinds get a trace track of their own (Perfetto shows one row each).
+KIND_TRACKS = {"initcall": "initcalls", "module": "module loads", "payload": "payload"}
+
+
+def _trace_track(span: Span) -> str:
+    return KIND_TRACKS.get(span.kind, span.track)
+
+
 def chrome_trace(spans: Iterable[Span], process: str = "boot", counters: Iterable[Counter] = ()) -> dict[str, Any]:
-    """One process, one thread per span track; balanced B/E pairs for spans, an instant
-    (ph i) for zero-length events, and COUNTERS as counter tracks (ph C, e.g. guest
-    memory). Timestamps in microseconds."""
+    """One process; one thread per span track, and per kind for initcalls, module loads
+    and the payload (KIND_TRACKS); balanced B/E pairs for spans, an instant (ph i) for
+    zero-length events, and COUNTERS as counter tracks (ph C, e.g. guest memory).
+    Timestamps in microseconds."""
     items = ordered(spans)
-    tids = {track: i + 1 for i, track in enumerate(dict.fromkeys(s.track for s in items))}
+    tids = {track: i + 1 for i, track in enumerate(dict.fromkeys(_trace_track(s) for s in items))}
     events: list[dict[str, Any]] = [{"ph": "M", "pid": 1, "tid": 0, "name": "process_name", "args": {"name": process}}]
     for track, tid in tids.items():
         events.append({"ph": "M", "pid": 1, "tid": tid, "name": "thread_name", "args": {"name": track}})
         events.append({"ph": "M", "pid": 1, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": tid}})
     for track, tid in tids.items():
-        mine = [s for s in items if s.track == track]
+        mine = [s for s in items if _trace_track(s) == track]
         for s in mine:
             if s.duration_us <= 0:
                 events.append({"ph": "i", "s": "t", "pid": 1, "tid": tid, "ts": s.start_us, "name": s.name,

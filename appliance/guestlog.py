@@ -173,3 +173,18 @@ def summary(log: GuestLog) -> dict[str, Any]:
         "kmsg_records": len(log.of("kmsg")),
         "stat_samples": len(log.of("stat")),
     }
+
+
+def to_tslog_user(procs: list[Process]) -> str:
+    """The process timeline in FreeBSD's `debug.tslog_user` format (`PID PPID START END
+    "EXEC" "NAMEI"`, times CLOCK_BOOTTIME ns: read it with --tsc-hz 1e9), so the tslog
+    tooling draws a Linux boot's userland as it draws FreeBSD's."""
+    lines = []
+    for p in procs:
+        start = p.fork_ns if p.fork_ns is not None else p.exec_ns
+        if start is None:
+            continue
+        end = p.exit_ns if p.exit_ns is not None else 0  # 0: still running
+        path = p.path.split(" ", 1)[0].replace('"', "'")
+        lines.append(f'{p.pid} {p.ppid if p.ppid is not None else 1} {start} {end} "{path}" ""')
+    return "\n".join(lines) + ("\n" if lines else "")

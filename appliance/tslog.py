@@ -74,6 +74,12 @@ def parse_records(text: str) -> tuple[list[Record], list[str]]:
     return records, problems
 
 
+def first_tsc(text: str) -> int | None:
+    """The TSC of a dump's first record: the origin its spans are measured from."""
+    records, _ = parse_records(text)
+    return records[0].tsc if records else None
+
+
 def repair_backwards(records: list[Record]) -> tuple[list[int], int]:
     """Monotonic times in record order: when a TSC is below the previous one, every
     later record is shifted up by the gap (plus one cycle). Returns times and the count."""
@@ -245,4 +251,70 @@ def attribute_waits(spans: list[Span]) -> list[Span]:
                                 f"on {holder}, while {wait.track} waited for {topic}"))
         out.append(Span(wait.track, wait.stack + (holder,), wait.start_us, wait.end_us, "thread",
                         f"{holder} held {topic}"))
+    return out
+
+
+_USER_LINE = re.compile(r'^(\d+) (\d+) (\d+) (\d+) "(.*)" "(.*)"$')
+
+
+def user_spans(text: str, tsc_hz: float, t0_tsc: int | None = None,
+               track: str = "userland") -> tuple[list[Span], list[str]]:
+    """FreeBSD's `debug.tslog_user` (lines `PID PPID TSC_START TSC_END "EXEC" "NAMEI"`), or a
+    Linux process timeline written by guestlog.to_tslog_user(), as one track of process
+    spans nested under their parents. A process is named by what it exec'd, else the first
+    path it looked up, else its parent's name; one that outlives its parent is cut at the
+    parent's end (it did not hold the boot up). T0_TSC is the origin (default: the first start)."""
+    rows: dict[int, tuple[int, int, int, str, str]] = {}
+    problems = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        m = _USER_LINE.match(raw.strip())
+        if m is None:
+            problems.append(f"line {number}: not a tslog_user record: {raw.strip()[:80]!r}")
+            continue
+        if int(m[3]) == 0:  # never started while the log ran
+            continue
+        rows[int(m[1])] = (int(m[2]), int(m[3]), int(m[4]), m[5], m[6])
+    if not rows:
+        return [], problems
+    origin = t0_tsc if t0_tsc is not None else min(r[1] for r in rows.values())
+    end_of_log = max(max(r[1], r[2]) for r in rows.values())
+
+    def name(pid: int, depth: int = 0) -> str:
+        ppid, _, _, exec_name, namei = rows[pid]
+        if exec_name:
+            return exec_name
+        if namei or ppid not in rows or depth > 64:
+            return namei or "?"
+        return name(ppid, depth + 1)
+
+    def stack(pid: int, depth: int = 0) -> tuple[str, ...]:
+        ppid = rows[pid][0]
+        own = f"{name(pid)} [{pid}]"
+        if ppid not in rows or ppid == pid or depth > 64:
+            return (own,)
+        return (*stack(ppid, depth + 1), own)
+
+    def end(pid: int, depth: int = 0) -> int:
+        ppid, start, stop, _, _ = rows[pid]
+        stop = stop if stop >= start else end_of_log  # still running when the log was read
+        if ppid in rows and ppid != pid and depth < 64:
+            stop = min(stop, end(ppid, depth + 1))
+        return max(stop, start)
+
+    spans = []
+    for pid, (_, start, _, _, _) in rows.items():
+        spans.append(Span(track, stack(pid), (start - origin) * 1e6 / tsc_hz, (end(pid) - origin) * 1e6 / tsc_hz,
+                          "process"))
+    return _nest_starts(spans), problems
+
+
+def _nest_starts(spans: list[Span]) -> list[Span]:
+    """A child cannot start before its parent in the drawing (clock skew): clamp it."""
+    starts = {s.stack: s.start_us for s in spans}
+    out = []
+    for s in spans:
+        lo = max([s.start_us] + [starts[s.stack[:d]] for d in range(1, len(s.stack)) if s.stack[:d] in starts])
+        out.append(Span(s.track, s.stack, lo, max(lo, s.end_us), s.kind, s.note))
     return out

@@ -105,3 +105,12 @@ def test_the_patched_kernel_still_builds_without_the_probe_option(tree, tmp_path
     assert "# CONFIG_APPLIANCE_PROBES is not set" in (out / ".config").read_text()
     minikernel._make(source, out, ["-j2", "init/main.o"], False, timeout=900)
     assert (out / "init" / "main.o").stat().st_size > 0
+
+
+def test_a_failing_kernel_build_shows_makes_last_lines(tree, tmp_path):
+    source, _ = tree
+    with pytest.raises(KernelError) as caught:
+        minikernel._make(source, tmp_path / "out", ["no-such-target"], False)
+    message = str(caught.value)
+    assert "make no-such-target failed" in message and "No rule to make target" in message
+    assert "rerun with -v" in message

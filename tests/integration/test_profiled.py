@@ -102,3 +102,15 @@ def test_a_kernel_without_process_events_says_so(tmp_path):
     assert log.complete and not summary["proc_events"]
     assert any("no process events" in note for note in summary["notes"])
     assert summary["kmsg_records"] > 50 and "init_start" in summary["memory"]
+
+
+def test_the_tslog_tooling_draws_the_linux_process_timeline(results, tmp_path):
+    doc, _ = results
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+    done = appliance("export", str(path), "--format", "tslog-user", "-o", str(tmp_path / "user.txt"))
+    assert done.returncode == 0, done.stderr
+    drawn = appliance("tslog", "--user", str(tmp_path / "user.txt"), "--tsc-hz", "1e9", "--svg", str(tmp_path / "u.svg"))
+    assert drawn.returncode == 0, drawn.stderr
+    assert "userland:" in drawn.stdout
+    assert "forker [" in (tmp_path / "u.svg").read_text()

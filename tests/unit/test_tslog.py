@@ -105,3 +105,37 @@ def test_no_input_crashes_the_parser_and_spans_stay_well_formed(lines):
     for problem in p.problems:
         if problem.startswith("line "):
             assert 1 <= int(problem.split()[1].rstrip(":")) <= len("\n".join(lines).splitlines())
+
+
+USER = ('1 0 1000000 0 "/sbin/init" ""\n'
+        '20 1 1500000 4500000 "/bin/sh" "/etc/rc"\n'
+        '21 20 1600000 2600000 "" "/etc/rc.d/devd"\n'
+        '22 20 2700000 9000000 "" ""\n'
+        '23 20 0 0 "/never" ""\n'
+        'bad line\n')
+
+
+def test_tslog_user_processes_nest_and_are_named_and_cut_at_their_parents_end():
+    items, problems = tslog.user_spans(USER, HZ)
+    assert problems == ["line 6: not a tslog_user record: 'bad line'"]
+    s = {x.stack: x for x in items}
+    sh = s[("/sbin/init [1]", "/bin/sh [20]")]
+    assert (sh.start_us, sh.end_us) == (500.0, 3500.0)
+    assert ("/sbin/init [1]", "/bin/sh [20]", "/etc/rc.d/devd [21]") in s  # named by its first lookup
+    orphan = s[("/sbin/init [1]", "/bin/sh [20]", "/bin/sh [22]")]  # no exec, no lookup: its parent's name
+    assert orphan.end_us == sh.end_us  # ran on after its parent: cut there
+    assert s[("/sbin/init [1]",)].end_us == 8000.0  # still running: to the end of the log
+    assert not any("never" in x.name for x in items)
+    assert spans.problems(items) == []
+
+
+def test_a_linux_process_timeline_goes_through_the_tslog_user_reader():
+    from appliance import guestlog
+
+    procs = [guestlog.Process(80, 1, 1_000, 1_500, 9_000, "/bin/forker", 0),
+             guestlog.Process(81, 80, 2_000, 2_100, 3_000, "/bin/forker child 1", 256)]
+    text = guestlog.to_tslog_user(procs)
+    assert text.splitlines()[1] == '81 80 2000 3000 "/bin/forker" ""'
+    items, problems = tslog.user_spans(text, 1e9)
+    assert problems == []
+    assert {x.stack for x in items} == {("/bin/forker [80]",), ("/bin/forker [80]", "/bin/forker [81]")}
