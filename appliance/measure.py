@@ -224,6 +224,8 @@ def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes
 
 
 def discover_probes(bundle: Bundle, qemu_path: str, accel: str, timeout: float) -> list[str]:
-    """The guest-side probes a bundle emits, in order, from one serial boot."""
-    run = boot(bundle, qemu_path, accel, timeout, channel=Channel.SERIAL)
-    return [name for name, _ in run.console_probes]
+    """The probes on port 0xf4 a bundle emits, in order, from one traced boot: the
+    init's and the payload's, and the patched kernel's (which print no console line)."""
+    run = boot(bundle, qemu_path, accel, timeout, channel=Channel.TRACE)
+    kernel_port = {name for (port, _), name in bundle.probe_table.items() if port == PORT_KERNEL}
+    return list(dict.fromkeys(e.name for e in run.events if e.source == "trace" and e.name in kernel_port))
