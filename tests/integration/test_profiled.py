@@ -69,12 +69,17 @@ def test_memory_per_stage_and_kernel_log_with_timestamps(results):
     assert '"type":' not in "".join(run.get("console_tail", "")) and run["warnings"] == []
 
 
-def test_process_timeline_is_a_track_in_the_exports(results, tmp_path):
-    doc, _ = results
+def _export(results, tmp_path, fmt: str, name: str):
+    """`appliance export` of the bench results in FMT to tmp_path/NAME."""
     path = tmp_path / "r.json"
-    path.write_text(json.dumps(doc))
-    done = appliance("export", str(path), "--format", "chrome", "-o", str(tmp_path / "t.json"))
+    path.write_text(json.dumps(results[0]))
+    done = appliance("export", str(path), "--format", fmt, "-o", str(tmp_path / name))
     assert done.returncode == 0, done.stderr
+    return tmp_path / name
+
+
+def test_process_timeline_is_a_track_in_the_exports(results, tmp_path):
+    _export(results, tmp_path, "chrome", "t.json")
     trace = json.loads((tmp_path / "t.json").read_text())
     threads = {e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"}
     assert {"boot", "processes"} <= threads
@@ -106,11 +111,7 @@ def test_a_kernel_without_process_events_says_so(tmp_path):
 
 
 def test_the_tslog_tooling_draws_the_linux_process_timeline(results, tmp_path):
-    doc, _ = results
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps(doc))
-    done = appliance("export", str(path), "--format", "tslog-user", "-o", str(tmp_path / "user.txt"))
-    assert done.returncode == 0, done.stderr
+    _export(results, tmp_path, "tslog-user", "user.txt")
     drawn = appliance("tslog", "--user", str(tmp_path / "user.txt"), "--tsc-hz", "1e9", "--svg", str(tmp_path / "u.svg"))
     assert drawn.returncode == 0, drawn.stderr
     assert "userland:" in drawn.stdout
