@@ -120,3 +120,16 @@ def test_report_is_one_self_contained_html_file():
         assert part in html
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
     assert "<script" not in html and "https://" not in html
+
+
+def test_report_of_a_comparison_shows_its_table_and_verdicts():
+    from appliance import compare
+
+    a = [run_record(i) for i in range(5)]
+    b = [run_record(i, kernel_extra=-4000.0 + 10 * i) for i in range(5)]  # a much faster kernel
+    side = {"complete": True, "bundle": {"name": "x", "path": "build/x", "machine": "microvm"}}
+    doc = {"a": {**side, "runs": a}, "b": {**side, "bundle": {**side["bundle"], "path": "build/y"}, "runs": b},
+           "comparison": compare.compare(a, b, 0.95)}
+    html = report.render(doc, "compare.json")
+    assert "comparison: B = build/y against A = build/x" in html
+    assert "kernel" in html and "<li>" in html and "no phase differs" not in html
