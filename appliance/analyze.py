@@ -10,13 +10,12 @@ goes into the results document under "analysis", where report and export find it
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
-from . import bootspans, guestlog, hostfacts, initcalls, minikernel, profile, results
+from . import bootspans, guestlog, hostfacts, initcalls, minikernel, profile
 from .accel import AccelChoice
-from .bench import Plan, Progress, Session, tty_progress
+from .bench import Plan, Progress, Session, interleave, tty_progress
 from .bundle import Bundle
 from .spans import Span
 
@@ -42,13 +41,7 @@ def analyze(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, n: int, basel
     debug = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=cmdline,
                                                    keep_consoles=True))
     plain = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout)) if baseline else None
-    sessions = [s for s in (debug, plain) if s is not None]
-    started = time.monotonic()
-    total = (n + 1) * len(sessions)
-    for index in range(n + 1):
-        for session in sessions:
-            session.boot(warmup=index == 0)
-            progress(sum(len(s.runs) for s in sessions), total, time.monotonic() - started)
+    interleave([s for s in (debug, plain) if s is not None], 1, n, progress)
     doc = (plain or debug).document(True, host)
     doc["analysis"] = summarize(_counted(debug), [r for r, _ in _counted(plain)] if plain else None,
                                 _names(bundle), cmdline)
@@ -191,6 +184,3 @@ def render(analysis: dict[str, Any], color: bool = False, top: int = 15) -> str:
         lines.append(f"warning: initcalls that never returned: {', '.join(analysis['unfinished'][:10])}")
     return "\n".join(lines)
 
-
-def write(doc: dict[str, Any], out: Any) -> None:
-    results.write(out, doc)

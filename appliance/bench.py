@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,18 +102,28 @@ class Session:
                                 complete=complete)
 
 
+def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progress | None = tty_progress) -> None:
+    """Boot SESSIONS in turn (A B A B ...): WARMUP uncounted rounds, then N counted ones.
+    Interleaving spreads the machine's drift over every side alike."""
+    started = time.monotonic()
+    total = (warmup + n) * len(sessions)
+    done = 0
+    for index in range(warmup + n):
+        for session in sessions:
+            session.boot(warmup=index < warmup)
+            done += 1
+            if progress is not None:
+                progress(done, total, time.monotonic() - started)
+
+
 def bench(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, plan: Plan, out: Path,
           progress: Progress = tty_progress) -> dict[str, Any]:
     """Run WARMUP + N boots; write the results to OUT (partial ones too) and return them."""
     host = hostfacts.collect(qemu_path)
     session = Session(bundle, qemu_path, accel, plan)
     complete = False
-    started = time.monotonic()
-    total = plan.warmup + plan.n
     try:
-        for index in range(total):
-            session.boot(warmup=index < plan.warmup)
-            progress(index + 1, total, time.monotonic() - started)
+        interleave([session], plan.warmup, plan.n, progress)
         complete = True
     finally:
         doc = session.document(complete, host)

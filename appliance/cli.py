@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -150,13 +149,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     sessions = [bench.Session(_load(p, args), qemu, choice, plan) for p in (args.a, args.b)]
     out = Path(args.output or "compare.json")
     complete = False
-    started = time.monotonic()
-    total = 2 * (plan.warmup + plan.n)
     try:
-        for index in range(plan.warmup + plan.n):
-            for number, session in enumerate(sessions):
-                session.boot(warmup=index < plan.warmup)
-                bench.tty_progress(2 * index + number + 1, total, time.monotonic() - started)
+        bench.interleave(sessions, plan.warmup, plan.n)
         complete = True
     finally:
         a, b = (s.document(complete, host) for s in sessions)
@@ -185,9 +179,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     out = Path(args.output or "crosscheck.json")
     complete = False
     try:
-        for index in range(plan.warmup + plan.n):
-            for session in sessions.values():
-                session.boot(warmup=index < plan.warmup)
+        bench.interleave(list(sessions.values()), plan.warmup, plan.n)
         complete = True
     finally:
         docs = {name: s.document(complete, host) for name, s in sessions.items()}

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance import accel, bundle, compare, results  # noqa: E402
-from appliance.bench import Plan, Session  # noqa: E402
+from appliance.bench import Plan, Session, interleave  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.qemu import Channel  # noqa: E402
 
@@ -41,8 +41,7 @@ def main() -> None:
     target = bundle.load(ROOT / "build" / "benchmark")
 
     spread = Session(target, qemu, choice, Plan(Channel.TRACE, args.n, 1))
-    for index in range(args.n + 1):
-        spread.boot(warmup=index == 0)
+    interleave([spread], 1, args.n, progress=None)
     summary = results.summary(spread.runs)
     overhead, total = summary["runner_overhead_ms"], summary["phases"]["total"]
     print(f"## Runner overhead and spread ({args.n} traced boots, TCG)\n")

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance import accel, bundle, kernel, minikernel, results, stats  # noqa: E402
-from appliance.bench import Plan, Session  # noqa: E402
+from appliance.bench import Plan, Session, interleave  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.qemu import Channel  # noqa: E402
 from appliance.recipes import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noqa: E402
@@ -78,9 +78,7 @@ def main() -> None:
     qemu = find_tool("qemu-system-x86_64")
     choice = accel.choose("tcg", qemu)
     sessions = {name: Session(b, qemu, choice, Plan(Channel.TRACE, args.n, 1)) for name, b in bundles.items()}
-    for index in range(args.n + 1):
-        for session in sessions.values():
-            session.boot(warmup=index == 0)
+    interleave(list(sessions.values()), 1, args.n, progress=None)
     print(f"accel {choice.accel}; microvm; n = {args.n} boots each, interleaved, after 1 warm-up each; median ms\n")
     print("| kernel | image bytes | " + " | ".join(PHASES) + " |")
     print("|---|---:|" + "---:|" * len(PHASES))

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance import accel, bundle, results  # noqa: E402
-from appliance.bench import Plan, Session  # noqa: E402
+from appliance.bench import Plan, Session, interleave  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.qemu import Channel  # noqa: E402
 
@@ -45,9 +45,7 @@ def main() -> None:
         packaged.write_text(disk.read_text().replace('rules = [', 'strip = false\nrules = ['))
         bundles = {"stripped (ours)": build(disk), "as packaged": build(packaged)}
     sessions = {name: Session(b, qemu, choice, Plan(Channel.TRACE, args.n, 1)) for name, b in bundles.items()}
-    for index in range(args.n + 1):
-        for session in sessions.values():
-            session.boot(warmup=index == 0)
+    interleave(list(sessions.values()), 1, args.n, progress=None)
     print(f"accel {choice.accel}; n = {args.n} boots each, interleaved, after 1 warm-up each\n")
     print("| modules | initrd (zstd) | initrd (cpio) | modules bytes | " + " | ".join(f"{p} median ms" for p in PHASES) + " |")
     print("|---|---|---|---|" + "---|" * len(PHASES))

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance import accel, bundle, stats  # noqa: E402
-from appliance.bench import Plan, Session  # noqa: E402
+from appliance.bench import Plan, Session, interleave  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.qemu import Channel  # noqa: E402
 
@@ -60,9 +60,7 @@ def main() -> None:
     choice = accel.choose("tcg", qemu)
     sessions = {name: Session(bundle.load(ROOT / "build" / path.stem), qemu, choice, Plan(Channel.TRACE, args.n, 1))
                 for name, path in paths.items()}
-    for index in range(args.n + 1):
-        for session in sessions.values():
-            session.boot(warmup=index == 0)
+    interleave(list(sessions.values()), 1, args.n, progress=None)
     size = (ROOT / "build/programs/profiled").stat().st_size
     print(f"accel {choice.accel}; microvm; n = {args.n} boots each, interleaved, after 1 warm-up each; median ms")
     print(f"profiled binary: {size:,} bytes (static, stripped)\n")

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance import accel, bundle, results  # noqa: E402
-from appliance.bench import Plan, Session  # noqa: E402
+from appliance.bench import Plan, Session, interleave  # noqa: E402
 from appliance.config import Machine  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.qemu import Channel  # noqa: E402
@@ -43,9 +43,7 @@ def main() -> None:
     choice = accel.choose("tcg", qemu)
     sessions = {m.value: Session(base.with_machine(m), qemu, choice, Plan(Channel.TRACE, args.n, 1))
                 for m in (Machine.MICROVM, Machine.Q35_QBOOT, Machine.PC_SEABIOS)}
-    for index in range(args.n + 1):
-        for session in sessions.values():
-            session.boot(warmup=index == 0)
+    interleave(list(sessions.values()), 1, args.n, progress=None)
     print(f"accel {choice.accel}; n = {args.n} boots each, interleaved, after 1 warm-up each; median ms\n")
     print("| profile | " + " | ".join(PHASES) + " | firmware source |")
     print("|---|" + "---|" * (len(PHASES) + 1))

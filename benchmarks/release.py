@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance import accel, bundle, release, results  # noqa: E402
-from appliance.bench import Plan, Session  # noqa: E402
+from appliance.bench import Plan, Session, interleave  # noqa: E402
 from appliance.config import Machine  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.qemu import Channel  # noqa: E402
@@ -45,9 +45,7 @@ def main() -> None:
         targets = {"bundle (direct, pc-seabios)": bundle.load(ROOT / "build" / "benchmark").with_machine(Machine.PC_SEABIOS),
                    "ISO (-cdrom, isolinux)": release.load_iso(out / "benchmark.iso", Path(tmp))}
         sessions = {name: Session(t, qemu, choice, Plan(Channel.TRACE, args.n, 1)) for name, t in targets.items()}
-        for index in range(args.n + 1):
-            for session in sessions.values():
-                session.boot(warmup=index == 0)
+        interleave(list(sessions.values()), 1, args.n, progress=None)
     print(f"release build (scons release, bundle already built): {build_s:.2f} s")
     for name, size in sizes.items():
         print(f"- {name}: {size} bytes")
