@@ -100,7 +100,7 @@ def cmd_tslog(args: argparse.Namespace) -> int:
             path, us = line.rsplit(" ", 1)
             print(f"{int(us) / 1000:10.2f}  {path}")
         items, total_us, truncated = list(prof.spans), prof.total_us, prof.truncated
-        t0 = tslog.first_tsc(text)
+        t0 = prof.t0_tsc
     if args.user:
         user, problems = tslog.user_spans(_read_text(args.user), args.tsc_hz, t0)
         _warn(problems)
@@ -135,10 +135,7 @@ def _symbols_for(target: Any, explicit: str | None) -> Path:
 
 
 def _read_symbols(path: Path) -> profile.Symbols:
-    try:
-        symbols, problems = profile.parse_symbols(path.read_text(errors="replace"))
-    except OSError as exc:
-        raise ApplianceError(f"cannot read symbols {path}: {exc.strerror}") from None
+    symbols, problems = profile.parse_symbols(_read_text(str(path)))
     if not symbols.starts:
         raise ApplianceError(f"{path} has no code symbols ({problems[0] if problems else 'empty'})")
     return symbols
@@ -200,12 +197,8 @@ def cmd_profile(args: argparse.Namespace, load: Callable[[str, argparse.Namespac
 
 def cmd_redox(args: argparse.Namespace) -> int:
     symbols = _read_symbols(Path(args.nm))
-    try:
-        samples, problems = profile.parse_samples(Path(args.samples).read_text(errors="replace"))
-    except OSError as exc:
-        raise ApplianceError(f"cannot read {args.samples}: {exc.strerror}") from None
-    for problem in problems[:10]:
-        print(f"warning: {problem}", file=sys.stderr)
+    samples, problems = profile.parse_samples(_read_text(args.samples))
+    _warn(problems)
     if not samples:
         raise ApplianceError(f"{args.samples} holds no samples (lines `TSC IP [RET ...]`)")
     if args.ghz <= 0:

@@ -83,7 +83,7 @@ def tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _check_console(console: str) -> int | None:
+def check_console(console: str) -> int | None:
     """Raise on a panic or a failed payload; return the payload's exit status if any."""
     panic = _PANIC.search(console)
     if panic:
@@ -127,7 +127,7 @@ def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Ch
         except BootError:
             vm.kill()
             console = _read(files.console)
-            _check_console(console)  # a panic that ended in a hang says more than "timeout"
+            check_console(console)  # a panic that ended in a hang says more than "timeout"
             raise BootError(f"guest did not finish within {timeout:g} s (hang?); QEMU was killed",
                             tail(console)) from None
         if clock is not None:
@@ -170,7 +170,7 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[st
                    extra_cmdline=extra_cmdline)
         if raw.done.returncode != 0:
             raise _failed_start(raw)
-        payload_status = _check_console(raw.console)
+        payload_status = check_console(raw.console)
         events = _events(raw, bundle, channel)
     done = raw.done
     events = [Event(EXEC, done.exec_ns, "host"), *events, Event(EXIT, done.exit_ns, "host")]
@@ -208,7 +208,7 @@ def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes
         traced = [e for e in parse_trace(raw.trace, bundle.probe_table) if e.name == name] if paired_trace else []
         if traced:
             paired[name] = (traced[0].host_time_ns - done.exec_ns) / 1e6
-        _check_console(raw.console)
+        check_console(raw.console)
         base = base or done.exec_ns
         lifetime += (done.exit_ns - done.exec_ns) / 1e6
         rss = max(rss, done.max_rss_kib)

@@ -62,14 +62,9 @@ class Recipe:
         return _digest(self.source_key(), self.kconfig_base, self.compression, *(f"{n}\n{t}" for n, t in self.fragments))
 
 
-@dataclass(frozen=True)
-class Built:
-    image: Path  # bzImage, or the stripped vmlinux for compression "none"
-    vmlinux: Path  # with symbols, for profiling
-    system_map: Path
-    config: Path
-    release: str
-    modules: Path  # lib/modules/<release> with modules.builtin: no modules, all built in
+def image_dir(cache: Path, key: str) -> Path:
+    """Where the kernel of the recipe with KEY lives once built (see the module's layout)."""
+    return cache / "minikernel" / f"img-{key}"
 
 
 def _digest(*parts: str) -> str:
@@ -172,9 +167,11 @@ def _patched_files(patch: str) -> list[str]:
     return [line[6:].split("\t")[0].strip() for line in patch.splitlines() if line.startswith("+++ b/")]
 
 
-def build(recipe: Recipe, source: Path, cache: Path, jobs: int | None = None, verbose: bool = False) -> Built:
-    """The kernel of RECIPE, from the cache or built now (minutes) and cached."""
-    images = cache / "minikernel" / f"img-{recipe.key()}"
+def build(recipe: Recipe, source: Path, cache: Path, jobs: int | None = None,
+          verbose: bool = False) -> kernel.KernelFiles:
+    """The kernel of RECIPE, from the cache or built now (minutes) and cached. Its modules
+    directory holds only modules.builtin and aliases: everything is built in."""
+    images = image_dir(cache, recipe.key())
     if not (images / kernel.MARKER).is_file():
         tree = patched_tree(source, recipe.patch, cache, recipe.source_key())
         out = cache / "minikernel" / f"out-{recipe.source_key()}"
@@ -184,7 +181,8 @@ def build(recipe: Recipe, source: Path, cache: Path, jobs: int | None = None, ve
         started = time.monotonic()
         _make(tree, out, [f"-j{jobs or os.cpu_count() or 1}", target], verbose, timeout=4 * 3600)
         _collect(recipe, out, images, time.monotonic() - started)
-    return _built(recipe, images)
+    release = (images / "release").read_text().strip()
+    return kernel.KernelFiles(images / "image", images / "modules" / release, release)
 
 
 def _make(tree: Path, out: Path, args: list[str], verbose: bool, timeout: float = 600) -> str:
@@ -211,10 +209,11 @@ def _configure(recipe: Recipe, tree: Path, out: Path, verbose: bool) -> None:
     config = out / ".config"
     atomic_write(config, kconfig.overlay(config.read_text(), asked).encode())
     _make(tree, out, ["olddefconfig"], verbose)
-    lost = kconfig.dropped(asked, kconfig.parse(config.read_text(), str(config)))
-    if lost:
+    resolved = kconfig.parse(config.read_text(), str(config))
+    lost = kconfig.dropped(asked, resolved)
+    if lost:  # now read what the lost symbols depend on, to say so
         texts = {str(p): p.read_text(errors="replace") for p in _kconfig_files(tree, lost)}
-        lost = kconfig.dropped(asked, kconfig.parse(config.read_text()), texts)
+        lost = kconfig.dropped(asked, resolved, texts)
         raise KernelError(f"kconfig dropped what the fragments ask for: {kconfig.explain(lost)}; "
                           "add what they depend on to a fragment in recipes/kernel/minimal/")
 
@@ -273,12 +272,6 @@ def builtin_aliases(modinfo: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
-def _built(recipe: Recipe, images: Path) -> Built:
-    release = (images / "release").read_text().strip()
-    return Built(images / "image", images / "vmlinux", images / "System.map", images / "config", release,
-                 images / "modules" / release)
-
-
 def system_map(manifest: dict[str, object], cache: Path | None = None) -> Path | None:
     """The System.map of a bundle built on the minimal kernel (from the cache), if any."""
     build = manifest.get("build")
@@ -286,5 +279,5 @@ def system_map(manifest: dict[str, object], cache: Path | None = None) -> Path |
     recipe = kernel_facts.get("recipe") if isinstance(kernel_facts, dict) else None
     if not recipe:
         return None
-    path = (cache or kernel.cache_dir()) / "minikernel" / f"img-{recipe}" / "System.map"
+    path = image_dir(cache or kernel.cache_dir(), str(recipe)) / "System.map"
     return path if path.is_file() else None

@@ -68,7 +68,7 @@ class BuildConfig:
                                  (MINIMAL / "appliance-probes.patch").read_text(),
                                  self.template.kernel_compression)
 
-    def minimal_kernel(self) -> minikernel.Built:
+    def minimal_kernel(self) -> kernel.KernelFiles:
         cache = kernel.cache_dir()
         if self.kernel_src:
             source = minikernel.own_source(Path(self.kernel_src))[0]
@@ -108,8 +108,7 @@ class BuildConfig:
         if self.own_kernel:
             return kernel.own_kernel(Path(self.own_kernel), Path(self.own_modules) if self.own_modules else None)
         if self.minimal:
-            built = self.minimal_kernel()
-            return kernel.KernelFiles(built.image, built.modules, built.release)
+            return self.minimal_kernel()
         return kernel.fetch_debian(kernel.read_lock(LOCK))
 
     def action(self, name: str) -> Any:

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import qemu
 from .bundle import Bundle
 from .errors import BootError
+from .measure import check_console
 from .profile import Sample
 from .tsc import runtime_cmdline
 
@@ -124,6 +125,10 @@ def sample_boot(bundle: Bundle, qemu_path: str, accel: str, interval_ms: float, 
                 pass  # QEMU exited (the guest powered off): the socket closed under us
             finally:
                 sock.close()
-            done = vm.wait(deadline + 5)
+            try:
+                done = vm.wait(deadline + 5)
+            except BootError:
+                raise BootError("the guest did not power off after its last sample (hang?); QEMU was killed") from None
         console = files.console.read_text(errors="replace") if files.console.exists() else ""
+        check_console(console)  # a panic or a failed payload makes the profile worthless
         return SampledBoot(samples, console, (done.exit_ns - done.exec_ns) / 1e6, stops)

@@ -49,6 +49,7 @@ class Profile:
     backwards: int = 0  # records whose TSC went backwards
     truncated: bool = False
     records: int = 0
+    t0_tsc: int | None = None  # the first record's TSC: time 0 of the spans
 
 
 def parse_records(text: str) -> tuple[list[Record], list[str]]:
@@ -72,12 +73,6 @@ def parse_records(text: str) -> tuple[list[Record], list[str]]:
             continue
         records.append(Record(number, td if td.startswith("0x") else "0x" + td, tsc, kind, name, arg))
     return records, problems
-
-
-def first_tsc(text: str) -> int | None:
-    """The TSC of a dump's first record: the origin its spans are measured from."""
-    records, _ = parse_records(text)
-    return records[0].tsc if records else None
 
 
 def repair_backwards(records: list[Record]) -> tuple[list[int], int]:
@@ -125,7 +120,7 @@ def profile(text: str, tsc_hz: float, buffer_records: int = DEFAULT_BUFFER) -> P
         problems.append(f"truncated: {len(records)} records fill the kernel's buffer ({buffer_records})")
     spans = builder.spans + _thread_roots(builder.spans)
     spans += attribute_waits(spans)
-    return Profile(spans, us(end), names, problems, backwards, truncated, len(records))
+    return Profile(spans, us(end), names, problems, backwards, truncated, len(records), records[0].tsc)
 
 
 def _thread_names(records: list[Record]) -> dict[str, str]:

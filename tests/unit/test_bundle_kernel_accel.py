@@ -8,7 +8,7 @@ from appliance import accel, bundle
 from appliance.config import Machine
 from appliance.errors import BootError, BundleError
 from appliance.kernel import bzimage_version
-from appliance.measure import _check_console
+from appliance.measure import check_console
 
 
 def make_bundle(folder: Path) -> None:
@@ -61,11 +61,11 @@ def test_embedded_kvm_probe_matches_its_assembly_source(tmp_path):
 
 
 def test_console_checks():
-    assert _check_console("appliance-init: payload exited with status 0\n") == 0
-    assert _check_console("no payload here") is None
+    assert check_console("appliance-init: payload exited with status 0\n") == 0
+    assert check_console("no payload here") is None
     with pytest.raises(BootError, match="status 3"):
-        _check_console("appliance-init: payload exited with status 3\n")
+        check_console("appliance-init: payload exited with status 3\n")
     with pytest.raises(BootError, match="kernel panic: Kernel panic - not syncing: Attempted to kill init"):
-        _check_console("[ 1.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n")
+        check_console("[ 1.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n")
     with pytest.raises(BootError, match="cannot exec payload"):
-        _check_console("appliance-init: cannot exec payload /bin/x No such file\n")
+        check_console("appliance-init: cannot exec payload /bin/x No such file\n")
