@@ -34,10 +34,15 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def debug_cmdline(bundle: Bundle) -> str:
+    """What the debug boots add: a quiet console when profiled carries the kernel log."""
+    return QUIET_DEBUG_CMDLINE if bundle.manifest.get("profiled") else DEBUG_CMDLINE
+
+
 def analyze(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, n: int, baseline: bool = True,
             timeout: float = 180.0, progress: Progress = tty_progress) -> dict[str, Any]:
     host = hostfacts.collect(qemu_path)
-    cmdline = QUIET_DEBUG_CMDLINE if bundle.manifest.get("profiled") else DEBUG_CMDLINE
+    cmdline = debug_cmdline(bundle)
     debug = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=cmdline,
                                                    keep_consoles=True))
     plain = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout)) if baseline else None

@@ -13,11 +13,13 @@ parent is clipped to it and says so.
 from __future__ import annotations
 
 import re
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
 from . import guestlog
 from .initcalls import Initcall, Stat
+from .phases import FIRMWARE_START, KERNEL_START
 from .spans import Span
 
 _RUN_INIT = re.compile(r"^\[\s*(\d+)\.(\d+)\] Run \S+ as init process", re.M)
@@ -53,9 +55,8 @@ def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall]) -> 
         spans.append(span)
         return span
 
-    fw = next((n for n in ("fw_start", "fw_entry") if n in t), None)
-    entry = next((n for n in ("linux_start_boot", "linux_start_pvhboot", "linux_start_fwcfg", "kernel_entry")
-                  if n in t), None)
+    fw = next((n for n in FIRMWARE_START if n in t), None)
+    entry = next((n for n in KERNEL_START if n in t), None)
     phase("qemu", "qemu_exec", fw or entry)
     phase("firmware", fw, entry)
     kernel = phase("kernel", entry, "init_start")
@@ -66,7 +67,7 @@ def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall]) -> 
     if kernel is not None:
         spans += _kernel_children(kernel, t, console, initcalls)
     if init is not None:
-        spans += _init_children(init, run, t, initcalls)
+        spans += _init_children(init, run, initcalls)
     spans += process_track(run, end)
     return spans
 
@@ -133,7 +134,7 @@ def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls:
     return out
 
 
-def _init_children(init: Span, run: dict[str, Any], t: dict[str, float], initcalls: list[Initcall]) -> list[Span]:
+def _init_children(init: Span, run: dict[str, Any], initcalls: list[Initcall]) -> list[Span]:
     offset = _boottime_offset_us(run)
     if offset is None:
         return []
@@ -188,8 +189,6 @@ def top_activities(stats: list[Stat], module_ms: dict[str, list[float]], phase_m
                    n: int = 15) -> list[tuple[str, str, float, float]]:
     """(kind, name, mean ms, stddev ms) of the N longest activities across boots: initcalls,
     module loads and the leaf phases."""
-    import statistics
-
     items = [("initcall", s.key, s.mean_us / 1000, s.stddev_us / 1000) for s in stats]
     for kind, source in (("module", module_ms), ("phase", phase_ms)):
         for name, values in source.items():

@@ -55,7 +55,7 @@ def cmd_analyze(args: argparse.Namespace, load: Callable[[str, argparse.Namespac
         raise ApplianceError("-n must be at least 1")
     target = load(args.bundle, args)
     choice = accel(args)
-    print(f"analyzing {args.bundle}: {args.n} boots with {analyze.DEBUG_CMDLINE}"
+    print(f"analyzing {args.bundle}: {args.n} boots with {analyze.debug_cmdline(target)}"
           f"{'' if args.no_baseline else f' and {args.n} plain boots, interleaved'} (+1 warm-up each)",
           file=sys.stderr)
     doc = analyze.analyze(target, qemu_path=qemu(), accel=choice, n=args.n, baseline=not args.no_baseline,

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import tslog
 from .spans import Span
 
 VERSION = 1
@@ -116,47 +117,12 @@ def kernel_log_text(log: GuestLog) -> str:
 
 
 def process_spans(procs: list[Process], offset_us: float, end_us: float, track: str = "processes") -> list[Span]:
-    """The process timeline as a flamechart track: each process from its fork (or exec) to
-    its exit, under its parent; OFFSET_US maps guest boottime (us) to the host timeline."""
-    by_pid = {p.pid: p for p in procs}
-
-    def name(p: Process) -> str:
-        program = p.path.split(" ", 1)[0].rsplit("/", 1)[-1] if p.path else "?"
-        return f"{program} [{p.pid}]"
-
-    def stack(p: Process, depth: int = 0) -> tuple[str, ...]:
-        parent = by_pid.get(p.ppid) if p.ppid is not None else None
-        if parent is None or depth > 32:
-            return ("init", name(p))
-        return (*stack(parent, depth + 1), name(p))
-
-    spans = []
-    for p in procs:
-        start = p.fork_ns if p.fork_ns is not None else p.exec_ns
-        if start is None:
-            continue
-        begin = start / 1000 + offset_us
-        finish = p.exit_ns / 1000 + offset_us if p.exit_ns is not None else end_us
-        note = f"pid {p.pid}" + (f", exec {p.path}" if p.path else "") + \
-               ("" if p.exit_ns is not None else ", still running at the end")
-        spans.append(Span(track, stack(p), begin, max(begin, finish), "process", note))
-    if spans:
-        spans.append(Span(track, ("init",), min(s.start_us for s in spans), max(s.end_us for s in spans), "process"))
-    return _clip_children(spans)
-
-
-def _clip_children(spans: list[Span]) -> list[Span]:
-    """A child cannot outlast its parent in the drawing (the parent's exit may be missing)."""
-    bounds = {s.stack: (s.start_us, s.end_us) for s in spans}
-    out = []
-    for s in spans:
-        lo, hi = s.start_us, s.end_us
-        for depth in range(1, len(s.stack)):
-            parent = bounds.get(s.stack[:depth])
-            if parent:
-                lo, hi = max(lo, parent[0]), min(hi, parent[1])
-        out.append(Span(s.track, s.stack, lo, max(lo, hi), s.kind, s.note))
-    return out
+    """The process timeline as a flamechart track, each process from its fork (or exec) to
+    its exit under its parent: drawn by the same reader as FreeBSD's tslog_user. OFFSET_US
+    maps guest boottime (us) to the host timeline; a process still running ends at END_US."""
+    end_ns = int((end_us - offset_us) * 1000)
+    items, _ = tslog.user_spans(to_tslog_user(procs), 1e9, t0_tsc=0, track=track, end_tsc=end_ns)
+    return [Span(s.track, s.stack, s.start_us + offset_us, s.end_us + offset_us, s.kind, s.note) for s in items]
 
 
 def summary(log: GuestLog) -> dict[str, Any]:

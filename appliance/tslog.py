@@ -252,13 +252,14 @@ def attribute_waits(spans: list[Span]) -> list[Span]:
 _USER_LINE = re.compile(r'^(\d+) (\d+) (\d+) (\d+) "(.*)" "(.*)"$')
 
 
-def user_spans(text: str, tsc_hz: float, t0_tsc: int | None = None,
-               track: str = "userland") -> tuple[list[Span], list[str]]:
+def user_spans(text: str, tsc_hz: float, t0_tsc: int | None = None, track: str = "userland",
+               end_tsc: int | None = None) -> tuple[list[Span], list[str]]:
     """FreeBSD's `debug.tslog_user` (lines `PID PPID TSC_START TSC_END "EXEC" "NAMEI"`), or a
     Linux process timeline written by guestlog.to_tslog_user(), as one track of process
     spans nested under their parents. A process is named by what it exec'd, else the first
     path it looked up, else its parent's name; one that outlives its parent is cut at the
-    parent's end (it did not hold the boot up). T0_TSC is the origin (default: the first start)."""
+    parent's end (it did not hold the boot up). T0_TSC is the origin (default: the first start);
+    END_TSC is where processes still running end (default: the log's last time)."""
     rows: dict[int, tuple[int, int, int, str, str]] = {}
     problems = []
     for number, raw in enumerate(text.splitlines(), 1):
@@ -274,7 +275,7 @@ def user_spans(text: str, tsc_hz: float, t0_tsc: int | None = None,
     if not rows:
         return [], problems
     origin = t0_tsc if t0_tsc is not None else min(r[1] for r in rows.values())
-    end_of_log = max(max(r[1], r[2]) for r in rows.values())
+    end_of_log = end_tsc if end_tsc is not None else max(max(r[1], r[2]) for r in rows.values())
 
     def name(pid: int, depth: int = 0) -> str:
         ppid, _, _, exec_name, namei = rows[pid]

@@ -84,7 +84,7 @@ def test_process_timeline_is_a_track_in_the_exports(results, tmp_path):
     threads = {e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"}
     assert {"boot", "processes"} <= threads
     assert any(e["ph"] == "C" and e["name"] == "guest memory MiB" for e in trace["traceEvents"])
-    assert any(e["ph"] == "B" and e["name"].startswith("forker [") for e in trace["traceEvents"])
+    assert any(e["ph"] == "B" and e["name"].startswith("/bin/forker [") for e in trace["traceEvents"])
 
 
 def test_virtio_console_channel(tmp_path):
@@ -115,4 +115,4 @@ def test_the_tslog_tooling_draws_the_linux_process_timeline(results, tmp_path):
     drawn = appliance("tslog", "--user", str(tmp_path / "user.txt"), "--tsc-hz", "1e9", "--svg", str(tmp_path / "u.svg"))
     assert drawn.returncode == 0, drawn.stderr
     assert "userland:" in drawn.stdout
-    assert "forker [" in (tmp_path / "u.svg").read_text()
+    assert "/bin/forker [" in (tmp_path / "u.svg").read_text()

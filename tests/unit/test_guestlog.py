@@ -51,9 +51,13 @@ def test_process_spans_nest_children_under_parents():
     procs = guestlog.processes(guestlog.parse(STREAM))
     items = guestlog.process_spans(procs, offset_us=5000.0, end_us=10_000.0)
     s = {x.stack: x for x in items}
-    child = s[("init", "forker [80]", "forker [81]")]
+    assert set(s) == {("/bin/forker [80]",), ("/bin/forker [80]", "/bin/forker [81]")}
+    child = s[("/bin/forker [80]", "/bin/forker [81]")]
     assert (child.start_us, child.end_us) == (5000.0 + 1030.0, 5000.0 + 1050.0)
     assert spans.problems(items) == []
+    running = guestlog.processes(guestlog.parse(STREAM.replace('"event": "exit", "pid": 80', '"event": "x", "pid": 80')))
+    parent = {x.stack: x for x in guestlog.process_spans(running, 5000.0, 10_000.0)}[("/bin/forker [80]",)]
+    assert parent.end_us == 10_000.0  # no exit seen: it runs to the end of the boot
 
 
 def test_truncated_stream_is_reported_not_fatal():
