@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
-from . import bootspans, guestlog, hostfacts, initcalls, minikernel, profile
+from . import bootspans, guestlog, hostfacts, initcalls, minikernel, profile, results
 from .accel import AccelChoice
 from .bench import Plan, Progress, Session, interleave, tty_progress
 from .bundle import Bundle
@@ -143,7 +143,7 @@ def span_from(data: dict[str, Any]) -> Span:
 
 def median_run(doc: dict[str, Any]) -> dict[str, Any] | None:
     """The counted run with the median total: the one a single-boot view shows."""
-    runs = [r for r in doc.get("runs", []) if r.get("ok") and not r.get("warmup")]
+    runs = results.counted(doc.get("runs", []))
     runs.sort(key=lambda r: r["phases_ms"].get("total") or 0.0)
     return runs[len(runs) // 2] if runs else None
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from . import results
 from .phases import EXEC, PHASE_NAMES, from_times
 from .stats import permutation_p, ratio_ci, summarize
 
 
 def _values(runs: list[dict[str, Any]], phase: str) -> list[float]:
-    counted = [r for r in runs if r["ok"] and not r["warmup"]]
+    counted = results.counted(runs)
     return [v for r in counted if (v := r["phases_ms"].get(phase)) is not None]
 
 

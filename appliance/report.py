@@ -9,6 +9,7 @@ table, an A/B comparison, the initcall analysis (top list and timeline), the fla
 from __future__ import annotations
 
 import html
+import statistics
 from typing import Any
 
 from . import analyze, bootspans, flame, results
@@ -37,13 +38,9 @@ def _interval(ci: list[float] | None, digits: int) -> str:
     return f"{ci[0]:.{digits}f} - {ci[1]:.{digits}f}" if ci else "n/a"
 
 
-def _counted(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in runs if r.get("ok") and not r.get("warmup")]
-
-
 def stacked_bars(runs: list[dict[str, Any]]) -> str:
     """One horizontal bar per run: its leaf phases end to end, the rest of total in grey."""
-    runs = _counted(runs)
+    runs = results.counted(runs)
     if not runs:
         return "<p>no successful runs</p>"
     longest = max((r["phases_ms"].get("total") or 0.0) for r in runs) or 1.0
@@ -74,7 +71,7 @@ def stacked_bars(runs: list[dict[str, Any]]) -> str:
 
 def distributions(runs: list[dict[str, Any]], phases: tuple[str, ...]) -> str:
     """Per phase a strip of every run's value, with the median marked: spread at a glance."""
-    runs = _counted(runs)
+    runs = results.counted(runs)
     width, row, left = 900, 28, 90
     rows = [p for p in phases if any(r["phases_ms"].get(p) is not None for r in runs)]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 140}" height="{row * len(rows) + 10}" '
@@ -84,7 +81,7 @@ def distributions(runs: list[dict[str, Any]], phases: tuple[str, ...]) -> str:
         lo, hi = values[0], values[-1]
         span = (hi - lo) or 1.0
         y = 8 + i * row
-        median = values[len(values) // 2] if len(values) % 2 else (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2
+        median = statistics.median(values)
         parts.append(f'<text x="0" y="{y + 14}">{phase}</text>'
                      f'<line x1="{left}" x2="{left + width}" y1="{y + 10}" y2="{y + 10}" stroke="#ddd"/>')
         for v in values:

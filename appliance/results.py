@@ -67,39 +67,44 @@ def probe_times(run: dict[str, Any]) -> dict[str, float]:
     return times
 
 
+def counted(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs statistics are made of: successful, and not warm-ups."""
+    return [r for r in runs if r["ok"] and not r["warmup"]]
+
+
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Statistics over the counted (non-warm-up, successful) runs.
 
     `phases` are per-run phase durations; `probes` are per-probe times from exec; and
     `phases_from_probe_medians` are phases between those medians, the only phase figures
     the exit channel can give (its probes come from different boots)."""
-    counted = [r for r in runs if r["ok"] and not r["warmup"]]
+    runs = counted(runs)
     out: dict[str, Any] = {"phases": {}, "probes": {}}
     for phase in PHASE_NAMES:
-        stats = _stats(counted, [r["phases_ms"].get(phase) for r in counted])
+        stats = _stats(runs, [r["phases_ms"].get(phase) for r in runs])
         if stats is not None:
             out["phases"][phase] = stats
-    names = [n for r in counted for n in probe_times(r) if n != EXEC]
+    names = [n for r in runs for n in probe_times(r) if n != EXEC]
     for name in dict.fromkeys(names):
-        stats = _stats(counted, [probe_times(r).get(name) for r in counted])
+        stats = _stats(runs, [probe_times(r).get(name) for r in runs])
         if stats is not None:
             out["probes"][name] = stats
     medians = {name: s["median"] for name, s in out["probes"].items()}
     out["phases_from_probe_medians"] = {k: v for k, v in from_times({EXEC: 0.0, **medians}).items() if v is not None}
     for figure in ("qemu_max_rss_kib", "runner_overhead_ms", "uart_us_per_char"):
-        stats = _stats(counted, [r.get(figure) for r in counted])
+        stats = _stats(runs, [r.get(figure) for r in runs])
         if stats is not None:
             out[figure] = stats
-    memory = guest_memory(counted)
+    memory = guest_memory(runs)
     if memory:
         out["guest_memory_kib"] = memory
     return out
 
 
-def guest_memory(counted: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+def guest_memory(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per stage, the median of each /proc/meminfo figure profiled reported (KiB)."""
     values: dict[str, dict[str, list[float]]] = {}
-    for run in counted:
+    for run in runs:
         for stage, figures in (run.get("profiled") or {}).get("memory", {}).items():
             for key, value in figures.items():
                 values.setdefault(stage, {}).setdefault(key, []).append(float(value))

@@ -85,7 +85,7 @@ def main() -> None:
     kernel_ms = {}
     for name, session in sessions.items():
         phases = results.summary(session.runs)["phases"]
-        kernel_ms[name] = [r["phases_ms"]["kernel"] for r in session.runs if r["ok"] and not r["warmup"]]
+        kernel_ms[name] = [r["phases_ms"]["kernel"] for r in results.counted(session.runs)]
         cells = " | ".join(f"{phases[p]['median']:.1f}" if p in phases else "-" for p in PHASES)
         print(f"| {name} | {bundles[name].kernel.stat().st_size:,} | {cells} |")
     print()

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import accel, bundle, stats  # noqa: E402
+from appliance import accel, bundle, results, stats  # noqa: E402
 from appliance.bench import Plan, Session, interleave  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.qemu import Channel  # noqa: E402
@@ -68,7 +68,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     figures: dict[str, dict[str, list[float]]] = {}
     for name, session in sessions.items():
-        runs = [r for r in session.runs if r["ok"] and not r["warmup"]]
+        runs = results.counted(session.runs)
         t = [times(r) for r in runs]
         figures[name] = {"work": [x["payload_end"] - x["init_start"] for x in t],
                          "end": [x["payload_end"] for x in t],
