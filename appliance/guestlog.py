@@ -62,6 +62,9 @@ def parse(text: str) -> GuestLog:
         out.complete = True
     if end is not None and end.get("dropped"):
         out.problems.append(f"profiled dropped {end['dropped']} record(s): its buffer was full")
+    if end is not None and end.get("kmsg_lost"):
+        out.problems.append(f"the kernel log wrapped {end['kmsg_lost']} time(s) before profiled read it: "
+                            "boot with a larger log_buf_len=")
     return out
 
 

@@ -10,7 +10,8 @@
  *   proc     fork/exec/exit of every process, from the kernel's process events connector
  *            (netlink; CONFIG_PROC_EVENTS), or one "note" saying it is unavailable
  *   stat     /proc/stat's cpu line and /proc/loadavg every SAMPLE_MS (0: never)
- *   end      the record count and how many were dropped
+ *   end      the record count, how many were dropped, and how many times the kernel log
+ *            ring buffer wrapped before we read it (kmsg_lost: raise log_buf_len)
  * Records are kept in memory and written to DEVICE (a second serial port or a
  * virtio-console port) when init says "end" after the payload, so the channel's cost
  * lands after payload_end, not inside the measured phases. If the buffer fills, it is
@@ -55,7 +56,7 @@ struct proc_ev {
 
 static char out[OUT_SIZE];
 static size_t out_len;
-static unsigned long records, dropped;
+static unsigned long records, dropped, kmsg_lost;
 static int device = -1;
 static const char *device_path;
 
@@ -220,8 +221,10 @@ static void kernel_log(int fd)
 
 	for (;;) {
 		n = read(fd, buf, sizeof(buf) - 1);
-		if (n < 0 && errno == EPIPE)
-			continue; /* overwritten before we read it: the next read resumes */
+		if (n < 0 && errno == EPIPE) { /* overwritten before we read it: the next read resumes */
+			kmsg_lost++;
+			continue;
+		}
 		if (n <= 0)
 			return;
 		buf[n] = 0;
@@ -404,7 +407,7 @@ static int control(const char *buf, size_t n, int mem_fd)
 
 int main(int argc, char **argv)
 {
-	struct pollfd fds[3];
+	struct pollfd fds[2];
 	struct termios tio;
 	char ctl[256], body[160];
 	int sample_ms = argc > 2 ? atoi(argv[2]) : 0, done = 0, mem_fd, stat_fd, load_fd, kmsg_fd, proc_fd;
@@ -433,23 +436,22 @@ int main(int argc, char **argv)
 	/* The kernel log is read once, at the end: it waits in the kernel's ring buffer, and
 	 * formatting its backlog now would take the vCPU from the boot being measured. */
 	fds[0].fd = CONTROL_FD;
-	fds[1].fd = -1;
-	fds[2].fd = proc_fd;
-	fds[0].events = fds[1].events = fds[2].events = POLLIN;
-	fds[1].revents = 0;
+	fds[1].fd = proc_fd; /* -1 without process events: poll() then skips it */
+	fds[0].events = fds[1].events = POLLIN;
 	while (!done) {
-		int ready = poll(fds, 3, sample_ms > 0 ? sample_ms : -1);
+		int ready = poll(fds, 2, sample_ms > 0 ? sample_ms : -1);
 
-		if (ready < 0 && errno != EINTR)
+		if (ready < 0) {
+			if (errno == EINTR)
+				continue;
 			break;
+		}
 		if (ready == 0) {
 			cpu_sample(stat_fd, load_fd);
 			continue;
 		}
-		if (fds[2].revents & POLLIN)
-			process_events(proc_fd);
 		if (fds[1].revents & POLLIN)
-			kernel_log(kmsg_fd);
+			process_events(proc_fd);
 		if (fds[0].revents & (POLLIN | POLLHUP)) {
 			n = read(CONTROL_FD, ctl, sizeof(ctl));
 			done = n <= 0 || control(ctl, (size_t)n, mem_fd);
@@ -462,6 +464,7 @@ int main(int argc, char **argv)
 	len = 0;
 	put_key(body, &len, sizeof(body), "records", records + 1, 0);
 	put_key(body, &len, sizeof(body), "dropped", dropped, 1);
+	put_key(body, &len, sizeof(body), "kmsg_lost", kmsg_lost, 1);
 	record(now_ns(), "end", body, len);
 	flush_out();
 	if (device >= 0 && tcgetattr(device, &tio) == 0)

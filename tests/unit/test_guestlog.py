@@ -71,7 +71,7 @@ def test_truncated_stream_is_reported_not_fatal():
 
 def test_garbage_and_foreign_versions_are_reported_with_line_numbers():
     text = "garbage\n" + rec(1, "mem", stage="x") + "\n" + json.dumps({"v": 2, "t": 5, "type": "mem"}) + \
-        "\n" + json.dumps({"v": 1, "t": "x", "type": "mem"}) + "\n" + rec(9, "end", records=5, dropped=3) + "\n"
+        "\n" + json.dumps({"v": 1, "t": "x", "type": "mem"}) + "\n" + rec(9, "end", records=5, dropped=3, kmsg_lost=2) + "\n"
     log = guestlog.parse(text)
     assert log.problems == [
         "line 1: not a JSON record: 'garbage'",
@@ -79,6 +79,7 @@ def test_garbage_and_foreign_versions_are_reported_with_line_numbers():
         "line 4: not a profiled record (type and integer t needed)",
         "the end record counts 5 records, 2 arrived",
         "profiled dropped 3 record(s): its buffer was full",
+        "the kernel log wrapped 2 time(s) before profiled read it: boot with a larger log_buf_len=",
     ]
 
 
