@@ -300,10 +300,9 @@ static void start_profiled(void)
 	char line[8];
 	int ctl[2], back[2];
 
-	mkdir("/proc", 0755);
-	mkdir("/dev", 0755);
-	mounted_early = mount("proc", "/proc", "proc", 0, 0) == 0;
-	mounted_early &= mount("devtmpfs", "/dev", "devtmpfs", 0, 0) == 0;
+	do_mount("proc", "/proc");
+	do_mount("devtmpfs", "/dev");
+	mounted_early = 1;
 	if (pipe(ctl) != 0 || pipe(back) != 0) {
 		say("cannot start profiled: ", strerror(errno), "");
 		return;
