@@ -27,6 +27,7 @@ from .fsutil import atomic_write
 
 # kconfig's choice symbol per image compression; "none" boots vmlinux (PVH) and builds no bzImage.
 _COMPRESSION_SYMBOL = {"lz4": "KERNEL_LZ4", "zstd": "KERNEL_ZSTD", "xz": "KERNEL_XZ"}
+BUILD_TOOLS = ("make", "gcc", "bison", "flex", "bc", "objcopy")
 # Fixed build identity so that the same recipe gives the same image (kernel/reproducible-builds).
 _BUILD_ENV = {"KBUILD_BUILD_TIMESTAMP": "1970-01-01", "KBUILD_BUILD_USER": "appliance",
               "KBUILD_BUILD_HOST": "appliance"}
@@ -173,6 +174,8 @@ def build(recipe: Recipe, source: Path, cache: Path, jobs: int | None = None,
     directory holds only modules.builtin and aliases: everything is built in."""
     images = image_dir(cache, recipe.key())
     if not (images / kernel.MARKER).is_file():
+        for tool in BUILD_TOOLS:  # one clear line now rather than a shell error minutes in
+            proc.find_tool(tool)
         tree = patched_tree(source, recipe.patch, cache, recipe.source_key())
         out = cache / "minikernel" / f"out-{recipe.source_key()}"
         out.mkdir(parents=True, exist_ok=True)

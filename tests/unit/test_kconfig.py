@@ -121,3 +121,12 @@ def test_template_kernel_choice_and_compression(tmp_path):
         parse_template("t", '[appliance]\nkernel_compression = "gzip"\n', tmp_path)
     with pytest.raises(TemplateError, match="kernel = 'tiny' is not one of: debian, minimal"):
         parse_template("t", '[appliance]\nkernel = "tiny"\n', tmp_path)
+
+
+def test_a_missing_build_tool_is_named_before_anything_is_built(tmp_path, monkeypatch):
+    from appliance.errors import ToolMissing
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ToolMissing, match=r"^make not found: install it with `apt-get install make`$"):
+        minikernel.build(_recipe(), tmp_path / "no-source", tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()  # nothing half-made
