@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import hostfacts, measure, perf, results
+from . import hostfacts, hostload, measure, perf, results
 from .accel import AccelChoice
 from .bundle import Bundle
 from .errors import ApplianceError, BootError
@@ -72,7 +72,7 @@ class Session:
     def boot(self, warmup: bool) -> None:
         """One measured run (several boots for the exit channel), recorded in self.runs."""
         plan, index = self.plan, len(self.runs)
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), hostload.sample()
         try:
             if plan.channel is Channel.EXIT:
                 if self.exit_probes is None:
@@ -89,7 +89,8 @@ class Session:
                 raise BootError(f"{plan.channel.value} channel, boot {index + 1}: {exc}", exc.console_tail) from None
             return
         overhead = (time.monotonic() - started) * 1e3 - run.qemu_lifetime_ms
-        self.runs.append(results.run_record(index, warmup, run, overhead_ms=overhead))
+        load = hostload.during(cpu_before, hostload.sample(), run.qemu_cpu_s, hostload.load_average())
+        self.runs.append(results.run_record(index, warmup, run, overhead_ms=overhead, host_load=load))
         self.consoles.append(run.console if plan.keep_consoles else "")
 
     def document(self, complete: bool, host: dict[str, Any]) -> dict[str, Any]:
@@ -102,9 +103,12 @@ class Session:
                                 complete=complete)
 
 
-def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progress | None = tty_progress) -> None:
-    """Boot SESSIONS in turn (A B A B ...): WARMUP uncounted rounds, then N counted ones.
-    Interleaving spreads the machine's drift over every side alike."""
+def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progress | None = tty_progress,
+               looks: Sequence[int] = (), stop: Callable[[int], bool] | None = None) -> int:
+    """Boot SESSIONS in turn (A B A B ...): WARMUP uncounted rounds, then up to N counted
+    ones; return how many counted rounds ran. Interleaving spreads the machine's drift
+    over every side alike. After each counted round listed in LOOKS, STOP(rounds) may end
+    the run early (a sequential comparison whose answer is decided)."""
     started = time.monotonic()
     total = (warmup + n) * len(sessions)
     done = 0
@@ -114,6 +118,12 @@ def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progr
             done += 1
             if progress is not None:
                 progress(done, total, time.monotonic() - started)
+        rounds = index + 1 - warmup
+        if rounds > 0 and rounds in looks and stop is not None and stop(rounds):
+            if progress is not None and done < total:
+                progress(done, done, time.monotonic() - started)  # ends the bar's line at what ran
+            return rounds
+    return n
 
 
 def bench(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, plan: Plan, out: Path,

@@ -9,17 +9,20 @@ import argparse
 import atexit
 import json
 import logging
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, accel, bench, bundle, cli_where, compare, doctor, hostfacts, kernel, measure, results, table
+from . import __version__, accel, bench, bundle, cli_where, compare, doctor, hostfacts, hostload, kernel, measure, results, table
 from .config import KERNEL_COMPRESSIONS, Machine
 from .errors import ApplianceError, BootError, Interrupted
+from .phases import PHASE_NAMES
 from .proc import find_tool
 from .qemu import Channel
 
@@ -119,10 +122,31 @@ def _print_results(doc: dict[str, Any]) -> None:
     print(table.phase_table(doc["summary"]))
     for reason, count in doc.get("failures", {}).items():
         print(f"{count} boot(s) failed: {reason}", file=sys.stderr)
+    _warn_busy(doc["runs"])
+
+
+def _warn_busy(runs: list[dict[str, Any]]) -> None:
+    line = hostload.warning(runs)
+    if line:
+        print(f"warning: {line}", file=sys.stderr)
+
+
+def _output(name: str) -> Path:
+    """A results file's path, checked before any boot: a run's results are never lost
+    to an output that cannot be written."""
+    path = Path(name)
+    if path.is_dir():
+        raise ApplianceError(f"output {path} is a directory: give a file name, e.g. {path / 'results.json'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ApplianceError(f"output {path}: directory {parent} does not exist: create it first")
+    if not os.access(parent, os.W_OK):
+        raise ApplianceError(f"output {path}: directory {parent} is not writable: choose another place")
+    return path
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    out = Path(args.output or f"results-{Path(args.bundle).resolve().name}.json")
+    out = _output(args.output or f"results-{Path(args.bundle).resolve().name}.json")
     doc = _bench(Path(args.bundle), args, out)
     return 1 if doc["failed_runs"] else 0
 
@@ -137,28 +161,53 @@ def cmd_stats(args: argparse.Namespace) -> int:
             print("note: this results file is partial (the run set was interrupted)", file=sys.stderr)
         print(table.phase_table(results.summary(side["runs"])))
     if "comparison" in doc:
-        print(compare.comparison_table(compare.compare(doc["a"]["runs"], doc["b"]["runs"], doc["comparison"]["confidence"])))
+        kept = doc["comparison"]
+        print(compare.comparison_table(compare.compare(doc["a"]["runs"], doc["b"]["runs"], kept["confidence"],
+                                                       kept.get("primary") or compare.PRIMARY, kept.get("looks", 1))))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Boot A and B interleaved (A B A B ...) and compare them phase by phase."""
+    """Boot A and B interleaved (A B A B ...) and compare them phase by phase; with
+    --max-n, boot on until the primary phase is decided."""
     choice, plan = _accel(args), _plan(args)
+    if args.primary not in PHASE_NAMES:
+        raise ApplianceError(f"--primary {args.primary!r} is not a phase: one of {', '.join(PHASE_NAMES)}")
+    max_n = args.max_n or plan.n
+    if max_n < plan.n or plan.n < 3:
+        raise ApplianceError("compare needs -n of at least 3, and --max-n no smaller than -n")
+    looks = compare.looks_for(plan.n, max_n)
     qemu = _qemu()
     host = hostfacts.collect(qemu)
-    sessions = [bench.Session(_load(p, args), qemu, choice, plan) for p in (args.a, args.b)]
-    out = Path(args.output or "compare.json")
+    plans = (replace(plan, n=max_n), replace(plan, n=max_n, extra_cmdline=args.append_b or ""))
+    sessions = [bench.Session(_load(p, args), qemu, choice, side) for p, side in zip((args.a, args.b), plans, strict=True)]
+    out = _output(args.output or "compare.json")
+    state: dict[str, Any] = {"reason": None}
+
+    def stop(rounds: int) -> bool:
+        if len(looks) == 1:
+            return False
+        state["reason"] = compare.decided(compare.compare(sessions[0].runs, sessions[1].runs, args.confidence,
+                                                          args.primary, len(looks)))
+        return state["reason"] is not None
+
     complete = False
+    ran = 0
     try:
-        bench.interleave(sessions, plan.warmup, plan.n)
+        ran = bench.interleave(sessions, plan.warmup, max_n, looks=looks, stop=stop)
         complete = True
     finally:
         a, b = (s.document(complete, host) for s in sessions)
-        result = compare.compare(a["runs"], b["runs"], args.confidence)
+        result = compare.compare(a["runs"], b["runs"], args.confidence, args.primary, len(looks))
+        if len(looks) > 1:
+            result["sequential"] = {"looks": looks, "stopped_after": ran, "reason": state["reason"]}
         results.write(out, {"format": results.FORMAT, "complete": complete, "order": "ABAB", "a": a, "b": b,
                             "comparison": result})
-    print(f"A: {args.a}\nB: {args.b}")
+    print(f"A: {args.a}\nB: {args.b}{f' + {args.append_b!r}' if args.append_b else ''}")
+    if len(looks) > 1:
+        print(f"sequential: {ran} boots per side of at most {max_n}: {state['reason'] or 'not decided'}")
     print(compare.comparison_table(result))
+    _warn_busy(a["runs"] + b["runs"])
     print(f"results: {out}")
     return 0
 
@@ -176,7 +225,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
                                                                          plan.keep_going, c is Channel.EXIT))
                 for c in channels}
     host = hostfacts.collect(qemu)
-    out = Path(args.output or "crosscheck.json")
+    out = _output(args.output or "crosscheck.json")
     complete = False
     try:
         bench.interleave(list(sessions.values()), plan.warmup, plan.n)
@@ -288,6 +337,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("b")
     p.add_argument("-o", "--output", help="results JSON (default compare.json)")
     p.add_argument("--confidence", type=float, default=0.95, help="family-wise confidence (default 0.95)")
+    p.add_argument("--primary", default=compare.PRIMARY,
+                   help=f"the phase the question is about, tested at the full level (default {compare.PRIMARY})")
+    p.add_argument("--max-n", type=int,
+                   help="sequential: look every N boots and stop once the primary phase is decided, at most MAX_N")
+    p.add_argument("--append-b", metavar="WORDS", help="kernel command-line words added to B's boots only "
+                   "(compare a bundle with itself plus a knob)")
     bench_options(p)
     p.set_defaults(func=cmd_compare)
     p = verbs.add_parser("crosscheck", help="measure one bundle through several channels and compare them")

@@ -46,6 +46,7 @@ class BootRun:
     modules: list[tuple[str, int, int]] = field(default_factory=list)  # (name, start ns, duration ns), guest clock
     warnings: list[str] = field(default_factory=list)
     guest_log: str = ""  # profiled's raw records (JSON lines), when the bundle runs it
+    qemu_cpu_s: float = 0.0  # QEMU's CPU time, summed like qemu_lifetime_ms
 
 
 @dataclass
@@ -177,6 +178,7 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[st
     run = BootRun(events, derive(events), parse_console_probes(raw.console), done.max_rss_kib, payload_status,
                   raw.console, (done.exit_ns - done.exec_ns) / 1e6,
                   uart_cost_us_per_char(raw.lines) if raw.lines else None)
+    run.qemu_cpu_s = done.cpu_s
     run.modules = [(m["name"], int(m["start"]), int(m["duration"])) for m in _MODULE.finditer(raw.console)]
     run.guest_log = raw.profiled
     if bundle.manifest.get("profiled") and not raw.profiled:
@@ -198,6 +200,7 @@ def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes
     events: list[Event] = []
     base = lifetime = 0.0
     rss = 0
+    cpu = 0.0
     warnings = []
     paired: dict[str, float] = {}
     for name in probes:
@@ -212,6 +215,7 @@ def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes
         base = base or done.exec_ns
         lifetime += (done.exit_ns - done.exec_ns) / 1e6
         rss = max(rss, done.max_rss_kib)
+        cpu += done.cpu_s
         if done.returncode == (codes[name] << 1) | 1:
             events.append(Event(name, int(base + done.exit_ns - done.exec_ns), "exit"))
         elif done.returncode == 0:
@@ -220,7 +224,7 @@ def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes
             raise _failed_start(raw)
     events = [Event(EXEC, int(base), "host"), *sorted(events, key=lambda e: e.host_time_ns)]
     return BootRun(events, derive(events, anchored_only=True), [], rss, None, qemu_lifetime_ms=lifetime,
-                   paired_trace_ms=paired, warnings=warnings)
+                   paired_trace_ms=paired, warnings=warnings, qemu_cpu_s=cpu)
 
 
 def discover_probes(bundle: Bundle, qemu_path: str, accel: str, timeout: float) -> list[str]:

@@ -140,6 +140,7 @@ class Exit:
     exit_ns: int  # CLOCK_REALTIME when the exit was seen
     max_rss_kib: int
     stderr: str
+    cpu_s: float = 0.0  # QEMU's user + system CPU time (all its threads)
 
 
 class Qemu:
@@ -191,7 +192,7 @@ class Qemu:
         _, status, usage = os.wait4(self.pid, 0)
         self.process.returncode = os.waitstatus_to_exitcode(status)
         return Exit(self.process.returncode, self.exec_ns, exit_ns, usage.ru_maxrss,
-                    self.stderr_path.read_text(errors="replace"))
+                    self.stderr_path.read_text(errors="replace"), usage.ru_utime + usage.ru_stime)
 
     def kill(self) -> None:
         """End QEMU if it still runs: SIGTERM, then SIGKILL after 2 s. Reaps it."""

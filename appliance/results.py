@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from . import guestlog
+from . import guestlog, hostload
 from .fsutil import atomic_write
 from .measure import BootRun
 from .phases import EXEC, PHASE_NAMES, from_times
@@ -22,7 +22,8 @@ FORMAT = 1
 
 
 def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None = None,
-               console_tail: str = "", overhead_ms: float | None = None) -> dict[str, Any]:
+               console_tail: str = "", overhead_ms: float | None = None,
+               host_load: dict[str, Any] | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {"index": index, "warmup": warmup, "ok": run is not None}
     if run is None:
         record.update(error=error, console_tail=console_tail)
@@ -41,6 +42,7 @@ def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None 
         guest_modules=[{"name": n, "start_ns": s, "duration_ns": d} for n, s, d in run.modules],
         payload_status=run.payload_status,
         warnings=run.warnings,
+        host_load=host_load,
     )
     if run.guest_log:  # raw records, and what the report and exports read from them
         record["profiled_raw"] = run.guest_log
@@ -129,6 +131,7 @@ def document(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, A
         "failed_runs": sum(not r["ok"] for r in runs),
         "failures": failure_reasons(runs),
         "summary": summary(runs),
+        "disturbed_runs": hostload.disturbed(runs),
     }
 
 

@@ -1,6 +1,8 @@
 /* The `benchmark` template's payload: a little real work, as an appliance would do.
  * It writes a 256 KiB file, reads it back and checksums it, lists /proc, then emits
- * the user probe "work_done" (0x20) and prints its result on the console. */
+ * the user probe "work_done" (0x20) and prints its result on the console.
+ * `bench N` does the file work N times: a deliberate, known slowdown for tests of
+ * the comparison (`appliance_payload="/bin/bench 50"` on the kernel command line). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -51,17 +53,19 @@ static int count_proc_entries(void)
 	return n;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	unsigned long long hash = 0;
 	char line[96];
 	size_t len = 0;
-	int entries;
+	int entries, rounds = argc > 1 ? atoi(argv[1]) : 1;
 
 	probe_init();
 	mkdir("/tmp", 01777);
-	if (write_and_hash(&hash) != 0)
-		return 1;
+	do {
+		if (write_and_hash(&hash) != 0)
+			return 1;
+	} while (--rounds > 0);
 	entries = count_proc_entries();
 	probe(0x20, "work_done");
 	put_str(line, &len, 90, "bench: checksum ");

@@ -1,11 +1,12 @@
 """Event parsing for the serial, exit and perf channels, and their summaries."""
 
 from appliance import perf
-from appliance.compare import compare, crosscheck, verdict
+from appliance.compare import compare, crosscheck, decided, looks_for, verdict
 from appliance.phases import EXEC, derive
 from appliance.probes import Event, probe_table
 from appliance.results import run_record, summary
 from appliance.serial import probe_events, uart_cost_us_per_char
+from appliance.stats import holm
 
 MS = 1_000_000
 
@@ -75,11 +76,51 @@ def test_compare_finds_the_slower_side_and_not_itself():
     b = [fake_run(i, 4400 + 10 * (i % 3), 25) for i in range(8)]
     result = compare(a, b)
     rows = {r["phase"]: r for r in result["rows"]}
+    assert rows["to_init"]["role"] == "primary" and rows["to_init"]["level"] == 0.95
     assert rows["kernel"]["ratio"] > 1.09 and rows["kernel"]["verdict"].startswith("B is 10.")
     assert "slower in kernel" in rows["kernel"]["verdict"]
     assert rows["payload"]["verdict"] is None
     assert all(r["verdict"] is None for r in compare(a, a)["rows"])
-    assert result["per_phase_level"] > 0.99  # Bonferroni over the compared phases
+
+
+def test_holm_steps_down_and_stops_at_the_first_failure():
+    thresholds = holm([0.001, 0.04, 0.011, 0.3], 0.05)
+    # sorted: 0.001 at 0.05/4, 0.011 at 0.05/3, 0.04 at 0.05/2 (fails: stop), 0.3 untested
+    assert thresholds == [0.0125, 0.025, 0.05 / 3, 0.0]
+    assert holm([0.2, 0.001], 0.05) == [0.05, 0.025]  # the second test stops: 0.2 > 0.05
+
+
+def test_six_boots_a_side_decide_a_clear_difference_in_the_primary_phase():
+    # The smallest permutation p at 6 + 6 is 2/924 = 0.0022: plain Bonferroni over ~8
+    # phases (0.05/8 = 0.006) leaves almost no room; the primary at 0.05 has plenty.
+    jitter = [0, 37, -22, 15, -41, 29]
+    a = [fake_run(i, 4000 + j, 25) for i, j in enumerate(jitter)]
+    b = [fake_run(i, 4200 + j, 25) for i, j in enumerate(jitter)]
+    rows = {r["phase"]: r for r in compare(a, b)["rows"]}
+    assert rows["to_init"]["p_value"] < 0.01 and "slower in to_init" in rows["to_init"]["verdict"]
+
+
+def test_other_phases_are_tested_only_when_the_primary_differs():
+    a = [fake_run(i, 4000 + 10 * (i % 3), 25) for i in range(8)]
+    b = [fake_run(i, 4000 + 10 * (i % 3), 90) for i in range(8)]  # only the payload differs
+    gated = {r["phase"]: r for r in compare(a, b)["rows"]}
+    assert gated["to_init"]["verdict"] is None
+    assert gated["payload"]["verdict"] is None and gated["payload"]["level"] is None
+    asked = {r["phase"]: r for r in compare(a, b, primary="payload")["rows"]}
+    assert asked["payload"]["role"] == "primary" and "slower in payload" in asked["payload"]["verdict"]
+
+
+def test_a_sequential_comparison_spends_alpha_over_its_looks_and_stops_when_decided():
+    assert looks_for(6, 24) == [6, 12, 18, 24] and looks_for(6, 20) == [6, 12, 18, 20] and looks_for(6, 6) == [6]
+    a = [fake_run(i, 4000 + 10 * (i % 3), 25) for i in range(8)]
+    b = [fake_run(i, 4400 + 10 * (i % 3), 25) for i in range(8)]
+    result = compare(a, b, looks=4)
+    assert abs(result["alpha"] - 0.0125) < 1e-12
+    assert decided(result) == "to_init differs"
+    same = compare(a, a, looks=4)
+    assert decided(same).startswith("to_init is within 2% (interval 0.99")  # identical sides: no need to boot on
+    noisy_b = [fake_run(i, 4000 + 300 * (i % 3), 25) for i in range(8)]
+    assert decided(compare(a, noisy_b, looks=4)) is None  # wide interval, no verdict: boot on
 
 
 def test_verdict_wording():
