@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import hostfacts, hostload, measure, perf, results
+from . import guestlog, hostfacts, hostload, measure, perf, results
 from .accel import AccelChoice
 from .bundle import Bundle
 from .errors import ApplianceError, BootError
+from .measure import BootRun
 from .qemu import Channel
 from .tsc import runtime_cmdline
 
@@ -59,6 +60,35 @@ def check_channel(channel: Channel, accel: AccelChoice) -> None:
             raise ApplianceError(f"the perf channel is not available here because {why}; use --channel trace")
 
 
+def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None = None,
+               console_tail: str = "", overhead_ms: float | None = None,
+               host_load: dict[str, Any] | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {"index": index, "warmup": warmup, "ok": run is not None}
+    if run is None:
+        record.update(error=error, console_tail=console_tail)
+        return record
+    start = run.events[0].host_time_ns
+    record.update(
+        start_ns=start,
+        events=[{"name": e.name, "t_ms": (e.host_time_ns - start) / 1e6, "source": e.source} for e in run.events],
+        phases_ms=run.phases,
+        guest_probes=[{"name": n, "boottime_ns": ns} for n, ns in run.console_probes],
+        qemu_max_rss_kib=run.max_rss_kib,
+        qemu_lifetime_ms=run.qemu_lifetime_ms,
+        runner_overhead_ms=overhead_ms,
+        uart_us_per_char=run.uart_us_per_char,
+        paired_trace_ms=run.paired_trace_ms or None,
+        guest_modules=[{"name": n, "start_ns": s, "duration_ns": d} for n, s, d in run.modules],
+        payload_status=run.payload_status,
+        warnings=run.warnings,
+        host_load=host_load,
+    )
+    if run.guest_log:  # raw records, and what the report and exports read from them
+        record["profiled_raw"] = run.guest_log
+        record["profiled"] = guestlog.summary(guestlog.parse(run.guest_log))
+    return record
+
+
 class Session:
     """Boots of one bundle through one channel; used by bench, compare and crosscheck."""
 
@@ -83,14 +113,14 @@ class Session:
                 run = measure.boot(self.bundle, self.qemu_path, self.accel.accel, plan.timeout, channel=plan.channel,
                                    extra_cmdline=plan.extra_cmdline)
         except BootError as exc:
-            self.runs.append(results.run_record(index, warmup, None, str(exc), exc.console_tail))
+            self.runs.append(run_record(index, warmup, None, str(exc), exc.console_tail))
             self.consoles.append("")
             if not plan.keep_going:
                 raise BootError(f"{plan.channel.value} channel, boot {index + 1}: {exc}", exc.console_tail) from None
             return
         overhead = (time.monotonic() - started) * 1e3 - run.qemu_lifetime_ms
         load = hostload.during(cpu_before, hostload.sample(), run.qemu_cpu_s, hostload.load_average())
-        self.runs.append(results.run_record(index, warmup, run, overhead_ms=overhead, host_load=load))
+        self.runs.append(run_record(index, warmup, run, overhead_ms=overhead, host_load=load))
         self.consoles.append(run.console if plan.keep_consoles else "")
 
     def document(self, complete: bool, host: dict[str, Any]) -> dict[str, Any]:

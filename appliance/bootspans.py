@@ -17,7 +17,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from . import guestlog
+from . import guestlog, tslog
 from .initcalls import Initcall, Stat
 from .phases import FIRMWARE_START, KERNEL_START
 from .spans import Span
@@ -87,7 +87,7 @@ def process_track(run: dict[str, Any], end_us: float) -> list[Span]:
     offset = _boottime_offset_us(run)
     if not procs or offset is None:
         return []
-    return guestlog.process_spans([guestlog.Process(**p) for p in procs], offset, end_us)
+    return process_spans([guestlog.Process(**p) for p in procs], offset, end_us)
 
 
 def memory_counters(run: dict[str, Any]) -> list[tuple[str, float, dict[str, float]]]:
@@ -196,3 +196,12 @@ def top_activities(stats: list[Stat], module_ms: dict[str, list[float]], phase_m
                 items.append((kind, name, statistics.fmean(values),
                               statistics.stdev(values) if len(values) > 1 else 0.0))
     return sorted(items, key=lambda x: -x[2])[:n]
+
+
+def process_spans(procs: list[guestlog.Process], offset_us: float, end_us: float, track: str = "processes") -> list[Span]:
+    """The process timeline as a flamechart track, each process from its fork (or exec) to
+    its exit under its parent: drawn by the same reader as FreeBSD's tslog_user. OFFSET_US
+    maps guest boottime (us) to the host timeline; a process still running ends at END_US."""
+    end_ns = int((end_us - offset_us) * 1000)
+    items, _ = tslog.user_spans(guestlog.to_tslog_user(procs), 1e9, t0_tsc=0, track=track, end_tsc=end_ns)
+    return [Span(s.track, s.stack, s.start_us + offset_us, s.end_us + offset_us, s.kind, s.note) for s in items]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Machine
+from .machines import Machine, profile
 from .errors import BundleError
 from .fsutil import atomic_write, sha256_file
 from .probes import probe_table
@@ -41,7 +41,7 @@ class Bundle:
 
     def with_machine(self, machine: Machine) -> Bundle:
         """The same bundle booted as another machine profile (the runner's --machine)."""
-        from .machines import profile
+
 
         if machine is Machine.Q35_QBOOT and self.firmware is None:
             raise BundleError(f"bundle {self.path} has no firmware.bin for q35-qboot: build it with MACHINE=q35-qboot")

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__, accel, bench, bundle, cli_where, compare, doctor, hostfacts, hostload, kernel, measure, results, table
-from .config import KERNEL_COMPRESSIONS, Machine
+from .config import KERNEL_COMPRESSIONS
+from .machines import Machine
 from .errors import ApplianceError, BootError, Interrupted
 from .phases import PHASE_NAMES
 from .proc import find_tool
 from .qemu import Channel
 
-ROOT = Path(__file__).resolve().parent.parent
+from .paths import ROOT
 EXAMPLES = """examples:
   appliance demo                          build the default appliance, boot it 5 times, print phases
   appliance build minimal                 scons appliance TEMPLATE=minimal -> build/minimal/

@@ -17,6 +17,7 @@ from typing import Any
 
 from .compress import Compression
 from .errors import TemplateError
+from .machines import Machine
 
 
 class Mount(enum.Enum):
@@ -30,14 +31,6 @@ class Mount(enum.Enum):
     @property
     def target(self) -> str:
         return {"proc": "/proc", "sysfs": "/sys", "devtmpfs": "/dev", "tmpfs": "/tmp"}[self.value]
-
-
-class Machine(enum.Enum):
-    """QEMU machine profiles the runner knows how to start."""
-
-    MICROVM = "microvm"
-    Q35_QBOOT = "q35-qboot"
-    PC_SEABIOS = "pc-seabios"
 
 
 class RootDisk(enum.Enum):

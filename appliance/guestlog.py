@@ -12,8 +12,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import tslog
-from .spans import Span
 
 VERSION = 1
 TYPES = ("hello", "mem", "kmsg", "proc", "stat", "note", "end")
@@ -117,15 +115,6 @@ def kernel_log_text(log: GuestLog) -> str:
         us = int(r.get("ts_us", 0))
         lines.append(f"[{us // 1_000_000:5d}.{us % 1_000_000:06d}] {r.get('msg', '')}")
     return "\n".join(lines) + ("\n" if lines else "")
-
-
-def process_spans(procs: list[Process], offset_us: float, end_us: float, track: str = "processes") -> list[Span]:
-    """The process timeline as a flamechart track, each process from its fork (or exec) to
-    its exit under its parent: drawn by the same reader as FreeBSD's tslog_user. OFFSET_US
-    maps guest boottime (us) to the host timeline; a process still running ends at END_US."""
-    end_ns = int((end_us - offset_us) * 1000)
-    items, _ = tslog.user_spans(to_tslog_user(procs), 1e9, t0_tsc=0, track=track, end_tsc=end_ns)
-    return [Span(s.track, s.stack, s.start_us + offset_us, s.end_us + offset_us, s.kind, s.note) for s in items]
 
 
 def summary(log: GuestLog) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import __version__
 
-ROOT = Path(__file__).resolve().parent.parent
+from .paths import ROOT
 
 
 def _first_line(path: str, prefix: str = "") -> str | None:

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from . import results
+
 BUSY_SHARE = 0.25  # of all CPUs' time, used by processes other than the boot's QEMU
 STEAL_SHARE = 0.05  # of all CPUs' time, taken by the hypervisor
 _HZ = os.sysconf("SC_CLK_TCK")
@@ -65,14 +67,8 @@ def during(before: CpuTimes | None, after: CpuTimes | None, own_cpu_s: float, lo
     return out
 
 
-def disturbed(runs: list[dict[str, Any]]) -> int:
-    """How many of RUNS' counted boots ran on a busy host."""
-    return sum(1 for r in runs if r.get("ok") and not r.get("warmup") and (r.get("host_load") or {}).get("disturbed"))
-
-
 def warning(runs: list[dict[str, Any]]) -> str | None:
-    count = disturbed(runs)
-    counted = sum(1 for r in runs if r.get("ok") and not r.get("warmup"))
+    count, counted = results.disturbed(runs), len(results.counted(runs))
     if not count:
         return None
     return (f"the host was busy during {count} of {counted} counted boot(s) (other processes over "

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-from .config import Machine
+
+class Machine(enum.Enum):
+    """QEMU machine profiles the runner knows how to start."""
+
+    MICROVM = "microvm"
+    Q35_QBOOT = "q35-qboot"
+    PC_SEABIOS = "pc-seabios"
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bundle import Bundle
-from .config import Machine
 from .errors import BootError
-from .machines import profile
+from .machines import Machine, profile
 from .probes import PORT_FIRMWARE, PORT_KERNEL
 from .proc import find_tool
 

@@ -28,12 +28,13 @@ from . import (
     release,
     rootdisk,
 )
-from .config import KERNEL_COMPRESSIONS, PROFILED_DEVICES, Machine, RootDisk, Template, find_template, load_template
+from .machines import Machine
+from .config import KERNEL_COMPRESSIONS, PROFILED_DEVICES, RootDisk, Template, find_template, load_template
 from .errors import ApplianceError, TemplateError
 from .fsutil import atomic_path, atomic_write
 from .machines import profile
 
-ROOT = Path(__file__).resolve().parent.parent
+from .paths import ROOT
 TEMPLATES = ROOT / "rootfs_templates"
 PROGRAMS = ROOT / "recipes" / "programs"
 LOCK = ROOT / "recipes" / "kernel" / "debian.lock"

@@ -151,7 +151,7 @@ def make_iso(folder: Path, out: Path) -> None:
     bundle's files and bundle.json under readable Rock Ridge and Joliet names."""
     import pycdlib
 
-    from .config import Machine
+    from .machines import Machine
     from .machines import profile
 
     target = bundles.load(folder)
@@ -184,7 +184,7 @@ def make_iso(folder: Path, out: Path) -> None:
 
 def load_iso(image: Path, workdir: Path) -> bundles.Bundle:
     """A verified bundle from an ISO, set to boot from the ISO itself on pc-seabios."""
-    from .config import Machine
+    from .machines import Machine
 
     folder = bundles.load(unpack_iso(image, workdir))
     return bundles.Bundle(folder.path, folder.manifest, image.resolve()).with_machine(Machine.PC_SEABIOS)

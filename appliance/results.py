@@ -12,42 +12,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from . import guestlog, hostload
 from .fsutil import atomic_write
-from .measure import BootRun
 from .phases import EXEC, PHASE_NAMES, from_times
 from .stats import summarize
 
 FORMAT = 1
-
-
-def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None = None,
-               console_tail: str = "", overhead_ms: float | None = None,
-               host_load: dict[str, Any] | None = None) -> dict[str, Any]:
-    record: dict[str, Any] = {"index": index, "warmup": warmup, "ok": run is not None}
-    if run is None:
-        record.update(error=error, console_tail=console_tail)
-        return record
-    start = run.events[0].host_time_ns
-    record.update(
-        start_ns=start,
-        events=[{"name": e.name, "t_ms": (e.host_time_ns - start) / 1e6, "source": e.source} for e in run.events],
-        phases_ms=run.phases,
-        guest_probes=[{"name": n, "boottime_ns": ns} for n, ns in run.console_probes],
-        qemu_max_rss_kib=run.max_rss_kib,
-        qemu_lifetime_ms=run.qemu_lifetime_ms,
-        runner_overhead_ms=overhead_ms,
-        uart_us_per_char=run.uart_us_per_char,
-        paired_trace_ms=run.paired_trace_ms or None,
-        guest_modules=[{"name": n, "start_ns": s, "duration_ns": d} for n, s, d in run.modules],
-        payload_status=run.payload_status,
-        warnings=run.warnings,
-        host_load=host_load,
-    )
-    if run.guest_log:  # raw records, and what the report and exports read from them
-        record["profiled_raw"] = run.guest_log
-        record["profiled"] = guestlog.summary(guestlog.parse(run.guest_log))
-    return record
 
 
 def _stats(counted: list[dict[str, Any]], values: list[float | None]) -> dict[str, Any] | None:
@@ -113,6 +82,11 @@ def guest_memory(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {stage: {k: statistics.median(v) for k, v in figures.items()} for stage, figures in values.items()}
 
 
+def disturbed(runs: list[dict[str, Any]]) -> int:
+    """How many counted boots ran on a busy host (their `host_load` says so)."""
+    return sum(1 for r in counted(runs) if (r.get("host_load") or {}).get("disturbed"))
+
+
 def failure_reasons(runs: list[dict[str, Any]]) -> dict[str, int]:
     """How many boots failed, by the first line of their error."""
     return dict(Counter(str(r["error"]).splitlines()[0] for r in runs if not r["ok"]))
@@ -131,7 +105,7 @@ def document(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, A
         "failed_runs": sum(not r["ok"] for r in runs),
         "failures": failure_reasons(runs),
         "summary": summary(runs),
-        "disturbed_runs": hostload.disturbed(runs),
+        "disturbed_runs": disturbed(runs),
     }
 
 

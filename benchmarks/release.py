@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from appliance import accel, bundle, release, results  # noqa: E402
 from appliance.bench import Plan, Session, interleave  # noqa: E402
-from appliance.config import Machine  # noqa: E402
+from appliance.machines import Machine  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.qemu import Channel  # noqa: E402
 

@@ -3,7 +3,7 @@
 import pytest
 
 from appliance import bundle, measure
-from appliance.config import Machine
+from appliance.machines import Machine
 from appliance.proc import find_tool
 from tests.conftest import ROOT, scons
 

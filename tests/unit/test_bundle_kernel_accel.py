@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from appliance import accel, bundle
-from appliance.config import Machine
+from appliance.machines import Machine
 from appliance.errors import BootError, BundleError
 from appliance.kernel import bzimage_version
 from appliance.measure import check_console

@@ -4,7 +4,8 @@ from appliance import perf
 from appliance.compare import compare, crosscheck, decided, looks_for, verdict
 from appliance.phases import EXEC, derive
 from appliance.probes import Event, probe_table
-from appliance.results import run_record, summary
+from appliance.bench import run_record
+from appliance.results import summary
 from appliance.serial import probe_events, uart_cost_us_per_char
 from appliance.stats import holm
 

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from appliance.compress import Compression
-from appliance.config import Machine, Mount, find_template, load_template, parse_template
+from appliance.machines import Machine
+from appliance.config import Mount, find_template, load_template, parse_template
 from appliance.errors import TemplateError
 from appliance.initramfs import init_conf
 

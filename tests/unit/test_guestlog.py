@@ -7,7 +7,7 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance import guestlog, spans
+from appliance import bootspans, guestlog, spans
 
 
 def rec(t, kind, **body):
@@ -49,14 +49,14 @@ def test_a_complete_stream():
 
 def test_process_spans_nest_children_under_parents():
     procs = guestlog.processes(guestlog.parse(STREAM))
-    items = guestlog.process_spans(procs, offset_us=5000.0, end_us=10_000.0)
+    items = bootspans.process_spans(procs, offset_us=5000.0, end_us=10_000.0)
     s = {x.stack: x for x in items}
     assert set(s) == {("/bin/forker [80]",), ("/bin/forker [80]", "/bin/forker [81]")}
     child = s[("/bin/forker [80]", "/bin/forker [81]")]
     assert (child.start_us, child.end_us) == (5000.0 + 1030.0, 5000.0 + 1050.0)
     assert spans.problems(items) == []
     running = guestlog.processes(guestlog.parse(STREAM.replace('"event": "exit", "pid": 80', '"event": "x", "pid": 80')))
-    parent = {x.stack: x for x in guestlog.process_spans(running, 5000.0, 10_000.0)}[("/bin/forker [80]",)]
+    parent = {x.stack: x for x in bootspans.process_spans(running, 5000.0, 10_000.0)}[("/bin/forker [80]",)]
     assert parent.end_us == 10_000.0  # no exit seen: it runs to the end of the boot
 
 
@@ -94,7 +94,7 @@ def test_no_stream_crashes_the_parser(lines):
     log = guestlog.parse(text)
     guestlog.summary(log)
     guestlog.kernel_log_text(log)
-    assert spans.problems(guestlog.process_spans(guestlog.processes(log), 0.0, 1e9)) == []
+    assert spans.problems(bootspans.process_spans(guestlog.processes(log), 0.0, 1e9)) == []
     for problem in log.problems:
         if problem.startswith("line "):
             assert 1 <= int(problem.split()[1].rstrip(":")) <= len(text.split("\n"))

@@ -1,6 +1,6 @@
 """Host load per boot: /proc/stat accounting, other work's share, the busy warning."""
 
-from appliance import hostload
+from appliance import hostload, results
 
 HZ = hostload._HZ
 
@@ -33,6 +33,6 @@ def test_warning_counts_only_disturbed_counted_boots():
             {"ok": True, "warmup": False, "host_load": {"disturbed": False}},
             {"ok": False, "warmup": False},
             {"ok": True, "warmup": False}]  # a results file from before host load was recorded
-    assert hostload.disturbed(runs) == 1
+    assert results.disturbed(runs) == 1
     assert hostload.warning(runs).startswith("the host was busy during 1 of 3 counted boot(s)")
     assert hostload.warning(runs[2:]) is None
