@@ -1,3 +1,3 @@
-from .cli import entry
+from appliance.cli.main import entry
 
 entry()

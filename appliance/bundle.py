@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .machines import Machine, profile
-from .errors import BundleError
-from .fsutil import atomic_write, sha256_file
-from .probes import probe_table
+from appliance.errors import BundleError
+from appliance.fsutil import atomic_write, sha256_file
+from appliance.machines import Machine, profile
+from appliance.probes import probe_table
 
 FORMAT = 1
 MANIFEST = "bundle.json"

@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-
 VERSION = 1
 TYPES = ("hello", "mem", "kmsg", "proc", "stat", "note", "end")
 # memory figures as `free -m` shows them, in KiB from /proc/meminfo

@@ -7,7 +7,7 @@ shifted onto another probe.
 
 from __future__ import annotations
 
-from .probes import Event
+from appliance.probes import Event
 
 EXEC = "qemu_exec"  # host: immediately before QEMU is started
 EXIT = "qemu_exit"  # host: QEMU reaped

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .errors import ToolFailed, ToolMissing
+from appliance.errors import ToolFailed, ToolMissing
 
 log = logging.getLogger(__name__)
 

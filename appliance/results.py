@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .fsutil import atomic_write
-from .phases import EXEC, PHASE_NAMES, from_times
-from .stats import summarize
+from appliance.fsutil import atomic_write
+from appliance.phases import EXEC, PHASE_NAMES, from_times
+from appliance.stats import summarize
 
 FORMAT = 1
 
@@ -114,7 +114,7 @@ def write(path: Path, doc: dict[str, Any]) -> None:
 
 
 def read(path: Path) -> dict[str, Any]:
-    from .errors import ApplianceError
+    from appliance.errors import ApplianceError
 
     try:
         doc = json.loads(path.read_text())

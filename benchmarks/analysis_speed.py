@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import bootspans, exports, flame, initcalls, spans, tslog  # noqa: E402
+from appliance.analysis import bootspans, exports, flame, initcalls, spans, tslog  # noqa: E402
 
 
 def make_tslog(records: int, seed: int = 1) -> str:

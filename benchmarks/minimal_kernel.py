@@ -24,11 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import accel, bundle, kernel, minikernel, results, stats  # noqa: E402
-from appliance.bench import Plan, Session, interleave  # noqa: E402
+from appliance import bundle, results, stats  # noqa: E402
+from appliance.boot import accel  # noqa: E402
+from appliance.boot.qemu import Channel  # noqa: E402
+from appliance.build import kernel, minikernel  # noqa: E402
+from appliance.build.recipes import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
-from appliance.qemu import Channel  # noqa: E402
-from appliance.recipes import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noqa: E402
+from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 
 COMPRESSIONS = ("none", "lz4", "zstd", "xz")
 PHASES = ("kernel", "k_decomp", "k_init", "k_exec", "to_init", "total")

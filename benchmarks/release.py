@@ -20,11 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import accel, bundle, release, results  # noqa: E402
-from appliance.bench import Plan, Session, interleave  # noqa: E402
+from appliance import bundle, results  # noqa: E402
+from appliance.boot import accel  # noqa: E402
+from appliance.boot.qemu import Channel  # noqa: E402
+from appliance.build import release  # noqa: E402
 from appliance.machines import Machine  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
-from appliance.qemu import Channel  # noqa: E402
+from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 
 
 def main() -> None:

@@ -17,7 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import accel, bundle, compress, cpio, measure  # noqa: E402
+from appliance import bundle  # noqa: E402
+from appliance.boot import accel, measure  # noqa: E402
+from appliance.build import compress, cpio  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.stats import summarize  # noqa: E402
 

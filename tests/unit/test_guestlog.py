@@ -7,7 +7,8 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance import bootspans, guestlog, spans
+from appliance import guestlog
+from appliance.analysis import bootspans, spans
 
 
 def rec(t, kind, **body):

@@ -4,16 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appliance.stats import (
-    bootstrap_median_ci,
-    median_ci,
-    outliers,
-    permutation_p,
-    quantile,
-    ratio_ci,
-    sample_stddev,
-    summarize,
-)
+from appliance.stats import bootstrap_median_ci, median_ci, outliers, permutation_p, quantile, ratio_ci, sample_stddev, summarize
 
 
 def test_known_values():

@@ -1,0 +1,194 @@
+"""`appliance analyze`: boot with initcall_debug and say where the kernel's time went.
+
+Debug boots (initcall_debug printk.time=1 ignore_loglevel) are interleaved with plain
+boots of the same bundle: the plain ones give the honest phase times (and the results'
+statistics), the difference between the two says what the verbose console itself cost.
+The analysis (initcall statistics, one representative boot as spans, the distortion)
+goes into the results document under "analysis", where report and export find it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+from appliance import guestlog, results
+from appliance.analysis import bootspans, initcalls, profile
+from appliance.analysis.spans import Span
+from appliance.boot import hostfacts
+from appliance.boot.accel import AccelChoice
+from appliance.build import minikernel
+from appliance.bundle import Bundle
+from appliance.runs.bench import Plan, Progress, Session, interleave, tty_progress
+
+DEBUG_CMDLINE = "initcall_debug printk.time=1 ignore_loglevel"
+# With profiled the kernel log reaches the host through it, so the console can stay quiet
+# (the UART is then not slowed by the verbose log); log_buf_len keeps every line for it.
+QUIET_DEBUG_CMDLINE = "initcall_debug printk.time=1 log_buf_len=4M"
+DISTORTION_WARN = 0.05  # warn when the debug boots' kernel phase is this much longer
+
+
+def _counted(session: Session) -> list[tuple[dict[str, Any], str]]:
+    return [(r, c) for r, c in zip(session.runs, session.consoles, strict=True) if r["ok"] and not r["warmup"]]
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def debug_cmdline(bundle: Bundle) -> str:
+    """What the debug boots add: a quiet console when profiled carries the kernel log."""
+    return QUIET_DEBUG_CMDLINE if bundle.manifest.get("profiled") else DEBUG_CMDLINE
+
+
+def analyze(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, n: int, baseline: bool = True,
+            timeout: float = 180.0, progress: Progress = tty_progress) -> dict[str, Any]:
+    host = hostfacts.collect(qemu_path)
+    cmdline = debug_cmdline(bundle)
+    debug = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=cmdline,
+                                                   keep_consoles=True))
+    plain = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout)) if baseline else None
+    interleave([s for s in (debug, plain) if s is not None], 1, n, progress)
+    doc = (plain or debug).document(True, host)
+    doc["analysis"] = summarize(_counted(debug), [r for r, _ in _counted(plain)] if plain else None,
+                                _names(bundle), cmdline)
+    return doc
+
+
+def _names(bundle: Bundle) -> Callable[[int], str | None] | None:
+    """Address -> function for kernels that print addresses (no kallsyms): the minimal
+    kernel's System.map, when the cache has it."""
+    path = minikernel.system_map(bundle.manifest)
+    if path is None:
+        return None
+    symbols, _ = profile.parse_symbols(path.read_text(errors="replace"))
+    return symbols.lookup
+
+
+def kernel_text(record: dict[str, Any], console: str) -> str:
+    """The kernel log of a boot: profiled's copy of /dev/kmsg when it sent one (complete
+    even with a quiet console), else the console."""
+    raw = record.get("profiled_raw")
+    if raw:
+        text = guestlog.kernel_log_text(guestlog.parse(raw))
+        if text:
+            return text
+    return console
+
+
+def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]] | None,
+              name_of: Callable[[int], str | None] | None = None, cmdline: str = DEBUG_CMDLINE) -> dict[str, Any]:
+    """The analysis section from the debug boots (record, console) and the plain boots;
+    NAME_OF names initcalls the kernel printed as bare addresses."""
+    debug = [(record, kernel_text(record, console)) for record, console in debug]
+    parsed = [initcalls.parse(console) for _, console in debug]
+    if name_of is not None:
+        for p in parsed:
+            p.initcalls = initcalls.symbolize(p.initcalls, name_of)
+    kernel_debug = [r["phases_ms"]["kernel"] for r, _ in debug if r["phases_ms"].get("kernel") is not None]
+    kernel_plain = [r["phases_ms"]["kernel"] for r in plain or [] if r["phases_ms"].get("kernel") is not None]
+    reference = _median(kernel_plain) or _median(kernel_debug) or 0.0
+    stats = initcalls.aggregate([p.initcalls for p in parsed], reference)
+    # the representative boot: the debug boot whose kernel phase is the median one
+    order = sorted(range(len(debug)), key=lambda i: debug[i][0]["phases_ms"].get("kernel") or 0.0)
+    pick = order[len(order) // 2] if order else None
+    spans = bootspans.boot_spans(debug[pick][0], debug[pick][1], parsed[pick].initcalls) if pick is not None else []
+    modules: dict[str, list[float]] = {}
+    for record, _ in debug:
+        for m in record.get("guest_modules", []):
+            modules.setdefault(f"load {m['name']}", []).append(m["duration_ns"] / 1e6)
+    leaf_phases = ("qemu", "firmware", "init", "payload")
+    phases = {p: [r["phases_ms"][p] for r in (plain or [r for r, _ in debug]) if r["phases_ms"].get(p) is not None]
+              for p in leaf_phases}
+    return {
+        "cmdline": cmdline,
+        "kernel_log": "profiled (/dev/kmsg)" if any(r.get("profiled_raw") for r, _ in debug) else "console",
+        "boots": len(debug),
+        "kernel_ms_debug": _median(kernel_debug),
+        "kernel_ms_plain": _median(kernel_plain),
+        "distortion": distortion(kernel_debug, kernel_plain, [p.console_chars for p in parsed]),
+        "initcalls": [s.__dict__ for s in stats],
+        "initcalls_total_ms": statistics.fmean(sum(c.duration_us for c in p.initcalls if c.module is None) / 1000
+                                               for p in parsed) if parsed else None,
+        "top": [{"kind": k, "name": nm, "mean_ms": m, "stddev_ms": sd}
+                for k, nm, m, sd in bootspans.top_activities(stats, modules, phases, 20)],
+        "problems": sorted({f"boot {i + 1}: {msg}" for i, p in enumerate(parsed) for msg in p.problems[:20]}),
+        "unfinished": sorted({u for p in parsed for u in p.unfinished}),
+        "spans": [span_dict(s) for s in spans],
+    }
+
+
+def distortion(debug_ms: list[float], plain_ms: list[float], chars: list[int]) -> dict[str, Any]:
+    """What the verbose console cost: the kernel phase with it minus without it."""
+    out: dict[str, Any] = {"console_chars": int(statistics.median(chars)) if chars else None}
+    if debug_ms and plain_ms:
+        extra = statistics.median(debug_ms) - statistics.median(plain_ms)
+        out.update(extra_ms=extra, fraction=extra / statistics.median(plain_ms))
+        out["warning"] = (f"the verbose console made the kernel phase {extra:.0f} ms ({out['fraction'] * 100:.0f}%) "
+                          "longer: initcall times include their own printing; compare shares, not absolute times"
+                          if out["fraction"] > DISTORTION_WARN else None)
+    else:
+        out.update(extra_ms=None, fraction=None,
+                   warning="no plain boots to compare with: the console's own cost is unknown (drop --no-baseline)")
+    return out
+
+
+def span_dict(span: Span) -> dict[str, Any]:
+    return {"track": span.track, "stack": list(span.stack), "start_us": span.start_us, "end_us": span.end_us,
+            "kind": span.kind, "note": span.note}
+
+
+def span_from(data: dict[str, Any]) -> Span:
+    return Span(data["track"], tuple(data["stack"]), data["start_us"], data["end_us"], data.get("kind", ""),
+                data.get("note", ""))
+
+
+def median_run(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The counted run with the median total: the one a single-boot view shows."""
+    runs = results.counted(doc.get("runs", []))
+    runs.sort(key=lambda r: r["phases_ms"].get("total") or 0.0)
+    return runs[len(runs) // 2] if runs else None
+
+
+def spans_of(doc: dict[str, Any]) -> list[Span]:
+    """The analysis spans of a results document, or spans of its median run's phases
+    (with profiled's process timeline when it has one)."""
+    analysis = doc.get("analysis")
+    if analysis and analysis.get("spans"):
+        return [span_from(s) for s in analysis["spans"]]
+    run = median_run(doc)
+    return bootspans.boot_spans(run, "", []) if run else []
+
+
+def counters_of(doc: dict[str, Any]) -> list[tuple[str, float, dict[str, float]]]:
+    run = median_run(doc)
+    return bootspans.memory_counters(run) if run else []
+
+
+def render(analysis: dict[str, Any], color: bool = False, top: int = 15) -> str:
+    """The timeline of the representative boot, then the top-N activities across boots."""
+    spans = [span_from(s) for s in analysis["spans"]]
+    lines = [f"timeline of one boot (the median kernel phase of {analysis['boots']} boots with "
+             f"{analysis['cmdline']}):", bootspans.render_timeline(bootspans.timeline(spans), color), ""]
+    lines.append(f"top {top} activities (mean over the debug boots):")
+    lines.append(f"{'mean ms':>9} {'stddev':>8}  {'kind':<9} name")
+    for item in analysis["top"][:top]:
+        lines.append(f"{item['mean_ms']:9.2f} {item['stddev_ms']:8.2f}  {item['kind']:<9} {item['name']}")
+    total = analysis.get("initcalls_total_ms")
+    kernel = analysis.get("kernel_ms_debug")
+    if total is not None and kernel:
+        lines.append(f"\nbuilt-in initcalls: {total:.0f} ms of a {kernel:.0f} ms kernel phase ({total / kernel * 100:.0f}%)")
+    d = analysis["distortion"]
+    if d.get("extra_ms") is not None:
+        lines.append(f"cost of the debug log: debug boots' kernel phase {d['extra_ms']:+.0f} ms ({d['fraction'] * 100:+.1f}%) "
+                     f"against plain boots; {d['console_chars']} characters of kernel log "
+                     f"(read from {analysis.get('kernel_log', 'console')})")
+    if d.get("warning"):
+        lines.append(f"warning: {d['warning']}")
+    for problem in analysis["problems"][:10]:
+        lines.append(f"warning: {problem}")
+    if analysis["unfinished"]:
+        lines.append(f"warning: initcalls that never returned: {', '.join(analysis['unfinished'][:10])}")
+    return "\n".join(lines)
+

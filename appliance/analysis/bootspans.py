@@ -1,0 +1,208 @@
+"""One boot as spans on the host's timeline: phases, the kernel's initcalls, module loads
+and the payload; and the timeline and top-N tables made from them.
+
+Host probes give the phases (ms from QEMU's exec). Initcalls carry the guest's printk
+clock and module loads its CLOCK_BOOTTIME: each clock is placed on the host timeline by
+one anchor seen on both sides. The printk clock: the kernel's "Run /init as init
+process" line is printed just before it executes init, i.e. at linux_start_user (the
+patched kernel's probe) or, without it, just before init_start. CLOCK_BOOTTIME: our
+init prints init_start with it. A child that the anchoring puts slightly outside its
+parent is clipped to it and says so.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from appliance import guestlog
+from appliance.analysis import tslog
+from appliance.analysis.initcalls import Initcall, Stat
+from appliance.analysis.spans import Span
+from appliance.phases import FIRMWARE_START, KERNEL_START
+
+_RUN_INIT = re.compile(r"^\[\s*(\d+)\.(\d+)\] Run \S+ as init process", re.M)
+TRACK = "boot"
+
+
+def printk_anchor(console: str) -> float | None:
+    """The printk time (us) of "Run /init as init process", if the kernel printed it."""
+    m = _RUN_INIT.search(console)
+    return int(m[1]) * 1e6 + int(m[2].ljust(6, "0")[:6]) if m else None
+
+
+def _clip(child: Span, parent: Span) -> Span:
+    start, end = max(child.start_us, parent.start_us), min(child.end_us, parent.end_us)
+    if (start, end) == (child.start_us, child.end_us):
+        return child
+    note = "; ".join(filter(None, (child.note, "clipped to its parent (clock anchoring)")))
+    return Span(child.track, child.stack, start, max(start, end), child.kind, note)
+
+
+def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall]) -> list[Span]:
+    """Spans of one boot: RUN is a results run record (events, guest probes, modules)."""
+    t = {e["name"]: e["t_ms"] * 1000 for e in run["events"]}  # us from QEMU's exec
+    spans: list[Span] = []
+    end = t.get("qemu_exit", max(t.values()))
+    root = Span(TRACK, ("boot",), 0.0, end, "phase")
+    spans.append(root)
+
+    def phase(name: str, start: str | None, stop: str | None, parent: Span = root, kind: str = "phase") -> Span | None:
+        if start is None or stop is None or start not in t or stop not in t or t[stop] < t[start]:
+            return None
+        span = _clip(Span(TRACK, parent.stack + (name,), t[start], t[stop], kind), parent)
+        spans.append(span)
+        return span
+
+    fw = next((n for n in FIRMWARE_START if n in t), None)
+    entry = next((n for n in KERNEL_START if n in t), None)
+    phase("qemu", "qemu_exec", fw or entry)
+    phase("firmware", fw, entry)
+    kernel = phase("kernel", entry, "init_start")
+    # init runs everything after the kernel: module loads and the payload sit under it
+    init = phase("init", "init_start", "payload_end" if "payload_end" in t else "qemu_exit")
+    if init is not None:
+        phase("payload", "payload_start", "payload_end", parent=init, kind="payload")
+    if kernel is not None:
+        spans += _kernel_children(kernel, t, console, initcalls)
+    if init is not None:
+        spans += _init_children(init, run, initcalls)
+    spans += process_track(run, end)
+    return spans
+
+
+def _boottime_offset_us(run: dict[str, Any]) -> float | None:
+    """Host us from exec = guest CLOCK_BOOTTIME us + this (anchored at init_start)."""
+    guest = {p["name"]: p["boottime_ns"] / 1000 for p in run.get("guest_probes", [])}
+    host = {e["name"]: e["t_ms"] * 1000 for e in run["events"]}
+    if "init_start" not in guest or "init_start" not in host:
+        return None
+    return float(host["init_start"] - guest["init_start"])
+
+
+def process_track(run: dict[str, Any], end_us: float) -> list[Span]:
+    """profiled's process timeline (fork, exec, exit of every process) as its own track."""
+    procs = (run.get("profiled") or {}).get("processes")
+    offset = _boottime_offset_us(run)
+    if not procs or offset is None:
+        return []
+    return process_spans([guestlog.Process(**p) for p in procs], offset, end_us)
+
+
+def memory_counters(run: dict[str, Any]) -> list[tuple[str, float, dict[str, float]]]:
+    """Guest memory per stage as counter samples on the host timeline (MiB)."""
+    stages = (run.get("profiled") or {}).get("memory", {})
+    offset = _boottime_offset_us(run)
+    if offset is None:
+        return []
+    return [("guest memory MiB", m["t_ns"] / 1000 + offset,
+             {"used": m["used_kib"] / 1024, "free": m["MemFree"] / 1024, "available": m["MemAvailable"] / 1024})
+            for m in stages.values() if "t_ns" in m]
+
+
+def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls: list[Initcall]) -> list[Span]:
+    anchor = printk_anchor(console)
+    host_anchor = t.get("linux_start_user", t.get("init_start"))
+    if anchor is None or host_anchor is None:
+        return []
+    offset = host_anchor - anchor  # host us = printk us + offset
+    out = []
+    early_end = max(kernel.start_us, offset)  # printk's clock starts after decompression and early setup
+    out.append(_clip(Span(TRACK, kernel.stack + ("early boot",), kernel.start_us, early_end, "phase",
+                          "decompression and setup, before the kernel's clock runs"), kernel))
+    builtin = [c for c in initcalls if c.module is None]
+    if builtin:
+        first = builtin[0].start_us + offset
+        last = max(c.start_us + c.duration_us for c in builtin) + offset
+        group = _clip(Span(TRACK, kernel.stack + ("initcalls",), first, last, "phase",
+                           f"{len(builtin)} built-in initcalls"), kernel)
+        out.append(group)
+        out.append(_clip(Span(TRACK, kernel.stack + ("start_kernel",), early_end, group.start_us, "phase",
+                              "from the kernel's clock start to its first initcall"), kernel))
+        out.append(_clip(Span(TRACK, kernel.stack + ("to init",), group.end_us, kernel.end_us, "phase",
+                              "after the last built-in initcall: freeing init memory, running /init"), kernel))
+        previous_end = group.start_us
+        for call in builtin:
+            start = call.start_us + offset
+            if start < previous_end:  # overlapping (another pid): keep the drawing nested
+                start = previous_end
+            span = Span(TRACK, group.stack + (call.name,), start, max(start, start + call.duration_us), "initcall",
+                        f"returned {call.ret}" if call.ret else "")
+            out.append(_clip(span, group))
+            previous_end = span.end_us
+    return out
+
+
+def _init_children(init: Span, run: dict[str, Any], initcalls: list[Initcall]) -> list[Span]:
+    offset = _boottime_offset_us(run)
+    if offset is None:
+        return []
+    by_module = {c.module: c for c in initcalls if c.module}
+    out = []
+    for module in run.get("guest_modules", []):
+        start = module["start_ns"] / 1000 + offset
+        span = _clip(Span(TRACK, init.stack + (f"load {module['name']}",), start,
+                          start + module["duration_ns"] / 1000, "module"), init)
+        out.append(span)
+        call = by_module.get(module["name"])
+        if call is not None:  # its init function ran inside finit_module: at its end, at the latest
+            begin = max(span.start_us, span.end_us - call.duration_us)
+            out.append(Span(TRACK, span.stack + (call.name,), begin, span.end_us, "initcall"))
+    return out
+
+
+@dataclass(frozen=True)
+class Row:
+    start_ms: float
+    duration_ms: float
+    share: float  # of the whole boot
+    depth: int
+    name: str
+    kind: str
+
+
+def timeline(spans: list[Span], min_share: float = 0.01) -> list[Row]:
+    """The spans worth a line (phases and top-level spans always; others from MIN_SHARE of
+    the boot), in time order."""
+    total = max((s.end_us for s in spans), default=0.0) or 1.0
+    rows = [Row(s.start_us / 1000, s.duration_us / 1000, s.duration_us / total, s.depth, s.name, s.kind)
+            for s in sorted(spans, key=lambda s: (s.start_us, s.depth))
+            if s.kind in ("phase", "payload") or s.depth <= 1 or s.duration_us / total >= min_share]
+    return rows
+
+
+def render_timeline(rows: list[Row], color: bool = False) -> str:
+    """Start, duration, share and the name indented by depth; the longest leaf (an
+    activity without children in the list) marked."""
+    leaves = [r for i, r in enumerate(rows) if i + 1 == len(rows) or rows[i + 1].depth <= r.depth]
+    longest = max(leaves, key=lambda r: r.duration_ms) if leaves else None
+    lines = [f"{'start ms':>9} {'duration':>10} {'share':>6}  activity"]
+    for r in rows:
+        mark = "<- longest" if r is longest else ""
+        text = f"{r.start_ms:9.1f} {r.duration_ms:10.1f} {r.share * 100:5.1f}%  {'  ' * r.depth}{r.name} {mark}".rstrip()
+        lines.append(f"\033[1m{text}\033[0m" if (color and r is longest) else text)
+    return "\n".join(lines)
+
+
+def top_activities(stats: list[Stat], module_ms: dict[str, list[float]], phase_ms: dict[str, list[float]],
+                   n: int = 15) -> list[tuple[str, str, float, float]]:
+    """(kind, name, mean ms, stddev ms) of the N longest activities across boots: initcalls,
+    module loads and the leaf phases."""
+    items = [("initcall", s.key, s.mean_us / 1000, s.stddev_us / 1000) for s in stats]
+    for kind, source in (("module", module_ms), ("phase", phase_ms)):
+        for name, values in source.items():
+            if values:
+                items.append((kind, name, statistics.fmean(values),
+                              statistics.stdev(values) if len(values) > 1 else 0.0))
+    return sorted(items, key=lambda x: -x[2])[:n]
+
+
+def process_spans(procs: list[guestlog.Process], offset_us: float, end_us: float, track: str = "processes") -> list[Span]:
+    """The process timeline as a flamechart track, each process from its fork (or exec) to
+    its exit under its parent: drawn by the same reader as FreeBSD's tslog_user. OFFSET_US
+    maps guest boottime (us) to the host timeline; a process still running ends at END_US."""
+    end_ns = int((end_us - offset_us) * 1000)
+    items, _ = tslog.user_spans(guestlog.to_tslog_user(procs), 1e9, t0_tsc=0, track=track, end_tsc=end_ns)
+    return [Span(s.track, s.stack, s.start_us + offset_us, s.end_us + offset_us, s.kind, s.note) for s in items]

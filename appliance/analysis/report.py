@@ -1,0 +1,178 @@
+"""`appliance report`: one self-contained HTML file from a results document.
+
+Everything is inline (CSS, SVG; no script, fonts or network), so the file can be mailed
+or attached to a CI run and still open anywhere. Sections appear when the document
+has their data: the phases per run (stacked bars), their distributions, the summary
+table, an A/B comparison, the initcall analysis (top list and timeline), the flamechart.
+"""
+
+from __future__ import annotations
+
+import html
+import statistics
+from typing import Any
+
+from appliance import results
+from appliance.analysis import analyze, bootspans, flame
+
+LEAF_PHASES = ("qemu", "firmware", "kernel", "init", "payload")
+COLOURS = {"qemu": "#8da0cb", "firmware": "#fc8d62", "kernel": "#66c2a5", "init": "#e78ac3", "payload": "#a6d854",
+           "rest": "#d9d9d9"}
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1250px;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;font-size:.9em}td,th{padding:.2em .6em;text-align:right;border-bottom:1px solid #eee}
+td.l,th.l{text-align:left}.warn{color:#a40}.meta{color:#555;font-size:.9em}
+pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _interval(ci: list[float] | None, digits: int) -> str:
+    return f"{ci[0]:.{digits}f} - {ci[1]:.{digits}f}" if ci else "n/a"
+
+
+def stacked_bars(runs: list[dict[str, Any]]) -> str:
+    """One horizontal bar per run: its leaf phases end to end, the rest of total in grey."""
+    runs = results.counted(runs)
+    if not runs:
+        return "<p>no successful runs</p>"
+    longest = max((r["phases_ms"].get("total") or 0.0) for r in runs) or 1.0
+    width, row, left = 1000, 18, 60
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 10}" height="{row * len(runs) + 40}" '
+             'font-size="11" font-family="sans-serif">']
+    for i, run in enumerate(runs):
+        y = 10 + i * row
+        x = float(left)
+        parts.append(f'<text x="0" y="{y + 12}">run {run["index"]}</text>')
+        used = 0.0
+        for phase in (*LEAF_PHASES, "rest"):
+            ms = (run["phases_ms"].get("total") or 0.0) - used if phase == "rest" else run["phases_ms"].get(phase)
+            if not ms or ms <= 0:
+                continue
+            used += ms if phase != "rest" else 0.0
+            w = ms / longest * width
+            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 3}" fill="{COLOURS[phase]}">'
+                         f'<title>run {run["index"]} {phase}: {ms:.1f} ms</title></rect>')
+            x += w
+    legend_y = 10 + len(runs) * row + 14
+    for i, phase in enumerate((*LEAF_PHASES, "rest")):
+        parts.append(f'<rect x="{left + i * 110}" y="{legend_y - 10}" width="12" height="12" fill="{COLOURS[phase]}"/>'
+                     f'<text x="{left + i * 110 + 16}" y="{legend_y}">{phase}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def distributions(runs: list[dict[str, Any]], phases: tuple[str, ...]) -> str:
+    """Per phase a strip of every run's value, with the median marked: spread at a glance."""
+    runs = results.counted(runs)
+    width, row, left = 900, 28, 90
+    rows = [p for p in phases if any(r["phases_ms"].get(p) is not None for r in runs)]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 140}" height="{row * len(rows) + 10}" '
+             'font-size="11" font-family="sans-serif">']
+    for i, phase in enumerate(rows):
+        values = sorted(r["phases_ms"][phase] for r in runs if r["phases_ms"].get(phase) is not None)
+        lo, hi = values[0], values[-1]
+        span = (hi - lo) or 1.0
+        y = 8 + i * row
+        median = statistics.median(values)
+        parts.append(f'<text x="0" y="{y + 14}">{phase}</text>'
+                     f'<line x1="{left}" x2="{left + width}" y1="{y + 10}" y2="{y + 10}" stroke="#ddd"/>')
+        for v in values:
+            parts.append(f'<circle cx="{left + (v - lo) / span * width:.1f}" cy="{y + 10}" r="3.5" fill="#4477aa" '
+                         f'fill-opacity="0.6"><title>{phase}: {v:.2f} ms</title></circle>')
+        mx = left + (median - lo) / span * width
+        parts.append(f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{y}" y2="{y + 20}" stroke="#c00" stroke-width="2"/>'
+                     f'<text x="{left + width + 8}" y="{y + 14}">{lo:.1f} .. {hi:.1f} ms</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    head = "<tr><th class=l>phase</th><th>n</th><th>median</th><th>95% CI of median</th><th>mean</th><th>stddev</th>" \
+           "<th>min</th><th>max</th></tr>"
+    rows = []
+    for phase, s in summary["phases"].items():
+        rows.append(f"<tr><td class=l>{_esc(phase)}</td><td>{s['n']}</td><td>{_num(s['median'])}</td>"
+                    f"<td>{_interval(s.get('ci95_median'), 1)}</td><td>{_num(s['mean'])}</td>"
+                    f"<td>{_num(s['stddev'])}</td><td>{_num(s['min'])}</td><td>{_num(s['max'])}</td></tr>")
+    return f"<table>{head}{''.join(rows)}</table><p class=meta>times in ms</p>"
+
+
+def comparison_section(comparison: dict[str, Any]) -> str:
+    head = "<tr><th class=l>phase</th><th>median A</th><th>median B</th><th>B/A</th><th>CI</th><th>p</th></tr>"
+    rows = "".join(
+        f"<tr><td class=l>{_esc(r['phase'])}</td><td>{_num(r['median_a'])}</td><td>{_num(r['median_b'])}</td>"
+        f"<td>{r['ratio']:.3f}</td><td>{_interval(r['ci'], 3)}</td><td>{r['p_value']:.4f}</td></tr>"
+        for r in comparison["rows"])
+    verdicts = "".join(f"<li>{_esc(r['verdict'])}</li>" for r in comparison["rows"] if r["verdict"])
+    return f"<table>{head}{rows}</table><ul>{verdicts or '<li>no phase differs</li>'}</ul>"
+
+
+def memory_section(summary: dict[str, Any]) -> str:
+    """Guest memory per stage as free(1) shows it, next to QEMU's max RSS (medians, MiB)."""
+    head = "<tr><th class=l>stage</th><th>total</th><th>used</th><th>free</th><th>available</th>" \
+           "<th>buff/cache</th><th>shared</th></tr>"
+    rows = []
+    for stage, m in summary["guest_memory_kib"].items():
+        cache = m["Buffers"] + m["Cached"] + m["SReclaimable"]
+        cells = [m["MemTotal"], m["used_kib"], m["MemFree"], m["MemAvailable"], cache, m["Shmem"]]
+        rows.append(f"<tr><td class=l>{_esc(stage)}</td>" + "".join(f"<td>{v / 1024:.1f}</td>" for v in cells) + "</tr>")
+    rss = summary.get("qemu_max_rss_kib")
+    note = f"<p class=meta>MiB, medians over the runs; QEMU max RSS {rss['median'] / 1024:.1f} MiB</p>" if rss else ""
+    return f"<table>{head}{''.join(rows)}</table>{note}"
+
+
+def analysis_section(analysis: dict[str, Any]) -> str:
+    top = "".join(f"<tr><td>{i['mean_ms']:.2f}</td><td>{i['stddev_ms']:.2f}</td><td class=l>{_esc(i['kind'])}</td>"
+                  f"<td class=l>{_esc(i['name'])}</td></tr>" for i in analysis["top"])
+    spans = [analyze.span_from(s) for s in analysis["spans"]]
+    timeline = bootspans.render_timeline(bootspans.timeline(spans))
+    notes = []
+    d = analysis["distortion"]
+    if d.get("warning"):
+        notes.append(f'<p class=warn>warning: {_esc(d["warning"])}</p>')
+    total, kernel = analysis.get("initcalls_total_ms"), analysis.get("kernel_ms_debug")
+    if total is not None and kernel:
+        notes.append(f"<p>built-in initcalls: {total:.0f} ms of a {kernel:.0f} ms kernel phase "
+                     f"({total / kernel * 100:.0f}%), over {analysis['boots']} boots with "
+                     f"<code>{_esc(analysis['cmdline'])}</code></p>")
+    return ("".join(notes) + "<h3>top activities</h3><table><tr><th>mean ms</th><th>stddev</th><th class=l>kind</th>"
+            f"<th class=l>name</th></tr>{top}</table><h3>timeline of one boot</h3><pre>{_esc(timeline)}</pre>")
+
+
+def render(doc: dict[str, Any], source: str = "") -> str:
+    """The HTML text of DOC (a bench, analyze or compare results document)."""
+    side = doc["a"] if "comparison" in doc else doc
+    summary = results.summary(side["runs"])
+    b, host = side["bundle"], side.get("host", {})
+    title = f"appliance boot report: {b.get('name')}"
+    body = [f"<h1>{_esc(title)}</h1>",
+            f"<p class=meta>{_esc(source)} &middot; bundle {_esc(b.get('path'))} ({_esc(b.get('machine'))}, kernel "
+            f"{_esc(b.get('kernel_release'))}) &middot; accel {_esc(side.get('accel', {}).get('used'))} &middot; "
+            f"{_esc(host.get('cpu_model'))}, {_esc(host.get('qemu_version'))}</p>"]
+    if not side.get("complete", True):
+        body.append("<p class=warn>partial results: the run set was interrupted</p>")
+    body += ["<h2>phases per run</h2>", stacked_bars(side["runs"]),
+             "<h2>distributions</h2>", distributions(side["runs"], (*LEAF_PHASES, "to_init", "total")),
+             "<h2>summary</h2>", summary_table(summary)]
+    if summary.get("guest_memory_kib"):
+        body += ["<h2>guest memory (profiled)</h2>", memory_section(summary)]
+    if "comparison" in doc:
+        body += [f"<h2>comparison: B = {_esc(doc['b']['bundle']['path'])} against A = {_esc(b.get('path'))}</h2>",
+                 comparison_section(doc["comparison"])]
+    if side.get("analysis"):
+        body += ["<h2>initcall analysis</h2>", analysis_section(side["analysis"])]
+    spans = analyze.spans_of(side)
+    if spans:
+        svg = flame.render(spans, f"{b.get('name')} boot").split("\n", 1)[1]  # drop the XML declaration
+        body += ["<h2>flamechart</h2>", svg]
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")

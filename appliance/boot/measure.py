@@ -1,0 +1,235 @@
+"""Measured boots: start QEMU on a bundle, watch the console, turn output into events.
+
+A boot succeeds when QEMU exits as the channel expects (status 0, or the isa-debug-exit
+status of the awaited probe), the console shows no kernel panic and the payload (if any)
+exited 0. Anything else is a BootError carrying the console's tail.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from appliance.boot import qemu
+from appliance.boot.qemu import Channel
+from appliance.boot.serial import ConsoleClock, probe_events, uart_cost_us_per_char
+from appliance.boot.tsc import runtime_cmdline
+from appliance.bundle import Bundle
+from appliance.errors import BootError
+from appliance.phases import EXEC, EXIT, derive
+from appliance.probes import PORT_KERNEL, Event, parse_console_probes, parse_trace
+
+_PANIC = re.compile(r"Kernel panic - not syncing:.*|BUG: kernel NULL pointer.*")
+_MODULE = re.compile(r"appliance-module: (?P<name>\S+) (?P<start>\d+) (?P<duration>\d+)\s*$", re.M)
+_STOPPED = re.compile(r"appliance-init: (stopping: module \S+ did not load|cannot mount root.*|cannot switch to the new root.*)")
+_PAYLOAD = re.compile(r"appliance-init: (payload exited with status (\d+)|cannot exec payload.*|payload did not exit normally)")
+_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ")  # what -msg timestamp=on puts before errors
+TAIL_LINES = 15
+
+
+@dataclass
+class BootRun:
+    events: list[Event]
+    phases: dict[str, float | None]
+    console_probes: list[tuple[str, int]]
+    max_rss_kib: int
+    payload_status: int | None
+    console: str = ""
+    qemu_lifetime_ms: float = 0.0  # summed over the boots of this run (several for `exit`)
+    uart_us_per_char: float | None = None
+    paired_trace_ms: dict[str, float] = field(default_factory=dict)  # exit boots traced too: probe -> ms
+    modules: list[tuple[str, int, int]] = field(default_factory=list)  # (name, start ns, duration ns), guest clock
+    warnings: list[str] = field(default_factory=list)
+    guest_log: str = ""  # profiled's raw records (JSON lines), when the bundle runs it
+    qemu_cpu_s: float = 0.0  # QEMU's CPU time, summed like qemu_lifetime_ms
+
+
+@dataclass
+class RawBoot:
+    done: qemu.Exit
+    console: str
+    trace: str
+    lines: list[tuple[int, str]]  # (host arrival ns, line), serial and perf channels
+    argv: list[str]
+    perf_data: Path
+    profiled: str = ""  # profiled's records, for bundles that run it
+
+
+class ConsoleWatch:
+    """Follows a console log file while QEMU runs, optionally echoing it to a stream."""
+
+    def __init__(self, path: Path, echo: IO[str] | None) -> None:
+        self.path = path
+        self.echo = echo
+        self.offset = 0
+
+    def poll(self) -> None:
+        if self.echo is None or not self.path.exists():
+            return
+        with open(self.path, "rb") as src:
+            src.seek(self.offset)
+            chunk = src.read()
+        self.offset += len(chunk)
+        if chunk:
+            self.echo.write(chunk.decode(errors="replace"))
+            self.echo.flush()
+
+
+def tail(text: str, lines: int = TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def check_console(console: str) -> int | None:
+    """Raise on a panic or a failed payload; return the payload's exit status if any."""
+    panic = _PANIC.search(console)
+    if panic:
+        raise BootError(f"kernel panic: {panic.group(0).strip()}", tail(console))
+    stopped = _STOPPED.search(console)
+    if stopped:
+        raise BootError(f"init stopped: {stopped.group(1).strip()}", tail(console))
+    payload = _PAYLOAD.search(console)
+    if payload is None:
+        return None
+    if payload.group(2) is None:
+        raise BootError(f"payload failed: {payload.group(1)}", tail(console))
+    status = int(payload.group(2))
+    if status != 0:
+        raise BootError(f"payload exited with status {status}", tail(console))
+    return status
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Channel, work: Path,
+         echo: IO[str] | None, exit_probe: str | None = None, trace: bool = False,
+         keep_disk_writes: bool = False, extra_cmdline: str = "") -> RawBoot:
+    """Start QEMU, wait for it within TIMEOUT, and collect what it left behind."""
+    files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.jsonl")
+    cmdline = " ".join(filter(None, (runtime_cmdline(accel), extra_cmdline)))
+    argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace, cmdline, keep_disk_writes)
+    piped = channel in (Channel.SERIAL, Channel.PERF)
+    watch = ConsoleWatch(files.console, None if piped else echo)
+    with qemu.Qemu(argv, work / "qemu.stderr", stdout_pipe=piped) as vm:
+        clock = None
+        if piped:
+            assert vm.process is not None and vm.process.stdout is not None
+            clock = ConsoleClock(vm.process.stdout.fileno(), files.console, echo)
+            reader = threading.Thread(target=clock.run, daemon=True)
+            reader.start()
+        try:
+            done = vm.wait(time.monotonic() + timeout, on_tick=watch.poll)
+        except BootError:
+            vm.kill()
+            console = _read(files.console)
+            check_console(console)  # a panic that ended in a hang says more than "timeout"
+            raise BootError(f"guest did not finish within {timeout:g} s (hang?); QEMU was killed",
+                            tail(console)) from None
+        if clock is not None:
+            reader.join(timeout=5)
+    watch.poll()
+    return RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf,
+                   _read(files.profiled) if files.profiled else "")
+
+
+def _failed_start(raw: RawBoot) -> BootError:
+    last = _STAMP.sub("", (raw.done.stderr.strip().splitlines() or ["no output"])[-1])
+    return BootError(f"QEMU exited with status {raw.done.returncode}: {last}\n  command: {' '.join(raw.argv)}",
+                     tail(raw.console))
+
+
+def _events(raw: RawBoot, bundle: Bundle, channel: Channel) -> list[Event]:
+    if channel is Channel.TRACE:
+        if "memory_region_ops_write" not in raw.trace:
+            raise BootError("QEMU wrote no trace events: it needs the 'log' trace backend "
+                            "(Debian's qemu-system-x86 has it)")
+        return parse_trace(raw.trace, bundle.probe_table)
+    if channel is Channel.SERIAL:
+        return probe_events(raw.lines)
+    from appliance.boot.perf import parse_perf_script  # only reached where perf and KVM exist
+
+    return parse_perf_script(raw.perf_data, bundle.probe_table)
+
+
+def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[str] | None = None,
+         channel: Channel = Channel.TRACE, keep_dir: Path | None = None, keep_disk_writes: bool = False,
+         extra_cmdline: str = "") -> BootRun:
+    """Boot BUNDLE once, measured through CHANNEL (not `exit`: see boot_exit); EXTRA_CMDLINE
+    is added to the kernel command line for this boot only."""
+    if channel is Channel.EXIT:
+        raise ValueError("the exit channel needs one boot per probe: use boot_exit()")
+    with tempfile.TemporaryDirectory(prefix="appliance-boot-") as tmp:
+        work = keep_dir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        raw = _run(bundle, qemu_path, accel, timeout, channel, work, echo, keep_disk_writes=keep_disk_writes,
+                   extra_cmdline=extra_cmdline)
+        if raw.done.returncode != 0:
+            raise _failed_start(raw)
+        payload_status = check_console(raw.console)
+        events = _events(raw, bundle, channel)
+    done = raw.done
+    events = [Event(EXEC, done.exec_ns, "host"), *events, Event(EXIT, done.exit_ns, "host")]
+    run = BootRun(events, derive(events), parse_console_probes(raw.console), done.max_rss_kib, payload_status,
+                  raw.console, (done.exit_ns - done.exec_ns) / 1e6,
+                  uart_cost_us_per_char(raw.lines) if raw.lines else None)
+    run.qemu_cpu_s = done.cpu_s
+    run.modules = [(m["name"], int(m["start"]), int(m["duration"])) for m in _MODULE.finditer(raw.console)]
+    run.guest_log = raw.profiled
+    if bundle.manifest.get("profiled") and not raw.profiled:
+        run.warnings.append("profiled sent nothing: is its channel's device in the kernel (ttyS1, virtio_console)?")
+    if not any(e.name == "init_start" for e in events):
+        run.warnings.append("no init_start probe: the init never ran, or could not reach port 0xf4")
+    return run
+
+
+def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes: list[str],
+              paired_trace: bool = False) -> BootRun:
+    """The exit channel (NEMU's method): one boot per probe, each ended by that probe.
+
+    A probe's time is the QEMU process lifetime from exec to the exit it caused, so the
+    events of one run come from different boots, placed on the first boot's exec time.
+    PAIRED_TRACE also traces each boot, giving the same probe's trace time in the same
+    boot: the only comparison of the two channels free of boot-to-boot variation."""
+    codes = {name: code for (port, code), name in bundle.probe_table.items() if port == PORT_KERNEL}
+    events: list[Event] = []
+    base = lifetime = 0.0
+    rss = 0
+    cpu = 0.0
+    warnings = []
+    paired: dict[str, float] = {}
+    for name in probes:
+        with tempfile.TemporaryDirectory(prefix="appliance-exit-") as tmp:
+            raw = _run(bundle, qemu_path, accel, timeout, Channel.EXIT, Path(tmp), None, exit_probe=name,
+                       trace=paired_trace)
+        done = raw.done
+        traced = [e for e in parse_trace(raw.trace, bundle.probe_table) if e.name == name] if paired_trace else []
+        if traced:
+            paired[name] = (traced[0].host_time_ns - done.exec_ns) / 1e6
+        check_console(raw.console)
+        base = base or done.exec_ns
+        lifetime += (done.exit_ns - done.exec_ns) / 1e6
+        rss = max(rss, done.max_rss_kib)
+        cpu += done.cpu_s
+        if done.returncode == (codes[name] << 1) | 1:
+            events.append(Event(name, int(base + done.exit_ns - done.exec_ns), "exit"))
+        elif done.returncode == 0:
+            warnings.append(f"probe {name} never fired: the guest finished without it")
+        else:
+            raise _failed_start(raw)
+    events = [Event(EXEC, int(base), "host"), *sorted(events, key=lambda e: e.host_time_ns)]
+    return BootRun(events, derive(events, anchored_only=True), [], rss, None, qemu_lifetime_ms=lifetime,
+                   paired_trace_ms=paired, warnings=warnings, qemu_cpu_s=cpu)
+
+
+def discover_probes(bundle: Bundle, qemu_path: str, accel: str, timeout: float) -> list[str]:
+    """The probes on port 0xf4 a bundle emits, in order, from one traced boot: the
+    init's and the payload's, and the patched kernel's (which print no console line)."""
+    run = boot(bundle, qemu_path, accel, timeout, channel=Channel.TRACE)
+    kernel_port = {name for (port, _), name in bundle.probe_table.items() if port == PORT_KERNEL}
+    return list(dict.fromkeys(e.name for e in run.events if e.source == "trace" and e.name in kernel_port))

@@ -1,0 +1,206 @@
+"""QEMU as a child process: argv built as data, and a wrapper that never leaves orphans.
+
+`argv()` is pure. `Qemu` starts the process under `setpriv --pdeathsig KILL` (so QEMU
+dies even if we are killed with SIGKILL; setpriv execs QEMU, keeping the PID), waits on
+a pidfd with a deadline, and on any exit path (timeout, Ctrl-C, exception) ends it by
+PID: SIGTERM, then SIGKILL. It reaps the child itself with wait4() for QEMU's max RSS.
+
+No Python runs between fork and exec (no preexec_fn): with a console reader thread
+alive, Python code in a forked child can deadlock on a lock another thread held.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import select
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.bundle import Bundle
+from appliance.errors import BootError
+from appliance.machines import Machine, profile
+from appliance.probes import PORT_FIRMWARE, PORT_KERNEL
+from appliance.proc import find_tool
+
+log = logging.getLogger(__name__)
+
+
+class Channel(enum.Enum):
+    """How probe times reach the host (shared/DESIGN.md, "Probe protocol")."""
+
+    TRACE = "trace"  # QEMU's timestamps of isa-debugcon writes
+    EXIT = "exit"  # isa-debug-exit: QEMU ends at the probe; its lifetime is the time
+    SERIAL = "serial"  # host arrival time of `appliance-probe:` console lines
+    PERF = "perf"  # perf record -e kvm:kvm_pio (KVM only)
+
+
+@dataclass(frozen=True)
+class BootFiles:
+    """Where one boot's host-side outputs go."""
+
+    console: Path
+    trace: Path
+    perf: Path
+    profiled: Path | None = None  # where profiled's records land, for bundles that have it
+
+
+def disk_args(bundle: Bundle, keep_writes: bool = False) -> tuple[list[str], list[str]]:
+    """(machine options, devices) for the bundle's disks. Writes are discarded unless
+    KEEP_WRITES, so booting never changes a bundle's files (and their digests)."""
+    machine: list[str] = []
+    devices: list[str] = []
+    for number, disk in enumerate(bundle.disks):
+        path = bundle.path / disk["file"]
+        if disk["kind"] == "pmem":
+            machine.append("nvdimm=on")
+            devices += ["-object", f"memory-backend-file,id=pmem{number},mem-path={path},"
+                        f"size={path.stat().st_size},share={'on' if keep_writes else 'off'}",
+                        "-device", f"nvdimm,id=nvdimm{number},memdev=pmem{number}"]
+        else:
+            snapshot = "" if keep_writes else ",snapshot=on"
+            bus = "device" if bundle.machine.value == "microvm" else "pci"
+            devices += ["-drive", f"id=disk{number},file={path},format=raw,if=none{snapshot}",
+                        "-device", f"virtio-blk-{bus},drive=disk{number}"]
+    return machine, devices
+
+
+def profiled_args(bundle: Bundle, files: BootFiles) -> list[str]:
+    """The channel profiled writes to, into FILES.profiled: a second serial port at COM2's
+    address (the guest's ttyS1) or a virtio-console port."""
+    spec = bundle.manifest.get("profiled")
+    if not spec or files.profiled is None:
+        return []
+    args = ["-chardev", f"file,id=profiled,path={files.profiled}"]
+    if spec["channel"] == "serial":  # COM2 by hand: microvm creates only one serial port itself
+        return args + ["-device", "isa-serial,chardev=profiled,iobase=0x2f8,irq=3"]
+    bus = "device" if bundle.machine is Machine.MICROVM else "pci"
+    return args + ["-device", f"virtio-serial-{bus}", "-device", "virtserialport,chardev=profiled,name=appliance.profiled"]
+
+
+def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Channel = Channel.TRACE,
+         exit_probe: str | None = None, trace: bool = False, extra_cmdline: str = "",
+         keep_disk_writes: bool = False) -> list[str]:
+    """The full command line for one boot of BUNDLE measured through CHANNEL.
+
+    TRACE adds QEMU's write trace to another channel, to measure one boot two ways."""
+    manifest = bundle.manifest
+    words = [bundle.cmdline, extra_cmdline, f"appliance_exit_probe={exit_probe}" if exit_probe else ""]
+    cmdline = " ".join(w for w in words if w)
+    machine_options, disks = disk_args(bundle, keep_disk_writes)
+    machine_args = list(profile(bundle.machine).qemu_args)
+    machine_args[-1] = ",".join([machine_args[-1], *machine_options])
+    memory = str(manifest.get("memory_mib", 256))
+    if machine_options:  # NVDIMMs live outside RAM: QEMU needs a slot and headroom for them
+        memory += f",slots=2,maxmem={int(memory) + 4096}M"
+    args = [
+        qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", *machine_args,
+        "-accel", accel, "-cpu", "max" if accel == "tcg" else "host",
+        "-m", memory, "-smp", str(manifest.get("cpus", 1)), *disks,
+    ]
+    if bundle.cdrom is not None:  # firmware boots the ISO; its isolinux.cfg has the cmdline
+        args += ["-cdrom", str(bundle.cdrom)]
+    else:
+        args += ["-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", cmdline]
+    if bundle.machine is Machine.Q35_QBOOT:
+        assert bundle.firmware is not None, "checked when the bundle was loaded"
+        args += ["-bios", str(bundle.firmware)]
+    if channel in (Channel.SERIAL, Channel.PERF):  # console on stdout: we timestamp arrivals
+        args += ["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]
+    else:
+        args += ["-chardev", f"file,id=console,path={files.console}", "-serial", "chardev:console"]
+    if channel is Channel.TRACE:
+        for port in (PORT_KERNEL, PORT_FIRMWARE):
+            args += ["-chardev", f"null,id=probe{port:x}",
+                     "-device", f"isa-debugcon,iobase={port:#x},chardev=probe{port:x}"]
+    if channel is Channel.TRACE or trace:
+        args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
+    args += profiled_args(bundle, files)
+    if channel is Channel.EXIT:
+        args += ["-device", f"isa-debug-exit,iobase={PORT_KERNEL:#x},iosize=1"]
+    elif channel is Channel.PERF:
+        from appliance.boot.perf import RECORD_ARGS
+
+        args = ["perf", *RECORD_ARGS, "-o", str(files.perf), "--", *args]
+    return args
+
+
+# `setpriv` (util-linux) with these arguments sets PR_SET_PDEATHSIG, then execs QEMU.
+DIE_WITH_PARENT = ("--pdeathsig", "KILL", "--")
+
+
+@dataclass
+class Exit:
+    returncode: int
+    exec_ns: int  # CLOCK_REALTIME just before the process was started
+    exit_ns: int  # CLOCK_REALTIME when the exit was seen
+    max_rss_kib: int
+    stderr: str
+    cpu_s: float = 0.0  # QEMU's user + system CPU time (all its threads)
+
+
+class Qemu:
+    """One QEMU process; use as a context manager so it is always ended."""
+
+    def __init__(self, argv: list[str], stderr_path: Path, stdout_pipe: bool = False) -> None:
+        self.argv = argv
+        self.stderr_path = stderr_path
+        self.stdout_pipe = stdout_pipe
+        self.process: subprocess.Popen[bytes] | None = None
+        self.exec_ns = 0
+
+    def __enter__(self) -> Qemu:
+        log.debug("qemu: %s", " ".join(self.argv))
+        setpriv = find_tool("setpriv")
+        with open(self.stderr_path, "wb") as err:
+            self.exec_ns = time.time_ns()
+            self.process = subprocess.Popen(
+                [setpriv, *DIE_WITH_PARENT, *self.argv], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if self.stdout_pipe else err, stderr=err, close_fds=True,
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def wait(self, deadline: float, on_tick: object = None) -> Exit:
+        """Wait until QEMU exits or DEADLINE (time.monotonic()) passes (BootError)."""
+        assert self.process is not None
+        fd = os.pidfd_open(self.pid)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BootError("timed out")
+                ready, _, _ = select.select([fd], [], [], min(remaining, 0.1))
+                if callable(on_tick):
+                    on_tick()
+                if ready:
+                    exit_ns = time.time_ns()
+                    break
+        finally:
+            os.close(fd)
+        _, status, usage = os.wait4(self.pid, 0)
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        return Exit(self.process.returncode, self.exec_ns, exit_ns, usage.ru_maxrss,
+                    self.stderr_path.read_text(errors="replace"), usage.ru_utime + usage.ru_stime)
+
+    def kill(self) -> None:
+        """End QEMU if it still runs: SIGTERM, then SIGKILL after 2 s. Reaps it."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        try:
+            process.terminate()
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,150 @@
+"""Kernel acquisition: the pinned Debian kernel package, or the user's own bzImage.
+
+The Debian package is fetched with `apt-get download`, checked against the lock file's
+sha256 and unpacked with `dpkg-deb -x` into the cache (no install, no root needed).
+An unpacked tree is only used when its marker names the same digest, and is moved into
+place in one rename, so an interrupted fetch never leaves a half tree that looks whole.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance import proc
+from appliance.errors import KernelError, ToolFailed
+from appliance.fsutil import atomic_write, sha256_file
+
+MARKER = ".appliance-complete"
+
+
+@dataclass(frozen=True)
+class KernelLock:
+    package: str
+    version: str
+    release: str
+    deb_sha256: str
+
+
+@dataclass(frozen=True)
+class KernelFiles:
+    image: Path  # bzImage
+    modules: Path | None  # lib/modules/<release>, when known
+    release: str
+
+
+def cache_dir() -> Path:
+    if "APPLIANCE_CACHE" in os.environ:
+        return Path(os.environ["APPLIANCE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "appliance"
+
+
+def lock_fields(path: Path, keys: tuple[str, ...], what: str = "kernel lock file") -> list[str]:
+    """The values of KEYS in the TOML lock file PATH, or one KernelError line."""
+    try:
+        raw = tomllib.loads(path.read_text())
+        return [str(raw[key]) for key in keys]
+    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
+        raise KernelError(f"{what} {path} is unreadable ({exc}): restore it from git") from None
+
+
+def read_lock(path: Path) -> KernelLock:
+    return KernelLock(*lock_fields(path, ("package", "version", "release", "deb_sha256")))
+
+
+def write_lock(path: Path, lock: KernelLock) -> None:
+    header = "\n".join(path.read_text().splitlines()[:2]) + "\n" if path.exists() else ""
+    body = "".join(f'{key} = "{getattr(lock, key)}"\n' for key in ("package", "version", "release", "deb_sha256"))
+    atomic_write(path, (header + body).encode())
+
+
+def download_deb(package: str, version: str, sha256: str, workdir: Path, relock: str) -> Path:
+    """`apt-get download` PACKAGE=VERSION into WORKDIR and check its digest; RELOCK says
+    how the user accepts a changed package."""
+    try:
+        proc.run(["apt-get", "download", f"{package}={version}"], cwd=workdir, timeout=900)
+    except ToolFailed as exc:
+        raise KernelError(
+            f"apt-get could not download {package}={version} ({exc.stderr.strip().splitlines()[-1:]}): "
+            f"run `apt-get update`, or {relock}"
+        ) from None
+    debs = list(workdir.glob("*.deb"))
+    if len(debs) != 1:
+        raise KernelError(f"apt-get download of {package} produced {len(debs)} files, expected one")
+    digest = sha256_file(debs[0])
+    if digest != sha256:
+        raise KernelError(
+            f"{debs[0].name} has sha256 {digest}, but the lock file pins {sha256}: "
+            f"the package changed upstream; check it and {relock}"
+        )
+    return debs[0]
+
+
+def fetch_debian(lock: KernelLock, cache: Path | None = None) -> KernelFiles:
+    """Return the unpacked, verified kernel of LOCK, downloading it if needed."""
+    root = (cache or cache_dir()) / "kernels" / f"{lock.package}_{lock.version}"
+    if not _complete(root, lock):
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root.parent, prefix=".fetch-") as tmp:
+            work = Path(tmp)
+            deb = download_deb(lock.package, lock.version, lock.deb_sha256, work,
+                               "pin an available kernel with `appliance kernel-lock`")
+            tree = work / "tree"
+            proc.run(["dpkg-deb", "-x", str(deb), str(tree)], timeout=600)
+            _depmod(tree, lock.release)
+            (tree / MARKER).write_text(lock.deb_sha256 + "\n")
+            shutil.rmtree(root, ignore_errors=True)
+            os.rename(tree, root)
+    if not (root / "lib" / "modules" / lock.release / "modules.dep").exists():
+        _depmod(root, lock.release)  # a tree cached before modules were indexed
+    image = root / "boot" / f"vmlinuz-{lock.release}"
+    if not image.is_file():
+        raise KernelError(f"{lock.package} has no boot/vmlinuz-{lock.release}: is `release` in the lock file right?")
+    return KernelFiles(image, root / "lib" / "modules" / lock.release, lock.release)
+
+
+def _depmod(root: Path, release: str) -> None:
+    """Debian's package ships no modules.dep/alias/softdep: depmod writes them at install."""
+    proc.run(["depmod", "-b", str(root), release], timeout=300)
+
+
+def _complete(root: Path, lock: KernelLock) -> bool:
+    marker = root / MARKER
+    return marker.is_file() and marker.read_text().strip() == lock.deb_sha256
+
+
+def own_kernel(image: Path, modules: Path | None = None) -> KernelFiles:
+    """A user-supplied bzImage (KERNEL=...), with its version read from its header."""
+    if not image.is_file():
+        raise KernelError(f"KERNEL={image} does not exist")
+    return KernelFiles(image, modules, bzimage_version(image.read_bytes()[:65536]) or "unknown")
+
+
+def bzimage_version(head: bytes) -> str | None:
+    """The version string of a bzImage, from its setup header (boot protocol >= 2.00)."""
+    if len(head) < 0x210 or head[0x202:0x206] != b"HdrS":
+        return None
+    offset = int.from_bytes(head[0x20E:0x210], "little") + 0x200
+    text = head[offset:offset + 256].split(b"\0", 1)[0].decode(errors="replace")
+    return text.split(" ", 1)[0] or None
+
+
+_IMAGE_NAME = re.compile(r"^(linux-image-6\.1\.0-(\d+)-amd64)\s")
+
+
+def newest_available() -> KernelLock:
+    """The newest linux-image-6.1.0-N-amd64 apt offers, for `appliance kernel-lock`."""
+    found = proc.run(["apt-cache", "search", "--names-only", r"^linux-image-6\.1\.0-[0-9]+-amd64$"]).stdout
+    names = sorted(((int(m[2]), m[1]) for m in map(_IMAGE_NAME.match, found.splitlines()) if m), reverse=True)
+    if not names:
+        raise KernelError("apt knows no linux-image-6.1.0-*-amd64 package: run `apt-get update` first")
+    package = names[0][1]
+    show = proc.run(["apt-cache", "show", package]).stdout.split("\n\n")[0]
+    fields = dict(line.split(": ", 1) for line in show.splitlines() if ": " in line)
+    return KernelLock(package, fields["Version"], package.removeprefix("linux-image-"), fields["SHA256"])

@@ -1,0 +1,336 @@
+"""Builder functions for the SCons recipes, and the build's resolved configuration.
+
+SCons decides *when* a target is out of date; these functions say *what* it is. Each
+builder is `make_x(target, source, env)`; `BuildConfig.action()` wraps one so that an
+ApplianceError prints a single `error:` line and fails the build, with no traceback.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from appliance import __version__, bundle, proc
+from appliance.build import firmware, guestprog, initramfs, kernel, kmod, minikernel, modfiles, release, rootdisk
+from appliance.build.template import KERNEL_COMPRESSIONS, PROFILED_DEVICES, RootDisk, Template, find_template, load_template
+from appliance.errors import ApplianceError, TemplateError
+from appliance.fsutil import atomic_path, atomic_write
+from appliance.machines import Machine, profile
+from appliance.paths import ROOT
+
+TEMPLATES = ROOT / "rootfs_templates"
+PROGRAMS = ROOT / "recipes" / "programs"
+LOCK = ROOT / "recipes" / "kernel" / "debian.lock"
+SOURCE_LOCK = ROOT / "recipes" / "kernel" / "linux-source.lock"
+MINIMAL = ROOT / "recipes" / "kernel" / "minimal"  # fragments and the probe patch
+FRAGMENTS = ("base", "virt", "probes")
+QBOOT_LOCK = ROOT / "firmware" / "qboot.lock"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    template: Template
+    own_kernel: str  # KERNEL=..., or "" for the template's kernel
+    source_date_epoch: int
+    own_modules: str = ""  # MODULES=..., with KERNEL=
+    qboot_src: str = ""  # QBOOT_SRC=..., or "" for Debian's qemu source package
+    kernel_src: str = ""  # KERNEL_SRC=..., or "" for the locked linux-source package
+    verbose: bool = False  # VERBOSE=1: show the kernel build as it goes
+
+    @property
+    def minimal(self) -> bool:
+        return not self.own_kernel and self.template.kernel == "minimal"
+
+    def minimal_recipe(self) -> minikernel.Recipe:
+        """The minimal kernel recipe from the repo's fragments and patch (cheap: read on
+        every SCons run as the kernel's signature)."""
+        if self.kernel_src:
+            source_id = minikernel.own_source(Path(self.kernel_src))[1]
+        else:
+            source_id = minikernel.read_lock(SOURCE_LOCK).deb_sha256
+        return minikernel.Recipe(source_id, minikernel.read_fragments(MINIMAL, FRAGMENTS),
+                                 (MINIMAL / "appliance-probes.patch").read_text(),
+                                 self.template.kernel_compression)
+
+    def minimal_kernel(self) -> kernel.KernelFiles:
+        cache = kernel.cache_dir()
+        if self.kernel_src:
+            source = minikernel.own_source(Path(self.kernel_src))[0]
+        else:
+            source = minikernel.fetch_source(minikernel.read_lock(SOURCE_LOCK), cache)
+        return minikernel.build(self.minimal_recipe(), source, cache, verbose=self.verbose)
+
+    def qboot_tree(self) -> Path:
+        """The qboot source tree (fetched into the cache once), checked; called while
+        SCons reads the recipes, so a failure is one line and exit 2 right away."""
+        from SCons.Script import Exit
+
+        try:
+            firmware.check_m32()
+            if self.qboot_src:
+                return firmware.check_tree(Path(self.qboot_src))
+            lock = firmware.read_lock(QBOOT_LOCK)
+            return firmware.check_tree(firmware.fetch_debian(lock, kernel.cache_dir()))
+        except ApplianceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            Exit(2)
+            raise  # not reached: Exit raises SystemExit
+
+    def kernel_signature(self) -> str:
+        """What the kernel (and its modules) are, for SCons: the lock file, or for KERNEL=
+        and MODULES= their paths with size and mtime (a kernel rebuilt in place, or a
+        depmod run, then rebuilds what used them)."""
+        if self.minimal:
+            return "minimal " + self.minimal_recipe().key()
+        if not self.own_kernel:
+            return LOCK.read_text()
+        paths = [Path(self.own_kernel)] + ([Path(self.own_modules) / "modules.dep"] if self.own_modules else [])
+        stamps = [f"{p}={p.stat().st_size}:{p.stat().st_mtime_ns}" if p.exists() else f"{p}=missing" for p in paths]
+        return " ".join(stamps)
+
+    def kernel_files(self) -> kernel.KernelFiles:
+        if self.own_kernel:
+            return kernel.own_kernel(Path(self.own_kernel), Path(self.own_modules) if self.own_modules else None)
+        if self.minimal:
+            return self.minimal_kernel()
+        return kernel.fetch_debian(kernel.read_lock(LOCK))
+
+    def action(self, name: str) -> Any:
+        from SCons.Action import Action  # only inside SCons
+
+        return Action(_guarded(BUILDERS[name]), f"{name.replace('_', ' ')} -> $TARGET")
+
+
+Builder = Callable[[BuildConfig, list[Any], list[Any]], None]
+
+
+def _guarded(builder: Builder) -> Callable[[list[Any], list[Any], Any], int]:
+    """An SCons action running BUILDER: an ApplianceError becomes one line and a failure.
+
+    The closure holds only the builder function, whose code is stable, so SCons' action
+    signature stays the same from run to run; the configuration comes from env and its
+    content reaches SCons as Value() sources of each target."""
+
+    def run(target: list[Any], source: list[Any], env: Any) -> int:
+        try:
+            builder(env["APPLIANCE"], target, source)
+        except ApplianceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+
+    return run
+
+
+def available_programs() -> set[str]:
+    return {p.stem for p in PROGRAMS.glob("*.c")} - {"init"}
+
+
+def configure(env: Any) -> BuildConfig:
+    """Resolve the build's configuration from SCons options, or exit with one line."""
+    from SCons.Script import Exit
+
+    try:
+        path = find_template(env["TEMPLATE"], TEMPLATES)
+        template = load_template(path, available_programs())
+        if env["MACHINE"]:
+            template = replace(template, machine=Machine(env["MACHINE"]))
+        if env["KERNEL_RECIPE"]:
+            template = replace(template, kernel=_one_of("KERNEL_RECIPE", env["KERNEL_RECIPE"], ("debian", "minimal")))
+        if env["KERNEL_COMPRESSION"]:
+            template = replace(template, kernel_compression=_one_of(
+                "KERNEL_COMPRESSION", env["KERNEL_COMPRESSION"], KERNEL_COMPRESSIONS))
+        epoch = int(env["SOURCE_DATE_EPOCH"])
+    except ApplianceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        Exit(2)
+    except ValueError:
+        print("error: SOURCE_DATE_EPOCH must be whole seconds and MACHINE one of: "
+              f"{', '.join(m.value for m in Machine)}", file=sys.stderr)
+        Exit(2)
+    if env["MODULES"] and not env["KERNEL"]:
+        print("error: MODULES= goes with KERNEL= (the Debian kernel brings its own modules)", file=sys.stderr)
+        Exit(2)
+    return BuildConfig(template, env["KERNEL"], epoch, own_modules=env["MODULES"], qboot_src=env["QBOOT_SRC"],
+                       kernel_src=env["KERNEL_SRC"], verbose=env["VERBOSE"] not in ("", "0"))
+
+
+def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise TemplateError(f"{option}={value} is not one of: {', '.join(allowed)}")
+    return value
+
+
+def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    size = guestprog.compile_static(Path(str(source[0])), Path(str(target[0])))
+    print(f"  {Path(str(target[0])).name}: {size} bytes (static, stripped)")
+
+
+def copy_kernel(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    if config.minimal:
+        recipe = config.minimal_recipe()
+        print(f"  minimal kernel {recipe.key()} ({recipe.compression}): cached, or built now (minutes)")
+    image = config.kernel_files().image
+    with atomic_path(Path(str(target[0]))) as tmp:
+        shutil.copyfile(image, tmp)
+    print(f"  kernel: {image.stat().st_size} bytes")
+
+
+def modules_for(config: BuildConfig) -> tuple[list[modfiles.ModuleFile], str]:
+    """The template's module closure, prepared for the initrd, and the kernel release."""
+    template = config.template
+    files = config.kernel_files()
+    if not template.modules:
+        return [], files.release
+    if files.modules is None or not files.modules.is_dir():
+        raise kmod.ModuleError(f"template {template.name} asks for modules but kernel {files.release} "
+                               "has no modules directory (give MODULES=... with KERNEL=...)")
+    if files.modules.name != files.release:
+        raise kmod.ModuleError(f"modules directory {files.modules} is for {files.modules.name}, "
+                               f"the kernel is {files.release}: give the matching MODULES=")
+    index = kmod.load_index(files.modules)
+    blocked = template.modules_blocked if template.modules_blocked is not None else kmod.DEFAULT_BLOCKED
+    names = kmod.closure(index, kmod.select(index, template.modules, blocked), blocked)
+    return modfiles.prepare(index, files.modules, names, template.modules_strip), files.release
+
+
+def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    template = config.template
+    built = {Path(str(s)).name: Path(str(s)).read_bytes() for s in source if "build/programs/" in str(s)}
+    init = built.pop("init")
+    modules, release = modules_for(config)
+    data, raw_size, disk = initramfs.build(template, init, built, config.source_date_epoch, modules, release)
+    out = Path(str(target[0]))
+    atomic_write(out, data)
+    for module in modules:
+        print(f"  module {module.name}: {len(module.data)} bytes (package: {module.original_size})")
+    print(f"  initrd: {len(data)} bytes {template.compression.value} ({raw_size} uncompressed), init {len(init)} bytes")
+    if disk is not None:
+        image = Path(str(target[1]))
+        make = rootdisk.make_pmem if template.root is RootDisk.PMEM else rootdisk.make_ext4
+        make(disk, template.root_size_mib, image, config.source_date_epoch)
+        print(f"  root disk: {image.name}, ext4, {template.root_size_mib} MiB ({template.root.value})")
+
+
+def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    template = config.template
+    folder = Path(str(target[0])).parent
+    files = config.kernel_files()
+    cmdline = " ".join(filter(None, (profile(template.machine).cmdline, "panic=-1", template.cmdline)))
+    build = {
+        "template": template.to_dict(),
+        "kernel": _kernel_facts(config, files),
+        "source_date_epoch": config.source_date_epoch,
+        "tools": {"appliance": __version__, **guestprog.toolchain_versions()},
+        "compression": template.compression.value,
+    }
+    build["initrd"] = _initrd_facts(folder / "initrd", files)
+    if template.machine is not Machine.Q35_QBOOT:  # left by an earlier MACHINE=q35-qboot build
+        (folder / "firmware.bin").unlink(missing_ok=True)
+    disks = [] if template.root.value == "none" else [{"file": "rootfs.img", "kind": template.root.value}]
+    data = bundle.manifest(folder, name=template.name, cmdline=cmdline, machine=template.machine,
+                           memory_mib=template.memory_mib, cpus=template.cpus,
+                           user_probes=template.probes, build=build, disks=disks,
+                           firmware=template.machine is Machine.Q35_QBOOT)
+    data["cmdline_base"] = " ".join(filter(None, ("panic=-1", template.cmdline)))
+    if template.profiled:  # the runner adds the channel's device and reads what arrives on it
+        data["profiled"] = {"channel": template.profiled, "device": PROFILED_DEVICES[template.profiled],
+                            "sample_ms": template.profiled_sample_ms}
+    bundle.write(folder, data)
+    print(f"  bundle {folder} ready")
+
+
+def _kernel_facts(config: BuildConfig, files: kernel.KernelFiles) -> dict[str, Any]:
+    if config.own_kernel:
+        return {"release": files.release, "source": "KERNEL", "lock": None}
+    if config.minimal:
+        recipe = config.minimal_recipe()
+        return {"release": files.release, "source": "minimal", "recipe": recipe.key(),
+                "compression": recipe.compression, "fragments": list(FRAGMENTS),
+                "kernel_src": config.kernel_src or None,
+                "lock": None if config.kernel_src else minikernel.read_lock(SOURCE_LOCK).__dict__}
+    return {"release": files.release, "source": LOCK.name, "lock": kernel.read_lock(LOCK).__dict__}
+
+
+def _initrd_facts(path: Path, files: kernel.KernelFiles) -> dict[str, Any]:
+    """Sizes recorded in bundle.json: the initrd's, each program's, and the modules'
+    against the whole modules tree of the kernel."""
+    from appliance.build import compress, cpio
+
+    raw = compress.decompress(path.read_bytes())
+    members = cpio.read(raw)
+    modules = {e.path.rsplit("/", 1)[-1]: len(e.data) for e in members if e.path.endswith(".ko")}
+    facts: dict[str, Any] = {
+        "uncompressed_bytes": len(raw),
+        "programs": {e.path: len(e.data) for e in members if e.path == "init" or e.path.startswith("bin/")},
+        "modules": modules,
+        "modules_bytes": sum(modules.values()),
+    }
+    if modules and files.modules is not None:
+        facts["modules_tree_bytes"] = sum(p.stat().st_size for p in files.modules.rglob("*.ko*"))
+    return facts
+
+
+def prepare_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    """Copy the qboot tree into build/firmware/src and apply our fw_do_boot patch."""
+    patch = Path(str(source[-1]))
+    for src, dst in zip(source[:-1], target, strict=True):
+        Path(str(dst)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(str(src), str(dst))
+    out_root = next(Path(str(t)).parent for t in target if Path(str(t)).name == "main.c")  # the tree's top
+    proc.run(["patch", "-p1", "--forward", "--quiet", "-i", str(patch.resolve())], cwd=out_root)
+
+
+def flatten_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    with atomic_path(out) as tmp:
+        proc.run(["objcopy", "-O", "binary", str(source[0]), str(tmp)])
+        firmware.check_bios(tmp)
+    print(f"  {out.name}: {out.stat().st_size} bytes, BENCHMARK_HACK probes 0xf5:1, 0xf5:5, 0xf4:2/3/4")
+
+
+def copy_firmware(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    with atomic_path(Path(str(target[0]))) as tmp:
+        shutil.copyfile(str(source[0]), tmp)
+
+
+def make_release_archive(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    release.make_tar_zst(Path(str(source[0])).parent, out, config.source_date_epoch)
+    print(f"  {out.name}: {out.stat().st_size} bytes")
+
+
+def make_release_iso(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    release.make_iso(Path(str(source[0])).parent, out)
+    print(f"  {out.name}: {out.stat().st_size} bytes (El Torito, isolinux)")
+
+
+def make_release_qcow2(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    release.make_qcow2(Path(str(source[0])).parent, out)
+    print(f"  {out.name}: {out.stat().st_size} bytes (qcow2)")
+
+
+def make_sha256sums(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    folder = Path(str(target[0])).parent
+    release.write_sha256sums(folder, [Path(str(s)).name for s in source])
+
+
+BUILDERS: dict[str, Builder] = {
+    "make_release_archive": make_release_archive,
+    "make_sha256sums": make_sha256sums,
+    "make_release_iso": make_release_iso,
+    "make_release_qcow2": make_release_qcow2,
+    "prepare_qboot": prepare_qboot,
+    "flatten_qboot": flatten_qboot,
+    "copy_firmware": copy_firmware,
+    "compile_program": compile_program,
+    "copy_kernel": copy_kernel,
+    "make_initrd": make_initrd,
+    "make_bundle": make_bundle,
+}

@@ -1,0 +1,289 @@
+"""Rootfs templates: TOML in, one frozen, validated `Template` out.
+
+A template says *what* goes into an appliance (init behaviour, programs, files, VM
+shape); recipes decide *how* it is built. Every mistake in a template (an unknown key,
+a wrong type, a file that does not exist, an absolute or `..` path) is a TemplateError
+naming the template and the key.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from appliance.build.compress import Compression
+from appliance.errors import TemplateError
+from appliance.machines import Machine
+
+
+class Mount(enum.Enum):
+    """Filesystems the init can mount, each at its usual place."""
+
+    PROC = "proc"
+    SYSFS = "sysfs"
+    DEVTMPFS = "devtmpfs"
+    TMPFS = "tmpfs"
+
+    @property
+    def target(self) -> str:
+        return {"proc": "/proc", "sysfs": "/sys", "devtmpfs": "/dev", "tmpfs": "/tmp"}[self.value]
+
+
+class RootDisk(enum.Enum):
+    """Where the root filesystem lives."""
+
+    NONE = "none"  # the initramfs is the root
+    VIRTIO_BLK = "virtio-blk"  # an ext4 image on a virtio block device
+    PMEM = "pmem"  # an ext4 image on an emulated NVDIMM, mounted with DAX
+
+
+class AfterPayload(enum.Enum):
+    POWEROFF = "poweroff"
+    REBOOT = "reboot"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    src: str  # relative to the template's folder
+    dst: str  # path inside the appliance, relative to /
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    description: str = ""
+    kernel: str = "debian"  # or "minimal": recipes/kernel/minimal (tinyconfig + fragments)
+    kernel_compression: str = "none"  # the minimal kernel's image: one of KERNEL_COMPRESSIONS
+    compression: Compression = Compression.ZSTD
+    mounts: tuple[Mount, ...] = (Mount.PROC, Mount.SYSFS, Mount.DEVTMPFS)
+    payload: tuple[str, ...] = ()  # argv inside the guest; empty: no payload
+    after: AfterPayload = AfterPayload.POWEROFF
+    programs: tuple[str, ...] = ()  # guest programs from recipes/programs/, installed in /bin
+    files: tuple[FileSpec, ...] = ()
+    machine: Machine = Machine.MICROVM
+    memory_mib: int = 256
+    cpus: int = 1
+    cmdline: str = ""
+    probes: tuple[tuple[int, str], ...] = ()  # user-defined (code, name), codes 0x20-0x7f
+    modules: tuple[str, ...] = ()  # ordered rules: "name", "glob", "-glob" (see kmod.py)
+    modules_blocked: tuple[str, ...] | None = None  # None: kmod.DEFAULT_BLOCKED
+    profiled: str = ""  # its channel ("serial" or "virtio") when [profiled] enables it, else ""
+    profiled_sample_ms: int = 0  # /proc/stat samples while the payload runs; 0: none
+    modules_on_error: str = "stop"  # or "continue"
+    modules_strip: bool = True
+    root: RootDisk = RootDisk.NONE
+    root_size_mib: int = 64
+    folder: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (enums as their values), without the host folder it was read from."""
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self), default=_enum_value))
+        del data["folder"]
+        return data
+
+    def to_json(self) -> str:
+        """A stable text form: SCons uses it as the template's content signature."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _enum_value(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+# Known keys per table, with their expected types: anything else is an error.
+_SCHEMA: dict[str, dict[str, type]] = {
+    "appliance": {"description": str, "kernel": str, "kernel_compression": str, "compression": str},
+    "init": {"mounts": list, "payload": list, "after": str},
+    "programs": {"build": list},
+    "vm": {"machine": str, "memory_mib": int, "cpus": int, "cmdline": str},
+    "modules": {"rules": list, "blocked": list, "on_error": str, "strip": bool},
+    "rootfs": {"disk": str, "size_mib": int},
+    "probes": {},  # name = code
+    "profiled": {"enabled": bool, "channel": str, "sample_ms": int},
+}
+# profiled's channel to the host, and the guest device it writes: a second ISA serial port
+# (any kernel), or a virtio-console port (kernels with virtio_console; cheaper per byte).
+PROFILED_DEVICES = {"serial": "/dev/ttyS1", "virtio": "/dev/vport0p1"}
+_KERNELS = ("debian", "minimal")
+# "none" boots the uncompressed vmlinux through its PVH entry (no decompression at all).
+KERNEL_COMPRESSIONS = ("none", "lz4", "zstd", "xz")
+
+
+def _fail(name: str, message: str) -> TemplateError:
+    return TemplateError(f"template {name}: {message}")
+
+
+def _check_tables(name: str, raw: dict[str, Any]) -> None:
+    for table, value in raw.items():
+        if table == "files":
+            if not isinstance(value, list):
+                raise _fail(name, "[[files]] must be an array of tables")
+            continue
+        if table not in _SCHEMA:
+            raise _fail(name, f"unknown table [{table}] (known: {', '.join(sorted(_SCHEMA))}, files)")
+        if not isinstance(value, dict):
+            raise _fail(name, f"[{table}] must be a table")
+        if table == "probes":
+            continue
+        for key, item in value.items():
+            expected = _SCHEMA[table].get(key)
+            if expected is None:
+                known = ", ".join(sorted(_SCHEMA[table]))
+                raise _fail(name, f"unknown key '{key}' in [{table}] (known: {known})")
+            # TOML booleans are Python ints: reject `cpus = true` explicitly.
+            if not isinstance(item, expected) or (isinstance(item, bool) and expected is not bool):
+                raise _fail(name, f"[{table}] {key} must be a {expected.__name__}")
+
+
+def _choice(name: str, kind: type[enum.Enum], key: str, value: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in kind)
+        raise _fail(name, f"{key} = {value!r} is not one of: {allowed}") from None
+
+
+def _relative(name: str, key: str, path: str) -> str:
+    pure = PurePosixPath(path)
+    if not path or pure.is_absolute() or ".." in pure.parts:
+        raise _fail(name, f"{key} {path!r} must be a relative path without '..'")
+    return str(pure)
+
+
+def _strings(name: str, key: str, items: list[Any]) -> tuple[str, ...]:
+    if not all(isinstance(i, str) and i for i in items):
+        raise _fail(name, f"{key} must be a list of non-empty strings")
+    return tuple(items)
+
+
+def _files(name: str, folder: Path, raw: list[Any]) -> tuple[FileSpec, ...]:
+    specs = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) - {"src", "dst", "mode"} or not {"src", "dst"} <= set(item):
+            raise _fail(name, f"[[files]] entry {i + 1} needs src and dst (and optional mode) only")
+        src = _relative(name, "[[files]] src", item["src"])
+        dst = _relative(name, "[[files]] dst", item["dst"])
+        if not (folder / src).is_file():
+            raise _fail(name, f"[[files]] src {src!r} does not exist in {folder}")
+        mode = item.get("mode", 0o644)
+        if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+            raise _fail(name, f"[[files]] mode of {src!r} must be an integer like 0o644")
+        specs.append(FileSpec(src, dst, mode))
+    return tuple(specs)
+
+
+def _probes(name: str, raw: dict[str, Any]) -> tuple[tuple[int, str], ...]:
+    out = []
+    for probe, code in raw.items():
+        if not isinstance(code, int) or isinstance(code, bool) or not 0x20 <= code <= 0x7F:
+            raise _fail(name, f"[probes] {probe} must be a code from 0x20 to 0x7f")
+        out.append((code, probe))
+    codes = [c for c, _ in out]
+    if len(set(codes)) != len(codes):
+        raise _fail(name, "[probes] uses one code twice")
+    return tuple(sorted(out))
+
+
+def _check_payload(name: str, payload: tuple[str, ...], programs: tuple[str, ...], files: tuple[FileSpec, ...]) -> None:
+    """The payload must be an absolute guest path that the appliance itself provides."""
+    if not payload:
+        return
+    provided = {f"/bin/{p}" for p in programs} | {"/" + f.dst for f in files if f.mode & 0o111}
+    if payload[0] not in provided:
+        have = ", ".join(sorted(provided)) or "nothing executable"
+        raise _fail(name, f"[init] payload {payload[0]!r} is not in the appliance (it has: {have})")
+
+
+def parse_template(name: str, text: str, folder: Path, programs_available: set[str] | None = None) -> Template:
+    """Parse template TEXT (from FOLDER, for relative file paths) into a Template."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(name, f"not valid TOML: {exc}") from None
+    _check_tables(name, raw)
+    app, init, vm = raw.get("appliance", {}), raw.get("init", {}), raw.get("vm", {})
+    kernel = app.get("kernel", "debian")
+    if kernel not in _KERNELS:
+        raise _fail(name, f"kernel = {kernel!r} is not one of: {', '.join(_KERNELS)}")
+    kernel_compression = app.get("kernel_compression", "none")
+    if kernel_compression not in KERNEL_COMPRESSIONS:
+        raise _fail(name, f"kernel_compression = {kernel_compression!r} is not one of: {', '.join(KERNEL_COMPRESSIONS)}")
+    programs = _strings(name, "[programs] build", raw.get("programs", {}).get("build", []))
+    if programs_available is not None:
+        for program in programs:
+            if program not in programs_available:
+                raise _fail(name, f"program {program!r} has no source in recipes/programs/")
+    mounts = _strings(name, "[init] mounts", init.get("mounts", ["proc", "sysfs", "devtmpfs"]))
+    files = _files(name, folder, raw.get("files", []))
+    payload = _strings(name, "[init] payload", init.get("payload", []))
+    _check_payload(name, payload, programs, files)
+    memory, cpus = vm.get("memory_mib", 256), vm.get("cpus", 1)
+    if not 16 <= memory <= 65536 or not 1 <= cpus <= 64:
+        raise _fail(name, "[vm] memory_mib must be 16-65536 and cpus 1-64")
+    modules = raw.get("modules", {})
+    if modules.get("on_error", "stop") not in ("stop", "continue"):
+        raise _fail(name, "[modules] on_error must be 'stop' or 'continue'")
+    rootfs = raw.get("rootfs", {})
+    root = _choice(name, RootDisk, "[rootfs] disk", rootfs.get("disk", "none"))
+    if not 8 <= rootfs.get("size_mib", 64) <= 65536:
+        raise _fail(name, "[rootfs] size_mib must be 8-65536")
+    blocked = modules.get("blocked")
+    profiled = raw.get("profiled", {})
+    channel = profiled.get("channel", "serial") if profiled.get("enabled", "profiled" in raw) else ""
+    if channel and channel not in PROFILED_DEVICES:
+        raise _fail(name, f"[profiled] channel = {channel!r} is not one of: {', '.join(PROFILED_DEVICES)}")
+    if not 0 <= profiled.get("sample_ms", 0) <= 60000:
+        raise _fail(name, "[profiled] sample_ms must be 0-60000 (0: no samples)")
+    if channel and "profiled" not in programs:
+        programs = (*programs, "profiled")
+    return Template(
+        name=name,
+        description=app.get("description", ""),
+        kernel=kernel,
+        kernel_compression=kernel_compression,
+        compression=_choice(name, Compression, "compression", app.get("compression", "zstd")),
+        mounts=tuple(_choice(name, Mount, "[init] mounts", m) for m in mounts),
+        payload=payload,
+        after=_choice(name, AfterPayload, "[init] after", init.get("after", "poweroff")),
+        programs=programs,
+        files=files,
+        machine=_choice(name, Machine, "[vm] machine", vm.get("machine", "microvm")),
+        memory_mib=memory,
+        cpus=cpus,
+        cmdline=vm.get("cmdline", ""),
+        probes=_probes(name, raw.get("probes", {})),
+        modules=_strings(name, "[modules] rules", modules.get("rules", [])),
+        modules_blocked=None if blocked is None else _strings(name, "[modules] blocked", blocked),
+        modules_on_error=modules.get("on_error", "stop"),
+        modules_strip=modules.get("strip", True),
+        root=root,
+        root_size_mib=rootfs.get("size_mib", 64),
+        profiled=channel,
+        profiled_sample_ms=profiled.get("sample_ms", 0),
+        folder=str(folder),
+    )
+
+
+def load_template(path: Path, programs_available: set[str] | None = None) -> Template:
+    if not path.is_file():
+        raise TemplateError(f"template {path} does not exist")
+    return parse_template(path.stem, path.read_text(), path.parent, programs_available)
+
+
+def find_template(name_or_path: str, templates_dir: Path) -> Path:
+    """Resolve a template given by name ("benchmark") or by path to a .toml file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml":
+        return candidate
+    path = templates_dir / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in templates_dir.glob("*.toml")))
+        raise TemplateError(f"no template named {name_or_path!r} in {templates_dir} (known: {known})")
+    return path

@@ -1,0 +1,305 @@
+"""The verbs that show *where* boot time goes: analyze, tslog, profile, redox, export,
+report. Kept apart from cli.py (which measures *how long*); cli.py registers them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance import guestlog, results
+from appliance.analysis import analyze, exports, flame, profile, spans, tslog
+from appliance.analysis.spans import Span
+from appliance.build import minikernel
+from appliance.cli.output import say
+from appliance.errors import ApplianceError
+from appliance.fsutil import atomic_write
+
+FORMATS = ("svg", "chrome", "speedscope", "collapsed")
+
+
+def render_format(fmt: str, items: list[Span], title: str, total_us: float | None = None, subtitle: str = "",
+                  counters: list[exports.Counter] | None = None) -> bytes:
+    """SPANS in one of FORMATS, checked before anything is written; COUNTERS (guest
+    memory) go into the Chrome trace."""
+    bad = spans.problems(items)
+    if bad:
+        raise ApplianceError(f"cannot export: {bad[0]} ({len(bad)} problem(s))")
+    if fmt == "svg":
+        return flame.render(items, title, total_us, subtitle).encode()
+    if fmt == "collapsed":
+        return ("\n".join(spans.collapsed(items)) + "\n").encode()
+    if fmt == "chrome":
+        doc = exports.chrome_trace(items, title, counters or [])
+        problems = exports.check_chrome_trace(doc)
+    else:
+        doc = exports.speedscope(items, title)
+        problems = exports.check_speedscope(doc)
+    if problems:
+        raise ApplianceError(f"the {fmt} export breaks its format's rules: {problems[0]}")
+    return json.dumps(doc).encode()
+
+
+def _write_outputs(args: argparse.Namespace, items: list[Span], title: str, total_us: float | None = None,
+                   subtitle: str = "", counters: list[exports.Counter] | None = None) -> None:
+    for fmt in FORMATS:
+        target = getattr(args, fmt, None)
+        if target:
+            atomic_write(Path(target), render_format(fmt, items, title, total_us, subtitle, counters))
+            say(f"{fmt}: {target}", outputs={fmt: target})
+
+
+def cmd_analyze(args: argparse.Namespace, load: Callable[[str, argparse.Namespace], Any],
+                accel: Callable[[argparse.Namespace], Any], qemu: Callable[[], str]) -> int:
+    if args.n < 1:
+        raise ApplianceError("-n must be at least 1")
+    target = load(args.bundle, args)
+    choice = accel(args)
+    print(f"analyzing {args.bundle}: {args.n} boots with {analyze.debug_cmdline(target)}"
+          f"{'' if args.no_baseline else f' and {args.n} plain boots, interleaved'} (+1 warm-up each)",
+          file=sys.stderr)
+    doc = analyze.analyze(target, qemu_path=qemu(), accel=choice, n=args.n, baseline=not args.no_baseline,
+                          timeout=args.timeout)
+    out = Path(args.output or f"analysis-{Path(args.bundle).resolve().name}.json")
+    results.write(out, doc)
+    say(analyze.render(doc["analysis"], color=sys.stdout.isatty(), top=args.top), analysis=doc["analysis"])
+    items = analyze.spans_of(doc)
+    _write_outputs(args, items, f"{doc['bundle']['name']} boot", counters=analyze.counters_of(doc))
+    say(f"results: {out}", results=str(out))
+    return 0
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError as exc:
+        raise ApplianceError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def cmd_tslog(args: argparse.Namespace) -> int:
+    if args.tsc_hz <= 0:
+        raise ApplianceError("--tsc-hz must be the TSC frequency in Hz, e.g. 2.6e9 (machdep.tsc_freq)")
+    if not args.dump and not args.user:
+        raise ApplianceError("give a tslog dump, --user USERDUMP, or both")
+    items: list[Span] = []
+    total_us = None
+    truncated = False
+    t0 = None
+    if args.dump:
+        text = _read_text(args.dump)
+        prof = tslog.profile(text, args.tsc_hz, args.buffer_records)
+        if not prof.records:
+            raise ApplianceError(f"{args.dump} holds no tslog records "
+                                 f"({prof.problems[0] if prof.problems else 'empty'})")
+        _warn(prof.problems)
+        kernel = [s for s in prof.spans if s.track == "kernel"]
+        heaviest = [line.rsplit(" ", 1) for line in spans.collapsed(kernel or prof.spans)[:args.top]]
+        say(f"{prof.records} records, {len(prof.threads)} threads, {prof.total_us / 1000:.1f} ms"
+            f"{' (truncated)' if prof.truncated else ''}\nheaviest stacks (self time, ms):\n"
+            + "\n".join(f"{int(us) / 1000:10.2f}  {path}" for path, us in heaviest),
+            records=prof.records, threads=len(prof.threads), total_ms=prof.total_us / 1000, truncated=prof.truncated,
+            heaviest_self_ms=[{"stack": path, "ms": int(us) / 1000} for path, us in heaviest])
+        items, total_us, truncated = list(prof.spans), prof.total_us, prof.truncated
+        t0 = prof.t0_tsc
+    if args.user:
+        user, problems = tslog.user_spans(_read_text(args.user), args.tsc_hz, t0)
+        _warn(problems)
+        if not user:
+            raise ApplianceError(f"{args.user} holds no tslog_user records")
+        processes = sum(s.depth > 0 for s in user) + 1
+        user_ms = (max(s.end_us for s in user) - min(s.start_us for s in user)) / 1000
+        say(f"userland: {processes} processes, {user_ms:.1f} ms", user_processes=processes, user_ms=user_ms)
+        items += user
+        total_us = None
+    name = Path(args.dump or args.user).name
+    _write_outputs(args, items, f"{name} boot", total_us, "truncated dump" if truncated else "")
+    return 0
+
+
+def _warn(problems: list[str], most: int = 20) -> None:
+    for problem in problems[:most]:
+        print(f"warning: {problem}", file=sys.stderr)
+    if len(problems) > most:
+        print(f"warning: ... and {len(problems) - most} more", file=sys.stderr)
+
+
+def _symbols_for(target: Any, explicit: str | None) -> Path:
+    """--symbols, or the System.map the minimal kernel recipe left in the cache."""
+    if explicit:
+        return Path(explicit)
+    path = minikernel.system_map(target.manifest)
+    if path is not None:
+        return path
+    raise ApplianceError("no symbols for this kernel: give --symbols (a System.map or `nm -CS vmlinux` output); "
+                         "Debian's packaged System.map is a stub, so profile a minimal-kernel bundle "
+                         "(kernel = \"minimal\") or use the -dbg package's vmlinux")
+
+
+def _read_symbols(path: Path) -> profile.Symbols:
+    symbols, problems = profile.parse_symbols(_read_text(str(path)))
+    if not symbols.starts:
+        raise ApplianceError(f"{path} has no code symbols ({problems[0] if problems else 'empty'})")
+    return symbols
+
+
+def _print_profile(lines: list[str], top: int, unit: str) -> None:
+    total = sum(int(line.rsplit(" ", 1)[1]) for line in lines) or 1
+    leaves: dict[str, int] = {}
+    for line in lines:
+        path, weight = line.rsplit(" ", 1)
+        leaf = path.rsplit(";", 1)[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + int(weight)
+    ranked = sorted(leaves.items(), key=lambda kv: -kv[1])[:top]
+    say(f"{'samples':>8} {'share':>6}  function ({unit})\n"
+        + "\n".join(f"{count:8d} {count / total * 100:5.1f}%  {name}" for name, count in ranked),
+        top_functions=[{"function": name, "samples": count, "share": count / total} for name, count in ranked])
+
+
+def _profile_outputs(args: argparse.Namespace, lines: list[str], timeline: list[Span], title: str,
+                     unit_us: float) -> None:
+    if args.svg:  # the flamegraph: merged stacks, width = samples
+        graph = profile.flamegraph_spans(lines, unit_us)
+        atomic_write(Path(args.svg), flame.render(graph, f"{title}: flamegraph", subtitle="width: samples x interval, "
+                                                  "merged by stack (not time-ordered)").encode())
+        say(f"svg: {args.svg}", outputs={"svg": args.svg})
+    if args.collapsed:
+        atomic_write(Path(args.collapsed), ("\n".join(lines) + "\n").encode())
+        say(f"collapsed: {args.collapsed}", outputs={"collapsed": args.collapsed})
+    for fmt in ("chrome", "speedscope"):
+        if getattr(args, fmt):
+            atomic_write(Path(getattr(args, fmt)), render_format(fmt, timeline, title))
+            say(f"{fmt}: {getattr(args, fmt)}", outputs={fmt: getattr(args, fmt)})
+    if args.flamechart:
+        atomic_write(Path(args.flamechart), render_format("svg", timeline, f"{title}: samples in time order"))
+        say(f"flamechart: {args.flamechart}", outputs={"flamechart": args.flamechart})
+
+
+def cmd_profile(args: argparse.Namespace, load: Callable[[str, argparse.Namespace], Any],
+                accel: Callable[[argparse.Namespace], Any], qemu: Callable[[], str]) -> int:
+    from appliance.analysis import sampler
+
+    target = load(args.bundle, args)
+    symbols = _read_symbols(_symbols_for(target, args.symbols))
+    choice = accel(args)
+    if args.interval_ms <= 0:
+        raise ApplianceError("--interval-ms must be positive")
+    boot = sampler.sample_boot(target, qemu(), choice.accel, args.interval_ms, args.timeout)
+    if not boot.samples:
+        raise ApplianceError("the boot ended before the first sample: lower --interval-ms")
+    lines = profile.collapsed(boot.samples, symbols)
+    stop = sorted(boot.stop_us)[len(boot.stop_us) // 2] if boot.stop_us else 0.0
+    say(f"{len(boot.samples)} samples of the vCPU's instruction pointer every {args.interval_ms:g} ms "
+        f"(gdbstub, {choice.accel}); the sampled boot took {boot.wall_ms:.0f} ms, each sample stopped the vCPU "
+        f"for {stop:.0f} us (median)", samples=len(boot.samples), boot_ms=boot.wall_ms, stop_us_median=stop)
+    _print_profile(lines, args.top, "self samples")
+    timeline = profile.timeline_spans(boot.samples, symbols, 1e9)
+    _profile_outputs(args, lines, timeline, f"{target.manifest.get('name')} boot profile", args.interval_ms * 1000)
+    return 0
+
+
+def cmd_redox(args: argparse.Namespace) -> int:
+    symbols = _read_symbols(Path(args.nm))
+    samples, problems = profile.parse_samples(_read_text(args.samples))
+    _warn(problems)
+    if not samples:
+        raise ApplianceError(f"{args.samples} holds no samples (lines `TSC IP [RET ...]`)")
+    if args.ghz <= 0:
+        raise ApplianceError("--ghz must be the CPU's TSC frequency in GHz, e.g. 2.6")
+    lines = profile.collapsed(samples, symbols)
+    span_s = (max(s.tsc for s in samples) - min(s.tsc for s in samples)) / (args.ghz * 1e9)
+    say(f"{len(samples)} samples over {span_s * 1000:.1f} ms", samples=len(samples), span_ms=span_s * 1000)
+    _print_profile(lines, args.top, "self samples")
+    timeline = profile.timeline_spans(samples, symbols, args.ghz * 1e9)
+    interval_us = span_s * 1e6 / max(len(samples) - 1, 1)
+    _profile_outputs(args, lines, timeline, f"{Path(args.samples).name} kernel profile", interval_us)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    doc = results.read(Path(args.results))
+    side = doc["a"] if "comparison" in doc else doc
+    if args.format == "tslog-user":  # profiled's process timeline, for `appliance tslog --user`
+        run = analyze.median_run(side)
+        procs = (run or {}).get("profiled", {}).get("processes")
+        if not procs:
+            raise ApplianceError(f"{args.results} has no process timeline: boot a template with [profiled]")
+        text = guestlog.to_tslog_user([guestlog.Process(**p) for p in procs])
+        atomic_write(Path(args.output), text.encode())
+        say(f"tslog-user: {args.output} (times in ns: read it with --tsc-hz 1e9)", outputs={"tslog-user": args.output})
+        return 0
+    items = analyze.spans_of(side)
+    if not items:
+        raise ApplianceError(f"{args.results} has no successful run to export")
+    atomic_write(Path(args.output), render_format(args.format, items, f"{side['bundle']['name']} boot",
+                                                  counters=analyze.counters_of(side)))
+    say(f"{args.format}: {args.output}", outputs={args.format: args.output})
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from appliance.analysis import report
+
+    doc = results.read(Path(args.results))
+    atomic_write(Path(args.output), report.render(doc, Path(args.results).name).encode())
+    say(f"report: {args.output}", outputs={"report": args.output})
+    return 0
+
+
+def add_outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--svg", metavar="FILE", help="write the flamechart (self-contained SVG)")
+    p.add_argument("--chrome", metavar="FILE", help="write Chrome Trace Event JSON (Perfetto UI)")
+    p.add_argument("--speedscope", metavar="FILE", help="write a speedscope JSON profile")
+    p.add_argument("--collapsed", metavar="FILE", help="write collapsed stacks (flamegraph.pl, inferno)")
+
+
+def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None],
+             load: Callable[[str, argparse.Namespace], Any], accel: Callable[[argparse.Namespace], Any],
+             qemu: Callable[[], str]) -> None:
+    p = verbs.add_parser("analyze", help="boot with initcall_debug: timeline, top initcalls, flamechart")
+    p.add_argument("bundle")
+    p.add_argument("-n", type=int, default=5, help="debug boots (and as many plain ones; default 5)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the plain boots (the console's cost is then unknown)")
+    p.add_argument("--top", type=int, default=15, help="how many activities to list (default 15)")
+    p.add_argument("-o", "--output", help="results JSON with the analysis (default analysis-<bundle>.json)")
+    add_outputs(p)
+    boot_options(p)
+    p.set_defaults(func=lambda a: cmd_analyze(a, load, accel, qemu), timeout=180.0)
+    p = verbs.add_parser("tslog", help="a FreeBSD/NetBSD tslog dump: stacks, flamechart, exports")
+    p.add_argument("dump", nargs="?", help="the output of `sysctl -b debug.tslog`")
+    p.add_argument("--user", metavar="FILE", help="`sysctl -b debug.tslog_user`, or a Linux process timeline from "
+                   "`appliance export RESULTS --format tslog-user`: drawn as a userland track")
+    p.add_argument("--tsc-hz", type=float, required=True, help="TSC frequency in Hz (machdep.tsc_freq)")
+    p.add_argument("--buffer-records", type=int, default=tslog.DEFAULT_BUFFER,
+                   help="the kernel's tslog buffer size: a dump this long is reported as truncated")
+    p.add_argument("--top", type=int, default=15)
+    add_outputs(p)
+    p.set_defaults(func=cmd_tslog)
+    p = verbs.add_parser("profile", help="sample the guest's instruction pointer through QEMU's gdbstub while it boots")
+    p.add_argument("bundle")
+    p.add_argument("--interval-ms", type=float, default=1.0, help="time between samples (default 1 ms)")
+    p.add_argument("--symbols", help="System.map or `nm -CS vmlinux` output (default: the minimal kernel's)")
+    p.add_argument("--top", type=int, default=15)
+    p.add_argument("--flamechart", metavar="FILE", help="write the samples in time order as an SVG flamechart")
+    add_outputs(p)
+    boot_options(p)
+    p.set_defaults(func=lambda a: cmd_profile(a, load, accel, qemu))
+    p = verbs.add_parser("redox", help="a Redox-style kernel profile (TSC IP [RET ...] samples) with nm -CS symbols")
+    p.add_argument("samples")
+    p.add_argument("--nm", required=True, help="`nm -CS` output (or a System.map) of the kernel")
+    p.add_argument("--ghz", type=float, required=True, help="the CPU's TSC frequency in GHz")
+    p.add_argument("--top", type=int, default=15)
+    p.add_argument("--flamechart", metavar="FILE", help="write the samples in time order as an SVG flamechart")
+    add_outputs(p)
+    p.set_defaults(func=cmd_redox)
+    p = verbs.add_parser("export", help="a results JSON's boot as svg, chrome, speedscope or collapsed")
+    p.add_argument("results")
+    p.add_argument("--format", choices=(*FORMATS, "tslog-user"), required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_export)
+    p = verbs.add_parser("report", help="one self-contained HTML report of a results JSON")
+    p.add_argument("results")
+    p.add_argument("-o", "--output", default="report.html")
+    p.set_defaults(func=cmd_report)

@@ -1,0 +1,172 @@
+"""Boot a bundle many times and collect the results document."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance import guestlog, results
+from appliance.boot import hostfacts, hostload, measure, perf
+from appliance.boot.accel import AccelChoice
+from appliance.boot.measure import BootRun
+from appliance.boot.qemu import Channel
+from appliance.boot.tsc import runtime_cmdline
+from appliance.bundle import Bundle
+from appliance.errors import ApplianceError, BootError
+
+Progress = Callable[[int, int, float], None]
+
+
+def tty_progress(done: int, total: int, elapsed: float) -> None:
+    """A one-line progress bar on stderr, only when it is a terminal."""
+    if not sys.stderr.isatty():
+        return
+    eta = elapsed / done * (total - done) if done else 0.0
+    filled = int(30 * done / total)
+    end = "\n" if done == total else ""
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] boots {done}/{total}  "
+                     f"elapsed {elapsed:.0f}s  eta {eta:.0f}s {end}")
+    sys.stderr.flush()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to measure: the channel, how many boots, and what to do on failure."""
+
+    channel: Channel = Channel.TRACE
+    n: int = 10
+    warmup: int = 1
+    timeout: float = 120.0
+    keep_going: bool = False
+    paired_trace: bool = False  # exit channel only: trace the same boots too (crosscheck)
+    extra_cmdline: str = ""  # added to the kernel command line of these boots (e.g. initcall_debug)
+    keep_consoles: bool = False  # keep each run's console text in Session.consoles (analyze)
+
+
+def bundle_facts(bundle: Bundle) -> dict[str, Any]:
+    build = bundle.manifest.get("build", {})
+    return {"path": str(bundle.path), "name": bundle.manifest.get("name"), "digest": bundle.digest,
+            "machine": bundle.machine.value, "cmdline": bundle.cmdline,
+            "kernel_release": build.get("kernel", {}).get("release")}
+
+
+def check_channel(channel: Channel, accel: AccelChoice) -> None:
+    if channel is Channel.PERF:
+        ok, why = perf.available(accel.accel)
+        if not ok:
+            raise ApplianceError(f"the perf channel is not available here because {why}; use --channel trace")
+
+
+def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None = None,
+               console_tail: str = "", overhead_ms: float | None = None,
+               host_load: dict[str, Any] | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {"index": index, "warmup": warmup, "ok": run is not None}
+    if run is None:
+        record.update(error=error, console_tail=console_tail)
+        return record
+    start = run.events[0].host_time_ns
+    record.update(
+        start_ns=start,
+        events=[{"name": e.name, "t_ms": (e.host_time_ns - start) / 1e6, "source": e.source} for e in run.events],
+        phases_ms=run.phases,
+        guest_probes=[{"name": n, "boottime_ns": ns} for n, ns in run.console_probes],
+        qemu_max_rss_kib=run.max_rss_kib,
+        qemu_lifetime_ms=run.qemu_lifetime_ms,
+        runner_overhead_ms=overhead_ms,
+        uart_us_per_char=run.uart_us_per_char,
+        paired_trace_ms=run.paired_trace_ms or None,
+        guest_modules=[{"name": n, "start_ns": s, "duration_ns": d} for n, s, d in run.modules],
+        payload_status=run.payload_status,
+        warnings=run.warnings,
+        host_load=host_load,
+    )
+    if run.guest_log:  # raw records, and what the report and exports read from them
+        record["profiled_raw"] = run.guest_log
+        record["profiled"] = guestlog.summary(guestlog.parse(run.guest_log))
+    return record
+
+
+class Session:
+    """Boots of one bundle through one channel; used by bench, compare and crosscheck."""
+
+    def __init__(self, bundle: Bundle, qemu_path: str, accel: AccelChoice, plan: Plan) -> None:
+        check_channel(plan.channel, accel)
+        self.bundle, self.qemu_path, self.accel, self.plan = bundle, qemu_path, accel, plan
+        self.runs: list[dict[str, Any]] = []
+        self.exit_probes: list[str] | None = None
+        self.consoles: list[str] = []  # per run, when plan.keep_consoles ("" for a failed run)
+
+    def boot(self, warmup: bool) -> None:
+        """One measured run (several boots for the exit channel), recorded in self.runs."""
+        plan, index = self.plan, len(self.runs)
+        started, cpu_before = time.monotonic(), hostload.sample()
+        try:
+            if plan.channel is Channel.EXIT:
+                if self.exit_probes is None:
+                    self.exit_probes = measure.discover_probes(self.bundle, self.qemu_path, self.accel.accel, plan.timeout)
+                run = measure.boot_exit(self.bundle, self.qemu_path, self.accel.accel, plan.timeout, self.exit_probes,
+                                        plan.paired_trace)
+            else:
+                run = measure.boot(self.bundle, self.qemu_path, self.accel.accel, plan.timeout, channel=plan.channel,
+                                   extra_cmdline=plan.extra_cmdline)
+        except BootError as exc:
+            self.runs.append(run_record(index, warmup, None, str(exc), exc.console_tail))
+            self.consoles.append("")
+            if not plan.keep_going:
+                raise BootError(f"{plan.channel.value} channel, boot {index + 1}: {exc}", exc.console_tail) from None
+            return
+        overhead = (time.monotonic() - started) * 1e3 - run.qemu_lifetime_ms
+        load = hostload.during(cpu_before, hostload.sample(), run.qemu_cpu_s, hostload.load_average())
+        self.runs.append(run_record(index, warmup, run, overhead_ms=overhead, host_load=load))
+        self.consoles.append(run.console if plan.keep_consoles else "")
+
+    def document(self, complete: bool, host: dict[str, Any]) -> dict[str, Any]:
+        plan = self.plan
+        settings = {"n": plan.n, "warmup": plan.warmup, "timeout_s": plan.timeout, "channel": plan.channel.value,
+                    "exit_probes": self.exit_probes, "runtime_cmdline": runtime_cmdline(self.accel.accel),
+                    "extra_cmdline": plan.extra_cmdline}
+        return results.document(host=host, accel={"used": self.accel.accel, "reason": self.accel.reason},
+                                bundle=bundle_facts(self.bundle), settings=settings, runs=self.runs,
+                                complete=complete)
+
+
+def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progress | None = tty_progress,
+               looks: Sequence[int] = (), stop: Callable[[int], bool] | None = None) -> int:
+    """Boot SESSIONS in turn (A B A B ...): WARMUP uncounted rounds, then up to N counted
+    ones; return how many counted rounds ran. Interleaving spreads the machine's drift
+    over every side alike. After each counted round listed in LOOKS, STOP(rounds) may end
+    the run early (a sequential comparison whose answer is decided)."""
+    started = time.monotonic()
+    total = (warmup + n) * len(sessions)
+    done = 0
+    for index in range(warmup + n):
+        for session in sessions:
+            session.boot(warmup=index < warmup)
+            done += 1
+            if progress is not None:
+                progress(done, total, time.monotonic() - started)
+        rounds = index + 1 - warmup
+        if rounds > 0 and rounds in looks and stop is not None and stop(rounds):
+            if progress is not None and done < total:
+                progress(done, done, time.monotonic() - started)  # ends the bar's line at what ran
+            return rounds
+    return n
+
+
+def bench(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, plan: Plan, out: Path,
+          progress: Progress = tty_progress) -> dict[str, Any]:
+    """Run WARMUP + N boots; write the results to OUT (partial ones too) and return them."""
+    host = hostfacts.collect(qemu_path)
+    session = Session(bundle, qemu_path, accel, plan)
+    complete = False
+    try:
+        interleave([session], plan.warmup, plan.n, progress)
+        complete = True
+    finally:
+        doc = session.document(complete, host)
+        results.write(out, doc)
+    return doc

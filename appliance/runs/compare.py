@@ -1,0 +1,197 @@
+"""A/B comparison of two run sets, and cross-checks of one bundle across channels.
+
+Per phase: ratio of medians B/A with a bootstrap confidence interval and a permutation
+test p-value (Wilcoxon rank sum). The phases are correlated (to_init contains kernel,
+total contains everything), so testing each at the full level would find differences
+that are not there, and plain Bonferroni over all of them can only call a verdict when
+the two groups barely overlap. Instead:
+
+- one *primary* phase, the one the user asks about (to_init unless told), is tested at
+  the full level alpha;
+- the other phases are tested only if the primary differs (a gatekeeper), with Holm's
+  step-down correction at alpha; that keeps the family-wise error at most alpha;
+- a sequential run (`looks` > 1: boot, look, boot more) spends alpha / looks at each
+  planned look (Bonferroni over looks), so stopping as soon as the answer is decided
+  cannot inflate the error, whatever the looks' dependence.
+
+A verdict is printed only where the permutation test rejects at its level and the
+bootstrap interval at the same level excludes 1: with few boots a percentile bootstrap
+is optimistic, and the permutation test is not.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from appliance import results
+from appliance.phases import EXEC, PHASE_NAMES, from_times
+from appliance.stats import holm, permutation_p, ratio_ci, summarize
+
+PRIMARY = "to_init"
+MARGIN = 0.02  # a sequential run also stops when the primary's interval lies within 1 +- MARGIN
+
+
+def _values(runs: list[dict[str, Any]], phase: str) -> list[float]:
+    counted = results.counted(runs)
+    return [v for r in counted if (v := r["phases_ms"].get(phase)) is not None]
+
+
+def verdict(phase: str, ratio: float, ci: tuple[float, float]) -> str | None:
+    """"B is 12% faster in kernel, CI 9-15%" when the interval excludes 1, else None."""
+    if ci[1] < 1:
+        return (f"B is {(1 - ratio) * 100:.1f}% faster in {phase}, "
+                f"CI {(1 - ci[1]) * 100:.1f}-{(1 - ci[0]) * 100:.1f}%")
+    if ci[0] > 1:
+        return (f"B is {(ratio - 1) * 100:.1f}% slower in {phase}, "
+                f"CI {(ci[0] - 1) * 100:.1f}-{(ci[1] - 1) * 100:.1f}%")
+    return None
+
+
+def _row(phase: str, a: list[float], b: list[float], role: str, seed: int) -> dict[str, Any]:
+    sa, sb = summarize(a), summarize(b)
+    assert sa is not None and sb is not None
+    return {"phase": phase, "role": role, "median_a": sa.median, "median_b": sb.median, "n_a": len(a), "n_b": len(b),
+            "ratio": sb.median / sa.median if sa.median else float("nan"),
+            "p_value": permutation_p(a, b, seed=seed), "level": None, "ci": None, "verdict": None}
+
+
+def _decide(row: dict[str, Any], a: list[float], b: list[float], alpha: float, seed: int) -> None:
+    """Test ROW at ALPHA (0: not tested): its interval at that level, and a verdict
+    where the permutation test and the interval agree that the phase differs."""
+    row["level"] = 1 - alpha if alpha else None
+    row["ci"] = ratio_ci(a, b, 1 - alpha, seed) if alpha else None
+    if alpha and row["ci"] and row["p_value"] <= alpha:
+        row["verdict"] = verdict(row["phase"], row["ratio"], row["ci"])
+
+
+def compare(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], confidence: float = 0.95,
+            primary: str = PRIMARY, looks: int = 1, seed: int = 0) -> dict[str, Any]:
+    """Compare the phases of two run sets (see the module docstring for the procedure)."""
+    alpha = (1 - confidence) / max(looks, 1)
+    values = {p: (_values(runs_a, p), _values(runs_b, p)) for p in PHASE_NAMES}
+    phases = [p for p, (a, b) in values.items() if len(a) >= 3 and len(b) >= 3]
+    has_primary = primary in phases
+    rows = {p: _row(p, *values[p], "primary" if p == primary else "secondary", seed) for p in phases}
+    gate_open = True
+    if has_primary:
+        _decide(rows[primary], *values[primary], alpha, seed)
+        gate_open = rows[primary]["verdict"] is not None
+    secondary = [p for p in phases if p != primary]
+    thresholds = holm([rows[p]["p_value"] for p in secondary], alpha) if gate_open else [0.0] * len(secondary)
+    for phase, threshold in zip(secondary, thresholds, strict=True):
+        _decide(rows[phase], *values[phase], threshold, seed)
+        # an untested phase still gets an interval, at the first Holm step's level, to read
+        if rows[phase]["ci"] is None:
+            rows[phase]["ci"] = ratio_ci(*values[phase], 1 - alpha / max(len(secondary), 1), seed)
+    return {"confidence": confidence, "alpha": alpha, "looks": looks, "primary": primary if has_primary else None,
+            "method": "primary at alpha; others gated by it, Holm step-down; alpha split over looks",
+            "rows": [rows[p] for p in phases]}
+
+
+def decided(comparison: dict[str, Any], margin: float = MARGIN) -> str | None:
+    """Why a sequential comparison may stop now, or None to boot on: the primary phase
+    differs, or its interval lies within 1 +- MARGIN (no difference worth booting for)."""
+    rows = [r for r in comparison["rows"] if r["role"] == "primary"]
+    if not rows:
+        return None
+    row = rows[0]
+    if row["verdict"] is not None:
+        return f"{row['phase']} differs"
+    ci = row["ci"]
+    if ci is not None and 1 - margin <= ci[0] and ci[1] <= 1 + margin:
+        return f"{row['phase']} is within {margin * 100:g}% (interval {ci[0]:.3f}-{ci[1]:.3f})"
+    return None
+
+
+def looks_for(n: int, max_n: int) -> list[int]:
+    """The planned looks of a sequential run: every N counted boots up to MAX_N."""
+    if max_n <= n:
+        return [n]
+    return sorted({*range(n, max_n + 1, n), max_n})
+
+
+def comparison_table(comparison: dict[str, Any]) -> str:
+    header = f"{'phase':<9} {'median A':>10} {'median B':>10} {'B/A':>7} {'CI':>13} {'level':>7} {'p':>7}"
+    lines = [header, "-" * len(header)]
+    for row in comparison["rows"]:
+        ci = f"{row['ci'][0]:.3f}-{row['ci'][1]:.3f}" if row["ci"] else "n/a"
+        level = f"{row['level'] * 100:.2f}%" if row["level"] else "-"
+        mark = " *" if row["role"] == "primary" else ""
+        lines.append(f"{row['phase']:<9} {row['median_a']:>10.1f} {row['median_b']:>10.1f} {row['ratio']:>7.3f} "
+                     f"{ci:>13} {level:>7} {row['p_value']:>7.4f}{mark}")
+    primary = comparison.get("primary")
+    alpha = comparison["alpha"]
+    if primary:
+        lines.append(f"* primary phase, tested at {(1 - alpha) * 100:.2f}%; the others only if it differs "
+                     "(Holm step-down; '-' = not tested)")
+    verdicts = [row["verdict"] for row in comparison["rows"] if row["verdict"]]
+    lines += verdicts or [f"no phase differs at {(1 - alpha) * 100:.2f}% confidence"]
+    return "\n".join(lines)
+
+
+def crosscheck(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """How far channels disagree: per probe (median time from exec) and per phase
+    (between probe medians), each channel against the first."""
+    channels = list(summaries)
+    first = summaries[channels[0]]
+    out: dict[str, Any] = {"reference": channels[0], "probes": {}, "phases": {}}
+    for kind, key in (("probes", "probes"), ("phases", "phases_from_probe_medians")):
+        for name in first[key]:
+            ref = first[key][name]["median"] if kind == "probes" else first[key][name]
+            row = {channels[0]: ref}
+            for other in channels[1:]:
+                entry = summaries[other][key].get(name)
+                if entry is not None:
+                    row[other] = entry["median"] if kind == "probes" else entry
+                    row[f"{other}_minus_{channels[0]}"] = row[other] - ref
+            out[kind][name] = row
+    return out
+
+
+def crosscheck_table(check: dict[str, Any]) -> str:
+    ref = check["reference"]
+    lines = []
+    for kind in ("probes", "phases"):
+        lines.append(f"{kind} (median ms{' from QEMU exec' if kind == 'probes' else ', between probe medians'}):")
+        for name, row in check[kind].items():
+            parts = [f"{ref} {row[ref]:.1f}"]
+            parts += [f"{k} {v:.1f}" if "_minus_" not in k else f"diff {v:+.1f}"
+                      for k, v in row.items() if k != ref]
+            lines.append(f"  {name:<20} " + "  ".join(parts))
+    return "\n".join(lines)
+
+
+def paired_disagreement(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Exit minus trace, measured in the same boots (exit runs with paired trace).
+
+    Per probe: the median over runs of (exit time - trace time) from exec, that is the
+    exit channel's bias (QEMU's teardown after isa-debug-exit). Per phase: the median of
+    the end probe's bias minus the start probe's, which is how much the two channels
+    disagree on that phase's duration."""
+    biases: list[dict[str, float]] = []
+    for run in runs:
+        if not run["ok"] or run["warmup"] or not run.get("paired_trace_ms"):
+            continue
+        exit_times = {e["name"]: e["t_ms"] for e in run["events"]}
+        biases.append({name: exit_times[name] - traced for name, traced in run["paired_trace_ms"].items()
+                       if name in exit_times})
+    probes = sorted({name for bias in biases for name in bias})
+    out: dict[str, Any] = {"runs": len(biases), "probes": {}, "phases": {}}
+    for name in probes:
+        out["probes"][name] = statistics.median(b[name] for b in biases if name in b)
+    per_phase: dict[str, list[float]] = {}
+    for bias in biases:
+        # from_times on biases gives end-bias minus start-bias for every phase both ends have
+        for phase, value in from_times({EXEC: 0.0, **bias}, allow_negative=True).items():
+            if value is not None:
+                per_phase.setdefault(phase, []).append(value)
+    out["phases"] = {phase: statistics.median(values) for phase, values in per_phase.items()}
+    return out
+
+
+def paired_table(paired: dict[str, Any]) -> str:
+    lines = [f"trace vs exit in the same boots ({paired['runs']} runs), exit minus trace, median ms:"]
+    lines += [f"  probe {name:<20} {value:+.2f}" for name, value in paired["probes"].items()]
+    lines += [f"  phase {name:<20} {value:+.2f}" for name, value in paired["phases"].items()]
+    return "\n".join(lines)

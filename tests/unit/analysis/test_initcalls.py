@@ -1,0 +1,95 @@
+"""initcall_debug parsing on a real console (the Debian 6.1 kernel, disk template, booted
+here with initcall_debug printk.time=1 ignore_loglevel), aggregation, and fuzzing."""
+
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from appliance.analysis import initcalls
+from tests.conftest import DATA
+
+CONSOLE = (DATA / "initcall-debian-disk.console").read_text()
+
+
+def test_real_console_parses_completely():
+    p = initcalls.parse(CONSOLE)
+    assert p.problems == [] and p.unfinished == []
+    assert len(p.initcalls) == CONSOLE.count("] calling  ") == 678
+    first = p.initcalls[0]
+    assert (first.name, first.module, first.start_us, first.pid) == ("con_init", None, 174106.0, 0)
+    crypto = next(c for c in p.initcalls if c.name == "crypto_algapi_init")
+    assert crypto.duration_us == 209707.0  # "returned 0 after 209707 usecs"
+    assert [c.start_us for c in p.initcalls] == sorted(c.start_us for c in p.initcalls)
+
+
+def test_module_initcalls_carry_their_module():
+    p = initcalls.parse(CONSOLE)
+    modules = {c.module for c in p.initcalls if c.module}
+    assert {"ext4", "virtio_blk", "virtio_mmio", "jbd2", "crc32c_generic"} <= modules
+    ext4 = next(c for c in p.initcalls if c.module == "ext4")
+    assert ext4.name == "ext4_init_fs" and ext4.key == "ext4_init_fs [ext4]"
+    assert ext4.pid == 1  # loaded by our init, which is PID 1
+
+
+def test_hand_made_lines_msecs_failures_and_unfinished():
+    text = ("[    1.000000] calling  a_init+0x0/0x10 @ 1\n"
+            "[    1.000100] initcall a_init+0x0/0x10 returned -19 after 100 usecs\n"
+            "[    1.100000] calling  b_init+0x0/0x10 [b] @ 77\n"
+            "[    1.500000] initcall b_init+0x0/0x10 [b] returned 0 after 400 msecs\n"
+            "[    2.000000] calling  hang_init+0x0/0x10 @ 1\n"
+            "calling  x+0x0/0x1 @ 1\n"
+            "[    2.1] initcall bogus\n"
+            "[    2.200000] initcall z_init+0x0/0x10 returned 0 after 5 usecs\n")
+    p = initcalls.parse(text)
+    a, b, z = p.initcalls
+    assert (a.ret, a.duration_us, b.duration_us, b.module, b.pid) == (-19, 100.0, 400_000.0, "b", 77)
+    assert p.unfinished == ["hang_init"]
+    assert p.problems == ["line 6: initcall line without a printk time (boot with printk.time=1)",
+                          "line 7: not an initcall_debug line: 'initcall bogus'",
+                          "line 8: z_init returned without a `calling` line"]
+    assert z.start_us == 2_200_000 - 5
+
+
+def test_aggregate_over_boots():
+    boot = initcalls.parse(CONSOLE).initcalls
+    slower = [initcalls.Initcall(c.name, c.module, c.start_us, c.duration_us * 2, c.ret, c.pid, c.line) for c in boot]
+    stats = initcalls.aggregate([boot, slower], kernel_ms=4600.0)
+    top = stats[0]
+    assert top.n == 2 and top.key == "crypto_algapi_init"
+    assert top.mean_us == 1.5 * next(c.duration_us for c in boot if c.name == "crypto_algapi_init")
+    assert abs(top.share - top.mean_us / 4_600_000) < 1e-12
+    assert top.stddev_us > 0 and top.failed == 0
+    assert [s.mean_us for s in stats] == sorted((s.mean_us for s in stats), reverse=True)
+
+
+lines = st.one_of(
+    st.builds(lambda s, fn, mod, pid: f"[{s:12.6f}] calling  {fn}+0x0/0x10{mod} @ {pid}",
+              st.floats(0, 1e4), st.sampled_from(["a", "b", "c_init"]), st.sampled_from(["", " [m]"]),
+              st.integers(0, 999)),
+    st.builds(lambda s, fn, r, n, u: f"[{s:12.6f}] initcall {fn}+0x0/0x10 returned {r} after {n} {u}",
+              st.floats(0, 1e4), st.sampled_from(["a", "b"]), st.integers(-99, 9), st.integers(0, 10**7),
+              st.sampled_from(["usecs", "msecs", "secs"])),
+    st.text(string.printable, max_size=40).map(lambda t: "[    0.1] " + t),
+    st.text(max_size=40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(lines, max_size=50))
+def test_no_input_crashes_the_parser(text_lines):
+    text = "\n".join(text_lines)
+    p = initcalls.parse(text)
+    count = len(text.splitlines())
+    for problem in p.problems:
+        assert 1 <= int(problem.split()[1].rstrip(":")) <= count
+    assert all(c.duration_us >= 0 for c in p.initcalls)
+
+
+def test_a_kernel_without_kallsyms_prints_addresses_which_a_system_map_names():
+    text = ("[    0.310000] calling  0xffffffff818c7b0d @ 1\n"
+            "[    0.314000] initcall 0xffffffff818c7b0d returned 0 after 4000 usecs\n")
+    p = initcalls.parse(text)
+    assert p.problems == [] and p.initcalls[0].name == "0xffffffff818c7b0d"
+    named = initcalls.symbolize(p.initcalls, {0xFFFFFFFF818C7B0D: "virtio_mmio_init"}.get)
+    assert named[0].name == "virtio_mmio_init" and named[0].duration_us == 4000.0
+    assert initcalls.symbolize(p.initcalls, lambda a: None)[0].name == "0xffffffff818c7b0d"

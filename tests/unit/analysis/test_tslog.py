@@ -1,0 +1,140 @@
+"""tslog dumps: every record type, backwards TSC, several threads, truncation, and no
+input that crashes the parser."""
+
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from appliance.analysis import spans, tslog
+from tests.conftest import DATA
+
+HZ = 1e9  # 1 cycle = 1 ns, so 1000 cycles = 1 us
+SHIFT = 450.001  # the handmade dump's line 12 runs 450,000 cycles back: later records move up by that + 1
+
+
+def handmade() -> tslog.Profile:
+    return tslog.profile((DATA / "tslog-handmade.txt").read_text(), HZ)
+
+
+def by_stack(p: tslog.Profile) -> dict[tuple[str, ...], spans.Span]:
+    return {s.stack: s for s in p.spans}
+
+
+def test_functions_nest_per_thread_and_the_boot_thread_is_kernel():
+    p = handmade()
+    s = by_stack(p)
+    assert p.threads["0xfffff80003a1e000"] == "kernel"
+    assert p.threads["0xfffff80003c2b000"] == "intr_config_hooks"
+    vm = s[("kernel", "mi_startup", "vm_mem_init")]
+    assert (vm.start_us, vm.end_us) == (400.0, 1400.0)  # from the first record, 1e6 cycles
+    assert s[("kernel", "hammer_time")].duration_us == 200.0
+
+
+def test_backwards_tsc_is_repaired_and_reported():
+    p = handmade()
+    assert p.backwards == 1
+    assert any("went backwards 1 time" in problem for problem in p.problems)
+    times = sorted(s.start_us for s in p.spans)
+    assert all(t >= 0 for t in times)
+    # the repaired thread keeps its order: usb_bus_explore starts after the records before it
+    usb = by_stack(p)[("usbus0", "usb_bus_explore")]
+    assert usb.start_us > by_stack(p)[("intr_config_hooks", "ahci_attach")].start_us
+
+
+def test_wait_is_a_frame_and_the_holder_is_attributed_under_it():
+    s = by_stack(handmade())
+    wait = s[("kernel", "mi_startup", "wait root_mount")]
+    # line 12 went 450 us back: every later record moved up 450.001 us (SHIFT)
+    assert (wait.start_us, wait.end_us) == (1700.0, 2950.0 + SHIFT)
+    attributed = s[("kernel", "mi_startup", "wait root_mount", "intr_config_hooks", "ahci_attach")]
+    # the last releaser held it: its frame, clipped to the wait, is where the wait went
+    assert attributed.start_us == 1800.0 and attributed.track == "kernel"
+    assert s[("intr_config_hooks", "hold root_mount")].kind == "event"
+    assert s[("intr_config_hooks", "release root_mount")].start_us == 2900.0 + SHIFT
+
+
+def test_truncation_is_detected_and_open_frames_closed_at_the_end():
+    p = handmade()
+    assert p.truncated
+    assert any("3 frame(s) still open" in problem for problem in p.problems)
+    start_init = by_stack(p)[("kernel", "mi_startup", "start_init")]
+    assert start_init.end_us == p.total_us and "still open" in start_init.note
+    full = tslog.profile("0x1 10 ENTER main\n0x1 20 EXIT main\n", HZ, buffer_records=2)
+    assert full.truncated and "fill the kernel's buffer" in full.problems[-1]
+
+
+def test_exit_without_enter_starts_at_the_threads_first_record():
+    p = tslog.profile("0x1 100 ENTER b\n0x1 200 EXIT b\n0x1 300 EXIT a\n", HZ)
+    s = by_stack(p)
+    assert s[("0x1", "a")].start_us == 0.0 and s[("0x1", "a", "b")].duration_us == 0.1
+    assert any("line 3: EXIT a without ENTER" in problem for problem in p.problems)
+
+
+def test_bad_lines_are_reported_with_their_number_and_skipped():
+    text = "0x1 100 ENTER main\nnot a record\n0x1 150 EVENT NAP x\n0x1 200 EXIT main\n"
+    p = tslog.profile(text, HZ)
+    assert p.problems[:2] == ["line 2: not a tslog record: 'not a record'",
+                              "line 3: EVENT must be HOLD/RELEASE/WAIT/UNWAIT with a topic, got 'NAP'"]
+    assert by_stack(p)[("kernel", "main")].duration_us == 0.1
+
+
+def test_collapsed_stacks_are_self_times():
+    lines = spans.collapsed(handmade().spans)
+    weights = dict(line.rsplit(" ", 1) for line in lines)
+    assert weights["kernel;mi_startup;vm_mem_init"] == "1000"
+    assert weights["kernel;mi_startup;wait root_mount;intr_config_hooks;ahci_attach"] == "1450"  # 1000 + SHIFT
+    assert all(int(w) >= 1 for w in weights.values())
+
+
+records = st.builds(
+    lambda td, tsc, kind, name, arg: f"{td} {tsc} {kind} {name} {arg}".rstrip(),
+    st.sampled_from(["0x1", "0x2", "0xff", "zz"]), st.integers(0, 10**6),
+    st.sampled_from(["ENTER", "EXIT", "THREAD", "EVENT", "BOGUS"]),
+    st.sampled_from(["main", "f", "g", "HOLD", "RELEASE", "WAIT", "UNWAIT", ""]),
+    st.sampled_from(["", "t1", "t2"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(records, st.text(string.printable, max_size=30)), max_size=60))
+def test_no_input_crashes_the_parser_and_spans_stay_well_formed(lines):
+    p = tslog.profile("\n".join(lines), HZ)
+    assert spans.problems(p.spans) == []
+    assert all(s.end_us >= s.start_us >= 0 for s in p.spans)
+    for problem in p.problems:
+        if problem.startswith("line "):
+            assert 1 <= int(problem.split()[1].rstrip(":")) <= len("\n".join(lines).splitlines())
+
+
+USER = ('1 0 1000000 0 "/sbin/init" ""\n'
+        '20 1 1500000 4500000 "/bin/sh" "/etc/rc"\n'
+        '21 20 1600000 2600000 "" "/etc/rc.d/devd"\n'
+        '22 20 2700000 9000000 "" ""\n'
+        '23 20 0 0 "/never" ""\n'
+        'bad line\n')
+
+
+def test_tslog_user_processes_nest_and_are_named_and_cut_at_their_parents_end():
+    items, problems = tslog.user_spans(USER, HZ)
+    assert problems == ["line 6: not a tslog_user record: 'bad line'"]
+    s = {x.stack: x for x in items}
+    sh = s[("/sbin/init [1]", "/bin/sh [20]")]
+    assert (sh.start_us, sh.end_us) == (500.0, 3500.0)
+    assert ("/sbin/init [1]", "/bin/sh [20]", "/etc/rc.d/devd [21]") in s  # named by its first lookup
+    orphan = s[("/sbin/init [1]", "/bin/sh [20]", "/bin/sh [22]")]  # no exec, no lookup: its parent's name
+    assert orphan.end_us == sh.end_us  # ran on after its parent: cut there
+    assert s[("/sbin/init [1]",)].end_us == 8000.0  # still running: to the end of the log
+    assert not any("never" in x.name for x in items)
+    assert spans.problems(items) == []
+
+
+def test_a_linux_process_timeline_goes_through_the_tslog_user_reader():
+    from appliance import guestlog
+
+    procs = [guestlog.Process(80, 1, 1_000, 1_500, 9_000, "/bin/forker", 0),
+             guestlog.Process(81, 80, 2_000, 2_100, 3_000, "/bin/forker child 1", 256)]
+    text = guestlog.to_tslog_user(procs)
+    assert text.splitlines()[1] == '81 80 2000 3000 "/bin/forker" ""'
+    items, problems = tslog.user_spans(text, 1e9)
+    assert problems == []
+    assert {x.stack for x in items} == {("/bin/forker [80]",), ("/bin/forker [80]", "/bin/forker [81]")}

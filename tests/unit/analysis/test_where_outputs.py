@@ -1,0 +1,134 @@
+"""Spans of a boot, and every output made from them: collapsed stacks, the SVG
+flamechart, Chrome Trace JSON, speedscope, the timeline and the HTML report."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from appliance.analysis import analyze, bootspans, exports, flame, initcalls, report, spans, tslog
+from appliance.analysis.spans import Span
+from tests.conftest import DATA
+
+CONSOLE = (DATA / "initcall-debian-disk.console").read_text()
+
+
+def run_record(index=1, kernel_extra=0.0):
+    events = [("qemu_exec", 0.0), ("fw_entry", 40.0), ("kernel_entry", 43.0), ("init_start", 5150.0 + kernel_extra),
+              ("init_modules_loaded", 5380.0 + kernel_extra), ("payload_start", 5410.0 + kernel_extra),
+              ("payload_end", 5450.0 + kernel_extra), ("qemu_exit", 5490.0 + kernel_extra)]
+    phases = {"qemu": 40.0, "firmware": 3.0, "kernel": 5107.0 + kernel_extra, "init": 260.0, "payload": 40.0,
+              "to_init": 5150.0 + kernel_extra, "total": 5490.0 + kernel_extra}
+    return {"index": index, "warmup": False, "ok": True, "events": [{"name": n, "t_ms": t} for n, t in events],
+            "phases_ms": phases, "guest_probes": [{"name": "init_start", "boottime_ns": 1_695_015_769}],
+            "guest_modules": [{"name": "ext4", "start_ns": 1_800_000_000, "duration_ns": 40_000_000}]}
+
+
+def boot() -> list[Span]:
+    return bootspans.boot_spans(run_record(), CONSOLE, initcalls.parse(CONSOLE).initcalls)
+
+
+def test_boot_spans_nest_phases_initcalls_and_modules_on_the_host_timeline():
+    items = boot()
+    assert spans.problems(items) == []
+    s = {x.stack: x for x in items}
+    kernel = s[("boot", "kernel")]
+    assert (kernel.start_us, kernel.end_us) == (43_000.0, 5_150_000.0)
+    group = s[("boot", "kernel", "initcalls")]
+    crypto = s[("boot", "kernel", "initcalls", "crypto_algapi_init")]
+    assert group.start_us <= crypto.start_us and crypto.end_us <= group.end_us
+    assert crypto.duration_us == 209707.0
+    # "Run /init" is at printk 1.605... and anchors to init_start (no linux_start_user here)
+    assert s[("boot", "kernel", "early boot")].end_us == pytest.approx(5_150_000.0 - bootspans.printk_anchor(CONSOLE))
+    load = s[("boot", "init", "load ext4")]
+    assert load.start_us == pytest.approx(5_150_000.0 + (1_800_000_000 - 1_695_015_769) / 1000)
+    assert s[("boot", "init", "load ext4", "ext4_init_fs")].end_us == load.end_us
+
+
+def test_timeline_marks_the_longest_and_keeps_phases():
+    rows = bootspans.timeline(boot())
+    text = bootspans.render_timeline(rows)
+    assert "<- longest" in text.splitlines()[[r.name for r in rows].index("early boot") + 1]
+    assert {"qemu", "firmware", "kernel", "init", "payload"} <= {r.name for r in rows}
+
+
+def test_collapsed_self_times_add_up_to_the_root():
+    items = boot()
+    total = sum(int(line.rsplit(" ", 1)[1]) for line in spans.collapsed(items))
+    assert abs(total - 5_490_000) < len(items)  # rounding to whole us per stack
+
+
+def test_svg_flamechart_is_well_formed_with_title_and_tooltips():
+    svg = flame.render(boot(), "disk boot")
+    root = ET.fromstring(svg.split("\n", 1)[1])
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert "disk boot (5490.0 ms)" in texts
+    tips = [t.text for t in root.iter(f"{ns}title")]
+    assert any(t.startswith("crypto_algapi_init: 209.707 ms") for t in tips)
+
+
+def test_chrome_trace_is_json_with_balanced_events():
+    doc = json.loads(json.dumps(exports.chrome_trace(boot() + tslog.profile(
+        (DATA / "tslog-handmade.txt").read_text(), 1e9).spans)))
+    assert exports.check_chrome_trace(doc) == []
+    names = {e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "thread_name"}
+    assert {"boot", "kernel", "intr_config_hooks", "usbus0"} <= names
+    b = sum(e["ph"] == "B" for e in doc["traceEvents"])
+    assert b == sum(e["ph"] == "E" for e in doc["traceEvents"]) > 400
+
+
+def test_checks_catch_broken_exports():
+    doc = exports.chrome_trace(boot())
+    ends = [e for e in doc["traceEvents"] if e["ph"] == "E"]
+    doc["traceEvents"].remove(ends[0])
+    assert exports.check_chrome_trace(doc)
+    ss = exports.speedscope(boot())
+    ss["profiles"][0]["events"].reverse()
+    assert exports.check_speedscope(ss)
+
+
+def test_speedscope_events_open_and_close_in_order():
+    doc = exports.speedscope(boot() + tslog.profile((DATA / "tslog-handmade.txt").read_text(), 1e9).spans)
+    assert doc["$schema"] == exports.SPEEDSCOPE_SCHEMA
+    assert exports.check_speedscope(doc) == []
+    assert [p["name"] for p in doc["profiles"]][:1] == ["boot"]
+
+
+def test_analysis_summary_and_distortion():
+    debug = [(run_record(1, 700.0), CONSOLE), (run_record(2, 720.0), CONSOLE)]
+    plain = [run_record(3), run_record(4)]
+    analysis = analyze.summarize(debug, plain)
+    d = analysis["distortion"]
+    assert d["extra_ms"] == pytest.approx(710.0) and d["console_chars"] == len(CONSOLE)
+    assert "710 ms" in d["warning"]
+    assert analysis["initcalls"][0]["key"] == "crypto_algapi_init"
+    assert [t["name"] for t in analysis["top"][:2]] == ["init", "crypto_algapi_init"]  # 260 ms phase, 210 ms
+    text = analyze.render(analysis)
+    assert "timeline of one boot" in text and "warning: the verbose console" in text
+    alone = analyze.summarize(debug, None)["distortion"]
+    assert alone["extra_ms"] is None and "unknown" in alone["warning"]
+
+
+def test_report_is_one_self_contained_html_file():
+    runs = [run_record(i) for i in range(3)]
+    doc = {"format": 1, "complete": True, "bundle": {"name": "disk", "path": "build/disk", "machine": "microvm"},
+           "runs": runs, "analysis": analyze.summarize([(r, CONSOLE) for r in runs], runs)}
+    html = report.render(doc, "x.json")
+    for part in ("phases per run", "distributions", "summary", "initcall analysis", "flamechart", "crypto_algapi_init"):
+        assert part in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert "<script" not in html and "https://" not in html
+
+
+def test_report_of_a_comparison_shows_its_table_and_verdicts():
+    from appliance.runs import compare
+
+    a = [run_record(i) for i in range(5)]
+    b = [run_record(i, kernel_extra=-4000.0 + 10 * i) for i in range(5)]  # a much faster kernel
+    side = {"complete": True, "bundle": {"name": "x", "path": "build/x", "machine": "microvm"}}
+    doc = {"a": {**side, "runs": a}, "b": {**side, "bundle": {**side["bundle"], "path": "build/y"}, "runs": b},
+           "comparison": compare.compare(a, b, 0.95)}
+    html = report.render(doc, "compare.json")
+    assert "comparison: B = build/y against A = build/x" in html
+    assert "kernel" in html and "<li>" in html and "no phase differs" not in html

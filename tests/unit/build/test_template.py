@@ -1,0 +1,98 @@
+from pathlib import Path
+
+import pytest
+
+from appliance.build.compress import Compression
+from appliance.build.initramfs import init_conf
+from appliance.build.template import Mount, find_template, load_template, parse_template
+from appliance.errors import TemplateError
+from appliance.machines import Machine
+from tests.conftest import ROOT
+
+GOOD = """
+[appliance]
+description = "test"
+compression = "none"
+[init]
+mounts = ["proc", "tmpfs"]
+payload = ["/bin/bench", "--fast"]
+[programs]
+build = ["bench"]
+[vm]
+machine = "pc-seabios"
+memory_mib = 128
+cpus = 2
+cmdline = "quiet"
+[probes]
+work_done = 0x20
+"""
+
+
+def parse(text: str, folder: Path = ROOT) -> object:
+    return parse_template("t", text, folder, {"bench"})
+
+
+def test_good_template_parses_into_typed_values():
+    t = parse(GOOD)
+    assert t.compression is Compression.NONE
+    assert t.mounts == (Mount.PROC, Mount.TMPFS)
+    assert t.payload == ("/bin/bench", "--fast")
+    assert t.machine is Machine.PC_SEABIOS and t.memory_mib == 128 and t.cpus == 2
+    assert t.probes == ((0x20, "work_done"),)
+
+
+def test_json_round_trip_is_stable_and_has_no_host_path():
+    t = parse(GOOD)
+    assert t.to_json() == parse(GOOD).to_json()
+    assert str(ROOT) not in t.to_json()
+    assert parse(GOOD.replace("quiet", "loglevel=7")).to_json() != t.to_json()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[appliance]\ncolour = 1\n", "unknown key 'colour' in \\[appliance\\]"),
+    ("[bogus]\n", "unknown table \\[bogus\\]"),
+    ("[vm]\ncpus = '2'\n", "cpus must be a int"),
+    ("[vm]\ncpus = true\n", "cpus must be a int"),
+    ("[vm]\nmemory_mib = 1\n", "memory_mib must be 16-65536"),
+    ("[vm]\nmachine = 'vax'\n", "'vax' is not one of: microvm, q35-qboot, pc-seabios"),
+    ("[appliance]\ncompression = 'lzo'\n", "is not one of: none, zstd"),
+    ("[init]\nmounts = ['nfs']\n", "is not one of"),
+    ("[init]\npayload = ['/bin/missing']\n", "payload '/bin/missing' is not in the appliance"),
+    ("[programs]\nbuild = ['nosuch']\n", "program 'nosuch' has no source"),
+    ("[probes]\nx = 5\n", "code from 0x20 to 0x7f"),
+    ("[probes]\nx = 0x20\ny = 0x20\n", "one code twice"),
+    ("[[files]]\nsrc = '/etc/passwd'\ndst = 'x'\n", "relative path without '..'"),
+    ("[[files]]\nsrc = '../x'\ndst = 'x'\n", "relative path without '..'"),
+    ("[[files]]\nsrc = 'pyproject.toml'\ndst = '/etc/x'\n", "relative path without '..'"),
+    ("[[files]]\nsrc = 'no-such-file'\ndst = 'x'\n", "does not exist"),
+    ("[[files]]\nsrc = 'pyproject.toml'\n", "needs src and dst"),
+    ("not toml [", "not valid TOML"),
+])
+def test_bad_templates_fail_with_a_clear_message(text, message):
+    with pytest.raises(TemplateError, match=message):
+        parse(text)
+
+
+def test_files_and_payload_from_files(tmp_path):
+    (tmp_path / "run.sh").write_text("#!/bin/sh\n")
+    t = parse_template("t", "[init]\npayload=['/opt/run.sh']\n[[files]]\nsrc='run.sh'\ndst='opt/run.sh'\nmode=0o755\n",
+                       tmp_path, set())
+    assert t.files[0].dst == "opt/run.sh" and t.files[0].mode == 0o755
+
+
+def test_shipped_templates_load():
+    from appliance.build.recipes import available_programs
+
+    for path in sorted((ROOT / "rootfs_templates").glob("*.toml")):
+        template = load_template(path, available_programs())
+        assert template.name == path.stem
+
+
+def test_find_template_names_known_ones():
+    with pytest.raises(TemplateError, match="known: .*benchmark.*minimal"):
+        find_template("nope", ROOT / "rootfs_templates")
+
+
+def test_init_conf_lists_mounts_payload_and_after():
+    conf = init_conf(parse(GOOD))
+    assert conf == "mount proc /proc\nmount tmpfs /tmp\npayload /bin/bench --fast\nafter poweroff\n"

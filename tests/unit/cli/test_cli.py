@@ -1,0 +1,71 @@
+"""The command line: every verb's help, --json from the one printer, clear failures."""
+
+import json
+
+import pytest
+
+from appliance.cli import main as cli
+from appliance.runs.bench import run_record
+from tests.unit.runs.test_channels import fake_run
+
+
+def verbs():
+    return cli.parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("verb", sorted(verbs()))
+def test_every_verb_has_help_and_json_except_build(verb, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main([verb, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: appliance " + verb)
+    assert ("--json" in text) == (verb not in cli.NO_JSON)
+
+
+def results_file(tmp_path, runs):
+    from appliance import results
+
+    path = tmp_path / "r.json"
+    doc = results.document(host={}, accel={"used": "tcg", "reason": ""}, bundle={"path": "b", "name": "b"},
+                           settings={}, runs=runs, complete=True)
+    results.write(path, doc)
+    return path, doc
+
+
+def test_stats_json_carries_what_the_table_shows(tmp_path, capsys):
+    path, doc = results_file(tmp_path, [fake_run(i, 4000 + 10 * i, 25) for i in range(6)])
+    assert cli.main(["stats", str(path)]) == 0
+    table = capsys.readouterr().out
+    assert cli.main(["stats", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summaries"]["runs"] == json.loads(json.dumps(doc["summary"]))
+    median = data["summaries"]["runs"]["phases"]["kernel"]["median"]
+    assert f"{median:.1f}" in table
+
+
+def test_json_output_is_one_document_even_for_several_outputs(tmp_path, capsys):
+    path, _ = results_file(tmp_path, [fake_run(i, 4000, 25) for i in range(3)])
+    assert cli.main(["export", str(path), "--format", "collapsed", "-o", str(tmp_path / "c.txt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"outputs": {"collapsed": str(tmp_path / "c.txt")}}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["stats", "{missing}"], "cannot read results"),
+    (["bench", "{bundle}", "-o", "{tmp}"], "is a directory"),
+    (["bench", "{bundle}", "-o", "{tmp}/no/such/dir/r.json"], "does not exist"),
+])
+def test_bad_outputs_and_inputs_are_one_line_before_any_boot(tmp_path, capsys, argv, message):
+    from tests.unit.test_bundle import make_bundle
+
+    make_bundle(tmp_path)
+    words = [w.format(missing=tmp_path / "nope.json", bundle=tmp_path, tmp=tmp_path) for w in argv]
+    assert cli.main([*words, "--accel", "tcg"] if words[0] == "bench" else words) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_failed_runs_are_recorded_with_their_reason():
+    record = run_record(3, False, None, "guest did not finish within 5 s", "tail")
+    assert record == {"index": 3, "warmup": False, "ok": False, "error": "guest did not finish within 5 s",
+                      "console_tail": "tail"}

@@ -1,0 +1,137 @@
+"""Event parsing for the serial, exit and perf channels, and their summaries."""
+
+from appliance.boot import perf
+from appliance.boot.serial import probe_events, uart_cost_us_per_char
+from appliance.phases import EXEC, derive
+from appliance.probes import Event, probe_table
+from appliance.results import summary
+from appliance.runs.bench import run_record
+from appliance.runs.compare import compare, crosscheck, decided, looks_for, verdict
+from appliance.stats import holm
+
+MS = 1_000_000
+
+
+def test_serial_events_use_arrival_times_and_skip_other_lines():
+    lines = [(5 * MS, "[    1.0] booting"), (9 * MS, "appliance-probe: init_start 1233837692"),
+             (12 * MS, "appliance-probe: payload_start 1239524403")]
+    assert probe_events(lines) == [Event("init_start", 9 * MS, "serial"), Event("payload_start", 12 * MS, "serial")]
+
+
+def test_uart_cost_from_back_to_back_kernel_lines():
+    lines = []
+    host = 0
+    for i in range(40):
+        text = f"[    0.{100000 + i:06d}] " + "x" * 50  # logged 1 us apart, 65 characters each
+        host += 65 * 4_000  # arriving 4 us per character later
+        lines.append((host, text))
+    assert abs(uart_cost_us_per_char(lines) - 65 * 4 / 66) < 0.01
+    assert uart_cost_us_per_char(lines[:5]) is None  # too few pairs (a quiet boot)
+
+
+def test_perf_script_lines_become_probe_events():
+    text = """ 1795236580.123456789:  kvm:kvm_pio: pio_write at 0xf4 size 1 count 1 val 0x10
+ 1795236580.223456789:  kvm:kvm_pio: pio_write at 0x3f8 size 1 count 1 val 0x41
+ 1795236580.323456789:  kvm:kvm_pio: pio_write at 0xf5 size 1 count 1 val 0x1
+garbage"""
+    events = perf.parse(text, probe_table())
+    assert events == [Event("init_start", 1795236580_123456789, "perf"), Event("fw_start", 1795236580_323456789, "perf")]
+
+
+def test_perf_unavailable_under_tcg_says_why():
+    ok, why = perf.available("tcg")
+    assert not ok and "TCG" in why
+
+
+def test_exit_channel_keeps_only_exec_anchored_phases():
+    events = [Event(EXEC, 0, "host"), Event("init_start", 4500 * MS, "exit"), Event("payload_start", 4400 * MS, "exit")]
+    phases = derive(events, anchored_only=True)
+    assert phases["to_init"] == 4500.0 and phases["init"] is None and phases["kernel"] is None
+
+
+def fake_run(index, init_ms, payload_ms, warmup=False, drop=()):
+    from appliance.boot.measure import BootRun
+
+    marks = {"qemu_exec": 0.0, "fw_entry": 30.0, "kernel_entry": 40.0, "init_start": init_ms,
+             "payload_start": init_ms + 6, "payload_end": init_ms + 6 + payload_ms, "qemu_exit": init_ms + 100}
+    events = [Event(n, int(t * MS), "trace") for n, t in marks.items() if n not in drop]
+    run = BootRun(events, derive(events), [], 200_000, 0, qemu_lifetime_ms=init_ms + 100)
+    return run_record(index, warmup, run, overhead_ms=12.0)
+
+
+def test_summary_counts_only_good_counted_runs_and_reports_missing_probes_honestly():
+    runs = [fake_run(0, 9999, 99, warmup=True)] + [fake_run(i, 4500 + i, 25) for i in range(1, 7)]
+    runs.append(fake_run(7, 4510, 25, drop=("init_start",)))
+    runs.append(run_record(8, False, None, "guest did not finish within 5 s", "tail"))
+    s = summary(runs)
+    assert s["phases"]["kernel"]["n"] == 6  # the run without init_start gives no kernel phase
+    assert s["phases"]["payload"]["n"] == 7
+    assert s["probes"]["init_start"]["median"] == 4503.5
+    # payload_start's median also counts run 7 (which lost init_start): 4510 - 4503.5
+    assert s["phases_from_probe_medians"]["init"] == 6.5
+    assert s["runner_overhead_ms"]["median"] == 12.0
+
+
+def test_compare_finds_the_slower_side_and_not_itself():
+    a = [fake_run(i, 4000 + 10 * (i % 3), 25) for i in range(8)]
+    b = [fake_run(i, 4400 + 10 * (i % 3), 25) for i in range(8)]
+    result = compare(a, b)
+    rows = {r["phase"]: r for r in result["rows"]}
+    assert rows["to_init"]["role"] == "primary" and rows["to_init"]["level"] == 0.95
+    assert rows["kernel"]["ratio"] > 1.09 and rows["kernel"]["verdict"].startswith("B is 10.")
+    assert "slower in kernel" in rows["kernel"]["verdict"]
+    assert rows["payload"]["verdict"] is None
+    assert all(r["verdict"] is None for r in compare(a, a)["rows"])
+
+
+def test_holm_steps_down_and_stops_at_the_first_failure():
+    thresholds = holm([0.001, 0.04, 0.011, 0.3], 0.05)
+    # sorted: 0.001 at 0.05/4, 0.011 at 0.05/3, 0.04 at 0.05/2 (fails: stop), 0.3 untested
+    assert thresholds == [0.0125, 0.025, 0.05 / 3, 0.0]
+    assert holm([0.2, 0.001], 0.05) == [0.05, 0.025]  # the second test stops: 0.2 > 0.05
+
+
+def test_six_boots_a_side_decide_a_clear_difference_in_the_primary_phase():
+    # The smallest permutation p at 6 + 6 is 2/924 = 0.0022: plain Bonferroni over ~8
+    # phases (0.05/8 = 0.006) leaves almost no room; the primary at 0.05 has plenty.
+    jitter = [0, 37, -22, 15, -41, 29]
+    a = [fake_run(i, 4000 + j, 25) for i, j in enumerate(jitter)]
+    b = [fake_run(i, 4200 + j, 25) for i, j in enumerate(jitter)]
+    rows = {r["phase"]: r for r in compare(a, b)["rows"]}
+    assert rows["to_init"]["p_value"] < 0.01 and "slower in to_init" in rows["to_init"]["verdict"]
+
+
+def test_other_phases_are_tested_only_when_the_primary_differs():
+    a = [fake_run(i, 4000 + 10 * (i % 3), 25) for i in range(8)]
+    b = [fake_run(i, 4000 + 10 * (i % 3), 90) for i in range(8)]  # only the payload differs
+    gated = {r["phase"]: r for r in compare(a, b)["rows"]}
+    assert gated["to_init"]["verdict"] is None
+    assert gated["payload"]["verdict"] is None and gated["payload"]["level"] is None
+    asked = {r["phase"]: r for r in compare(a, b, primary="payload")["rows"]}
+    assert asked["payload"]["role"] == "primary" and "slower in payload" in asked["payload"]["verdict"]
+
+
+def test_a_sequential_comparison_spends_alpha_over_its_looks_and_stops_when_decided():
+    assert looks_for(6, 24) == [6, 12, 18, 24] and looks_for(6, 20) == [6, 12, 18, 20] and looks_for(6, 6) == [6]
+    a = [fake_run(i, 4000 + 10 * (i % 3), 25) for i in range(8)]
+    b = [fake_run(i, 4400 + 10 * (i % 3), 25) for i in range(8)]
+    result = compare(a, b, looks=4)
+    assert abs(result["alpha"] - 0.0125) < 1e-12
+    assert decided(result) == "to_init differs"
+    same = compare(a, a, looks=4)
+    assert decided(same).startswith("to_init is within 2% (interval 0.99")  # identical sides: no need to boot on
+    noisy_b = [fake_run(i, 4000 + 300 * (i % 3), 25) for i in range(8)]
+    assert decided(compare(a, noisy_b, looks=4)) is None  # wide interval, no verdict: boot on
+
+
+def test_verdict_wording():
+    assert verdict("kernel", 0.88, (0.85, 0.91)) == "B is 12.0% faster in kernel, CI 9.0-15.0%"
+    assert verdict("kernel", 1.0, (0.95, 1.04)) is None
+
+
+def test_crosscheck_reports_differences_against_the_reference():
+    trace = summary([fake_run(i, 4500, 25) for i in range(5)])
+    exit_ = summary([fake_run(i, 4503, 25) for i in range(5)])
+    check = crosscheck({"trace": trace, "exit": exit_})
+    assert check["probes"]["init_start"]["exit_minus_trace"] == 3.0
+    assert check["phases"]["payload"]["exit_minus_trace"] == 0.0

@@ -1,0 +1,98 @@
+"""The package's import graph follows the pipeline: no upward edge, no cycle.
+
+Layers, lowest first: the foundations at the top level, the contracts beside them,
+then build, boot, runs, analysis and cli. A module may import its own layer or lower
+ones. Imports inside functions count too: a lazy import is still a dependency.
+"""
+
+import ast
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "appliance"
+FOUNDATIONS = {"appliance", "appliance.errors", "appliance.proc", "appliance.fsutil", "appliance.stats",
+               "appliance.paths"}
+CONTRACTS = {"appliance.probes", "appliance.phases", "appliance.machines", "appliance.bundle", "appliance.results",
+             "appliance.guestlog"}
+STAGES = ["build", "boot", "runs", "analysis", "cli"]
+ENTRY = {"appliance.__main__"}  # python -m appliance: above everything
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def layer(module: str) -> int:
+    if module in FOUNDATIONS:
+        return 0
+    if module in CONTRACTS:
+        return 1
+    if module in ENTRY:
+        return 2 + len(STAGES)
+    stage = module.split(".")[1]
+    assert stage in STAGES, f"{module} is in no layer: add it to FOUNDATIONS, CONTRACTS or a stage"
+    return 2 + STAGES.index(stage)
+
+
+def imports(module: str) -> set[str]:
+    """The appliance modules MODULE imports (a name imported from a package that is a
+    submodule counts as that submodule)."""
+    found = set()
+    package = module if MODULES[module].name == "__init__.py" else module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "appliance"}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            if base.split(".")[0] != "appliance":
+                continue
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.add(sub if sub in MODULES else base)
+    return found - {module}
+
+
+GRAPH = {m: imports(m) for m in MODULES}
+
+
+def test_every_import_resolves_to_a_module():
+    missing = {(m, i) for m, deps in GRAPH.items() for i in deps if i not in MODULES}
+    assert not missing
+
+
+def test_no_module_imports_a_higher_layer():
+    upward = sorted(f"{m} -> {i}" for m, deps in GRAPH.items() for i in deps if layer(i) > layer(m))
+    assert upward == []
+
+
+def test_the_import_graph_has_no_cycle():
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = 1
+        for dep in sorted(GRAPH[module]):
+            if state.get(dep) == 1:
+                return [*path, module, dep]
+            if dep not in state and (cycle := visit(dep, [*path, module])):
+                return cycle
+        state[module] = 2
+        return None
+
+    for module in sorted(GRAPH):
+        if module not in state:
+            cycle = visit(module, [])
+            assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_checker_sees_an_upward_edge():
+    # the rules above are only worth something if they can fail
+    assert layer("appliance.bundle") < layer("appliance.build.template") < layer("appliance.cli.main")
+    assert "appliance.runs.bench" in GRAPH["appliance.analysis.analyze"]
