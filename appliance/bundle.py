@@ -1,14 +1,19 @@
 """bundle.json: the manifest of a bootable bundle, and its verification.
 
 A bundle is a directory holding `kernel`, `initrd` and `bundle.json`. The manifest lists
-every file with its size and sha256; `load()` refuses a bundle whose files differ.
+every file with its size and sha256, and carries the sha256 of its own canonical JSON
+(`manifest_sha256`), so an edit after the build (a changed command line, memory size,
+file list) is caught too. `load()` refuses a bundle whose files or manifest differ, and
+a file name that would leave the bundle's directory. To boot a bundle with other kernel
+arguments, give them at boot (`compare --append-b`), not by editing the manifest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from appliance.errors import BundleError
@@ -18,6 +23,7 @@ from appliance.probes import probe_table
 
 FORMAT = 1
 MANIFEST = "bundle.json"
+DIGEST = "manifest_sha256"
 FILES = ("kernel", "initrd")
 
 
@@ -70,8 +76,6 @@ class Bundle:
     @property
     def digest(self) -> str:
         """One digest for the whole bundle: that of its manifest, which lists every file."""
-        import hashlib
-
         return hashlib.sha256((self.path / MANIFEST).read_bytes()).hexdigest()
 
 
@@ -101,8 +105,25 @@ def manifest(
     }
 
 
+def own_digest(data: dict[str, Any]) -> str:
+    """The sha256 of the manifest's canonical JSON, without its own digest field."""
+    body = {k: v for k, v in data.items() if k != DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def write(folder: Path, data: dict[str, Any]) -> None:
-    atomic_write(folder / MANIFEST, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+    sealed = {**data, DIGEST: own_digest(data)}
+    atomic_write(folder / MANIFEST, (json.dumps(sealed, indent=2, sort_keys=True) + "\n").encode())
+
+
+def bad_name(name: object) -> str | None:
+    """Why NAME cannot be a file of a bundle (it must be a plain relative path inside it)."""
+    if not isinstance(name, str) or not name:
+        return f"file name {name!r} is not a path"
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or "\\" in name or name.startswith("~"):
+        return f"file name {name!r} leaves the bundle's directory"
+    return None
 
 
 def load(folder: Path, verify: bool = True) -> Bundle:
@@ -120,11 +141,27 @@ def load(folder: Path, verify: bool = True) -> Bundle:
     for key in ("files", "cmdline", "machine", "probes"):
         if key not in data:
             raise BundleError(f"{path} lacks '{key}': rebuild the bundle")
+    if DIGEST not in data:
+        raise BundleError(f"{path} has no digest of its own (built before manifests were sealed): rebuild the bundle")
+    if data[DIGEST] != own_digest(data):
+        raise BundleError(f"{path} was edited after the build (its own digest does not match): rebuild the bundle; "
+                          "to try other kernel arguments, give them at boot (compare --append-b)")
+    for name in data["files"]:
+        why = bad_name(name)
+        if why:
+            raise BundleError(f"{path}: {why}: refusing it")
     bundle = Bundle(folder, data)
     if verify:
         for problem in problems(bundle):
             raise BundleError(f"bundle {folder}: {problem}: rebuild it or fetch it again")
     return bundle
+
+
+def strays(bundle: Bundle) -> list[str]:
+    """Files in the bundle's directory that its manifest does not list."""
+    listed = {*bundle.manifest["files"], MANIFEST}
+    return sorted(str(p.relative_to(bundle.path)) for p in bundle.path.rglob("*")
+                  if (p.is_file() or p.is_symlink()) and str(p.relative_to(bundle.path)) not in listed)
 
 
 def problems(bundle: Bundle) -> list[str]:

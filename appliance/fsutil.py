@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -43,3 +44,35 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: src.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+SEAL = ".appliance-digests.json"
+
+
+def seal(root: Path) -> None:
+    """Record the sha256 of every regular file under ROOT in ROOT/SEAL: a cached tree
+    (an unpacked kernel package, a built image) can then prove later that a file it
+    hands out is still the file that was unpacked, not one truncated or edited since."""
+    digests = {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*"))
+               if p.is_file() and not p.is_symlink() and p.name != SEAL}
+    (root / SEAL).write_text(json.dumps(digests, indent=0, sort_keys=True) + "\n")
+
+
+def sealed(root: Path) -> bool:
+    return (root / SEAL).is_file()
+
+
+def unsealed_change(root: Path, path: Path) -> str | None:
+    """Why PATH (a file under the sealed ROOT) is not as it was sealed, or None."""
+    try:
+        digests = json.loads((root / SEAL).read_text())
+    except (OSError, ValueError):
+        return f"{root} has no readable record of its files' digests"
+    key = str(path.relative_to(root))
+    if key not in digests:
+        return f"{key} was not in {root} when it was unpacked"
+    if not path.is_file():
+        return f"{key} is missing"
+    if sha256_file(path) != digests[key]:
+        return f"{key} does not match the digest recorded when it was unpacked (truncated or edited?)"
+    return None

@@ -55,3 +55,15 @@ def qemu_children_of(pid: int) -> list[int]:
             if int(fields[1]) == pid and "qemu-system" in stat:
                 found.append(int(entry))
     return found
+
+
+def edit_manifest(folder: Path, change) -> None:
+    """Change a bundle's manifest the way a rebuild would (sealed again): CHANGE(manifest)
+    edits the dict in place. An edit by hand is refused by `bundle.load`."""
+    import json
+
+    from appliance import bundle
+
+    manifest = json.loads((folder / "bundle.json").read_text())
+    change(manifest)
+    bundle.write(folder, manifest)

@@ -43,12 +43,15 @@ def debug_cmdline(bundle: Bundle) -> str:
 
 
 def analyze(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, n: int, baseline: bool = True,
-            timeout: float = 180.0, progress: Progress = tty_progress) -> dict[str, Any]:
+            timeout: float = 180.0, progress: Progress = tty_progress, append: str = "") -> dict[str, Any]:
+    """Boot N times with initcall_debug (and N plain boots, interleaved, unless not
+    BASELINE); APPEND goes on both sides' command lines."""
     host = hostfacts.collect(qemu_path)
     cmdline = debug_cmdline(bundle)
-    debug = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=cmdline,
-                                                   keep_consoles=True))
-    plain = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout)) if baseline else None
+    debug = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, keep_consoles=True,
+                                                   extra_cmdline=" ".join(filter(None, (append, cmdline)))))
+    plain = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=append)) \
+        if baseline else None
     interleave([s for s in (debug, plain) if s is not None], 1, n, progress)
     doc = (plain or debug).document(True, host)
     doc["analysis"] = summarize(_counted(debug), [r for r, _ in _counted(plain)] if plain else None,

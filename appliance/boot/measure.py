@@ -28,6 +28,7 @@ _PANIC = re.compile(r"Kernel panic - not syncing:.*|BUG: kernel NULL pointer.*")
 _MODULE = re.compile(r"appliance-module: (?P<name>\S+) (?P<start>\d+) (?P<duration>\d+)\s*$", re.M)
 _STOPPED = re.compile(r"appliance-init: (stopping: module \S+ did not load|cannot mount root.*|cannot switch to the new root.*)")
 _PAYLOAD = re.compile(r"appliance-init: (payload exited with status (\d+)|cannot exec payload.*|payload did not exit normally)")
+_SKIPPED = re.compile(r"appliance-init: module (\S+) skipped: (.*)$", re.M)
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ")  # what -msg timestamp=on puts before errors
 TAIL_LINES = 15
 
@@ -183,9 +184,18 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[st
     run.guest_log = raw.profiled
     if bundle.manifest.get("profiled") and not raw.profiled:
         run.warnings.append("profiled sent nothing: is its channel's device in the kernel (ttyS1, virtio_console)?")
+    run.warnings += [f"module {m[1]} skipped: {m[2]}" for m in _SKIPPED.finditer(raw.console)]
     if not any(e.name == "init_start" for e in events):
+        if emits_init_start(bundle) and not any(name == "init_start" for name, _ in run.console_probes):
+            raise BootError("the boot ended without init_start: the kernel never ran the init (a damaged or "
+                            "wrong kernel or initrd?); rebuild the bundle", tail(raw.console))
         run.warnings.append("no init_start probe: the init never ran, or could not reach port 0xf4")
     return run
+
+
+def emits_init_start(bundle: Bundle) -> bool:
+    """Whether BUNDLE's init is ours (it always emits init_start), from how it was built."""
+    return "init" in bundle.manifest.get("build", {}).get("initrd", {}).get("programs", {})
 
 
 def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes: list[str],

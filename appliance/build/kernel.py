@@ -4,6 +4,9 @@ The Debian package is fetched with `apt-get download`, checked against the lock 
 sha256 and unpacked with `dpkg-deb -x` into the cache (no install, no root needed).
 An unpacked tree is only used when its marker names the same digest, and is moved into
 place in one rename, so an interrupted fetch never leaves a half tree that looks whole.
+The tree is sealed (fsutil.seal: every file's sha256) when it is unpacked; the image is
+checked against the seal on every use and a module when the build reads it, so a cache
+file truncated or edited later is caught, and the tree fetched anew.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 import tomllib
 from dataclasses import dataclass
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from appliance import proc
 from appliance.errors import KernelError, ToolFailed
-from appliance.fsutil import atomic_write, sha256_file
+from appliance.fsutil import atomic_write, seal, sealed, sha256_file, unsealed_change
 
 MARKER = ".appliance-complete"
 
@@ -36,6 +40,7 @@ class KernelFiles:
     image: Path  # bzImage
     modules: Path | None  # lib/modules/<release>, when known
     release: str
+    sealed_root: Path | None = None  # a cached tree whose files are checked against their digests
 
 
 def cache_dir() -> Path:
@@ -98,15 +103,14 @@ def fetch_debian(lock: KernelLock, cache: Path | None = None) -> KernelFiles:
             tree = work / "tree"
             proc.run(["dpkg-deb", "-x", str(deb), str(tree)], timeout=600)
             _depmod(tree, lock.release)
+            seal(tree)
             (tree / MARKER).write_text(lock.deb_sha256 + "\n")
             shutil.rmtree(root, ignore_errors=True)
             os.rename(tree, root)
-    if not (root / "lib" / "modules" / lock.release / "modules.dep").exists():
-        _depmod(root, lock.release)  # a tree cached before modules were indexed
     image = root / "boot" / f"vmlinuz-{lock.release}"
     if not image.is_file():
         raise KernelError(f"{lock.package} has no boot/vmlinuz-{lock.release}: is `release` in the lock file right?")
-    return KernelFiles(image, root / "lib" / "modules" / lock.release, lock.release)
+    return KernelFiles(image, root / "lib" / "modules" / lock.release, lock.release, root)
 
 
 def _depmod(root: Path, release: str) -> None:
@@ -115,15 +119,52 @@ def _depmod(root: Path, release: str) -> None:
 
 
 def _complete(root: Path, lock: KernelLock) -> bool:
+    """Whether ROOT is the whole, unchanged tree of LOCK's package (else: fetch again)."""
     marker = root / MARKER
-    return marker.is_file() and marker.read_text().strip() == lock.deb_sha256
+    if not marker.is_file() or marker.read_text().strip() != lock.deb_sha256:
+        return False
+    if not sealed(root):
+        return False  # unpacked before trees were sealed: its files cannot be vouched for
+    why = unsealed_change(root, root / "boot" / f"vmlinuz-{lock.release}")
+    if why is not None:
+        print(f"  note: cached kernel {root.name} is damaged ({why}): fetching it again", file=sys.stderr)
+        return False
+    return True
+
+
+def check_cached(files: KernelFiles, path: Path) -> None:
+    """Raise if PATH, a file of a cached kernel tree, changed since it was unpacked; the
+    tree is then marked incomplete, so the next build fetches it anew."""
+    if files.sealed_root is None:
+        return
+    why = unsealed_change(files.sealed_root, path)
+    if why is not None:
+        (files.sealed_root / MARKER).unlink(missing_ok=True)
+        raise KernelError(f"cached kernel {files.sealed_root.name}: {why}; it was discarded: build again to fetch it anew")
 
 
 def own_kernel(image: Path, modules: Path | None = None) -> KernelFiles:
-    """A user-supplied bzImage (KERNEL=...), with its version read from its header."""
+    """A user-supplied kernel (KERNEL=...), with its version read from its header."""
+    if image.is_dir():
+        raise KernelError(f"KERNEL={image} is a directory: give the kernel image file (e.g. arch/x86/boot/bzImage)")
     if not image.is_file():
         raise KernelError(f"KERNEL={image} does not exist")
-    return KernelFiles(image, modules, bzimage_version(image.read_bytes()[:65536]) or "unknown")
+    head = image.read_bytes()[:65536]
+    kind = image_kind(head)
+    if kind is None:
+        raise KernelError(f"KERNEL={image} is not a kernel image (no bzImage setup header, not an ELF vmlinux): "
+                          "give arch/x86/boot/bzImage or vmlinux")
+    return KernelFiles(image, modules, bzimage_version(head) or "unknown")
+
+
+def image_kind(head: bytes) -> str | None:
+    """"bzImage" or "elf" (a vmlinux, booted through its PVH note) from a kernel's first
+    bytes, or None for anything else."""
+    if len(head) >= 0x210 and head[0x202:0x206] == b"HdrS" and head[0x1FE:0x200] == b"\x55\xaa":
+        return "bzImage"
+    if head[:4] == b"\x7fELF":
+        return "elf"
+    return None
 
 
 def bzimage_version(head: bytes) -> str | None:

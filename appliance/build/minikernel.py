@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from pathlib import Path
 from appliance import proc
 from appliance.build import kconfig, kernel
 from appliance.errors import KernelError, ToolFailed
-from appliance.fsutil import atomic_write
+from appliance.fsutil import atomic_write, seal, sealed, unsealed_change
 
 # kconfig's choice symbol per image compression; "none" boots vmlinux (PVH) and builds no bzImage.
 _COMPRESSION_SYMBOL = {"lz4": "KERNEL_LZ4", "zstd": "KERNEL_ZSTD", "xz": "KERNEL_XZ"}
@@ -174,7 +175,7 @@ def build(recipe: Recipe, source: Path, cache: Path, jobs: int | None = None,
     """The kernel of RECIPE, from the cache or built now (minutes) and cached. Its modules
     directory holds only modules.builtin and aliases: everything is built in."""
     images = image_dir(cache, recipe.key())
-    if not (images / kernel.MARKER).is_file():
+    if not _intact(images):
         for tool in BUILD_TOOLS:  # one clear line now rather than a shell error minutes in
             proc.find_tool(tool)
         tree = patched_tree(source, recipe.patch, cache, recipe.source_key())
@@ -186,7 +187,18 @@ def build(recipe: Recipe, source: Path, cache: Path, jobs: int | None = None,
         _make(tree, out, [f"-j{jobs or os.cpu_count() or 1}", target], verbose, timeout=4 * 3600)
         _collect(recipe, out, images, time.monotonic() - started)
     release = (images / "release").read_text().strip()
-    return kernel.KernelFiles(images / "image", images / "modules" / release, release)
+    return kernel.KernelFiles(images / "image", images / "modules" / release, release, images)
+
+
+def _intact(images: Path) -> bool:
+    """A finished image folder whose image still matches its seal (else: build again,
+    an incremental build from the cached object tree)."""
+    if not (images / kernel.MARKER).is_file() or not sealed(images):
+        return False
+    why = unsealed_change(images, images / "image")
+    if why is not None:
+        print(f"  note: cached minimal kernel {images.name} is damaged ({why}): building it again", file=sys.stderr)
+    return why is None
 
 
 def _make(tree: Path, out: Path, args: list[str], verbose: bool, timeout: float = 600) -> str:
@@ -245,6 +257,7 @@ def _collect(recipe: Recipe, out: Path, images: Path, seconds: float) -> None:
         (tmp / "release").write_text(release + "\n")
         _module_index(out, tmp / "modules" / release)
         (tmp / "build-seconds").write_text(f"{seconds:.1f}\n")
+        seal(tmp)
         (tmp / kernel.MARKER).write_text(recipe.key() + "\n")
         shutil.rmtree(images, ignore_errors=True)
         os.rename(tmp, images)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import lzma
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,11 +46,15 @@ def strip_debug(data: bytes) -> bytes:
         return path.read_bytes()
 
 
-def prepare(index: ModuleIndex, moddir: Path, names: list[str], strip: bool = True) -> list[ModuleFile]:
-    """The files of NAMES, in that order, ready for the initrd."""
+def prepare(index: ModuleIndex, moddir: Path, names: list[str], strip: bool = True,
+            check: Callable[[Path], None] | None = None) -> list[ModuleFile]:
+    """The files of NAMES, in that order, ready for the initrd; CHECK(path) vouches for
+    each file first (a cached kernel tree's digests)."""
     out = []
     for name in names:
         shipped = index.paths[name]
+        if check is not None:
+            check(moddir / shipped)
         raw = (moddir / shipped).read_bytes()
         data = decompress(shipped, raw)
         release = vermagic_release(data)

@@ -195,7 +195,9 @@ def modules_for(config: BuildConfig) -> tuple[list[modfiles.ModuleFile], str]:
     index = kmod.load_index(files.modules)
     blocked = template.modules_blocked if template.modules_blocked is not None else kmod.DEFAULT_BLOCKED
     names = kmod.closure(index, kmod.select(index, template.modules, blocked), blocked)
-    return modfiles.prepare(index, files.modules, names, template.modules_strip), files.release
+    prepared = modfiles.prepare(index, files.modules, names, template.modules_strip,
+                                check=lambda path: kernel.check_cached(files, path))
+    return prepared, files.release
 
 
 def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> None:

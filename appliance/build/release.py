@@ -92,13 +92,14 @@ def unpack_tar_zst(archive: Path, target: Path) -> Path:
 
 def verify(artifact: Path) -> list[str]:
     """Problems with a bundle directory or a bundle.tar.zst (empty when all is well)."""
+    def check(target: bundles.Bundle) -> list[str]:
+        return bundles.problems(target) + [f"{name} is not in bundle.json (foreign file)"
+                                           for name in bundles.strays(target)]
+
     if artifact.is_dir():
-        return bundles.problems(bundles.load(artifact, verify=False))
+        return check(bundles.load(artifact, verify=False))
     with tempfile.TemporaryDirectory(prefix="appliance-verify-") as tmp:
-        target = bundles.load(unpack_any(artifact, Path(tmp)), verify=False)
-        known = set(target.manifest["files"]) | {bundles.MANIFEST}
-        return bundles.problems(target) + [f"{p.name} is not in bundle.json (foreign file)"
-                                           for p in target.path.iterdir() if p.name not in known]
+        return check(bundles.load(unpack_any(artifact, Path(tmp)), verify=False))
 
 
 def verify_sums(folder: Path) -> list[str]:

@@ -25,6 +25,7 @@ from appliance.build import kernel
 from appliance.build.template import KERNEL_COMPRESSIONS
 from appliance.cli import doctor, output
 from appliance.cli import where as cli_where
+from appliance.cli.options import positive
 from appliance.cli.output import say
 from appliance.errors import ApplianceError, BootError, Interrupted
 from appliance.machines import Machine
@@ -92,7 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ApplianceError("`run` boots once; the exit channel needs a boot per probe: use `appliance bench --channel exit`")
     bench.check_channel(channel, choice)
     echo = sys.stderr if output.as_json() else sys.stdout  # stdout carries the JSON alone
-    run = measure.boot(target, _qemu(), choice.accel, args.timeout, echo=echo, channel=channel,
+    run = measure.boot(target, _qemu(), choice.accel, args.timeout, echo=echo, channel=channel, extra_cmdline=args.append or "",
                        keep_disk_writes=args.keep_disk_writes)
     rows = [f"{name:<9} {'-' if value is None else f'{value:.1f} ms'}" for name, value in run.phases.items()]
     say("\n" + "\n".join(rows), phases_ms=run.phases, warnings=run.warnings)
@@ -107,7 +108,8 @@ def _warn_accel(choice: accel.AccelChoice) -> None:
 def _plan(args: argparse.Namespace) -> bench.Plan:
     if args.n < 1 or args.warmup < 0:
         raise ApplianceError("-n must be at least 1 and --warmup at least 0")
-    return bench.Plan(Channel(args.channel), args.n, args.warmup, args.timeout, args.keep_going)
+    return bench.Plan(Channel(args.channel), args.n, args.warmup, args.timeout, args.keep_going,
+                      extra_cmdline=args.append or "")
 
 
 def _accel(args: argparse.Namespace) -> accel.AccelChoice:
@@ -191,7 +193,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     looks = compare.looks_for(plan.n, max_n)
     qemu = _qemu()
     host = hostfacts.collect(qemu)
-    plans = (replace(plan, n=max_n), replace(plan, n=max_n, extra_cmdline=args.append_b or ""))
+    b_words = " ".join(filter(None, (plan.extra_cmdline, args.append_b)))
+    plans = (replace(plan, n=max_n), replace(plan, n=max_n, extra_cmdline=b_words))
     sessions = [bench.Session(_load(p, args), qemu, choice, side) for p, side in zip((args.a, args.b), plans, strict=True)]
     out = _output(args.output or "compare.json")
     state: dict[str, Any] = {"reason": None}
@@ -318,7 +321,10 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(boots=True)  # an interrupt stops QEMU: say so
         p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                        help="auto: KVM if it really runs a guest, else TCG with a warning")
-        p.add_argument("--timeout", type=float, default=120.0, help="seconds per boot before it counts as hung")
+        p.add_argument("--timeout", type=positive, default=120.0,
+                       help="seconds per boot before it counts as hung (default 120)")
+        p.add_argument("--append", metavar="WORDS", help="kernel command-line words added to every boot "
+                       "(the bundle is not changed; e.g. --append initcall_debug)")
         p.add_argument("--channel", choices=[c.value for c in Channel], default="trace",
                        help="how probe times reach the host (default trace)")
         p.add_argument("--machine", choices=[m.value for m in Machine],

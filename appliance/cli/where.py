@@ -14,6 +14,7 @@ from appliance import guestlog, results
 from appliance.analysis import analyze, exports, flame, profile, spans, tslog
 from appliance.analysis.spans import Span
 from appliance.build import minikernel
+from appliance.cli.options import positive
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
@@ -62,7 +63,7 @@ def cmd_analyze(args: argparse.Namespace, load: Callable[[str, argparse.Namespac
           f"{'' if args.no_baseline else f' and {args.n} plain boots, interleaved'} (+1 warm-up each)",
           file=sys.stderr)
     doc = analyze.analyze(target, qemu_path=qemu(), accel=choice, n=args.n, baseline=not args.no_baseline,
-                          timeout=args.timeout)
+                          timeout=args.timeout, append=args.append or "")
     out = Path(args.output or f"analysis-{Path(args.bundle).resolve().name}.json")
     results.write(out, doc)
     say(analyze.render(doc["analysis"], color=sys.stdout.isatty(), top=args.top), analysis=doc["analysis"])
@@ -186,7 +187,8 @@ def cmd_profile(args: argparse.Namespace, load: Callable[[str, argparse.Namespac
     choice = accel(args)
     if args.interval_ms <= 0:
         raise ApplianceError("--interval-ms must be positive")
-    boot = sampler.sample_boot(target, qemu(), choice.accel, args.interval_ms, args.timeout)
+    boot = sampler.sample_boot(target, qemu(), choice.accel, args.interval_ms, args.timeout,
+                               " ".join(filter(None, ("nokaslr", args.append))))
     if not boot.samples:
         raise ApplianceError("the boot ended before the first sample: lower --interval-ms")
     lines = profile.collapsed(boot.samples, symbols)
@@ -271,7 +273,7 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     p.add_argument("dump", nargs="?", help="the output of `sysctl -b debug.tslog`")
     p.add_argument("--user", metavar="FILE", help="`sysctl -b debug.tslog_user`, or a Linux process timeline from "
                    "`appliance export RESULTS --format tslog-user`: drawn as a userland track")
-    p.add_argument("--tsc-hz", type=float, required=True, help="TSC frequency in Hz (machdep.tsc_freq)")
+    p.add_argument("--tsc-hz", type=positive, required=True, help="TSC frequency in Hz (machdep.tsc_freq)")
     p.add_argument("--buffer-records", type=int, default=tslog.DEFAULT_BUFFER,
                    help="the kernel's tslog buffer size: a dump this long is reported as truncated")
     p.add_argument("--top", type=int, default=15)
@@ -279,7 +281,7 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     p.set_defaults(func=cmd_tslog)
     p = verbs.add_parser("profile", help="sample the guest's instruction pointer through QEMU's gdbstub while it boots")
     p.add_argument("bundle")
-    p.add_argument("--interval-ms", type=float, default=1.0, help="time between samples (default 1 ms)")
+    p.add_argument("--interval-ms", type=positive, default=1.0, help="time between samples (default 1 ms)")
     p.add_argument("--symbols", help="System.map or `nm -CS vmlinux` output (default: the minimal kernel's)")
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--flamechart", metavar="FILE", help="write the samples in time order as an SVG flamechart")
@@ -289,7 +291,7 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     p = verbs.add_parser("redox", help="a Redox-style kernel profile (TSC IP [RET ...] samples) with nm -CS symbols")
     p.add_argument("samples")
     p.add_argument("--nm", required=True, help="`nm -CS` output (or a System.map) of the kernel")
-    p.add_argument("--ghz", type=float, required=True, help="the CPU's TSC frequency in GHz")
+    p.add_argument("--ghz", type=positive, required=True, help="the CPU's TSC frequency in GHz")
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--flamechart", metavar="FILE", help="write the samples in time order as an SVG flamechart")
     add_outputs(p)

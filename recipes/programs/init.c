@@ -83,6 +83,18 @@ static void profiled_stage(const char *stage)
 	write(profiled_fd, line, len); /* one write: a line never arrives in pieces */
 }
 
+/* ": REASON" in a static buffer, for the end of a say() line. */
+static const char *because(int err)
+{
+	static char text[96];
+	size_t len = 0;
+
+	put_str(text, &len, 4, ": ");
+	put_str(text, &len, 90, strerror(err));
+	text[len] = 0;
+	return text;
+}
+
 static void say(const char *a, const char *b, const char *c)
 {
 	char line[256];
@@ -147,7 +159,7 @@ static void do_mount(char *type, char *target)
 {
 	mkdir(target, 0755);
 	if (mount(type, target, type, 0, 0) != 0 && errno != EBUSY)
-		say("mount failed: ", type, strerror(errno));
+		say("mount failed: ", type, because(errno));
 }
 
 static void read_conf(void)
@@ -201,7 +213,10 @@ static unsigned long long boottime_ns(void)
 	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
 }
 
-/* Load one module; prints "appliance-module: NAME START_NS DURATION_NS". 0 on success. */
+/* Load one module; prints "appliance-module: NAME START_NS DURATION_NS". 0 on success,
+ * 1 when the module refuses with ENODEV: an accelerated implementation (crc32c_intel,
+ * aesni) whose CPU feature or device this machine lacks; the kernel then uses its
+ * generic code, so the appliance goes on with a note instead of stopping. */
 static int load_module(const char *path, const char *name)
 {
 	unsigned long long start = boottime_ns();
@@ -213,9 +228,12 @@ static int load_module(const char *path, const char *name)
 	err = errno;
 	if (fd >= 0)
 		close(fd);
+	if (rc != 0 && err == ENODEV) {
+		say("module ", name, " skipped: no such device (the CPU or machine lacks what it accelerates)");
+		return 1;
+	}
 	if (rc != 0 && err != EEXIST) {
-		say("module ", name, " failed: ");
-		say("  ", strerror(err), "");
+		say("module ", name, " failed", because(err));
 		return -1;
 	}
 	put_str(line, &len, 100, "appliance-module: ");
@@ -234,7 +252,7 @@ static int load_modules(void)
 	int i;
 
 	for (i = 0; i < modules; i++) {
-		if (load_module(module_path[i], module_name[i]) != 0 && modules_stop_on_error) {
+		if (load_module(module_path[i], module_name[i]) < 0 && modules_stop_on_error) {
 			say("stopping: module ", module_name[i], " did not load");
 			return -1;
 		}
@@ -258,7 +276,7 @@ static int switch_root(void)
 		nanosleep(&pause_10ms, 0);
 	mkdir("/newroot", 0755);
 	if (mount(root_device, "/newroot", root_fstype, 0, root_dax ? "dax" : 0) != 0) {
-		say("cannot mount root ", root_device, strerror(errno));
+		say("cannot mount root ", root_device, because(errno));
 		return -1;
 	}
 	umount2("/dev", MNT_DETACH);
@@ -361,7 +379,7 @@ static void run_payload(void)
 		sigprocmask(SIG_SETMASK, &open_mask, 0);
 		setsid();
 		execv(payload[0], payload);
-		say("cannot exec payload ", payload[0], strerror(errno));
+		say("cannot exec payload ", payload[0], because(errno));
 		_exit(127);
 	}
 	status = pid < 0 ? -1 : wait_for(pid);

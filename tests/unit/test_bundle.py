@@ -37,3 +37,38 @@ def test_damaged_bundles_are_refused(tmp_path, damage, message):
     damage(tmp_path)
     with pytest.raises(BundleError, match=message):
         bundle.load(tmp_path)
+
+
+def test_a_manifest_edited_after_the_build_is_refused(tmp_path):
+    import json
+
+    make_bundle(tmp_path)
+    manifest = json.loads((tmp_path / "bundle.json").read_text())
+    manifest["cmdline"] += " init=/bin/sh"
+    (tmp_path / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="was edited after the build"):
+        bundle.load(tmp_path)
+    del manifest["manifest_sha256"]
+    (tmp_path / "bundle.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="has no digest of its own"):
+        bundle.load(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../../../../etc/passwd", "/etc/passwd", "a/../../x", ""])
+def test_file_names_that_leave_the_bundle_are_refused(tmp_path, name):
+    import json
+
+    make_bundle(tmp_path)
+    manifest = json.loads((tmp_path / "bundle.json").read_text())
+    manifest["files"][name] = {"size": 1, "sha256": "0" * 64}
+    bundle.write(tmp_path, manifest)  # sealed: only the name is wrong
+    with pytest.raises(BundleError, match="leaves the bundle's directory|is not a path"):
+        bundle.load(tmp_path)
+
+
+def test_stray_files_are_listed(tmp_path):
+    make_bundle(tmp_path)
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "y").write_text("y")
+    assert bundle.strays(bundle.load(tmp_path)) == ["notes.txt", "sub/y"]

@@ -12,3 +12,21 @@ def test_atomic_path_renames_on_success_and_leaves_nothing_on_failure(tmp_path):
         tmp.write_bytes(b"half")
         raise RuntimeError("tool failed")
     assert out.read_bytes() == b"whole" and sorted(p.name for p in tmp_path.iterdir()) == ["artifact"]
+
+
+def test_a_sealed_tree_catches_a_truncated_or_edited_file(tmp_path):
+    from appliance.fsutil import seal, sealed, unsealed_change
+
+    (tmp_path / "boot").mkdir()
+    image = tmp_path / "boot" / "vmlinuz"
+    image.write_bytes(b"K" * 4096)
+    (tmp_path / "other").write_text("x")
+    assert not sealed(tmp_path)
+    seal(tmp_path)
+    assert sealed(tmp_path) and unsealed_change(tmp_path, image) is None
+    image.write_bytes(b"K" * 2048)  # truncated to half
+    assert "does not match the digest recorded" in unsealed_change(tmp_path, image)
+    image.unlink()
+    assert unsealed_change(tmp_path, image) == "boot/vmlinuz is missing"
+    (tmp_path / "new").write_text("y")
+    assert "was not in" in unsealed_change(tmp_path, tmp_path / "new")

@@ -11,7 +11,7 @@ import pytest
 from appliance import bundle
 from appliance.boot import accel, measure
 from appliance.proc import find_tool
-from tests.conftest import ROOT, appliance, qemu_children_of
+from tests.conftest import ROOT, appliance, edit_manifest, qemu_children_of
 
 pytestmark = pytest.mark.boot
 
@@ -58,22 +58,14 @@ def test_bench_writes_results_with_statistics(built, tmp_path):
     assert stats.returncode == 0 and stats.stdout.splitlines()[2].split()[0] == "qemu"
 
 
-def set_cmdline(folder, extra):
-    manifest = json.loads((folder / "bundle.json").read_text())
-    manifest["cmdline"] += " " + extra
-    (folder / "bundle.json").write_text(json.dumps(manifest))
-
-
 @pytest.mark.parametrize("template, extra, message", [
     ("minimal", "rdinit=/no/such/init", "error: kernel panic: Kernel panic - not syncing"),
     ("benchmark", "appliance_payload=/bin/nothing", "error: payload failed: cannot exec payload /bin/nothing"),
     # PID 1 exiting (an init crash): the payload run as init returns
     ("benchmark", "rdinit=/bin/bench", "error: kernel panic: Kernel panic - not syncing: Attempted to kill init!"),
 ])
-def test_guest_failure_is_one_error_line_with_console_tail(copy_bundle, template, extra, message):
-    folder = copy_bundle(template)
-    set_cmdline(folder, extra)
-    done = appliance("run", str(folder), "--accel", "tcg")
+def test_guest_failure_is_one_error_line_with_console_tail(built, template, extra, message):
+    done = appliance("run", str(built[template]), "--accel", "tcg", "--append", extra)
     assert done.returncode == 3
     assert message in done.stderr
     assert "console tail:" in done.stderr
@@ -81,9 +73,7 @@ def test_guest_failure_is_one_error_line_with_console_tail(copy_bundle, template
 
 def test_qemu_that_cannot_start_reports_its_error(copy_bundle):
     folder = copy_bundle("minimal")
-    manifest = json.loads((folder / "bundle.json").read_text())
-    manifest["cpus"] = 100000
-    (folder / "bundle.json").write_text(json.dumps(manifest))
+    edit_manifest(folder, lambda manifest: manifest.update(cpus=100000))
     done = appliance("run", str(folder), "--accel", "tcg")
     assert done.returncode == 3
     assert "error: QEMU exited with status 1: qemu-system-x86_64: Invalid SMP CPUs 100000" in done.stderr

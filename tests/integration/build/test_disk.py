@@ -40,10 +40,7 @@ def test_disk_boot_loads_modules_mounts_root_and_runs_payload_from_it(disk_bundl
 def test_payload_writes_a_marker_the_host_reads_back(disk_bundle, tmp_path):
     copy = tmp_path / "disk"
     shutil.copytree(disk_bundle, copy)
-    manifest = json.loads((copy / "bundle.json").read_text())
-    manifest["cmdline"] += " appliance_payload=/bin/marker"
-    (copy / "bundle.json").write_text(json.dumps(manifest))
-    done = appliance("run", str(copy), "--accel", "tcg", "--keep-disk-writes")
+    done = appliance("run", str(copy), "--accel", "tcg", "--keep-disk-writes", "--append", "appliance_payload=/bin/marker")
     assert done.returncode == 0, done.stderr
     assert "marker: written" in done.stdout
     for module in ("virtio_mmio", "virtio_blk", "ext4"):
@@ -79,12 +76,9 @@ def test_pmem_root_mounts_with_dax_and_keeps_writes(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     copy = tmp_path / "pmem"
     shutil.copytree(ROOT / "build" / "pmem", copy)
-    manifest = json.loads((copy / "bundle.json").read_text())
-    manifest["cmdline"] += " appliance_payload=/bin/marker"
-    (copy / "bundle.json").write_text(json.dumps(manifest))
     # The init mounts with -o dax, which ext4 refuses ("DAX unsupported by block
     # device") unless the NVDIMM really is an fsdax device: a successful boot proves DAX.
-    done = appliance("run", str(copy), "--accel", "tcg", "--keep-disk-writes")
+    done = appliance("run", str(copy), "--accel", "tcg", "--keep-disk-writes", "--append", "appliance_payload=/bin/marker")
     assert done.returncode == 0, done.stderr
     assert "appliance-probe: init_root_mounted" in done.stdout and "marker: written" in done.stdout
     for module in ("nfit", "nd_pmem", "libnvdimm"):

@@ -9,13 +9,6 @@ from tests.conftest import appliance
 pytestmark = pytest.mark.boot
 
 
-def edit_cmdline(folder, old, new):
-    manifest = json.loads((folder / "bundle.json").read_text())
-    assert old in manifest["cmdline"]
-    manifest["cmdline"] = manifest["cmdline"].replace(old, new)
-    (folder / "bundle.json").write_text(json.dumps(manifest))
-
-
 def test_trace_and_exit_agree_within_one_boot(built, tmp_path):
     out = tmp_path / "cc.json"
     # three runs: the figures are medians, and one exit boot in a few dozen has its QEMU
