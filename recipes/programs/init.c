@@ -83,14 +83,15 @@ static void profiled_stage(const char *stage)
 	write(profiled_fd, line, len); /* one write: a line never arrives in pieces */
 }
 
-/* ": REASON" in a static buffer, for the end of a say() line. */
-static const char *because(int err)
+/* "LEAD: REASON" in a static buffer, for the end of a say() line. */
+static const char *because(const char *lead, int err)
 {
-	static char text[96];
+	static char text[128];
 	size_t len = 0;
 
-	put_str(text, &len, 4, ": ");
-	put_str(text, &len, 90, strerror(err));
+	put_str(text, &len, 32, lead);
+	put_str(text, &len, 36, ": ");
+	put_str(text, &len, 120, strerror(err));
 	text[len] = 0;
 	return text;
 }
@@ -159,7 +160,7 @@ static void do_mount(char *type, char *target)
 {
 	mkdir(target, 0755);
 	if (mount(type, target, type, 0, 0) != 0 && errno != EBUSY)
-		say("mount failed: ", type, because(errno));
+		say("mount failed: ", type, because("", errno));
 }
 
 static void read_conf(void)
@@ -233,7 +234,7 @@ static int load_module(const char *path, const char *name)
 		return 1;
 	}
 	if (rc != 0 && err != EEXIST) {
-		say("module ", name, " failed", because(err));
+		say("module ", name, because(" failed", err));
 		return -1;
 	}
 	put_str(line, &len, 100, "appliance-module: ");
@@ -276,7 +277,7 @@ static int switch_root(void)
 		nanosleep(&pause_10ms, 0);
 	mkdir("/newroot", 0755);
 	if (mount(root_device, "/newroot", root_fstype, 0, root_dax ? "dax" : 0) != 0) {
-		say("cannot mount root ", root_device, because(errno));
+		say("cannot mount root ", root_device, because("", errno));
 		return -1;
 	}
 	umount2("/dev", MNT_DETACH);
@@ -379,7 +380,7 @@ static void run_payload(void)
 		sigprocmask(SIG_SETMASK, &open_mask, 0);
 		setsid();
 		execv(payload[0], payload);
-		say("cannot exec payload ", payload[0], because(errno));
+		say("cannot exec payload ", payload[0], because("", errno));
 		_exit(127);
 	}
 	status = pid < 0 ? -1 : wait_for(pid);
