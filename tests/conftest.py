@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 SCONS = str(Path(sys.executable).with_name("scons"))
+# The session's build outputs: never the checkout's build/, which is the user's.
+BUILD = Path(tempfile.mkdtemp(prefix="appliance-tests-build-"))
 
 
 def scons(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SCONS, "-Q", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    """scons in the checkout, building into BUILD; in a copy of the tree (CWD), into
+    that copy's own build/."""
+    where = [f"BUILD_DIR={BUILD}"] if cwd == ROOT else []
+    return subprocess.run([SCONS, "-Q", *where, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(BUILD, ignore_errors=True)
 
 
 def appliance(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -29,7 +39,7 @@ def built():
     for template in ("benchmark", "minimal"):
         done = scons("appliance", f"TEMPLATE={template}")
         assert done.returncode == 0, done.stdout + done.stderr
-        out[template] = ROOT / "build" / template
+        out[template] = BUILD / template
     return out
 
 

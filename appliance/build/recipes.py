@@ -40,6 +40,24 @@ class BuildConfig:
     qboot_src: str = ""  # QBOOT_SRC=..., or "" for Debian's qemu source package
     kernel_src: str = ""  # KERNEL_SRC=..., or "" for the locked linux-source package
     verbose: bool = False  # VERBOSE=1: show the kernel build as it goes
+    build_dir: str = "#build"  # BUILD_DIR=...: where outputs go, as SCons names it ('#' = the checkout's top)
+    variant: str = ""  # what the options changed from the template as written ("" = nothing)
+
+    @property
+    def out_name(self) -> str:
+        """The bundle's folder: the template's name, and its variant after a '+', so
+        `build/<template>` always means the template as written."""
+        return f"{self.template.name}+{self.variant}" if self.variant else self.template.name
+
+    def out(self, *parts: str) -> str:
+        """An output path under BUILD_DIR, as SCons names it."""
+        return "/".join((self.build_dir, *parts))
+
+    @property
+    def programs_path(self) -> Path:
+        """build/programs as a real path (SCons hands sources to actions by such paths)."""
+        top = self.build_dir.removeprefix("#")
+        return (ROOT / top if self.build_dir.startswith("#") else Path(top)) / "programs"
 
     @property
     def minimal(self) -> bool:
@@ -79,6 +97,12 @@ class BuildConfig:
             print(f"error: {exc}", file=sys.stderr)
             Exit(2)
             raise  # not reached: Exit raises SystemExit
+
+    def template_file(self, src: str) -> str:
+        """A [[files]] src as SCons names it: '#' marks a path from the checkout's top,
+        and must not be put before an absolute one (a template given by its full path)."""
+        path = Path(self.template.folder) / src
+        return str(path) if path.is_absolute() else f"#{path}"
 
     def kernel_signature(self) -> str:
         """What the kernel (and its modules) are, for SCons: the lock file, or for KERNEL=
@@ -136,7 +160,7 @@ def configure(env: Any) -> BuildConfig:
 
     try:
         path = find_template(env["TEMPLATE"], TEMPLATES)
-        template = load_template(path, available_programs())
+        written = template = load_template(path, available_programs())
         if env["MACHINE"]:
             template = replace(template, machine=Machine(env["MACHINE"]))
         if env["KERNEL_RECIPE"]:
@@ -145,6 +169,8 @@ def configure(env: Any) -> BuildConfig:
             template = replace(template, kernel_compression=_one_of(
                 "KERNEL_COMPRESSION", env["KERNEL_COMPRESSION"], KERNEL_COMPRESSIONS))
         epoch = int(env["SOURCE_DATE_EPOCH"])
+        if env["KERNEL"]:
+            kernel.own_kernel(Path(env["KERNEL"]))  # a wrong KERNEL= is one line now, not a build of it
     except ApplianceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         Exit(2)
@@ -156,7 +182,28 @@ def configure(env: Any) -> BuildConfig:
         print("error: MODULES= goes with KERNEL= (the Debian kernel brings its own modules)", file=sys.stderr)
         Exit(2)
     return BuildConfig(template, env["KERNEL"], epoch, own_modules=env["MODULES"], qboot_src=env["QBOOT_SRC"],
-                       kernel_src=env["KERNEL_SRC"], verbose=env["VERBOSE"] not in ("", "0"))
+                       kernel_src=env["KERNEL_SRC"], verbose=env["VERBOSE"] not in ("", "0"),
+                       build_dir=scons_dir(env["BUILD_DIR"]), variant=variant_name(written, template, env["KERNEL"]))
+
+
+def scons_dir(build_dir: str) -> str:
+    """BUILD_DIR as SCons names it: relative paths from the checkout's top ('#')."""
+    return build_dir.rstrip("/") if Path(build_dir).is_absolute() else f"#{build_dir.rstrip('/') or 'build'}"
+
+
+def variant_name(written: Template, built: Template, own_kernel: str) -> str:
+    """What the build options changed, as a folder-name suffix a person can read:
+    "q35-qboot", "minimal-kernel+lz4", "kernel-bzImage"; "" when nothing changed."""
+    parts = []
+    if built.machine is not written.machine:
+        parts.append(built.machine.value)
+    if own_kernel:
+        parts.append(f"kernel-{Path(own_kernel).name}")
+    elif built.kernel != written.kernel:
+        parts.append(f"{built.kernel}-kernel")
+    if built.kernel == "minimal" and not own_kernel and built.kernel_compression != written.kernel_compression:
+        parts.append(built.kernel_compression)
+    return "+".join(parts)
 
 
 def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -202,7 +249,8 @@ def modules_for(config: BuildConfig) -> tuple[list[modfiles.ModuleFile], str]:
 
 def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     template = config.template
-    built = {Path(str(s)).name: Path(str(s)).read_bytes() for s in source if "build/programs/" in str(s)}
+    programs = config.programs_path.resolve()
+    built = {p.name: p.read_bytes() for p in (Path(str(s)).resolve() for s in source) if p.parent == programs}
     init = built.pop("init")
     modules, release = modules_for(config)
     data, raw_size, disk = initramfs.build(template, init, built, config.source_date_epoch, modules, release)
@@ -278,7 +326,7 @@ def _initrd_facts(path: Path, files: kernel.KernelFiles) -> dict[str, Any]:
 
 
 def prepare_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
-    """Copy the qboot tree into build/firmware/src and apply our fw_do_boot patch."""
+    """Copy the qboot tree into <build>/firmware/src and apply our fw_do_boot patch."""
     patch = Path(str(source[-1]))
     for src, dst in zip(source[:-1], target, strict=True):
         Path(str(dst)).parent.mkdir(parents=True, exist_ok=True)

@@ -201,6 +201,19 @@ def _check_payload(name: str, payload: tuple[str, ...], programs: tuple[str, ...
         raise _fail(name, f"[init] payload {payload[0]!r} is not in the appliance (it has: {have})")
 
 
+RESERVED = {"init": "the init", "etc/appliance/init.conf": "the init's configuration"}
+
+
+def _check_collisions(name: str, files: tuple[FileSpec, ...], programs: tuple[str, ...]) -> None:
+    """Two things may not land on one path: a [[files]] dst against the init, its
+    configuration, a built program in /bin, or another [[files]] entry."""
+    taken = {**RESERVED, **{f"bin/{p}": f"the program {p} built into /bin" for p in programs}}
+    for spec in files:
+        if spec.dst in taken:
+            raise _fail(name, f"[[files]] dst {spec.dst!r} collides with {taken[spec.dst]}: choose another dst")
+        taken[spec.dst] = f"the [[files]] entry from {spec.src!r}"
+
+
 def parse_template(name: str, text: str, folder: Path, programs_available: set[str] | None = None) -> Template:
     """Parse template TEXT (from FOLDER, for relative file paths) into a Template."""
     try:
@@ -243,6 +256,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         raise _fail(name, "[profiled] sample_ms must be 0-60000 (0: no samples)")
     if channel and "profiled" not in programs:
         programs = (*programs, "profiled")
+    _check_collisions(name, files, programs)
     return Template(
         name=name,
         description=app.get("description", ""),

@@ -67,6 +67,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         argv.append(f"KERNEL_RECIPE={args.kernel_recipe}")
     if getattr(args, "kernel_compression", None):
         argv.append(f"KERNEL_COMPRESSION={args.kernel_compression}")
+    if getattr(args, "machine", None):
+        argv.append(f"MACHINE={args.machine}")
+    if getattr(args, "build_dir", None):
+        argv.append(f"BUILD_DIR={Path(args.build_dir).resolve()}")
     if args.debug:
         argv.append("VERBOSE=1")
     if subprocess.run(argv, check=False).returncode != 0:
@@ -260,9 +264,9 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    args.template, args.kernel = "benchmark", None
-    args.kernel_recipe = args.kernel_compression = None
-    cmd_build(args)
+    build = argparse.Namespace(template="benchmark", kernel=None, kernel_recipe=None, kernel_compression=None,
+                               machine=None, build_dir=None, debug=args.debug)  # --machine applies at boot
+    cmd_build(build)
     out = ROOT / "build" / "results" / "benchmark.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     _bench(ROOT / "build" / "benchmark", args, out)
@@ -337,7 +341,11 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--keep-going", action="store_true", help="go on after a failed boot")
 
     p = verbs.add_parser("build", help="build a template's bundle with SCons")
-    p.add_argument("template", nargs="?", default="benchmark")
+    p.add_argument("template", nargs="?", default="benchmark",
+                   help="a name in rootfs_templates/ or a path to a .toml file (default benchmark)")
+    p.add_argument("--machine", choices=[m.value for m in Machine],
+                   help="a variant for this machine profile, built into build/<template>+<machine>/")
+    p.add_argument("--build-dir", help="where outputs go instead of the checkout's build/")
     p.add_argument("--kernel", help="your own bzImage")
     p.add_argument("--kernel-recipe", choices=("debian", "minimal"), help="the template's kernel instead")
     p.add_argument("--kernel-compression", choices=KERNEL_COMPRESSIONS, help="the minimal kernel's image compression")

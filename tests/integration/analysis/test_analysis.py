@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from appliance.analysis import exports
-from tests.conftest import ROOT, appliance, scons
+from tests.conftest import BUILD, ROOT, appliance, scons
 
 pytestmark = pytest.mark.boot
 DATA = ROOT / "tests" / "data"
@@ -90,7 +90,7 @@ def test_report_renders_in_headless_chromium(analysis, tmp_path):
 def minimal_bundle():
     done = scons("appliance", "TEMPLATE=benchmark-minimal")
     assert done.returncode == 0, done.stdout + done.stderr
-    return ROOT / "build" / "benchmark-minimal"
+    return BUILD / "benchmark-minimal"
 
 
 def test_gdbstub_profiler_samples_a_real_boot(minimal_bundle, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from appliance import bundle
 from appliance.boot import accel, measure
 from appliance.proc import find_tool
-from tests.conftest import ROOT, appliance, edit_manifest, qemu_children_of
+from tests.conftest import BUILD, ROOT, appliance, edit_manifest, qemu_children_of
 
 pytestmark = pytest.mark.boot
 
@@ -158,7 +158,7 @@ def signal_bundles(built, tmp_path_factory):
                             '[vm]\ncmdline = "quiet"\n')
         done = scons("appliance", f"TEMPLATE={template}")
         assert done.returncode == 0, done.stderr
-        out[sig] = ROOT / "build" / template.stem
+        out[sig] = BUILD / template.stem
     return out
 
 

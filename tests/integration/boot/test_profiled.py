@@ -9,7 +9,7 @@ import pytest
 from appliance import bundle, guestlog
 from appliance.boot import measure
 from appliance.proc import find_tool
-from tests.conftest import ROOT, appliance, scons
+from tests.conftest import BUILD, ROOT, appliance, scons
 
 pytestmark = pytest.mark.boot
 
@@ -18,7 +18,7 @@ def _build(template) -> bundle.Bundle:
     done = scons("appliance", f"TEMPLATE={template}")
     assert done.returncode == 0, done.stdout + done.stderr
     name = template if "/" not in str(template) else template.stem
-    return bundle.load(ROOT / "build" / str(name))
+    return bundle.load(BUILD / str(name))
 
 
 def _boot(target: bundle.Bundle) -> measure.BootRun:
@@ -29,7 +29,7 @@ def _boot(target: bundle.Bundle) -> measure.BootRun:
 def results(tmp_path_factory):
     _build("profiled")
     out = tmp_path_factory.mktemp("p") / "profiled.json"
-    done = appliance("bench", str(ROOT / "build/profiled"), "-n", "1", "--warmup", "0", "--accel", "tcg",
+    done = appliance("bench", str(BUILD / "profiled"), "-n", "1", "--warmup", "0", "--accel", "tcg",
                      "-o", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(out.read_text()), done.stdout

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from appliance import bundle
 from appliance.build import compress, cpio
-from tests.conftest import ROOT, appliance, scons
+from tests.conftest import BUILD, ROOT, appliance, scons
 
 pytestmark = pytest.mark.boot
 
@@ -40,7 +41,8 @@ def rebuilt(output: str) -> set[str]:
 
 def test_changing_init_rebuilds_init_initrd_and_bundle_only(built, tmp_path):
     tree = tmp_path / "tree"
-    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "results"))
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "build"))
+    assert scons("appliance", cwd=tree).returncode == 0
     assert "is up to date" in scons("appliance", cwd=tree).stdout
     init = tree / "recipes" / "programs" / "init.c"
     source = init.read_text()
@@ -71,13 +73,13 @@ def test_bad_template_is_one_clear_line(tmp_path):
 
 def test_release_archive_is_reproducible_and_verifies(built, tmp_path):
     assert scons("release").returncode == 0
-    ours = ROOT / "build/release/benchmark/benchmark.tar.zst"
+    ours = BUILD / "release/benchmark/benchmark.tar.zst"
     again = tmp_path / "tree"
     shutil.copytree(ROOT, again, ignore=shutil.ignore_patterns(".venv", ".git", "build", "__pycache__"))
     assert scons("release", cwd=again).returncode == 0
     assert (again / "build/release/benchmark/benchmark.tar.zst").read_bytes() == ours.read_bytes()
     assert appliance("verify", str(ours)).returncode == 0
-    sums = (ROOT / "build/release/benchmark/SHA256SUMS").read_text()
+    sums = (BUILD / "release/benchmark/SHA256SUMS").read_text()
     assert sums.endswith("  benchmark.tar.zst\n")
     tampered = tmp_path / "benchmark.tar.zst"
     data = bytearray(ours.read_bytes())
@@ -90,9 +92,9 @@ def test_release_archive_is_reproducible_and_verifies(built, tmp_path):
 
 def test_release_iso_boots_with_cdrom_and_verifies(built, tmp_path):
     assert scons("release").returncode == 0
-    iso = ROOT / "build/release/benchmark/benchmark.iso"
+    iso = BUILD / "release/benchmark/benchmark.iso"
     assert appliance("verify", str(iso)).returncode == 0
-    assert f"{iso.name}\n" in (ROOT / "build/release/benchmark/SHA256SUMS").read_text()
+    assert f"{iso.name}\n" in (BUILD / "release/benchmark/SHA256SUMS").read_text()
     done = appliance("run", str(iso), "--accel", "tcg")
     assert done.returncode == 0, done.stderr
     for probe in ("init_start", "payload_start", "work_done", "payload_end"):
@@ -103,3 +105,34 @@ def test_release_iso_boots_with_cdrom_and_verifies(built, tmp_path):
     tampered.write_bytes(bytes(data))
     done = appliance("verify", str(tampered))
     assert done.returncode == 1 and "kernel does not match its sha256 in bundle.json" in done.stderr
+
+
+def test_variants_get_their_own_folders_and_both_verify(built):
+    done = scons("appliance", "TEMPLATE=minimal", "MACHINE=pc-seabios")
+    assert done.returncode == 0, done.stderr
+    variant = BUILD / "minimal+pc-seabios"
+    assert f"bundle {variant} ready" in done.stdout
+    assert bundle.load(variant).machine.value == "pc-seabios"
+    assert bundle.load(built["minimal"]).machine.value == "microvm"  # the template as written, untouched
+    for folder in (variant, built["minimal"]):
+        assert appliance("verify", str(folder)).returncode == 0
+
+
+def test_template_given_by_absolute_path_with_files_builds(tmp_path):
+    (tmp_path / "motd").write_text("hello from the template\n")
+    template = tmp_path / "withfiles.toml"
+    template.write_text('[[files]]\nsrc = "motd"\ndst = "etc/motd"\n')
+    done = scons("appliance", f"TEMPLATE={template}")
+    assert done.returncode == 0, done.stderr
+    names = {e.name: e for e in cpio.read(compress.decompress((BUILD / "withfiles" / "initrd").read_bytes()))}
+    assert names["etc/motd"].data == b"hello from the template\n"
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("KERNEL=/etc/passwd", "error: KERNEL=/etc/passwd is not a kernel image"),
+    ("KERNEL=/etc", "error: KERNEL=/etc is a directory"),
+])
+def test_a_kernel_that_is_not_one_is_refused_before_anything_is_built(setting, message):
+    done = scons("appliance", "TEMPLATE=minimal", setting)
+    assert done.returncode != 0
+    assert message in done.stderr and "Traceback" not in done.stderr

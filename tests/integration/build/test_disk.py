@@ -10,7 +10,7 @@ from appliance import bundle
 from appliance.boot import measure
 from appliance.build import kernel
 from appliance.proc import find_tool
-from tests.conftest import ROOT, appliance, scons
+from tests.conftest import BUILD, ROOT, appliance, scons
 
 pytestmark = pytest.mark.boot
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.boot
 def disk_bundle():
     done = scons("appliance", "TEMPLATE=disk")
     assert done.returncode == 0, done.stdout + done.stderr
-    return ROOT / "build" / "disk"
+    return BUILD / "disk"
 
 
 def test_disk_boot_loads_modules_mounts_root_and_runs_payload_from_it(disk_bundle):
@@ -75,7 +75,7 @@ def test_pmem_root_mounts_with_dax_and_keeps_writes(tmp_path):
     done = scons("appliance", "TEMPLATE=pmem")
     assert done.returncode == 0, done.stdout + done.stderr
     copy = tmp_path / "pmem"
-    shutil.copytree(ROOT / "build" / "pmem", copy)
+    shutil.copytree(BUILD / "pmem", copy)
     # The init mounts with -o dax, which ext4 refuses ("DAX unsupported by block
     # device") unless the NVDIMM really is an fsdax device: a successful boot proves DAX.
     done = appliance("run", str(copy), "--accel", "tcg", "--keep-disk-writes", "--append", "appliance_payload=/bin/marker")
@@ -92,7 +92,7 @@ def test_pmem_root_mounts_with_dax_and_keeps_writes(tmp_path):
 
 def test_release_of_a_disk_appliance_has_a_qcow2_and_inspects_from_the_archive(disk_bundle):
     assert scons("release", "TEMPLATE=disk").returncode == 0
-    out = ROOT / "build/release/disk"
+    out = BUILD / "release/disk"
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(out / "disk-rootfs.qcow2")],
                                      capture_output=True, text=True, check=True).stdout)
     assert info["format"] == "qcow2" and info["virtual-size"] == 32 << 20
@@ -115,7 +115,8 @@ def test_own_kernel_with_its_modules_dir_and_a_mismatched_one(tmp_path):
     template.write_text((ROOT / "rootfs_templates/disk.toml").read_text())
     done = scons("appliance", f"TEMPLATE={template}", f"KERNEL={files.image}", f"MODULES={files.modules}")
     assert done.returncode == 0, done.stderr
-    manifest = json.loads((ROOT / "build/disk-own/bundle.json").read_text())
+    # a variant of the template (KERNEL=) has its own folder, named for the kernel image
+    manifest = json.loads((BUILD / f"disk-own+kernel-{files.image.name}/bundle.json").read_text())
     assert manifest["build"]["kernel"]["release"] == release and manifest["build"]["kernel"]["source"] == "KERNEL"
     wrong = tmp_path / "lib/modules/6.0.0-other"
     wrong.parent.mkdir(parents=True)
@@ -132,7 +133,7 @@ def test_a_module_that_fails_to_load_goes_on_or_stops_as_the_template_says(tmp_p
     template.write_text(f'[modules]\nrules = ["kvm_intel"]\non_error = "{on_error}"\n'
                         '[init]\npayload = ["/bin/bench"]\n[programs]\nbuild = ["bench"]\n[vm]\ncmdline = "quiet"\n')
     assert scons("appliance", f"TEMPLATE={template}").returncode == 0
-    done = appliance("run", str(ROOT / "build" / template.stem), "--accel", "tcg")
+    done = appliance("run", str(BUILD / template.stem), "--accel", "tcg")
     assert "appliance-module: kvm " in done.stdout and "appliance-init: module kvm_intel failed" in done.stderr + done.stdout
     if on_error == "continue":
         assert done.returncode == 0, done.stderr

@@ -6,7 +6,7 @@ from appliance import bundle
 from appliance.boot import measure
 from appliance.machines import Machine
 from appliance.proc import find_tool
-from tests.conftest import ROOT, scons
+from tests.conftest import BUILD, ROOT, scons
 
 pytestmark = pytest.mark.boot
 
@@ -18,13 +18,13 @@ def qboot_bundle(tmp_path_factory):
                         .replace('machine = "microvm"', 'machine = "q35-qboot"'))
     done = scons("appliance", f"TEMPLATE={template}")
     assert done.returncode == 0, done.stdout + done.stderr
-    return bundle.load(ROOT / "build" / "benchmark-qboot")
+    return bundle.load(BUILD / "benchmark-qboot")
 
 
 def test_qboot_is_64k_and_rebuilds_only_when_needed(qboot_bundle):
-    assert (ROOT / "build/firmware/qboot.bin").stat().st_size == 65536
+    assert (BUILD / "firmware/qboot.bin").stat().st_size == 65536
     assert qboot_bundle.firmware is not None and qboot_bundle.firmware.read_bytes() == \
-        (ROOT / "build/firmware/qboot.bin").read_bytes()
+        (BUILD / "firmware/qboot.bin").read_bytes()
     again = scons("firmware")
     assert again.returncode == 0 and "up to date" in again.stdout
 

@@ -12,7 +12,7 @@ from appliance.build import kernel, minikernel
 from appliance.build.recipes import MINIMAL, SOURCE_LOCK
 from appliance.errors import KernelError
 from appliance.proc import find_tool
-from tests.conftest import ROOT, scons
+from tests.conftest import BUILD, ROOT, scons
 
 pytestmark = pytest.mark.boot
 
@@ -47,7 +47,7 @@ def bundles(tmp_path_factory):
         template = _template(tmp_path_factory, name, machine, compression)
         done = scons("appliance", f"TEMPLATE={template}")
         assert done.returncode == 0, done.stdout + done.stderr
-        out[name] = (template, ROOT / "build" / name)
+        out[name] = (template, BUILD / name)
     return out
 
 

@@ -96,3 +96,32 @@ def test_find_template_names_known_ones():
 def test_init_conf_lists_mounts_payload_and_after():
     conf = init_conf(parse(GOOD))
     assert conf == "mount proc /proc\nmount tmpfs /tmp\npayload /bin/bench --fast\nafter poweroff\n"
+
+
+@pytest.mark.parametrize("files, programs, message", [
+    ('dst = "init"', "", "collides with the init"),
+    ('dst = "bin/bench"', '[programs]\nbuild = ["bench"]\n', "collides with the program bench built into /bin"),
+    ('dst = "etc/appliance/init.conf"', "", "collides with the init's configuration"),
+])
+def test_a_file_may_not_land_on_the_init_or_a_program(tmp_path, files, programs, message):
+    (tmp_path / "a").write_text("x")
+    text = f'{programs}[[files]]\nsrc = "a"\n{files}\n'
+    with pytest.raises(TemplateError, match=message):
+        parse_template("t", text, tmp_path, {"bench"})
+    twice = '[[files]]\nsrc = "a"\ndst = "etc/a"\n[[files]]\nsrc = "a"\ndst = "etc/a"\n'
+    with pytest.raises(TemplateError, match="collides with the \\[\\[files\\]\\] entry from 'a'"):
+        parse_template("t", twice, tmp_path)
+
+
+def test_variant_names_say_what_the_options_changed(tmp_path):
+    from dataclasses import replace
+
+    from appliance.build.recipes import variant_name
+    from appliance.machines import Machine
+
+    written = parse_template("benchmark", "", tmp_path)
+    assert variant_name(written, written, "") == ""
+    assert variant_name(written, replace(written, machine=Machine.Q35_QBOOT), "") == "q35-qboot"
+    minimal = replace(written, kernel="minimal", kernel_compression="lz4")
+    assert variant_name(written, minimal, "") == "minimal-kernel+lz4"
+    assert variant_name(written, written, "/src/linux/arch/x86/boot/bzImage") == "kernel-bzImage"
