@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
 from appliance.phases import EXEC, PHASE_NAMES, from_times
 from appliance.stats import summarize
@@ -114,12 +115,41 @@ def write(path: Path, doc: dict[str, Any]) -> None:
 
 
 def read(path: Path) -> dict[str, Any]:
-    from appliance.errors import ApplianceError
-
+    """A results file, checked enough that every reader can trust its shape."""
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        doc = json.loads(path.read_bytes().decode())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApplianceError(f"cannot read results {path}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ApplianceError(f"{path} is not a results file of format {FORMAT}")
+    for side in sides(doc):
+        problem = shape_problem(side)
+        if problem:
+            raise ApplianceError(f"{path} is damaged: {problem}; write it again with `appliance bench`")
     return doc
+
+
+def sides(doc: dict[str, Any]) -> list[Any]:
+    """The run sets of a results document: one (bench, analyze), A and B (compare), or
+    one per channel (crosscheck)."""
+    if "comparison" in doc:
+        return [doc.get("a"), doc.get("b")]
+    if "channels" in doc and isinstance(doc["channels"], dict):
+        return list(doc["channels"].values())
+    return [doc]
+
+
+def shape_problem(side: Any) -> str | None:
+    """What makes SIDE (one run set) unreadable, or None: every run needs ok and warmup,
+    and a successful one its events and phases."""
+    runs = side.get("runs") if isinstance(side, dict) else None
+    if not isinstance(runs, list):
+        return "it has no list of runs"
+    for i, run in enumerate(runs):
+        if not isinstance(run, dict) or not isinstance(run.get("ok"), bool) or "warmup" not in run:
+            return f"run {i} is not a run record (it needs ok and warmup)"
+        if run["ok"] and not (isinstance(run.get("events"), list) and isinstance(run.get("phases_ms"), dict)):
+            return f"run {i} succeeded but has no events or phases_ms"
+        if run["ok"] and not all(isinstance(e, dict) and {"name", "t_ms"} <= set(e) for e in run["events"]):
+            return f"run {i} has an event without name or t_ms"
+    return None

@@ -7,36 +7,46 @@ import subprocess
 from pathlib import Path
 
 from appliance.boot import accel, perf
+from appliance.build.release import ISOLINUX_BIN, LDLINUX_C32
 from appliance.proc import PACKAGES
 
-TOOLS = ("qemu-system-x86_64", "diet", "gcc", "strip", "apt-get", "dpkg-deb", "cpio", "mke2fs",
+TOOLS = ("qemu-system-x86_64", "setpriv", "diet", "gcc", "strip", "objcopy", "apt-get", "dpkg-deb", "depmod",
+         "cpio", "mke2fs", "qemu-img", "patch",
          "make", "bison", "flex", "bc")  # the last four: the minimal kernel's build
+# Files the release verb needs, with the package that ships each.
+FILES = ((ISOLINUX_BIN, "isolinux"), (LDLINUX_C32, "syslinux-common"))
 # Clocksources that make host timestamps cheap and stable.
 GOOD_CLOCKSOURCES = ("tsc", "kvm-clock")
+OK, WARN, FAIL = "ok", "warn", "FAIL"  # warn: works, but slower or with less; FAIL: something will not work
+KVM_ADVICE = ("boots use TCG, many times slower: on bare metal load kvm_intel or kvm_amd and give this user "
+              "/dev/kvm; in a VM, ask for nested virtualization")
 
 
-def checks() -> list[tuple[bool, str]]:
-    """(ok, line) pairs; each failing line says what to do."""
-    out: list[tuple[bool, str]] = []
+def checks() -> list[tuple[str, str]]:
+    """(status, line) pairs; each line that is not ok says what to do."""
+    out: list[tuple[str, str]] = []
     for tool in TOOLS:
         path = shutil.which(tool)
-        out.append((path is not None, f"{tool}: {path}" if path else
-                    f"{tool} missing: apt-get install {PACKAGES.get(tool, tool)}"))
+        out.append((OK, f"{tool}: {path}") if path else
+                   (FAIL, f"{tool} missing: apt-get install {PACKAGES.get(tool, tool)}"))
+    for needed, package in FILES:
+        out.append((OK, f"{needed.name}: {needed}") if needed.is_file() else
+                   (FAIL, f"{needed} missing (ISO releases need it): apt-get install {package}"))
     qemu = shutil.which("qemu-system-x86_64")
     if qemu:
         listing = subprocess.run([qemu, "-trace", "help"], capture_output=True, text=True, timeout=30,
                                  check=False).stdout
         traced = "memory_region_ops_write" in listing
-        out.append((traced, "QEMU trace backend usable (memory_region_ops_write)" if traced else
-                    "QEMU has no memory_region_ops_write trace event: install Debian's qemu-system-x86, "
+        out.append((OK, "QEMU trace backend usable (memory_region_ops_write)") if traced else
+                   (FAIL, "QEMU has no memory_region_ops_write trace event: install Debian's qemu-system-x86, "
                     "or use --channel exit or serial"))
         works, why = accel.kvm_works(qemu)
-        out.append((True, f"KVM {'usable' if works else 'not usable, TCG will be used'}: {why}"))
+        out.append((OK, f"KVM usable: {why}") if works else (WARN, f"KVM not usable ({why}): {KVM_ADVICE}"))
         ok, reason = perf.available("kvm" if works else "tcg")
-        out.append((True, f"perf channel {'available' if ok else 'not available'}: {reason}"))
+        out.append((OK if ok else WARN, f"perf channel {'available' if ok else 'not available'}: {reason}"))
     clocksource = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")
     current = clocksource.read_text().strip() if clocksource.exists() else "unknown"
-    out.append((current in GOOD_CLOCKSOURCES, f"host clocksource {current}" + (
+    out.append((OK if current in GOOD_CLOCKSOURCES else WARN, f"host clocksource {current}" + (
         "" if current in GOOD_CLOCKSOURCES else
         f": timestamps cost more and jitter; prefer {' or '.join(GOOD_CLOCKSOURCES)} if the host offers it")))
     return out

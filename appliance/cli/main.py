@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -147,10 +148,11 @@ def _warn_busy(runs: list[dict[str, Any]]) -> None:
         print(f"warning: {line}", file=sys.stderr)
 
 
-def _output(name: str) -> Path:
+def _output(args: argparse.Namespace, name: str) -> Path:
     """A results file's path, checked before any boot: a run's results are never lost
-    to an output that cannot be written."""
+    to an output that cannot be written. A failure or interrupt later names it."""
     path = Path(name)
+    args.results_path = path
     if path.is_dir():
         raise ApplianceError(f"output {path} is a directory: give a file name, e.g. {path / 'results.json'}")
     parent = path.parent if str(path.parent) else Path(".")
@@ -162,7 +164,7 @@ def _output(name: str) -> Path:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    out = _output(args.output or f"results-{Path(args.bundle).resolve().name}.json")
+    out = _output(args, args.output or f"results-{Path(args.bundle).resolve().name}.json")
     doc = _bench(Path(args.bundle), args, out)
     return 1 if doc["failed_runs"] else 0
 
@@ -200,7 +202,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     b_words = " ".join(filter(None, (plan.extra_cmdline, args.append_b)))
     plans = (replace(plan, n=max_n), replace(plan, n=max_n, extra_cmdline=b_words))
     sessions = [bench.Session(_load(p, args), qemu, choice, side) for p, side in zip((args.a, args.b), plans, strict=True)]
-    out = _output(args.output or "compare.json")
+    out = _output(args, args.output or "compare.json")
     state: dict[str, Any] = {"reason": None}
 
     def stop(rounds: int) -> bool:
@@ -245,7 +247,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
                                                                          plan.keep_going, c is Channel.EXIT))
                 for c in channels}
     host = hostfacts.collect(qemu)
-    out = _output(args.output or "crosscheck.json")
+    out = _output(args, args.output or "crosscheck.json")
     complete = False
     try:
         bench.interleave(list(sessions.values()), plan.warmup, plan.n)
@@ -267,8 +269,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     build = argparse.Namespace(template="benchmark", kernel=None, kernel_recipe=None, kernel_compression=None,
                                machine=None, build_dir=None, debug=args.debug)  # --machine applies at boot
     cmd_build(build)
-    out = ROOT / "build" / "results" / "benchmark.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    (ROOT / "build" / "results").mkdir(parents=True, exist_ok=True)
+    out = _output(args, str(ROOT / "build" / "results" / "benchmark.json"))
     _bench(ROOT / "build" / "benchmark", args, out)
     return 0
 
@@ -309,9 +311,9 @@ def cmd_kernel_lock(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     found = doctor.checks()
-    say("\n".join(f"[{'ok' if ok else 'FAIL'}] {line}" for ok, line in found),
-        checks=[{"ok": ok, "line": line} for ok, line in found])
-    return 0 if all(ok for ok, _ in found) else 1
+    say("\n".join(f"[{status}] {line}" for status, line in found),
+        checks=[{"status": status, "line": line} for status, line in found])
+    return 1 if any(status == doctor.FAIL for status, _ in found) else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -412,16 +414,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _sigterm)  # SIGTERM unwinds like Ctrl-C: QEMU killed, partial results kept
     output.start(getattr(args, "json", False))
+    started_ns = time.time_ns()
     try:
         code = int(args.func(args))
         output.finish()
         return code
     except KeyboardInterrupt:
-        what = ("QEMU stopped, partial results (if any) marked incomplete" if getattr(args, "boots", False)
-                else f"{args.verb} stopped before it wrote anything")
+        what = "QEMU stopped" if getattr(args, "boots", False) else f"{args.verb} stopped before it wrote anything"
         error: ApplianceError = Interrupted(f"interrupted: {what}")
     except ApplianceError as exc:
         error = exc
+    partial = getattr(args, "results_path", None)
+    if partial is not None and partial.is_file() and partial.stat().st_mtime_ns >= started_ns:  # written by this run
+        error.args = (f"{error}; the partial results (marked incomplete) are in {partial}",)
     if args.debug:
         logging.exception("failure")
     print(f"error: {error}", file=sys.stderr)
