@@ -18,7 +18,7 @@ from typing import Any
 
 from appliance.errors import BundleError
 from appliance.fsutil import atomic_write, sha256_file
-from appliance.machines import Machine, profile
+from appliance.machines import Machine, profile, transport_problem
 from appliance.probes import probe_table
 
 FORMAT = 1
@@ -49,6 +49,9 @@ class Bundle:
         """The same bundle booted as another machine profile (the runner's --machine)."""
 
 
+        why = transport_problem(self.manifest, machine)
+        if why:
+            raise BundleError(f"bundle {self.path} cannot boot as {machine.value}: {why}")
         if machine is Machine.Q35_QBOOT and self.firmware is None:
             raise BundleError(f"bundle {self.path} has no firmware.bin for q35-qboot: build it with MACHINE=q35-qboot")
         base = self.manifest.get("cmdline_base")
@@ -56,6 +59,16 @@ class Bundle:
             raise BundleError(f"bundle {self.path} predates machine overrides: rebuild it")
         manifest = {**self.manifest, "machine": machine.value, "cmdline": f"{profile(machine).cmdline} {base}"}
         return Bundle(self.path, manifest, self.cdrom)
+
+    RUN_SETTINGS = ("cpu_model", "cpus", "memory_mib")  # what a boot may set without a rebuild
+
+    def with_run(self, **settings: object) -> Bundle:
+        """The same bundle booted with other VM settings (vCPU model, count, memory); the
+        manifest on disk is not changed."""
+        unknown = set(settings) - set(self.RUN_SETTINGS)
+        if unknown:
+            raise ValueError(f"not run settings: {sorted(unknown)}")
+        return Bundle(self.path, {**self.manifest, **settings}, self.cdrom)
 
     @property
     def firmware(self) -> Path | None:

@@ -19,6 +19,7 @@ class Profile:
     machine: Machine
     qemu_args: tuple[str, ...]  # -M and friends
     cmdline: str  # what the kernel needs on this machine, before the template's own
+    virtio_transport: str  # the kernel driver its virtio devices (disks, consoles) sit on
 
 
 # reboot=t: a reboot is a triple fault, which QEMU always sees as a reset (and -no-reboot
@@ -31,13 +32,30 @@ COMMON = "reboot=t"
 
 PROFILES: dict[Machine, Profile] = {
     # microvm: no PCI bus, ISA serial console, direct kernel load through fw_cfg DMA.
-    Machine.MICROVM: Profile(Machine.MICROVM, ("-M", "microvm"), f"console=ttyS0 pci=off {COMMON}"),
+    Machine.MICROVM: Profile(Machine.MICROVM, ("-M", "microvm"), f"console=ttyS0 pci=off {COMMON}", "virtio_mmio"),
     # q35 with the qboot built here (firmware/) as -bios: probes from the firmware itself.
-    Machine.Q35_QBOOT: Profile(Machine.Q35_QBOOT, ("-M", "q35"), f"console=ttyS0 {COMMON}"),
+    Machine.Q35_QBOOT: Profile(Machine.Q35_QBOOT, ("-M", "q35"), f"console=ttyS0 {COMMON}", "virtio_pci"),
     # pc: the classic i440fx machine with its default firmware, SeaBIOS: the slow baseline.
-    Machine.PC_SEABIOS: Profile(Machine.PC_SEABIOS, ("-M", "pc"), f"console=ttyS0 {COMMON}"),
+    Machine.PC_SEABIOS: Profile(Machine.PC_SEABIOS, ("-M", "pc"), f"console=ttyS0 {COMMON}", "virtio_pci"),
 }
+
+
+TRANSPORTS = ("virtio_mmio", "virtio_pci")
 
 
 def profile(machine: Machine) -> Profile:
     return PROFILES[machine]
+
+
+def transport_problem(manifest: dict[str, object], machine: Machine) -> str | None:
+    """Why a bundle cannot reach its disks on MACHINE, or None: its virtio devices need
+    the profile's transport, and a bundle built for microvm may carry only virtio_mmio."""
+    carried = manifest.get("virtio_transports")
+    if not manifest.get("disks") or not isinstance(carried, list):
+        return None  # no virtio disk, or built before transports were recorded
+    needed = profile(machine).virtio_transport
+    if needed in carried:
+        return None
+    return (f"its disks sit on {needed} on {machine.value}, and this bundle's kernel and modules only have "
+            f"{', '.join(carried) or 'no virtio transport'}: build it for that machine "
+            f"(scons appliance MACHINE={machine.value})")

@@ -98,7 +98,7 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
         memory += f",slots=2,maxmem={int(memory) + 4096}M"
     args = [
         qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", *machine_args,
-        "-accel", accel, "-cpu", "max" if accel == "tcg" else "host",
+        "-accel", accel, "-cpu", str(manifest.get("cpu_model") or ("max" if accel == "tcg" else "host")),
         "-m", memory, "-smp", str(manifest.get("cpus", 1)), *disks,
     ]
     if bundle.cdrom is not None:  # firmware boots the ISO; its isolinux.cfg has the cmdline

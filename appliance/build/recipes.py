@@ -19,7 +19,7 @@ from appliance.build import firmware, guestprog, initramfs, kernel, kmod, minike
 from appliance.build.template import KERNEL_COMPRESSIONS, PROFILED_DEVICES, RootDisk, Template, find_template, load_template
 from appliance.errors import ApplianceError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
-from appliance.machines import Machine, profile
+from appliance.machines import TRANSPORTS, Machine, profile
 from appliance.paths import ROOT
 
 TEMPLATES = ROOT / "rootfs_templates"
@@ -103,6 +103,10 @@ class BuildConfig:
         and must not be put before an absolute one (a template given by its full path)."""
         path = Path(self.template.folder) / src
         return str(path) if path.is_absolute() else f"#{path}"
+
+    def iso_boots(self) -> bool:
+        """Whether an ISO of this build can reach its disks when booted on a PC."""
+        return self.template.root is RootDisk.NONE or profile(self.template.machine).virtio_transport == "virtio_pci"
 
     def kernel_signature(self) -> str:
         """What the kernel (and its modules) are, for SCons: the lock file, or for KERNEL=
@@ -240,11 +244,32 @@ def modules_for(config: BuildConfig) -> tuple[list[modfiles.ModuleFile], str]:
         raise kmod.ModuleError(f"modules directory {files.modules} is for {files.modules.name}, "
                                f"the kernel is {files.release}: give the matching MODULES=")
     index = kmod.load_index(files.modules)
-    blocked = template.modules_blocked if template.modules_blocked is not None else kmod.DEFAULT_BLOCKED
-    names = kmod.closure(index, kmod.select(index, template.modules, blocked), blocked)
+    names = module_closure(template, index)
     prepared = modfiles.prepare(index, files.modules, names, template.modules_strip,
                                 check=lambda path: kernel.check_cached(files, path))
     return prepared, files.release
+
+
+def module_closure(template: Template, index: kmod.ModuleIndex) -> list[str]:
+    """The template's modules in load order, with the virtio transport of the machine it
+    is built for when it uses virtio (a disk template built for q35 needs virtio_pci,
+    which it does not name because microvm, the default, uses virtio_mmio)."""
+    blocked = template.modules_blocked if template.modules_blocked is not None else kmod.DEFAULT_BLOCKED
+    roots = kmod.select(index, template.modules, blocked)
+    transport = profile(template.machine).virtio_transport
+    if transport in index.paths and "virtio" in kmod.closure(index, roots, blocked):
+        roots |= {transport}
+    return kmod.closure(index, roots, blocked)
+
+
+def virtio_transports(config: BuildConfig) -> list[str]:
+    """The virtio transports the bundle's kernel has: built in, or among its modules."""
+    files = config.kernel_files()
+    if files.modules is None or not (files.modules / "modules.dep").is_file():
+        return []
+    index = kmod.load_index(files.modules)
+    shipped = set(module_closure(config.template, index)) if config.template.modules else set()
+    return [t for t in TRANSPORTS if t in index.builtin or t in shipped]
 
 
 def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
@@ -287,6 +312,7 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
                            user_probes=template.probes, build=build, disks=disks,
                            firmware=template.machine is Machine.Q35_QBOOT)
     data["cmdline_base"] = " ".join(filter(None, ("panic=-1", template.cmdline)))
+    data["virtio_transports"] = virtio_transports(config)
     if template.profiled:  # the runner adds the channel's device and reads what arrives on it
         data["profiled"] = {"channel": template.profiled, "device": PROFILED_DEVICES[template.profiled],
                             "sample_ms": template.profiled_sample_ms}

@@ -80,14 +80,20 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _load(path: str, args: argparse.Namespace) -> bundle.Bundle:
-    if path.endswith(".iso"):  # unpacked for its bundle.json and digests; booted as a CD
-        from appliance.build import release
+    """The bundle to boot: a directory, a release .tar.zst (unpacked into a temporary
+    directory, removed at exit) or an .iso (booted as a CD)."""
+    from appliance.build import release
 
-        workdir = Path(tempfile.mkdtemp(prefix="appliance-iso-"))
+    if path.endswith((".iso", ".tar.zst")):
+        workdir = Path(tempfile.mkdtemp(prefix="appliance-unpacked-"))
         atexit.register(shutil.rmtree, workdir, True)
-        return release.load_iso(Path(path), workdir)
-    target = bundle.load(Path(path))
-    return target.with_machine(Machine(args.machine)) if args.machine else target
+        if path.endswith(".iso"):  # unpacked for its bundle.json and digests; booted as a CD
+            return release.load_iso(Path(path), workdir)
+        target = bundle.load(release.unpack_any(Path(path), workdir))
+    else:
+        target = bundle.load(Path(path))
+    target = target.with_machine(Machine(args.machine)) if args.machine else target
+    return target.with_run(cpu_model=args.cpu) if getattr(args, "cpu", None) else target
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -102,6 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        keep_disk_writes=args.keep_disk_writes)
     rows = [f"{name:<9} {'-' if value is None else f'{value:.1f} ms'}" for name, value in run.phases.items()]
     say("\n" + "\n".join(rows), phases_ms=run.phases, warnings=run.warnings)
+    for warning in run.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -335,6 +343,7 @@ def parser() -> argparse.ArgumentParser:
                        help="how probe times reach the host (default trace)")
         p.add_argument("--machine", choices=[m.value for m in Machine],
                        help="boot as this machine profile instead of the bundle's")
+        p.add_argument("--cpu", metavar="MODEL", help="QEMU's -cpu model (default: max under TCG, host under KVM)")
 
     def bench_options(p: argparse.ArgumentParser) -> None:
         boot_options(p)

@@ -79,6 +79,8 @@ def test_release_archive_is_reproducible_and_verifies(built, tmp_path):
     assert scons("release", cwd=again).returncode == 0
     assert (again / "build/release/benchmark/benchmark.tar.zst").read_bytes() == ours.read_bytes()
     assert appliance("verify", str(ours)).returncode == 0
+    booted = appliance("run", str(ours), "--accel", "tcg")  # run and bench take the archive itself
+    assert booted.returncode == 0 and "appliance-probe: payload_end" in booted.stdout, booted.stderr
     sums = (BUILD / "release/benchmark/SHA256SUMS").read_text()
     assert sums.endswith("  benchmark.tar.zst\n")
     tampered = tmp_path / "benchmark.tar.zst"

@@ -141,3 +141,25 @@ def test_a_module_that_fails_to_load_goes_on_or_stops_as_the_template_says(tmp_p
     else:
         assert done.returncode == 3
         assert "error: init stopped: stopping: module kvm_intel did not load" in done.stderr
+
+
+def test_an_accelerated_module_the_cpu_cannot_use_is_skipped_not_fatal(disk_bundle):
+    # qemu64 has no SSE4.2: crc32c_intel refuses with ENODEV and the kernel uses crc32c_generic
+    done = appliance("run", str(disk_bundle), "--accel", "tcg", "--cpu", "qemu64")
+    assert done.returncode == 0, done.stderr
+    assert "appliance-init: module crc32c_intel skipped: no such device" in done.stdout + done.stderr
+    assert "warning: module crc32c_intel skipped" in done.stderr
+    assert "appliance-probe: payload_end" in done.stdout
+
+
+def test_a_disk_bundle_refuses_a_machine_without_its_transport_and_its_variant_boots(disk_bundle):
+    done = appliance("run", str(disk_bundle), "--accel", "tcg", "--machine", "pc-seabios")
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        f"error: bundle {disk_bundle} cannot boot as pc-seabios: its disks sit on virtio_pci")
+    assert scons("appliance", "TEMPLATE=disk", "MACHINE=pc-seabios").returncode == 0
+    variant = BUILD / "disk+pc-seabios"
+    assert bundle.load(variant).manifest["virtio_transports"] == ["virtio_mmio", "virtio_pci"]
+    done = appliance("run", str(variant), "--accel", "tcg")
+    assert done.returncode == 0, done.stderr
+    assert "appliance-probe: payload_end" in done.stdout
