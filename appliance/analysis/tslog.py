@@ -116,6 +116,9 @@ def profile(text: str, tsc_hz: float, buffer_records: int = DEFAULT_BUFFER) -> P
     truncated = still_open > 0 or len(records) >= buffer_records
     if still_open:
         problems.append(f"truncated: {still_open} frame(s) still open at the last record, closed there")
+    if builder.too_deep:
+        problems.append(f"{builder.too_deep} frame(s) nested deeper than {MAX_DEPTH} were not drawn "
+                        "(lost EXIT records?)")
     if len(records) >= buffer_records:
         problems.append(f"truncated: {len(records)} records fill the kernel's buffer ({buffer_records})")
     spans = builder.spans + _thread_roots(builder.spans)
@@ -142,6 +145,20 @@ def _thread_names(records: list[Record]) -> dict[str, str]:
     return names
 
 
+MAX_DEPTH = 256  # frames nested deeper are not drawn: real kernels nest far less; a dump
+# that does is broken (lost EXITs), and drawing it would cost the square of its depth
+
+
+class _Frame:
+    """An open frame: its name, start, kind and the stack it is drawn at (built once,
+    from its parent's, so deep nesting costs each frame its own depth at most MAX_DEPTH)."""
+
+    __slots__ = ("name", "start", "kind", "stack")
+
+    def __init__(self, name: str, start: int, kind: str, stack: tuple[str, ...] | None) -> None:
+        self.name, self.start, self.kind, self.stack = name, start, kind, stack
+
+
 class _Builder:
     """Per-thread stacks of open frames, turned into spans as they close."""
 
@@ -149,64 +166,75 @@ class _Builder:
         self.names = names
         self.us = us
         self.spans: list[Span] = []
-        self.stacks: dict[str, list[tuple[str, int, str]]] = {}  # td -> [(name, start, kind)]
+        self.stacks: dict[str, list[_Frame]] = {}  # td -> open frames, innermost last
         self.first: dict[str, int] = {}
+        self.too_deep = 0  # frames not drawn for nesting deeper than MAX_DEPTH
 
     def _root(self, td: str) -> tuple[str, ...]:
         return (self.names[td],)
 
-    def _emit(self, td: str, frames: list[tuple[str, int, str]], end: int, note: str = "") -> None:
-        name, start, kind = frames[-1]
-        stack = self._root(td) + tuple(f[0] for f in frames)
-        self.spans.append(Span(self.names[td], stack, self.us(start), self.us(end), kind, note))
+    def _push(self, td: str, stack: list[_Frame], name: str, t: int, kind: str) -> None:
+        parent = stack[-1].stack if stack else self._root(td)
+        drawn = parent + (name,) if parent is not None and len(stack) < MAX_DEPTH else None
+        stack.append(_Frame(name, t, kind, drawn))
+
+    def _emit(self, td: str, frame: _Frame, end: int, note: str = "") -> None:
+        if frame.stack is None:
+            self.too_deep += 1
+            return
+        self.spans.append(Span(self.names[td], frame.stack, self.us(frame.start), self.us(end), frame.kind, note))
 
     def feed(self, r: Record, t: int, problems: list[str]) -> None:
         stack = self.stacks.setdefault(r.td, [])
         self.first.setdefault(r.td, t)
         if r.kind == "ENTER":
-            stack.append((r.name, t, "function"))
+            self._push(r.td, stack, r.name, t, "function")
         elif r.kind == "EXIT":
             self._exit(r, t, stack, problems)
         elif r.kind == "THREAD" and stack:
             problems.append(f"line {r.line}: THREAD {r.name} on a thread with {len(stack)} open frame(s)")
         elif r.kind == "EVENT" and r.name == "WAIT":
-            stack.append((f"wait {r.arg}", t, "wait"))
+            self._push(r.td, stack, f"wait {r.arg}", t, "wait")
         elif r.kind == "EVENT" and r.name == "UNWAIT":
             self._exit(Record(r.line, r.td, r.tsc, "EXIT", f"wait {r.arg}", ""), t, stack, problems)
         elif r.kind == "EVENT":  # HOLD/RELEASE: an instant on the holder's track
             self.spans.append(Span(self.names[r.td], self._root(r.td) + (f"{r.name.lower()} {r.arg}",),
                                    self.us(t), self.us(t), "event"))
 
-    def _exit(self, r: Record, t: int, stack: list[tuple[str, int, str]], problems: list[str]) -> None:
-        names = [f[0] for f in stack]
-        if r.name not in names:
+    def _exit(self, r: Record, t: int, stack: list[_Frame], problems: list[str]) -> None:
+        if stack and stack[-1].name == r.name:  # the usual case: the innermost frame ends
+            self._emit(r.td, stack.pop(), t)
+            return
+        depth = next((i for i in range(len(stack) - 1, -1, -1) if stack[i].name == r.name), None)
+        if depth is None:
             # entered before the dump began: a frame from the thread's first record
             problems.append(f"line {r.line}: EXIT {r.name} without ENTER: started before the dump")
-            stack.insert(0, (r.name, self.first[r.td], "function"))
-            self._shift_spans(r.td, r.name)
-            names = [f[0] for f in stack]
-        depth = len(names) - 1 - names[::-1].index(r.name)
+            self._reroot(r.td, stack, r.name)
+            depth = 0
         while len(stack) > depth + 1:  # frames that never EXITed inside this one
-            problems.append(f"line {r.line}: {stack[-1][0]} never exited before {r.name} did: closed with it")
-            self._emit(r.td, stack, t)
-            stack.pop()
-        self._emit(r.td, stack, t)
-        stack.pop()
+            problems.append(f"line {r.line}: {stack[-1].name} never exited before {r.name} did: closed with it")
+            self._emit(r.td, stack.pop(), t)
+        self._emit(r.td, stack.pop(), t)
 
-    def _shift_spans(self, td: str, outer: str) -> None:
-        """Spans already closed on TD now sit under OUTER: put it into their stacks."""
+    def _reroot(self, td: str, stack: list[_Frame], outer: str) -> None:
+        """OUTER was open before the dump began: put it under every span already closed on
+        TD and under the open frames, and open it at the thread's first record."""
         track = self.names[td]
         for i, span in enumerate(self.spans):
             if span.track == track:
                 self.spans[i] = Span(span.track, (span.stack[0], outer, *span.stack[1:]), span.start_us,
                                      span.end_us, span.kind, span.note)
+        opened = list(stack)
+        stack.clear()
+        self._push(td, stack, outer, self.first[td], "function")
+        for frame in opened:
+            self._push(td, stack, frame.name, frame.start, frame.kind)
 
     def close_all(self, end: int) -> int:
         count = 0
         for td, stack in self.stacks.items():
             while stack:
-                self._emit(td, stack, end, note="still open when the dump ended")
-                stack.pop()
+                self._emit(td, stack.pop(), end, note="still open when the dump ended")
                 count += 1
         return count
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from appliance.errors import ApplianceError
+
 
 class Compression(enum.Enum):
     NONE = "none"
@@ -23,10 +25,21 @@ def compress(data: bytes, kind: Compression, level: int = 19) -> bytes:
     return zstandard.ZstdCompressor(compression_params=params).compress(data)
 
 
-def decompress(data: bytes) -> bytes:
-    """Undo `compress` whatever the kind, recognising zstd by its magic."""
-    if data.startswith(ZSTD_MAGIC):
-        import zstandard
+MAX_EXPANDED = 1 << 30  # an initramfs the runner's VMs could hold; a larger one is a bomb or damage
 
-        return zstandard.ZstdDecompressor().decompress(data)
-    return data
+
+def decompress(data: bytes, limit: int = MAX_EXPANDED) -> bytes:
+    """Undo `compress` whatever the kind, recognising zstd by its magic; refuse output
+    over LIMIT bytes (a small input that claims gigabytes is never expanded whole)."""
+    if not data.startswith(ZSTD_MAGIC):
+        return data
+    import zstandard
+
+    try:
+        claimed = zstandard.frame_content_size(data)  # -1: not in the header
+        if claimed > limit:
+            raise zstandard.ZstdError(f"its header claims {claimed} bytes")
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=limit)
+    except zstandard.ZstdError as exc:
+        raise ApplianceError(f"zstd data does not expand within {limit >> 20} MiB ({exc}): damaged, "
+                             "or not an initramfs this tool made") from None

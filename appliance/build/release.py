@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import shutil
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -68,26 +70,48 @@ def _safe_member(member: tarfile.TarInfo, top: str | None) -> str:
     return str(path)
 
 
-def unpack_tar_zst(archive: Path, target: Path) -> Path:
-    """Unpack ARCHIVE into TARGET safely; return the bundle directory inside it."""
+MAX_UNPACKED = 16 << 30  # a bundle with its largest root disk; more is a bomb or damage
+MAX_MEMBERS = 10_000
+
+
+def unpack_tar_zst(archive: Path, target: Path, limit: int = MAX_UNPACKED) -> Path:
+    """Unpack ARCHIVE into TARGET safely, streaming (memory stays small whatever the
+    archive expands to) and stopping at LIMIT bytes; return the bundle directory in it.
+    Each member is checked before it is written, into a staging folder that becomes the
+    bundle directory only when the whole archive was good: a bad one leaves nothing."""
+    target.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target, prefix=".unpacking-"))
+    try:
+        top = _stream_into(archive, staging, limit)
+        os.rename(staging / top, target / top)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target / top
+
+
+def _stream_into(archive: Path, target: Path, limit: int) -> str:
     import zstandard
 
+    top = None
+    total = count = 0
     try:
-        raw = zstandard.ZstdDecompressor().decompress(archive.read_bytes(), max_output_size=4 << 30)
+        with open(archive, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as stream, \
+                tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                top = top or PurePosixPath(member.name).parts[0]
+                _safe_member(member, top)
+                total, count = total + member.size, count + 1
+                if total > limit or count > MAX_MEMBERS:
+                    raise BundleError(f"{archive} expands to more than {limit >> 30} GiB or {MAX_MEMBERS} files: "
+                                      "refused (damaged, or not a bundle archive)")
+                tar.extract(member, target, filter="data")
     except zstandard.ZstdError as exc:
         raise BundleError(f"{archive} is not a valid zstd archive ({exc}): it is truncated or damaged") from None
-    try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
-            members = tar.getmembers()
-            if not members:
-                raise BundleError(f"{archive} is empty")
-            top = PurePosixPath(members[0].name).parts[0]
-            for member in members:
-                _safe_member(member, top)
-            tar.extractall(target, filter="data")
     except tarfile.TarError as exc:
-        raise BundleError(f"{archive} is not a valid tar archive ({exc})") from None
-    return target / top
+        raise BundleError(f"{archive} is not a valid tar archive ({exc}): it is truncated or damaged") from None
+    if top is None:
+        raise BundleError(f"{archive} is empty")
+    return top
 
 
 def verify(artifact: Path) -> list[str]:

@@ -138,3 +138,16 @@ def test_a_linux_process_timeline_goes_through_the_tslog_user_reader():
     items, problems = tslog.user_spans(text, 1e9)
     assert problems == []
     assert {x.stack for x in items} == {("/bin/forker [80]",), ("/bin/forker [80]", "/bin/forker [81]")}
+
+
+def test_deep_unclosed_nesting_costs_linear_work_and_says_what_it_left_out():
+    # 20k ENTERs that never EXIT (a dump that lost its EXITs): every frame would be drawn
+    # at its own depth, the square of the depth in stack entries; frames past MAX_DEPTH
+    # are counted instead, so the spans stay a bounded multiple of the records
+    lines = ["0x1 1 ENTER mi_startup"] + [f"0x1 {10 + i} ENTER f{i}" for i in range(20000)]
+    prof = tslog.profile("\n".join(lines) + "\n", 1e9)
+    drawn = [s for s in prof.spans if s.kind == "function"]
+    assert len(drawn) == tslog.MAX_DEPTH and max(len(s.stack) for s in drawn) == tslog.MAX_DEPTH + 1
+    assert f"{20001 - tslog.MAX_DEPTH} frame(s) nested deeper than {tslog.MAX_DEPTH} were not drawn" in " ".join(
+        prof.problems)
+    assert prof.truncated

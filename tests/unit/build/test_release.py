@@ -87,3 +87,29 @@ def test_tampered_and_foreign_files_are_named(tmp_path):
     assert release.verify(archive) == ["initrd does not match its sha256 in bundle.json",
                                        "extra is not in bundle.json (foreign file)"]
     assert json.loads((bundle_dir / "bundle.json").read_text())["format"] == 1
+
+
+def test_an_archive_that_expands_past_the_limit_is_refused_and_leaves_nothing(tmp_path):
+    # 64 MiB of zeros compress to a few KiB: with a 16 MiB limit the unpacking stops at
+    # the member that passes it, streaming, and the staging folder is removed
+    big = tarfile.TarInfo("b/zeros")
+    big.size = 64 << 20
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        tar.addfile(big, io.BytesIO(bytes(big.size)))
+    archive = tmp_path / "bomb.tar.zst"
+    archive.write_bytes(zstandard.ZstdCompressor().compress(out.getvalue()))
+    assert archive.stat().st_size < 1 << 20
+    target = tmp_path / "out"
+    with pytest.raises(BundleError, match="expands to more than"):
+        release.unpack_tar_zst(archive, target, limit=16 << 20)
+    assert list(target.iterdir()) == []
+
+
+def test_an_initrd_that_claims_gigabytes_is_not_expanded():
+    from appliance.build import compress
+    from appliance.errors import ApplianceError
+
+    small = zstandard.ZstdCompressor().compress(bytes(8 << 20))
+    with pytest.raises(ApplianceError, match="does not expand within 1 MiB"):
+        compress.decompress(small, limit=1 << 20)
