@@ -54,16 +54,19 @@ def load_average() -> float | None:
         return None
 
 
-def during(before: CpuTimes | None, after: CpuTimes | None, own_cpu_s: float, loadavg: float | None) -> dict[str, Any]:
-    """The host's load over one boot: shares of all CPUs' time, and whether it disturbed."""
-    out: dict[str, Any] = {"loadavg_1m": loadavg, "others_cpu_share": None, "steal_share": None, "disturbed": False}
+def during(before: CpuTimes | None, after: CpuTimes | None, own_cpu_s: float, loadavg: float | None,
+           stopped_ms: float = 0.0) -> dict[str, Any]:
+    """The host's load over one boot: shares of all CPUs' time, whether QEMU was stopped
+    (SIGSTOP) for a while, and whether any of it disturbed the boot."""
+    out: dict[str, Any] = {"loadavg_1m": loadavg, "others_cpu_share": None, "steal_share": None,
+                           "stopped_ms": round(stopped_ms, 1), "disturbed": stopped_ms > 0}
     if before is None or after is None or after.total_s <= before.total_s:
         return out
     total = after.total_s - before.total_s
     others = max(0.0, (after.busy_s - before.busy_s) - own_cpu_s) / total
     steal = (after.steal_s - before.steal_s) / total
     out.update(others_cpu_share=round(others, 4), steal_share=round(steal, 4),
-               disturbed=others > BUSY_SHARE or steal > STEAL_SHARE)
+               disturbed=stopped_ms > 0 or others > BUSY_SHARE or steal > STEAL_SHARE)
     return out
 
 
@@ -72,5 +75,5 @@ def warning(runs: list[dict[str, Any]]) -> str | None:
     if not count:
         return None
     return (f"the host was busy during {count} of {counted} counted boot(s) (other processes over "
-            f"{BUSY_SHARE:.0%} of the CPUs, or steal over {STEAL_SHARE:.0%}): their times are likely longer; "
+            f"{BUSY_SHARE:.0%} of the CPUs, steal over {STEAL_SHARE:.0%}, or QEMU stopped): their times are likely longer; "
             "rerun on a quiet host, or compare only side by side")

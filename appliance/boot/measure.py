@@ -7,10 +7,12 @@ exited 0. Anything else is a BootError carrying the console's tail.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -48,6 +50,7 @@ class BootRun:
     warnings: list[str] = field(default_factory=list)
     guest_log: str = ""  # profiled's raw records (JSON lines), when the bundle runs it
     qemu_cpu_s: float = 0.0  # QEMU's CPU time, summed like qemu_lifetime_ms
+    stopped_ms: float = 0.0  # time QEMU was seen stopped (SIGSTOP): the boot was disturbed
 
 
 @dataclass
@@ -104,6 +107,19 @@ def check_console(console: str) -> int | None:
     return status
 
 
+@contextlib.contextmanager
+def _workdir(prefix: str) -> Iterator[str]:
+    """A boot's temporary folder (console, trace); a file error in it (a full disk) is
+    this boot's failure, said in one line, not a crash of the whole run set."""
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            yield tmp
+    except OSError as exc:
+        where = exc.filename or tempfile.gettempdir()
+        raise BootError(f"the boot's temporary files failed: {exc.strerror or exc} ({where}); "
+                        f"free space in {tempfile.gettempdir()} or set TMPDIR") from None
+
+
 def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
@@ -135,6 +151,9 @@ def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Ch
         if clock is not None:
             reader.join(timeout=5)
     watch.poll()
+    if not piped and not files.console.exists():
+        raise BootError(f"the console log {files.console} disappeared during the boot (removed by another "
+                        "program?): the guest's result is unknown")
     return RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf,
                    _read(files.profiled) if files.profiled else "")
 
@@ -165,7 +184,7 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[st
     is added to the kernel command line for this boot only."""
     if channel is Channel.EXIT:
         raise ValueError("the exit channel needs one boot per probe: use boot_exit()")
-    with tempfile.TemporaryDirectory(prefix="appliance-boot-") as tmp:
+    with _workdir("appliance-boot-") as tmp:
         work = keep_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         raw = _run(bundle, qemu_path, accel, timeout, channel, work, echo, keep_disk_writes=keep_disk_writes,
@@ -179,7 +198,7 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[st
     run = BootRun(events, derive(events), parse_console_probes(raw.console), done.max_rss_kib, payload_status,
                   raw.console, (done.exit_ns - done.exec_ns) / 1e6,
                   uart_cost_us_per_char(raw.lines) if raw.lines else None)
-    run.qemu_cpu_s = done.cpu_s
+    run.qemu_cpu_s, run.stopped_ms = done.cpu_s, done.stopped_ms
     run.modules = [(m["name"], int(m["start"]), int(m["duration"])) for m in _MODULE.finditer(raw.console)]
     run.guest_log = raw.profiled
     if bundle.manifest.get("profiled") and not raw.profiled:
@@ -214,7 +233,7 @@ def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes
     warnings = []
     paired: dict[str, float] = {}
     for name in probes:
-        with tempfile.TemporaryDirectory(prefix="appliance-exit-") as tmp:
+        with _workdir("appliance-exit-") as tmp:
             raw = _run(bundle, qemu_path, accel, timeout, Channel.EXIT, Path(tmp), None, exit_probe=name,
                        trace=paired_trace)
         done = raw.done

@@ -140,6 +140,16 @@ class Exit:
     max_rss_kib: int
     stderr: str
     cpu_s: float = 0.0  # QEMU's user + system CPU time (all its threads)
+    stopped_ms: float = 0.0  # how long QEMU was seen stopped (SIGSTOP, a debugger): a disturbed boot
+
+
+def _stopped(pid: int) -> bool:
+    """Whether PID is stopped (state T: SIGSTOP, or t: a tracer), from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
 
 
 class Qemu:
@@ -175,12 +185,17 @@ class Qemu:
         """Wait until QEMU exits or DEADLINE (time.monotonic()) passes (BootError)."""
         assert self.process is not None
         fd = os.pidfd_open(self.pid)
+        stopped_s, last = 0.0, time.monotonic()
         try:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise BootError("timed out")
                 ready, _, _ = select.select([fd], [], [], min(remaining, 0.1))
+                now = time.monotonic()
+                if not ready and _stopped(self.pid):
+                    stopped_s += now - last
+                last = now
                 if callable(on_tick):
                     on_tick()
                 if ready:
@@ -191,7 +206,7 @@ class Qemu:
         _, status, usage = os.wait4(self.pid, 0)
         self.process.returncode = os.waitstatus_to_exitcode(status)
         return Exit(self.process.returncode, self.exec_ns, exit_ns, usage.ru_maxrss,
-                    self.stderr_path.read_text(errors="replace"), usage.ru_utime + usage.ru_stime)
+                    self.stderr_path.read_text(errors="replace"), usage.ru_utime + usage.ru_stime, stopped_s * 1e3)
 
     def kill(self) -> None:
         """End QEMU if it still runs: SIGTERM, then SIGKILL after 2 s. Reaps it."""

@@ -7,6 +7,7 @@ ApplianceError prints a single `error:` line and fails the build, with no traceb
 
 from __future__ import annotations
 
+import errno
 import shutil
 import sys
 from collections.abc import Callable
@@ -149,9 +150,21 @@ def _guarded(builder: Builder) -> Callable[[list[Any], list[Any], Any], int]:
         except ApplianceError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        except OSError as exc:
+            print(f"error: {os_error_line(exc, Path(str(target[0])))}", file=sys.stderr)
+            return 1
         return 0
 
     return run
+
+
+def os_error_line(exc: OSError, target: Path) -> str:
+    """One line for a file error while building TARGET, naming the file it hit (the
+    build folder and the cache can be on different disks: say which one is full)."""
+    where = Path(exc.filename) if exc.filename else target
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the disk holding {where} (building {target}): free space there, or set BUILD_DIR"
+    return f"building {target}: {exc.strerror or exc} ({where})"
 
 
 def available_programs() -> set[str]:

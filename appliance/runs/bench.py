@@ -120,7 +120,7 @@ class Session:
                 raise BootError(f"{plan.channel.value} channel, boot {index + 1}: {exc}", exc.console_tail) from None
             return
         overhead = (time.monotonic() - started) * 1e3 - run.qemu_lifetime_ms
-        load = hostload.during(cpu_before, hostload.sample(), run.qemu_cpu_s, hostload.load_average())
+        load = hostload.during(cpu_before, hostload.sample(), run.qemu_cpu_s, hostload.load_average(), run.stopped_ms)
         self.runs.append(run_record(index, warmup, run, overhead_ms=overhead, host_load=load))
         self.consoles.append(run.console if plan.keep_consoles else "")
 

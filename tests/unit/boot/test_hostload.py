@@ -26,6 +26,7 @@ def test_qemu_own_cpu_is_not_counted_as_other_work():
     stolen = hostload.during(before, hostload.CpuTimes(104.0, 1.0, 1010.0), own_cpu_s=4.0, loadavg=1.0)
     assert stolen["steal_share"] == 0.1 and stolen["disturbed"] is True
     assert hostload.during(None, before, 1.0, None)["disturbed"] is False  # no /proc/stat: unknown, not busy
+    assert hostload.during(before, before, 0.0, None, stopped_ms=3000.0)["disturbed"] is True  # SIGSTOPped
 
 
 def test_warning_counts_only_disturbed_counted_boots():

@@ -125,3 +125,16 @@ def test_variant_names_say_what_the_options_changed(tmp_path):
     minimal = replace(written, kernel="minimal", kernel_compression="lz4")
     assert variant_name(written, minimal, "") == "minimal-kernel+lz4"
     assert variant_name(written, written, "/src/linux/arch/x86/boot/bzImage") == "kernel-bzImage"
+
+
+def test_a_full_disk_while_building_names_the_file_it_hit():
+    import errno
+
+    from appliance.build.recipes import os_error_line
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    line = os_error_line(full, Path("build/benchmark/initrd"))
+    assert line.startswith("no space left on the disk holding build/benchmark/initrd")
+    cache = OSError(errno.ENOSPC, "No space left on device", "/root/.cache/appliance/kernels/x")
+    assert "holding /root/.cache/appliance/kernels/x (building build/benchmark/kernel)" in os_error_line(
+        cache, Path("build/benchmark/kernel"))
