@@ -167,6 +167,22 @@ def os_error_line(exc: OSError, target: Path) -> str:
     return f"building {target}: {exc.strerror or exc} ({where})"
 
 
+def cache_in_use() -> list[Path]:
+    """The cache entries the checkout's locks and templates refer to: the pinned Debian
+    kernel, the pinned linux-source and its patched tree and objects, the minimal
+    kernel image of every compression the templates use (and the default), qboot."""
+    cache = kernel.cache_dir()
+    lock, source = kernel.read_lock(LOCK), minikernel.read_lock(SOURCE_LOCK)
+    compressions = {"none"} | {load_template(p).kernel_compression for p in TEMPLATES.glob("*.toml")}
+    recipes = [minikernel.Recipe(source.deb_sha256, minikernel.read_fragments(MINIMAL, FRAGMENTS),
+                                 (MINIMAL / "appliance-probes.patch").read_text(), c) for c in sorted(compressions)]
+    source_key = recipes[0].source_key()
+    return [cache / "kernels" / f"{lock.package}_{lock.version}", cache / "sources" / f"{source.package}_{source.version}",
+            cache / "minikernel" / f"src-{source_key}", cache / "minikernel" / f"out-{source_key}",
+            *(minikernel.image_dir(cache, r.key()) for r in recipes),
+            cache / "qboot" / firmware.read_lock(QBOOT_LOCK).orig_sha256[:16]]
+
+
 def available_programs() -> set[str]:
     return {p.stem for p in PROGRAMS.glob("*.c")} - {"init"}
 

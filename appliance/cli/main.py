@@ -1,6 +1,7 @@
-"""The `appliance` command: build, run, bench, stats, doctor, kernel-lock, demo.
+"""The `appliance` command: build appliances, boot and measure them, say where the time goes.
 
 Every failure ends in one `error:` line and a non-zero exit; --debug adds tracebacks.
+The verbs and their defaults come from the parser itself (`appliance --help`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from appliance.boot import accel, hostfacts, hostload, measure
 from appliance.boot.qemu import Channel
 from appliance.build import kernel
 from appliance.build.template import KERNEL_COMPRESSIONS
-from appliance.cli import doctor, output
+from appliance.cli import doctor, options, output
 from appliance.cli import where as cli_where
 from appliance.cli.options import positive
 from appliance.cli.output import say
@@ -35,8 +36,9 @@ from appliance.phases import PHASE_NAMES
 from appliance.proc import find_tool
 from appliance.runs import bench, compare, table
 
-EXAMPLES = """examples:
-  appliance demo                          build the default appliance, boot it 5 times, print phases
+DEMO_N = 6  # the smallest n with a 95% interval of the median from order statistics
+EXAMPLES = f"""examples:
+  appliance demo                          build the default appliance, boot it 1 + {DEMO_N} times, print phases
   appliance build minimal                 scons appliance TEMPLATE=minimal -> build/minimal/
   appliance build benchmark-minimal       the benchmark appliance on the minimal kernel (built once, cached)
   appliance run build/benchmark           boot once, streaming the console
@@ -104,8 +106,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ApplianceError("`run` boots once; the exit channel needs a boot per probe: use `appliance bench --channel exit`")
     bench.check_channel(channel, choice)
     echo = sys.stderr if output.as_json() else sys.stdout  # stdout carries the JSON alone
-    run = measure.boot(target, _qemu(), choice.accel, args.timeout, echo=echo, channel=channel, extra_cmdline=args.append or "",
-                       keep_disk_writes=args.keep_disk_writes)
+    work = Path(tempfile.mkdtemp(prefix="appliance-run-"))
+    try:
+        run = measure.boot(target, _qemu(), choice.accel, args.timeout, echo=echo, channel=channel,
+                           extra_cmdline=args.append or "", keep_disk_writes=args.keep_disk_writes, keep_dir=work)
+    except BootError as exc:
+        # the console was streamed already: no tail again, but the whole log is kept
+        log = work / "console.log"
+        if not log.is_file():
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        raise BootError(f"{exc} (the whole console: {log})") from None
+    shutil.rmtree(work, ignore_errors=True)
     rows = [f"{name:<9} {'-' if value is None else f'{value:.1f} ms'}" for name, value in run.phases.items()]
     say("\n" + "\n".join(rows), phases_ms=run.phases, warnings=run.warnings)
     for warning in run.warnings:
@@ -317,6 +329,29 @@ def cmd_kernel_lock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    """What the cache holds, part by part; --clean removes what no lock or template uses."""
+    from appliance.build import cache, recipes
+
+    root = kernel.cache_dir()
+    found = cache.entries(root, recipes.cache_in_use())
+    removed = cache.clean(root, found, everything=args.all) if args.clean or args.all else []
+    lines = [f"cache {root}:"]
+    for part in sorted({e.part for e in found}):
+        mine = [e for e in found if e.part == part]
+        lines.append(f"  {part:<11} {sum(e.bytes for e in mine) / 2**20:8.1f} MiB  {cache.PARTS.get(part, '')}")
+        lines += [f"    {'removed' if e in removed else 'in use ' if e.in_use else 'unused '} "
+                  f"{e.bytes / 2**20:8.1f} MiB  {e.path.name}" for e in mine]
+    freed = sum(e.bytes for e in removed)
+    lines.append(f"total {sum(e.bytes for e in found) / 2**20:.1f} MiB" +
+                 (f", removed {len(removed)} entries ({freed / 2**20:.1f} MiB)" if removed else
+                  "; `appliance cache --clean` removes the unused entries, --all everything"))
+    say("\n".join(lines), cache=str(root), removed_bytes=freed,
+        entries=[{"part": e.part, "name": e.path.name, "bytes": e.bytes, "in_use": e.in_use,
+                  "removed": e in removed} for e in found])
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     found = doctor.checks()
     say("\n".join(f"[{status}] {line}" for status, line in found),
@@ -325,7 +360,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="appliance", description=__doc__, epilog=EXAMPLES,
+    top = argparse.ArgumentParser(prog="appliance", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--version", action="version", version=f"appliance {__version__}")
     top.add_argument("-v", "--debug", action="store_true", help="log commands and show tracebacks")
@@ -347,8 +382,8 @@ def parser() -> argparse.ArgumentParser:
 
     def bench_options(p: argparse.ArgumentParser) -> None:
         boot_options(p)
-        p.add_argument("-n", type=int, default=10, help="counted boots (default 10)")
-        p.add_argument("--warmup", type=int, default=1, help="boots run first and not counted (default 1)")
+        p.add_argument("-n", type=int, default=10, help="counted boots (default %(default)s)")
+        p.add_argument("--warmup", type=int, default=1, help="boots run first and not counted (default %(default)s)")
         p.add_argument("--keep-going", action="store_true", help="go on after a failed boot")
 
     p = verbs.add_parser("build", help="build a template's bundle with SCons")
@@ -362,19 +397,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel-compression", choices=KERNEL_COMPRESSIONS, help="the minimal kernel's image compression")
     p.set_defaults(func=cmd_build)
     p = verbs.add_parser("run", help="boot a bundle once, streaming its console")
-    p.add_argument("bundle")
+    p.add_argument("bundle", help=options.BUNDLE)
     p.add_argument("--keep-disk-writes", action="store_true",
                    help="let the guest change the bundle's disk images (their digests then no longer match)")
     boot_options(p)
     p.set_defaults(func=cmd_run)
     p = verbs.add_parser("bench", help="boot a bundle many times and time its phases")
-    p.add_argument("bundle")
+    p.add_argument("bundle", help=options.BUNDLE)
     p.add_argument("-o", "--output", help="results JSON (default results-<bundle>.json)")
     bench_options(p)
     p.set_defaults(func=cmd_bench)
     p = verbs.add_parser("compare", help="boot two bundles interleaved and compare their phases")
-    p.add_argument("a")
-    p.add_argument("b")
+    p.add_argument("a", help=f"side A: {options.BUNDLE}")
+    p.add_argument("b", help="side B: the same kinds (or A again, with --append-b)")
     p.add_argument("-o", "--output", help="results JSON (default compare.json)")
     p.add_argument("--confidence", type=float, default=0.95, help="family-wise confidence (default 0.95)")
     p.add_argument("--primary", default=compare.PRIMARY,
@@ -386,25 +421,29 @@ def parser() -> argparse.ArgumentParser:
     bench_options(p)
     p.set_defaults(func=cmd_compare)
     p = verbs.add_parser("crosscheck", help="measure one bundle through several channels and compare them")
-    p.add_argument("bundle")
+    p.add_argument("bundle", help=options.BUNDLE)
     p.add_argument("--channels", default="trace,exit", help="comma-separated, the first is the reference")
     p.add_argument("-o", "--output", help="results JSON (default crosscheck.json)")
     bench_options(p)
     p.set_defaults(func=cmd_crosscheck, n=5)
     p = verbs.add_parser("stats", help="recompute statistics from a results JSON")
-    p.add_argument("results")
+    p.add_argument("results", help=options.RESULTS)
     p.set_defaults(func=cmd_stats)
     p = verbs.add_parser("demo", help="build the default appliance, bench it, print the phases")
     bench_options(p)
-    p.set_defaults(func=cmd_demo, n=6)  # the smallest n with a 95% CI of the median
+    p.set_defaults(func=cmd_demo, n=DEMO_N)
     p = verbs.add_parser("inspect", help="what a bundle, .tar.zst or .iso holds: files, sizes, kernel, modules")
-    p.add_argument("bundle", help="a bundle directory, a bundle .tar.zst or an .iso")
+    p.add_argument("bundle", help=options.BUNDLE)
     p.set_defaults(func=cmd_inspect)
-    p = verbs.add_parser("verify", help="check a bundle directory or bundle .tar.zst against its digests")
-    p.add_argument("artifact")
+    p = verbs.add_parser("verify", help="check a bundle, .tar.zst or .iso against its digests (and SHA256SUMS)")
+    p.add_argument("artifact", help=options.BUNDLE)
     p.set_defaults(func=cmd_verify)
     p = verbs.add_parser("doctor", help="check the tools and KVM this machine has")
     p.set_defaults(func=cmd_doctor)
+    p = verbs.add_parser("cache", help="the download and build cache by part, and cleaning it (like mkosi clean)")
+    p.add_argument("--clean", action="store_true", help="remove what no current lock or template refers to")
+    p.add_argument("--all", action="store_true", help="remove everything (it is fetched and built again when needed)")
+    p.set_defaults(func=cmd_cache)
     p = verbs.add_parser("kernel-lock", help="pin the newest Debian 6.1 kernel in recipes/kernel/debian.lock")
     p.set_defaults(func=cmd_kernel_lock)
     cli_where.register(verbs, boot_options, _load, _accel, _qemu)

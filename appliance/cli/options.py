@@ -15,3 +15,8 @@ def positive(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0")
     return value
+
+
+# What the verbs' positional arguments accept, said once for every verb that takes one.
+BUNDLE = "a bundle directory (build/<template>), a release .tar.zst or an .iso"
+RESULTS = "a results JSON written by bench, compare, crosscheck or analyze"

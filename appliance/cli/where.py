@@ -14,6 +14,7 @@ from appliance import guestlog, results
 from appliance.analysis import analyze, exports, flame, profile, spans, tslog
 from appliance.analysis.spans import Span
 from appliance.build import minikernel
+from appliance.cli import options
 from appliance.cli.options import positive
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
@@ -261,7 +262,7 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
              load: Callable[[str, argparse.Namespace], Any], accel: Callable[[argparse.Namespace], Any],
              qemu: Callable[[], str]) -> None:
     p = verbs.add_parser("analyze", help="boot with initcall_debug: timeline, top initcalls, flamechart")
-    p.add_argument("bundle")
+    p.add_argument("bundle", help=options.BUNDLE)
     p.add_argument("-n", type=int, default=5, help="debug boots (and as many plain ones; default 5)")
     p.add_argument("--no-baseline", action="store_true", help="skip the plain boots (the console's cost is then unknown)")
     p.add_argument("--top", type=int, default=15, help="how many activities to list (default 15)")
@@ -280,7 +281,7 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     add_outputs(p)
     p.set_defaults(func=cmd_tslog)
     p = verbs.add_parser("profile", help="sample the guest's instruction pointer through QEMU's gdbstub while it boots")
-    p.add_argument("bundle")
+    p.add_argument("bundle", help=options.BUNDLE)
     p.add_argument("--interval-ms", type=positive, default=1.0, help="time between samples (default 1 ms)")
     p.add_argument("--symbols", help="System.map or `nm -CS vmlinux` output (default: the minimal kernel's)")
     p.add_argument("--top", type=int, default=15)
@@ -289,7 +290,7 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     boot_options(p)
     p.set_defaults(func=lambda a: cmd_profile(a, load, accel, qemu))
     p = verbs.add_parser("redox", help="a Redox-style kernel profile (TSC IP [RET ...] samples) with nm -CS symbols")
-    p.add_argument("samples")
+    p.add_argument("samples", help="a Redox-style profile: lines `TSC IP [RET ...]` (hex)")
     p.add_argument("--nm", required=True, help="`nm -CS` output (or a System.map) of the kernel")
     p.add_argument("--ghz", type=positive, required=True, help="the CPU's TSC frequency in GHz")
     p.add_argument("--top", type=int, default=15)
@@ -297,11 +298,11 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     add_outputs(p)
     p.set_defaults(func=cmd_redox)
     p = verbs.add_parser("export", help="a results JSON's boot as svg, chrome, speedscope or collapsed")
-    p.add_argument("results")
+    p.add_argument("results", help=options.RESULTS)
     p.add_argument("--format", choices=(*FORMATS, "tslog-user"), required=True)
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_export)
     p = verbs.add_parser("report", help="one self-contained HTML report of a results JSON")
-    p.add_argument("results")
+    p.add_argument("results", help=options.RESULTS)
     p.add_argument("-o", "--output", default="report.html")
     p.set_defaults(func=cmd_report)
