@@ -69,3 +69,14 @@ def test_failed_runs_are_recorded_with_their_reason():
     record = run_record(3, False, None, "guest did not finish within 5 s", "tail")
     assert record == {"index": 3, "warmup": False, "ok": False, "error": "guest did not finish within 5 s",
                       "console_tail": "tail"}
+
+
+@pytest.mark.parametrize("verb", sorted(verbs()))
+def test_every_positional_argument_says_what_it_accepts(verb):
+    positionals = [a for a in verbs()[verb]._actions if not a.option_strings and a.dest != "help"]
+    for action in positionals:
+        assert action.help, f"{verb} {action.dest} has no help"
+        if action.dest in ("bundle", "artifact"):
+            assert ".tar.zst" in action.help and ".iso" in action.help and "directory" in action.help
+        if action.dest == "results":
+            assert "results JSON" in action.help
