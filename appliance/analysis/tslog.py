@@ -24,7 +24,9 @@ from appliance.analysis.spans import Span
 MAIN_FUNCTIONS = ("mi_startup", "main")  # FreeBSD's and NetBSD's machine-independent kernel main
 DEFAULT_BUFFER = 262144  # FreeBSD's default TSLOGSIZE: a dump this long most likely filled it
 
-_LINE = re.compile(r"^(0x[0-9a-fA-F]+|[0-9a-fA-F]+) (\d+) (ENTER|EXIT|THREAD|EVENT)(?: (\S+)(?: (\S+))?)?$")
+# ARG is the whole rest of the record: FreeBSD's TSENTER2 frames are named by it too
+# (`config_attach_internal mainbus` and `... ioapic` are different frames)
+_LINE = re.compile(r"^(0x[0-9a-fA-F]+|[0-9a-fA-F]+) (\d+) (ENTER|EXIT|THREAD|EVENT)(?: (\S+)(?: (.+?))?)?$")
 _EVENTS = ("HOLD", "RELEASE", "WAIT", "UNWAIT")
 
 
@@ -71,6 +73,8 @@ def parse_records(text: str) -> tuple[list[Record], list[str]]:
         if kind == "EVENT" and (name not in _EVENTS or not arg):
             problems.append(f"line {number}: EVENT must be HOLD/RELEASE/WAIT/UNWAIT with a topic, got {name!r}")
             continue
+        if kind in ("ENTER", "EXIT") and arg:
+            name, arg = f"{name} {arg}", ""
         records.append(Record(number, td if td.startswith("0x") else "0x" + td, tsc, kind, name, arg))
     return records, problems
 
@@ -92,8 +96,16 @@ def repair_backwards(records: list[Record]) -> tuple[list[int], int]:
     return times, repaired
 
 
-def profile(text: str, tsc_hz: float, buffer_records: int = DEFAULT_BUFFER) -> Profile:
-    """Spans for each thread's function calls and waits, from a dump's TEXT."""
+BEFORE = "before the first record (firmware, loader)"
+START_INIT = "start_init"  # FreeBSD's and NetBSD's last kernel step: it runs the first process
+
+
+def profile(text: str, tsc_hz: float, buffer_records: int = DEFAULT_BUFFER, pre_record: bool = True) -> Profile:
+    """Spans for each thread's function calls and waits, from a dump's TEXT.
+
+    PRE_RECORD: time starts at TSC 0 (the CPU's reset), and the time before the kernel's
+    first record is a frame of its own, as FreeBSD's charts draw it; leave it out for
+    VMs whose TSC does not start at reset (time 0 is then the first record)."""
     if tsc_hz <= 0:
         raise ValueError("the TSC frequency must be positive")
     records, problems = parse_records(text)
@@ -102,7 +114,7 @@ def profile(text: str, tsc_hz: float, buffer_records: int = DEFAULT_BUFFER) -> P
     times, backwards = repair_backwards(records)
     if backwards:
         problems.append(f"TSC went backwards {backwards} time(s): later records shifted to keep time monotonic")
-    t0 = times[0]
+    t0 = 0 if pre_record else times[0]
 
     def us(t: int) -> float:
         return (t - t0) * 1e6 / tsc_hz
@@ -123,7 +135,12 @@ def profile(text: str, tsc_hz: float, buffer_records: int = DEFAULT_BUFFER) -> P
         problems.append(f"truncated: {len(records)} records fill the kernel's buffer ({buffer_records})")
     spans = builder.spans + _thread_roots(builder.spans)
     spans += attribute_waits(spans)
-    return Profile(spans, us(end), names, problems, backwards, truncated, len(records), records[0].tsc)
+    if pre_record and times[0] > 0:
+        kernel = next((n for n in names.values() if n == "kernel"), names[records[0].td])
+        spans.append(Span(kernel, (kernel, BEFORE), 0.0, us(times[0]), "function", "TSC 0 (reset) to the first record"))
+    if not any(r.kind == "ENTER" and r.name.split(" ", 1)[0] == START_INIT for r in records):
+        problems.append(f"no {START_INIT} record: the profile ends at the last record and may be truncated")
+    return Profile(spans, us(end), names, problems, backwards, truncated, len(records), t0)
 
 
 def _thread_names(records: list[Record]) -> dict[str, str]:

@@ -92,7 +92,7 @@ def cmd_tslog(args: argparse.Namespace) -> int:
     t0 = None
     if args.dump:
         text = _read_text(args.dump)
-        prof = tslog.profile(text, args.tsc_hz, args.buffer_records)
+        prof = tslog.profile(text, args.tsc_hz, args.buffer_records, pre_record=not args.no_pre_record)
         if not prof.records:
             raise ApplianceError(f"{args.dump} holds no tslog records "
                                  f"({prof.problems[0] if prof.problems else 'empty'})")
@@ -277,6 +277,8 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     p.add_argument("--tsc-hz", type=positive, required=True, help="TSC frequency in Hz (machdep.tsc_freq)")
     p.add_argument("--buffer-records", type=int, default=tslog.DEFAULT_BUFFER,
                    help="the kernel's tslog buffer size: a dump this long is reported as truncated")
+    p.add_argument("--no-pre-record", action="store_true",
+                   help="start time at the first record, not at TSC 0 (for VMs whose TSC does not start at reset)")
     p.add_argument("--top", type=int, default=15)
     add_outputs(p)
     p.set_defaults(func=cmd_tslog)
