@@ -1,6 +1,13 @@
 """A self-contained SVG flamechart: time runs left to right, every span drawn where it
 happened (not merged by name as in a flamegraph), one band per track, the total in
-the title, and a tooltip (SVG <title>) on every frame. No script, no network."""
+the title, and a tooltip (SVG <title>) on every frame.
+
+Interactive as flamegraph.pl's charts are, with a small script inside the SVG (no
+network, nothing external): click a frame to zoom the time axis to it, "Search" (or
+Ctrl-F) highlights the frames whose name matches a regular expression and shows the
+share of the chart's time they cover, "Reset" (or Escape) undoes both. The URL's
+fragment does the same (`chart.svg#search=ahci`, `#zoom=12`: the 12th frame), which
+is how a headless browser test drives it."""
 
 from __future__ import annotations
 
@@ -35,6 +42,100 @@ def _ticks(total_ms: float) -> list[float]:
     return [i * step for i in range(int(total_ms / step) + 1)]
 
 
+def _label(name: str, width_px: float) -> str:
+    """The frame's name cut to fit WIDTH_PX (the script does the same when it zooms)."""
+    if width_px <= 30:
+        return ""
+    chars = int(width_px / 6.5)
+    return name if len(name) <= chars else name[:max(chars - 2, 1)] + ".."
+
+
+# The chart's script: plain ES5, no library; it only moves, hides and colours what the
+# SVG already holds. Each chart's script finds its own <svg>, so a page can hold several.
+_SCRIPT = """<script type="text/ecmascript"><![CDATA[
+(function () {
+  var svg = document.currentScript ? document.currentScript.closest("svg") : document.documentElement;
+  var W = @WIDTH@, L = @LEFT@, TOTAL = @TOTAL@;
+  var frames = Array.prototype.slice.call(svg.querySelectorAll("g.f"));
+  var status = svg.querySelector(".status");
+  function label(name, w) {
+    if (w <= 30) return "";
+    var chars = Math.floor(w / 6.5);
+    return name.length <= chars ? name : name.slice(0, Math.max(chars - 2, 1)) + "..";
+  }
+  function draw(z0, z1) {
+    var k = (W - 2 * L) / (z1 - z0);
+    frames.forEach(function (g) {
+      var s = +g.getAttribute("data-s"), e = +g.getAttribute("data-e");
+      var rect = g.querySelector("rect"), text = g.querySelector("text");
+      if (e < z0 || s > z1 || (e === s && (s === z0 || s === z1) && z1 - z0 < TOTAL)) {
+        g.style.display = "none"; return;
+      }
+      g.style.display = "";
+      var x0 = Math.max(L + (s - z0) * k, L), x1 = Math.min(L + (e - z0) * k, W - L);
+      rect.setAttribute("x", x0.toFixed(2));
+      rect.setAttribute("width", Math.max(x1 - x0, 0.6).toFixed(2));
+      text.setAttribute("x", (x0 + 3).toFixed(1));
+      text.textContent = label(g.getAttribute("data-n"), x1 - x0);
+    });
+  }
+  function zoom(g) {
+    var s = +g.getAttribute("data-s"), e = +g.getAttribute("data-e");
+    if (e <= s) return;
+    draw(s, e);
+    svg.classList.add("zoomed");
+    status.textContent = "zoomed to " + (s / 1000).toFixed(3) + "-" + (e / 1000).toFixed(3) + " ms";
+  }
+  function search(pattern) {
+    var re;
+    try { re = new RegExp(pattern); } catch (err) { status.textContent = "bad search: " + err.message; return; }
+    var hits = [];
+    frames.forEach(function (g) {
+      var hit = re.test(g.getAttribute("data-n"));
+      g.classList.toggle("hit", hit);
+      if (hit) hits.push([+g.getAttribute("data-s"), +g.getAttribute("data-e")]);
+    });
+    hits.sort(function (a, b) { return a[0] - b[0]; });
+    var covered = 0, end = -Infinity;  // the union of the matched intervals
+    hits.forEach(function (h) {
+      if (h[1] > end) { covered += h[1] - Math.max(h[0], end); end = h[1]; }
+    });
+    status.textContent = "matched " + hits.length + " frames, " +
+      (TOTAL > 0 ? (100 * covered / TOTAL).toFixed(1) : "0.0") + "% of the time";
+  }
+  function reset() {
+    draw(0, TOTAL);
+    svg.classList.remove("zoomed");
+    frames.forEach(function (g) { g.classList.remove("hit"); });
+    status.textContent = "";
+  }
+  frames.forEach(function (g) { g.addEventListener("click", function () { zoom(g); }); });
+  svg.querySelector(".reset").addEventListener("click", reset);
+  svg.querySelector(".search").addEventListener("click", function () {
+    var pattern = window.prompt("Search frames (regular expression)");
+    if (pattern) search(pattern);
+  });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape") reset();
+    if ((ev.ctrlKey || ev.metaKey) && ev.key === "f") {
+      ev.preventDefault();
+      var pattern = window.prompt("Search frames (regular expression)");
+      if (pattern) search(pattern);
+    }
+  });
+  var hash = decodeURIComponent(window.location.hash.slice(1));
+  if (hash.indexOf("search=") === 0) search(hash.slice(7));
+  if (hash.indexOf("zoom=") === 0 && frames[+hash.slice(5)]) {
+    frames[+hash.slice(5)].dispatchEvent(new MouseEvent("click", {bubbles: true}));
+  }
+})();
+]]></script>"""
+
+
+def _script(total_us: float) -> str:
+    return _SCRIPT.replace("@WIDTH@", str(WIDTH)).replace("@LEFT@", str(LEFT)).replace("@TOTAL@", f"{total_us:.3f}")
+
+
 def render(spans: Iterable[Span], title: str, total_us: float | None = None, subtitle: str = "") -> str:
     """The SVG text. TOTAL_US is the width of the chart (default: the last span's end)."""
     items = ordered(spans)
@@ -64,13 +165,11 @@ def render(spans: Iterable[Span], title: str, total_us: float | None = None, sub
         tip = f"{s.name}: {s.duration_us / 1000:.3f} ms at {(s.start_us - start) / 1000:.3f} ms"
         tip += f" ({s.kind})" if s.kind else ""
         tip += f"; {s.note}" if s.note else ""
-        label = ""
-        if w > 30:
-            chars = int(w / 6.5)
-            text = s.name if len(s.name) <= chars else s.name[:max(chars - 2, 1)] + ".."
-            label = f'<text x="{x + 3:.1f}" y="{y + 12:.1f}">{escape(text)}</text>'
-        body.append(f'<g class="f"><title>{escape(tip)}</title><rect x="{x:.2f}" y="{y:.1f}" width="{max(w, 0.6):.2f}" '
-                    f'height="{ROW - 1}" fill="{_colour(s)}"/>{label}</g>')
+        label = _label(s.name, w)
+        body.append(f'<g class="f" data-s="{s.start_us - start:.3f}" data-e="{s.end_us - start:.3f}" '
+                    f'data-n="{escape(s.name, {chr(34): "&quot;"})}"><title>{escape(tip)}</title>'
+                    f'<rect x="{x:.2f}" y="{y:.1f}" width="{max(w, 0.6):.2f}" height="{ROW - 1}" fill="{_colour(s)}"/>'
+                    f'<text x="{x + 3:.1f}" y="{y + 12:.1f}">{escape(label)}</text></g>')
     for track in tracks:
         body.append(f'<text class="track" x="{LEFT}" y="{offsets[track] - 4}">{escape(track)}</text>')
     axis = []
@@ -86,9 +185,13 @@ def render(spans: Iterable[Span], title: str, total_us: float | None = None, sub
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" '
         'font-family="monospace" font-size="11">',
-        "<style>.f:hover rect{stroke:#000;stroke-width:1}.grid{stroke:#ddd}.tick{fill:#666}"
-        ".track{font-weight:bold}.title{font-size:16px}</style>",
+        "<style>.f:hover rect{stroke:#000;stroke-width:1}.f{cursor:pointer}.grid{stroke:#ddd}.tick{fill:#666}"
+        ".track{font-weight:bold}.title{font-size:16px}.button{cursor:pointer;fill:#2255aa}.hit rect{fill:#e040fb}"
+        ".zoomed .grid,.zoomed .tick{display:none}</style>",
         f'<rect width="{WIDTH}" height="{height}" fill="#fafafa"/>',
         f'<text class="title" x="{WIDTH / 2}" y="20" text-anchor="middle">{escape(heading)}</text>',
         f'<text x="{WIDTH / 2}" y="36" text-anchor="middle" fill="#555">{escape("; ".join(notes))}</text>',
-        *axis, *body, "</svg>", ""])
+        f'<text class="button reset" x="{LEFT}" y="20">Reset</text>',
+        f'<text class="button search" x="{WIDTH - LEFT}" y="20" text-anchor="end">Search</text>',
+        f'<text class="status" x="{WIDTH - LEFT}" y="36" text-anchor="end" fill="#555"></text>',
+        *axis, *body, _script(total), "</svg>", ""])
