@@ -9,6 +9,7 @@ goes into the results document under "analysis", where report and export find it
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -122,6 +123,36 @@ def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any
     }
 
 
+LOG_SOURCE = "a kernel log read from a file"
+_STAMPED = re.compile(r"^\[\s*(\d+)\.(\d+)\] ", re.M)
+
+
+def log_record(text: str) -> dict[str, Any]:
+    """A run record for a kernel log from anywhere (a console, `dmesg`, CI): its time
+    axis is the log's own printk clock, the kernel phase from 0 to "Run /init" (or the
+    last stamped line), so analyze's tables and timeline apply to it unchanged."""
+    stamps = [int(m[1]) * 1e6 + int(m[2].ljust(6, "0")[:6]) for m in _STAMPED.finditer(text)]
+    if not stamps:
+        raise ValueError("no printk timestamps ([    1.234567] lines): boot with printk.time=1")
+    anchor = bootspans.printk_anchor(text)
+    end_ms = (anchor if anchor is not None else max(stamps)) / 1000
+    events = [{"name": "kernel_entry", "t_ms": 0.0, "source": "log"},
+              {"name": "init_start", "t_ms": end_ms, "source": "log"},
+              {"name": "qemu_exit", "t_ms": end_ms, "source": "log"}]
+    return {"index": 0, "warmup": False, "ok": True, "events": events, "phases_ms": {"kernel": end_ms},
+            "guest_probes": [], "guest_modules": []}
+
+
+def summarize_logs(texts: list[str]) -> dict[str, Any]:
+    """The analysis of kernel logs given as files: the same tables as `analyze`, with no
+    boot of ours behind them (so nothing is said about what the console cost)."""
+    out = summarize([(log_record(text), text) for text in texts], None, cmdline=LOG_SOURCE)
+    out["kernel_log"] = "file"
+    out["distortion"] = {"console_chars": out["distortion"]["console_chars"], "extra_ms": None, "fraction": None,
+                         "warning": None}
+    return out
+
+
 def distortion(debug_ms: list[float], plain_ms: list[float], chars: list[int]) -> dict[str, Any]:
     """What the verbose console cost: the kernel phase with it minus without it."""
     out: dict[str, Any] = {"console_chars": int(statistics.median(chars)) if chars else None}
@@ -172,9 +203,11 @@ def counters_of(doc: dict[str, Any]) -> list[tuple[str, float, dict[str, float]]
 def render(analysis: dict[str, Any], color: bool = False, top: int = 15) -> str:
     """The timeline of the representative boot, then the top-N activities across boots."""
     spans = [span_from(s) for s in analysis["spans"]]
-    lines = [f"timeline of one boot (the median kernel phase of {analysis['boots']} boots with "
-             f"{analysis['cmdline']}):", bootspans.render_timeline(bootspans.timeline(spans), color), ""]
-    lines.append(f"top {top} activities (mean over the debug boots):")
+    heading = (f"timeline of the log (printk time; the median kernel phase of {analysis['boots']} log(s)):"
+               if analysis["cmdline"] == LOG_SOURCE else
+               f"timeline of one boot (the median kernel phase of {analysis['boots']} boots with {analysis['cmdline']}):")
+    lines = [heading, bootspans.render_timeline(bootspans.timeline(spans), color), ""]
+    lines.append(f"top {top} activities (mean over the {'logs' if analysis['cmdline'] == LOG_SOURCE else 'debug boots'}):")
     lines.append(f"{'mean ms':>9} {'stddev':>8}  {'kind':<9} name")
     for item in analysis["top"][:top]:
         lines.append(f"{item['mean_ms']:9.2f} {item['stddev_ms']:8.2f}  {item['kind']:<9} {item['name']}")

@@ -74,6 +74,22 @@ def cmd_analyze(args: argparse.Namespace, load: Callable[[str, argparse.Namespac
     return 0
 
 
+def cmd_initcalls(args: argparse.Namespace) -> int:
+    """analyze's tables, timeline and exports for initcall_debug logs from anywhere."""
+    texts = [_read_text(path) for path in args.logs]
+    try:
+        analysis = analyze.summarize_logs(texts)
+    except ValueError as exc:
+        raise ApplianceError(f"{args.logs[0]}: {exc}") from None
+    if not analysis["initcalls"]:
+        raise ApplianceError(f"{', '.join(args.logs)}: no initcall_debug lines (`calling  fn+0x0/0x.. @ 1`): "
+                             "boot with initcall_debug (and ignore_loglevel or loglevel=8)")
+    say(analyze.render(analysis, color=sys.stdout.isatty(), top=args.top), analysis=analysis)
+    items = [analyze.span_from(s) for s in analysis["spans"]]
+    _write_outputs(args, items, f"{Path(args.logs[0]).name} kernel")
+    return 0
+
+
 def _read_text(path: str) -> str:
     try:
         return Path(path).read_text(errors="replace")
@@ -270,6 +286,11 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     add_outputs(p)
     boot_options(p)
     p.set_defaults(func=lambda a: cmd_analyze(a, load, accel, qemu), timeout=180.0)
+    p = verbs.add_parser("initcalls", help="initcall_debug logs from anywhere (console, dmesg): analyze's tables, no boot")
+    p.add_argument("logs", nargs="+", metavar="LOG", help="kernel logs with printk times and initcall_debug lines")
+    p.add_argument("--top", type=int, default=15, help="how many activities to list (default %(default)s)")
+    add_outputs(p)
+    p.set_defaults(func=cmd_initcalls)
     p = verbs.add_parser("tslog", help="a FreeBSD/NetBSD tslog dump: stacks, flamechart, exports")
     p.add_argument("dump", nargs="?", help="the output of `sysctl -b debug.tslog`")
     p.add_argument("--user", metavar="FILE", help="`sysctl -b debug.tslog_user`, or a Linux process timeline from "

@@ -132,3 +132,31 @@ def test_report_of_a_comparison_shows_its_table_and_verdicts():
     html = report.render(doc, "compare.json")
     assert "comparison: B = build/y against A = build/x" in html
     assert "kernel" in html and "<li>" in html and "no phase differs" not in html
+
+
+def test_a_log_from_a_file_gives_analyzes_tables_for_the_same_log(tmp_path):
+    booted = analyze.summarize([(run_record(1), CONSOLE)], [run_record(2)])
+    from_file = analyze.summarize_logs([CONSOLE])
+
+    def table(analysis):  # the share depends on the kernel phase each knows, not on the log
+        return [(c["key"], c["module"], c["n"], c["mean_us"], c["median_us"], c["failed"]) for c in analysis["initcalls"]]
+
+    assert table(from_file) == table(booted) and len(table(booted)) > 100
+    assert [t["name"] for t in from_file["top"] if t["kind"] == "initcall"][:10] == \
+        [t["name"] for t in booted["top"] if t["kind"] == "initcall"][:10]
+    assert from_file["initcalls_total_ms"] == booted["initcalls_total_ms"]
+    names = [s["stack"][-1] for s in from_file["spans"] if s["kind"] == "initcall"]
+    assert "crypto_algapi_init" in names and from_file["distortion"]["warning"] is None
+
+
+def test_the_initcalls_verb_reads_a_log_and_refuses_one_without_initcalls(tmp_path, capsys):
+    from appliance.cli import main as cli
+
+    log = tmp_path / "dmesg.txt"
+    log.write_text(CONSOLE)
+    assert cli.main(["initcalls", str(log), "--svg", str(tmp_path / "k.svg"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["analysis"]["initcalls"][0]["key"] and data["outputs"]["svg"] == str(tmp_path / "k.svg")
+    (tmp_path / "plain.txt").write_text("[    0.000000] Linux version 6.1\n[    1.000000] Run /init as init process\n")
+    assert cli.main(["initcalls", str(tmp_path / "plain.txt")]) == 1
+    assert "no initcall_debug lines" in capsys.readouterr().err
