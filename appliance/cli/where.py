@@ -21,6 +21,16 @@ from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
 
 FORMATS = ("svg", "chrome", "speedscope", "collapsed")
+# The names the tools expect by default: speedscope picks its importer by the file name
+# and reads a Chrome trace only as *.trace.json; flamegraph.pl and inferno read *.folded.
+SUFFIXES = {"svg": ".svg", "chrome": ".trace.json", "speedscope": ".speedscope.json", "collapsed": ".folded",
+            "tslog-user": ".tslog-user.txt"}
+
+
+def default_name(results_path: str, fmt: str) -> str:
+    """RESULTS.json -> RESULTS<suffix of FMT>, beside it."""
+    path = Path(results_path)
+    return str(path.with_name(path.name.removesuffix(".json") + SUFFIXES[fmt]))
 
 
 def render_format(fmt: str, items: list[Span], title: str, total_us: float | None = None, subtitle: str = "",
@@ -240,6 +250,7 @@ def cmd_redox(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     doc = results.read(Path(args.results))
     side = doc["a"] if "comparison" in doc else doc
+    args.output = args.output or default_name(args.results, args.format)
     if args.format == "tslog-user":  # profiled's process timeline, for `appliance tslog --user`
         run = analyze.median_run(side)
         procs = (run or {}).get("profiled", {}).get("processes")
@@ -323,7 +334,8 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     p = verbs.add_parser("export", help="a results JSON's boot as svg, chrome, speedscope or collapsed")
     p.add_argument("results", help=options.RESULTS)
     p.add_argument("--format", choices=(*FORMATS, "tslog-user"), required=True)
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-o", "--output", help="the file (default: beside RESULTS, named as the format's tools expect: "
+                   + ", ".join(f"{k} {v}" for k, v in SUFFIXES.items()) + ")")
     p.set_defaults(func=cmd_export)
     p = verbs.add_parser("report", help="one self-contained HTML report of a results JSON")
     p.add_argument("results", help=options.RESULTS)

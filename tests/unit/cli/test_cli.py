@@ -80,3 +80,12 @@ def test_every_positional_argument_says_what_it_accepts(verb):
             assert ".tar.zst" in action.help and ".iso" in action.help and "directory" in action.help
         if action.dest == "results":
             assert "results JSON" in action.help
+
+
+def test_exports_are_named_as_their_tools_expect_by_default(tmp_path, capsys):
+    path, _ = results_file(tmp_path, [fake_run(i, 4000, 25) for i in range(3)])
+    for fmt, name in (("chrome", "r.trace.json"), ("speedscope", "r.speedscope.json"), ("collapsed", "r.folded"),
+                      ("svg", "r.svg")):
+        assert cli.main(["export", str(path), "--format", fmt]) == 0
+        assert (tmp_path / name).is_file(), fmt
+    assert "r.trace.json" in capsys.readouterr().out
