@@ -192,7 +192,10 @@ def spans_of(doc: dict[str, Any]) -> list[Span]:
     if analysis and analysis.get("spans"):
         return [span_from(s) for s in analysis["spans"]]
     run = median_run(doc)
-    return bootspans.boot_spans(run, "", []) if run else []
+    if run is None:
+        return []
+    log = kernel_text(run, "")  # profiled's copy of the kernel log, when the boot sent one
+    return bootspans.boot_spans(run, log, initcalls.parse(log).initcalls if log else [])
 
 
 def counters_of(doc: dict[str, Any]) -> list[tuple[str, float, dict[str, float]]]:

@@ -25,6 +25,18 @@ from appliance.phases import FIRMWARE_START, KERNEL_START
 
 _RUN_INIT = re.compile(r"^\[\s*(\d+)\.(\d+)\] Run \S+ as init process", re.M)
 TRACK = "boot"
+# Kernel-log lines that mark a step of every Linux boot, in the order they come: without
+# initcall_debug they still split the kernel phase into named parts.
+MILESTONES = (
+    ("memory set up", re.compile(r"Memory: \d+K/\d+K available")),
+    ("timers and CPUs", re.compile(r"(smp: Brought up|smpboot: Total of|Calibrating delay loop)")),
+    ("devices and drivers", re.compile(r"clocksource: Switched to clocksource")),
+    ("init memory freed", re.compile(r"Freeing unused kernel (image|memory)")),
+)
+_STAMPED = re.compile(r"^\[\s*(\d+)\.(\d+)\] (.*)$", re.M)
+# the patched kernel's probes split the phase without any log (a quiet console)
+PROBE_PARTS = (("decompress and set up", "linux_start_kernel"), ("start_kernel to init", "linux_start_user"),
+               ("exec init", "init_start"))
 
 
 def printk_anchor(console: str) -> float | None:
@@ -66,7 +78,7 @@ def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall]) -> 
     if init is not None:
         phase("payload", "payload_start", "payload_end", parent=init, kind="payload")
     if kernel is not None:
-        spans += _kernel_children(kernel, t, console, initcalls)
+        spans += _kernel_children(kernel, t, console, initcalls) or _probe_parts(kernel, t)
     if init is not None:
         spans += _init_children(init, run, initcalls)
     spans += process_track(run, end)
@@ -113,6 +125,8 @@ def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls:
     out.append(_clip(Span(TRACK, kernel.stack + ("early boot",), kernel.start_us, early_end, "phase",
                           "decompression and setup, before the kernel's clock runs"), kernel))
     builtin = [c for c in initcalls if c.module is None]
+    if not builtin:
+        out += _milestones(kernel, early_end, console, offset)
     if builtin:
         first = builtin[0].start_us + offset
         last = max(c.start_us + c.duration_us for c in builtin) + offset
@@ -133,6 +147,39 @@ def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls:
             out.append(_clip(span, group))
             previous_end = span.end_us
     return out
+
+
+def _milestones(kernel: Span, start_us: float, console: str, offset: float) -> list[Span]:
+    """The kernel phase after the printk clock starts, cut at MILESTONES lines: each part
+    is named for the step it ends with; the last runs to init."""
+    stamps = [(int(m[1]) * 1e6 + int(m[2].ljust(6, "0")[:6]) + offset, m[3]) for m in _STAMPED.finditer(console)]
+    out, begin = [], start_us
+    for name, pattern in MILESTONES:
+        at = next((us for us, text in stamps if pattern.search(text) and us >= begin), None)
+        if at is not None:
+            out.append(_clip(Span(TRACK, kernel.stack + (name,), begin, at, "phase", "up to this kernel-log line"),
+                             kernel))
+            begin = at
+    if out:
+        out.append(_clip(Span(TRACK, kernel.stack + ("to init",), begin, kernel.end_us, "phase",
+                              "from the last milestone to running /init"), kernel))
+    return out
+
+
+def _probe_parts(kernel: Span, t: dict[str, float]) -> list[Span]:
+    """The kernel phase split by the patched kernel's probes, when there is no log to read."""
+    out, begin = [], kernel.start_us
+    for name, probe in PROBE_PARTS:
+        if probe in t and t[probe] >= begin:
+            out.append(_clip(Span(TRACK, kernel.stack + (name,), begin, t[probe], "phase", f"up to {probe}"), kernel))
+            begin = t[probe]
+    return out if len(out) > 1 else []
+
+
+def kernel_parts(spans: list[Span]) -> list[Span]:
+    """The spans directly inside the kernel phase, in time order."""
+    return sorted((s for s in spans if s.stack[:2] == ("boot", "kernel") and len(s.stack) == 3),
+                  key=lambda s: s.start_us)
 
 
 def _init_children(init: Span, run: dict[str, Any], initcalls: list[Initcall]) -> list[Span]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from appliance import results
 from appliance.analysis import analyze, bootspans, flame
+from appliance.analysis.spans import Span
 
 LEAF_PHASES = ("qemu", "firmware", "kernel", "init", "payload")
 COLOURS = {"qemu": "#8da0cb", "firmware": "#fc8d62", "kernel": "#66c2a5", "init": "#e78ac3", "payload": "#a6d854",
@@ -116,6 +117,21 @@ def comparison_section(comparison: dict[str, Any]) -> str:
     return f"<table>{head}{rows}</table><ul>{verdicts or '<li>no phase differs</li>'}</ul>"
 
 
+def kernel_section(spans: list[Span]) -> str:
+    """Where the kernel phase's time went in the median boot: its parts, from the kernel
+    log's milestones, the initcalls, or the patched kernel's probes (whatever it had)."""
+    parts = bootspans.kernel_parts(spans)
+    kernel = next((s for s in spans if s.stack == ("boot", "kernel")), None)
+    if not parts or kernel is None or kernel.duration_us <= 0:
+        return ""
+    head = "<tr><th class=l>part</th><th>start ms</th><th>ms</th><th>share</th><th class=l>from</th></tr>"
+    rows = "".join(f"<tr><td class=l>{_esc(p.name)}</td><td>{(p.start_us - kernel.start_us) / 1000:.1f}</td>"
+                   f"<td>{p.duration_us / 1000:.1f}</td><td>{p.duration_us / kernel.duration_us * 100:.1f}%</td>"
+                   f"<td class=l>{_esc(p.note)}</td></tr>" for p in parts)
+    return (f"<h2>inside the kernel phase ({kernel.duration_us / 1000:.1f} ms, the median boot)</h2>"
+            f"<table>{head}{rows}</table>")
+
+
 def memory_section(summary: dict[str, Any]) -> str:
     """Guest memory per stage as free(1) shows it, next to QEMU's max RSS (medians, MiB)."""
     head = "<tr><th class=l>stage</th><th>total</th><th>used</th><th>free</th><th>available</th>" \
@@ -171,6 +187,7 @@ def render(doc: dict[str, Any], source: str = "") -> str:
     if side.get("analysis"):
         body += ["<h2>initcall analysis</h2>", analysis_section(side["analysis"])]
     spans = analyze.spans_of(side)
+    body.append(kernel_section(spans))
     if spans:
         svg = flame.render(spans, f"{b.get('name')} boot").split("\n", 1)[1]  # drop the XML declaration
         body += ["<h2>flamechart</h2>", svg]

@@ -2,6 +2,7 @@
 flamechart, Chrome Trace JSON, speedscope, the timeline and the HTML report."""
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -160,3 +161,27 @@ def test_the_initcalls_verb_reads_a_log_and_refuses_one_without_initcalls(tmp_pa
     (tmp_path / "plain.txt").write_text("[    0.000000] Linux version 6.1\n[    1.000000] Run /init as init process\n")
     assert cli.main(["initcalls", str(tmp_path / "plain.txt")]) == 1
     assert "no initcall_debug lines" in capsys.readouterr().err
+
+
+def test_the_report_breaks_the_kernel_phase_down_from_what_the_boot_has():
+    # a bench run with profiled's copy of the kernel log (a quiet console, no initcall_debug)
+    plain = [line for line in CONSOLE.splitlines() if "initcall" not in line and "calling" not in line]
+    kmsg = []
+    for seq, line in enumerate(plain):
+        m = re.match(r"^\[\s*(\d+)\.(\d+)\] (.*)$", line)
+        if m:
+            kmsg.append(json.dumps({"v": 1, "t": 0, "type": "kmsg", "seq": seq,
+                                    "ts_us": int(m[1]) * 1_000_000 + int(m[2]), "msg": m[3]}))
+    run = {**run_record(), "profiled_raw": "\n".join(kmsg) + "\n"}
+    doc = {"format": 1, "complete": True, "bundle": {"name": "disk", "path": "build/disk", "machine": "microvm"},
+           "runs": [run]}
+    html = report.render(doc, "x.json")
+    assert "inside the kernel phase (5107.0 ms, the median boot)" in html
+    for part in ("early boot", "memory set up", "devices and drivers", "init memory freed", "to init"):
+        assert f"<td class=l>{part}</td>" in html
+    # the patched kernel's probes, and no log at all
+    probed = run_record()
+    probed["events"] += [{"name": "linux_start_kernel", "t_ms": 500.0}, {"name": "linux_start_user", "t_ms": 5000.0}]
+    parts = bootspans.kernel_parts(bootspans.boot_spans(probed, "", []))
+    assert [p.name for p in parts] == ["decompress and set up", "start_kernel to init", "exec init"]
+    assert parts[0].duration_us == 457_000.0
