@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 VERSION = 1
-TYPES = ("hello", "mem", "kmsg", "proc", "stat", "note", "end")
+TYPES = ("hello", "mem", "kmsg", "proc", "stat", "note", "ftrace", "end")
 # memory figures as `free -m` shows them, in KiB from /proc/meminfo
 MEM_FIELDS = ("MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "Shmem", "SReclaimable", "Slab")
 
@@ -107,6 +107,12 @@ def processes(log: GuestLog) -> list[Process]:
             for pid, e in found.items()]
 
 
+def trace_text(log: GuestLog) -> str:
+    """The ftrace buffer's lines profiled sent (empty when the boot traced nothing)."""
+    lines = [str(r.get("line", "")) for r in log.of("ftrace")]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def kernel_log_text(log: GuestLog) -> str:
     """The kernel log as the console shows it (`[  s.us] text`), for the initcall parser."""
     lines = []
@@ -128,6 +134,7 @@ def summary(log: GuestLog) -> dict[str, Any]:
         "memory": memory(log),
         "processes": [p.__dict__ for p in processes(log)],
         "kmsg_records": len(log.of("kmsg")),
+        "ftrace_records": len(log.of("ftrace")),
         "stat_samples": len(log.of("stat")),
     }
 

@@ -21,12 +21,17 @@ from appliance.boot import hostfacts
 from appliance.boot.accel import AccelChoice
 from appliance.build import minikernel
 from appliance.bundle import Bundle
+from appliance.errors import ApplianceError
 from appliance.runs.bench import Plan, Progress, Session, interleave, tty_progress
 
 DEBUG_CMDLINE = "initcall_debug printk.time=1 ignore_loglevel"
 # With profiled the kernel log reaches the host through it, so the console can stay quiet
 # (the UART is then not slowed by the verbose log); log_buf_len keeps every line for it.
 QUIET_DEBUG_CMDLINE = "initcall_debug printk.time=1 log_buf_len=4M"
+# The ftrace source: the same events into the trace buffer, nothing on the console or in
+# the kernel log; profiled reads the buffer after payload_end (it needs [profiled]).
+TRACE_CMDLINE = f"{initcalls.TRACE_CMDLINE} printk.time=1"
+SOURCES = ("console", "ftrace")
 DISTORTION_WARN = 0.05  # warn when the debug boots' kernel phase is this much longer
 
 
@@ -38,17 +43,25 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def debug_cmdline(bundle: Bundle) -> str:
-    """What the debug boots add: a quiet console when profiled carries the kernel log."""
+def debug_cmdline(bundle: Bundle, source: str = "console") -> str:
+    """What the debug boots add: initcall_debug (on a quiet console when profiled carries
+    the kernel log), or for the ftrace source the initcall trace events."""
+    if source == "ftrace":
+        if not bundle.manifest.get("profiled"):
+            raise ApplianceError(f"the ftrace source needs profiled to read the trace buffer: bundle {bundle.path} "
+                                 "has no [profiled] (build a template with it, e.g. `appliance build profiled`)")
+        return TRACE_CMDLINE
     return QUIET_DEBUG_CMDLINE if bundle.manifest.get("profiled") else DEBUG_CMDLINE
 
 
 def analyze(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, n: int, baseline: bool = True,
-            timeout: float = 180.0, progress: Progress = tty_progress, append: str = "") -> dict[str, Any]:
-    """Boot N times with initcall_debug (and N plain boots, interleaved, unless not
-    BASELINE); APPEND goes on both sides' command lines."""
+            timeout: float = 180.0, progress: Progress = tty_progress, append: str = "",
+            source: str = "console") -> dict[str, Any]:
+    """Boot N times with initcall_debug, or the initcall trace events for SOURCE ftrace
+    (and N plain boots, interleaved, unless not BASELINE); APPEND goes on both sides'
+    command lines."""
     host = hostfacts.collect(qemu_path)
-    cmdline = debug_cmdline(bundle)
+    cmdline = debug_cmdline(bundle, source)
     debug = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, keep_consoles=True,
                                                    extra_cmdline=" ".join(filter(None, (append, cmdline)))))
     plain = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=append)) \
@@ -56,7 +69,7 @@ def analyze(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, n: int, basel
     interleave([s for s in (debug, plain) if s is not None], 1, n, progress)
     doc = (plain or debug).document(True, host)
     doc["analysis"] = summarize(_counted(debug), [r for r, _ in _counted(plain)] if plain else None,
-                                _names(bundle), cmdline)
+                                _names(bundle), cmdline, source)
     return doc
 
 
@@ -68,6 +81,12 @@ def _names(bundle: Bundle) -> Callable[[int], str | None] | None:
         return None
     symbols, _ = profile.parse_symbols(path.read_text(errors="replace"))
     return symbols.lookup
+
+
+def trace_text(record: dict[str, Any]) -> str:
+    """The ftrace buffer a boot's profiled sent (empty if none)."""
+    raw = record.get("profiled_raw")
+    return guestlog.trace_text(guestlog.parse(raw)) if raw else ""
 
 
 def kernel_text(record: dict[str, Any], console: str) -> str:
@@ -82,11 +101,16 @@ def kernel_text(record: dict[str, Any], console: str) -> str:
 
 
 def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]] | None,
-              name_of: Callable[[int], str | None] | None = None, cmdline: str = DEBUG_CMDLINE) -> dict[str, Any]:
+              name_of: Callable[[int], str | None] | None = None, cmdline: str = DEBUG_CMDLINE,
+              source: str = "console") -> dict[str, Any]:
     """The analysis section from the debug boots (record, console) and the plain boots;
-    NAME_OF names initcalls the kernel printed as bare addresses."""
+    NAME_OF names initcalls the kernel printed as bare addresses. SOURCE says where the
+    initcalls come from: the kernel log (console or profiled's copy) or the ftrace buffer."""
     debug = [(record, kernel_text(record, console)) for record, console in debug]
-    parsed = [initcalls.parse(console) for _, console in debug]
+    parsed = [initcalls.parse_trace(trace_text(record)) if source == "ftrace" else initcalls.parse(console)
+              for record, console in debug]
+    for p, (_, console) in zip(parsed, debug, strict=True):
+        p.console_chars = len(console)
     if name_of is not None:
         for p in parsed:
             p.initcalls = initcalls.symbolize(p.initcalls, name_of)
@@ -107,6 +131,7 @@ def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any
               for p in leaf_phases}
     return {
         "cmdline": cmdline,
+        "source": source,
         "kernel_log": "profiled (/dev/kmsg)" if any(r.get("profiled_raw") for r, _ in debug) else "console",
         "boots": len(debug),
         "kernel_ms_debug": _median(kernel_debug),
@@ -220,7 +245,8 @@ def render(analysis: dict[str, Any], color: bool = False, top: int = 15) -> str:
         lines.append(f"\nbuilt-in initcalls: {total:.0f} ms of a {kernel:.0f} ms kernel phase ({total / kernel * 100:.0f}%)")
     d = analysis["distortion"]
     if d.get("extra_ms") is not None:
-        lines.append(f"cost of the debug log: debug boots' kernel phase {d['extra_ms']:+.0f} ms ({d['fraction'] * 100:+.1f}%) "
+        lines.append(f"cost of the {analysis.get('source', 'console')} source: debug boots' kernel phase "
+                     f"{d['extra_ms']:+.0f} ms ({d['fraction'] * 100:+.1f}%) "
                      f"against plain boots; {d['console_chars']} characters of kernel log "
                      f"(read from {analysis.get('kernel_log', 'console')})")
     if d.get("warning"):

@@ -81,6 +81,43 @@ def parse(text: str) -> Parsed:
     return out
 
 
+# Linux's boot-time tracing of the same events (`trace_event=initcall:*`), read from the
+# ftrace buffer: `TASK-PID [CPU] FLAGS SECS.USECS: initcall_start: func=FN+0x0/0x22c`,
+# then `initcall_finish: func=FN+0x0/0x22c ret=0`. The trace clock (local) is the one
+# printk stamps with, so both sources share one time axis. Nothing reaches the console.
+TRACE_CMDLINE = "trace_event=initcall:initcall_start,initcall:initcall_finish trace_buf_size=2M"
+_TRACED = re.compile(rf"^\s*.+?-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\]\s+(?:\S+\s+)?(?P<s>\d+)\.(?P<us>\d+):"
+                     rf"\s+(?P<event>initcall_start|initcall_finish):\s+func={_SYMBOL}(?:\s+ret=(?P<ret>-?\d+))?\s*$")
+
+
+def parse_trace(text: str) -> Parsed:
+    """Initcalls from an ftrace buffer's TEXT (see TRACE_CMDLINE); other lines, and the
+    buffer's `#` header, are skipped."""
+    out = Parsed([], console_chars=0)
+    pending: dict[tuple[str, str | None], tuple[float, int, int]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        out.lines = number
+        m = _TRACED.match(line)
+        if m is None:
+            if "initcall_" in line and not line.lstrip().startswith("#"):
+                out.problems.append(f"line {number}: not an initcall trace line: {line.strip()[:80]!r}")
+            continue
+        t_us = int(m["s"]) * 1e6 + int(m["us"].ljust(6, "0")[:6])
+        key = (m["fn"], m["mod"])
+        if m["event"] == "initcall_start":
+            pending[key] = (t_us, int(m["pid"]), number)
+            continue
+        start = pending.pop(key, None)
+        if start is None:
+            out.problems.append(f"line {number}: {m['fn']} finished without initcall_start (buffer wrapped?)")
+            continue
+        out.initcalls.append(Initcall(m["fn"], m["mod"], start[0], t_us - start[0], int(m["ret"] or 0), start[1],
+                                      start[2]))
+    out.unfinished = [f"{fn} [{mod}]" if mod else fn for fn, mod in pending]
+    out.initcalls.sort(key=lambda c: (c.start_us, c.line))
+    return out
+
+
 @dataclass(frozen=True)
 class Stat:
     key: str

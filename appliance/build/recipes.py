@@ -71,7 +71,7 @@ class BuildConfig:
             source_id = minikernel.own_source(Path(self.kernel_src))[1]
         else:
             source_id = minikernel.read_lock(SOURCE_LOCK).deb_sha256
-        return minikernel.Recipe(source_id, minikernel.read_fragments(MINIMAL, FRAGMENTS),
+        return minikernel.Recipe(source_id, minikernel.read_fragments(MINIMAL, FRAGMENTS + self.template.kernel_fragments),
                                  (MINIMAL / "appliance-probes.patch").read_text(),
                                  self.template.kernel_compression)
 
@@ -173,9 +173,10 @@ def cache_in_use() -> list[Path]:
     kernel image of every compression the templates use (and the default), qboot."""
     cache = kernel.cache_dir()
     lock, source = kernel.read_lock(LOCK), minikernel.read_lock(SOURCE_LOCK)
-    compressions = {"none"} | {load_template(p).kernel_compression for p in TEMPLATES.glob("*.toml")}
-    recipes = [minikernel.Recipe(source.deb_sha256, minikernel.read_fragments(MINIMAL, FRAGMENTS),
-                                 (MINIMAL / "appliance-probes.patch").read_text(), c) for c in sorted(compressions)]
+    templates = [load_template(p) for p in TEMPLATES.glob("*.toml")]
+    variants = {("none", ())} | {(t.kernel_compression, t.kernel_fragments) for t in templates}
+    recipes = [minikernel.Recipe(source.deb_sha256, minikernel.read_fragments(MINIMAL, FRAGMENTS + extra),
+                                 (MINIMAL / "appliance-probes.patch").read_text(), c) for c, extra in sorted(variants)]
     source_key = recipes[0].source_key()
     return [cache / "kernels" / f"{lock.package}_{lock.version}", cache / "sources" / f"{source.package}_{source.version}",
             cache / "minikernel" / f"src-{source_key}", cache / "minikernel" / f"out-{source_key}",
@@ -355,7 +356,7 @@ def _kernel_facts(config: BuildConfig, files: kernel.KernelFiles) -> dict[str, A
     if config.minimal:
         recipe = config.minimal_recipe()
         return {"release": files.release, "source": "minimal", "recipe": recipe.key(),
-                "compression": recipe.compression, "fragments": list(FRAGMENTS),
+                "compression": recipe.compression, "fragments": [*FRAGMENTS, *config.template.kernel_fragments],
                 "kernel_src": config.kernel_src or None,
                 "lock": None if config.kernel_src else minikernel.read_lock(SOURCE_LOCK).__dict__}
     return {"release": files.release, "source": LOCK.name, "lock": kernel.read_lock(LOCK).__dict__}

@@ -59,6 +59,7 @@ class Template:
     description: str = ""
     kernel: str = "debian"  # or "minimal": recipes/kernel/minimal (tinyconfig + fragments)
     kernel_compression: str = "none"  # the minimal kernel's image: one of KERNEL_COMPRESSIONS
+    kernel_fragments: tuple[str, ...] = ()  # optional fragments of recipes/kernel/minimal/ (e.g. "ftrace")
     compression: Compression = Compression.ZSTD
     mounts: tuple[Mount, ...] = (Mount.PROC, Mount.SYSFS, Mount.DEVTMPFS)
     payload: tuple[str, ...] = ()  # argv inside the guest; empty: no payload
@@ -99,7 +100,8 @@ def _enum_value(value: object) -> object:
 
 # Known keys per table, with their expected types: anything else is an error.
 _SCHEMA: dict[str, dict[str, type]] = {
-    "appliance": {"description": str, "kernel": str, "kernel_compression": str, "compression": str},
+    "appliance": {"description": str, "kernel": str, "kernel_compression": str, "compression": str,
+                  "kernel_fragments": list},
     "init": {"mounts": list, "payload": list, "after": str},
     "programs": {"build": list},
     "vm": {"machine": str, "memory_mib": int, "cpus": int, "cmdline": str},
@@ -114,6 +116,8 @@ PROFILED_DEVICES = {"serial": "/dev/ttyS1", "virtio": "/dev/vport0p1"}
 _KERNELS = ("debian", "minimal")
 # "none" boots the uncompressed vmlinux through its PVH entry (no decompression at all).
 KERNEL_COMPRESSIONS = ("none", "lz4", "zstd", "xz")
+# the minimal kernel's fragments a template may add (recipes/kernel/minimal/<name>.config)
+OPTIONAL_FRAGMENTS = ("ftrace",)
 
 
 def _fail(name: str, message: str) -> TemplateError:
@@ -225,6 +229,10 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     kernel = app.get("kernel", "debian")
     if kernel not in _KERNELS:
         raise _fail(name, f"kernel = {kernel!r} is not one of: {', '.join(_KERNELS)}")
+    fragments = _strings(name, "[appliance] kernel_fragments", app.get("kernel_fragments", []))
+    for fragment in fragments:
+        if fragment not in OPTIONAL_FRAGMENTS:
+            raise _fail(name, f"kernel_fragments: {fragment!r} is not one of: {', '.join(OPTIONAL_FRAGMENTS)}")
     kernel_compression = app.get("kernel_compression", "none")
     if kernel_compression not in KERNEL_COMPRESSIONS:
         raise _fail(name, f"kernel_compression = {kernel_compression!r} is not one of: {', '.join(KERNEL_COMPRESSIONS)}")
@@ -262,6 +270,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         description=app.get("description", ""),
         kernel=kernel,
         kernel_compression=kernel_compression,
+        kernel_fragments=fragments,
         compression=_choice(name, Compression, "compression", app.get("compression", "zstd")),
         mounts=tuple(_choice(name, Mount, "[init] mounts", m) for m in mounts),
         payload=payload,

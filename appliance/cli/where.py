@@ -70,11 +70,11 @@ def cmd_analyze(args: argparse.Namespace, load: Callable[[str, argparse.Namespac
         raise ApplianceError("-n must be at least 1")
     target = load(args.bundle, args)
     choice = accel(args)
-    print(f"analyzing {args.bundle}: {args.n} boots with {analyze.debug_cmdline(target)}"
+    print(f"analyzing {args.bundle}: {args.n} boots with {analyze.debug_cmdline(target, args.source)}"
           f"{'' if args.no_baseline else f' and {args.n} plain boots, interleaved'} (+1 warm-up each)",
           file=sys.stderr)
     doc = analyze.analyze(target, qemu_path=qemu(), accel=choice, n=args.n, baseline=not args.no_baseline,
-                          timeout=args.timeout, append=args.append or "")
+                          timeout=args.timeout, append=args.append or "", source=args.source)
     out = Path(args.output or f"analysis-{Path(args.bundle).resolve().name}.json")
     results.write(out, doc)
     say(analyze.render(doc["analysis"], color=sys.stdout.isatty(), top=args.top), analysis=doc["analysis"])
@@ -290,6 +290,9 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
              qemu: Callable[[], str]) -> None:
     p = verbs.add_parser("analyze", help="boot with initcall_debug: timeline, top initcalls, flamechart")
     p.add_argument("bundle", help=options.BUNDLE)
+    p.add_argument("--source", choices=analyze.SOURCES, default="console",
+                   help="where initcall times come from: initcall_debug in the kernel log (console), or Linux's "
+                   "boot-time tracing into the ftrace buffer, read by profiled (ftrace: no console cost)")
     p.add_argument("-n", type=int, default=5, help="debug boots (and as many plain ones; default 5)")
     p.add_argument("--no-baseline", action="store_true", help="skip the plain boots (the console's cost is then unknown)")
     p.add_argument("--top", type=int, default=15, help="how many activities to list (default 15)")

@@ -10,6 +10,8 @@
  *   proc     fork/exec/exit of every process, from the kernel's process events connector
  *            (netlink; CONFIG_PROC_EVENTS), or one "note" saying it is unavailable
  *   stat     /proc/stat's cpu line and /proc/loadavg every SAMPLE_MS (0: never)
+ *   ftrace   each line of the ftrace buffer, at the end, when the command line has
+ *            trace_event= (initcall timing without the console: analyze --source ftrace)
  *   end      the record count, how many were dropped, and how many times the kernel log
  *            ring buffer wrapped before we read it (kmsg_lost: raise log_buf_len)
  * Records are kept in memory and written to DEVICE (a second serial port or a
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/mount.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -386,6 +389,58 @@ static void note(const char *text)
 static char pending[256];
 static size_t pending_len;
 
+/* The ftrace buffer, when the boot traced events (trace_event= on the command line, as
+ * `appliance analyze --source ftrace` asks): one "ftrace" record per line. tracefs is
+ * mounted here, after payload_end, so the measured boot does not pay for it. */
+static void trace_buffer(void)
+{
+	static char buf[65536], cmdline[4096];
+	char body[600], *line, *nl;
+	size_t have = 0, len;
+	ssize_t n;
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	n = read(fd, cmdline, sizeof(cmdline) - 1);
+	close(fd);
+	cmdline[n > 0 ? n : 0] = 0;
+	if (!strstr(cmdline, "trace_event="))
+		return;
+	mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, 0); /* EBUSY when already there */
+	fd = open("/sys/kernel/tracing/trace", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		note("trace_event= given but no /sys/kernel/tracing/trace: the kernel lacks CONFIG_FTRACE?");
+		return;
+	}
+	for (;;) {
+		n = read(fd, buf + have, sizeof(buf) - 1 - have);
+		if (n <= 0 && have == 0)
+			break;
+		have += n > 0 ? (size_t)n : 0;
+		buf[have] = 0;
+		line = buf;
+		while ((nl = strchr(line, '\n')) || (n <= 0 && *line)) {
+			size_t line_len = nl ? (size_t)(nl - line) : strlen(line);
+
+			if (line_len && line[0] != '#') {
+				len = 0;
+				put_str(body, &len, sizeof(body), "\"line\":");
+				put_json(body, &len, sizeof(body), line, line_len > 500 ? 500 : line_len);
+				record(now_ns(), "ftrace", body, len);
+			}
+			line += line_len + (nl != 0);
+			if (!nl)
+				break;
+		}
+		have = strlen(line);
+		memmove(buf, line, have);
+		if (n <= 0)
+			break;
+	}
+	close(fd);
+}
+
 static int control(const char *buf, size_t n, int mem_fd)
 {
 	size_t i;
@@ -461,6 +516,7 @@ int main(int argc, char **argv)
 		process_events(proc_fd);
 	if (kmsg_fd >= 0)
 		kernel_log(kmsg_fd);
+	trace_buffer();
 	len = 0;
 	put_key(body, &len, sizeof(body), "records", records + 1, 0);
 	put_key(body, &len, sizeof(body), "dropped", dropped, 1);

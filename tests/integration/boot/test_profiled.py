@@ -117,3 +117,23 @@ def test_the_tslog_tooling_draws_the_linux_process_timeline(results, tmp_path):
     assert drawn.returncode == 0, drawn.stderr
     assert "userland:" in drawn.stdout
     assert "/bin/forker [" in (tmp_path / "u.svg").read_text()
+
+
+def test_analyze_with_the_ftrace_source_times_initcalls_off_the_console(tmp_path):
+    _build("profiled")
+    out = tmp_path / "ft.json"
+    done = appliance("analyze", str(BUILD / "profiled"), "--source", "ftrace", "-n", "1", "--no-baseline",
+                     "--accel", "tcg", "-o", str(out), timeout=600)
+    assert done.returncode == 0, done.stderr
+    analysis = json.loads(out.read_text())["analysis"]
+    assert analysis["source"] == "ftrace" and "trace_event=initcall:" in analysis["cmdline"]
+    names = {c["key"] for c in analysis["initcalls"]}
+    assert len(names) > 200 and "crypto_algapi_init" in names  # the Debian kernel's, from the trace buffer
+    assert any(s["stack"][-1] == "crypto_algapi_init" for s in analysis["spans"])  # anchored on the timeline
+    assert "cost of the ftrace source" in done.stdout or "no plain boots" in done.stdout
+
+
+def test_the_ftrace_source_needs_profiled(built):
+    done = appliance("analyze", str(built["benchmark"]), "--source", "ftrace", "-n", "1", "--accel", "tcg")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: the ftrace source needs profiled")

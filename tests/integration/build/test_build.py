@@ -126,7 +126,7 @@ def test_template_given_by_absolute_path_with_files_builds(tmp_path):
     template.write_text('[[files]]\nsrc = "motd"\ndst = "etc/motd"\n')
     done = scons("appliance", f"TEMPLATE={template}")
     assert done.returncode == 0, done.stderr
-    names = {e.name: e for e in cpio.read(compress.decompress((BUILD / "withfiles" / "initrd").read_bytes()))}
+    names = {e.path: e for e in cpio.read(compress.decompress((BUILD / "withfiles" / "initrd").read_bytes()))}
     assert names["etc/motd"].data == b"hello from the template\n"
 
 

@@ -93,3 +93,23 @@ def test_a_kernel_without_kallsyms_prints_addresses_which_a_system_map_names():
     named = initcalls.symbolize(p.initcalls, {0xFFFFFFFF818C7B0D: "virtio_mmio_init"}.get)
     assert named[0].name == "virtio_mmio_init" and named[0].duration_us == 4000.0
     assert initcalls.symbolize(p.initcalls, lambda a: None)[0].name == "0xffffffff818c7b0d"
+
+
+TRACE = """# tracer: nop
+#
+#                                _-----=> irqs-off/BH-disabled
+     swapper/0-1       [000] .....     0.191234: initcall_start: func=con_init+0x0/0x22c
+     swapper/0-1       [000] .....     0.193456: initcall_finish: func=con_init+0x0/0x22c ret=0
+     swapper/0-1       [000] .....     0.200000: initcall_start: func=hangs+0x0/0x10
+       modprobe-80      [000] .....     2.000000: initcall_start: func=virtio_blk_init+0x0/0x1000 [virtio_blk]
+       modprobe-80      [000] .....     2.000500: initcall_finish: func=virtio_blk_init+0x0/0x1000 [virtio_blk] ret=-19
+     swapper/0-1       [000] .....     2.100000: initcall_finish: func=lost+0x0/0x10 ret=0
+"""
+
+
+def test_the_ftrace_buffer_gives_the_same_initcalls_as_the_console_would():
+    parsed = initcalls.parse_trace(TRACE)
+    assert [(c.key, c.start_us, c.duration_us, c.ret, c.pid) for c in parsed.initcalls] == [
+        ("con_init", 191234.0, 2222.0, 0, 1), ("virtio_blk_init [virtio_blk]", 2000000.0, 500.0, -19, 80)]
+    assert parsed.unfinished == ["hangs"]
+    assert parsed.problems == ["line 9: lost finished without initcall_start (buffer wrapped?)"]

@@ -138,3 +138,18 @@ def test_a_full_disk_while_building_names_the_file_it_hit():
     cache = OSError(errno.ENOSPC, "No space left on device", "/root/.cache/appliance/kernels/x")
     assert "holding /root/.cache/appliance/kernels/x (building build/benchmark/kernel)" in os_error_line(
         cache, Path("build/benchmark/kernel"))
+
+
+def test_optional_kernel_fragments_are_checked_and_change_the_recipe(tmp_path):
+    from dataclasses import replace
+
+    from appliance.build.recipes import BuildConfig
+
+    traced = parse_template("t", '[appliance]\nkernel = "minimal"\nkernel_fragments = ["ftrace"]\n', tmp_path)
+    assert traced.kernel_fragments == ("ftrace",)
+    with pytest.raises(TemplateError, match="kernel_fragments: 'kgdb' is not one of: ftrace"):
+        parse_template("t", '[appliance]\nkernel_fragments = ["kgdb"]\n', tmp_path)
+    plain = replace(traced, kernel_fragments=())
+    with_ftrace, without = (BuildConfig(t, "", 0).minimal_recipe() for t in (traced, plain))
+    assert with_ftrace.key() != without.key() and with_ftrace.source_key() == without.source_key()
+    assert any(name == "ftrace" and "CONFIG_FTRACE=y" in text for name, text in with_ftrace.fragments)
