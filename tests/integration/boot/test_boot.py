@@ -62,7 +62,8 @@ def test_bench_writes_results_with_statistics(built, tmp_path):
 
 @pytest.mark.parametrize("template, extra, message", [
     ("minimal", "rdinit=/no/such/init", "error: kernel panic: Kernel panic - not syncing"),
-    ("benchmark", "appliance_payload=/bin/nothing", "error: payload failed: cannot exec payload /bin/nothing"),
+    ("benchmark", "appliance_payload=/bin/nothing",
+     "error: payload failed: cannot exec payload /bin/nothing: No such file or directory"),
     # PID 1 exiting (an init crash): the payload run as init returns
     ("benchmark", "rdinit=/bin/bench", "error: kernel panic: Kernel panic - not syncing: Attempted to kill init!"),
 ])
@@ -115,6 +116,21 @@ def test_tampered_bundle_is_refused(copy_bundle):
     assert done.stderr.strip().splitlines() == [
         f"error: bundle {folder}: initrd has 13 bytes, manifest says "
         f"{json.loads((folder / 'bundle.json').read_text())['files']['initrd']['size']}: rebuild it or fetch it again"]
+
+
+def test_a_kernel_truncated_before_the_bundle_was_made_is_a_failed_boot(copy_bundle):
+    # what a build from a damaged cache would have made: a half kernel whose digest the
+    # manifest records; QEMU may well exit 0, but the init never ran
+    from appliance import bundle
+
+    folder = copy_bundle("minimal")
+    kernel = folder / "kernel"
+    kernel.write_bytes(kernel.read_bytes()[: kernel.stat().st_size // 2])
+    edit_manifest(folder, lambda m: m["files"].update(kernel=bundle.file_entry(kernel)))
+    done = appliance("bench", str(folder), "-n", "1", "--warmup", "0", "--accel", "tcg", "--timeout", "60")
+    assert done.returncode != 0
+    assert "error: trace channel, boot 1: " in done.stderr
+    assert "the boot ended without init_start: the kernel never ran the init" in done.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])

@@ -52,3 +52,20 @@ def test_a_damaged_cached_module_discards_the_tree(tmp_path):
     with pytest.raises(KernelError, match="virtio_blk.ko does not match .* build again to fetch it anew"):
         kernel.check_cached(files, module)
     assert not (tmp_path / kernel.MARKER).exists()  # the next build fetches the package again
+
+
+def test_a_cached_kernel_image_cut_in_half_is_not_complete(tmp_path, capsys):
+    from appliance.build import kernel
+    from appliance.fsutil import seal
+
+    lock = kernel.KernelLock("linux-image-x", "1", "6.1.0-x", "d" * 64)
+    image = tmp_path / "boot" / "vmlinuz-6.1.0-x"
+    image.parent.mkdir()
+    image.write_bytes(b"K" * 8192)
+    (tmp_path / kernel.MARKER).write_text(lock.deb_sha256 + "\n")
+    assert not kernel._complete(tmp_path, lock)  # unpacked before trees were sealed: fetched again
+    seal(tmp_path)
+    assert kernel._complete(tmp_path, lock)
+    image.write_bytes(b"K" * 4096)
+    assert not kernel._complete(tmp_path, lock)
+    assert "is damaged" in capsys.readouterr().err

@@ -89,3 +89,15 @@ def test_exports_are_named_as_their_tools_expect_by_default(tmp_path, capsys):
         assert cli.main(["export", str(path), "--format", fmt]) == 0
         assert (tmp_path / name).is_file(), fmt
     assert "r.trace.json" in capsys.readouterr().out
+
+
+def test_an_interrupted_parse_only_verb_does_not_claim_it_stopped_qemu(monkeypatch, capsys, tmp_path):
+    from appliance.cli import where
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(where, "cmd_tslog", interrupted)
+    (tmp_path / "d").write_text("0x1 1 ENTER main\n")
+    assert cli.main(["tslog", str(tmp_path / "d"), "--tsc-hz", "1e9"]) == 130
+    assert capsys.readouterr().err.strip() == "error: interrupted: tslog stopped before it wrote anything"
