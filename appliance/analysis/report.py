@@ -117,6 +117,32 @@ def comparison_section(comparison: dict[str, Any]) -> str:
     return f"<table>{head}{rows}</table><ul>{verdicts or '<li>no phase differs</li>'}</ul>"
 
 
+def tune_section(tune: dict[str, Any]) -> str:
+    """`appliance tune`'s ranking: each knob's change in to_init and total against the base."""
+    head = "<tr><th class=l>knob</th><th>to_init ms</th><th>change</th><th>95% CI</th><th>total change</th>" \
+           "<th class=l>verdict</th></tr>"
+    rows = []
+    for r in tune.get("rows", []):
+        t = r["to_init"]
+        if t is None:
+            rows.append(f"<tr><td class=l>{_esc(r['knob'])}</td><td>-</td><td>-</td><td>-</td><td>-</td>"
+                        f"<td class=l>broke the boot: {_esc(next(iter(r['broke'])))}</td></tr>")
+            continue
+        verdict = ("faster" if t["ratio"] < 1 else "slower") if r.get("real") else "no real difference"
+        ci = f"{(t['ci'][0] - 1) * 100:+.1f}% to {(t['ci'][1] - 1) * 100:+.1f}%" if t["ci"] else "n/a"
+        total = f"{(r['total']['ratio'] - 1) * 100:+.1f}%" if r.get("total") else "-"
+        rows.append(f"<tr><td class=l>{_esc(r['knob'])}</td><td>{t['median']:.1f}</td>"
+                    f"<td>{(t['ratio'] - 1) * 100:+.1f}%</td><td>{ci}</td><td>{total}</td>"
+                    f"<td class=l>{verdict}</td></tr>")
+    combined = tune.get("combined")
+    note = ""
+    if combined:
+        row = next(x for x in combined["comparison"]["rows"] if x["phase"] == "to_init")
+        note = (f"<p>together ({_esc(combined['knob'])}): to_init {row['median_a']:.1f} -> {row['median_b']:.1f} ms "
+                f"({(row['ratio'] - 1) * 100:+.1f}%); the knobs alone summed to {combined['sum_alone_ms']:+.1f} ms</p>")
+    return f"<table>{head}{''.join(rows)}</table>{note}"
+
+
 def kernel_section(spans: list[Span]) -> str:
     """Where the kernel phase's time went in the median boot: its parts, from the kernel
     log's milestones, the initcalls, or the patched kernel's probes (whatever it had)."""
@@ -166,7 +192,7 @@ def analysis_section(analysis: dict[str, Any]) -> str:
 
 def render(doc: dict[str, Any], source: str = "") -> str:
     """The HTML text of DOC (a bench, analyze or compare results document)."""
-    side = doc["a"] if "comparison" in doc else doc
+    side = doc["a"] if "comparison" in doc else doc["base"] if "tune" in doc else doc
     summary = results.summary(side["runs"])
     b, host = side["bundle"], side.get("host", {})
     title = f"appliance boot report: {b.get('name')}"
@@ -184,6 +210,8 @@ def render(doc: dict[str, Any], source: str = "") -> str:
     if "comparison" in doc:
         body += [f"<h2>comparison: B = {_esc(doc['b']['bundle']['path'])} against A = {_esc(b.get('path'))}</h2>",
                  comparison_section(doc["comparison"])]
+    if "tune" in doc:
+        body += ["<h2>tune: what each knob changes against the base</h2>", tune_section(doc["tune"])]
     if side.get("analysis"):
         body += ["<h2>initcall analysis</h2>", analysis_section(side["analysis"])]
     spans = analyze.spans_of(side)

@@ -135,15 +135,16 @@ class Session:
 
 
 def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progress | None = tty_progress,
-               looks: Sequence[int] = (), stop: Callable[[int], bool] | None = None) -> int:
+               looks: Sequence[int] = (), stop: Callable[[int], bool] | None = None, start: int = 0) -> int:
     """Boot SESSIONS in turn (A B A B ...): WARMUP uncounted rounds, then up to N counted
     ones; return how many counted rounds ran. Interleaving spreads the machine's drift
     over every side alike. After each counted round listed in LOOKS, STOP(rounds) may end
-    the run early (a sequential comparison whose answer is decided)."""
+    the run early (a sequential comparison whose answer is decided). START skips rounds
+    that already ran (a resumed run)."""
     started = time.monotonic()
-    total = (warmup + n) * len(sessions)
+    total = (warmup + n - start) * len(sessions)
     done = 0
-    for index in range(warmup + n):
+    for index in range(start, warmup + n):
         for session in sessions:
             session.boot(warmup=index < warmup)
             done += 1

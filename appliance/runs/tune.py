@@ -1,0 +1,154 @@
+"""Tune: which knobs make this bundle boot faster on this host, and by how much.
+
+A knob is a change that needs no rebuild: kernel command-line words, or a VM setting
+(vCPUs, memory, machine profile). Every applicable knob becomes a variant of the bundle;
+the base and all variants are booted interleaved (a round is one boot of each), so the
+host's drift hits them alike, and each variant is compared with the base by the same
+procedure as `appliance compare` (to_init as the primary phase). Across knobs, Holm's
+correction keeps "real differences" honest: only those are called out. A variant whose
+boots fail broke the boot, and is reported as such, never as fast.
+
+The catalog and the ranking are pure; the loop lives in the CLI (it boots).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance import results
+from appliance.bundle import Bundle
+from appliance.machines import Machine, transport_problem
+from appliance.runs import compare
+from appliance.stats import holm
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    why: str  # what it changes, and the field's reason to try it
+    words: str = ""  # kernel command-line words added
+    settings: dict[str, Any] = field(default_factory=dict)  # Bundle.with_run settings
+    machine: Machine | None = None  # boot as this machine profile
+
+    def key(self) -> tuple[str, tuple[tuple[str, Any], ...], str]:
+        return (self.words, tuple(sorted(self.settings.items())), self.machine.value if self.machine else "")
+
+
+def catalog(bundle: Bundle) -> list[Knob]:
+    """The knobs that apply to BUNDLE (a knob already in its command line is left out)."""
+    cmdline = bundle.cmdline.split()
+    cpus = int(bundle.manifest.get("cpus", 1))
+    memory = int(bundle.manifest.get("memory_mib", 256))
+    knobs = [
+        Knob("verbose console", "the console costs per character: what `quiet` saves", words="loglevel=7")
+        if "quiet" in cmdline else Knob("quiet", "a quiet console prints less", words="quiet"),
+        Knob("cryptomgr.notests", "skip the crypto self-tests at boot", words="cryptomgr.notests"),
+        Knob("tsc.reliable", "skip the TSC's stability checks and watchdog", words="tsc.reliable"),
+        Knob("8250.nr_uarts=1", "probe one legacy UART instead of four", words="8250.nr_uarts=1"),
+        Knob("i8042 off", "no PS/2 controller probing", words="i8042.noaux i8042.nokbd i8042.nopnp"),
+        Knob("mitigations=off", "no CPU vulnerability mitigations", words="mitigations=off"),
+        Knob("no_timer_check", "skip the timer IRQ check", words="no_timer_check"),
+    ]
+    if bundle.machine is not Machine.MICROVM:
+        knobs.append(Knob("acpi=off", "no ACPI tables parsed (microvm has none anyway)", words="acpi=off"))
+    for n in (2, 4):
+        if n != cpus:
+            knobs.append(Knob(f"{n} vCPUs", "each extra vCPU is brought up and its TSC synced", settings={"cpus": n}))
+            knobs.append(Knob(f"{n} vCPUs + tsc.reliable", "extra vCPUs without the TSC sync",
+                              words="tsc.reliable", settings={"cpus": n}))
+    for mib in (128, 1024):
+        if mib != memory:
+            knobs.append(Knob(f"{mib} MiB", "memory is initialised page by page", settings={"memory_mib": mib}))
+    for machine in Machine:
+        if machine is not bundle.machine and transport_problem(bundle.manifest, machine) is None and (
+                machine is not Machine.Q35_QBOOT or bundle.firmware is not None):
+            knobs.append(Knob(f"machine {machine.value}", "another machine profile and firmware", machine=machine))
+    return [k for k in knobs if not (k.words and all(w in cmdline for w in k.words.split()))]
+
+
+def select(knobs: list[Knob], names: list[str]) -> list[Knob]:
+    """KNOBS whose names are in NAMES (in that order), or a ValueError naming the unknown."""
+    by_name = {k.name: k for k in knobs}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"unknown or inapplicable knob(s) {', '.join(unknown)}; these apply: {', '.join(by_name)}")
+    return [by_name[n] for n in names]
+
+
+def apply(bundle: Bundle, knob: Knob) -> tuple[Bundle, str]:
+    """The variant bundle (in memory) and the words its boots add."""
+    variant = bundle.with_machine(knob.machine) if knob.machine else bundle
+    if knob.settings:
+        variant = variant.with_run(**knob.settings)
+    return variant, knob.words
+
+
+def combine(knobs: list[Knob]) -> Knob:
+    """One knob doing all of KNOBS: words joined, settings merged (the first wins a clash),
+    the first machine. The caller picks compatible, helpful knobs."""
+    words: list[str] = []
+    settings: dict[str, Any] = {}
+    machine = None
+    for knob in knobs:
+        words += [w for w in knob.words.split() if w not in words]
+        for key, value in knob.settings.items():
+            settings.setdefault(key, value)
+        machine = machine or knob.machine
+    return Knob(" + ".join(k.name for k in knobs), "the knobs that helped, together", " ".join(words), settings,
+                machine)
+
+
+def rank(base_runs: list[dict[str, Any]], variants: dict[str, list[dict[str, Any]]], confidence: float = 0.95,
+         looks: int = 1) -> list[dict[str, Any]]:
+    """Per knob: did it break the boot, its change in to_init and total against the base
+    (ratio, interval, p), and whether that change is real after Holm across the knobs;
+    sorted by the change in to_init, the best first."""
+    rows: list[dict[str, Any]] = []
+    for name, runs in variants.items():
+        failed = [r for r in runs if not r["ok"]]
+        if failed and not results.counted(runs):
+            rows.append({"knob": name, "broke": results.failure_reasons(runs), "to_init": None, "total": None})
+            continue
+        result = compare.compare(base_runs, runs, confidence, compare.PRIMARY, looks)
+        by_phase = {r["phase"]: r for r in result["rows"]}
+        rows.append({"knob": name, "broke": results.failure_reasons(runs) if failed else None,
+                     **{phase: _change(by_phase.get(phase)) for phase in ("to_init", "total")}})
+    measured = [r for r in rows if r["to_init"] is not None]
+    thresholds = holm([r["to_init"]["p_value"] for r in measured], (1 - confidence) / looks)
+    for row, threshold in zip(measured, thresholds, strict=True):
+        ci = row["to_init"]["ci"]
+        row["real"] = bool(threshold and row["to_init"]["p_value"] <= threshold and ci and (ci[1] < 1 or ci[0] > 1))
+    return sorted(rows, key=lambda r: (r["to_init"] is None, r["to_init"]["ratio"] if r["to_init"] else 0.0))
+
+
+def _change(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"median_base": row["median_a"], "median": row["median_b"], "ratio": row["ratio"],
+            "delta_ms": row["median_b"] - row["median_a"], "ci": row["ci"],
+            "p_value": row["p_value"]}
+
+
+def helpful(rows: list[dict[str, Any]]) -> list[str]:
+    """The knobs whose to_init saving is real (interval below 1), best first."""
+    return [r["knob"] for r in rows if r.get("real") and r["to_init"] and r["to_init"]["ci"][1] < 1
+            and not r["broke"]]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = f"{'knob':<28} {'to_init ms':>11} {'change':>8} {'95% CI':>17} {'total change':>13}  verdict"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if r["to_init"] is None:
+            lines.append(f"{r['knob']:<28} {'-':>11} {'-':>8} {'-':>17} {'-':>13}  broke the boot: "
+                         f"{next(iter(r['broke']))}")
+            continue
+        t, total = r["to_init"], r["total"]
+        ci = f"{(t['ci'][0] - 1) * 100:+.1f}% to {(t['ci'][1] - 1) * 100:+.1f}%" if t["ci"] else "n/a"
+        verdict = ("faster" if t["ratio"] < 1 else "slower") if r.get("real") else "no real difference"
+        if r["broke"]:
+            verdict += f" (some boots failed: {next(iter(r['broke']))})"
+        lines.append(f"{r['knob']:<28} {t['median']:>11.1f} {(t['ratio'] - 1) * 100:>+7.1f}% {ci:>17} "
+                     f"{((total['ratio'] - 1) * 100 if total else 0):>+12.1f}%  {verdict}")
+    return "\n".join(lines)

@@ -1,0 +1,39 @@
+"""A real `appliance tune` over three cheap knobs under TCG, and resuming it."""
+
+import json
+
+import pytest
+
+from tests.conftest import BUILD, appliance, scons
+
+pytestmark = pytest.mark.boot
+KNOBS = "cryptomgr.notests,tsc.reliable,128 MiB"
+
+
+@pytest.fixture(scope="module")
+def minimal_kernel_bundle():
+    done = scons("appliance", "TEMPLATE=benchmark-minimal")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return BUILD / "benchmark-minimal"
+
+
+def test_tune_ranks_three_knobs_and_resumes(minimal_kernel_bundle, tmp_path):
+    out = tmp_path / "tune.json"
+    done = appliance("tune", str(minimal_kernel_bundle), "--knobs", KNOBS, "-n", "3", "--warmup", "0",
+                     "--accel", "tcg", "--no-combine", "-o", str(out), timeout=900)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["complete"] and set(doc["variants"]) == set(KNOBS.split(","))
+    rows = {r["knob"]: r for r in doc["tune"]["rows"]}
+    assert set(rows) == set(KNOBS.split(",")) and all(r["to_init"] and not r["broke"] for r in rows.values())
+    assert all(len([x for x in side["runs"] if x["ok"]]) == 3 for side in [doc["base"], *doc["variants"].values()])
+    for knob in KNOBS.split(","):
+        assert any(line.startswith(knob) for line in done.stdout.splitlines())
+    again = appliance("tune", str(minimal_kernel_bundle), "--knobs", KNOBS, "-n", "4", "--warmup", "0",
+                      "--accel", "tcg", "--no-combine", "--resume", "-o", str(out), timeout=900)
+    assert again.returncode == 0, again.stderr
+    assert "resuming after 3" in again.stderr
+    resumed = json.loads(out.read_text())
+    assert len(resumed["base"]["runs"]) == 4 and resumed["base"]["runs"][:3] == doc["base"]["runs"]
+    report = appliance("report", str(out), "-o", str(tmp_path / "r.html"))
+    assert report.returncode == 0 and "tune: what each knob changes" in (tmp_path / "r.html").read_text()

@@ -1,0 +1,75 @@
+"""tune's pure parts: the knobs, variants, the ranking (with a knob that breaks the boot)."""
+
+import pytest
+
+from appliance.runs import tune
+from appliance.runs.bench import run_record
+from tests.unit.runs.test_channels import fake_run
+from tests.unit.test_bundle import make_bundle
+
+
+@pytest.fixture
+def target(tmp_path):
+    from appliance import bundle
+
+    make_bundle(tmp_path)
+    return bundle.load(tmp_path)
+
+
+def test_knobs_that_apply_and_none_already_on_the_command_line(target):
+    names = [k.name for k in tune.catalog(target)]
+    assert "quiet" in names and "verbose console" not in names  # the test bundle's cmdline has no quiet
+    assert "cryptomgr.notests" in names and "2 vCPUs + tsc.reliable" in names and "acpi=off" not in names  # microvm
+    assert "machine q35-qboot" not in names  # no firmware.bin in the bundle
+    quiet = target.with_run(cpus=1)
+    assert quiet.manifest["cpus"] == 1
+    with pytest.raises(ValueError, match="unknown or inapplicable knob"):
+        tune.select(tune.catalog(target), ["acpi=off"])
+
+
+def test_a_variant_is_the_bundle_with_its_settings_and_words(target):
+    knob = tune.select(tune.catalog(target), ["4 vCPUs + tsc.reliable"])[0]
+    variant, words = tune.apply(target, knob)
+    assert variant.manifest["cpus"] == 4 and words == "tsc.reliable" and target.manifest["cpus"] == 1
+    both = tune.combine([knob, tune.select(tune.catalog(target), ["cryptomgr.notests", "tsc.reliable"])[1],
+                         tune.select(tune.catalog(target), ["2 vCPUs"])[0]])
+    assert both.words == "tsc.reliable" and both.settings == {"cpus": 4}  # the first setting wins a clash
+
+
+def test_ranking_calls_out_only_real_savings_and_reports_a_broken_boot():
+    jitter = [0, 37, -22, 15, -41, 29, 8, -12]
+    base = [fake_run(i, 4000 + j, 25) for i, j in enumerate(jitter)]
+    faster = [fake_run(i, 3000 + j, 25) for i, j in enumerate(jitter)]  # a quarter less
+    same = [fake_run(i, 4000 - j, 25) for i, j in enumerate(jitter)]
+    broken = [run_record(i, False, None, "kernel panic: Kernel panic - not syncing: VFS", "tail") for i in range(8)]
+    rows = tune.rank(base, {"same": same, "faster": faster, "broken": broken})
+    assert [r["knob"] for r in rows] == ["faster", "same", "broken"]
+    assert rows[0]["real"] and rows[0]["to_init"]["ratio"] < 0.8 and not rows[1]["real"]
+    assert rows[2]["to_init"] is None and "kernel panic" in next(iter(rows[2]["broke"]))
+    assert tune.helpful(rows) == ["faster"]
+    text = tune.table(rows)
+    assert "broke the boot: kernel panic" in text and "faster" in text.splitlines()[2]
+
+
+def test_a_resumed_tune_refuses_another_hosts_results(tmp_path, target):
+    from appliance import results
+    from appliance.cli import tune as cli_tune
+    from appliance.errors import ApplianceError
+    from appliance.runs.bench import Plan, Session
+
+    from appliance.boot.accel import AccelChoice
+
+    tcg = AccelChoice("tcg", "asked for")
+    sessions = {"base": Session(target, "qemu", tcg, Plan()), "quiet": Session(target, "qemu", tcg, Plan())}
+    here = {"cpu_model": "A", "host_kernel": "6.1", "qemu_version": "7.2", "cpus": 2}
+    for session in sessions.values():
+        session.runs = [fake_run(i, 4000, 25) for i in range(3)]
+    doc = cli_tune._document(sessions, {**here, "cpu_model": "B"}, False, {"knobs": ["quiet"]})
+    results.write(tmp_path / "t.json", doc)
+    with pytest.raises(ApplianceError, match="was measured on another host .*never mix"):
+        cli_tune._resume(tmp_path / "t.json", sessions, here, target.digest)
+    results.write(tmp_path / "t.json", cli_tune._document(sessions, here, False, {"knobs": ["quiet"]}))
+    for session in sessions.values():
+        session.runs = []
+    assert cli_tune._resume(tmp_path / "t.json", sessions, here, target.digest) == 3
+    assert len(sessions["quiet"].runs) == 3
