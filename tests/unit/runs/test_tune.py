@@ -53,11 +53,10 @@ def test_ranking_calls_out_only_real_savings_and_reports_a_broken_boot():
 
 def test_a_resumed_tune_refuses_another_hosts_results(tmp_path, target):
     from appliance import results
+    from appliance.boot.accel import AccelChoice
     from appliance.cli import tune as cli_tune
     from appliance.errors import ApplianceError
     from appliance.runs.bench import Plan, Session
-
-    from appliance.boot.accel import AccelChoice
 
     tcg = AccelChoice("tcg", "asked for")
     sessions = {"base": Session(target, "qemu", tcg, Plan()), "quiet": Session(target, "qemu", tcg, Plan())}
