@@ -16,6 +16,7 @@ import random
 import statistics
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +88,25 @@ def time_initcalls(text: str) -> tuple[float, int]:
     return time.perf_counter() - started, len(parsed.initcalls)
 
 
+def make_deep(depth: int) -> str:
+    """DEPTH nested ENTERs that never EXIT (a dump that lost its EXIT records)."""
+    return "\n".join(["0x1 1 ENTER mi_startup"] + [f"0x1 {10 + i} ENTER f{i}" for i in range(depth)]) + "\n"
+
+
+def time_deep(depth: int) -> tuple[float, int]:
+    """Seconds and peak traced memory (bytes) of parse + SVG + collapsed for make_deep(DEPTH)."""
+    text = make_deep(depth)
+    tracemalloc.start()
+    started = time.perf_counter()
+    prof = tslog.profile(text, 1e9)
+    flame.render(prof.spans, "deep", prof.total_us)
+    spans.collapsed(prof.spans)
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return seconds, peak
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
@@ -106,6 +126,12 @@ def main() -> None:
         median = statistics.median(times)
         print(f"| {name} | {size} | {median:.2f} | {min(times):.2f} | {max(times):.2f} | "
               f"{'met' if median < 2 else 'MISSED'} (< 2 s) |")
+    print("\nunclosed nesting (linear, not quadratic, in the depth):\n")
+    print("| unclosed ENTERs | parse + render s | peak memory MiB |")
+    print("|---:|---:|---:|")
+    for depth in (10_000, 20_000, 40_000):
+        seconds, peak = time_deep(depth)
+        print(f"| {depth:,} | {seconds:.2f} | {peak / 2**20:.1f} |")
 
 
 if __name__ == "__main__":

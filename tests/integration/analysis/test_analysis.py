@@ -38,7 +38,7 @@ def test_analyze_finds_the_debian_kernels_initcalls(analysis):
     assert all(s["n"] == 2 for s in a["initcalls"][:20])
     assert a["distortion"]["extra_ms"] is not None and a["distortion"]["console_chars"] > 50_000
     assert "timeline of one boot" in stdout and "<- longest" in stdout
-    assert "cost of the debug log:" in stdout
+    assert "cost of the console source:" in stdout
     # the plain boots are the results' runs: the analysis' debug cmdline is not in them
     assert doc["settings"]["extra_cmdline"] == ""
 
