@@ -43,6 +43,14 @@ def built():
     return out
 
 
+@pytest.fixture(scope="session")
+def minimal_kernel_bundle():
+    """benchmark-minimal: the benchmark appliance on the minimal kernel (built once, cached)."""
+    done = scons("appliance", "TEMPLATE=benchmark-minimal")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return BUILD / "benchmark-minimal"
+
+
 @pytest.fixture
 def copy_bundle(built, tmp_path):
     """A private copy of a bundle that a test may edit (its cmdline, its files)."""

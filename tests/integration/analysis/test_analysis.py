@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from appliance.analysis import exports
-from tests.conftest import BUILD, ROOT, appliance, scons
+from tests.conftest import ROOT, appliance
 
 pytestmark = pytest.mark.boot
 DATA = ROOT / "tests" / "data"
@@ -86,15 +86,8 @@ def test_report_renders_in_headless_chromium(analysis, tmp_path):
     assert "initcall analysis" in dom and "<svg" in dom and "flamechart" in dom
 
 
-@pytest.fixture(scope="module")
-def minimal_bundle():
-    done = scons("appliance", "TEMPLATE=benchmark-minimal")
-    assert done.returncode == 0, done.stdout + done.stderr
-    return BUILD / "benchmark-minimal"
-
-
-def test_gdbstub_profiler_samples_a_real_boot(minimal_bundle, tmp_path):
-    done = appliance("profile", str(minimal_bundle), "--accel", "tcg", "--interval-ms", "2",
+def test_gdbstub_profiler_samples_a_real_boot(minimal_kernel_bundle, tmp_path):
+    done = appliance("profile", str(minimal_kernel_bundle), "--accel", "tcg", "--interval-ms", "2",
                      "--collapsed", str(tmp_path / "p.folded"), "--svg", str(tmp_path / "p.svg"),
                      "--speedscope", str(tmp_path / "p.json"))
     assert done.returncode == 0, done.stdout + done.stderr

@@ -4,17 +4,10 @@ import json
 
 import pytest
 
-from tests.conftest import BUILD, appliance, scons
+from tests.conftest import appliance
 
 pytestmark = pytest.mark.boot
 KNOBS = "cryptomgr.notests,tsc.reliable,128 MiB"
-
-
-@pytest.fixture(scope="module")
-def minimal_kernel_bundle():
-    done = scons("appliance", "TEMPLATE=benchmark-minimal")
-    assert done.returncode == 0, done.stdout + done.stderr
-    return BUILD / "benchmark-minimal"
 
 
 def test_tune_ranks_three_knobs_and_resumes(minimal_kernel_bundle, tmp_path):
