@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -32,10 +32,15 @@ class Bundle:
     path: Path
     manifest: dict[str, Any]
     cdrom: Path | None = None  # boot this ISO (El Torito) instead of -kernel/-initrd
+    kernel_file: Path | None = None  # boot this kernel instead of the bundle's (a derived one, e.g. PVH)
 
     @property
     def kernel(self) -> Path:
-        return self.path / "kernel"
+        return self.kernel_file or self.path / "kernel"
+
+    def with_kernel(self, image: Path) -> Bundle:
+        """The same bundle booting another kernel image (not recorded in its manifest)."""
+        return replace(self, kernel_file=image)
 
     @property
     def initrd(self) -> Path:
@@ -58,7 +63,7 @@ class Bundle:
         if base is None:
             raise BundleError(f"bundle {self.path} predates machine overrides: rebuild it")
         manifest = {**self.manifest, "machine": machine.value, "cmdline": f"{profile(machine).cmdline} {base}"}
-        return Bundle(self.path, manifest, self.cdrom)
+        return replace(self, manifest=manifest)
 
     RUN_SETTINGS = ("cpu_model", "cpus", "memory_mib")  # what a boot may set without a rebuild
 
@@ -68,7 +73,7 @@ class Bundle:
         unknown = set(settings) - set(self.RUN_SETTINGS)
         if unknown:
             raise ValueError(f"not run settings: {sorted(unknown)}")
-        return Bundle(self.path, {**self.manifest, **settings}, self.cdrom)
+        return replace(self, manifest={**self.manifest, **settings})
 
     @property
     def firmware(self) -> Path | None:

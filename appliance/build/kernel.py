@@ -11,9 +11,11 @@ file truncated or edited later is caught, and the tree fetched anew.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
+import struct
 import sys
 import tempfile
 import tomllib
@@ -174,6 +176,68 @@ def bzimage_version(head: bytes) -> str | None:
     offset = int.from_bytes(head[0x20E:0x210], "little") + 0x200
     text = head[offset:offset + 256].split(b"\0", 1)[0].decode(errors="replace")
     return text.split(" ", 1)[0] or None
+
+
+def _decompress(payload: bytes) -> bytes | None:
+    """A bzImage's payload, by its magic: xz, gzip, zstd, bzip2 or lzma."""
+    import bz2
+    import gzip
+    import lzma
+
+    if payload.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(payload)
+    if payload.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=io.BytesIO(payload)).read()
+    if payload.startswith(b"\x28\xb5\x2f\xfd"):
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress(payload)
+    if payload.startswith(b"BZh"):
+        return bz2.decompress(payload)
+    if payload.startswith(b"\x5d\x00\x00"):
+        return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(payload)
+    return None
+
+
+PVH_NOTE = 18  # XEN_ELFNOTE_PHYS32_ENTRY: the 32-bit entry QEMU's PVH boot jumps to
+
+
+def has_pvh_note(elf: bytes) -> bool:
+    """Whether an ELF64 kernel has the PVH entry note (in any PT_NOTE segment)."""
+    if elf[:5] != b"\x7fELF\x02":
+        return False
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    for i in range(phnum):
+        kind, _, offset, _, _, size = struct.unpack_from("<IIQQQQ", elf, phoff + i * phentsize)
+        if kind != 4:  # PT_NOTE
+            continue
+        at, end = offset, offset + size
+        while at + 12 <= end:
+            namesz, descsz, note = struct.unpack_from("<III", elf, at)
+            if note == PVH_NOTE and elf[at + 12:at + 12 + namesz].rstrip(b"\0") == b"Xen":
+                return True
+            at += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+    return False
+
+
+def pvh_vmlinux(bzimage: bytes) -> bytes:
+    """The kernel inside a bzImage, decompressed ahead of time, for a PVH boot that skips
+    the decompressor (under TCG most of a distro kernel's early seconds). Raises
+    KernelError when the image is not a bzImage or its kernel has no PVH entry."""
+    if image_kind(bzimage[:0x1000]) != "bzImage":
+        raise KernelError("not a bzImage: only a compressed kernel can be decompressed ahead of time")
+    offset, length = struct.unpack_from("<II", bzimage, 0x248)
+    start = ((bzimage[0x1F1] or 4) + 1) * 512 + offset
+    try:
+        vmlinux = _decompress(bzimage[start:start + length])
+    except (OSError, EOFError, ValueError) as exc:
+        raise KernelError(f"the bzImage's payload does not decompress ({exc})") from None
+    if vmlinux is None:
+        raise KernelError(f"the bzImage's payload has an unknown compression ({bzimage[start:start + 4].hex()})")
+    if not has_pvh_note(vmlinux):
+        raise KernelError("the kernel has no PVH entry note (CONFIG_PVH): it cannot boot without its decompressor")
+    return vmlinux
 
 
 _IMAGE_NAME = re.compile(r"^(linux-image-6\.1\.0-(\d+)-amd64)\s")

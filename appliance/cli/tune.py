@@ -8,7 +8,10 @@ The results file is written after every round, so an interrupted run keeps what 
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,17 +19,18 @@ from typing import Any
 from appliance import results
 from appliance.boot import hostfacts
 from appliance.cli.output import say
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, BundleError, KernelError
 from appliance.runs import bench, compare, tune
 
 # what makes two hosts the same for a comparison: results of different ones never mix
 SAME_HOST = ("cpu_model", "host_kernel", "qemu_version", "cpus")
 
 
-def _sessions(target: Any, qemu: str, choice: Any, plan: bench.Plan, knobs: list[tune.Knob]) -> dict[str, bench.Session]:
+def _sessions(target: Any, qemu: str, choice: Any, plan: bench.Plan, knobs: list[tune.Knob],
+              workdir: Path) -> dict[str, bench.Session]:
     out = {"base": bench.Session(target, qemu, choice, plan)}
     for knob in knobs:
-        variant, words = tune.apply(target, knob)
+        variant, words = tune.apply(target, knob, workdir)
         extra = " ".join(filter(None, (plan.extra_cmdline, words)))
         out[knob.name] = bench.Session(variant, qemu, choice, bench.Plan(
             plan.channel, plan.n, plan.warmup, plan.timeout, True, extra_cmdline=extra))
@@ -79,7 +83,17 @@ def cmd_tune(args: argparse.Namespace, load: Callable[[str, argparse.Namespace],
     out = output(args, args.output or f"tune-{Path(args.bundle).resolve().name}.json")
     qemu = qemu_path()
     host = hostfacts.collect(qemu)
-    sessions = _sessions(target, qemu, choice, plan, knobs)
+    workdir = Path(tempfile.mkdtemp(prefix="appliance-tune-"))  # derived kernels (PVH)
+    atexit.register(shutil.rmtree, workdir, True)
+    usable = []
+    for knob in knobs:
+        try:
+            tune.apply(target, knob, workdir)
+            usable.append(knob)
+        except (KernelError, BundleError) as exc:
+            print(f"note: knob {knob.name!r} left out: {exc}", file=sys.stderr)
+    knobs = usable
+    sessions = _sessions(target, qemu, choice, plan, knobs, workdir)
     start = _resume(out, sessions, host, target.digest) if args.resume and out.is_file() else 0
     print(f"tuning {args.bundle}: base + {len(knobs)} knobs, {plan.warmup} warm-up + {plan.n} rounds"
           f"{f', resuming after {start}' if start else ''}", file=sys.stderr)
@@ -100,18 +114,18 @@ def cmd_tune(args: argparse.Namespace, load: Callable[[str, argparse.Namespace],
     say(tune.table(rows), rows=rows)
     best = tune.helpful(rows)
     if best and not args.no_combine:
-        extra["combined"] = _combined(target, qemu, choice, plan, [k for k in knobs if k.name in best], rows)
+        extra["combined"] = _combined(target, qemu, choice, plan, [k for k in knobs if k.name in best], rows, workdir)
         results.write(out, _document(sessions, host, complete, extra))
     say(f"results: {out}", results=str(out))
     return 0
 
 
 def _combined(target: Any, qemu: str, choice: Any, plan: bench.Plan, helping: list[tune.Knob],
-              rows: list[dict[str, Any]]) -> dict[str, Any]:
+              rows: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
     """The helpful knobs together against the base, interleaved: do the savings add up?"""
     together = tune.combine(helping)
     print(f"combining {together.name}", file=sys.stderr)
-    pair = _sessions(target, qemu, choice, plan, [together])
+    pair = _sessions(target, qemu, choice, plan, [together], workdir)
     bench.interleave(list(pair.values()), plan.warmup, plan.n)
     result = compare.compare(pair["base"].runs, pair[together.name].runs)
     row = next(r for r in result["rows"] if r["phase"] == compare.PRIMARY)

@@ -14,10 +14,13 @@ The catalog and the ranking are pure; the loop lives in the CLI (it boots).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from appliance import results
+from appliance.build import kernel
 from appliance.bundle import Bundle
+from appliance.fsutil import atomic_write
 from appliance.machines import Machine, transport_problem
 from appliance.runs import compare
 from appliance.stats import holm
@@ -30,6 +33,7 @@ class Knob:
     words: str = ""  # kernel command-line words added
     settings: dict[str, Any] = field(default_factory=dict)  # Bundle.with_run settings
     machine: Machine | None = None  # boot as this machine profile
+    pvh: bool = False  # boot the bundle's bzImage decompressed ahead of time, through its PVH entry
 
     def key(self) -> tuple[str, tuple[tuple[str, Any], ...], str]:
         return (self.words, tuple(sorted(self.settings.items())), self.machine.value if self.machine else "")
@@ -64,6 +68,9 @@ def catalog(bundle: Bundle) -> list[Knob]:
         if machine is not bundle.machine and transport_problem(bundle.manifest, machine) is None and (
                 machine is not Machine.Q35_QBOOT or bundle.firmware is not None):
             knobs.append(Knob(f"machine {machine.value}", "another machine profile and firmware", machine=machine))
+    if kernel.image_kind(bundle.kernel.read_bytes()[:0x1000]) == "bzImage":
+        knobs.append(Knob("kernel decompressed (PVH)", "boot the kernel without its decompressor: under TCG most of a "
+                          "distro kernel's early seconds", pvh=True))
     return [k for k in knobs if not (k.words and all(w in cmdline for w in k.words.split()))]
 
 
@@ -76,9 +83,17 @@ def select(knobs: list[Knob], names: list[str]) -> list[Knob]:
     return [by_name[n] for n in names]
 
 
-def apply(bundle: Bundle, knob: Knob) -> tuple[Bundle, str]:
-    """The variant bundle (in memory) and the words its boots add."""
+def apply(bundle: Bundle, knob: Knob, workdir: Path | None = None) -> tuple[Bundle, str]:
+    """The variant bundle (in memory) and the words its boots add; a PVH knob writes the
+    decompressed kernel into WORKDIR (a KernelError if the kernel cannot do it)."""
     variant = bundle.with_machine(knob.machine) if knob.machine else bundle
+    if knob.pvh:
+        if workdir is None:
+            raise ValueError("a PVH variant needs a folder for its kernel")
+        image = workdir / "vmlinux-pvh"
+        if not image.is_file():
+            atomic_write(image, kernel.pvh_vmlinux(bundle.kernel.read_bytes()))
+        variant = variant.with_kernel(image)
     if knob.settings:
         variant = variant.with_run(**knob.settings)
     return variant, knob.words
@@ -89,14 +104,15 @@ def combine(knobs: list[Knob]) -> Knob:
     the first machine. The caller picks compatible, helpful knobs."""
     words: list[str] = []
     settings: dict[str, Any] = {}
-    machine = None
+    machine, pvh = None, False
     for knob in knobs:
+        pvh = pvh or knob.pvh
         words += [w for w in knob.words.split() if w not in words]
         for key, value in knob.settings.items():
             settings.setdefault(key, value)
         machine = machine or knob.machine
     return Knob(" + ".join(k.name for k in knobs), "the knobs that helped, together", " ".join(words), settings,
-                machine)
+                machine, pvh)
 
 
 def rank(base_runs: list[dict[str, Any]], variants: dict[str, list[dict[str, Any]]], confidence: float = 0.95,

@@ -69,3 +69,47 @@ def test_a_cached_kernel_image_cut_in_half_is_not_complete(tmp_path, capsys):
     image.write_bytes(b"K" * 4096)
     assert not kernel._complete(tmp_path, lock)
     assert "is damaged" in capsys.readouterr().err
+
+
+def elf_with_notes(*notes: tuple[bytes, int, bytes]) -> bytes:
+    """A minimal ELF64 whose one PT_NOTE segment holds NOTES (name, type, desc)."""
+    import struct
+
+    body = b""
+    for name, kind, desc in notes:
+        pad = lambda b: b + b"\0" * (-len(b) % 4)  # noqa: E731
+        body += struct.pack("<III", len(name), len(desc), kind) + pad(name) + pad(desc)
+    header = b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0x1000000, 64, 0, 0,
+                                                              64, 56, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 4, 4, 120, 0, 0, len(body), len(body), 4)
+    return header + phdr + body
+
+
+def fake_bzimage(payload: bytes) -> bytes:
+    import struct
+
+    head = bytearray(0x1000)
+    head[0x1F1] = 4  # setup sectors: the protected-mode part starts at (4 + 1) * 512
+    head[0x1FE:0x200] = b"\x55\xaa"
+    head[0x202:0x206] = b"HdrS"
+    struct.pack_into("<II", head, 0x248, 16, len(payload))
+    return bytes(head[:0xA00]) + bytes(16) + payload
+
+
+def test_a_bzimage_decompresses_to_its_pvh_kernel_or_says_why_not():
+    import lzma
+
+    import pytest
+
+    from appliance.build import kernel
+    from appliance.errors import KernelError
+
+    pvh = elf_with_notes((b"Xen\0", 6, b"linux\0"), (b"Xen\0", kernel.PVH_NOTE, b"\x50\x08\x00\x01\0\0\0\0"))
+    assert kernel.has_pvh_note(pvh) and not kernel.has_pvh_note(elf_with_notes((b"Xen\0", 6, b"linux\0")))
+    assert kernel.pvh_vmlinux(fake_bzimage(lzma.compress(pvh, format=lzma.FORMAT_XZ))) == pvh
+    with pytest.raises(KernelError, match="no PVH entry note"):
+        kernel.pvh_vmlinux(fake_bzimage(lzma.compress(elf_with_notes(), format=lzma.FORMAT_XZ)))
+    with pytest.raises(KernelError, match="unknown compression"):
+        kernel.pvh_vmlinux(fake_bzimage(b"\x00\x01\x02\x03" * 4))
+    with pytest.raises(KernelError, match="not a bzImage"):
+        kernel.pvh_vmlinux(pvh)
