@@ -134,6 +134,8 @@ def sides(doc: dict[str, Any]) -> list[Any]:
     one per channel (crosscheck)."""
     if "comparison" in doc:
         return [doc.get("a"), doc.get("b")]
+    if "series" in doc:
+        return list(doc["series"])
     if "tune" in doc:
         return [doc.get("base"), *(doc.get("variants") or {}).values()]
     if "channels" in doc and isinstance(doc["channels"], dict):

@@ -26,6 +26,7 @@ from appliance.boot.qemu import Channel
 from appliance.build import kernel
 from appliance.build.template import KERNEL_COMPRESSIONS
 from appliance.cli import doctor, options, output
+from appliance.cli import series as cli_series
 from appliance.cli import tune as cli_tune
 from appliance.cli import where as cli_where
 from appliance.cli.options import positive
@@ -449,6 +450,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_kernel_lock)
     cli_where.register(verbs, boot_options, _load, _accel, _qemu)
     cli_tune.register(verbs, bench_options, _load, _accel, _qemu, _output, _plan, options.BUNDLE)
+    cli_series.register(verbs, bench_options, _load, _accel, _qemu, _output, _plan, options.BUNDLE)
     for name, sub in verbs.choices.items():
         if name not in NO_JSON:
             sub.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")

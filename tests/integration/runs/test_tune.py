@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import appliance
+from tests.conftest import BUILD, appliance, scons
 
 pytestmark = pytest.mark.boot
 KNOBS = "cryptomgr.notests,tsc.reliable,128 MiB"
@@ -44,3 +44,19 @@ def test_the_debian_kernel_decompressed_ahead_boots_through_pvh_and_skips_the_de
     assert all(r["ok"] for r in pvh["runs"]) and len(pvh["runs"]) == 3
     row = doc["tune"]["rows"][0]
     assert row["knob"] == "kernel decompressed (PVH)" and row["to_init"]["ratio"] < 0.9, row
+
+
+def test_range_across_the_debian_and_the_minimal_kernel_flags_the_step(built, minimal_kernel_bundle, tmp_path):
+    out = tmp_path / "range.json"
+    done = appliance("range", str(built["benchmark"]), str(built["benchmark"] / "kernel"),
+                     str(minimal_kernel_bundle / "kernel"), "-n", "4", "--warmup", "0", "--accel", "tcg",
+                     "--svg", str(tmp_path / "r.svg"), "-o", str(out), timeout=900)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert len(doc["series"]) == 2 and all(r["ok"] for side in doc["series"] for r in side["runs"])
+    assert "<- real step" in done.stdout  # the minimal kernel's kernel phase is several times shorter
+    assert (tmp_path / "r.svg").read_text().startswith("<svg")
+    assert scons("appliance", "TEMPLATE=disk").returncode == 0  # a bundle with modules of its own kernel
+    refused = appliance("range", str(BUILD / "disk"), str(built["benchmark"] / "kernel"),
+                        str(minimal_kernel_bundle / "kernel"), "--accel", "tcg")
+    assert refused.returncode == 1 and "carries modules of its own kernel" in refused.stderr

@@ -1,0 +1,56 @@
+"""A series of kernels booted as one appliance (`appliance range`): phases across the
+series, and the steps where a phase changed.
+
+Each kernel is one side; all are booted interleaved (a round boots each once), so the
+host's drift does not pass for a kernel's effect. A step between neighbours is called out
+only where the comparison (compare.compare, with the phase itself as the primary) calls
+the difference real, with Holm's correction over the steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from appliance import results
+from appliance.runs import compare
+from appliance.stats import holm
+
+PHASES = ("kernel", "to_init", "total")
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    summary = results.summary(runs)["phases"]
+    return {p: summary[p]["median"] if p in summary else None for p in PHASES}
+
+
+def steps(series: list[tuple[str, list[dict[str, Any]]]], phase: str = "kernel",
+          confidence: float = 0.95) -> list[dict[str, Any]]:
+    """Between each kernel and the next: the ratio of PHASE, its interval and p, and
+    whether the step is real (Holm over the steps of the series)."""
+    out: list[dict[str, Any]] = []
+    for (name_a, runs_a), (name_b, runs_b) in zip(series, series[1:], strict=False):
+        rows = {r["phase"]: r for r in compare.compare(runs_a, runs_b, confidence, primary=phase)["rows"]}
+        row = rows.get(phase)
+        out.append({"from": name_a, "to": name_b, "ratio": row["ratio"] if row else None,
+                    "ci": row["ci"] if row else None, "p_value": row["p_value"] if row else 1.0})
+    thresholds = holm([s["p_value"] for s in out], 1 - confidence)
+    for step, threshold in zip(out, thresholds, strict=True):
+        ci = step["ci"]
+        step["real"] = bool(threshold and step["p_value"] <= threshold and ci and (ci[0] > 1 or ci[1] < 1))
+    return out
+
+
+def table(series: list[tuple[str, list[dict[str, Any]]]], found: list[dict[str, Any]], phase: str = "kernel") -> str:
+    width = max(len(name) for name, _ in series)
+    lines = [f"{'kernel':<{width}} " + " ".join(f"{p:>10}" for p in PHASES) + "  step"]
+    for i, (name, runs) in enumerate(series):
+        values = medians(runs)
+        mark = ""
+        if i and found[i - 1]["ratio"] is not None:
+            step = found[i - 1]
+            mark = f"{(step['ratio'] - 1) * 100:+.1f}% {phase}" + (" <- real step" if step["real"] else "")
+        failed = sum(not r["ok"] for r in runs)
+        lines.append(f"{name:<{width}} " + " ".join(f"{v:>10.1f}" if v is not None else f"{'-':>10}"
+                                                    for v in values.values())
+                     + f"  {mark}{f' ({failed} boots failed)' if failed else ''}")
+    return "\n".join(lines)
