@@ -123,3 +123,23 @@ def explain(lost: list[Dropped]) -> str:
         need = f" (depends on {' && '.join(d.depends)})" if d.depends else ""
         parts.append(f"CONFIG_{d.symbol}={d.asked} became {d.got}{need}")
     return "; ".join(parts)
+
+
+_OBJ = re.compile(r"^\s*(?P<lhs>[\w-]+?)-(?:\$\(CONFIG_(?P<sym>\w+)\)|(?P<y>y|objs))\s*[+:]?=\s*(?P<rhs>.*?)\s*(?:#.*)?$")
+
+
+def makefile_symbol(makefile: str, obj: str, depth: int = 0) -> str | None:
+    """The CONFIG_ symbol that builds OBJ ("foo.o") in a Kbuild MAKEFILE: `obj-$(CONFIG_X)
+    += foo.o`, or through a composite object (`bar-y += foo.o`, then `obj-$(CONFIG_X) +=
+    bar.o`). None when it is always built (`obj-y`) or not found."""
+    text = makefile.replace("\\\n", " ")
+    for line in text.splitlines():
+        m = _OBJ.match(line)
+        if m is None or obj not in m["rhs"].split():
+            continue
+        if m["lhs"] == "obj":
+            return m["sym"]  # None for obj-y: always built
+        if depth < 3 and m["sym"] is None:  # bar-y / bar-objs += foo.o: what builds bar.o?
+            return makefile_symbol(makefile, f"{m['lhs']}.o", depth + 1)
+        return m["sym"]
+    return None

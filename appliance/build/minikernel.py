@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from appliance import proc
@@ -50,19 +51,27 @@ class Recipe:
     patch: str  # the probe patch, "" for none
     compression: str
     kconfig_base: str = "tinyconfig"
+    disabled: tuple[str, ...] = ()  # symbols turned off (tune --kconfig); kconfig drops what needs them
 
     def asked(self) -> dict[str, str]:
         """Every symbol the recipe asks for, compression included."""
         values = kconfig.merge(self.fragments)
         if self.compression in _COMPRESSION_SYMBOL:
             values[_COMPRESSION_SYMBOL[self.compression]] = "y"
+        values.update({symbol: "n" for symbol in self.disabled})
         return values
+
+    def without(self, *symbols: str) -> Recipe:
+        """The same kernel without SYMBOLS (and, resolved by kconfig, what depends on them)."""
+        return replace(self, disabled=tuple(sorted({*self.disabled, *symbols})))
 
     def source_key(self) -> str:
         return _digest(self.source_id, self.patch)
 
     def key(self) -> str:
-        return _digest(self.source_key(), self.kconfig_base, self.compression, *(f"{n}\n{t}" for n, t in self.fragments))
+        off = (f"disabled {' '.join(self.disabled)}",) if self.disabled else ()
+        return _digest(self.source_key(), self.kconfig_base, self.compression, *(f"{n}\n{t}" for n, t in self.fragments),
+                       *off)
 
 
 def image_dir(cache: Path, key: str) -> Path:
@@ -181,11 +190,11 @@ def build(recipe: Recipe, source: Path, cache: Path, jobs: int | None = None,
         tree = patched_tree(source, recipe.patch, cache, recipe.source_key())
         out = cache / "minikernel" / f"out-{recipe.source_key()}"
         out.mkdir(parents=True, exist_ok=True)
-        _configure(recipe, tree, out, verbose)
+        removed = _configure(recipe, tree, out, verbose)
         target = "vmlinux" if recipe.compression == "none" else "bzImage"
         started = time.monotonic()
         _make(tree, out, [f"-j{jobs or os.cpu_count() or 1}", target], verbose, timeout=4 * 3600)
-        _collect(recipe, out, images, time.monotonic() - started)
+        _collect(recipe, out, images, time.monotonic() - started, removed)
     release = (images / "release").read_text().strip()
     return kernel.KernelFiles(images / "image", images / "modules" / release, release, images)
 
@@ -202,8 +211,8 @@ def _intact(images: Path) -> bool:
 
 
 def _make(tree: Path, out: Path, args: list[str], verbose: bool, timeout: float = 600) -> str:
-    argv = ["make", "-C", str(tree), f"O={out}", *([] if verbose else ["-s"]), *args]
-    env = {**os.environ, **_BUILD_ENV}
+    argv = ["make", "-C", str(tree), f"O={out}", *([] if verbose else ["-s"]), *_compiler(), *args]
+    env = {**os.environ, **_BUILD_ENV, "CCACHE_DIR": str(kernel.cache_dir() / "ccache"), "CCACHE_MAXSIZE": "2G"}
     if verbose:  # the user asked to see the build as it goes
         proc.find_tool("make")
         done = subprocess.run(argv, env=env, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
@@ -218,8 +227,18 @@ def _make(tree: Path, out: Path, args: list[str], verbose: bool, timeout: float 
                           "(the compiler's last lines above; rerun with -v for the whole build)") from None
 
 
-def _configure(recipe: Recipe, tree: Path, out: Path, verbose: bool) -> None:
-    """tinyconfig, our symbols over it, olddefconfig; then check nothing asked was dropped."""
+def _compiler() -> list[str]:
+    """CC through ccache when it is installed: kernels that differ in a few symbols (tune
+    --kconfig) rebuild from the cache what they share. Kbuild records each object's
+    command line, so the choice must stay the same from build to build: it follows
+    whether ccache is there."""
+    ccache = shutil.which("ccache")
+    return [f"CC={ccache} gcc"] if ccache else []
+
+
+def _configure(recipe: Recipe, tree: Path, out: Path, verbose: bool) -> list[str]:
+    """tinyconfig, our symbols over it, olddefconfig; then check nothing asked was dropped
+    (a recipe that disables symbols may lose what depends on them: returned, not an error)."""
     _make(tree, out, [recipe.kconfig_base], verbose)
     asked = recipe.asked()
     config = out / ".config"
@@ -227,11 +246,14 @@ def _configure(recipe: Recipe, tree: Path, out: Path, verbose: bool) -> None:
     _make(tree, out, ["olddefconfig"], verbose)
     resolved = kconfig.parse(config.read_text(), str(config))
     lost = kconfig.dropped(asked, resolved)
+    if lost and recipe.disabled:
+        return sorted(d.symbol for d in lost)
     if lost:  # now read what the lost symbols depend on, to say so
         texts = {str(p): p.read_text(errors="replace") for p in _kconfig_files(tree, lost)}
         lost = kconfig.dropped(asked, resolved, texts)
         raise KernelError(f"kconfig dropped what the fragments ask for: {kconfig.explain(lost)}; "
                           "add what they depend on to a fragment in recipes/kernel/minimal/")
+    return []
 
 
 def _kconfig_files(tree: Path, lost: list[kconfig.Dropped]) -> list[Path]:
@@ -244,7 +266,7 @@ def _kconfig_files(tree: Path, lost: list[kconfig.Dropped]) -> list[Path]:
     return [Path(line) for line in found.stdout.splitlines()]
 
 
-def _collect(recipe: Recipe, out: Path, images: Path, seconds: float) -> None:
+def _collect(recipe: Recipe, out: Path, images: Path, seconds: float, removed: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(dir=images.parent, prefix=".img-"))
     try:
         if recipe.compression == "none":
@@ -257,6 +279,7 @@ def _collect(recipe: Recipe, out: Path, images: Path, seconds: float) -> None:
         (tmp / "release").write_text(release + "\n")
         _module_index(out, tmp / "modules" / release)
         (tmp / "build-seconds").write_text(f"{seconds:.1f}\n")
+        (tmp / "kconfig-removed").write_text("".join(f"{s}\n" for s in removed or []))  # dependents of `disabled`
         seal(tmp)
         (tmp / kernel.MARKER).write_text(recipe.key() + "\n")
         shutil.rmtree(images, ignore_errors=True)
@@ -298,3 +321,25 @@ def system_map(manifest: dict[str, object], cache: Path | None = None) -> Path |
         return None
     path = image_dir(cache or kernel.cache_dir(), str(recipe)) / "System.map"
     return path if path.is_file() else None
+
+
+def initcall_symbols(tree: Path, functions: list[str]) -> dict[str, str | None]:
+    """For each initcall function, the CONFIG_ symbol whose object defines it in the
+    source TREE (grep for its `__init` definition, then its folder's Makefile), or None
+    when it is always built or was not found: the candidates `tune --kconfig` can try."""
+    out: dict[str, str | None] = {}
+    for fn in functions:
+        try:
+            found = proc.run(["grep", "-rlE", "--include=*.c", rf"\b__init\b.*\b{re.escape(fn)}\s*\(", str(tree)],
+                             timeout=120).stdout.split()
+        except ToolFailed:
+            found = []
+        symbol = None
+        for source in map(Path, found):
+            makefile = source.parent / "Makefile"
+            if makefile.is_file():
+                symbol = kconfig.makefile_symbol(makefile.read_text(errors="replace"), source.with_suffix(".o").name)
+                if symbol:
+                    break
+        out[fn] = symbol
+    return out

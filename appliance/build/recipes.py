@@ -18,7 +18,7 @@ from typing import Any
 from appliance import __version__, bundle, proc
 from appliance.build import firmware, guestprog, initramfs, kernel, kmod, minikernel, modfiles, release, rootdisk
 from appliance.build.template import KERNEL_COMPRESSIONS, PROFILED_DEVICES, RootDisk, Template, find_template, load_template
-from appliance.errors import ApplianceError, TemplateError
+from appliance.errors import ApplianceError, KernelError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
 from appliance.machines import TRANSPORTS, Machine, profile
 from appliance.paths import ROOT
@@ -165,6 +165,32 @@ def os_error_line(exc: OSError, target: Path) -> str:
     if exc.errno == errno.ENOSPC:
         return f"no space left on the disk holding {where} (building {target}): free space there, or set BUILD_DIR"
     return f"building {target}: {exc.strerror or exc} ({where})"
+
+
+def minimal_recipe_of(manifest: dict[str, Any]) -> minikernel.Recipe:
+    """The recipe a minimal-kernel bundle was built from (the locked source), checked
+    against the key its manifest recorded."""
+    facts = manifest.get("build", {}).get("kernel", {})
+    if facts.get("source") != "minimal" or facts.get("kernel_src"):
+        raise KernelError("this needs a bundle built on the minimal kernel from the locked source "
+                                 "(kernel = \"minimal\", e.g. build/benchmark-minimal)")
+    extra = tuple(f for f in facts.get("fragments", FRAGMENTS) if f not in FRAGMENTS)
+    recipe = minikernel.Recipe(minikernel.read_lock(SOURCE_LOCK).deb_sha256,
+                               minikernel.read_fragments(MINIMAL, FRAGMENTS + extra),
+                               (MINIMAL / "appliance-probes.patch").read_text(), facts.get("compression", "none"))
+    if recipe.key() != facts.get("recipe"):
+        raise KernelError("the bundle was built from another version of recipes/kernel/minimal: rebuild it")
+    return recipe
+
+
+def minimal_source() -> Path:
+    """The locked linux-source tree, unpacked in the cache (fetched once)."""
+    return minikernel.fetch_source(minikernel.read_lock(SOURCE_LOCK), kernel.cache_dir())
+
+
+def build_minimal(recipe: minikernel.Recipe, verbose: bool = False) -> kernel.KernelFiles:
+    """RECIPE's kernel, from the cache or built now in the shared object tree."""
+    return minikernel.build(recipe, minimal_source(), kernel.cache_dir(), verbose=verbose)
 
 
 def cache_in_use() -> list[Path]:

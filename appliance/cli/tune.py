@@ -12,6 +12,7 @@ import atexit
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,59 @@ def _sessions(target: Any, qemu: str, choice: Any, plan: bench.Plan, knobs: list
         out[knob.name] = bench.Session(variant, qemu, choice, bench.Plan(
             plan.channel, plan.n, plan.warmup, plan.timeout, True, extra_cmdline=extra))
     return out
+
+
+def _candidates(analysis_path: Path, top: int) -> list[str]:
+    """The CONFIG_ symbols behind the heaviest built-in initcalls of an analyze result:
+    initcall -> the object that defines it -> obj-$(CONFIG_...) in its Makefile."""
+    from appliance.build import minikernel, recipes
+
+    doc = results.read(analysis_path)
+    calls = [c for c in doc.get("analysis", {}).get("initcalls", []) if not c.get("module")]
+    if not calls:
+        raise ApplianceError(f"{analysis_path} has no initcall analysis: run `appliance analyze BUNDLE -o FILE` first")
+    heaviest = [c["key"] for c in sorted(calls, key=lambda c: -c["mean_us"])][: top * 3]
+    found = minikernel.initcall_symbols(recipes.minimal_source(), heaviest)
+    symbols = list(dict.fromkeys(s for fn in heaviest if (s := found.get(fn))))[:top]
+    say("candidates from the heaviest initcalls:\n" + "\n".join(
+        f"  {fn:<40} CONFIG_{found[fn]}" if found.get(fn) else f"  {fn:<40} (always built)" for fn in heaviest[:top]),
+        candidates={fn: found.get(fn) for fn in heaviest})
+    if not symbols:
+        raise ApplianceError("none of the heaviest initcalls is built by an option that can be turned off")
+    return symbols
+
+
+def _kconfig_knobs(target: Any, spec: str, verbose: bool) -> tuple[list[tune.Knob], list[dict[str, Any]]]:
+    """One knob per symbol of SPEC ("A,B" or @FILE, a symbol a line): the bundle's minimal
+    kernel without it, built in the shared object tree (an incremental build, ccache)."""
+    from appliance.build import recipes
+
+    text = Path(spec[1:]).read_text() if spec.startswith("@") else spec.replace(",", "\n")
+    symbols = [s.strip().removeprefix("CONFIG_") for s in text.splitlines() if s.strip() and not s.startswith("#")]
+    if not symbols:
+        raise ApplianceError("--kconfig names no symbol: give SYMBOL,SYMBOL or @FILE")
+    base = recipes.minimal_recipe_of(target.manifest)
+    config = (recipes.build_minimal(base, verbose).image.parent / "config").read_text()
+    knobs, builds = [], []
+    for symbol in symbols:
+        if f"CONFIG_{symbol}=" not in config:
+            print(f"note: CONFIG_{symbol} is not set in the bundle's kernel: nothing to remove", file=sys.stderr)
+            continue
+        started = time.monotonic()
+        try:
+            files = recipes.build_minimal(base.without(symbol), verbose)
+        except ApplianceError as exc:
+            print(f"note: the kernel without CONFIG_{symbol} does not build: {str(exc).splitlines()[0]}", file=sys.stderr)
+            builds.append({"symbol": symbol, "seconds": time.monotonic() - started, "error": str(exc)})
+            continue
+        seconds = time.monotonic() - started
+        removed = (files.image.parent / "kconfig-removed").read_text().split()
+        builds.append({"symbol": symbol, "seconds": round(seconds, 1), "also_removed": removed})
+        print(f"kernel without CONFIG_{symbol}: {seconds:.0f} s{f' (kconfig also removed {len(removed)})' if removed else ''}",
+              file=sys.stderr)
+        knobs.append(tune.Knob(f"-{symbol}", f"the minimal kernel without CONFIG_{symbol}",
+                               kernel_image=str(files.image)))
+    return knobs, builds
 
 
 def _resume(path: Path, sessions: dict[str, bench.Session], host: dict[str, Any], digest: str) -> int:
@@ -68,11 +122,17 @@ def cmd_tune(args: argparse.Namespace, load: Callable[[str, argparse.Namespace],
              accel: Callable[[argparse.Namespace], Any], qemu_path: Callable[[], str],
              output: Callable[[argparse.Namespace, str], Path], plan_of: Callable[[argparse.Namespace], bench.Plan]) -> int:
     target = load(args.bundle, args)
-    knobs = tune.catalog(target)
-    if args.list:
+    if args.kconfig_from:
+        args.kconfig = ",".join(_candidates(Path(args.kconfig_from), args.top))
+    if args.kconfig:
+        knobs, builds = _kconfig_knobs(target, args.kconfig, args.debug)
+        say(None, builds=builds)
+    else:
+        knobs = tune.catalog(target)
+    if args.list and not args.kconfig:
         say("\n".join(f"{k.name:<28} {k.why}" for k in knobs), knobs=[k.name for k in knobs])
         return 0
-    if args.knobs:
+    if args.knobs and not args.kconfig:
         try:
             knobs = tune.select(knobs, [n.strip() for n in args.knobs.split(",") if n.strip()])
         except ValueError as exc:
@@ -145,6 +205,11 @@ def register(verbs: Any, bench_options: Callable[[argparse.ArgumentParser], None
     p = verbs.add_parser("tune", help="which no-rebuild knobs (kernel arguments, vCPUs, memory, machine) speed this "
                          "bundle up, measured")
     p.add_argument("bundle", help=bundle_help)
+    p.add_argument("--kconfig", metavar="SYMBOLS", help="kernel options instead of knobs (minimal-kernel bundles): "
+                   "SYMBOL,SYMBOL or @FILE; each a kernel without it, built incrementally, booted and compared")
+    p.add_argument("--kconfig-from", metavar="ANALYSIS", help="take --kconfig's symbols from an analyze result: the "
+                   "options behind its heaviest built-in initcalls")
+    p.add_argument("--top", type=int, default=8, help="how many candidate symbols --kconfig-from takes (default 8)")
     p.add_argument("--knobs", help="comma-separated knob names (default: every knob that applies; see --list)")
     p.add_argument("--list", action="store_true", help="list the knobs that apply to the bundle and stop")
     p.add_argument("--no-combine", action="store_true", help="skip measuring the helpful knobs together")

@@ -34,6 +34,7 @@ class Knob:
     settings: dict[str, Any] = field(default_factory=dict)  # Bundle.with_run settings
     machine: Machine | None = None  # boot as this machine profile
     pvh: bool = False  # boot the bundle's bzImage decompressed ahead of time, through its PVH entry
+    kernel_image: str = ""  # boot this kernel instead (a minimal kernel without some symbols)
 
     def key(self) -> tuple[str, tuple[tuple[str, Any], ...], str]:
         return (self.words, tuple(sorted(self.settings.items())), self.machine.value if self.machine else "")
@@ -87,6 +88,8 @@ def apply(bundle: Bundle, knob: Knob, workdir: Path | None = None) -> tuple[Bund
     """The variant bundle (in memory) and the words its boots add; a PVH knob writes the
     decompressed kernel into WORKDIR (a KernelError if the kernel cannot do it)."""
     variant = bundle.with_machine(knob.machine) if knob.machine else bundle
+    if knob.kernel_image:
+        variant = variant.with_kernel(Path(knob.kernel_image))
     if knob.pvh:
         if workdir is None:
             raise ValueError("a PVH variant needs a folder for its kernel")

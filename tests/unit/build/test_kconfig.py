@@ -130,3 +130,32 @@ def test_a_missing_build_tool_is_named_before_anything_is_built(tmp_path, monkey
     with pytest.raises(ToolMissing, match=r"^make not found: install it with `apt-get install make`$"):
         minikernel.build(_recipe(), tmp_path / "no-source", tmp_path / "cache")
     assert not (tmp_path / "cache").exists()  # nothing half-made
+
+
+def test_the_option_behind_an_object_is_read_from_its_makefile():
+    makefile = ("obj-$(CONFIG_CRYPTO) += crypto.o\ncrypto-y := api.o cipher.o\n"
+                "obj-$(CONFIG_CRYPTO_ALGAPI2) += crypto_algapi.o\ncrypto_algapi-y := algapi.o proc.o\n"
+                "obj-y += always.o\nobj-$(CONFIG_X) += a.o \\\n\tb.o  # two on one line\n")
+    assert kconfig.makefile_symbol(makefile, "algapi.o") == "CRYPTO_ALGAPI2"  # through the composite object
+    assert kconfig.makefile_symbol(makefile, "api.o") == "CRYPTO"
+    assert kconfig.makefile_symbol(makefile, "b.o") == "X"  # a continued line
+    assert kconfig.makefile_symbol(makefile, "always.o") is None and kconfig.makefile_symbol(makefile, "zz.o") is None
+
+
+def test_an_initcall_is_traced_to_the_option_that_builds_it(tmp_path):
+    (tmp_path / "crypto").mkdir()
+    (tmp_path / "crypto" / "algapi.c").write_text("static int __init crypto_algapi_init(void)\n{\n\treturn 0;\n}\n")
+    (tmp_path / "crypto" / "Makefile").write_text("obj-$(CONFIG_CRYPTO_ALGAPI2) += crypto_algapi.o\n"
+                                                  "crypto_algapi-y := algapi.o\n")
+    (tmp_path / "init").mkdir()
+    (tmp_path / "init" / "main.c").write_text("static int __init always_here(void) { return 0; }\n")
+    (tmp_path / "init" / "Makefile").write_text("obj-y += main.o\n")
+    assert minikernel.initcall_symbols(tmp_path, ["crypto_algapi_init", "always_here", "nowhere"]) == {
+        "crypto_algapi_init": "CRYPTO_ALGAPI2", "always_here": None, "nowhere": None}
+
+
+def test_a_recipe_without_a_symbol_is_another_kernel_asking_for_it_off():
+    base = _recipe()
+    lean = base.without("SWAP")
+    assert lean.asked()["SWAP"] == "n" and lean.key() != base.key() and lean.source_key() == base.source_key()
+    assert lean.without("SWAP") == lean and base.without() == base
