@@ -60,3 +60,31 @@ def test_range_across_the_debian_and_the_minimal_kernel_flags_the_step(built, mi
     refused = appliance("range", str(BUILD / "disk"), str(built["benchmark"] / "kernel"),
                         str(minimal_kernel_bundle / "kernel"), "--accel", "tcg")
     assert refused.returncode == 1 and "carries modules of its own kernel" in refused.stderr
+
+
+def test_an_interrupted_tune_keeps_its_rounds_and_resumes(minimal_kernel_bundle, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "tune.json"
+    argv = [sys.executable, "-m", "appliance", "tune", str(minimal_kernel_bundle), "--knobs", "tsc.reliable",
+            "-n", "6", "--warmup", "0", "--accel", "tcg", "--no-combine", "-o", str(out)]
+    running = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not out.is_file() and time.monotonic() < deadline:  # written after the first round
+        time.sleep(0.1)
+    running.send_signal(signal.SIGINT)
+    _, stderr = running.communicate(timeout=120)
+    assert running.returncode == 130 and "interrupted" in stderr
+    partial = json.loads(out.read_text())
+    kept = len(partial["base"]["runs"])
+    assert partial["complete"] is False and 1 <= kept < 6
+    done = appliance(*argv[3:], "--resume", timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming after {min(kept, len(partial['variants']['tsc.reliable']['runs']))}" in done.stderr
+    resumed = json.loads(out.read_text())
+    assert resumed["complete"] and len(resumed["base"]["runs"]) == 6 and len(resumed["variants"]["tsc.reliable"]["runs"]) == 6
