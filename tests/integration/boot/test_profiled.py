@@ -43,12 +43,14 @@ def test_every_child_forks_execs_and_exits_in_order(results):
     parent = next(p for p in procs if p["path"] == "/bin/forker")
     children = [p for p in procs if p["ppid"] == parent["pid"]]
     assert [c["path"] for c in children] == ["/bin/forker child 1", "/bin/forker child 2", "/bin/forker child 3"]
+    # in order; equal times are allowed: on a busy host the guest's clocksource can fall back
+    # from the TSC to jiffies (its watchdog), whose 4 ms steps give fork and exec one stamp
     for child, n in zip(children, (1, 2, 3), strict=True):
-        assert child["fork_ns"] < child["exec_ns"] < child["exit_ns"]
+        assert child["fork_ns"] <= child["exec_ns"] <= child["exit_ns"]
         assert child["status"] == n << 8  # exit(n), as a wait status
     for before, after in zip(children, children[1:], strict=False):
-        assert before["exit_ns"] < after["fork_ns"]  # one after the other
-    assert parent["fork_ns"] < children[0]["fork_ns"] and children[-1]["exit_ns"] < parent["exit_ns"]
+        assert before["exit_ns"] <= after["fork_ns"]  # one after the other
+    assert parent["fork_ns"] <= children[0]["fork_ns"] and children[-1]["exit_ns"] <= parent["exit_ns"]
 
 
 def test_memory_per_stage_and_kernel_log_with_timestamps(results):
