@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -94,9 +95,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200)
     parser.add_argument("--fault-rate", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--faults", default=",".join(FAULTS), help="the kinds of fault to choose from")
     parser.add_argument("-o", "--output", default=str(Path(tempfile.gettempdir()) / "soak.json"))
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    kinds = [k for k in args.faults.split(",") if k in FAULTS]
     build = Path(tempfile.mkdtemp(prefix="appliance-soak-build-"))
     scons = str(Path(sys.executable).with_name("scons"))
     subprocess.run([scons, "-Q", "appliance", f"BUILD_DIR={build}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -110,7 +113,7 @@ def main() -> None:
     started = time.monotonic()
     try:
         for index in range(args.n):
-            fault = rng.choice(FAULTS) if rng.random() < args.fault_rate else None
+            fault = rng.choice(kinds) if rng.random() < args.fault_rate else None
             filler = tmp / "filler"
             if fault == "full":  # leave no room for the boot's console and trace
                 fill(filler)
@@ -146,7 +149,7 @@ def report(doc: dict, planned: dict[int, str], leftovers: list[str], seconds: fl
         chosen = [r for r in runs if planned.get(r["index"]) == fault]
         failed = [r for r in chosen if not r["ok"]]
         disturbed = [r for r in chosen if r["ok"] and (r.get("host_load") or {}).get("disturbed")]
-        reasons = Counter(str(r["error"]).split(";")[0].split(":")[0] for r in failed)
+        reasons = Counter(re.sub(r"/\S+", "...", str(r["error"]).split(";")[0]) for r in failed)
         print(f"| {fault or 'none'} | {len(chosen)} | {len(failed)} | {len(chosen) - len(failed)} | {len(disturbed)} | "
               f"{'; '.join(f'{k} ({v})' for k, v in reasons.items()) or '-'} |")
     print(f"\n- results file complete: {doc['complete']}, {len(runs)} run records, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -120,6 +121,14 @@ def _workdir(prefix: str) -> Iterator[str]:
                         f"free space in {tempfile.gettempdir()} or set TMPDIR") from None
 
 
+def _full(folder: Path) -> bool:
+    """Whether FOLDER's filesystem has no room left for a boot's logs."""
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
+
+
 def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
@@ -164,8 +173,11 @@ def _failed_start(raw: RawBoot) -> BootError:
                      tail(raw.console))
 
 
-def _events(raw: RawBoot, bundle: Bundle, channel: Channel) -> list[Event]:
+def _events(raw: RawBoot, bundle: Bundle, channel: Channel, work: Path | None = None) -> list[Event]:
     if channel is Channel.TRACE:
+        if "memory_region_ops_write" not in raw.trace and work is not None and _full(work):
+            raise BootError(f"the boot's temporary folder {work} is full ({shutil.disk_usage(work).free} bytes free): "
+                            f"QEMU could not write its trace; free space in {tempfile.gettempdir()} or set TMPDIR")
         if "memory_region_ops_write" not in raw.trace:
             raise BootError("QEMU wrote no trace events: it needs the 'log' trace backend "
                             "(Debian's qemu-system-x86 has it)")
@@ -192,7 +204,7 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[st
         if raw.done.returncode != 0:
             raise _failed_start(raw)
         payload_status = check_console(raw.console)
-        events = _events(raw, bundle, channel)
+        events = _events(raw, bundle, channel, work)
     done = raw.done
     events = [Event(EXEC, done.exec_ns, "host"), *events, Event(EXIT, done.exit_ns, "host")]
     run = BootRun(events, derive(events), parse_console_probes(raw.console), done.max_rss_kib, payload_status,
