@@ -149,7 +149,7 @@ def report(doc: dict, planned: dict[int, str], leftovers: list[str], seconds: fl
         chosen = [r for r in runs if planned.get(r["index"]) == fault]
         failed = [r for r in chosen if not r["ok"]]
         disturbed = [r for r in chosen if r["ok"] and (r.get("host_load") or {}).get("disturbed")]
-        reasons = Counter(re.sub(r"/\S+", "...", str(r["error"]).split(";")[0]) for r in failed)
+        reasons = Counter(re.sub(r"/\S+", "...", str(r["error"]).splitlines()[0].split(";")[0]) for r in failed)
         print(f"| {fault or 'none'} | {len(chosen)} | {len(failed)} | {len(chosen) - len(failed)} | {len(disturbed)} | "
               f"{'; '.join(f'{k} ({v})' for k, v in reasons.items()) or '-'} |")
     print(f"\n- results file complete: {doc['complete']}, {len(runs)} run records, "

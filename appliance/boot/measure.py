@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -168,6 +169,9 @@ def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Ch
 
 
 def _failed_start(raw: RawBoot) -> BootError:
+    if raw.done.returncode < 0:  # a signal from outside: not QEMU's own failure
+        name = signal.Signals(-raw.done.returncode).name
+        return BootError(f"QEMU was killed by {name} from outside the runner during the boot", tail(raw.console))
     last = _STAMP.sub("", (raw.done.stderr.strip().splitlines() or ["no output"])[-1])
     return BootError(f"QEMU exited with status {raw.done.returncode}: {last}\n  command: {' '.join(raw.argv)}",
                      tail(raw.console))

@@ -30,3 +30,12 @@ def test_console_checks():
         check_console("[ 1.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n")
     with pytest.raises(BootError, match="cannot exec payload"):
         check_console("appliance-init: cannot exec payload /bin/x No such file\n")
+
+
+def test_qemu_killed_from_outside_is_said_so():
+    from appliance.boot import measure, qemu
+
+    raw = measure.RawBoot(qemu.Exit(-9, 0, 1, 0, ""), "booting\n", "", [], ["qemu-system-x86_64"], Path("p"))
+    assert str(measure._failed_start(raw)) == "QEMU was killed by SIGKILL from outside the runner during the boot"
+    failed = measure.RawBoot(qemu.Exit(1, 0, 1, 0, "qemu: bad option\n"), "", "", [], ["qemu"], Path("p"))
+    assert str(measure._failed_start(failed)).startswith("QEMU exited with status 1: qemu: bad option")
