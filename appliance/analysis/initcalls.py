@@ -85,7 +85,9 @@ def parse(text: str) -> Parsed:
 # ftrace buffer: `TASK-PID [CPU] FLAGS SECS.USECS: initcall_start: func=FN+0x0/0x22c`,
 # then `initcall_finish: func=FN+0x0/0x22c ret=0`. The trace clock (local) is the one
 # printk stamps with, so both sources share one time axis. Nothing reaches the console.
-TRACE_CMDLINE = "trace_event=initcall:initcall_start,initcall:initcall_finish trace_buf_size=2M"
+# trace_clock=global: a boot clock of its own, else the kernel switches the trace clock at
+# late_initcall time when the TSC was found unstable (a busy host), which empties the buffer
+TRACE_CMDLINE = "trace_event=initcall:initcall_start,initcall:initcall_finish trace_buf_size=2M trace_clock=global"
 _TRACED = re.compile(rf"^\s*.+?-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\]\s+(?:\S+\s+)?(?P<s>\d+)\.(?P<us>\d+):"
                      rf"\s+(?P<event>initcall_start|initcall_finish):\s+func={_SYMBOL}(?:\s+ret=(?P<ret>-?\d+))?\s*$")
 

@@ -35,7 +35,10 @@ def test_analyze_finds_the_debian_kernels_initcalls(analysis):
     a = doc["analysis"]
     assert a["boots"] == 2 and a["problems"] == [] and a["unfinished"] == []
     assert len(a["initcalls"]) > 500  # the Debian kernel runs ~670 built-in initcalls
-    assert all(s["n"] == 2 for s in a["initcalls"][:20])
+    # every initcall once a boot, or (blake2s_mod_init: two modules' init functions share the
+    # name) a whole multiple of the boots
+    assert all(s["n"] % a["boots"] == 0 for s in a["initcalls"])
+    assert sum(s["n"] == 2 for s in a["initcalls"][:20]) >= 18
     assert a["distortion"]["extra_ms"] is not None and a["distortion"]["console_chars"] > 50_000
     assert "timeline of one boot" in stdout and "<- longest" in stdout
     assert "cost of the console source:" in stdout
@@ -47,7 +50,9 @@ def test_analyze_exports_satisfy_their_formats(analysis):
     out, _ = analysis
     chrome = json.loads((out / "a.trace.json").read_text())
     assert exports.check_chrome_trace(chrome) == []
-    assert sum(e["ph"] == "B" for e in chrome["traceEvents"]) > 300
+    # every initcall is there: as a B/E pair, or as an instant when it took no time on the
+    # printk clock (which moves in 4 ms steps when a busy host makes the guest drop its TSC)
+    assert sum(e["ph"] in ("B", "i") for e in chrome["traceEvents"]) > 600
     speedscope = json.loads((out / "a.speedscope.json").read_text())
     assert exports.check_speedscope(speedscope) == []
     ET.parse(out / "a.svg")
