@@ -143,6 +143,25 @@ def sides(doc: dict[str, Any]) -> list[Any]:
     return [doc]
 
 
+def labelled_sides(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The run sets of DOC by a label a person reads: A/B, base and each knob, each kernel
+    of a series, each channel; "" for a plain run set."""
+    if "comparison" in doc:
+        return {"A": doc["a"], "B": doc["b"]}
+    if "tune" in doc:
+        return {"base": doc["base"], **doc.get("variants", {})}
+    if "series" in doc:
+        return {side.get("name") or side["kernel"]: side for side in doc["series"]}
+    if "channels" in doc:
+        return dict(doc["channels"])
+    return {"": doc}
+
+
+def main_side(doc: dict[str, Any]) -> dict[str, Any]:
+    """The run set a single view shows: A, the base, the first kernel, the first channel."""
+    return next(iter(labelled_sides(doc).values()))
+
+
 def shape_problem(side: Any) -> str | None:
     """What makes SIDE (one run set) unreadable, or None: every run needs ok and warmup,
     and a successful one its events and phases."""

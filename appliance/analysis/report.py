@@ -192,7 +192,7 @@ def analysis_section(analysis: dict[str, Any]) -> str:
 
 def render(doc: dict[str, Any], source: str = "") -> str:
     """The HTML text of DOC (a bench, analyze or compare results document)."""
-    side = doc["a"] if "comparison" in doc else doc["base"] if "tune" in doc else doc
+    side = results.main_side(doc)
     summary = results.summary(side["runs"])
     b, host = side["bundle"], side.get("host", {})
     title = f"appliance boot report: {b.get('name')}"

@@ -193,7 +193,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     doc = results.read(Path(args.results))
-    sides = {"A": doc["a"], "B": doc["b"]} if "comparison" in doc else {"": doc}
+    sides = results.labelled_sides(doc)
     for label, side in sides.items():
         if label:
             say(f"{label}: {side['bundle']['path']}")

@@ -249,7 +249,7 @@ def cmd_redox(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     doc = results.read(Path(args.results))
-    side = doc["a"] if "comparison" in doc else doc
+    side = results.main_side(doc)
     args.output = args.output or default_name(args.results, args.format)
     if args.format == "tslog-user":  # profiled's process timeline, for `appliance tslog --user`
         run = analyze.median_run(side)

@@ -38,3 +38,20 @@ def test_binary_input_is_refused(tmp_path):
 def test_a_failed_run_needs_no_events(tmp_path):
     doc = {"format": 1, "runs": [{"ok": False, "warmup": False, "error": "hang"}]}
     assert results.read(write(tmp_path, doc))["runs"][0]["error"] == "hang"
+
+
+def test_every_kind_of_results_file_has_its_run_sets_named(tmp_path, capsys):
+    from appliance.cli import main as cli
+    from tests.unit.runs.test_channels import fake_run
+
+    side = {"runs": [fake_run(i, 4000 + i, 25) for i in range(3)], "bundle": {"path": "b", "name": "b"}, "complete": True}
+    kinds = {"tune": {"tune": {"rows": []}, "base": side, "variants": {"tsc.reliable": side}},
+             "series": {"series": [{**side, "kernel": "/k1", "name": "6.1.1"}, {**side, "kernel": "/k2", "name": "6.1.2"}]},
+             "channels": {"channels": {"trace": side, "exit": side}, "crosscheck": {}}}
+    labels = {"tune": ["base", "tsc.reliable"], "series": ["6.1.1", "6.1.2"], "channels": ["trace", "exit"]}
+    for kind, doc in kinds.items():
+        path = write(tmp_path, {"format": 1, "complete": True, **doc})
+        assert list(results.labelled_sides(results.read(path))) == labels[kind]
+        assert cli.main(["stats", str(path)]) == 0, kind  # stats reads every kind
+        assert cli.main(["report", str(path), "-o", str(tmp_path / f"{kind}.html")]) == 0, kind
+    assert "6.1.2" in capsys.readouterr().out
