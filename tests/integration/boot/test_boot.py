@@ -151,7 +151,7 @@ def test_interrupt_leaves_no_qemu_and_marks_results_partial(built, tmp_path, sig
         time.sleep(1)
     else:
         assert bench.returncode == 130
-        assert "interrupted" in stderr
+        assert "interrupted" in stderr and f"the partial results (marked incomplete) are in {out}" in stderr
     for pid in children:
         try:
             state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
