@@ -136,7 +136,8 @@ def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any
         "boots": len(debug),
         "kernel_ms_debug": _median(kernel_debug),
         "kernel_ms_plain": _median(kernel_plain),
-        "distortion": distortion(kernel_debug, kernel_plain, [p.console_chars for p in parsed]),
+        "distortion": distortion(kernel_debug, kernel_plain, [p.console_chars for p in parsed],
+                                 "tracing the initcalls" if source == "ftrace" else "the verbose console"),
         "initcalls": [s.__dict__ for s in stats],
         "initcalls_total_ms": statistics.fmean(sum(c.duration_us for c in p.initcalls if c.module is None) / 1000
                                                for p in parsed) if parsed else None,
@@ -178,13 +179,14 @@ def summarize_logs(texts: list[str]) -> dict[str, Any]:
     return out
 
 
-def distortion(debug_ms: list[float], plain_ms: list[float], chars: list[int]) -> dict[str, Any]:
+def distortion(debug_ms: list[float], plain_ms: list[float], chars: list[int],
+               what: str = "the verbose console") -> dict[str, Any]:
     """What the verbose console cost: the kernel phase with it minus without it."""
     out: dict[str, Any] = {"console_chars": int(statistics.median(chars)) if chars else None}
     if debug_ms and plain_ms:
         extra = statistics.median(debug_ms) - statistics.median(plain_ms)
         out.update(extra_ms=extra, fraction=extra / statistics.median(plain_ms))
-        out["warning"] = (f"the verbose console made the kernel phase {extra:.0f} ms ({out['fraction'] * 100:.0f}%) "
+        out["warning"] = (f"{what} made the kernel phase {extra:.0f} ms ({out['fraction'] * 100:.0f}%) "
                           "longer: initcall times include their own printing; compare shares, not absolute times"
                           if out["fraction"] > DISTORTION_WARN else None)
     else:
