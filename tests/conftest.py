@@ -10,8 +10,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 SCONS = str(Path(sys.executable).with_name("scons"))
-# The session's build outputs: never the checkout's build/, which is the user's.
-BUILD = Path(tempfile.mkdtemp(prefix="appliance-tests-build-"))
+# The session's build outputs: never the checkout's build/, which is the user's. Only a
+# path at import (importing a test module creates nothing); SCons makes it when building.
+BUILD = Path(tempfile.gettempdir()) / f"appliance-tests-build-{os.getpid()}"
+# Every program a test starts gets its own TMPDIR, removed with the session: what a
+# killed runner or a failed `run` (whose console log is kept on purpose) leaves is gone.
+SESSION_TMP = Path(tempfile.gettempdir()) / f"appliance-tests-tmp-{os.getpid()}"
 
 
 def scons(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -21,8 +25,14 @@ def scons(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SCONS, "-Q", *where, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
+def pytest_configure(config):
+    SESSION_TMP.mkdir(exist_ok=True)
+    os.environ["TMPDIR"] = str(SESSION_TMP)  # for child processes; this one's tempdir is already fixed
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(BUILD, ignore_errors=True)
+    shutil.rmtree(SESSION_TMP, ignore_errors=True)
 
 
 def appliance(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
