@@ -26,6 +26,7 @@ PACKAGES: dict[str, str] = {
     "apt-get": "apt",
     "apt-cache": "apt",
     "dpkg-deb": "dpkg",
+    "dpkg-scanpackages": "dpkg-dev",
     "dpkg-query": "dpkg",
     "cpio": "cpio",
     "mke2fs": "e2fsprogs",
@@ -74,3 +75,18 @@ def run(
     if done.returncode != 0:
         raise ToolFailed(full, done.returncode, done.stderr or done.stdout)
     return done
+
+
+def run_bytes(argv: list[str], *, timeout: float | None = None) -> bytes:
+    """Run argv to completion and return its standard output as bytes (an archive
+    streamed by a tool); failures as in run()."""
+    exe = find_tool(argv[0]) if os.sep not in argv[0] else argv[0]
+    full = [exe, *argv[1:]]
+    log.debug("run: %s", " ".join(full))
+    try:
+        done = subprocess.run(full, timeout=timeout, capture_output=True, stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolFailed(full, -1, f"timed out after {timeout} s") from exc
+    if done.returncode != 0:
+        raise ToolFailed(full, done.returncode, done.stderr.decode("utf-8", "replace"))
+    return done.stdout

@@ -83,10 +83,12 @@ def profiled_args(bundle: Bundle, files: BootFiles) -> list[str]:
 
 def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Channel = Channel.TRACE,
          exit_probe: str | None = None, trace: bool = False, extra_cmdline: str = "",
-         keep_disk_writes: bool = False) -> list[str]:
+         keep_disk_writes: bool = False, console_socket: Path | None = None) -> list[str]:
     """The full command line for one boot of BUNDLE measured through CHANNEL.
 
-    TRACE adds QEMU's write trace to another channel, to measure one boot two ways."""
+    TRACE adds QEMU's write trace to another channel, to measure one boot two ways.
+    CONSOLE_SOCKET serves the console on that UNIX socket instead (QEMU waits for the
+    connection before it starts the guest), for an interactive session."""
     manifest = bundle.manifest
     words = [bundle.cmdline, extra_cmdline, f"appliance_exit_probe={exit_probe}" if exit_probe else ""]
     cmdline = " ".join(w for w in words if w)
@@ -108,7 +110,9 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
     if bundle.machine is Machine.Q35_QBOOT:
         assert bundle.firmware is not None, "checked when the bundle was loaded"
         args += ["-bios", str(bundle.firmware)]
-    if channel in (Channel.SERIAL, Channel.PERF):  # console on stdout: we timestamp arrivals
+    if console_socket is not None:
+        args += ["-chardev", f"socket,id=console,path={console_socket},server=on,wait=on", "-serial", "chardev:console"]
+    elif channel in (Channel.SERIAL, Channel.PERF):  # console on stdout: we timestamp arrivals
         args += ["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]
     else:
         args += ["-chardev", f"file,id=console,path={files.console}", "-serial", "chardev:console"]

@@ -1,9 +1,10 @@
 """What goes into an appliance: the initramfs and, with a root disk, the disk's tree.
 
-Pure: it turns a Template, the built programs and the prepared module files into cpio
-entries. Without a root disk everything is in the initramfs. With one, the initramfs
-keeps only the init, its config and the modules needed to reach the disk; programs,
-files and mount points go on the disk.
+Pure: it turns a Template, the built programs, the prepared module files and the
+[packages] entries into one tree (layout.merge: every file with its source). Without a
+root disk everything is in the initramfs. With one, the initramfs keeps only the init,
+its config and the modules needed to reach the disk; programs, packages, files and
+mount points go on the disk.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.build import cpio
+from appliance.build import cpio, layout
 from appliance.build.compress import compress
+from appliance.build.layout import Placed
 from appliance.build.modfiles import ModuleFile
 from appliance.build.template import PROFILED_DEVICES, RootDisk, Template
 
@@ -23,8 +25,15 @@ ROOT_DEVICE = {RootDisk.VIRTIO_BLK: "/dev/vda", RootDisk.PMEM: "/dev/pmem0"}
 
 @dataclass(frozen=True)
 class Contents:
-    initrd: list[cpio.Entry]
-    disk: list[cpio.Entry] | None  # None: no root disk
+    initrd: list[Placed]
+    disk: list[Placed] | None  # None: no root disk
+
+    def provenance(self) -> list[dict[str, object]]:
+        """Every file and link with where it lands, where it came from and its size."""
+        parts = [("initrd", self.initrd), ("rootfs", self.disk or [])]
+        return [{"path": "/" + p.entry.path, "in": where, "source": p.source, "kind": p.entry.kind,
+                 "bytes": len(p.entry.data) if p.entry.kind == "file" else 0}
+                for where, tree in parts for p in tree if p.entry.kind in ("file", "symlink")]
 
 
 def module_dir(release: str) -> str:
@@ -44,34 +53,53 @@ def init_conf(template: Template, modules: Sequence[ModuleFile] = (), release: s
         lines.append(f"profiled {PROFILED_DEVICES[template.profiled]} {template.profiled_sample_ms}")
     if template.payload:
         lines.append("payload " + " ".join(template.payload))
+    if template.shell:
+        lines.append("shell " + " ".join(template.shell))
     lines.append(f"after {template.after.value}")
     return "\n".join(lines) + "\n"
 
 
-def _userland(template: Template, programs: dict[str, bytes]) -> list[cpio.Entry]:
-    out = [cpio.directory(m.target.lstrip("/")) for m in template.mounts if m.target != "/dev"]
-    out += [cpio.file(f"bin/{name}", programs[name], 0o755) for name in template.programs]
+def _userland(template: Template, programs: dict[str, bytes]) -> list[Placed]:
+    out = [Placed(cpio.directory(m.target.lstrip("/")), "init") for m in template.mounts if m.target != "/dev"]
+    out += [Placed(cpio.file(f"bin/{name}", programs[name], 0o755), f"program {name}") for name in template.programs]
     folder = Path(template.folder)
-    out += [cpio.file(f.dst, (folder / f.src).read_bytes(), f.mode) for f in template.files]
+    out += [Placed(cpio.file(f.dst, (folder / f.src).read_bytes(), f.mode), f"template {f.src}") for f in template.files]
     return out
 
 
+def _check_runnable(template: Template, tree: list[Placed]) -> None:
+    """The payload and the shell must be executable files of the finished tree (with
+    [packages] they may come from a package, so only now can this be known)."""
+    for key, argv in (("payload", template.payload), ("shell", template.shell)):
+        if argv:
+            found = layout.lookup(tree, argv[0])
+            if found is None or not found.entry.mode & 0o111:
+                raise layout.LayoutError(f"template {template.name}: [init] {key} {argv[0]!r} is not an executable "
+                                         "file of the appliance: add the program or package that provides it")
+
+
 def contents(template: Template, init: bytes, programs: dict[str, bytes], modules: Sequence[ModuleFile] = (),
-             release: str = "") -> Contents:
+             release: str = "", packages: Sequence[Placed] = ()) -> Contents:
     boot = [
-        cpio.file("init", init, 0o755),
-        CONSOLE,
-        cpio.file("etc/appliance/init.conf", init_conf(template, modules, release).encode()),
+        Placed(cpio.file("init", init, 0o755), "init"),
+        Placed(CONSOLE, "init"),
+        Placed(cpio.file("etc/appliance/init.conf", init_conf(template, modules, release).encode()), "init"),
     ]
-    boot += [cpio.file(f"{module_dir(release)}/{m.path}", m.data) for m in modules]
+    boot += [Placed(cpio.file(f"{module_dir(release)}/{m.path}", m.data), f"kernel module {m.name}") for m in modules]
+    user = [*_userland(template, programs), *packages]
     if template.root is RootDisk.NONE:
-        return Contents(boot + _userland(template, programs), None)
-    return Contents(boot + [cpio.directory("newroot")], [cpio.directory("dev"), *_userland(template, programs)])
+        tree = layout.merge(boot + user)
+        _check_runnable(template, tree)
+        return Contents(tree, None)
+    disk = layout.merge([Placed(cpio.directory("dev"), "init"), *user])
+    _check_runnable(template, disk)
+    return Contents(layout.merge([*boot, Placed(cpio.directory("newroot"), "init")]), disk)
 
 
 def build(template: Template, init: bytes, programs: dict[str, bytes], source_date_epoch: int,
-          modules: Sequence[ModuleFile] = (), release: str = "") -> tuple[bytes, int, list[cpio.Entry] | None]:
-    """The compressed initramfs, its uncompressed size, and the disk tree (or None)."""
-    parts = contents(template, init, programs, modules, release)
-    archive = cpio.write(parts.initrd, source_date_epoch)
-    return compress(archive, template.compression), len(archive), parts.disk
+          modules: Sequence[ModuleFile] = (), release: str = "",
+          packages: Sequence[Placed] = ()) -> tuple[bytes, int, Contents]:
+    """The compressed initramfs, its uncompressed size, and the contents (the disk's too)."""
+    parts = contents(template, init, programs, modules, release, packages)
+    archive = cpio.write([p.entry for p in parts.initrd], source_date_epoch)
+    return compress(archive, template.compression), len(archive), parts

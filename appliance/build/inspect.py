@@ -1,7 +1,15 @@
-"""`appliance inspect`: what a bundle holds, file by file, modules first."""
+"""`appliance inspect`: what a bundle holds, file by file, with where each came from.
+
+A bundle built with contents.json (every build now) names each file's source: the
+init, a program, the template's files, a kernel module, a host program's closure or a
+Debian package and its version; sizes are summed per source. An older bundle without
+it is listed from its initrd alone.
+"""
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from typing import Any
 
 from appliance.build import compress, cpio
@@ -31,14 +39,40 @@ def report(bundle: Bundle) -> dict[str, Any]:
         },
         "disks": [{**d, "bytes": (bundle.path / d["file"]).stat().st_size} for d in bundle.disks],
         "files": bundle.manifest["files"],
+        **_contents(bundle),
     }
+
+
+def _contents(bundle: Bundle) -> dict[str, Any]:
+    if "contents.json" not in bundle.manifest["files"]:
+        return {}
+    items: list[dict[str, Any]] = json.loads((bundle.path / "contents.json").read_text())
+    sums: dict[str, dict[str, int]] = defaultdict(lambda: {"files": 0, "bytes": 0})
+    for item in items:
+        sums[_group(item["source"])]["files"] += 1
+        sums[_group(item["source"])]["bytes"] += item["bytes"]
+    ranked = sorted(sums.items(), key=lambda kv: (-kv[1]["bytes"], kv[0]))
+    return {"contents": items, "sources": [{"source": k, **v} for k, v in ranked]}
+
+
+def _group(source: str) -> str:
+    """Sum kernel modules together; every other source is its own group."""
+    return "kernel modules" if source.startswith("kernel module ") else source
 
 
 def text(info: dict[str, Any]) -> str:
     initrd = info["initrd"]
     lines = [f"bundle {info['bundle']} ({info['name']}, {info['machine']}, kernel {info['kernel_release']})",
-             f"cmdline: {info['cmdline']}", "", f"{'bytes':>10}  initrd file"]
-    lines += [f"{f['bytes']:>10}  {f['path']}" for f in initrd["files"]]
+             f"cmdline: {info['cmdline']}", ""]
+    if "contents" in info:
+        lines += [f"{'bytes':>10}  {'in':<6}  {'path':<48}  source"]
+        lines += [f"{c['bytes']:>10}  {c['in']:<6}  {c['path'] + (' (link)' if c['kind'] == 'symlink' else ''):<48}  "
+                  f"{c['source']}" for c in info["contents"]]
+        lines += ["", f"{'bytes':>10}  {'files':>6}  source"]
+        lines += [f"{s['bytes']:>10}  {s['files']:>6}  {s['source']}" for s in info["sources"]]
+    else:
+        lines += [f"{'bytes':>10}  initrd file"]
+        lines += [f"{f['bytes']:>10}  {f['path']}" for f in initrd["files"]]
     modules = sum(f["module"] for f in initrd["files"])
     lines += ["", f"initrd: {len(initrd['files'])} files ({modules} modules, {initrd['modules_bytes']} bytes), "
               f"{initrd['uncompressed_bytes']} bytes uncompressed, {initrd['compressed_bytes']} bytes "

@@ -8,6 +8,7 @@ ApplianceError prints a single `error:` line and fails the build, with no traceb
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import sys
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import __version__, bundle, proc
-from appliance.build import firmware, guestprog, initramfs, kernel, kmod, minikernel, modfiles, release, rootdisk
+from appliance.build import firmware, guestprog, initramfs, kernel, kmod, minikernel, modfiles, packages, release, rootdisk
 from appliance.build.template import KERNEL_COMPRESSIONS, PROFILED_DEVICES, RootDisk, Template, find_template, load_template
 from appliance.errors import ApplianceError, KernelError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
@@ -30,6 +31,7 @@ SOURCE_LOCK = ROOT / "recipes" / "kernel" / "linux-source.lock"
 MINIMAL = ROOT / "recipes" / "kernel" / "minimal"  # fragments and the probe patch
 FRAGMENTS = ("base", "virt", "probes")
 QBOOT_LOCK = ROOT / "firmware" / "qboot.lock"
+CONTENTS = "contents.json"  # every file of the appliance with its source, for `appliance inspect`
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,9 @@ class BuildConfig:
     def iso_boots(self) -> bool:
         """Whether an ISO of this build can reach its disks when booted on a PC."""
         return self.template.root is RootDisk.NONE or profile(self.template.machine).virtio_transport == "virtio_pci"
+
+    def packages_signature(self) -> str:
+        return packages.signature(self.template) if self.template.has_packages else ""
 
     def kernel_signature(self) -> str:
         """What the kernel (and its modules) are, for SCons: the lock file, or for KERNEL=
@@ -334,17 +339,19 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     built = {p.name: p.read_bytes() for p in (Path(str(s)).resolve() for s in source) if p.parent == programs}
     init = built.pop("init")
     modules, release = modules_for(config)
-    data, raw_size, disk = initramfs.build(template, init, built, config.source_date_epoch, modules, release)
+    extra = packages.placed(template, kernel.cache_dir()) if template.has_packages else []
+    data, raw_size, parts = initramfs.build(template, init, built, config.source_date_epoch, modules, release, extra)
     out = Path(str(target[0]))
-    atomic_write(out, data)
     for module in modules:
         print(f"  module {module.name}: {len(module.data)} bytes (package: {module.original_size})")
-    print(f"  initrd: {len(data)} bytes {template.compression.value} ({raw_size} uncompressed), init {len(init)} bytes")
-    if disk is not None:
+    if parts.disk is not None:
         image = Path(str(target[1]))
         make = rootdisk.make_pmem if template.root is RootDisk.PMEM else rootdisk.make_ext4
-        make(disk, template.root_size_mib, image, config.source_date_epoch)
+        make([p.entry for p in parts.disk], template.root_size_mib, image, config.source_date_epoch)
         print(f"  root disk: {image.name}, ext4, {template.root_size_mib} MiB ({template.root.value})")
+    atomic_write(Path(str(target[-1])), (json.dumps(parts.provenance(), indent=1) + "\n").encode())
+    atomic_write(out, data)
+    print(f"  initrd: {len(data)} bytes {template.compression.value} ({raw_size} uncompressed), init {len(init)} bytes")
 
 
 def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
@@ -366,7 +373,7 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     data = bundle.manifest(folder, name=template.name, cmdline=cmdline, machine=template.machine,
                            memory_mib=template.memory_mib, cpus=template.cpus,
                            user_probes=template.probes, build=build, disks=disks,
-                           firmware=template.machine is Machine.Q35_QBOOT)
+                           firmware=template.machine is Machine.Q35_QBOOT, extra_files=(CONTENTS,))
     data["cmdline_base"] = " ".join(filter(None, ("panic=-1", template.cmdline)))
     data["virtio_transports"] = virtio_transports(config)
     if template.profiled:  # the runner adds the channel's device and reads what arrives on it

@@ -79,7 +79,16 @@ class Template:
     modules_strip: bool = True
     root: RootDisk = RootDisk.NONE
     root_size_mib: int = 64
+    host: tuple[str, ...] = ()  # [packages] host: host programs with their ELF closure
+    host_files: tuple[str, ...] = ()  # [packages] host_files: absolute host globs
+    debian: tuple[str, ...] = ()  # [packages] debian: packages, with their closure (pinned in <name>.lock)
+    exclude: tuple[str, ...] | None = None  # [packages] exclude: path globs; None: sources.DEFAULT_EXCLUDE
+    shell: tuple[str, ...] = ()  # [init] shell: argv run on the console after the payload; () none
     folder: str = field(default="", compare=False)
+
+    @property
+    def has_packages(self) -> bool:
+        return bool(self.host or self.host_files or self.debian)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (enums as their values), without the host folder it was read from."""
@@ -99,17 +108,20 @@ def _enum_value(value: object) -> object:
 
 
 # Known keys per table, with their expected types: anything else is an error.
-_SCHEMA: dict[str, dict[str, type]] = {
+_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "appliance": {"description": str, "kernel": str, "kernel_compression": str, "compression": str,
                   "kernel_fragments": list},
-    "init": {"mounts": list, "payload": list, "after": str},
+    "init": {"mounts": list, "payload": list, "after": str, "shell": (bool, list)},
     "programs": {"build": list},
     "vm": {"machine": str, "memory_mib": int, "cpus": int, "cmdline": str},
     "modules": {"rules": list, "blocked": list, "on_error": str, "strip": bool},
     "rootfs": {"disk": str, "size_mib": int},
     "probes": {},  # name = code
     "profiled": {"enabled": bool, "channel": str, "sample_ms": int},
+    "packages": {"host": list, "host_files": list, "debian": list, "exclude": list},
 }
+# `shell = true`: busybox's or any other /bin/sh
+DEFAULT_SHELL = ("/bin/sh",)
 # profiled's channel to the host, and the guest device it writes: a second ISA serial port
 # (any kernel), or a virtio-console port (kernels with virtio_console; cheaper per byte).
 PROFILED_DEVICES = {"serial": "/dev/ttyS1", "virtio": "/dev/vport0p1"}
@@ -142,8 +154,9 @@ def _check_tables(name: str, raw: dict[str, Any]) -> None:
                 known = ", ".join(sorted(_SCHEMA[table]))
                 raise _fail(name, f"unknown key '{key}' in [{table}] (known: {known})")
             # TOML booleans are Python ints: reject `cpus = true` explicitly.
-            if not isinstance(item, expected) or (isinstance(item, bool) and expected is not bool):
-                raise _fail(name, f"[{table}] {key} must be a {expected.__name__}")
+            kinds = expected if isinstance(expected, tuple) else (expected,)
+            if not isinstance(item, kinds) or (isinstance(item, bool) and bool not in kinds):
+                raise _fail(name, f"[{table}] {key} must be a {' or '.join(k.__name__ for k in kinds)}")
 
 
 def _choice(name: str, kind: type[enum.Enum], key: str, value: str) -> Any:
@@ -195,14 +208,27 @@ def _probes(name: str, raw: dict[str, Any]) -> tuple[tuple[int, str], ...]:
     return tuple(sorted(out))
 
 
-def _check_payload(name: str, payload: tuple[str, ...], programs: tuple[str, ...], files: tuple[FileSpec, ...]) -> None:
-    """The payload must be an absolute guest path that the appliance itself provides."""
-    if not payload:
+def _check_payload(name: str, payload: tuple[str, ...], programs: tuple[str, ...], files: tuple[FileSpec, ...],
+                   packages: bool) -> None:
+    """The payload must be an absolute guest path that the appliance itself provides
+    (with [packages], the build checks it once the packages' files are known)."""
+    if not payload or (packages and payload[0].startswith("/")):
         return
     provided = {f"/bin/{p}" for p in programs} | {"/" + f.dst for f in files if f.mode & 0o111}
     if payload[0] not in provided:
         have = ", ".join(sorted(provided)) or "nothing executable"
         raise _fail(name, f"[init] payload {payload[0]!r} is not in the appliance (it has: {have})")
+
+
+def _shell(name: str, value: bool | list[Any]) -> tuple[str, ...]:
+    if value is True:
+        return DEFAULT_SHELL
+    if value is False:
+        return ()
+    argv = _strings(name, "[init] shell", value)
+    if not argv or not argv[0].startswith("/"):
+        raise _fail(name, "[init] shell must be true or an argv whose first word is an absolute guest path")
+    return argv
 
 
 RESERVED = {"init": "the init", "etc/appliance/init.conf": "the init's configuration"}
@@ -244,7 +270,16 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     mounts = _strings(name, "[init] mounts", init.get("mounts", ["proc", "sysfs", "devtmpfs"]))
     files = _files(name, folder, raw.get("files", []))
     payload = _strings(name, "[init] payload", init.get("payload", []))
-    _check_payload(name, payload, programs, files)
+    packages = raw.get("packages", {})
+    host = _strings(name, "[packages] host", packages.get("host", []))
+    host_files = _strings(name, "[packages] host_files", packages.get("host_files", []))
+    for pattern in host_files:
+        if not pattern.startswith("/"):
+            raise _fail(name, f"[packages] host_files {pattern!r} must be an absolute host path")
+    debian = _strings(name, "[packages] debian", packages.get("debian", []))
+    exclude = packages.get("exclude")
+    _check_payload(name, payload, programs, files, bool(host or host_files or debian))
+    shell = _shell(name, init.get("shell", False))
     memory, cpus = vm.get("memory_mib", 256), vm.get("cpus", 1)
     if not 16 <= memory <= 65536 or not 1 <= cpus <= 64:
         raise _fail(name, "[vm] memory_mib must be 16-65536 and cpus 1-64")
@@ -288,6 +323,11 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         modules_strip=modules.get("strip", True),
         root=root,
         root_size_mib=rootfs.get("size_mib", 64),
+        host=host,
+        host_files=host_files,
+        debian=debian,
+        exclude=None if exclude is None else _strings(name, "[packages] exclude", exclude),
+        shell=shell,
         profiled=channel,
         profiled_sample_ms=profiled.get("sample_ms", 0),
         folder=str(folder),

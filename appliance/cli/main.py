@@ -100,9 +100,18 @@ def _load(path: str, args: argparse.Namespace) -> bundle.Bundle:
     return target.with_run(cpu_model=args.cpu) if getattr(args, "cpu", None) else target
 
 
+INTERACTIVE_LIMIT_S = 3600.0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     target = _load(args.bundle, args)
     choice = _accel(args)
+    if args.interactive:
+        from appliance.boot import interactive
+
+        limit = args.timeout if args.timeout is not None else INTERACTIVE_LIMIT_S
+        return interactive.run(target, _qemu(), choice.accel, limit, args.append or "")
+    args.timeout = args.timeout if args.timeout is not None else options.BOOT_TIMEOUT_S
     channel = Channel(args.channel)
     if channel is Channel.EXIT:
         raise ApplianceError("`run` boots once; the exit channel needs a boot per probe: use `appliance bench --channel exit`")
@@ -372,8 +381,8 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(boots=True)  # an interrupt stops QEMU: say so
         p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                        help="auto: KVM if it really runs a guest, else TCG with a warning")
-        p.add_argument("--timeout", type=positive, default=120.0,
-                       help="seconds per boot before it counts as hung (default 120)")
+        p.add_argument("--timeout", type=positive, default=None if p.prog.endswith(" run") else options.BOOT_TIMEOUT_S,
+                       help=f"seconds per boot before it counts as hung (default {options.BOOT_TIMEOUT_S:.0f})")
         p.add_argument("--append", metavar="WORDS", help="kernel command-line words added to every boot "
                        "(the bundle is not changed; e.g. --append initcall_debug)")
         p.add_argument("--channel", choices=[c.value for c in Channel], default="trace",
@@ -402,6 +411,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help=options.BUNDLE)
     p.add_argument("--keep-disk-writes", action="store_true",
                    help="let the guest change the bundle's disk images (their digests then no longer match)")
+    p.add_argument("--interactive", action="store_true",
+                   help="connect this terminal to the guest's console (Ctrl-] leaves; no measurement; "
+                        "--timeout defaults to an hour here)")
     boot_options(p)
     p.set_defaults(func=cmd_run)
     p = verbs.add_parser("bench", help="boot a bundle many times and time its phases")

@@ -20,3 +20,6 @@ def positive(text: str) -> float:
 # What the verbs' positional arguments accept, said once for every verb that takes one.
 BUNDLE = "a bundle directory (build/<template>), a release .tar.zst or an .iso"
 RESULTS = "a results JSON written by bench, compare, crosscheck or analyze"
+
+
+BOOT_TIMEOUT_S = 120.0  # a boot taking longer counts as hung

@@ -16,6 +16,9 @@
  *   root DEVICE FSTYPE [dax] mount DEVICE as the new root (waits for it to appear)
  *   mount TYPE TARGET       e.g. "mount proc /proc"
  *   payload ARGV0 [ARG...]
+ *   shell ARGV0 [ARG...]    after the payload (or without one), an interactive program on
+ *                           the console, as a session leader with the console as its
+ *                           controlling terminal (job control, Ctrl-C); power off when it exits
  *   after poweroff|reboot
  *   profiled DEVICE SAMPLE_MS   start /bin/profiled first (it needs /proc and /dev, which
  *                           are then mounted at once) and tell it each stage over a
@@ -28,6 +31,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -59,7 +63,7 @@ static int finit_module(int fd, const char *params, int flags)
 
 static volatile sig_atomic_t stop_request; /* 1: power off, 2: reboot */
 static char conf[16384];
-static char *payload[MAX_WORDS + 1];
+static char *payload[MAX_WORDS + 1], *shell[MAX_WORDS + 1];
 static int want_reboot;
 static char *module_path[MAX_MODULES], *module_name[MAX_MODULES];
 static int modules, modules_stop_on_error = 1;
@@ -195,6 +199,8 @@ static void read_conf(void)
 			root_dax = n > 3 && !strcmp(words[3], "dax");
 		} else if (n >= 2 && !strcmp(words[0], "payload")) {
 			memcpy(payload, words + 1, (size_t)n * sizeof(char *));
+		} else if (n >= 2 && !strcmp(words[0], "shell")) {
+			memcpy(shell, words + 1, (size_t)n * sizeof(char *));
 		} else if (n == 3 && !strcmp(words[0], "profiled")) {
 			profiled_device = words[1];
 			profiled_sample_ms = words[2];
@@ -397,6 +403,25 @@ static void run_payload(void)
 	}
 }
 
+/* The shell gets the console as its controlling terminal: without one, Ctrl-C would
+ * not reach it and busybox sh turns job control off. */
+static void run_shell(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &open_mask, 0);
+		setsid();
+		ioctl(0, TIOCSCTTY, 1);
+		execv(shell[0], shell);
+		say("cannot exec shell ", shell[0], because("", errno));
+		_exit(127);
+	}
+	if (pid > 0)
+		wait_for(pid);
+	say("shell exited", "", "");
+}
+
 static void power_off(void)
 {
 	stop_profiled();
@@ -420,6 +445,9 @@ int main(int argc, char **argv, char **envp)
 	(void)envp;
 	probe_init();
 	probe(0x10, "init_start");
+	/* the kernel gives init no PATH: programs from packages (shells, Python) expect one */
+	if (!getenv("PATH"))
+		setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
 	setup_signals();
 	read_conf();
 	if (profiled_device)
@@ -438,6 +466,8 @@ int main(int argc, char **argv, char **envp)
 		split(from_cmdline, payload, MAX_WORDS);
 	if (payload[0] && !stop_request)
 		run_payload();
+	if (shell[0] && !stop_request)
+		run_shell();
 	power_off();
 	return 0;
 }

@@ -1,0 +1,162 @@
+"""`appliance run --interactive`: the guest's console on this terminal.
+
+QEMU serves the console on a UNIX socket and we relay it: keys from this terminal
+(put in raw mode, so Ctrl-C and Ctrl-Z go to the guest) to the socket, guest output
+to this terminal. The escape key ESCAPE ends the session; so does the guest powering
+off. The terminal's settings are saved first and put back however the session ends
+(guest exit, escape, timeout, our own SIGTERM or an exception).
+
+Why not QEMU's stdio character device: on this machine a guest on it fails to print
+anything in most boots (with its multiplexer on) while the same boot on a socket never
+does; relaying also lets us pick an escape key that does not clash with QEMU's Ctrl-A.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+import tty
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from appliance.boot import qemu as qemu_args
+from appliance.boot.qemu import BootFiles, Channel
+from appliance.bundle import Bundle
+from appliance.errors import BootError
+
+ESCAPE = b"\x1d"  # Ctrl-], as telnet and `virsh console` use it
+ESCAPE_NAME = "Ctrl-]"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when we die, so no QEMU outlives us."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@contextmanager
+def raw_terminal(fd: int) -> Iterator[None]:
+    """FD in raw mode for the block, its settings restored after (no-op if not a tty)."""
+    try:
+        saved = termios.tcgetattr(fd)
+    except (termios.error, OSError):
+        saved = None
+    try:
+        if saved is not None:
+            tty.setraw(fd)
+        yield
+    finally:
+        if saved is not None:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _last_line(path: Path) -> str:
+    lines = [line for line in path.read_text(errors="replace").splitlines() if "info: QEMU waiting" not in line]
+    return lines[-1].strip() if lines else "no message"
+
+
+def _connect(path: Path, child: subprocess.Popen[bytes], errors: Path, deadline: float) -> socket.socket:
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise BootError(f"QEMU exited with code {child.returncode} before the console opened: {_last_line(errors)}")
+        if path.exists():
+            sock = socket.socket(socket.AF_UNIX)
+            try:
+                sock.connect(str(path))
+                return sock
+            except OSError:
+                sock.close()
+        time.sleep(0.02)
+    raise BootError("QEMU did not open its console socket within 10 s")
+
+
+def relay(sock: socket.socket, stdin: int, stdout: int, deadline: float) -> str:
+    """Copy between the terminal and the console until the guest closes it ("exit"),
+    the user types ESCAPE ("escape") or DEADLINE passes ("timeout")."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout"
+        ready, _, _ = select.select([sock.fileno(), stdin], [], [], min(left, 0.5))
+        if sock.fileno() in ready:
+            data = sock.recv(65536)
+            if not data:
+                return "exit"
+            os.write(stdout, data)
+        if stdin in ready:
+            keys = os.read(stdin, 1024)
+            if not keys:  # input was a pipe and ended: let the guest finish
+                return "exit" if _drain(sock, stdout, deadline) else "timeout"
+            if ESCAPE in keys:
+                before = keys.split(ESCAPE, 1)[0]
+                if before:
+                    sock.sendall(before)
+                return "escape"
+            sock.sendall(keys)
+
+
+def _drain(sock: socket.socket, stdout: int, deadline: float) -> bool:
+    """The terminal's input ended (a pipe): show the guest's output until it closes."""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([sock], [], [], 0.5)
+        if ready:
+            data = sock.recv(65536)
+            if not data:
+                return True
+            os.write(stdout, data)
+    return False
+
+
+def _end(child: subprocess.Popen[bytes], grace_s: float) -> None:
+    """Let QEMU finish on its own for GRACE_S (the guest closed the console while
+    powering off), then kill it."""
+    try:
+        child.wait(timeout=grace_s) if grace_s else None
+    except subprocess.TimeoutExpired:
+        pass
+    if child.poll() is None:
+        child.kill()
+    child.wait()
+
+
+def run(bundle: Bundle, qemu: str, accel: str, limit_s: float, extra_cmdline: str = "") -> int:
+    """Boot BUNDLE with its console on this terminal until the guest powers off, the user
+    types ESCAPE, or LIMIT_S seconds pass."""
+    # a UNIX socket's path is limited to 107 bytes: a deep TMPDIR falls back to /tmp
+    base = tempfile.gettempdir() if len(tempfile.gettempdir()) < 60 else "/tmp"
+    with tempfile.TemporaryDirectory(prefix="appliance-console-", dir=base) as tmp:
+        work = Path(tmp)
+        files = BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.bin")
+        argv = qemu_args.argv(qemu, bundle, accel, files, channel=Channel.SERIAL, extra_cmdline=extra_cmdline,
+                              console_socket=work / "console.sock")
+        print(f"appliance: booting {bundle.path.name} on this terminal; {ESCAPE_NAME} leaves "
+              f"(stopped after {limit_s:.0f} s)", file=sys.stderr, flush=True)
+        # QEMU's stderr goes to a file: with a pipe there, the guest on this machine hangs
+        # before its first console byte (seen every time; a file never does that)
+        errors = work / "qemu.stderr"
+        with open(errors, "wb") as err:
+            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, preexec_fn=_die_with_parent)
+        how = "error"
+        try:
+            sock = _connect(work / "console.sock", child, errors, time.monotonic() + 10)
+            with sock, raw_terminal(sys.stdin.fileno()):
+                how = relay(sock, sys.stdin.fileno(), sys.stdout.fileno(), time.monotonic() + limit_s)
+        finally:
+            _end(child, grace_s=5.0 if how == "exit" else 0.0)
+        message = _last_line(errors)
+    if how == "timeout":
+        raise BootError(f"interactive session stopped after {limit_s:.0f} s (--timeout sets the limit)")
+    if how == "exit" and child.returncode != 0:
+        raise BootError(f"QEMU exited with code {child.returncode}: {message}")
+    print(f"\r\nappliance: session ended ({'guest powered off' if how == 'exit' else ESCAPE_NAME}); "
+          "terminal restored", file=sys.stderr)
+    return 0

@@ -1,0 +1,21 @@
+/* A probe from a script: `probe CODE NAME` emits the probe CODE (0x20-0x7f, a user
+ * probe of the template's [probes]) as every program of the appliance does: an outb
+ * the host timestamps, and the console line with the guest's clock. */
+#include <stdlib.h>
+
+#include "probe.h"
+
+int main(int argc, char **argv)
+{
+	unsigned long code;
+	char *end;
+
+	if (argc != 3)
+		return 2;
+	code = strtoul(argv[1], &end, 0);
+	if (*end || code < 0x20 || code > 0x7f)
+		return 2;
+	probe_init();
+	probe((unsigned char)code, argv[2]);
+	return 0;
+}
