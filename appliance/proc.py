@@ -60,8 +60,10 @@ def run(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     timeout: float | None = None,
+    check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run argv to completion; return its output or raise ToolFailed/ToolMissing."""
+    """Run argv to completion; return its output or raise ToolFailed/ToolMissing (a
+    non-zero exit is returned, not raised, when CHECK is false)."""
     exe = find_tool(argv[0]) if os.sep not in argv[0] else argv[0]
     full = [exe, *argv[1:]]
     log.debug("run: %s", " ".join(full))
@@ -72,7 +74,7 @@ def run(
         )
     except subprocess.TimeoutExpired as exc:
         raise ToolFailed(full, -1, f"timed out after {timeout} s") from exc
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         raise ToolFailed(full, done.returncode, done.stderr or done.stdout)
     return done
 

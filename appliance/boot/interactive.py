@@ -6,9 +6,10 @@ to this terminal. The escape key ESCAPE ends the session; so does the guest powe
 off. The terminal's settings are saved first and put back however the session ends
 (guest exit, escape, timeout, our own SIGTERM or an exception).
 
-Why not QEMU's stdio character device: on this machine a guest on it fails to print
-anything in most boots (with its multiplexer on) while the same boot on a socket never
-does; relaying also lets us pick an escape key that does not clash with QEMU's Ctrl-A.
+Relaying (rather than QEMU's stdio character device) lets us choose the escape key, put
+the terminal back ourselves, and never hand the terminal to a QEMU that might be killed.
+The boot gets the runner's command-line words for the accelerator (tsc.runtime_cmdline:
+without them a TCG guest on microvm wedges in TSC calibration in some boots).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from appliance.boot import qemu as qemu_args
+from appliance.boot import tsc
 from appliance.boot.qemu import BootFiles, Channel
 from appliance.bundle import Bundle
 from appliance.errors import BootError
@@ -39,7 +41,8 @@ PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when we die, so no QEMU outlives us."""
+    """In the child before exec: SIGKILL when we die, so no QEMU outlives us (what
+    `setpriv --pdeathsig` does for measured boots, without a program in between)."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -136,12 +139,11 @@ def run(bundle: Bundle, qemu: str, accel: str, limit_s: float, extra_cmdline: st
     with tempfile.TemporaryDirectory(prefix="appliance-console-", dir=base) as tmp:
         work = Path(tmp)
         files = BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.bin")
-        argv = qemu_args.argv(qemu, bundle, accel, files, channel=Channel.SERIAL, extra_cmdline=extra_cmdline,
+        words = " ".join(filter(None, (tsc.runtime_cmdline(accel), extra_cmdline)))
+        argv = qemu_args.argv(qemu, bundle, accel, files, channel=Channel.SERIAL, extra_cmdline=words,
                               console_socket=work / "console.sock")
         print(f"appliance: booting {bundle.path.name} on this terminal; {ESCAPE_NAME} leaves "
               f"(stopped after {limit_s:.0f} s)", file=sys.stderr, flush=True)
-        # QEMU's stderr goes to a file: with a pipe there, the guest on this machine hangs
-        # before its first console byte (seen every time; a file never does that)
         errors = work / "qemu.stderr"
         with open(errors, "wb") as err:
             child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, preexec_fn=_die_with_parent)

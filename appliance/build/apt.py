@@ -81,10 +81,9 @@ def resolve(apt: Apt, names: Sequence[str], where: str) -> list[Pin]:
     """The closure of NAMES (Depends and Pre-Depends, no Recommends), sorted by name.
     WHERE names the template and key for messages."""
     with apt.private() as options:
-        try:
-            done = proc.run(["apt-get", "-s", "-q", *options, "install", *names], timeout=300)
-        except ToolFailed as exc:
-            raise PackageError(f"{where}: apt cannot install {' '.join(names)}: {_apt_error(exc.stderr)}") from None
+        done = proc.run(["apt-get", "-s", "-q", *options, "install", *names], timeout=300, check=False)
+    if done.returncode != 0:  # apt says why on stdout (the unmet dependencies) and stderr (E: lines)
+        raise PackageError(f"{where}: apt cannot install {' '.join(names)}: {_apt_error(done.stdout + done.stderr)}")
     pins = [Pin(m[1], m[2], m[3]) for m in map(_INST.match, done.stdout.splitlines()) if m]
     if not pins:
         raise PackageError(f"{where}: apt resolved nothing for {' '.join(names)}: {_apt_error(done.stdout + done.stderr)}")

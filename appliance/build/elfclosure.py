@@ -220,8 +220,10 @@ def closure(programs: Iterable[str], resolver: Resolver | None = None) -> list[N
             continue  # a script or data file: only itself
         if info.interp:
             found.add(info.interp)
-        # (path as loaded, the rpath its loaders pass down) breadth first, as ld.so does
+        # (path as loaded, the rpath its loaders pass down) breadth first, as ld.so does;
+        # a name already loaded is not searched again (ld.so matches it by soname first)
         queue: list[tuple[str, tuple[str, ...]]] = [(os.path.realpath(program), ())]
+        loaded: dict[str, str] = {}
         seen: set[str] = set()
         while queue:
             path, inherited = queue.pop(0)
@@ -234,9 +236,10 @@ def closure(programs: Iterable[str], resolver: Resolver | None = None) -> list[N
             passed = inherited if obj.runpath else (*[_expand(d, os.path.dirname(path), obj.machine)
                                                       for d in obj.rpath], *inherited)
             for soname in obj.needed:
-                lib = resolver.find(soname, path, obj, inherited)
+                lib = loaded.get(soname) or resolver.find(soname, path, obj, inherited)
                 if lib is None:
                     raise ClosureError(f"{program}: library {soname} (needed by {path}) not found by the loader's rules")
+                loaded[soname] = lib
                 found.add(lib)
                 queue.append((lib, passed))
     return sorted(found.nodes.values(), key=lambda n: n.path)

@@ -87,13 +87,14 @@ def contents(template: Template, init: bytes, programs: dict[str, bytes], module
     ]
     boot += [Placed(cpio.file(f"{module_dir(release)}/{m.path}", m.data), f"kernel module {m.name}") for m in modules]
     user = [*_userland(template, programs), *packages]
+    where = f"template {template.name}: "
     if template.root is RootDisk.NONE:
-        tree = layout.merge(boot + user)
+        tree = layout.merge(boot + user, where)
         _check_runnable(template, tree)
         return Contents(tree, None)
-    disk = layout.merge([Placed(cpio.directory("dev"), "init"), *user])
+    disk = layout.merge([Placed(cpio.directory("dev"), "init"), *user], where)
     _check_runnable(template, disk)
-    return Contents(layout.merge([*boot, Placed(cpio.directory("newroot"), "init")]), disk)
+    return Contents(layout.merge([*boot, Placed(cpio.directory("newroot"), "init")], where), disk)
 
 
 def build(template: Template, init: bytes, programs: dict[str, bytes], source_date_epoch: int,

@@ -70,8 +70,9 @@ def _same(a: cpio.Entry, b: cpio.Entry) -> bool:
     return a.kind == b.kind and a.data == b.data and a.mode == b.mode
 
 
-def merge(items: Iterable[Placed]) -> list[Placed]:
-    """The sources' entries as one tree, sorted by path; raises LayoutError on a collision."""
+def merge(items: Iterable[Placed], where: str = "") -> list[Placed]:
+    """The sources' entries as one tree, sorted by path; raises LayoutError on a
+    collision (its message starts with WHERE, e.g. "template python: ")."""
     items = list(items)
     links = _dir_links(items)
     placed: dict[str, Placed] = {}
@@ -89,7 +90,7 @@ def merge(items: Iterable[Placed]) -> list[Placed]:
         if have is None:
             placed[path] = moved
         elif not _same(have.entry, moved.entry):
-            raise LayoutError(f"/{path} comes from {have.source} and from {item.source}, which differ: "
+            raise LayoutError(f"{where}/{path} comes from {have.source} and from {item.source}, which differ: "
                               "drop one of them (or exclude the path)")
     return sorted(placed.values(), key=lambda p: p.entry.path)
 

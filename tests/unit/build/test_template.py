@@ -67,6 +67,13 @@ def test_json_round_trip_is_stable_and_has_no_host_path():
     ("[[files]]\nsrc = 'no-such-file'\ndst = 'x'\n", "does not exist"),
     ("[[files]]\nsrc = 'pyproject.toml'\n", "needs src and dst"),
     ("not toml [", "not valid TOML"),
+    ("[packages]\nhost = 'python3'\n", "host must be a list"),
+    ("[packages]\nhost_files = ['usr/lib/*']\n", "host_files 'usr/lib/\\*' must be an absolute host path"),
+    ("[packages]\ndebian = ['']\n", "debian must be a list of non-empty strings"),
+    ("[packages]\nrpm = ['x']\n", "unknown key 'rpm' in \\[packages\\]"),
+    ("[init]\nshell = 'sh'\n", "shell must be a bool or list"),
+    ("[init]\nshell = ['sh']\n", "shell must be true or an argv whose first word is an absolute"),
+    ("[packages]\ndebian = ['x']\n[init]\npayload = ['python3']\n", "payload 'python3' is not in the appliance"),
 ])
 def test_bad_templates_fail_with_a_clear_message(text, message):
     with pytest.raises(TemplateError, match=message):
@@ -153,3 +160,13 @@ def test_optional_kernel_fragments_are_checked_and_change_the_recipe(tmp_path):
     with_ftrace, without = (BuildConfig(t, "", 0).minimal_recipe() for t in (traced, plain))
     assert with_ftrace.key() != without.key() and with_ftrace.source_key() == without.source_key()
     assert any(name == "ftrace" and "CONFIG_FTRACE=y" in text for name, text in with_ftrace.fragments)
+
+
+def test_packages_and_shell():
+    t = parse("[packages]\nhost = ['python3']\nhost_files = ['/usr/lib/python3.11/**']\ndebian = ['busybox-static']\n"
+              "exclude = ['usr/share/*']\n[init]\npayload = ['/usr/bin/python3', '-c', 'pass']\nshell = true\n")
+    assert t.host == ("python3",) and t.host_files == ("/usr/lib/python3.11/**",) and t.debian == ("busybox-static",)
+    assert t.exclude == ("usr/share/*",) and t.has_packages and t.shell == ("/bin/sh",)
+    assert "shell /bin/sh\n" in init_conf(t)
+    assert parse("[init]\nshell = ['/bin/busybox', 'sh']\n").shell == ("/bin/busybox", "sh")
+    assert parse("").exclude is None and not parse("").has_packages and parse("").shell == ()
