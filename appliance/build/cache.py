@@ -20,6 +20,7 @@ PARTS = {
     "sources": "Debian's linux-source, unpacked (linux-source.lock)",
     "minikernel": "minimal kernels: patched source (src-), object tree (out-), images (img-)",
     "qboot": "qboot's source from Debian's qemu source package (qboot.lock)",
+    "debs": "Debian packages of templates' [packages] debian, named by digest (<template>.lock)",
 }
 
 

@@ -17,7 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from appliance import __version__, bundle, proc
-from appliance.build import firmware, guestprog, initramfs, kernel, kmod, minikernel, modfiles, packages, release, rootdisk
+from appliance.build import (
+    apt,
+    firmware,
+    guestprog,
+    initramfs,
+    kernel,
+    kmod,
+    minikernel,
+    modfiles,
+    packages,
+    pkglock,
+    release,
+    rootdisk,
+)
 from appliance.build.template import KERNEL_COMPRESSIONS, PROFILED_DEVICES, RootDisk, Template, find_template, load_template
 from appliance.errors import ApplianceError, KernelError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
@@ -201,7 +214,8 @@ def build_minimal(recipe: minikernel.Recipe, verbose: bool = False) -> kernel.Ke
 def cache_in_use() -> list[Path]:
     """The cache entries the checkout's locks and templates refer to: the pinned Debian
     kernel, the pinned linux-source and its patched tree and objects, the minimal
-    kernel image of every compression the templates use (and the default), qboot."""
+    kernel image of every compression the templates use (and the default), qboot, and
+    the .debs the templates' package locks pin."""
     cache = kernel.cache_dir()
     lock, source = kernel.read_lock(LOCK), minikernel.read_lock(SOURCE_LOCK)
     templates = [load_template(p) for p in TEMPLATES.glob("*.toml")]
@@ -212,7 +226,9 @@ def cache_in_use() -> list[Path]:
     return [cache / "kernels" / f"{lock.package}_{lock.version}", cache / "sources" / f"{source.package}_{source.version}",
             cache / "minikernel" / f"src-{source_key}", cache / "minikernel" / f"out-{source_key}",
             *(minikernel.image_dir(cache, r.key()) for r in recipes),
-            cache / "qboot" / firmware.read_lock(QBOOT_LOCK).orig_sha256[:16]]
+            cache / "qboot" / firmware.read_lock(QBOOT_LOCK).orig_sha256[:16],
+            *(apt.cached_deb(pin, cache) for t in templates if t.debian
+              for pin in (pkglock.read(packages.lock_file(t)) or pkglock.Lock((), ())).pins)]
 
 
 def available_programs() -> set[str]:

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 from appliance import __version__, bundle, results
 from appliance.boot import accel, hostfacts, hostload, measure
 from appliance.boot.qemu import Channel
-from appliance.build import kernel
+from appliance.build import apt, kernel, pkglock
 from appliance.build.template import KERNEL_COMPRESSIONS
 from appliance.cli import doctor, options, output
 from appliance.cli import series as cli_series
@@ -340,6 +340,24 @@ def cmd_kernel_lock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Resolve a template's [packages] debian with apt again and rewrite its lock file."""
+    from appliance.build import packages, recipes
+    from appliance.build.template import find_template, load_template
+
+    template = load_template(find_template(args.template, recipes.TEMPLATES), recipes.available_programs())
+    if not template.debian:
+        raise ApplianceError(f"template {template.name} has no [packages] debian: there is nothing to lock")
+    old = packages.lock_file(template)
+    previous = pkglock.read(old)
+    before = {p.name: p.version for p in (previous.pins if previous else ())}
+    lock = packages.relock(template, apt.Apt())
+    changed = [f"{p.name} {before.get(p.name, 'new')} -> {p.version}" for p in lock.pins if before.get(p.name) != p.version]
+    say(f"pinned {len(lock.pins)} packages in {old}" + (": " + ", ".join(changed) if changed else " (no change)"),
+        lock=str(old), packages={p.name: p.version for p in lock.pins}, changed=changed)
+    return 0
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     """What the cache holds, part by part; --clean removes what no lock or template uses."""
     from appliance.build import cache, recipes
@@ -458,6 +476,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--clean", action="store_true", help="remove what no current lock or template refers to")
     p.add_argument("--all", action="store_true", help="remove everything (it is fetched and built again when needed)")
     p.set_defaults(func=cmd_cache)
+    p = verbs.add_parser("lock", help="resolve a template's Debian packages with apt again and rewrite <template>.lock")
+    p.add_argument("template", help="a name in rootfs_templates/ or a path to a .toml file")
+    p.set_defaults(func=cmd_lock)
     p = verbs.add_parser("kernel-lock", help="pin the newest Debian 6.1 kernel in recipes/kernel/debian.lock")
     p.set_defaults(func=cmd_kernel_lock)
     cli_where.register(verbs, boot_options, _load, _accel, _qemu)
