@@ -129,7 +129,7 @@ _KERNELS = ("debian", "minimal")
 # "none" boots the uncompressed vmlinux through its PVH entry (no decompression at all).
 KERNEL_COMPRESSIONS = ("none", "lz4", "zstd", "xz")
 # the minimal kernel's fragments a template may add (recipes/kernel/minimal/<name>.config)
-OPTIONAL_FRAGMENTS = ("ftrace",)
+OPTIONAL_FRAGMENTS = ("ftrace", "userland")
 
 
 def _fail(name: str, message: str) -> TemplateError:
