@@ -154,7 +154,8 @@ def boot_ms(argv: list[str], timeout: float = 180) -> float:
                     time.sleep(0.002)
         finally:
             child.kill()
-    raise SystemExit(f"no work_done within {timeout} s from {argv[:3]}...; console tail:\n{seen[-1500:].decode(errors='replace')}")
+    tail = seen[-1500:].decode(errors="replace")
+    raise SystemExit(f"no work_done within {timeout} s from {argv[:3]}...; console tail:\n{tail}")
 
 
 def one_set(name: str, boots: int, accel: str, work: Path) -> dict[str, object]:
