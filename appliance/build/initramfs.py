@@ -103,4 +103,4 @@ def build(template: Template, init: bytes, programs: dict[str, bytes], source_da
     """The compressed initramfs, its uncompressed size, and the contents (the disk's too)."""
     parts = contents(template, init, programs, modules, release, packages)
     archive = cpio.write([p.entry for p in parts.initrd], source_date_epoch)
-    return compress(archive, template.compression), len(archive), parts
+    return compress(archive, template.compression, template.compression_level), len(archive), parts

@@ -61,6 +61,7 @@ class Template:
     kernel_compression: str = "none"  # the minimal kernel's image: one of KERNEL_COMPRESSIONS
     kernel_fragments: tuple[str, ...] = ()  # optional fragments of recipes/kernel/minimal/ (e.g. "ftrace")
     compression: Compression = Compression.ZSTD
+    compression_level: int = 0  # zstd's level, 1-19; 0: compress.default_level (by size)
     mounts: tuple[Mount, ...] = (Mount.PROC, Mount.SYSFS, Mount.DEVTMPFS)
     payload: tuple[str, ...] = ()  # argv inside the guest; empty: no payload
     after: AfterPayload = AfterPayload.POWEROFF
@@ -110,7 +111,7 @@ def _enum_value(value: object) -> object:
 # Known keys per table, with their expected types: anything else is an error.
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "appliance": {"description": str, "kernel": str, "kernel_compression": str, "compression": str,
-                  "kernel_fragments": list},
+                  "compression_level": int, "kernel_fragments": list},
     "init": {"mounts": list, "payload": list, "after": str, "shell": (bool, list)},
     "programs": {"build": list},
     "vm": {"machine": str, "memory_mib": int, "cpus": int, "cmdline": str},
@@ -262,6 +263,9 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     kernel_compression = app.get("kernel_compression", "none")
     if kernel_compression not in KERNEL_COMPRESSIONS:
         raise _fail(name, f"kernel_compression = {kernel_compression!r} is not one of: {', '.join(KERNEL_COMPRESSIONS)}")
+    level = app.get("compression_level", 0)
+    if not 0 <= level <= 19:
+        raise _fail(name, "[appliance] compression_level must be 1-19 (or 0: by the archive's size)")
     programs = _strings(name, "[programs] build", raw.get("programs", {}).get("build", []))
     if programs_available is not None:
         for program in programs:
@@ -307,6 +311,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         kernel_compression=kernel_compression,
         kernel_fragments=fragments,
         compression=_choice(name, Compression, "compression", app.get("compression", "zstd")),
+        compression_level=level,
         mounts=tuple(_choice(name, Mount, "[init] mounts", m) for m in mounts),
         payload=payload,
         after=_choice(name, AfterPayload, "[init] after", init.get("after", "poweroff")),

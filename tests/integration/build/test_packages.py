@@ -170,3 +170,18 @@ def test_bad_packages_fail_in_one_line_and_leave_nothing(tmp_path, text, lock, m
     if lock is None and "Unable" in message:
         assert not (tmp_path / "bad.lock").exists()  # no lock written for what apt could not resolve
     shutil.rmtree(out, ignore_errors=True)
+
+
+def test_lock_verb_writes_and_refreshes_a_lock(tmp_path):
+    (tmp_path / "bb.toml").write_text("[packages]\ndebian = ['busybox-static']\n")
+    done = appliance("lock", str(tmp_path / "bb.toml"), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert list(report["packages"]) == ["busybox-static"] and report["changed"][0].startswith("busybox-static new -> ")
+    assert (tmp_path / "bb.lock").read_text() == (TEMPLATES / "shell.lock").read_text().replace("shell", "bb")
+    again = json.loads(appliance("lock", str(tmp_path / "bb.toml"), "--json").stdout)
+    assert again["changed"] == []
+    (tmp_path / "none.toml").write_text("[init]\nmounts = ['proc']\n")
+    done = appliance("lock", str(tmp_path / "none.toml"))
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: template none has no [packages] debian: there is nothing to lock"
