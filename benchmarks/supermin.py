@@ -5,7 +5,8 @@ busybox-static + e2fsprogs + util-linux) this builds both appliances and boots b
 
 - build, cold: ours with an empty package cache (the kernel is cached for both: it is
   the same input), supermin `--prepare` + `--build`; warm: ours into a fresh build
-  folder with the packages cached, supermin `--build` from the prepared supermin.d.
+  folder with the packages cached, supermin `--build` from the prepared supermin.d;
+  nothing changed: ours again (SCons finds it up to date), supermin `--build --if-newer`.
 - size: ours is the initrd (and the root disk for tools); supermin's is its initrd and
   its ext2 root; both as allocated on disk (du) and apparent.
 - boot: the libguestfs way for supermin (its mini initrd loads its modules, mounts the
@@ -15,8 +16,9 @@ busybox-static + e2fsprogs + util-linux) this builds both appliances and boots b
   same init (ours, from build/programs) and the same payload, so the difference is the
   appliance, not the work.
 
-supermin builds its root from the host's own files of the packages (installed or
-downloaded). It needs /lib/modules on the host to exist; this script creates an empty
+supermin builds its root from the host's own files of the packages, so they must be
+installed on the host (it leaves out, silently, what is not): the script checks that
+first. It also needs /lib/modules on the host to exist; the script creates an empty
 one if missing and removes it again.
 
     .venv/bin/python benchmarks/supermin.py [--boots 7] [--sets python,tools]
@@ -80,12 +82,20 @@ def supermin_extras(template: str, ours: Path, target: Path) -> None:
     files = {"init": (ours / "programs" / "init").read_bytes(), "etc/appliance/init.conf": conf.encode()}
     for spec in t.files:
         files[spec.dst] = (Path(t.folder) / spec.src).read_bytes()
+    # supermin's root takes the host's merged /usr (/bin -> usr/bin): our programs go where
+    # that link points, and every parent directory comes first in the tarball
+    bin_dir = "usr/bin" if os.path.islink("/bin") else "bin"
     for program in t.programs:
-        files[f"bin/{program}"] = (ours / "programs" / program).read_bytes()
+        files[f"{bin_dir}/{program}"] = (ours / "programs" / program).read_bytes()
+    parents = sorted({str(parent) for name in files for parent in Path(name).parents if str(parent) != "."})
     with tarfile.open(target, "w:gz") as tar:
+        for folder in parents:
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
         for name, data in sorted(files.items()):
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o755 if name in ("init",) or name.startswith("bin/") else 0o644
+            info.size, info.mode = len(data), 0o755 if name == "init" or name.startswith(bin_dir) else 0o644
             tar.addfile(info, io.BytesIO(data))
 
 
@@ -96,15 +106,16 @@ def supermin_env() -> dict[str, str]:
             "SUPERMIN_KERNEL_VERSION": release}
 
 
-def build_supermin(packages: list[str], work: Path, extras: Path, prepare: bool) -> float:
+def build_supermin(packages: list[str], work: Path, extras: Path, prepare: bool, if_newer: bool = False) -> float:
     start = time.monotonic()
     if prepare:
         shutil.rmtree(work / "supermin.d", ignore_errors=True)
         timed(["supermin", "--prepare", "-o", str(work / "supermin.d"), *packages], supermin_env())
         shutil.copy(extras, work / "supermin.d" / "init.tar.gz")
-    shutil.rmtree(work / "appliance.d", ignore_errors=True)
-    timed(["supermin", "--build", "-f", "ext2", "--host-cpu", "x86_64", "-o", str(work / "appliance.d"),
-           str(work / "supermin.d")], supermin_env())
+    if not if_newer:
+        shutil.rmtree(work / "appliance.d", ignore_errors=True)
+    timed(["supermin", "--build", *(["--if-newer"] if if_newer else []), "-f", "ext2", "--host-cpu", "x86_64",
+           "-o", str(work / "appliance.d"), str(work / "supermin.d")], supermin_env())
     return time.monotonic() - start
 
 
@@ -164,11 +175,13 @@ def one_set(name: str, boots: int, accel: str, work: Path) -> dict[str, object]:
     cache = cold_cache(work)
     cold = build_ours(name, ours_cold, cache)
     warm = build_ours(name, ours_warm, cache)
+    same = build_ours(name, ours_warm, cache)  # nothing changed: SCons finds it up to date
     folder = ours_warm / name
     extras = work / "extras.tar.gz"
     supermin_extras(name, ours_warm, extras)
     sm_cold = build_supermin(packages, work, extras, prepare=True)
     sm_warm = build_supermin(packages, work, extras, prepare=False)
+    sm_same = build_supermin(packages, work, extras, prepare=False, if_newer=True)
     appliance_d = work / "appliance.d"
     ours_files = [folder / "initrd", *(folder / d["file"] for d in bundle.load(folder).disks)]
     sm_files = [appliance_d / "initrd", appliance_d / "root"]
@@ -179,7 +192,8 @@ def one_set(name: str, boots: int, accel: str, work: Path) -> dict[str, object]:
         times["supermin"].append(boot_ms(supermin_argv(appliance_d, base_cmdline, accel)))
     return {
         "set": name, "packages": packages,
-        "build_s": {"appliance": {"cold": cold, "warm": warm}, "supermin": {"cold": sm_cold, "warm": sm_warm}},
+        "build_s": {"appliance": {"cold": cold, "warm": warm, "unchanged": same},
+                    "supermin": {"cold": sm_cold, "warm": sm_warm, "unchanged": sm_same}},
         "bytes": {"appliance": {"allocated": sum(map(du, ours_files)), "apparent": sum(p.stat().st_size for p in ours_files),
                                 "files": {p.name: p.stat().st_size for p in ours_files}},
                   "supermin": {"allocated": sum(map(du, sm_files)), "apparent": sum(p.stat().st_size for p in sm_files),
@@ -197,6 +211,8 @@ def table(result: dict[str, object]) -> str:
              f"{b['appliance']['cold'] / b['supermin']['cold']:.2f}x |",
              f"| build, warm (s) | {b['appliance']['warm']:.1f} | {b['supermin']['warm']:.1f} | "
              f"{b['appliance']['warm'] / b['supermin']['warm']:.2f}x (goal <= 1) |",
+             f"| rebuild, nothing changed (s) | {b['appliance']['unchanged']:.1f} | {b['supermin']['unchanged']:.1f} | "
+             f"{b['appliance']['unchanged'] / b['supermin']['unchanged']:.2f}x |",
              f"| size on disk (MB) | {s['appliance']['allocated'] / 1e6:.1f} | {s['supermin']['allocated'] / 1e6:.1f} | "
              f"{s['appliance']['allocated'] / s['supermin']['allocated']:.3f}x (goal <= 0.5) |",
              f"| size, apparent (MB) | {s['appliance']['apparent'] / 1e6:.1f} | {s['supermin']['apparent'] / 1e6:.1f} | |",
@@ -215,6 +231,11 @@ def main() -> int:
     args = parser.parse_args()
     if shutil.which("supermin") is None:
         raise SystemExit("supermin is not installed: apt-get install supermin")
+    wanted = [p for name in args.sets.split(",") for p in SETS[name]]
+    status = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Status}\n", *wanted], capture_output=True, text=True)
+    missing = [p for p in wanted if f"{p} install ok installed" not in status.stdout]
+    if missing:
+        raise SystemExit(f"supermin takes packages from the host: apt-get install {' '.join(missing)}")
     made_modules = not Path("/lib/modules").exists()
     if made_modules:
         Path("/lib/modules").mkdir()
