@@ -76,6 +76,12 @@ class BuildConfig:
         return (ROOT / top if self.build_dir.startswith("#") else Path(top)) / "programs"
 
     @property
+    def pvh_entry(self) -> bool:
+        """The Debian kernel's bzImage is decompressed at build time and booted through
+        its PVH entry (a KERNEL= image too, when the template asks)."""
+        return not self.minimal and self.template.kernel_entry == "pvh"
+
+    @property
     def minimal(self) -> bool:
         return not self.own_kernel and self.template.kernel == "minimal"
 
@@ -303,6 +309,11 @@ def copy_kernel(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         recipe = config.minimal_recipe()
         print(f"  minimal kernel {recipe.key()} ({recipe.compression}): cached, or built now (minutes)")
     image = config.kernel_files().image
+    if config.pvh_entry:  # what `appliance tune`'s PVH knob boots, baked into the bundle
+        data = kernel.pvh_vmlinux(image.read_bytes())
+        atomic_write(Path(str(target[0])), data)
+        print(f"  kernel: {len(data)} bytes, {image.name} decompressed for its PVH entry")
+        return
     with atomic_path(Path(str(target[0]))) as tmp:
         shutil.copyfile(image, tmp)
     print(f"  kernel: {image.stat().st_size} bytes")
@@ -408,7 +419,8 @@ def _kernel_facts(config: BuildConfig, files: kernel.KernelFiles) -> dict[str, A
                 "compression": recipe.compression, "fragments": [*FRAGMENTS, *config.template.kernel_fragments],
                 "kernel_src": config.kernel_src or None,
                 "lock": None if config.kernel_src else minikernel.read_lock(SOURCE_LOCK).__dict__}
-    return {"release": files.release, "source": LOCK.name, "lock": kernel.read_lock(LOCK).__dict__}
+    return {"release": files.release, "source": LOCK.name, "lock": kernel.read_lock(LOCK).__dict__,
+            "entry": config.template.kernel_entry}
 
 
 def _initrd_facts(path: Path, files: kernel.KernelFiles) -> dict[str, Any]:

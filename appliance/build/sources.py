@@ -74,12 +74,17 @@ def host(programs: Sequence[str], patterns: Sequence[str], where: str) -> list[P
     files with their closures too: a Python extension module needs its libraries)."""
     resolver = elfclosure.Resolver()
     placed: list[Placed] = []
-    for name in programs:
-        program = find_program(name, where)
-        placed += [Placed(_host_entry(n), f"host {program}") for n in elfclosure.closure([program], resolver)]
-    for pattern in patterns:
-        files = _glob(pattern, where)
-        placed += [Placed(_host_entry(n), f"host_files {pattern}") for n in elfclosure.closure(files, resolver)]
+    try:
+        for name in programs:
+            program = find_program(name, where)
+            placed += [Placed(_host_entry(n), f"host {program}") for n in elfclosure.closure([program], resolver)]
+        for pattern in patterns:
+            files = _glob(pattern, where)
+            placed += [Placed(_host_entry(n), f"host_files {pattern}") for n in elfclosure.closure(files, resolver)]
+    except elfclosure.ClosureError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise elfclosure.ClosureError(f"{where}: {exc}") from None
     return placed
 
 

@@ -60,6 +60,7 @@ class Template:
     kernel: str = "debian"  # or "minimal": recipes/kernel/minimal (tinyconfig + fragments)
     kernel_compression: str = "none"  # the minimal kernel's image: one of KERNEL_COMPRESSIONS
     kernel_fragments: tuple[str, ...] = ()  # optional fragments of recipes/kernel/minimal/ (e.g. "ftrace")
+    kernel_entry: str = "bzimage"  # the Debian kernel as packaged, or "pvh": decompressed at build time
     compression: Compression = Compression.ZSTD
     compression_level: int = 0  # zstd's level, 1-19; 0: compress.default_level (by size)
     mounts: tuple[Mount, ...] = (Mount.PROC, Mount.SYSFS, Mount.DEVTMPFS)
@@ -111,7 +112,7 @@ def _enum_value(value: object) -> object:
 # Known keys per table, with their expected types: anything else is an error.
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "appliance": {"description": str, "kernel": str, "kernel_compression": str, "compression": str,
-                  "compression_level": int, "kernel_fragments": list},
+                  "compression_level": int, "kernel_fragments": list, "kernel_entry": str},
     "init": {"mounts": list, "payload": list, "after": str, "shell": (bool, list)},
     "programs": {"build": list},
     "vm": {"machine": str, "memory_mib": int, "cpus": int, "cmdline": str},
@@ -263,6 +264,11 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     kernel_compression = app.get("kernel_compression", "none")
     if kernel_compression not in KERNEL_COMPRESSIONS:
         raise _fail(name, f"kernel_compression = {kernel_compression!r} is not one of: {', '.join(KERNEL_COMPRESSIONS)}")
+    entry = app.get("kernel_entry", "bzimage")
+    if entry not in ("bzimage", "pvh"):
+        raise _fail(name, f"kernel_entry = {entry!r} is not one of: bzimage, pvh")
+    if entry == "pvh" and kernel != "debian":
+        raise _fail(name, "kernel_entry = 'pvh' is for the Debian kernel (the minimal one: kernel_compression = 'none')")
     level = app.get("compression_level", 0)
     if not 0 <= level <= 19:
         raise _fail(name, "[appliance] compression_level must be 1-19 (or 0: by the archive's size)")
@@ -310,6 +316,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         kernel=kernel,
         kernel_compression=kernel_compression,
         kernel_fragments=fragments,
+        kernel_entry=entry,
         compression=_choice(name, Compression, "compression", app.get("compression", "zstd")),
         compression_level=level,
         mounts=tuple(_choice(name, Mount, "[init] mounts", m) for m in mounts),

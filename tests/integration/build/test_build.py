@@ -138,3 +138,20 @@ def test_a_kernel_that_is_not_one_is_refused_before_anything_is_built(setting, m
     done = scons("appliance", "TEMPLATE=minimal", setting)
     assert done.returncode != 0
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_kernel_entry_pvh_bakes_the_decompressed_kernel_into_the_bundle(tmp_path):
+    from appliance.build import kernel
+
+    template = tmp_path / "pvhboot.toml"
+    template.write_text((ROOT / "rootfs_templates" / "minimal.toml").read_text()
+                        .replace('compression = "zstd"', 'compression = "zstd"\nkernel_entry = "pvh"'))
+    done = scons("appliance", f"TEMPLATE={template}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    image = (BUILD / "pvhboot" / "kernel").read_bytes()
+    assert kernel.image_kind(image[:0x1000]) == "elf" and kernel.has_pvh_note(image)
+    facts = json.loads((BUILD / "pvhboot" / "bundle.json").read_text())["build"]["kernel"]
+    assert facts["entry"] == "pvh"
+    done = appliance("run", str(BUILD / "pvhboot"), "--accel", "tcg")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "appliance-probe: init_start" in done.stdout

@@ -65,3 +65,17 @@ def test_host_programs_and_globs(tmp_path):
         sources.host(["no-such-program"], [], "template t: [packages]")
     with pytest.raises(ClosureError, match="host_files pattern '/no/such/\\*' matches nothing"):
         sources.host([], ["/no/such/*"], "template t: [packages]")
+
+
+def test_a_library_the_loader_cannot_find_names_the_template(tmp_path):
+    import subprocess
+
+    (tmp_path / "lib.c").write_text("int f(void) { return 0; }\n")
+    (tmp_path / "main.c").write_text("int f(void);\nint main(void) { return f(); }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wl,-soname,libgone.so.1", "-o", str(tmp_path / "libgone.so.1"),
+                    str(tmp_path / "lib.c")], check=True)
+    subprocess.run(["gcc", "-o", str(tmp_path / "prog"), str(tmp_path / "main.c"), str(tmp_path / "libgone.so.1")],
+                   check=True)
+    (tmp_path / "libgone.so.1").unlink()
+    with pytest.raises(ClosureError, match=r"^template t: \[packages\]: .*prog: library libgone.so.1 .* not found"):
+        sources.host([str(tmp_path / "prog")], [], "template t: [packages]")

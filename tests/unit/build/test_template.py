@@ -72,6 +72,8 @@ def test_json_round_trip_is_stable_and_has_no_host_path():
     ("[packages]\ndebian = ['']\n", "debian must be a list of non-empty strings"),
     ("[packages]\nrpm = ['x']\n", "unknown key 'rpm' in \\[packages\\]"),
     ("[init]\nshell = 'sh'\n", "shell must be a bool or list"),
+    ("[appliance]\nkernel_entry = 'efi'\n", "kernel_entry = 'efi' is not one of: bzimage, pvh"),
+    ("[appliance]\nkernel = 'minimal'\nkernel_entry = 'pvh'\n", "kernel_entry = 'pvh' is for the Debian kernel"),
     ("[init]\nshell = ['sh']\n", "shell must be true or an argv whose first word is an absolute"),
     ("[packages]\ndebian = ['x']\n[init]\npayload = ['python3']\n", "payload 'python3' is not in the appliance"),
 ])
