@@ -10,10 +10,15 @@ import time
 from appliance.boot import interactive
 
 
-def test_relay_copies_both_ways_until_the_guest_closes():
+def wires():
+    """(our end of the console, the guest's end, keys read, keys written, output read,
+    output written): a socket pair for the console, pipes for the terminal."""
     ours, guest = socket.socketpair()
-    keys_r, keys_w = os.pipe()
-    out_r, out_w = os.pipe()
+    return (ours, guest, *os.pipe(), *os.pipe())
+
+
+def test_relay_copies_both_ways_until_the_guest_closes():
+    ours, guest, keys_r, keys_w, out_r, out_w = wires()
     os.write(keys_w, b"ls\r")
     guest.sendall(b"/ # ")
     guest.shutdown(socket.SHUT_WR)
@@ -24,9 +29,7 @@ def test_relay_copies_both_ways_until_the_guest_closes():
 
 
 def test_the_escape_key_ends_the_session_and_keeps_what_came_before():
-    ours, guest = socket.socketpair()
-    keys_r, keys_w = os.pipe()
-    _, out_w = os.pipe()
+    ours, guest, keys_r, keys_w, _, out_w = wires()
     os.write(keys_w, b"exit" + interactive.ESCAPE + b"ignored")
     assert interactive.relay(ours, keys_r, out_w, time.monotonic() + 10) == "escape"
     guest.settimeout(2)
@@ -34,9 +37,7 @@ def test_the_escape_key_ends_the_session_and_keeps_what_came_before():
 
 
 def test_a_silent_guest_times_out():
-    ours, _guest = socket.socketpair()
-    keys_r, _keys_w = os.pipe()
-    _, out_w = os.pipe()
+    ours, _guest, keys_r, _keys_w, _, out_w = wires()
     assert interactive.relay(ours, keys_r, out_w, time.monotonic() + 0.3) == "timeout"
 
 
