@@ -33,6 +33,7 @@ class Bundle:
     manifest: dict[str, Any]
     cdrom: Path | None = None  # boot this ISO (El Torito) instead of -kernel/-initrd
     kernel_file: Path | None = None  # boot this kernel instead of the bundle's (a derived one, e.g. PVH)
+    initrd_file: Path | None = None  # boot this initrd instead (a derived one: recompressed, fewer modules)
 
     @property
     def kernel(self) -> Path:
@@ -44,7 +45,11 @@ class Bundle:
 
     @property
     def initrd(self) -> Path:
-        return self.path / "initrd"
+        return self.initrd_file or self.path / "initrd"
+
+    def with_initrd(self, image: Path) -> Bundle:
+        """The same bundle booting another initrd (not recorded in its manifest)."""
+        return replace(self, initrd_file=image)
 
     @property
     def machine(self) -> Machine:

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,27 @@ def _candidates(analysis_path: Path, top: int) -> list[str]:
     if not symbols:
         raise ApplianceError("none of the heaviest initcalls is built by an option that can be turned off")
     return symbols
+
+
+def _compression_knobs(target: Any, verbose: bool) -> list[tune.Knob]:
+    """For a minimal-kernel bundle: its kernel image in every other compression, each
+    built (or taken from the cache) now; nothing for other kernels."""
+    from appliance.build import recipes
+    from appliance.build.template import KERNEL_COMPRESSIONS
+
+    if target.manifest.get("build", {}).get("kernel", {}).get("source") != "minimal":
+        return []
+    base = recipes.minimal_recipe_of(target.manifest)
+    knobs = []
+    for compression in KERNEL_COMPRESSIONS:
+        if compression == base.compression:
+            continue
+        started = time.monotonic()
+        files = recipes.build_minimal(replace(base, compression=compression), verbose)
+        print(f"kernel image {compression}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+        knobs.append(tune.Knob(f"kernel {compression}", "the minimal kernel's image compressed so (none: vmlinux "
+                               "through PVH, no decompressor)", kernel_image=str(files.image)))
+    return knobs
 
 
 def _kconfig_knobs(target: Any, spec: str, verbose: bool) -> tuple[list[tune.Knob], list[dict[str, Any]]]:
@@ -128,7 +150,8 @@ def cmd_tune(args: argparse.Namespace, load: Callable[[str, argparse.Namespace],
         knobs, builds = _kconfig_knobs(target, args.kconfig, args.debug)
         say(None, builds=builds)
     else:
-        knobs = tune.catalog(target)
+        knobs = tune.catalog(target) + (tune.rebuild_catalog(target) + _compression_knobs(target, args.debug)
+                                        if args.rebuild else [])
     if args.list and not args.kconfig:
         say("\n".join(f"{k.name:<28} {k.why}" for k in knobs), knobs=[k.name for k in knobs])
         return 0
@@ -212,6 +235,8 @@ def register(verbs: Any, bench_options: Callable[[argparse.ArgumentParser], None
     p.add_argument("--top", type=int, default=8, help="how many candidate symbols --kconfig-from takes (default 8)")
     p.add_argument("--knobs", help="comma-separated knob names (default: every knob that applies; see --list)")
     p.add_argument("--list", action="store_true", help="list the knobs that apply to the bundle and stop")
+    p.add_argument("--rebuild", action="store_true", help="also knobs that rebuild a part: the initrd's compression, "
+                   "each module left out, the minimal kernel's image compression (built now)")
     p.add_argument("--no-combine", action="store_true", help="skip measuring the helpful knobs together")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its results file")
     p.add_argument("-o", "--output", help="results JSON (default tune-<bundle>.json), written after every round")

@@ -1,7 +1,9 @@
 """Tune: which knobs make this bundle boot faster on this host, and by how much.
 
 A knob is a change that needs no rebuild: kernel command-line words, or a VM setting
-(vCPUs, memory, machine profile). Every applicable knob becomes a variant of the bundle;
+(vCPUs, memory, machine profile); with `--rebuild`, also a rebuilt part: the initrd
+recompressed or without one module (rebuilt_initrd), the minimal kernel's image in
+another compression (built by the CLI). Every applicable knob becomes a variant of the bundle;
 the base and all variants are booted interleaved (a round is one boot of each), so the
 host's drift hits them alike, and each variant is compared with the base by the same
 procedure as `appliance compare` (to_init as the primary phase). Across knobs, Holm's
@@ -18,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance import results
-from appliance.build import kernel
+from appliance.build import kernel, reinitrd
+from appliance.build.compress import Compression
 from appliance.bundle import Bundle
 from appliance.fsutil import atomic_write
 from appliance.machines import Machine, transport_problem
@@ -34,10 +37,12 @@ class Knob:
     settings: dict[str, Any] = field(default_factory=dict)  # Bundle.with_run settings
     machine: Machine | None = None  # boot as this machine profile
     pvh: bool = False  # boot the bundle's bzImage decompressed ahead of time, through its PVH entry
-    kernel_image: str = ""  # boot this kernel instead (a minimal kernel without some symbols)
+    kernel_image: str = ""  # boot this kernel instead (a minimal kernel without some symbols, or recompressed)
+    initrd: tuple[str, ...] = ()  # rebuild the initrd: "compression=none", "compression=zstd:3", "without=MODULE"
 
-    def key(self) -> tuple[str, tuple[tuple[str, Any], ...], str]:
-        return (self.words, tuple(sorted(self.settings.items())), self.machine.value if self.machine else "")
+    def key(self) -> tuple[str, tuple[tuple[str, Any], ...], str, bool, str, tuple[str, ...]]:
+        return (self.words, tuple(sorted(self.settings.items())), self.machine.value if self.machine else "",
+                self.pvh, self.kernel_image, self.initrd)
 
 
 def catalog(bundle: Bundle) -> list[Knob]:
@@ -75,6 +80,39 @@ def catalog(bundle: Bundle) -> list[Knob]:
     return [k for k in knobs if not (k.words and all(w in cmdline for w in k.words.split()))]
 
 
+def rebuild_catalog(bundle: Bundle) -> list[Knob]:
+    """Knobs that rebuild part of BUNDLE (`tune --rebuild`): its initrd's compression, and
+    its module set, one module left out at a time (a module the boot needs shows up as
+    a knob that broke the boot)."""
+    blob = bundle.initrd.read_bytes()
+    knobs = []
+    if reinitrd.compression_of(blob) is Compression.ZSTD:
+        knobs.append(Knob("initrd uncompressed", "no decompression in the guest, more bytes to load",
+                          initrd=("compression=none",)))
+        knobs.append(Knob("initrd zstd -3", "a fast level: bigger, built in a fraction of the time",
+                          initrd=("compression=zstd:3",)))
+    else:
+        knobs.append(Knob("initrd zstd", "fewer bytes to load, decompressed in the guest", initrd=("compression=zstd:0",)))
+    knobs += [Knob(f"without {name}", "does the boot need this module? (the init loads each one, timed)",
+                   initrd=(f"without={name}",)) for name in reinitrd.modules(blob)]
+    return knobs
+
+
+def rebuilt_initrd(blob: bytes, changes: tuple[str, ...]) -> bytes:
+    """BLOB with a knob's initrd CHANGES applied ("compression=KIND[:LEVEL]", "without=MODULE")."""
+    compression, level, without = None, 0, []
+    for change in changes:
+        key, _, value = change.partition("=")
+        if key == "compression":
+            kind, _, lvl = value.partition(":")
+            compression, level = Compression(kind), int(lvl or 0)
+        elif key == "without":
+            without.append(value)
+        else:
+            raise ValueError(f"unknown initrd change {change!r}")
+    return reinitrd.rebuild(blob, compression, level, without)
+
+
 def select(knobs: list[Knob], names: list[str]) -> list[Knob]:
     """KNOBS whose names are in NAMES (in that order), or a ValueError naming the unknown."""
     by_name = {k.name: k for k in knobs}
@@ -97,6 +135,13 @@ def apply(bundle: Bundle, knob: Knob, workdir: Path | None = None) -> tuple[Bund
         if not image.is_file():
             atomic_write(image, kernel.pvh_vmlinux(bundle.kernel.read_bytes()))
         variant = variant.with_kernel(image)
+    if knob.initrd:
+        if workdir is None:
+            raise ValueError("an initrd variant needs a folder for its initrd")
+        image = workdir / ("initrd-" + "-".join(c.replace("=", "_").replace(":", "_") for c in knob.initrd))
+        if not image.is_file():
+            atomic_write(image, rebuilt_initrd(bundle.initrd.read_bytes(), knob.initrd))
+        variant = variant.with_initrd(image)
     if knob.settings:
         variant = variant.with_run(**knob.settings)
     return variant, knob.words
@@ -107,15 +152,19 @@ def combine(knobs: list[Knob]) -> Knob:
     the first machine. The caller picks compatible, helpful knobs."""
     words: list[str] = []
     settings: dict[str, Any] = {}
-    machine, pvh = None, False
+    machine, pvh, kernel_image = None, False, ""
+    initrd: list[str] = []
     for knob in knobs:
         pvh = pvh or knob.pvh
+        kernel_image = kernel_image or knob.kernel_image
+        compressions = [c for c in initrd if c.startswith("compression=")]
+        initrd += [c for c in knob.initrd if c not in initrd and not (c.startswith("compression=") and compressions)]
         words += [w for w in knob.words.split() if w not in words]
         for key, value in knob.settings.items():
             settings.setdefault(key, value)
         machine = machine or knob.machine
     return Knob(" + ".join(k.name for k in knobs), "the knobs that helped, together", " ".join(words), settings,
-                machine, pvh)
+                machine, pvh, kernel_image, tuple(initrd))
 
 
 def rank(base_runs: list[dict[str, Any]], variants: dict[str, list[dict[str, Any]]], confidence: float = 0.95,
