@@ -42,6 +42,7 @@ PACKAGES: dict[str, str] = {
     "tar": "tar",
     "cp": "coreutils",
     "grep": "grep",
+    "git": "git",
 }
 
 

@@ -343,3 +343,30 @@ def initcall_symbols(tree: Path, functions: list[str]) -> dict[str, str | None]:
                     break
         out[fn] = symbol
     return out
+
+
+def export_tag(repo: Path, tag: str, cache: Path) -> tuple[Path, str]:
+    """The source tree of TAG (any commit-ish) of the git repository REPO, exported once
+    into the cache (named by its commit) for `appliance range --git`; with its identity
+    for a recipe, as own_source gives one."""
+    try:
+        commit = proc.run(["git", "-C", str(repo), "rev-parse", "--verify", f"{tag}^{{commit}}"], timeout=60).stdout.strip()
+    except ToolFailed:
+        raise KernelError(f"{repo} has no commit {tag!r}: name a tag, branch or commit of it") from None
+    target = cache / "sources" / f"git-{commit[:16]}"
+    if not (target / kernel.MARKER).is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".git-"))
+        try:
+            archive = tmp / "tree.tar"
+            proc.run(["git", "-C", str(repo), "archive", "--format=tar", "-o", str(archive), commit], timeout=1800)
+            (tmp / "tree").mkdir()
+            proc.run(["tar", "-xf", str(archive), "-C", str(tmp / "tree")], timeout=1800)
+            archive.unlink()
+            (tmp / "tree" / kernel.MARKER).write_text(f"{tag} {commit}\n")
+            shutil.rmtree(target, ignore_errors=True)
+            (tmp / "tree").rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    tree, _ = own_source(target)
+    return tree, f"git:{commit}"

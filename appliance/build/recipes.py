@@ -207,6 +207,12 @@ def minimal_recipe_of(manifest: dict[str, Any]) -> minikernel.Recipe:
     return recipe
 
 
+def default_minimal_recipe() -> minikernel.Recipe:
+    """The minimal kernel as `kernel = "minimal"` builds it without extra fragments."""
+    return minikernel.Recipe(minikernel.read_lock(SOURCE_LOCK).deb_sha256, minikernel.read_fragments(MINIMAL, FRAGMENTS),
+                             (MINIMAL / "appliance-probes.patch").read_text(), "none")
+
+
 def minimal_source() -> Path:
     """The locked linux-source tree, unpacked in the cache (fetched once)."""
     return minikernel.fetch_source(minikernel.read_lock(SOURCE_LOCK), kernel.cache_dir())

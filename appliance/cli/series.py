@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,11 @@ def cmd_range(args: argparse.Namespace, load: Callable[..., Any], accel: Callabl
                              "range a bundle without [modules] (e.g. build/benchmark)")
     images = [kernel.own_kernel(Path(p)).image.resolve() for p in args.kernels]
     names = [_label(p, args.kernels) for p in images]
+    for name, image in _built_kernels(target, args):
+        names.append(name)
+        images.append(image)
     if len(images) < 2:
-        raise ApplianceError("range needs at least two kernels")
+        raise ApplianceError("range needs at least two kernels (images, --src trees or --git tags)")
     choice, plan = accel(args), plan_of(args)
     out = output(args, args.output or f"range-{Path(args.bundle).resolve().name}.json")
     qemu = qemu_path()
@@ -57,6 +62,38 @@ def cmd_range(args: argparse.Namespace, load: Callable[..., Any], accel: Callabl
     return 0
 
 
+def _built_kernels(target: Any, args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """Minimal kernels built from each --src tree and each --tags commit of --git, with
+    the recipe of the bundle's own minimal kernel (or the default one): the same
+    fragments, probe patch and compression, another source. Each build is cached by its
+    source's identity, so a second range over the same tags boots at once."""
+    from appliance.build import minikernel, recipes
+
+    if args.tags and not args.git:
+        raise ApplianceError("--tags names commits of a repository: give it with --git REPO")
+    sources: list[tuple[str, Path, str]] = []
+    for src in args.src or []:
+        tree, identity = minikernel.own_source(Path(src))
+        sources.append((Path(src).resolve().name, tree, identity))
+    for tag in [t.strip() for t in (args.tags or "").split(",") if t.strip()]:
+        tree, identity = minikernel.export_tag(Path(args.git), tag, kernel.cache_dir())
+        sources.append((tag, tree, identity))
+    if not sources:
+        return []
+    if target.manifest.get("build", {}).get("kernel", {}).get("source") == "minimal":
+        base = recipes.minimal_recipe_of(target.manifest)
+    else:
+        base = recipes.default_minimal_recipe()
+    built = []
+    for name, tree, identity in sources:
+        started = time.monotonic()
+        print(f"range: minimal kernel from {name}: cached, or built now (minutes)", file=sys.stderr)
+        files = minikernel.build(replace(base, source_id=identity), tree, kernel.cache_dir(), verbose=args.debug)
+        print(f"range: {name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+        built.append((name, files.image))
+    return built
+
+
 def _label(image: Path, given: list[str]) -> str:
     """A short name for a kernel: its version from the header, else its file's folder."""
     version = kernel.bzimage_version(image.read_bytes()[:65536])
@@ -67,7 +104,12 @@ def register(verbs: Any, bench_options: Callable[[argparse.ArgumentParser], None
              output: Any, plan_of: Any, bundle_help: str) -> None:
     p = verbs.add_parser("range", help="one appliance across a series of kernels: phases per kernel, steps flagged")
     p.add_argument("bundle", help=f"{bundle_help}, without [modules]")
-    p.add_argument("kernels", nargs="+", metavar="KERNEL", help="kernel images in series order (bzImage or vmlinux)")
+    p.add_argument("kernels", nargs="*", metavar="KERNEL", help="kernel images in series order (bzImage or vmlinux)")
+    p.add_argument("--src", action="append", metavar="TREE", help="a Linux source tree: a minimal kernel built from it "
+                   "joins the series (after the images; repeat for several)")
+    p.add_argument("--git", metavar="REPO", help="a Linux git repository for --tags")
+    p.add_argument("--tags", metavar="A,B,...", help="tags (or any commits) of --git, each exported and built as a "
+                   "minimal kernel, in this order after --src")
     p.add_argument("--phase", default="kernel", choices=series.PHASES, help="the phase whose steps are tested")
     p.add_argument("--svg", metavar="FILE", help="write the phases across the series as an SVG plot")
     p.add_argument("-o", "--output", help="results JSON (default range-<bundle>.json)")
