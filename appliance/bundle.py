@@ -109,11 +109,11 @@ def file_entry(path: Path) -> dict[str, Any]:
 def manifest(
     folder: Path, *, name: str, cmdline: str, machine: Machine, memory_mib: int, cpus: int,
     user_probes: tuple[tuple[int, str], ...], build: dict[str, Any], disks: list[dict[str, str]] | None = None,
-    firmware: bool = False, extra_files: tuple[str, ...] = (),
+    firmware: bool = False,
 ) -> dict[str, Any]:
     table = probe_table(user_probes)
     disks = disks or []
-    extra = (*(d["file"] for d in disks), *(("firmware.bin",) if firmware else ()), *extra_files)
+    extra = (*(d["file"] for d in disks), *(("firmware.bin",) if firmware else ()))
     return {
         "format": FORMAT,
         "name": name,

@@ -1,6 +1,6 @@
 """`appliance inspect`: what a bundle holds, file by file, with where each came from.
 
-A bundle built with contents.json (every build now) names each file's source: the
+A bundle's manifest names each file's source (build.contents, every build now): the
 init, a program, the template's files, a kernel module, a host program's closure or a
 Debian package and its version; sizes are summed per source. An older bundle without
 it is listed from its initrd alone.
@@ -8,7 +8,6 @@ it is listed from its initrd alone.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
 
@@ -44,9 +43,9 @@ def report(bundle: Bundle) -> dict[str, Any]:
 
 
 def _contents(bundle: Bundle) -> dict[str, Any]:
-    if "contents.json" not in bundle.manifest["files"]:
+    items: list[dict[str, Any]] | None = bundle.manifest.get("build", {}).get("contents")
+    if not items:
         return {}
-    items: list[dict[str, Any]] = json.loads((bundle.path / "contents.json").read_text())
     sums: dict[str, dict[str, int]] = defaultdict(lambda: {"files": 0, "bytes": 0})
     for item in items:
         sums[_group(item["source"])]["files"] += 1

@@ -44,7 +44,6 @@ SOURCE_LOCK = ROOT / "recipes" / "kernel" / "linux-source.lock"
 MINIMAL = ROOT / "recipes" / "kernel" / "minimal"  # fragments and the probe patch
 FRAGMENTS = ("base", "virt", "probes")
 QBOOT_LOCK = ROOT / "firmware" / "qboot.lock"
-CONTENTS = "contents.json"  # every file of the appliance with its source, for `appliance inspect`
 
 
 @dataclass(frozen=True)
@@ -400,13 +399,16 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         "compression": template.compression.value,
     }
     build["initrd"] = _initrd_facts(folder / "initrd", files)
+    # every file of the initrd and the root disk with its source (make_initrd's list)
+    build["contents"] = json.loads(Path(str(next(s for s in source if str(s).endswith(f"/contents/{folder.name}.json"))))
+                                   .read_text())
     if template.machine is not Machine.Q35_QBOOT:  # left by an earlier MACHINE=q35-qboot build
         (folder / "firmware.bin").unlink(missing_ok=True)
     disks = [] if template.root.value == "none" else [{"file": "rootfs.img", "kind": template.root.value}]
     data = bundle.manifest(folder, name=template.name, cmdline=cmdline, machine=template.machine,
                            memory_mib=template.memory_mib, cpus=template.cpus,
                            user_probes=template.probes, build=build, disks=disks,
-                           firmware=template.machine is Machine.Q35_QBOOT, extra_files=(CONTENTS,))
+                           firmware=template.machine is Machine.Q35_QBOOT)
     data["cmdline_base"] = " ".join(filter(None, ("panic=-1", template.cmdline)))
     data["virtio_transports"] = virtio_transports(config)
     if template.profiled:  # the runner adds the channel's device and reads what arrives on it
