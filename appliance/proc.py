@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from appliance.errors import ToolFailed, ToolMissing
 
@@ -55,6 +56,19 @@ def find_tool(name: str) -> str:
     return path
 
 
+def _complete(argv: list[str], cwd: Path | None, env: dict[str, str] | None, timeout: float | None,
+              text: bool) -> subprocess.CompletedProcess[Any]:
+    """argv run to completion (its program found on PATH), output captured."""
+    exe = find_tool(argv[0]) if os.sep not in argv[0] else argv[0]
+    full = [exe, *argv[1:]]
+    log.debug("run: %s", " ".join(full))
+    try:
+        return subprocess.run(full, cwd=cwd, env=env, timeout=timeout, capture_output=True, text=text,
+                              stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolFailed(full, -1, f"timed out after {timeout} s") from exc
+
+
 def run(
     argv: list[str],
     *,
@@ -65,31 +79,16 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run argv to completion; return its output or raise ToolFailed/ToolMissing (a
     non-zero exit is returned, not raised, when CHECK is false)."""
-    exe = find_tool(argv[0]) if os.sep not in argv[0] else argv[0]
-    full = [exe, *argv[1:]]
-    log.debug("run: %s", " ".join(full))
-    try:
-        done = subprocess.run(
-            full, cwd=cwd, env=env, timeout=timeout, capture_output=True, text=True,
-            stdin=subprocess.DEVNULL, check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ToolFailed(full, -1, f"timed out after {timeout} s") from exc
+    done = _complete(argv, cwd, env, timeout, text=True)
     if check and done.returncode != 0:
-        raise ToolFailed(full, done.returncode, done.stderr or done.stdout)
+        raise ToolFailed(done.args, done.returncode, done.stderr or done.stdout)
     return done
 
 
 def run_bytes(argv: list[str], *, timeout: float | None = None) -> bytes:
     """Run argv to completion and return its standard output as bytes (an archive
     streamed by a tool); failures as in run()."""
-    exe = find_tool(argv[0]) if os.sep not in argv[0] else argv[0]
-    full = [exe, *argv[1:]]
-    log.debug("run: %s", " ".join(full))
-    try:
-        done = subprocess.run(full, timeout=timeout, capture_output=True, stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise ToolFailed(full, -1, f"timed out after {timeout} s") from exc
+    done = _complete(argv, None, None, timeout, text=False)
     if done.returncode != 0:
-        raise ToolFailed(full, done.returncode, done.stderr.decode("utf-8", "replace"))
-    return done.stdout
+        raise ToolFailed(done.args, done.returncode, done.stderr.decode("utf-8", "replace"))
+    return bytes(done.stdout)

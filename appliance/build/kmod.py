@@ -97,7 +97,8 @@ def resolve_alias(index: ModuleIndex, name: str) -> list[str]:
     if wanted in index.paths or wanted in index.builtin:
         return [wanted]
     # Most of the ~25000 alias patterns (pci:v00001AF4d*...) cannot match: compare their
-    # literal head first, and compile a pattern only when it can (4 s -> 0.05 s here).
+    # literal head first, and compile a pattern only when it can (the disk template's
+    # module closure: 4.2 s -> 0.2 s).
     return sorted({module for pattern, module in index.aliases
                    if name.startswith(_WILDCARD.split(pattern, 1)[0]) and fnmatch.fnmatchcase(name, pattern)})
 

@@ -68,11 +68,19 @@ class BuildConfig:
         """An output path under BUILD_DIR, as SCons names it."""
         return "/".join((self.build_dir, *parts))
 
+    def real_path(self, *parts: str) -> Path:
+        """An output under BUILD_DIR as a real path (SCons hands sources to actions by such paths)."""
+        top = self.build_dir.removeprefix("#")
+        return (ROOT / top if self.build_dir.startswith("#") else Path(top)).joinpath(*parts)
+
     @property
     def programs_path(self) -> Path:
-        """build/programs as a real path (SCons hands sources to actions by such paths)."""
-        top = self.build_dir.removeprefix("#")
-        return (ROOT / top if self.build_dir.startswith("#") else Path(top)) / "programs"
+        return self.real_path("programs")
+
+    @property
+    def contents_path(self) -> Path:
+        """make_initrd's list of every file with its source, which make_bundle records."""
+        return self.real_path("contents", f"{self.out_name}.json")
 
     @property
     def pvh_entry(self) -> bool:
@@ -381,7 +389,7 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         make = rootdisk.make_pmem if template.root is RootDisk.PMEM else rootdisk.make_ext4
         make([p.entry for p in parts.disk], template.root_size_mib, image, config.source_date_epoch)
         print(f"  root disk: {image.name}, ext4, {template.root_size_mib} MiB ({template.root.value})")
-    atomic_write(Path(str(target[-1])), (json.dumps(parts.provenance(), indent=1) + "\n").encode())
+    atomic_write(config.contents_path, (json.dumps(parts.provenance(), indent=1) + "\n").encode())
     atomic_write(out, data)
     print(f"  initrd: {len(data)} bytes {template.compression.value} ({raw_size} uncompressed), init {len(init)} bytes")
 
@@ -400,8 +408,7 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     }
     build["initrd"] = _initrd_facts(folder / "initrd", files)
     # every file of the initrd and the root disk with its source (make_initrd's list)
-    build["contents"] = json.loads(Path(str(next(s for s in source if str(s).endswith(f"/contents/{folder.name}.json"))))
-                                   .read_text())
+    build["contents"] = json.loads(config.contents_path.read_text())
     if template.machine is not Machine.Q35_QBOOT:  # left by an earlier MACHINE=q35-qboot build
         (folder / "firmware.bin").unlink(missing_ok=True)
     disks = [] if template.root.value == "none" else [{"file": "rootfs.img", "kind": template.root.value}]

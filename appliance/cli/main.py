@@ -395,11 +395,11 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--debug", action="store_true", help="log commands and show tracebacks")
     verbs = top.add_subparsers(dest="verb", required=True)
 
-    def boot_options(p: argparse.ArgumentParser) -> None:
+    def boot_options(p: argparse.ArgumentParser, timeout: float | None = options.BOOT_TIMEOUT_S) -> None:
         p.set_defaults(boots=True)  # an interrupt stops QEMU: say so
         p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                        help="auto: KVM if it really runs a guest, else TCG with a warning")
-        p.add_argument("--timeout", type=positive, default=None if p.prog.endswith(" run") else options.BOOT_TIMEOUT_S,
+        p.add_argument("--timeout", type=positive, default=timeout,
                        help=f"seconds per boot before it counts as hung (default {options.BOOT_TIMEOUT_S:.0f})")
         p.add_argument("--append", metavar="WORDS", help="kernel command-line words added to every boot "
                        "(the bundle is not changed; e.g. --append initcall_debug)")
@@ -432,7 +432,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--interactive", action="store_true",
                    help="connect this terminal to the guest's console (Ctrl-] leaves; no measurement; "
                         "--timeout defaults to an hour here)")
-    boot_options(p)
+    boot_options(p, timeout=None)  # None: the boot's limit, or the interactive session's
     p.set_defaults(func=cmd_run)
     p = verbs.add_parser("bench", help="boot a bundle many times and time its phases")
     p.add_argument("bundle", help=options.BUNDLE)

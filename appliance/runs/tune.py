@@ -40,10 +40,6 @@ class Knob:
     kernel_image: str = ""  # boot this kernel instead (a minimal kernel without some symbols, or recompressed)
     initrd: tuple[str, ...] = ()  # rebuild the initrd: "compression=none", "compression=zstd:3", "without=MODULE"
 
-    def key(self) -> tuple[str, tuple[tuple[str, Any], ...], str, bool, str, tuple[str, ...]]:
-        return (self.words, tuple(sorted(self.settings.items())), self.machine.value if self.machine else "",
-                self.pvh, self.kernel_image, self.initrd)
-
 
 def catalog(bundle: Bundle) -> list[Knob]:
     """The knobs that apply to BUNDLE (a knob already in its command line is left out)."""

@@ -49,6 +49,20 @@ class Console:
             if ready:
                 self.seen += os.read(self.master, 65536)
 
+    def prompt_after(self, marker: bytes, timeout: float = 60) -> bool:
+        """Whether the shell's prompt came after MARKER (reading for up to TIMEOUT s)."""
+        deadline = time.monotonic() + timeout
+        while b"/ # " not in self.seen.partition(marker)[2] and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                self.seen += os.read(self.master, 65536)
+        return b"/ # " in self.seen.partition(marker)[2]
+
+    def read(self) -> None:
+        """What the terminal shows now, appended to what was seen."""
+        while select.select([self.master], [], [], 0)[0]:
+            self.seen += os.read(self.master, 65536)
+
     def send(self, keys: bytes) -> None:
         self.seen = b""
         os.write(self.master, keys)
@@ -71,14 +85,22 @@ def test_shell_template_runs_commands_typed_on_the_console():
     try:
         console.expect(b"/ # ")
         console.send(b"echo $((6 * 7))-from-busybox; ls /bin\r")
-        console.expect(b"42-from-busybox")
-        console.expect(b"busybox")
-        console.send(b"sleep 30\r")
-        time.sleep(1)
-        console.send(b"\x03")  # Ctrl-C reaches the guest's shell, not us: sleep ends, the shell goes on
-        console.expect(b"/ # ", timeout=20)
+        console.expect(b"42-from-busybox")  # only the output has 42 (the echo has $((6 * 7)))
+        assert console.prompt_after(b"42-from-busybox"), console.seen
+        assert b"busybox" in console.seen.partition(b"42-from-busybox")[2]  # ls /bin
+        console.send(b"sleep 300\r")
+        console.expect(b"sleep 300")  # the guest echoed it: the shell has the line
+        # Ctrl-C reaches the guest's shell, not us. Sent until the prompt is back, as one
+        # Ctrl-C may land before sleep is in the foreground; within 90 s either way, so
+        # only an interrupted sleep (300 s) lets the shell answer below.
+        deadline = time.monotonic() + 90
+        while not console.prompt_after(b"sleep 300", timeout=0):
+            assert time.monotonic() < deadline, console.seen
+            time.sleep(2)  # let sleep start first
+            os.write(console.master, b"\x03")
+            console.read()
         console.send(b"echo still-here\r")
-        console.expect(b"still-here")
+        console.expect(b"still-here", timeout=60)
         console.send(b"exit\r")
         console.expect(b"appliance-init: shell exited")
         console.expect(b"session ended (guest powered off); terminal restored")
