@@ -19,6 +19,7 @@ from typing import Any
 from appliance.errors import BundleError
 from appliance.fsutil import atomic_write, sha256_file
 from appliance.machines import Machine, profile, transport_problem
+from appliance.netspec import Forward, Ready, parse_forward, parse_ready
 from appliance.probes import probe_table
 
 FORMAT = 1
@@ -95,6 +96,24 @@ class Bundle:
     @property
     def probe_table(self) -> dict[tuple[int, int], str]:
         return {(p["port"], p["code"]): p["name"] for p in self.manifest["probes"]}
+
+    @property
+    def forwards(self) -> tuple[Forward, ...] | None:
+        """The port forwards of a bundle with a network; None: it has no network."""
+        network = self.manifest.get("network")
+        if network is None:
+            return None
+        return tuple(parse_forward(spec) for spec in network["forwards"])
+
+    @property
+    def ready(self) -> Ready | None:
+        """A service bundle's readiness check (None: the payload runs to its end)."""
+        service = self.manifest.get("service")
+        return parse_ready(service["ready"]) if service else None
+
+    @property
+    def send(self) -> bytes:
+        return str(self.manifest.get("service", {}).get("send", "")).encode()
 
     @property
     def digest(self) -> str:

@@ -48,14 +48,14 @@ def profile(machine: Machine) -> Profile:
 
 
 def transport_problem(manifest: dict[str, object], machine: Machine) -> str | None:
-    """Why a bundle cannot reach its disks on MACHINE, or None: its virtio devices need
+    """Why a bundle cannot reach its disks or network on MACHINE, or None: its virtio devices need
     the profile's transport, and a bundle built for microvm may carry only virtio_mmio."""
     carried = manifest.get("virtio_transports")
-    if not manifest.get("disks") or not isinstance(carried, list):
-        return None  # no virtio disk, or built before transports were recorded
+    if not (manifest.get("disks") or manifest.get("network") or manifest.get("service")) or not isinstance(carried, list):
+        return None  # no virtio device, or built before transports were recorded
     needed = profile(machine).virtio_transport
     if needed in carried:
         return None
-    return (f"its disks sit on {needed} on {machine.value}, and this bundle's kernel and modules only have "
+    return (f"its virtio devices sit on {needed} on {machine.value}, and this bundle's kernel and modules only have "
             f"{', '.join(carried) or 'no virtio transport'}: build it for that machine "
             f"(scons appliance MACHINE={machine.value})")

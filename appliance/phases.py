@@ -11,6 +11,7 @@ from appliance.probes import Event
 
 EXEC = "qemu_exec"  # host: immediately before QEMU is started
 EXIT = "qemu_exit"  # host: QEMU reaped
+READY = "service_ready"  # host: the service's first answer arrived (service bundles)
 
 FIRMWARE_START = ("fw_start", "fw_entry")
 KERNEL_START = ("linux_start_boot", "linux_start_pvhboot", "linux_start_fwcfg", "kernel_entry")
@@ -30,6 +31,10 @@ PHASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("root", ("init_modules_loaded", "init_start"), ("init_root_mounted",)),
     ("payload", ("payload_start",), ("payload_end",)),
     ("to_init", (EXEC,), ("init_start",)),
+    # service bundles: launch to the first answer, all on the host clock, and its share
+    # after the payload started (the network's and the server's own start-up)
+    ("service_ready", (EXEC,), (READY,)),
+    ("service", ("payload_start",), (READY,)),
     ("total", (EXEC,), (EXIT,)),
 )
 PHASE_NAMES = tuple(name for name, _, _ in PHASES)

@@ -37,6 +37,7 @@ PROBES: tuple[Probe, ...] = (
     Probe(PORT_KERNEL, 0x12, "init_root_mounted"),
     Probe(PORT_KERNEL, 0x13, "payload_start"),
     Probe(PORT_KERNEL, 0x14, "payload_end"),
+    Probe(PORT_KERNEL, 0x15, "init_net_up"),  # our init, network interfaces configured ([network])
 )
 USER_CODES = range(0x20, 0x80)
 

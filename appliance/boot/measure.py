@@ -14,23 +14,25 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from appliance.boot import qemu
+from appliance.boot import qemu, service
 from appliance.boot.qemu import Channel
 from appliance.boot.serial import ConsoleClock, probe_events, uart_cost_us_per_char
 from appliance.boot.tsc import runtime_cmdline
 from appliance.bundle import Bundle
 from appliance.errors import BootError
-from appliance.phases import EXEC, EXIT, derive
+from appliance.netspec import Forward
+from appliance.phases import EXEC, EXIT, READY, derive
 from appliance.probes import PORT_KERNEL, Event, parse_console_probes, parse_trace
 
 _PANIC = re.compile(r"Kernel panic - not syncing:.*|BUG: kernel NULL pointer.*")
 _MODULE = re.compile(r"appliance-module: (?P<name>\S+) (?P<start>\d+) (?P<duration>\d+)\s*$", re.M)
-_STOPPED = re.compile(r"appliance-init: (stopping: module \S+ did not load|cannot mount root.*|cannot switch to the new root.*)")
+_STOPPED = re.compile(r"appliance-init: (stopping: module \S+ did not load|cannot mount root.*|"
+                      r"cannot switch to the new root.*|no network interface .*|stopping: network .*)")
 _PAYLOAD = re.compile(r"appliance-init: (payload exited with status (\d+)|cannot exec payload.*|payload did not exit normally)")
 _SKIPPED = re.compile(r"appliance-init: module (\S+) skipped: (.*)$", re.M)
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ")  # what -msg timestamp=on puts before errors
@@ -53,6 +55,7 @@ class BootRun:
     guest_log: str = ""  # profiled's raw records (JSON lines), when the bundle runs it
     qemu_cpu_s: float = 0.0  # QEMU's CPU time, summed like qemu_lifetime_ms
     stopped_ms: float = 0.0  # time QEMU was seen stopped (SIGSTOP): the boot was disturbed
+    forwards: list[str] = field(default_factory=list)  # a service's forwards in this boot
 
 
 @dataclass
@@ -64,6 +67,9 @@ class RawBoot:
     argv: list[str]
     perf_data: Path
     profiled: str = ""  # profiled's records, for bundles that run it
+    ready_ns: int = 0  # a service's first answer (host clock)
+    forwards: list[str] = field(default_factory=list)  # where the host reached the guest, this boot
+    warnings: list[str] = field(default_factory=list)
 
 
 class ConsoleWatch:
@@ -134,38 +140,177 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
+STOP_GRACE_S = 10.0  # how long a service guest may take to power off once asked
+START_RETRIES = 3  # QEMU starts again with other picked ports if one was taken meanwhile
+
+
+@dataclass
+class _Service:
+    """One boot's service state: the forwards' ports, the control socket, the check."""
+
+    ports: dict[Forward, int]
+    control: service.Control | None
+    waiter: service.AnswerWaiter | service.ProbeWaiter | None = None
+    thread: threading.Thread | None = None
+    stop_sent_at: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ready_ns(self) -> int:
+        return self.waiter.ready_ns if self.waiter is not None else 0
+
+    def start(self, bundle: Bundle, trace: Path, hold: bool) -> None:
+        """Start the readiness check (the guest is stopped at its answer unless HOLD)."""
+        ready = bundle.ready
+        if ready is None:
+            return
+        self.waiter = service.waiter_for(ready, bundle.forwards or (), self.ports, bundle.send, trace,
+                                         bundle.probe_table)
+        if isinstance(self.waiter, service.AnswerWaiter):
+            waiter = self.waiter
+
+            def check() -> None:
+                waiter.run()
+                if waiter.ready_ns and not hold:
+                    self.stop()
+
+            self.thread = threading.Thread(target=check, daemon=True)
+            self.thread.start()
+
+    def tick(self, hold: bool) -> None:
+        if isinstance(self.waiter, service.ProbeWaiter):
+            self.waiter.poll()
+            if self.waiter.ready_ns and not hold:
+                self.stop()
+
+    def stop(self) -> None:
+        """Ask the guest to power off (once)."""
+        if self.stop_sent_at or self.control is None:
+            return
+        self.stop_sent_at = time.monotonic()
+        if not self.control.stop_guest():
+            self.warnings.append("the guest's init did not take the stop request")
+
+    def end(self) -> None:
+        if isinstance(self.waiter, service.AnswerWaiter):
+            self.waiter.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def deadline(self, limit: float) -> float:
+        return min(limit, self.stop_sent_at + STOP_GRACE_S) if self.stop_sent_at else limit
+
+
+def _not_ready(bundle: Bundle, session: _Service, console: str, timeout: float | None) -> BootError:
+    """Why a service boot ended without an answer: the guest's own failure if it shows
+    one (a panic, a failed network, a service that exited), else the time limit."""
+    check_console(console)
+    ready = bundle.ready
+    assert ready is not None
+    answered = ""
+    if isinstance(session.waiter, service.AnswerWaiter) and session.waiter.last_status is not None:
+        answered = f" (its last answer was HTTP {session.waiter.last_status})"
+    if timeout is None:
+        exited = _PAYLOAD.search(console)
+        how = f": {exited.group(1)}" if exited else ""
+        return BootError(f"the service ended before it answered {ready.spec()}{how}{answered}", tail(console))
+    return BootError(f"the service did not answer {ready.spec()} within {timeout:g} s{answered}; QEMU was killed",
+                     tail(console))
+
+
 def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Channel, work: Path,
          echo: IO[str] | None, exit_probe: str | None = None, trace: bool = False,
-         keep_disk_writes: bool = False, extra_cmdline: str = "") -> RawBoot:
-    """Start QEMU, wait for it within TIMEOUT, and collect what it left behind."""
+         keep_disk_writes: bool = False, extra_cmdline: str = "", hold: Callable[[list[str]], None] | None = None
+         ) -> RawBoot:
+    """Start QEMU, wait for it within TIMEOUT, and collect what it left behind. A service
+    bundle's guest is asked to power off at its first answer; with HOLD, HOLD(forwards)
+    is called instead and the runner waits until QEMU ends (or Ctrl-C)."""
+    for attempt in range(START_RETRIES):
+        raw = _run_once(bundle, qemu_path, accel, timeout, channel, work, echo, exit_probe, trace,
+                        keep_disk_writes, extra_cmdline, hold)
+        picked = any(f.host_port == 0 for f in qemu.forwards(bundle))
+        if raw.done.returncode == 0 or service.FORWARD_FAILED not in raw.done.stderr:
+            return raw
+        if not picked or attempt == START_RETRIES - 1:
+            last = _STAMP.sub("", raw.done.stderr.strip().splitlines()[-1])
+            raise BootError(f"QEMU could not set up a port forward: {last}: a host port is in use; "
+                            "free it, or use host port 0 in [network] forward")
+        for leftover in work.iterdir():
+            if leftover.is_file():
+                leftover.unlink()
+    raise AssertionError("unreachable")
+
+
+def _run_once(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Channel, work: Path,
+              echo: IO[str] | None, exit_probe: str | None, trace: bool, keep_disk_writes: bool,
+              extra_cmdline: str, hold: Callable[[list[str]], None] | None) -> RawBoot:
+    is_service = bundle.ready is not None
     files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.jsonl")
     cmdline = " ".join(filter(None, (runtime_cmdline(accel), extra_cmdline)))
-    argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace, cmdline, keep_disk_writes)
+    ports = service.host_ports(qemu.forwards(bundle))
+    control = qemu.CONTROL
+    session = _Service(ports, service.Control((control.host_address, ports[control])) if is_service else None)
+    argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace, cmdline, keep_disk_writes,
+                     host_ports=session.ports)
     piped = channel in (Channel.SERIAL, Channel.PERF)
     watch = ConsoleWatch(files.console, None if piped else echo)
-    with qemu.Qemu(argv, work / "qemu.stderr", stdout_pipe=piped) as vm:
-        clock = None
-        if piped:
-            assert vm.process is not None and vm.process.stdout is not None
-            clock = ConsoleClock(vm.process.stdout.fileno(), files.console, echo)
-            reader = threading.Thread(target=clock.run, daemon=True)
-            reader.start()
-        try:
-            done = vm.wait(time.monotonic() + timeout, on_tick=watch.poll)
-        except BootError:
-            vm.kill()
-            console = _read(files.console)
-            check_console(console)  # a panic that ended in a hang says more than "timeout"
-            raise BootError(f"guest did not finish within {timeout:g} s (hang?); QEMU was killed",
-                            tail(console)) from None
-        if clock is not None:
-            reader.join(timeout=5)
+    limit = time.monotonic() + timeout
+    held = False
+
+    def tick() -> None:
+        nonlocal held
+        watch.poll()
+        session.tick(hold is not None)
+        if hold is not None and session.ready_ns and not held:
+            held = True
+            hold(service.describe(bundle.forwards or (), session.ports))
+
+    try:
+        with qemu.Qemu(argv, work / "qemu.stderr", stdout_pipe=piped) as vm:
+            clock = None
+            if piped:
+                assert vm.process is not None and vm.process.stdout is not None
+                clock = ConsoleClock(vm.process.stdout.fileno(), files.console, echo)
+                reader = threading.Thread(target=clock.run, daemon=True)
+                reader.start()
+            session.start(bundle, files.trace, hold is not None)
+            try:
+                done = vm.wait(lambda: session.deadline(limit) if hold is None or not held else float("inf"),
+                               on_tick=tick)
+            except KeyboardInterrupt:
+                if not is_service or hold is None:
+                    raise
+                session.stop()  # --serve ends at Ctrl-C: the guest powers off, QEMU exits
+                done = vm.wait(time.monotonic() + STOP_GRACE_S, on_tick=watch.poll)
+            except BootError:
+                vm.kill()
+                console = _read(files.console)
+                if session.stop_sent_at:
+                    raise BootError(f"the guest did not power off within {STOP_GRACE_S:g} s of the host's stop "
+                                    "request; QEMU was killed",
+                                    tail(console)) from None
+                if is_service:
+                    raise _not_ready(bundle, session, console, timeout) from None
+                check_console(console)  # a panic that ended in a hang says more than "timeout"
+                raise BootError(f"guest did not finish within {timeout:g} s (hang?); QEMU was killed",
+                                tail(console)) from None
+            if clock is not None:
+                reader.join(timeout=5)
+    finally:
+        session.end()
     watch.poll()
     if not piped and not files.console.exists():
         raise BootError(f"the console log {files.console} disappeared during the boot (removed by another "
                         "program?): the guest's result is unknown")
-    return RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf,
-                   _read(files.profiled) if files.profiled else "")
+    raw = RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf,
+                  _read(files.profiled) if files.profiled else "")
+    if is_service and done.returncode == 0:
+        if not session.ready_ns:
+            raise _not_ready(bundle, session, raw.console, None)
+        raw.ready_ns = session.ready_ns
+        raw.forwards = service.describe(bundle.forwards or (), session.ports)
+    raw.warnings = session.warnings
+    return raw
 
 
 def _failed_start(raw: RawBoot) -> BootError:
@@ -210,10 +355,17 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[st
         payload_status = check_console(raw.console)
         events = _events(raw, bundle, channel, work)
     done = raw.done
-    events = [Event(EXEC, done.exec_ns, "host"), *events, Event(EXIT, done.exit_ns, "host")]
+    ready = [Event(READY, raw.ready_ns, "host")] if raw.ready_ns else []
+    events = [Event(EXEC, done.exec_ns, "host"), *events, *ready, Event(EXIT, done.exit_ns, "host")]
+    if ready:  # in time order among the probes
+        events.sort(key=lambda e: e.host_time_ns)
     run = BootRun(events, derive(events), parse_console_probes(raw.console), done.max_rss_kib, payload_status,
                   raw.console, (done.exit_ns - done.exec_ns) / 1e6,
                   uart_cost_us_per_char(raw.lines) if raw.lines else None)
+    if bundle.ready is not None:  # the payload is a service: it ran until the host stopped it
+        run.phases["payload"] = None
+        run.forwards = raw.forwards
+    run.warnings += raw.warnings
     run.qemu_cpu_s, run.stopped_ms = done.cpu_s, done.stopped_ms
     run.modules = [(m["name"], int(m["start"]), int(m["duration"])) for m in _MODULE.finditer(raw.console)]
     run.guest_log = raw.profiled

@@ -17,12 +17,14 @@ import os
 import select
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.bundle import Bundle
 from appliance.errors import BootError
 from appliance.machines import Machine, profile
+from appliance.netspec import CONTROL_PORT, Forward
 from appliance.probes import PORT_FIRMWARE, PORT_KERNEL
 from appliance.proc import find_tool
 
@@ -81,14 +83,38 @@ def profiled_args(bundle: Bundle, files: BootFiles) -> list[str]:
     return args + ["-device", f"virtio-serial-{bus}", "-device", "virtserialport,chardev=profiled,name=appliance.profiled"]
 
 
+def forwards(bundle: Bundle) -> tuple[Forward, ...]:
+    """The bundle's forwards, and for a service the one to its init's stop channel."""
+    own = bundle.forwards or ()
+    return (*own, CONTROL) if bundle.ready is not None else own
+
+
+CONTROL = Forward("tcp", 0, CONTROL_PORT)  # the runner's way to ask a service guest to power off
+
+
+def network_args(bundle: Bundle, host_ports: dict[Forward, int]) -> list[str]:
+    """QEMU's user-mode network with the bundle's forwards (HOST_PORTS: the host port
+    each one uses in this boot) and a virtio-net device on the machine's transport."""
+    if bundle.forwards is None:
+        return []
+    rules = (f"hostfwd={f.hostfwd(host_ports.get(f, f.host_port))}" for f in forwards(bundle))
+    options = ["user", "id=net0", *rules]
+    if bundle.manifest["network"].get("restrict"):
+        options.append("restrict=on")
+    bus = "device" if bundle.machine is Machine.MICROVM else "pci"
+    return ["-netdev", ",".join(options), "-device", f"virtio-net-{bus},netdev=net0"]
+
+
 def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Channel = Channel.TRACE,
          exit_probe: str | None = None, trace: bool = False, extra_cmdline: str = "",
-         keep_disk_writes: bool = False, console_socket: Path | None = None) -> list[str]:
+         keep_disk_writes: bool = False, console_socket: Path | None = None,
+         host_ports: dict[Forward, int] | None = None) -> list[str]:
     """The full command line for one boot of BUNDLE measured through CHANNEL.
 
     TRACE adds QEMU's write trace to another channel, to measure one boot two ways.
     CONSOLE_SOCKET serves the console on that UNIX socket instead (QEMU waits for the
-    connection before it starts the guest), for an interactive session."""
+    connection before it starts the guest), for an interactive session. HOST_PORTS gives
+    the host port of each forward whose template port is 0."""
     manifest = bundle.manifest
     words = [bundle.cmdline, extra_cmdline, f"appliance_exit_probe={exit_probe}" if exit_probe else ""]
     cmdline = " ".join(w for w in words if w)
@@ -123,6 +149,7 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
     if channel is Channel.TRACE or trace:
         args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
     args += profiled_args(bundle, files)
+    args += network_args(bundle, host_ports or {})
     if channel is Channel.EXIT:
         args += ["-device", f"isa-debug-exit,iobase={PORT_KERNEL:#x},iosize=1"]
     elif channel is Channel.PERF:
@@ -185,14 +212,15 @@ class Qemu:
         assert self.process is not None
         return self.process.pid
 
-    def wait(self, deadline: float, on_tick: object = None) -> Exit:
-        """Wait until QEMU exits or DEADLINE (time.monotonic()) passes (BootError)."""
+    def wait(self, deadline: float | Callable[[], float], on_tick: object = None) -> Exit:
+        """Wait until QEMU exits or DEADLINE (time.monotonic(); or a function giving it,
+        for a deadline that moves) passes (BootError)."""
         assert self.process is not None
         fd = os.pidfd_open(self.pid)
         stopped_s, last = 0.0, time.monotonic()
         try:
             while True:
-                remaining = deadline - time.monotonic()
+                remaining = (deadline() if callable(deadline) else deadline) - time.monotonic()
                 if remaining <= 0:
                     raise BootError("timed out")
                 ready, _, _ = select.select([fd], [], [], min(remaining, 0.1))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance import netspec
 from appliance.build import cpio, layout
 from appliance.build.compress import compress
 from appliance.build.layout import Placed
@@ -51,6 +52,10 @@ def init_conf(template: Template, modules: Sequence[ModuleFile] = (), release: s
     lines += [f"mount {m.value} {m.target}" for m in template.mounts]
     if template.profiled:
         lines.append(f"profiled {PROFILED_DEVICES[template.profiled]} {template.profiled_sample_ms}")
+    if template.network:
+        lines.append(f"net {netspec.INTERFACE} {netspec.GUEST_ADDRESS} {netspec.NETMASK} {netspec.GATEWAY}")
+    if template.ready:
+        lines.append(f"control {netspec.CONTROL_PORT}")
     if template.payload:
         lines.append("payload " + " ".join(template.payload))
     if template.shell:
@@ -62,6 +67,8 @@ def init_conf(template: Template, modules: Sequence[ModuleFile] = (), release: s
 def _userland(template: Template, programs: dict[str, bytes]) -> list[Placed]:
     out = [Placed(cpio.directory(m.target.lstrip("/")), "init") for m in template.mounts if m.target != "/dev"]
     out += [Placed(cpio.file(f"bin/{name}", programs[name], 0o755), f"program {name}") for name in template.programs]
+    if template.network:  # QEMU's user network answers DNS at this address
+        out.append(Placed(cpio.file("etc/resolv.conf", f"nameserver {netspec.DNS}\n".encode()), "network"))
     folder = Path(template.folder)
     out += [Placed(cpio.file(f.dst, (folder / f.src).read_bytes(), f.mode), f"template {f.src}") for f in template.files]
     return out

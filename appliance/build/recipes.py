@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from appliance import __version__, bundle, proc
+from appliance import __version__, bundle, netspec, proc
 from appliance.build import (
     apt,
     firmware,
@@ -336,7 +336,9 @@ def modules_for(config: BuildConfig) -> tuple[list[modfiles.ModuleFile], str]:
     """The template's module closure, prepared for the initrd, and the kernel release."""
     template = config.template
     files = config.kernel_files()
-    if not template.modules:
+    if not template.modules and not (template.network or template.ready):
+        return [], files.release
+    if files.modules is None and not template.modules:  # a kernel without modules: the drivers must be built in
         return [], files.release
     if files.modules is None or not files.modules.is_dir():
         raise kmod.ModuleError(f"template {template.name} asks for modules but kernel {files.release} "
@@ -357,10 +359,22 @@ def module_closure(template: Template, index: kmod.ModuleIndex) -> list[str]:
     which it does not name because microvm, the default, uses virtio_mmio)."""
     blocked = template.modules_blocked if template.modules_blocked is not None else kmod.DEFAULT_BLOCKED
     roots = kmod.select(index, template.modules, blocked)
+    for driver, why in device_drivers(template):
+        if driver in index.paths:
+            roots.add(driver)
+        elif driver not in index.builtin:
+            raise kmod.ModuleError(f"template {template.name} has {why}, and kernel {index.release} has no "
+                                   f"{driver} driver (neither built in nor a module): use a kernel with it")
     transport = profile(template.machine).virtio_transport
     if transport in index.paths and "virtio" in kmod.closure(index, roots, blocked):
         roots |= {transport}
     return kmod.closure(index, roots, blocked)
+
+
+def device_drivers(template: Template) -> list[tuple[str, str]]:
+    """The drivers the VM's devices need beyond the template's own module rules, each
+    with the template setting that adds the device."""
+    return [("virtio_net", "[network]")] if template.network else []
 
 
 def virtio_transports(config: BuildConfig) -> list[str]:
@@ -369,7 +383,8 @@ def virtio_transports(config: BuildConfig) -> list[str]:
     if files.modules is None or not (files.modules / "modules.dep").is_file():
         return []
     index = kmod.load_index(files.modules)
-    shipped = set(module_closure(config.template, index)) if config.template.modules else set()
+    template = config.template
+    shipped = set(module_closure(template, index)) if template.modules or device_drivers(template) else set()
     return [t for t in TRANSPORTS if t in index.builtin or t in shipped]
 
 
@@ -418,11 +433,24 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
                            firmware=template.machine is Machine.Q35_QBOOT)
     data["cmdline_base"] = " ".join(filter(None, ("panic=-1", template.cmdline)))
     data["virtio_transports"] = virtio_transports(config)
+    data.update(network_facts(template))
     if template.profiled:  # the runner adds the channel's device and reads what arrives on it
         data["profiled"] = {"channel": template.profiled, "device": PROFILED_DEVICES[template.profiled],
                             "sample_ms": template.profiled_sample_ms}
     bundle.write(folder, data)
     print(f"  bundle {folder} ready")
+
+
+def network_facts(template: Template) -> dict[str, Any]:
+    """bundle.json's network and service settings: what the runner sets up and checks."""
+    facts: dict[str, Any] = {}
+    if template.network:
+        facts["network"] = {"forwards": [f.spec() for f in template.forwards], "restrict": template.restrict,
+                            "guest": {"interface": netspec.INTERFACE, "address": netspec.GUEST_ADDRESS,
+                                      "netmask": netspec.NETMASK, "gateway": netspec.GATEWAY, "dns": netspec.DNS}}
+    if template.ready:
+        facts["service"] = {"ready": template.ready.spec(), "send": template.send, "control": netspec.CONTROL_PORT}
+    return facts
 
 
 def _kernel_facts(config: BuildConfig, files: kernel.KernelFiles) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 from appliance.build.compress import Compression
 from appliance.errors import TemplateError
 from appliance.machines import Machine
+from appliance.netspec import CONTROL_PORT, Forward, Ready, SpecError, forward_for, parse_forward, parse_ready
 
 
 class Mount(enum.Enum):
@@ -86,6 +87,11 @@ class Template:
     debian: tuple[str, ...] = ()  # [packages] debian: packages, with their closure (pinned in <name>.lock)
     exclude: tuple[str, ...] | None = None  # [packages] exclude: path globs; None: sources.DEFAULT_EXCLUDE
     shell: tuple[str, ...] = ()  # [init] shell: argv run on the console after the payload; () none
+    network: bool = False  # [network]: virtio-net on QEMU's user-mode network
+    forwards: tuple[Forward, ...] = ()  # [network] forward (and the one [service] ready needs)
+    restrict: bool = False  # [network] restrict: the guest reaches nothing but its forwards
+    ready: Ready | None = None  # [service] ready: the payload is a service, up when this answers
+    send: str = ""  # [service] send: what a tcp check sends first (else it waits for a banner)
     folder: str = field(default="", compare=False)
 
     @property
@@ -121,6 +127,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "probes": {},  # name = code
     "profiled": {"enabled": bool, "channel": str, "sample_ms": int},
     "packages": {"host": list, "host_files": list, "debian": list, "exclude": list},
+    "network": {"forward": list, "restrict": bool},
+    "service": {"ready": str, "send": str},
 }
 # `shell = true`: busybox's or any other /bin/sh
 DEFAULT_SHELL = ("/bin/sh",)
@@ -131,7 +139,7 @@ _KERNELS = ("debian", "minimal")
 # "none" boots the uncompressed vmlinux through its PVH entry (no decompression at all).
 KERNEL_COMPRESSIONS = ("none", "lz4", "zstd", "xz")
 # the minimal kernel's fragments a template may add (recipes/kernel/minimal/<name>.config)
-OPTIONAL_FRAGMENTS = ("ftrace", "userland")
+OPTIONAL_FRAGMENTS = ("ftrace", "userland", "network")
 
 
 def _fail(name: str, message: str) -> TemplateError:
@@ -233,6 +241,50 @@ def _shell(name: str, value: bool | list[Any]) -> tuple[str, ...]:
     return argv
 
 
+def _network(name: str, raw: dict[str, Any]) -> tuple[Forward, ...]:
+    forwards = []
+    for spec in _strings(name, "[network] forward", raw.get("forward", [])):
+        try:
+            forwards.append(parse_forward(spec))
+        except SpecError as exc:
+            raise _fail(name, f"[network] {exc}") from None
+    if any(f.guest_port == CONTROL_PORT and f.proto == "tcp" for f in forwards):
+        raise _fail(name, f"[network] guest port {CONTROL_PORT} is the init's stop channel: forward another one")
+    fixed = [(f.proto, f.host_address, f.host_port) for f in forwards if f.host_port]
+    if len(set(fixed)) != len(fixed):
+        raise _fail(name, "[network] forward uses one host port twice")
+    return tuple(forwards)
+
+
+def _service(name: str, raw: dict[str, Any], network: bool, forwards: tuple[Forward, ...],
+             payload: tuple[str, ...], shell: tuple[str, ...], probes: tuple[tuple[int, str], ...]
+             ) -> tuple[Ready | None, tuple[Forward, ...]]:
+    """[service]'s readiness check, and the forwards with the one it needs (host port 0
+    when the template forwards the guest port nowhere)."""
+    if "ready" not in raw:
+        if raw:
+            raise _fail(name, "[service] needs ready = 'tcp:PORT', 'http:PORT/PATH' or 'probe:NAME'")
+        return None, forwards
+    try:
+        ready = parse_ready(raw["ready"])
+    except SpecError as exc:
+        raise _fail(name, f"[service] {exc}") from None
+    if not payload:
+        raise _fail(name, "[service] needs [init] payload: the long-running program that serves")
+    if shell:
+        raise _fail(name, "[service] and [init] shell do not go together: the host stops a service itself")
+    if not network:  # the host reaches the service, and stops it, over the network
+        raise _fail(name, f"[service] ready = {ready.spec()!r} needs [network] (the host checks the service and "
+                          "stops the VM through it): add a [network] table; the ready port's forward is added for you")
+    if ready.kind == "probe" and ready.probe not in {n for _, n in probes}:
+        raise _fail(name, f"[service] ready = {ready.spec()!r}: no probe {ready.probe!r} in [probes]")
+    if "send" in raw and ready.kind != "tcp":
+        raise _fail(name, "[service] send is for a tcp check (an http check sends its own GET)")
+    if ready.needs_network and forward_for(forwards, ready) is None:
+        forwards = (*forwards, Forward("tcp", 0, ready.port))
+    return ready, forwards
+
+
 RESERVED = {"init": "the init", "etc/appliance/init.conf": "the init's configuration"}
 
 
@@ -310,6 +362,13 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     if channel and "profiled" not in programs:
         programs = (*programs, "profiled")
     _check_collisions(name, files, programs)
+    network = "network" in raw
+    forwards = _network(name, raw.get("network", {}))
+    probes = _probes(name, raw.get("probes", {}))
+    ready, forwards = _service(name, raw.get("service", {}), network, forwards, payload, shell, probes)
+    if kernel == "minimal":  # what [network] needs of the minimal kernel
+        if network and "network" not in fragments:
+            fragments = (*fragments, "network")
     return Template(
         name=name,
         description=app.get("description", ""),
@@ -328,7 +387,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         memory_mib=memory,
         cpus=cpus,
         cmdline=vm.get("cmdline", ""),
-        probes=_probes(name, raw.get("probes", {})),
+        probes=probes,
         modules=_strings(name, "[modules] rules", modules.get("rules", [])),
         modules_blocked=None if blocked is None else _strings(name, "[modules] blocked", blocked),
         modules_on_error=modules.get("on_error", "stop"),
@@ -340,6 +399,11 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         debian=debian,
         exclude=None if exclude is None else _strings(name, "[packages] exclude", exclude),
         shell=shell,
+        network=network,
+        forwards=forwards,
+        restrict=raw.get("network", {}).get("restrict", False),
+        ready=ready,
+        send=raw.get("service", {}).get("send", ""),
         profiled=channel,
         profiled_sample_ms=profiled.get("sample_ms", 0),
         folder=str(folder),

@@ -20,6 +20,12 @@
  *                           the console, as a session leader with the console as its
  *                           controlling terminal (job control, Ctrl-C); power off when it exits
  *   after poweroff|reboot
+ *   net IFACE ADDRESS NETMASK GATEWAY   bring up lo and IFACE (waits up to 5 s for it to
+ *                           appear) with a default route, before the payload: no DHCP
+ *                           client; probe init_net_up. A failure stops the boot.
+ *   control PORT            a service appliance: a child listens on TCP PORT (the host
+ *                           forwards a port to it) and, at the first byte, sends us SIGTERM:
+ *                           the host's "stop" powers the machine off in the usual way
  *   profiled DEVICE SAMPLE_MS   start /bin/profiled first (it needs /proc and /dev, which
  *                           are then mounted at once) and tell it each stage over a
  *                           pipe on its fd 3: init_start, modules_loaded,
@@ -31,7 +37,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -74,6 +85,8 @@ static int root_dax;
 static char *profiled_device, *profiled_sample_ms;
 static pid_t profiled_pid;
 static int profiled_fd = -1, mounted_early;
+static char *net_iface, *net_address, *net_netmask, *net_gateway;
+static char *control_port;
 
 static void profiled_stage(const char *stage)
 {
@@ -204,6 +217,13 @@ static void read_conf(void)
 		} else if (n == 3 && !strcmp(words[0], "profiled")) {
 			profiled_device = words[1];
 			profiled_sample_ms = words[2];
+		} else if (n == 5 && !strcmp(words[0], "net")) {
+			net_iface = words[1];
+			net_address = words[2];
+			net_netmask = words[3];
+			net_gateway = words[4];
+		} else if (n == 2 && !strcmp(words[0], "control")) {
+			control_port = words[1];
 		} else if (n == 2 && !strcmp(words[0], "after")) {
 			want_reboot = !strcmp(words[1], "reboot");
 		} else if (n > 0) {
@@ -315,6 +335,135 @@ static int wait_for(pid_t pid)
 	}
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, 0);
+}
+
+static int set_address(int s, const char *iface, unsigned long request, const char *text)
+{
+	struct ifreq ifr;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	strncpy(ifr.ifr_name, iface, IFNAMSIZ - 1);
+	sin->sin_family = AF_INET;
+	if (inet_aton(text, &sin->sin_addr) == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	return ioctl(s, request, &ifr);
+}
+
+/* Set IFACE up; with WAIT, wait up to 5 s for it to exist (a driver probes its device
+ * asynchronously on some transports). */
+static int set_up(int s, const char *iface, int wait)
+{
+	struct ifreq ifr;
+
+	for (int tries = 0;; tries++) {
+		memset(&ifr, 0, sizeof(ifr));
+		strncpy(ifr.ifr_name, iface, IFNAMSIZ - 1);
+		if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0)
+			break;
+		if (!wait || errno != ENODEV || tries >= 500)
+			return -1;
+		sleep_ms(10);
+	}
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	return ioctl(s, SIOCSIFFLAGS, &ifr);
+}
+
+static int default_route(int s, const char *gateway)
+{
+	struct rtentry rt;
+	struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway;
+
+	memset(&rt, 0, sizeof(rt));
+	((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+	((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+	gw->sin_family = AF_INET;
+	if (inet_aton(gateway, &gw->sin_addr) == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	rt.rt_flags = RTF_UP | RTF_GATEWAY;
+	return ioctl(s, SIOCADDRT, &rt);
+}
+
+/* lo, then the interface with its address and a default route (QEMU's user network
+ * answers at the gateway). 0 on success; else says which step failed. */
+static int net_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	const char *step = "socket";
+
+	if (s < 0)
+		goto fail;
+	step = "lo";
+	if (set_up(s, "lo", 0) != 0)
+		goto fail;
+	step = "interface";
+	if (set_up(s, net_iface, 1) != 0)
+		goto fail;
+	step = "address";
+	if (set_address(s, net_iface, SIOCSIFADDR, net_address) != 0 ||
+	    set_address(s, net_iface, SIOCSIFNETMASK, net_netmask) != 0)
+		goto fail;
+	step = "default route";
+	if (default_route(s, net_gateway) != 0)
+		goto fail;
+	close(s);
+	probe(0x15, "init_net_up");
+	return 0;
+fail:
+	if (errno == ENODEV)
+		say("no network interface ", net_iface, ": is its driver (virtio_net) in the kernel?");
+	say("stopping: network setup failed at ", step, because("", errno));
+	if (s >= 0)
+		close(s);
+	return -1;
+}
+
+/* The host's stop channel: a child listening on TCP port PORT (the runner forwards a
+ * host port to it). The first byte of any connection asks us, PID 1, to power off; the
+ * answer "ok" tells the host it arrived (QEMU alone would accept and then close).
+ * A socket rather than a virtio-serial port: on Debian's 6.1 kernel, virtio_console's
+ * shutdown hook hung the power-off now and then under TCG. */
+static void start_control(void)
+{
+	struct sockaddr_in addr;
+	pid_t pid = fork();
+	int s, one = 1;
+	char byte;
+
+	if (pid != 0)
+		return;
+	sigprocmask(SIG_SETMASK, &open_mask, 0);
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons((unsigned short)atoi(control_port));
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (s < 0 || bind(s, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(s, 4) != 0) {
+		say("no stop channel on port ", control_port, because("", errno));
+		_exit(1);
+	}
+	for (;;) {
+		int c = accept(s, 0, 0);
+
+		if (c >= 0 && read(c, &byte, 1) == 1) {
+			write(c, "ok\n", 3); /* the host knows the request arrived */
+			kill(1, SIGTERM);
+			_exit(0);
+		}
+		if (c >= 0)
+			close(c);
+	}
+}
+
 /* Start profiled and wait (up to 5 s) until it listens, so no process event is missed.
  * Two pipes, not a socket: a kernel without networking (the minimal one) has no AF_UNIX.
  * profiled reads stage names on its fd 3 and says "ready" on its fd 4. */
@@ -422,11 +571,35 @@ static void run_shell(void)
 	say("shell exited", "", "");
 }
 
+/* Before the kernel shuts its devices down: every process gone (a killed server's
+ * sockets send their last packets as it exits) and the interface down, so no packet is
+ * in flight when virtio_net is reset. Without this, a power-off with a live connection
+ * hung now and then under TCG (seen with busybox httpd on Debian's 6.1 kernel). */
+static void quiesce(void)
+{
+	kill(-1, SIGKILL);
+	for (int i = 0; i < 100 && waitpid(-1, 0, WNOHANG) >= 0; i++)
+		sleep_ms(5);
+	if (net_iface) {
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		struct ifreq ifr;
+
+		memset(&ifr, 0, sizeof(ifr));
+		strncpy(ifr.ifr_name, net_iface, IFNAMSIZ - 1);
+		if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+			ifr.ifr_flags &= ~IFF_UP;
+			ioctl(s, SIOCSIFFLAGS, &ifr);
+		}
+		if (s >= 0)
+			close(s);
+	}
+}
+
 static void power_off(void)
 {
 	stop_profiled();
 	sync();
-	kill(-1, SIGKILL);
+	quiesce();
 	/* Power-off without a power-off method halts the CPU and QEMU would wait forever;
 	 * ACPI in sysfs means the kernel has one. Otherwise reboot: -no-reboot exits. */
 	if (!want_reboot && stop_request != 2 && access("/sys/firmware/acpi", F_OK) == 0)
@@ -461,6 +634,10 @@ int main(int argc, char **argv, char **envp)
 		if (!early) /* profiled's start mounted it already */
 			do_mount(mount_type[i], mount_target[i]);
 	}
+	if (net_iface && net_up() != 0)
+		power_off();
+	if (control_port)
+		start_control();
 	from_cmdline = getenv("appliance_payload"); /* kernel passes unknown k=v to init */
 	if (from_cmdline && *from_cmdline)
 		split(from_cmdline, payload, MAX_WORDS);

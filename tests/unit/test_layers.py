@@ -13,8 +13,8 @@ from tests.conftest import ROOT
 PACKAGE = ROOT / "appliance"
 FOUNDATIONS = {"appliance", "appliance.errors", "appliance.proc", "appliance.fsutil", "appliance.stats",
                "appliance.paths"}
-CONTRACTS = {"appliance.probes", "appliance.phases", "appliance.machines", "appliance.bundle", "appliance.results",
-             "appliance.guestlog"}
+CONTRACTS = {"appliance.probes", "appliance.netspec", "appliance.phases", "appliance.machines", "appliance.bundle",
+             "appliance.results", "appliance.guestlog"}
 STAGES = ["build", "boot", "runs", "analysis", "cli"]
 ENTRY = {"appliance.__main__"}  # python -m appliance: above everything
 

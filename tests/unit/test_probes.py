@@ -1,4 +1,4 @@
-from appliance.phases import EXEC, EXIT, derive
+from appliance.phases import EXEC, EXIT, READY, derive
 from appliance.probes import Event, parse_console_probes, parse_trace, probe_table
 
 TABLE = probe_table(((0x20, "work_done"),))
@@ -54,7 +54,15 @@ def test_phases_from_a_full_run():
     p = derive(events)
     assert p == {"qemu": 30.0, "firmware": 10.0, "kernel": 4000.0, "init": 6.0, "payload": 24.0,
                  "modules": None, "root": None, "fw_setup": None, "fw_load": None, "to_init": 4040.0,
-                 "total": 4100.0, "k_decomp": None, "k_init": None, "k_exec": None}
+                 "total": 4100.0, "k_decomp": None, "k_init": None, "k_exec": None,
+                 "service_ready": None, "service": None}
+
+
+def test_service_phases_run_from_launch_and_from_payload_start_to_the_first_answer():
+    events = [ms(EXEC, 0), ms("init_start", 4000), ms("payload_start", 4010), ms(READY, 4090),
+              ms("payload_end", 4200), ms(EXIT, 4300)]
+    p = derive(events)
+    assert p["service_ready"] == 4090.0 and p["service"] == 80.0
 
 
 def test_kernel_probes_split_the_kernel_phase():

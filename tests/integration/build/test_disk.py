@@ -156,7 +156,7 @@ def test_a_disk_bundle_refuses_a_machine_without_its_transport_and_its_variant_b
     done = appliance("run", str(disk_bundle), "--accel", "tcg", "--machine", "pc-seabios")
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].startswith(
-        f"error: bundle {disk_bundle} cannot boot as pc-seabios: its disks sit on virtio_pci")
+        f"error: bundle {disk_bundle} cannot boot as pc-seabios: its virtio devices sit on virtio_pci")
     assert scons("appliance", "TEMPLATE=disk", "MACHINE=pc-seabios").returncode == 0
     variant = BUILD / "disk+pc-seabios"
     assert bundle.load(variant).manifest["virtio_transports"] == ["virtio_mmio", "virtio_pci"]
