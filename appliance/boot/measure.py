@@ -159,13 +159,14 @@ class _Service:
     def ready_ns(self) -> int:
         return self.waiter.ready_ns if self.waiter is not None else 0
 
-    def start(self, bundle: Bundle, trace: Path, hold: bool) -> None:
+    def start(self, bundle: Bundle, files: qemu.BootFiles, hold: bool) -> None:
         """Start the readiness check (the guest is stopped at its answer unless HOLD)."""
         ready = bundle.ready
         if ready is None:
             return
-        self.waiter = service.waiter_for(ready, bundle.forwards or (), self.ports, bundle.send, trace,
-                                         bundle.probe_table)
+        console = files.console if emits_init_start(bundle) else None  # our init announces its network
+        self.waiter = service.waiter_for(ready, bundle.forwards or (), self.ports, bundle.send, files.trace,
+                                         bundle.probe_table, console)
         if isinstance(self.waiter, service.AnswerWaiter):
             waiter = self.waiter
 
@@ -257,11 +258,13 @@ def _run_once(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channe
     limit = time.monotonic() + timeout
     held = False
 
+    interrupted = False
+
     def tick() -> None:
         nonlocal held
         watch.poll()
         session.tick(hold is not None)
-        if hold is not None and session.ready_ns and not held:
+        if hold is not None and not held and (session.ready_ns or not is_service):
             held = True
             hold(service.describe(bundle.forwards or (), session.ports))
 
@@ -273,15 +276,20 @@ def _run_once(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channe
                 clock = ConsoleClock(vm.process.stdout.fileno(), files.console, echo)
                 reader = threading.Thread(target=clock.run, daemon=True)
                 reader.start()
-            session.start(bundle, files.trace, hold is not None)
+            session.start(bundle, files, hold is not None)
             try:
                 done = vm.wait(lambda: session.deadline(limit) if hold is None or not held else float("inf"),
                                on_tick=tick)
             except KeyboardInterrupt:
                 if not is_service or hold is None:
                     raise
+                interrupted = True
                 session.stop()  # --serve ends at Ctrl-C: the guest powers off, QEMU exits
-                done = vm.wait(time.monotonic() + STOP_GRACE_S, on_tick=watch.poll)
+                try:
+                    done = vm.wait(time.monotonic() + STOP_GRACE_S, on_tick=watch.poll)
+                except BootError:
+                    raise BootError(f"the guest did not power off within {STOP_GRACE_S:g} s of the stop request; "
+                                    "QEMU was killed") from None
             except BootError:
                 vm.kill()
                 console = _read(files.console)
@@ -304,7 +312,7 @@ def _run_once(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channe
                         "program?): the guest's result is unknown")
     raw = RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf,
                   _read(files.profiled) if files.profiled else "")
-    if is_service and done.returncode == 0:
+    if is_service and done.returncode == 0 and not interrupted:
         if not session.ready_ns:
             raise _not_ready(bundle, session, raw.console, None)
         raw.ready_ns = session.ready_ns
@@ -378,6 +386,26 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[st
                             "wrong kernel or initrd?); rebuild the bundle", tail(raw.console))
         run.warnings.append("no init_start probe: the init never ran, or could not reach port 0xf4")
     return run
+
+
+def serve(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[str] | None,
+          announce: Callable[[list[str]], None]) -> int:
+    """Boot BUNDLE and keep it running: ANNOUNCE(forwards) once its service answers (or
+    at once without [service]), then wait until the guest powers off or Ctrl-C, which
+    asks the guest to power off. TIMEOUT applies until the service is ready. The
+    console is timed by arrival (no QEMU trace, which would grow for the whole session)
+    unless the service's readiness is a probe."""
+    if bundle.forwards is None:
+        raise BootError(f"bundle {bundle.path} has no [network]: there is nothing to serve; "
+                        "add [network] (and [service]) to its template")
+    ready = bundle.ready
+    channel = Channel.TRACE if ready is not None and ready.kind == "probe" else Channel.SERIAL
+    with _workdir("appliance-serve-") as tmp:
+        raw = _run(bundle, qemu_path, accel, timeout, channel, Path(tmp), echo, hold=announce)
+        if raw.done.returncode not in (0, -signal.SIGTERM):
+            raise _failed_start(raw)
+        check_console(raw.console)
+    return 0
 
 
 def emits_init_start(bundle: Bundle) -> bool:

@@ -1,13 +1,15 @@
 """The host side of a service appliance: its forwarded ports, the readiness check the
-host runs, and the control socket through which the runner asks the guest to power off.
+host runs, and the stop channel through which the runner asks the guest to power off.
 
 The readiness time is taken on the host clock (CLOCK_REALTIME, like QEMU's trace
 timestamps) at the arrival of the first answer: for `tcp`, the first byte back; for
 `http`, the status line of a 2xx answer. A connection that QEMU accepts and then closes
 (the guest refused it, or is not up yet) is no answer. A connection attempt whose SYN the
-guest drops (its interface is not up yet) can stall for seconds in QEMU's user network,
-so a new attempt starts whenever the newest one has waited STALL_S without an answer;
-old ones stay open until ATTEMPT_S, in case they complete.
+guest drops (its interface is not up yet) stalls for seconds in QEMU's user network (it
+retransmits the SYN with backoff), so attempts start only once the guest's init says its
+network is up (the init_net_up probe line on the console); a guest without our init is
+polled from the start. A new attempt also starts whenever the newest one has waited
+STALL_S without an answer (a slow service); old ones stay open until ATTEMPT_S.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from appliance.probes import parse_trace
 
 GAP_S = 0.005  # at least this long between two attempts' starts
 STALL_S = 0.1  # start another attempt when the newest one waited this long
-ATTEMPT_S = 3.0  # give up on one attempt after this long
+ATTEMPT_S = 10.0  # give up on one attempt after this long
 MAX_ATTEMPTS = 32  # open at once
 
 
@@ -78,6 +81,7 @@ class AnswerWaiter:
     attempts: int = 0
     last_status: int | None = None  # the last non-2xx HTTP status seen, for the error
     stop: threading.Event = field(default_factory=threading.Event)
+    gate: Callable[[], bool] | None = None  # attempts start once it says True (the guest's network is up)
 
     def request(self) -> bytes:
         if self.ready.kind == "http":
@@ -89,6 +93,8 @@ class AnswerWaiter:
         live: list[_Attempt] = []
         last_start = 0.0
         try:
+            while self.gate is not None and not self.gate() and not self.stop.is_set():
+                time.sleep(GAP_S)
             while not self.stop.is_set() and not self.ready_ns:
                 now = time.monotonic()
                 newest = live[-1].started if live else 0.0
@@ -155,6 +161,30 @@ class AnswerWaiter:
             self._drop(selector, live, attempt)
 
 
+class ConsoleGate:
+    """Whether a console log has shown a line yet (read incrementally)."""
+
+    def __init__(self, console: Path, marker: bytes) -> None:
+        self.console, self.marker = console, marker
+        self.offset = 0
+        self.seen = False
+        self.tail = b""
+
+    def __call__(self) -> bool:
+        if self.seen or not self.console.exists():
+            return self.seen
+        with open(self.console, "rb") as log:
+            log.seek(self.offset)
+            chunk = log.read()
+        self.offset += len(chunk)
+        self.seen = self.marker in self.tail + chunk
+        self.tail = (self.tail + chunk)[-len(self.marker):]
+        return self.seen
+
+
+NET_UP_LINE = b"appliance-probe: init_net_up "
+
+
 class ProbeWaiter:
     """Follows QEMU's trace log for the probe a `probe:NAME` check waits for; its time
     is QEMU's own timestamp of the write (CLOCK_REALTIME)."""
@@ -206,9 +236,11 @@ class Control:
 
 
 def waiter_for(ready: Ready, forwards: tuple[Forward, ...], ports: dict[Forward, int], send: bytes,
-               trace: Path, table: dict[tuple[int, int], str]) -> AnswerWaiter | ProbeWaiter:
+               trace: Path, table: dict[tuple[int, int], str], console: Path | None) -> AnswerWaiter | ProbeWaiter:
+    """The check for READY; CONSOLE, when the guest's init announces its network there."""
     if ready.kind == "probe":
         return ProbeWaiter(trace, ready.probe, table)
     forward = forward_for(forwards, ready)
     assert forward is not None, "the template adds the ready port's forward"
-    return AnswerWaiter(ready, (forward.host_address, ports.get(forward, forward.host_port)), send)
+    gate = ConsoleGate(console, NET_UP_LINE) if console is not None else None
+    return AnswerWaiter(ready, (forward.host_address, ports.get(forward, forward.host_port)), send, gate=gate)

@@ -112,6 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit = args.timeout if args.timeout is not None else INTERACTIVE_LIMIT_S
         return interactive.run(target, _qemu(), choice.accel, limit, args.append or "")
     args.timeout = args.timeout if args.timeout is not None else options.BOOT_TIMEOUT_S
+    if args.serve:
+        return _serve(target, choice.accel, args)
     channel = Channel(args.channel)
     if channel is Channel.EXIT:
         raise ApplianceError("`run` boots once; the exit channel needs a boot per probe: use `appliance bench --channel exit`")
@@ -133,6 +135,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     say("\n" + "\n".join(rows), phases_ms=run.phases, warnings=run.warnings)
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _serve(target: bundle.Bundle, accel_name: str, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+
+    def announce(forwards: list[str]) -> None:
+        what = f"ready after {(time.monotonic() - started) * 1e3:.0f} ms" if target.ready else "running"
+        print(f"appliance: {what}; Ctrl-C powers the VM off", file=sys.stderr)
+        for line in forwards:
+            print(f"  forward {line}", file=sys.stderr)
+
+    measure.serve(target, _qemu(), accel_name, args.timeout, sys.stdout, announce)
+    print("appliance: the VM powered off", file=sys.stderr)
     return 0
 
 
@@ -427,6 +443,9 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_build)
     p = verbs.add_parser("run", help="boot a bundle once, streaming its console")
     p.add_argument("bundle", help=options.BUNDLE)
+    p.add_argument("--serve", action="store_true",
+                   help="keep a [network] appliance running, its forwards printed once its service answers, "
+                        "until Ctrl-C (which powers it off); --timeout is the wait for the first answer")
     p.add_argument("--keep-disk-writes", action="store_true",
                    help="let the guest change the bundle's disk images (their digests then no longer match)")
     p.add_argument("--interactive", action="store_true",
