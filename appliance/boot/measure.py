@@ -421,6 +421,9 @@ def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes
     events of one run come from different boots, placed on the first boot's exec time.
     PAIRED_TRACE also traces each boot, giving the same probe's trace time in the same
     boot: the only comparison of the two channels free of boot-to-boot variation."""
+    if bundle.ready is not None:
+        raise BootError("the exit channel ends QEMU at a probe, before a service answers: "
+                        "time a service with --channel trace or serial")
     codes = {name: code for (port, code), name in bundle.probe_table.items() if port == PORT_KERNEL}
     events: list[Event] = []
     base = lifetime = 0.0

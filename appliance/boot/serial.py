@@ -34,6 +34,7 @@ class ConsoleClock:
             while chunk := os.read(self.fd, 65536):
                 now = time.time_ns()
                 out.write(chunk)
+                out.flush()  # others follow the log while the guest runs (a service's network-up line)
                 if self.echo is not None:
                     self.echo.write(chunk.decode(errors="replace"))
                     self.echo.flush()

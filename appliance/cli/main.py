@@ -131,7 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
         raise BootError(f"{exc} (the whole console: {log})") from None
     shutil.rmtree(work, ignore_errors=True)
-    rows = [f"{name:<9} {'-' if value is None else f'{value:.1f} ms'}" for name, value in run.phases.items()]
+    width = max([9, *(len(name) for name, value in run.phases.items() if value is not None)])
+    rows = [f"{name:<{width}} {'-' if value is None else f'{value:.1f} ms'}" for name, value in run.phases.items()]
     say("\n" + "\n".join(rows), phases_ms=run.phases, warnings=run.warnings)
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -84,6 +84,8 @@ def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None 
         warnings=run.warnings,
         host_load=host_load,
     )
+    if run.forwards:  # a service's forwards: the host ports differ from boot to boot
+        record["forwards"] = run.forwards
     if run.guest_log:  # raw records, and what the report and exports read from them
         record["profiled_raw"] = run.guest_log
         record["profiled"] = guestlog.summary(guestlog.parse(run.guest_log))

@@ -20,6 +20,8 @@ PHASE_HELP = {
     "root": "-> init_root_mounted",
     "payload": "payload_start -> payload_end",
     "to_init": "host exec -> init_start",
+    "service_ready": "host exec -> the service's first answer (host clock)",
+    "service": "payload_start -> the service's first answer",
     "total": "host exec -> QEMU exit",
 }
 
@@ -30,7 +32,8 @@ def _ms(value: float | None) -> str:
 
 def phase_table(summary: dict[str, Any]) -> str:
     """Per-run phase statistics, then per-probe medians, RSS and the runner's overhead."""
-    header = f"{'phase':<9} {'median':>9} {'95% CI of median':>19} {'mean':>9} {'stddev':>8} {'min':>9} {'max':>9} {'n':>3}  span"
+    width = max([9, *(len(p) for p in summary["phases"])])  # service_ready is the longest name
+    header = f"{'phase':<{width}} {'median':>9} {'95% CI of median':>19} {'mean':>9} {'stddev':>8} {'min':>9} {'max':>9} {'n':>3}  span"
     lines = [header, "-" * len(header)]
     for phase in PHASE_NAMES:
         s = summary["phases"].get(phase)
@@ -38,7 +41,7 @@ def phase_table(summary: dict[str, Any]) -> str:
             continue
         ci = s["ci95_median"]
         ci_text = f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "(n<3)"
-        lines.append(f"{phase:<9} {_ms(s['median']):>9} {ci_text:>19} {_ms(s['mean']):>9} {_ms(s['stddev']):>8} "
+        lines.append(f"{phase:<{width}} {_ms(s['median']):>9} {ci_text:>19} {_ms(s['mean']):>9} {_ms(s['stddev']):>8} "
                      f"{_ms(s['min']):>9} {_ms(s['max']):>9} {s['n']:>3}  {PHASE_HELP[phase]}")
     outliers = sorted({i for s in summary["phases"].values() for i in s["outliers"]})
     if outliers:

@@ -421,6 +421,8 @@ static int net_up(void)
 fail:
 	if (errno == ENODEV)
 		say("no network interface ", net_iface, ": is its driver (virtio_net) in the kernel?");
+	else if (errno == EAFNOSUPPORT)
+		say("no network interface ", net_iface, ": the kernel has no IPv4 (CONFIG_INET)");
 	say("stopping: network setup failed at ", step, because("", errno));
 	if (s >= 0)
 		close(s);
