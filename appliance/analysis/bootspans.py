@@ -75,7 +75,10 @@ def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall]) -> 
     kernel = phase("kernel", entry, "init_start")
     # init runs everything after the kernel: module loads and the payload sit under it
     init = phase("init", "init_start", "payload_end" if "payload_end" in t else "qemu_exit")
-    if init is not None:
+    if init is not None and "service_ready" in t:  # a service: its start-up, then serving until the host's stop
+        phase("service start-up", "payload_start", "service_ready", parent=init, kind="payload")
+        phase("serving until stopped", "service_ready", "payload_end", parent=init)
+    elif init is not None:
         phase("payload", "payload_start", "payload_end", parent=init, kind="payload")
     if kernel is not None:
         spans += _kernel_children(kernel, t, console, initcalls) or _probe_parts(kernel, t)

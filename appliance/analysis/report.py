@@ -203,7 +203,7 @@ def render(doc: dict[str, Any], source: str = "") -> str:
     if not side.get("complete", True):
         body.append("<p class=warn>partial results: the run set was interrupted</p>")
     body += ["<h2>phases per run</h2>", stacked_bars(side["runs"]),
-             "<h2>distributions</h2>", distributions(side["runs"], (*LEAF_PHASES, "to_init", "total")),
+             "<h2>distributions</h2>", distributions(side["runs"], (*LEAF_PHASES, "to_init", "service_ready", "total")),
              "<h2>summary</h2>", summary_table(summary)]
     if summary.get("guest_memory_kib"):
         body += ["<h2>guest memory (profiled)</h2>", memory_section(summary)]

@@ -119,6 +119,10 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
     words = [bundle.cmdline, extra_cmdline, f"appliance_exit_probe={exit_probe}" if exit_probe else ""]
     cmdline = " ".join(w for w in words if w)
     machine_options, disks = disk_args(bundle, keep_disk_writes)
+    if bundle.machine is Machine.MICROVM and manifest.get("kernel_acpi") is False and (disks or bundle.forwards is not None):
+        # a kernel without ACPI finds microvm's virtio-mmio devices only on its command
+        # line, which QEMU writes (virtio_mmio.device=...) only when it builds no ACPI tables
+        machine_options.append("acpi=off")
     machine_args = list(profile(bundle.machine).qemu_args)
     machine_args[-1] = ",".join([machine_args[-1], *machine_options])
     memory = str(manifest.get("memory_mib", 256))

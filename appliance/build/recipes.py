@@ -433,6 +433,7 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
                            firmware=template.machine is Machine.Q35_QBOOT)
     data["cmdline_base"] = " ".join(filter(None, ("panic=-1", template.cmdline)))
     data["virtio_transports"] = virtio_transports(config)
+    data["kernel_acpi"] = not config.minimal  # tinyconfig + our fragments: no ACPI (see qemu.argv)
     data.update(network_facts(template))
     if template.profiled:  # the runner adds the channel's device and reads what arrives on it
         data["profiled"] = {"channel": template.profiled, "device": PROFILED_DEVICES[template.profiled],

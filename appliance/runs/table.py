@@ -33,7 +33,8 @@ def _ms(value: float | None) -> str:
 def phase_table(summary: dict[str, Any]) -> str:
     """Per-run phase statistics, then per-probe medians, RSS and the runner's overhead."""
     width = max([9, *(len(p) for p in summary["phases"])])  # service_ready is the longest name
-    header = f"{'phase':<{width}} {'median':>9} {'95% CI of median':>19} {'mean':>9} {'stddev':>8} {'min':>9} {'max':>9} {'n':>3}  span"
+    header = (f"{'phase':<{width}} {'median':>9} {'95% CI of median':>19} {'mean':>9} {'stddev':>8} "
+              f"{'min':>9} {'max':>9} {'n':>3}  span")
     lines = [header, "-" * len(header)]
     for phase in PHASE_NAMES:
         s = summary["phases"].get(phase)

@@ -97,7 +97,7 @@ def test_two_benches_at_once_pick_different_host_ports(web, tmp_path):
                                "--warmup", "0", "-o", str(tmp_path / f"{i}.json")],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
     outs = [p.communicate(timeout=600) for p in procs]
-    for proc, (_, err) in zip(procs, outs):
+    for proc, (_, err) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, err
     ports = []
     for i in (0, 1):
