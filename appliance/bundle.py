@@ -18,7 +18,7 @@ from typing import Any
 
 from appliance.errors import BundleError
 from appliance.fsutil import atomic_write, sha256_file
-from appliance.machines import Machine, profile, transport_problem
+from appliance.machines import Arch, Machine, profile, transport_problem
 from appliance.netspec import Forward, Ready, parse_forward, parse_ready
 from appliance.probes import probe_table
 
@@ -26,6 +26,7 @@ FORMAT = 1
 MANIFEST = "bundle.json"
 DIGEST = "manifest_sha256"
 FILES = ("kernel", "initrd")
+DTB = "board.dtb"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class Bundle:
         """The same bundle booted as another machine profile (the runner's --machine)."""
 
 
+        if profile(machine).arch is not self.arch:
+            raise BundleError(f"bundle {self.path} is {self.arch.value}; {machine.value} is a "
+                              f"{profile(machine).arch.value} machine: build the template for it")
         why = transport_problem(self.manifest, machine)
         if why:
             raise BundleError(f"bundle {self.path} cannot boot as {machine.value}: {why}")
@@ -80,6 +84,20 @@ class Bundle:
         if unknown:
             raise ValueError(f"not run settings: {sorted(unknown)}")
         return replace(self, manifest={**self.manifest, **settings})
+
+    @property
+    def arch(self) -> Arch:
+        """The guest architecture (bundles from before aarch64 are x86_64)."""
+        try:
+            return Arch(self.manifest.get("arch", "x86_64"))
+        except ValueError:
+            raise BundleError(f"bundle {self.path} is for {self.manifest['arch']!r}, an architecture this runner "
+                              f"does not know (it knows: {', '.join(a.value for a in Arch)})") from None
+
+    @property
+    def dtb(self) -> Path | None:
+        """The device tree the kernel boots with (aarch64 bundles)."""
+        return self.path / DTB if DTB in self.manifest["files"] else None
 
     @property
     def firmware(self) -> Path | None:
@@ -128,11 +146,11 @@ def file_entry(path: Path) -> dict[str, Any]:
 def manifest(
     folder: Path, *, name: str, cmdline: str, machine: Machine, memory_mib: int, cpus: int,
     user_probes: tuple[tuple[int, str], ...], build: dict[str, Any], disks: list[dict[str, str]] | None = None,
-    firmware: bool = False,
+    firmware: bool = False, dtb: bool = False,
 ) -> dict[str, Any]:
     table = probe_table(user_probes)
     disks = disks or []
-    extra = (*(d["file"] for d in disks), *(("firmware.bin",) if firmware else ()))
+    extra = (*(d["file"] for d in disks), *(("firmware.bin",) if firmware else ()), *((DTB,) if dtb else ()))
     return {
         "format": FORMAT,
         "name": name,
@@ -140,6 +158,7 @@ def manifest(
         "disks": disks,
         "cmdline": cmdline,
         "machine": machine.value,
+        "arch": profile(machine).arch.value,
         "memory_mib": memory_mib,
         "cpus": cpus,
         "probes": [{"port": port, "code": code, "name": n} for (port, code), n in sorted(table.items())],

@@ -6,12 +6,33 @@ import enum
 from dataclasses import dataclass
 
 
+class Arch(enum.Enum):
+    """Guest architectures: each has its QEMU, its Debian architecture, its cross tools."""
+
+    X86_64 = "x86_64"
+    AARCH64 = "aarch64"
+
+    @property
+    def debian(self) -> str:
+        return {"x86_64": "amd64", "aarch64": "arm64"}[self.value]
+
+    @property
+    def qemu(self) -> str:
+        return f"qemu-system-{self.value}"
+
+    @property
+    def cross_prefix(self) -> str:
+        """The GNU tools' prefix on an x86_64 build host ("" for the host's own)."""
+        return "" if self is Arch.X86_64 else f"{self.value}-linux-gnu-"
+
+
 class Machine(enum.Enum):
     """QEMU machine profiles the runner knows how to start."""
 
     MICROVM = "microvm"
     Q35_QBOOT = "q35-qboot"
     PC_SEABIOS = "pc-seabios"
+    VIRT = "virt"  # aarch64
 
 
 @dataclass(frozen=True)
@@ -20,6 +41,7 @@ class Profile:
     qemu_args: tuple[str, ...]  # -M and friends
     cmdline: str  # what the kernel needs on this machine, before the template's own
     virtio_transport: str  # the kernel driver its virtio devices (disks, consoles) sit on
+    arch: Arch = Arch.X86_64
 
 
 # reboot=t: a reboot is a triple fault, which QEMU always sees as a reset (and -no-reboot
@@ -37,7 +59,15 @@ PROFILES: dict[Machine, Profile] = {
     Machine.Q35_QBOOT: Profile(Machine.Q35_QBOOT, ("-M", "q35"), f"console=ttyS0 {COMMON}", "virtio_pci"),
     # pc: the classic i440fx machine with its default firmware, SeaBIOS: the slow baseline.
     Machine.PC_SEABIOS: Profile(Machine.PC_SEABIOS, ("-M", "pc"), f"console=ttyS0 {COMMON}", "virtio_pci"),
+    # virt (aarch64): PL011 console, virtio-mmio transports, the device tree from the
+    # bundle (board.dtb). GICv3 named, not left to the accelerator's default, so the
+    # tree dumped at build time is the machine a KVM host gets too.
+    Machine.VIRT: Profile(Machine.VIRT, ("-M", "virt,gic-version=3"), "console=ttyAMA0", "virtio_mmio", Arch.AARCH64),
 }
+
+
+def machines_of(arch: Arch) -> list[Machine]:
+    return [m for m, p in PROFILES.items() if p.arch is arch]
 
 
 TRANSPORTS = ("virtio_mmio", "virtio_pci")

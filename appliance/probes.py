@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 PORT_KERNEL = 0xF4
 PORT_FIRMWARE = 0xF5
+# aarch64 has no I/O ports: the port-0xf4 codes are 32-bit writes to this register of
+# QEMU virt's lowest virtio-mmio transport (never given a device; it ignores writes),
+# which QEMU's write trace names 'virtio-mmio' (recipes/programs/probe.h).
+PROBE_MMIO = 0x0A0000FC
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,11 @@ _TRACE_LINE = re.compile(
 )
 
 
-def parse_trace(text: str, table: dict[tuple[int, int], str]) -> list[Event]:
-    """Events from a QEMU `-trace memory_region_ops_write -msg timestamp=on` log."""
+def parse_trace(text: str, table: dict[tuple[int, int], str], firmware: bool = True) -> list[Event]:
+    """Events from a QEMU `-trace memory_region_ops_write -msg timestamp=on` log.
+
+    Without FIRMWARE (aarch64 virt: QEMU loads the kernel and jumps into it), the
+    guest's first write is the kernel's, and is inferred as kernel_entry."""
     probes: list[Event] = []
     first_io: int | None = None
     fwcfg_writes: list[int] = []
@@ -82,10 +89,15 @@ def parse_trace(text: str, table: dict[tuple[int, int], str]) -> list[Event]:
         region = match["name"]
         if region.startswith("fwcfg"):
             fwcfg_writes.append(when)
-        elif region in ("isa-debugcon", "isa-debug-exit"):
-            key = (int(match["addr"], 16), int(match["value"], 16))
+        elif region in ("isa-debugcon", "isa-debug-exit") or (region == "virtio-mmio" and
+                                                                 int(match["addr"], 16) == PROBE_MMIO):
+            port = PORT_KERNEL if region == "virtio-mmio" else int(match["addr"], 16)
+            key = (port, int(match["value"], 16))
             name = table.get(key, f"unknown_{key[0]:#x}_{key[1]:#x}")
             probes.append(Event(name, when, "trace"))
+    if not firmware:
+        inferred = [Event("kernel_entry", first_io, "trace-inferred")] if first_io is not None else []
+        return sorted(probes + inferred, key=lambda e: e.host_time_ns)
     return _with_inferred(probes, first_io, fwcfg_writes)
 
 

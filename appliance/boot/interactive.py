@@ -139,7 +139,7 @@ def run(bundle: Bundle, qemu: str, accel: str, limit_s: float, extra_cmdline: st
     with tempfile.TemporaryDirectory(prefix="appliance-console-", dir=base) as tmp:
         work = Path(tmp)
         files = BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.bin")
-        words = " ".join(filter(None, (tsc.runtime_cmdline(accel), extra_cmdline)))
+        words = " ".join(filter(None, (tsc.runtime_cmdline(accel, bundle.arch.value), extra_cmdline)))
         argv = qemu_args.argv(qemu, bundle, accel, files, channel=Channel.SERIAL, extra_cmdline=words,
                               console_socket=work / "console.sock")
         print(f"appliance: booting {bundle.path.name} on this terminal; {ESCAPE_NAME} leaves "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import platform
 import re
 import shutil
 import signal
@@ -27,6 +28,7 @@ from appliance.boot.serial import ConsoleClock, probe_events, uart_cost_us_per_c
 from appliance.boot.tsc import runtime_cmdline
 from appliance.bundle import Bundle
 from appliance.errors import BootError
+from appliance.machines import Arch, profile
 from appliance.netspec import Forward
 from appliance.phases import EXEC, EXIT, READY, derive
 from appliance.probes import PORT_KERNEL, Event, parse_console_probes, parse_trace
@@ -262,7 +264,10 @@ def _run_once(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channe
               extra_cmdline: str, hold: Callable[[list[str]], None] | None) -> RawBoot:
     is_service = bundle.ready is not None
     files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.jsonl")
-    cmdline = " ".join(filter(None, (runtime_cmdline(accel), extra_cmdline)))
+    arch = profile(bundle.machine).arch
+    if accel == "kvm" and arch.value != platform.machine():
+        raise BootError(f"KVM cannot run this {arch.value} bundle on a {platform.machine()} host: use --accel tcg")
+    cmdline = " ".join(filter(None, (runtime_cmdline(accel, arch.value), extra_cmdline)))
     ports = service.host_ports(qemu.forwards(bundle))
     control = qemu.CONTROL
     session = _Service(ports, service.Control((control.host_address, ports[control])) if is_service else None)
@@ -352,7 +357,7 @@ def _events(raw: RawBoot, bundle: Bundle, channel: Channel, work: Path | None = 
         if "memory_region_ops_write" not in raw.trace:
             raise BootError("QEMU wrote no trace events: it needs the 'log' trace backend "
                             "(Debian's qemu-system-x86 has it)")
-        return parse_trace(raw.trace, bundle.probe_table)
+        return parse_trace(raw.trace, bundle.probe_table, firmware=bundle.arch is Arch.X86_64)
     if channel is Channel.SERIAL:
         return probe_events(raw.lines)
     from appliance.boot.perf import parse_perf_script  # only reached where perf and KVM exist

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.bundle import Bundle
-from appliance.errors import BootError
-from appliance.machines import Machine, profile
+from appliance.errors import ApplianceError, BootError
+from appliance.machines import Arch, Machine, profile
 from appliance.netspec import CONTROL_PORT, Forward
 from appliance.probes import PORT_FIRMWARE, PORT_KERNEL
 from appliance.proc import find_tool
@@ -50,6 +50,26 @@ class BootFiles:
     profiled: Path | None = None  # where profiled's records land, for bundles that have it
 
 
+def virtio_bus(bundle: Bundle) -> str:
+    """QEMU's name for the machine's virtio transport: virtio-*-device on virtio-mmio."""
+    return "device" if profile(bundle.machine).virtio_transport == "virtio_mmio" else "pci"
+
+
+def binary(qemu: str, arch: Arch) -> str:
+    """The QEMU for a bundle of ARCH, given the runner's (x86_64) one: the same folder's
+    qemu-system-<arch>, else the one on PATH; one clear line if there is none."""
+    if arch is Arch.X86_64 or Path(qemu).name != Arch.X86_64.qemu:
+        return qemu
+    beside = Path(qemu).with_name(arch.qemu)
+    if beside.is_file():
+        return str(beside)
+    try:
+        return find_tool(arch.qemu)
+    except ApplianceError:
+        raise BootError(f"this bundle is {arch.value} and {arch.qemu} is not installed: install qemu-system-arm "
+                        "(./setup does)") from None
+
+
 def disk_args(bundle: Bundle, keep_writes: bool = False) -> tuple[list[str], list[str]]:
     """(machine options, devices) for the bundle's disks. Writes are discarded unless
     KEEP_WRITES, so booting never changes a bundle's files (and their digests)."""
@@ -64,7 +84,7 @@ def disk_args(bundle: Bundle, keep_writes: bool = False) -> tuple[list[str], lis
                         "-device", f"nvdimm,id=nvdimm{number},memdev=pmem{number}"]
         else:
             snapshot = "" if keep_writes else ",snapshot=on"
-            bus = "device" if bundle.machine.value == "microvm" else "pci"
+            bus = virtio_bus(bundle)
             devices += ["-drive", f"id=disk{number},file={path},format=raw,if=none{snapshot}",
                         "-device", f"virtio-blk-{bus},drive=disk{number}"]
     return machine, devices
@@ -79,7 +99,7 @@ def profiled_args(bundle: Bundle, files: BootFiles) -> list[str]:
     args = ["-chardev", f"file,id=profiled,path={files.profiled}"]
     if spec["channel"] == "serial":  # COM2 by hand: microvm creates only one serial port itself
         return args + ["-device", "isa-serial,chardev=profiled,iobase=0x2f8,irq=3"]
-    bus = "device" if bundle.machine is Machine.MICROVM else "pci"
+    bus = virtio_bus(bundle)
     return args + ["-device", f"virtio-serial-{bus}", "-device", "virtserialport,chardev=profiled,name=appliance.profiled"]
 
 
@@ -101,7 +121,7 @@ def network_args(bundle: Bundle, host_ports: dict[Forward, int]) -> list[str]:
     options = ["user", "id=net0", *rules]
     if bundle.manifest["network"].get("restrict"):
         options.append("restrict=on")
-    bus = "device" if bundle.machine is Machine.MICROVM else "pci"
+    bus = virtio_bus(bundle)
     return ["-netdev", ",".join(options), "-device", f"virtio-net-{bus},netdev=net0"]
 
 
@@ -128,8 +148,9 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
     memory = str(manifest.get("memory_mib", 256))
     if machine_options:  # NVDIMMs live outside RAM: QEMU needs a slot and headroom for them
         memory += f",slots=2,maxmem={int(memory) + 4096}M"
+    arch = profile(bundle.machine).arch
     args = [
-        qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", *machine_args,
+        binary(qemu, arch), "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", *machine_args,
         "-accel", accel, "-cpu", str(manifest.get("cpu_model") or ("max" if accel == "tcg" else "host")),
         "-m", memory, "-smp", str(manifest.get("cpus", 1)), *disks,
     ]
@@ -137,6 +158,8 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
         args += ["-cdrom", str(bundle.cdrom)]
     else:
         args += ["-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", cmdline]
+    if bundle.dtb is not None:  # QEMU adds the initrd's place and seeds to its /chosen
+        args += ["-dtb", str(bundle.dtb)]
     if bundle.machine is Machine.Q35_QBOOT:
         assert bundle.firmware is not None, "checked when the bundle was loaded"
         args += ["-bios", str(bundle.firmware)]
@@ -146,7 +169,7 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
         args += ["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]
     else:
         args += ["-chardev", f"file,id=console,path={files.console}", "-serial", "chardev:console"]
-    if channel is Channel.TRACE:
+    if channel is Channel.TRACE and arch is Arch.X86_64:  # aarch64: the MMIO probe register needs no device
         for port in (PORT_KERNEL, PORT_FIRMWARE):
             args += ["-chardev", f"null,id=probe{port:x}",
                      "-device", f"isa-debugcon,iobase={port:#x},chardev=probe{port:x}"]
@@ -155,6 +178,9 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
     args += profiled_args(bundle, files)
     args += network_args(bundle, host_ports or {})
     if channel is Channel.EXIT:
+        if arch is not Arch.X86_64:
+            raise BootError("the exit channel is isa-debug-exit, an x86 I/O port device: on aarch64 use "
+                            "--channel trace or serial")
         args += ["-device", f"isa-debug-exit,iobase={PORT_KERNEL:#x},iosize=1"]
     elif channel is Channel.PERF:
         from appliance.boot.perf import RECORD_ARGS

@@ -59,10 +59,11 @@ def host_tsc_khz() -> int | None:
         return None
 
 
-def runtime_cmdline(accel: str) -> str:
+def runtime_cmdline(accel: str, arch: str = "x86_64") -> str:
     """Kernel command-line words the runner adds for this accelerator (none for KVM,
-    whose guests read the TSC rate from kvmclock)."""
-    if accel != "tcg":
+    whose guests read the TSC rate from kvmclock, and none on aarch64, whose generic
+    timer's frequency the device tree gives)."""
+    if accel != "tcg" or arch != "x86_64":
         return ""
     khz = host_tsc_khz()
     return f"tsc_early_khz={khz}" if khz else ""

@@ -19,8 +19,12 @@ from appliance.build.compress import compress
 from appliance.build.layout import Placed
 from appliance.build.modfiles import ModuleFile
 from appliance.build.template import PROFILED_DEVICES, RootDisk, Template
+from appliance.machines import Arch
 
 CONSOLE = cpio.device("dev/console", "c", 5, 1, 0o600)
+# aarch64's probes write an MMIO register through /dev/mem, from init's first instruction
+# on: before the init mounts devtmpfs, so the node is in the archive itself.
+MEM = cpio.device("dev/mem", "c", 1, 1, 0o600)
 ROOT_DEVICE = {RootDisk.VIRTIO_BLK: "/dev/vda", RootDisk.PMEM: "/dev/pmem0"}
 
 
@@ -90,6 +94,7 @@ def contents(template: Template, init: bytes, programs: dict[str, bytes], module
     boot = [
         Placed(cpio.file("init", init, 0o755), "init"),
         Placed(CONSOLE, "init"),
+        *([Placed(MEM, "init")] if template.arch is Arch.AARCH64 else []),
         Placed(cpio.file("etc/appliance/init.conf", init_conf(template, modules, release).encode()), "init"),
     ]
     boot += [Placed(cpio.file(f"{module_dir(release)}/{m.path}", m.data), f"kernel module {m.name}") for m in modules]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from appliance.build import compress, cpio
+from appliance.build import compress, cpio, devicetree
 from appliance.bundle import Bundle
 
 
@@ -38,8 +38,21 @@ def report(bundle: Bundle) -> dict[str, Any]:
         },
         "disks": [{**d, "bytes": (bundle.path / d["file"]).stat().st_size} for d in bundle.disks],
         "files": bundle.manifest["files"],
+        "arch": bundle.arch.value,
+        **_device_tree(bundle),
         **_contents(bundle),
     }
+
+
+def _device_tree(bundle: Bundle) -> dict[str, Any]:
+    """The board.dtb as the kernel gets it, read back: nodes, compatible strings, and what
+    the build removed from QEMU's tree."""
+    if bundle.dtb is None:
+        return {}
+    tree = devicetree.parse(bundle.dtb.read_bytes())
+    facts = bundle.manifest.get("device_tree", {})
+    return {"device_tree": {**devicetree.summary(tree), "bytes": bundle.dtb.stat().st_size,
+                            "nodes_qemu": facts.get("nodes_qemu"), "removed": facts.get("removed", [])}}
 
 
 def _contents(bundle: Bundle) -> dict[str, Any]:
@@ -61,7 +74,8 @@ def _group(source: str) -> str:
 
 def text(info: dict[str, Any]) -> str:
     initrd = info["initrd"]
-    lines = [f"bundle {info['bundle']} ({info['name']}, {info['machine']}, kernel {info['kernel_release']})",
+    arch = "" if info.get("arch", "x86_64") == "x86_64" else f"{info['arch']} "
+    lines = [f"bundle {info['bundle']} ({info['name']}, {arch}{info['machine']}, kernel {info['kernel_release']})",
              f"cmdline: {info['cmdline']}", ""]
     if "contents" in info:
         lines += [f"{'bytes':>10}  {'in':<6}  {'path':<48}  source"]
@@ -77,4 +91,11 @@ def text(info: dict[str, Any]) -> str:
               f"{initrd['uncompressed_bytes']} bytes uncompressed, {initrd['compressed_bytes']} bytes "
               f"{initrd['compression']}"]
     lines += [f"disk: {d['file']} ({d['kind']}), {d['bytes']} bytes" for d in info["disks"]]
+    tree = info.get("device_tree")
+    if tree:
+        lines += ["", f"device tree: board.dtb, {tree['bytes']} bytes, {tree['nodes']} nodes "
+                      f"(QEMU's had {tree['nodes_qemu']}); print it with `appliance dts BUNDLE`"]
+        lines += [f"  {count:>3}  {name}" for name, count in tree["compatible"].items()]
+        if tree["removed"]:
+            lines.append(f"  removed ({len(tree['removed'])}): {', '.join(tree['removed'])}")
     return "\n".join(lines)

@@ -35,6 +35,7 @@ class KernelLock:
     version: str
     release: str
     deb_sha256: str
+    arch: str = "amd64"  # Debian's architecture name: a foreign one is fetched through multiarch
 
 
 @dataclass(frozen=True)
@@ -62,24 +63,30 @@ def lock_fields(path: Path, keys: tuple[str, ...], what: str = "kernel lock file
 
 
 def read_lock(path: Path) -> KernelLock:
-    return KernelLock(*lock_fields(path, ("package", "version", "release", "deb_sha256")))
+    package, version, release, digest = lock_fields(path, ("package", "version", "release", "deb_sha256"))
+    arch = str(tomllib.loads(path.read_text()).get("arch", "amd64"))  # parsed once already: no error now
+    return KernelLock(package, version, release, digest, arch)
 
 
 def write_lock(path: Path, lock: KernelLock) -> None:
     header = "\n".join(path.read_text().splitlines()[:2]) + "\n" if path.exists() else ""
-    body = "".join(f'{key} = "{getattr(lock, key)}"\n' for key in ("package", "version", "release", "deb_sha256"))
+    keys = ("package", "version", "release", "deb_sha256") + (("arch",) if lock.arch != "amd64" else ())
+    body = "".join(f'{key} = "{getattr(lock, key)}"\n' for key in keys)
     atomic_write(path, (header + body).encode())
 
 
-def download_deb(package: str, version: str, sha256: str, workdir: Path, relock: str) -> Path:
-    """`apt-get download` PACKAGE=VERSION into WORKDIR and check its digest; RELOCK says
-    how the user accepts a changed package."""
+def download_deb(package: str, version: str, sha256: str, workdir: Path, relock: str, arch: str = "") -> Path:
+    """`apt-get download` PACKAGE=VERSION (of Debian architecture ARCH, if given) into
+    WORKDIR and check its digest; RELOCK says how the user accepts a changed package."""
+    name = f"{package}:{arch}" if arch else package
     try:
-        proc.run(["apt-get", "download", f"{package}={version}"], cwd=workdir, timeout=900)
+        proc.run(["apt-get", "download", f"{name}={version}"], cwd=workdir, timeout=900)
     except ToolFailed as exc:
+        foreign = (f"; {arch} packages need `dpkg --add-architecture {arch}` and `apt-get update` "
+                   "(./setup does both)") if arch else ""
         raise KernelError(
-            f"apt-get could not download {package}={version} ({exc.stderr.strip().splitlines()[-1:]}): "
-            f"run `apt-get update`, or {relock}"
+            f"apt-get could not download {name}={version} ({exc.stderr.strip().splitlines()[-1:]}): "
+            f"run `apt-get update`, or {relock}{foreign}"
         ) from None
     debs = list(workdir.glob("*.deb"))
     if len(debs) != 1:
@@ -101,7 +108,8 @@ def fetch_debian(lock: KernelLock, cache: Path | None = None) -> KernelFiles:
         with tempfile.TemporaryDirectory(dir=root.parent, prefix=".fetch-") as tmp:
             work = Path(tmp)
             deb = download_deb(lock.package, lock.version, lock.deb_sha256, work,
-                               "pin an available kernel with `appliance kernel-lock`")
+                               "pin an available kernel with `appliance kernel-lock`",
+                               lock.arch if lock.arch != "amd64" else "")
             tree = work / "tree"
             proc.run(["dpkg-deb", "-x", str(deb), str(tree)], timeout=600)
             _depmod(tree, lock.release)

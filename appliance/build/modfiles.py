@@ -38,11 +38,17 @@ def decompress(path: str, data: bytes) -> bytes:
     return data
 
 
+# ELF e_machine: the host's strip reads only its own machine's objects
+_AARCH64 = 183
+
+
 def strip_debug(data: bytes) -> bytes:
+    machine = int.from_bytes(data[18:20], "little") if data[:4] == b"\x7fELF" else 0
+    tool = "aarch64-linux-gnu-strip" if machine == _AARCH64 else "strip"
     with tempfile.TemporaryDirectory(prefix="appliance-strip-") as tmp:
         path = Path(tmp) / "m.ko"
         path.write_bytes(data)
-        proc.run(["strip", "--strip-debug", str(path)])
+        proc.run([tool, "--strip-debug", str(path)])
         return path.read_bytes()
 
 

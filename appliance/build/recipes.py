@@ -11,6 +11,7 @@ import errno
 import json
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from appliance import __version__, bundle, netspec, proc
 from appliance.build import (
     apt,
+    devicetree,
     firmware,
     guestprog,
     initramfs,
@@ -31,15 +33,24 @@ from appliance.build import (
     release,
     rootdisk,
 )
-from appliance.build.template import KERNEL_COMPRESSIONS, PROFILED_DEVICES, RootDisk, Template, find_template, load_template
+from appliance.build.template import (
+    KERNEL_COMPRESSIONS,
+    PROFILED_DEVICES,
+    RootDisk,
+    Template,
+    find_template,
+    load_template,
+    retarget,
+)
 from appliance.errors import ApplianceError, KernelError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
-from appliance.machines import TRANSPORTS, Machine, profile
+from appliance.machines import TRANSPORTS, Arch, Machine, profile
 from appliance.paths import ROOT
 
 TEMPLATES = ROOT / "rootfs_templates"
 PROGRAMS = ROOT / "recipes" / "programs"
 LOCK = ROOT / "recipes" / "kernel" / "debian.lock"
+ARM64_LOCK = ROOT / "recipes" / "kernel" / "debian-arm64.lock"  # Debian's arm64 kernel, for aarch64 templates
 SOURCE_LOCK = ROOT / "recipes" / "kernel" / "linux-source.lock"
 MINIMAL = ROOT / "recipes" / "kernel" / "minimal"  # fragments and the probe patch
 FRAGMENTS = ("base", "virt", "probes")
@@ -74,8 +85,22 @@ class BuildConfig:
         return (ROOT / top if self.build_dir.startswith("#") else Path(top)).joinpath(*parts)
 
     @property
+    def programs_dir(self) -> str:
+        """Where the guest programs go: one folder per architecture."""
+        arch = self.template.arch
+        return "programs" if arch is Arch.X86_64 else f"programs-{arch.value}"
+
+    @property
+    def compiler(self) -> list[str]:
+        return guestprog.command(self.template.arch)
+
+    @property
     def programs_path(self) -> Path:
-        return self.real_path("programs")
+        return self.real_path(self.programs_dir)
+
+    @property
+    def kernel_lock(self) -> Path:
+        return ARM64_LOCK if self.template.arch is Arch.AARCH64 else LOCK
 
     @property
     def contents_path(self) -> Path:
@@ -147,7 +172,7 @@ class BuildConfig:
         if self.minimal:
             return "minimal " + self.minimal_recipe().key()
         if not self.own_kernel:
-            return LOCK.read_text()
+            return self.kernel_lock.read_text()
         paths = [Path(self.own_kernel)] + ([Path(self.own_modules) / "modules.dep"] if self.own_modules else [])
         stamps = [f"{p}={p.stat().st_size}:{p.stat().st_mtime_ns}" if p.exists() else f"{p}=missing" for p in paths]
         return " ".join(stamps)
@@ -157,7 +182,7 @@ class BuildConfig:
             return kernel.own_kernel(Path(self.own_kernel), Path(self.own_modules) if self.own_modules else None)
         if self.minimal:
             return self.minimal_kernel()
-        return kernel.fetch_debian(kernel.read_lock(LOCK))
+        return kernel.fetch_debian(kernel.read_lock(self.kernel_lock))
 
     def action(self, name: str) -> Any:
         from SCons.Action import Action  # only inside SCons
@@ -242,7 +267,9 @@ def cache_in_use() -> list[Path]:
     recipes = [minikernel.Recipe(source.deb_sha256, minikernel.read_fragments(MINIMAL, FRAGMENTS + extra),
                                  (MINIMAL / "appliance-probes.patch").read_text(), c) for c, extra in sorted(variants)]
     source_key = recipes[0].source_key()
-    return [cache / "kernels" / f"{lock.package}_{lock.version}", cache / "sources" / f"{source.package}_{source.version}",
+    arm64 = kernel.read_lock(ARM64_LOCK)
+    return [cache / "kernels" / f"{lock.package}_{lock.version}", cache / "kernels" / f"{arm64.package}_{arm64.version}",
+            cache / "sources" / f"{source.package}_{source.version}",
             cache / "minikernel" / f"src-{source_key}", cache / "minikernel" / f"out-{source_key}",
             *(minikernel.image_dir(cache, r.key()) for r in recipes),
             cache / "qboot" / firmware.read_lock(QBOOT_LOCK).orig_sha256[:16],
@@ -261,8 +288,10 @@ def configure(env: Any) -> BuildConfig:
     try:
         path = find_template(env["TEMPLATE"], TEMPLATES)
         written = template = load_template(path, available_programs())
+        if env["ARCH"]:
+            template = retarget(template, _one_of("ARCH", env["ARCH"], tuple(a.value for a in Arch)))
         if env["MACHINE"]:
-            template = replace(template, machine=Machine(env["MACHINE"]))
+            template = retarget(template, template.arch.value, Machine(env["MACHINE"]))
         if env["KERNEL_RECIPE"]:
             template = replace(template, kernel=_one_of("KERNEL_RECIPE", env["KERNEL_RECIPE"], ("debian", "minimal")))
         if env["KERNEL_COMPRESSION"]:
@@ -295,7 +324,9 @@ def variant_name(written: Template, built: Template, own_kernel: str) -> str:
     """What the build options changed, as a folder-name suffix a person can read:
     "q35-qboot", "minimal-kernel+lz4", "kernel-bzImage"; "" when nothing changed."""
     parts = []
-    if built.machine is not written.machine:
+    if built.arch is not written.arch:  # "aarch64" (its machine, virt, goes without saying)
+        parts.append(built.arch.value)
+    elif built.machine is not written.machine:
         parts.append(built.machine.value)
     if own_kernel:
         parts.append(f"kernel-{Path(own_kernel).name}")
@@ -313,7 +344,7 @@ def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
-    size = guestprog.compile_static(Path(str(source[0])), Path(str(target[0])))
+    size = guestprog.compile_static(Path(str(source[0])), Path(str(target[0])), config.template.arch)
     print(f"  {Path(str(target[0])).name}: {size} bytes (static, stripped)")
 
 
@@ -427,10 +458,15 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     if template.machine is not Machine.Q35_QBOOT:  # left by an earlier MACHINE=q35-qboot build
         (folder / "firmware.bin").unlink(missing_ok=True)
     disks = [] if template.root.value == "none" else [{"file": "rootfs.img", "kind": template.root.value}]
+    tree = board_dtb(template, folder / bundle.DTB, cmdline) if template.arch is Arch.AARCH64 else None
+    if tree is None:
+        (folder / bundle.DTB).unlink(missing_ok=True)  # left by an earlier ARCH=aarch64 build
     data = bundle.manifest(folder, name=template.name, cmdline=cmdline, machine=template.machine,
                            memory_mib=template.memory_mib, cpus=template.cpus,
                            user_probes=template.probes, build=build, disks=disks,
-                           firmware=template.machine is Machine.Q35_QBOOT)
+                           firmware=template.machine is Machine.Q35_QBOOT, dtb=tree is not None)
+    if tree is not None:
+        data["device_tree"] = tree
     data["cmdline_base"] = " ".join(filter(None, ("panic=-1", template.cmdline)))
     data["virtio_transports"] = virtio_transports(config)
     data["kernel_acpi"] = not config.minimal  # tinyconfig + our fragments: no ACPI (see qemu.argv)
@@ -440,6 +476,36 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
                             "sample_ms": template.profiled_sample_ms}
     bundle.write(folder, data)
     print(f"  bundle {folder} ready")
+
+
+def virtio_devices(template: Template) -> int:
+    """How many virtio-mmio devices the runner attaches to a bundle of TEMPLATE."""
+    return (template.root is not RootDisk.NONE) + template.network + (template.profiled == "virtio")
+
+
+def board_dtb(template: Template, target: Path, cmdline: str) -> dict[str, Any]:
+    """QEMU's own device tree for the bundle's machine (dumped by QEMU for the same
+    machine, CPU, memory and vCPUs the runner starts), with /chosen set and, unless the
+    template says `prune = false`, what the appliance does not use removed; written to
+    TARGET. Returns what bundle.json records of it."""
+    arch = template.arch
+    qemu = proc.find_tool(arch.qemu)
+    machine = profile(template.machine).qemu_args
+    with tempfile.TemporaryDirectory(prefix="appliance-dtb-") as tmp:
+        dumped = Path(tmp) / "qemu.dtb"
+        proc.run([qemu, machine[0], f"{machine[1]},dumpdtb={dumped}", "-cpu", "max", "-m", str(template.memory_mib),
+                  "-smp", str(template.cpus), "-nodefaults", "-display", "none"], timeout=60)
+        tree = devicetree.parse(dumped.read_bytes())
+    before = devicetree.summary(tree)
+    removed = devicetree.prune(tree, devicetree.Pruning(virtio_devices(template))) if template.dtb_prune else []
+    devicetree.set_chosen(tree, cmdline, devicetree.STDOUT_PATH)
+    blob = devicetree.to_dtb(tree)
+    atomic_write(target, blob)
+    after = devicetree.summary(tree)
+    print(f"  device tree: {after['nodes']} nodes ({before['nodes']} in QEMU's), {len(blob)} bytes")
+    return {"source": f"{arch.qemu} {' '.join(machine)} dumpdtb", "qemu": proc.run([qemu, "--version"]).stdout.splitlines()[0],
+            "pruned": template.dtb_prune, "removed": removed, "nodes": after["nodes"], "nodes_qemu": before["nodes"],
+            "compatible": after["compatible"]}
 
 
 def network_facts(template: Template) -> dict[str, Any]:
@@ -463,7 +529,7 @@ def _kernel_facts(config: BuildConfig, files: kernel.KernelFiles) -> dict[str, A
                 "compression": recipe.compression, "fragments": [*FRAGMENTS, *config.template.kernel_fragments],
                 "kernel_src": config.kernel_src or None,
                 "lock": None if config.kernel_src else minikernel.read_lock(SOURCE_LOCK).__dict__}
-    return {"release": files.release, "source": LOCK.name, "lock": kernel.read_lock(LOCK).__dict__,
+    return {"release": files.release, "source": config.kernel_lock.name, "lock": kernel.read_lock(config.kernel_lock).__dict__,
             "entry": config.template.kernel_entry}
 
 

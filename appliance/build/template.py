@@ -11,13 +11,13 @@ from __future__ import annotations
 import enum
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from appliance.build.compress import Compression
 from appliance.errors import TemplateError
-from appliance.machines import Machine
+from appliance.machines import Arch, Machine, machines_of, profile
 from appliance.netspec import CONTROL_PORT, Forward, Ready, SpecError, forward_for, parse_forward, parse_ready
 
 
@@ -58,6 +58,7 @@ class FileSpec:
 class Template:
     name: str
     description: str = ""
+    arch: Arch = Arch.X86_64
     kernel: str = "debian"  # or "minimal": recipes/kernel/minimal (tinyconfig + fragments)
     kernel_compression: str = "none"  # the minimal kernel's image: one of KERNEL_COMPRESSIONS
     kernel_fragments: tuple[str, ...] = ()  # optional fragments of recipes/kernel/minimal/ (e.g. "ftrace")
@@ -92,6 +93,7 @@ class Template:
     restrict: bool = False  # [network] restrict: the guest reaches nothing but its forwards
     ready: Ready | None = None  # [service] ready: the payload is a service, up when this answers
     send: str = ""  # [service] send: what a tcp check sends first (else it waits for a banner)
+    dtb_prune: bool = True  # [devicetree] prune: remove what the appliance does not use (aarch64)
     folder: str = field(default="", compare=False)
 
     @property
@@ -117,7 +119,7 @@ def _enum_value(value: object) -> object:
 
 # Known keys per table, with their expected types: anything else is an error.
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "appliance": {"description": str, "kernel": str, "kernel_compression": str, "compression": str,
+    "appliance": {"description": str, "arch": str, "kernel": str, "kernel_compression": str, "compression": str,
                   "compression_level": int, "kernel_fragments": list, "kernel_entry": str},
     "init": {"mounts": list, "payload": list, "after": str, "shell": (bool, list)},
     "programs": {"build": list},
@@ -129,6 +131,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "packages": {"host": list, "host_files": list, "debian": list, "exclude": list},
     "network": {"forward": list, "restrict": bool},
     "service": {"ready": str, "send": str},
+    "devicetree": {"prune": bool},
 }
 # `shell = true`: busybox's or any other /bin/sh
 DEFAULT_SHELL = ("/bin/sh",)
@@ -285,6 +288,27 @@ def _service(name: str, raw: dict[str, Any], network: bool, forwards: tuple[Forw
     return ready, forwards
 
 
+def _check_arch(name: str, arch: Arch, machine: Machine, kernel: str, entry: str, profiled: str, root: RootDisk,
+                packages: bool, devicetree: bool) -> None:
+    """What an architecture's appliances can be: aarch64 boots Debian's arm64 kernel on
+    virt, without the x86-only parts (the minimal kernel, PVH, NVDIMM, COM2)."""
+    if profile(machine).arch is not arch:
+        fits = ", ".join(m.value for m in machines_of(arch))
+        raise _fail(name, f"[vm] machine = {machine.value!r} is not an {arch.value} machine (for {arch.value}: {fits})")
+    if arch is Arch.X86_64:
+        if devicetree:
+            raise _fail(name, "[devicetree] is for aarch64 appliances (x86 machines have no device tree)")
+        return
+    why = {kernel != "debian": "kernel = 'minimal' is built for x86_64 only: use kernel = 'debian' (Debian's arm64 kernel)",
+           entry != "bzimage": "kernel_entry = 'pvh' is an x86 boot protocol",
+           root is RootDisk.PMEM: "[rootfs] disk = 'pmem' (an NVDIMM) is x86-only here: use 'virtio-blk'",
+           profiled == "serial": "[profiled] channel = 'serial' is a second ISA serial port: use 'virtio' on aarch64",
+           packages: "[packages] brings host (x86_64) programs and amd64 packages: not for aarch64 yet"}
+    for bad, message in why.items():
+        if bad:
+            raise _fail(name, f"arch = 'aarch64': {message}")
+
+
 RESERVED = {"init": "the init", "etc/appliance/init.conf": "the init's configuration"}
 
 
@@ -369,9 +393,14 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     if kernel == "minimal":  # what [network] needs of the minimal kernel
         if network and "network" not in fragments:
             fragments = (*fragments, "network")
+    arch = _choice(name, Arch, "[appliance] arch", app.get("arch", "x86_64"))
+    machine = _choice(name, Machine, "[vm] machine", vm.get("machine", machines_of(arch)[0].value))
+    _check_arch(name, arch, machine, kernel, entry, channel, root, bool(host or host_files or debian),
+                "devicetree" in raw)
     return Template(
         name=name,
         description=app.get("description", ""),
+        arch=arch,
         kernel=kernel,
         kernel_compression=kernel_compression,
         kernel_fragments=fragments,
@@ -383,7 +412,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         after=_choice(name, AfterPayload, "[init] after", init.get("after", "poweroff")),
         programs=programs,
         files=files,
-        machine=_choice(name, Machine, "[vm] machine", vm.get("machine", "microvm")),
+        machine=machine,
         memory_mib=memory,
         cpus=cpus,
         cmdline=vm.get("cmdline", ""),
@@ -404,6 +433,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         restrict=raw.get("network", {}).get("restrict", False),
         ready=ready,
         send=raw.get("service", {}).get("send", ""),
+        dtb_prune=raw.get("devicetree", {}).get("prune", True),
         profiled=channel,
         profiled_sample_ms=profiled.get("sample_ms", 0),
         folder=str(folder),
@@ -426,3 +456,14 @@ def find_template(name_or_path: str, templates_dir: Path) -> Path:
         known = ", ".join(sorted(p.stem for p in templates_dir.glob("*.toml")))
         raise TemplateError(f"no template named {name_or_path!r} in {templates_dir} (known: {known})")
     return path
+
+
+def retarget(template: Template, arch: str, machine: Machine | None = None) -> Template:
+    """TEMPLATE for another architecture (its machine: MACHINE, else the architecture's
+    first) or machine, checked as the template itself would be (ARCH= and MACHINE=)."""
+    target = _choice(template.name, Arch, "ARCH", arch)
+    if machine is None:
+        machine = template.machine if profile(template.machine).arch is target else machines_of(target)[0]
+    _check_arch(template.name, target, machine, template.kernel, template.kernel_entry, template.profiled,
+                template.root, template.has_packages, False)
+    return replace(template, arch=target, machine=machine)

@@ -333,6 +333,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dts(args: argparse.Namespace) -> int:
+    """The bundle's device tree as DTS source (aarch64 bundles)."""
+    from appliance.build import devicetree, release
+
+    with tempfile.TemporaryDirectory(prefix="appliance-dts-") as tmp:
+        target = bundle.load(release.unpack_any(Path(args.bundle), Path(tmp)))
+        if target.dtb is None:
+            raise ApplianceError(f"bundle {args.bundle} has no device tree ({target.arch.value} {target.machine.value}: "
+                                 "only aarch64 bundles carry board.dtb)")
+        source = devicetree.to_dts(devicetree.parse(target.dtb.read_bytes()))
+    say(source.rstrip("\n"), dts=source)
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from appliance.build import release
 
@@ -487,6 +501,9 @@ def parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("inspect", help="what a bundle, .tar.zst or .iso holds: files, sizes, kernel, modules")
     p.add_argument("bundle", help=options.BUNDLE)
     p.set_defaults(func=cmd_inspect)
+    p = verbs.add_parser("dts", help="an aarch64 bundle's device tree (board.dtb) as DTS source")
+    p.add_argument("bundle", help=options.BUNDLE)
+    p.set_defaults(func=cmd_dts)
     p = verbs.add_parser("verify", help="check a bundle, .tar.zst or .iso against its digests (and SHA256SUMS)")
     p.add_argument("artifact", help=options.BUNDLE)
     p.set_defaults(func=cmd_verify)

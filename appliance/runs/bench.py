@@ -129,7 +129,8 @@ class Session:
     def document(self, complete: bool, host: dict[str, Any]) -> dict[str, Any]:
         plan = self.plan
         settings = {"n": plan.n, "warmup": plan.warmup, "timeout_s": plan.timeout, "channel": plan.channel.value,
-                    "exit_probes": self.exit_probes, "runtime_cmdline": runtime_cmdline(self.accel.accel),
+                    "exit_probes": self.exit_probes,
+                    "runtime_cmdline": runtime_cmdline(self.accel.accel, self.bundle.arch.value),
                     "extra_cmdline": plan.extra_cmdline}
         return results.document(host=host, accel={"used": self.accel.accel, "reason": self.accel.reason},
                                 bundle=bundle_facts(self.bundle), settings=settings, runs=self.runs,

@@ -3,7 +3,8 @@
  * It emits the boot probes, mounts what /etc/appliance/init.conf asks, runs the payload
  * (from the kernel command line's appliance_payload=, else from init.conf), reaps every
  * zombie, and then powers the machine off. QEMU runs with -no-reboot, so when power-off
- * is not available (no ACPI) a reboot() ends QEMU just as well.
+ * is not available (x86 without ACPI) a reboot() ends QEMU just as well; aarch64 powers
+ * off through PSCI.
  * Signals: SIGTERM and SIGUSR1 power off, SIGINT (Ctrl-Alt-Del) reboots.
  *
  * Order of work: init_start; load modules (each timed, in the listed order: the build
@@ -56,15 +57,28 @@
 #define MAX_MODULES 256
 #define MAX_MOUNTS 16
 
-/* dietlibc has no finit_module() and no syscall(): x86_64 syscall 313 by hand. */
+/* dietlibc has no finit_module() and no syscall(): the system call by hand
+ * (x86_64: 313 through `syscall`; aarch64: 273 through `svc 0`). */
 static int finit_module(int fd, const char *params, int flags)
 {
 	long ret;
 
+#if defined(__x86_64__)
 	__asm__ volatile("syscall"
 			 : "=a"(ret)
 			 : "a"(313L), "D"((long)fd), "S"(params), "d"((long)flags)
 			 : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = 273;
+	register long x0 __asm__("x0") = fd;
+	register long x1 __asm__("x1") = (long)params;
+	register long x2 __asm__("x2") = flags;
+
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
+	ret = x0;
+#else
+#error "finit_module: add this architecture's system call"
+#endif
 	if (ret < 0) {
 		errno = (int)-ret;
 		return -1;
@@ -597,6 +611,12 @@ static void quiesce(void)
 	}
 }
 
+#if defined(__aarch64__)
+#define POWER_OFF_ALWAYS 1 /* PSCI's SYSTEM_OFF: every arm64 virt guest has it */
+#else
+#define POWER_OFF_ALWAYS 0
+#endif
+
 static void power_off(void)
 {
 	stop_profiled();
@@ -604,11 +624,11 @@ static void power_off(void)
 	quiesce();
 	/* Power-off without a power-off method halts the CPU and QEMU would wait forever;
 	 * ACPI in sysfs means the kernel has one. Otherwise reboot: -no-reboot exits. */
-	if (!want_reboot && stop_request != 2 && access("/sys/firmware/acpi", F_OK) == 0)
+	if (!want_reboot && stop_request != 2 && (POWER_OFF_ALWAYS || access("/sys/firmware/acpi", F_OK) == 0))
 		reboot(RB_POWER_OFF);
 	reboot(RB_AUTOBOOT);
-	for (;;)
-		pause();
+	for (;;) /* not pause(): dietlibc's aarch64 build has none (no such system call there) */
+		sleep_ms(1000);
 }
 
 int main(int argc, char **argv, char **envp)

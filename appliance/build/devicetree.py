@@ -1,0 +1,121 @@
+"""Device trees of aarch64 bundles, read and written with pyfdt (pure).
+
+QEMU's `virt` machine generates its device tree for the exact machine and devices it
+was started with (`-machine virt,dumpdtb=FILE` writes it and exits). A bundle carries
+that tree as `board.dtb`, with `/chosen` set (bootargs, stdout-path) and, when the
+template asks, the nodes the appliance does not use removed; the runner boots it with
+`-dtb`, and QEMU then adds only what it always adds to /chosen (the initrd's place, the
+random seeds).
+
+What pruning removes, each only when nothing the appliance runs needs it:
+- the PCIe host bridge (`pcie@...`) when every device sits on virtio-mmio;
+- the flash banks (`flash@...`): the kernel is loaded by QEMU, not from flash;
+- virtio-mmio transports that no device will occupy (QEMU gives the first `-device`
+  the highest address, so the N highest are kept for N devices);
+- the platform bus, fw-cfg, the PL031 RTC, and the PL061 GPIO with the gpio-keys node
+  that refers to it (the power button: the appliance powers itself off through PSCI).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pyfdt.pyfdt import Fdt, FdtBlobParse, FdtNode, FdtProperty, FdtPropertyStrings
+
+
+class DeviceTreeError(ValueError):
+    pass
+
+
+STDOUT_PATH = "/pl011@9000000"  # virt's console UART
+
+
+def parse(blob: bytes) -> Fdt:
+    try:
+        return FdtBlobParse(io.BytesIO(blob)).to_fdt()
+    except Exception as exc:  # pyfdt raises bare Exceptions for a bad blob
+        raise DeviceTreeError(f"not a device tree blob: {exc}") from None
+
+
+def to_dtb(tree: Fdt) -> bytes:
+    blob = tree.to_dtb()
+    assert isinstance(blob, bytes)
+    return blob
+
+
+def to_dts(tree: Fdt) -> str:
+    return str(tree.to_dts())
+
+
+def _children(node: FdtNode) -> list[FdtNode]:
+    return [item for item in node if isinstance(item, FdtNode)]
+
+
+def _prop(node: FdtNode, name: str) -> FdtProperty | None:
+    return next((item for item in node if isinstance(item, FdtProperty) and item.get_name() == name), None)
+
+
+def compatible(node: FdtNode) -> list[str]:
+    prop = _prop(node, "compatible")
+    return [str(s) for s in prop] if isinstance(prop, FdtPropertyStrings) else []
+
+
+def set_chosen(tree: Fdt, bootargs: str, stdout_path: str) -> None:
+    """/chosen's bootargs and stdout-path (created if missing), replacing what was there."""
+    root = tree.get_rootnode()
+    chosen = next((n for n in _children(root) if n.get_name() == "chosen"), None)
+    if chosen is None:
+        chosen = FdtNode("chosen")
+        chosen.set_parent_node(root)
+        root.append(chosen)
+    for name, value in (("bootargs", bootargs), ("stdout-path", stdout_path)):
+        if _prop(chosen, name) is not None:
+            chosen.remove(name)
+        chosen.append(FdtPropertyStrings(name, [value]))
+
+
+_UNIT = re.compile(r"@([0-9a-fA-F]+)$")
+
+
+def _address(node: FdtNode) -> int:
+    match = _UNIT.search(node.get_name())
+    return int(match[1], 16) if match else -1
+
+
+@dataclass(frozen=True)
+class Pruning:
+    virtio_devices: int  # virtio-mmio devices the runner attaches: their transports stay
+    pci: bool = False  # whether any device sits on PCI (then the PCIe bridge stays)
+
+
+ALWAYS_UNUSED = ("platform-bus@", "fw-cfg@", "pl031@", "pl061@", "gpio-keys", "flash@")
+
+
+def prune(tree: Fdt, plan: Pruning) -> list[str]:
+    """Remove what PLAN says the appliance does not use; returns the removed paths."""
+    root = tree.get_rootnode()
+    removed = []
+    transports = sorted((n for n in _children(root) if "virtio,mmio" in compatible(n)), key=_address, reverse=True)
+    unused = {id(n) for n in transports[plan.virtio_devices:]}
+    for node in _children(root):
+        name = node.get_name()
+        if (id(node) in unused or name.startswith(ALWAYS_UNUSED)
+                or (name.startswith("pcie@") and not plan.pci)):
+            root.remove(name)
+            removed.append("/" + name)
+    return removed
+
+
+def summary(tree: Fdt) -> dict[str, Any]:
+    """How many nodes, and the compatible strings with how many nodes carry each."""
+    nodes = 0
+    counts: dict[str, int] = {}
+    for _, item in tree.get_rootnode().walk():
+        if isinstance(item, FdtNode):
+            nodes += 1
+            for value in compatible(item):
+                counts[value] = counts.get(value, 0) + 1
+    return {"nodes": nodes + 1, "compatible": dict(sorted(counts.items()))}
