@@ -62,7 +62,7 @@ class Bundle:
 
 
         if profile(machine).arch is not self.arch:
-            raise BundleError(f"bundle {self.path} is {self.arch.value}; {machine.value} is a "
+            raise BundleError(f"bundle {self.path} is {self.arch.value}; {machine.value} is an "
                               f"{profile(machine).arch.value} machine: build the template for it")
         why = transport_problem(self.manifest, machine)
         if why:

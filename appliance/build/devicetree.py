@@ -12,6 +12,7 @@ What pruning removes, each only when nothing the appliance runs needs it:
 - the flash banks (`flash@...`): the kernel is loaded by QEMU, not from flash;
 - virtio-mmio transports that no device will occupy (QEMU gives the first `-device`
   the highest address, so the N highest are kept for N devices);
+- the GIC's ITS (it translates the MSIs of PCI devices) without PCI;
 - the platform bus, fw-cfg, the PL031 RTC, and the PL061 GPIO with the gpio-keys node
   that refers to it (the power button: the appliance powers itself off through PSCI).
 """
@@ -106,7 +107,20 @@ def prune(tree: Fdt, plan: Pruning) -> list[str]:
                 or (name.startswith("pcie@") and not plan.pci)):
             root.remove(name)
             removed.append("/" + name)
+        elif name.startswith("intc@") and not plan.pci:  # the GIC's ITS translates PCI devices' MSIs
+            for its in [c for c in _children(node) if c.get_name().startswith("its@")]:
+                node.remove(its.get_name())
+                removed.append(f"/{name}/{its.get_name()}")
     return removed
+
+
+def grouped(removed: list[str]) -> list[str]:
+    """REMOVED for people: nodes of one kind counted together ("32 x virtio_mmio")."""
+    counts: dict[str, int] = {}
+    for path in removed:
+        kind = path.rsplit("/", 1)[-1].split("@")[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    return [f"{n} x {kind}" if n > 1 else kind for kind, n in counts.items()]
 
 
 def summary(tree: Fdt) -> dict[str, Any]:

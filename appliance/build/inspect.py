@@ -97,5 +97,5 @@ def text(info: dict[str, Any]) -> str:
                       f"(QEMU's had {tree['nodes_qemu']}); print it with `appliance dts BUNDLE`"]
         lines += [f"  {count:>3}  {name}" for name, count in tree["compatible"].items()]
         if tree["removed"]:
-            lines.append(f"  removed ({len(tree['removed'])}): {', '.join(tree['removed'])}")
+            lines.append(f"  removed from QEMU's: {', '.join(devicetree.grouped(tree['removed']))}")
     return "\n".join(lines)

@@ -91,6 +91,20 @@ class BuildConfig:
         return "programs" if arch is Arch.X86_64 else f"programs-{arch.value}"
 
     @property
+    def qemu_version(self) -> str:
+        """The version of the QEMU whose device tree an aarch64 bundle carries; read while
+        SCons reads the recipes, so a missing QEMU is one line and exit 2 right away."""
+        from SCons.Script import Exit
+
+        try:
+            return proc.run([proc.find_tool(self.template.arch.qemu), "--version"]).stdout.splitlines()[0]
+        except ApplianceError as exc:
+            print(f"error: {exc} (aarch64 bundles carry QEMU's device tree for virt: install qemu-system-arm, "
+                  "./setup does)", file=sys.stderr)
+            Exit(2)
+            raise  # not reached: Exit raises SystemExit
+
+    @property
     def compiler(self) -> list[str]:
         return guestprog.command(self.template.arch)
 
@@ -160,6 +174,8 @@ class BuildConfig:
 
     def iso_boots(self) -> bool:
         """Whether an ISO of this build can reach its disks when booted on a PC."""
+        if self.template.arch is not Arch.X86_64:
+            return False  # the ISO boots through isolinux, a PC's boot loader
         return self.template.root is RootDisk.NONE or profile(self.template.machine).virtio_transport == "virtio_pci"
 
     def packages_signature(self) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from appliance.phases import PHASE_NAMES
 
 PHASE_HELP = {
-    "qemu": "host exec -> firmware start",
+    "qemu": "host exec -> firmware start (aarch64: the kernel's first device write)",
     "firmware": "firmware -> kernel entry",
     "fw_setup": "fw_start -> fw_do_boot (hardware setup)",
     "fw_load": "fw_do_boot -> kernel entry (loading it)",

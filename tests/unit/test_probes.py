@@ -1,5 +1,7 @@
+import pytest
+
 from appliance.phases import EXEC, EXIT, READY, derive
-from appliance.probes import Event, parse_console_probes, parse_trace, probe_table
+from appliance.probes import PROBE_MMIO, Event, parse_console_probes, parse_trace, probe_table
 
 TABLE = probe_table(((0x20, "work_done"),))
 
@@ -83,3 +85,24 @@ def test_missing_probe_leaves_its_phase_missing_and_shifts_nothing():
 def test_console_probe_lines():
     text = "[ 1.2] x\nappliance-probe: init_start 1233837692\r\nnoise appliance-probe: work_done 1264630506\n"
     assert parse_console_probes(text) == [("init_start", 1233837692), ("work_done", 1264630506)]
+
+
+def mmio(usec: int, addr: int, value: int, name: str = "virtio-mmio") -> str:
+    return (f"2746@1795236580.{usec:06d}:memory_region_ops_write cpu 0 mr 0x55570fe65800 "
+            f"addr {addr:#x} value {value:#x} size 4 name '{name}'")
+
+
+def test_aarch64_probes_are_writes_to_the_probe_register_and_the_first_write_is_the_kernel():
+    trace = "\n".join([
+        mmio(100, 0x9000000, 0x41, "pl011"),  # the kernel's first device write
+        mmio(200, 0xA003E70, 0x0F),  # a real virtio-mmio device's status register: no probe
+        mmio(300, PROBE_MMIO, 0x10),
+        mmio(400, PROBE_MMIO, 0x13),
+        mmio(500, PROBE_MMIO, 0x20),
+    ])
+    events = parse_trace(trace, TABLE | {(0xF4, 0x20): "work_done"}, firmware=False)
+    assert [(e.name, e.source) for e in events] == [
+        ("kernel_entry", "trace-inferred"), ("init_start", "trace"), ("payload_start", "trace"), ("work_done", "trace")]
+    phases = derive(events)
+    assert phases["firmware"] is None
+    assert phases["kernel"] == pytest.approx(0.2, abs=1e-3) and phases["init"] == pytest.approx(0.1, abs=1e-3)

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,37 @@ def test_packages_and_shell():
     assert "shell /bin/sh\n" in init_conf(t)
     assert parse("[init]\nshell = ['/bin/busybox', 'sh']\n").shell == ("/bin/busybox", "sh")
     assert parse("").exclude is None and not parse("").has_packages and parse("").shell == ()
+
+
+def test_aarch64_templates_boot_on_virt():
+    from appliance.machines import Arch
+
+    t = parse("[appliance]\narch = 'aarch64'\n[devicetree]\nprune = false\n")
+    assert t.arch is Arch.AARCH64 and t.machine is Machine.VIRT and not t.dtb_prune
+    assert parse("").arch is Arch.X86_64 and parse("").dtb_prune
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("[appliance]\narch = 'riscv64'\n", "arch = 'riscv64' is not one of: x86_64, aarch64"),
+    ("[appliance]\narch = 'aarch64'\n[vm]\nmachine = 'microvm'\n", "'microvm' is not an aarch64 machine (for aarch64: virt)"),
+    ("[vm]\nmachine = 'virt'\n", "'virt' is not an x86_64 machine"),
+    ("[appliance]\narch = 'aarch64'\nkernel = 'minimal'\n", "built for x86_64 only"),
+    ("[appliance]\narch = 'aarch64'\n[rootfs]\ndisk = 'pmem'\n", "x86-only here"),
+    ("[appliance]\narch = 'aarch64'\n[profiled]\nchannel = 'serial'\n", "use 'virtio' on aarch64"),
+    ("[devicetree]\nprune = true\n", "[devicetree] is for aarch64"),
+])
+def test_what_aarch64_cannot_be_is_one_error(text, words):
+    with pytest.raises(TemplateError, match=re.escape(words)):
+        parse(text)
+
+
+def test_arch_retargets_a_template_to_its_machine():
+    from appliance.build.template import retarget
+    from appliance.machines import Arch
+
+    t = retarget(parse("[vm]\nmachine = 'q35-qboot'\n"), "aarch64")
+    assert t.arch is Arch.AARCH64 and t.machine is Machine.VIRT
+    with pytest.raises(TemplateError, match="not an aarch64 machine"):
+        retarget(parse(""), "aarch64", Machine.MICROVM)
+    with pytest.raises(TemplateError, match="x86-only here"):
+        retarget(parse("[rootfs]\ndisk = 'pmem'\n"), "aarch64")

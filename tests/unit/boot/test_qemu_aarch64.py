@@ -1,0 +1,48 @@
+"""QEMU's command line for aarch64 bundles: its own binary, virt with the bundle's device
+tree, virtio-mmio devices, no x86 port devices; and what it refuses."""
+
+from pathlib import Path
+
+import pytest
+
+from appliance.boot import qemu
+from appliance.boot.qemu import Channel
+from appliance.bundle import Bundle
+from appliance.errors import BootError, BundleError
+from appliance.machines import Machine
+
+
+def bundle(tmp_path: Path, **extra) -> Bundle:
+    files = {"kernel": {}, "initrd": {}, "board.dtb": {}}
+    manifest = {"machine": "virt", "arch": "aarch64", "cmdline": "console=ttyAMA0", "files": files, "probes": [],
+                "disks": [{"file": "rootfs.img", "kind": "virtio-blk"}], **extra}
+    (tmp_path / "rootfs.img").write_bytes(bytes(4096))
+    return Bundle(tmp_path, manifest)
+
+
+def test_virt_boots_with_its_device_tree_and_mmio_devices(tmp_path):
+    files = qemu.BootFiles(tmp_path / "c", tmp_path / "t", tmp_path / "p")
+    args = qemu.argv("/usr/bin/qemu-system-x86_64", bundle(tmp_path), "tcg", files)
+    assert args[0] == "/usr/bin/qemu-system-aarch64"
+    assert args[args.index("-M") + 1] == "virt,gic-version=3"
+    assert args[args.index("-cpu") + 1] == "max"
+    assert args[args.index("-dtb") + 1] == str(tmp_path / "board.dtb")
+    assert any(a.startswith("virtio-blk-device,") for a in args)
+    assert "isa-debugcon" not in " ".join(args)  # the MMIO probe register needs no device
+    assert "memory_region_ops_write" in args
+
+
+def test_the_exit_channel_is_refused_on_aarch64(tmp_path):
+    files = qemu.BootFiles(tmp_path / "c", tmp_path / "t", tmp_path / "p")
+    with pytest.raises(BootError, match="isa-debug-exit, an x86 I/O port device"):
+        qemu.argv("qemu-system-x86_64", bundle(tmp_path), "tcg", files, Channel.EXIT)
+
+
+def test_an_aarch64_bundle_cannot_be_booted_as_an_x86_machine(tmp_path):
+    with pytest.raises(BundleError, match="is aarch64; microvm is an x86_64 machine"):
+        bundle(tmp_path).with_machine(Machine.MICROVM)
+
+
+def test_an_unknown_architecture_is_named(tmp_path):
+    with pytest.raises(BundleError, match="'riscv64', an architecture this runner does not know"):
+        _ = bundle(tmp_path, arch="riscv64").arch
