@@ -83,6 +83,9 @@ class Bundle:
         unknown = set(settings) - set(self.RUN_SETTINGS)
         if unknown:
             raise ValueError(f"not run settings: {sorted(unknown)}")
+        if self.dtb is not None and settings.get("cpus", self.manifest.get("cpus", 1)) != self.manifest.get("cpus", 1):
+            raise BundleError(f"bundle {self.path}'s device tree lists {self.manifest.get('cpus', 1)} vCPU(s): "
+                              "set [vm] cpus in the template and rebuild (QEMU updates only the memory in a given tree)")
         return replace(self, manifest={**self.manifest, **settings})
 
     @property

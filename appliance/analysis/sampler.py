@@ -19,8 +19,11 @@ from appliance.boot.measure import check_console
 from appliance.boot.tsc import runtime_cmdline
 from appliance.bundle import Bundle
 from appliance.errors import BootError
+from appliance.machines import Arch
 
-RIP = 16  # x86-64 register number of rip in GDB's numbering
+# the program counter's number in GDB's register numbering: x86-64's rip follows the 16
+# general registers; aarch64's pc follows x0-x30 and sp
+PC = {Arch.X86_64: 16, Arch.AARCH64: 32}
 
 
 class GdbRemote:
@@ -60,7 +63,8 @@ class GdbRemote:
 
     def register(self, number: int) -> int:
         """Register NUMBER from a `g` (all registers) reply: QEMU's x86-64 stub answers `p`
-        with nothing, and lays out `g` as 8 bytes per register, rip the 17th."""
+        with nothing, and lays out `g` as 8 bytes per register (rip the 17th; on aarch64,
+        pc the 33rd)."""
         reply = self.command("g")
         field = reply[number * 16:(number + 1) * 16]
         if len(field) != 16 or reply.startswith("E"):
@@ -116,7 +120,7 @@ def sample_boot(bundle: Bundle, qemu_path: str, accel: str, interval_ms: float, 
                     if reply[:1] in ("W", "X"):
                         break
                     at = time.time_ns()
-                    samples.append(Sample(at, remote.register(RIP)))
+                    samples.append(Sample(at, remote.register(PC[bundle.arch])))
                     remote.send("c")
                     stops.append((time.perf_counter() - stopped) * 1e6)
                 else:

@@ -413,7 +413,8 @@ def module_closure(template: Template, index: kmod.ModuleIndex) -> list[str]:
             raise kmod.ModuleError(f"template {template.name} has {why}, and kernel {index.release} has no "
                                    f"{driver} driver (neither built in nor a module): use a kernel with it")
     transport = profile(template.machine).virtio_transport
-    if transport in index.paths and "virtio" in kmod.closure(index, roots, blocked):
+    # a virtio driver in the closure (virtio core itself may be built in, as on arm64)
+    if transport in index.paths and any(name.startswith("virtio") for name in kmod.closure(index, roots, blocked)):
         roots |= {transport}
     return kmod.closure(index, roots, blocked)
 

@@ -289,15 +289,13 @@ def _service(name: str, raw: dict[str, Any], network: bool, forwards: tuple[Forw
 
 
 def _check_arch(name: str, arch: Arch, machine: Machine, kernel: str, entry: str, profiled: str, root: RootDisk,
-                packages: bool, devicetree: bool) -> None:
+                packages: bool) -> None:
     """What an architecture's appliances can be: aarch64 boots Debian's arm64 kernel on
     virt, without the x86-only parts (the minimal kernel, PVH, NVDIMM, COM2)."""
     if profile(machine).arch is not arch:
         fits = ", ".join(m.value for m in machines_of(arch))
         raise _fail(name, f"[vm] machine = {machine.value!r} is not an {arch.value} machine (for {arch.value}: {fits})")
-    if arch is Arch.X86_64:
-        if devicetree:
-            raise _fail(name, "[devicetree] is for aarch64 appliances (x86 machines have no device tree)")
+    if arch is Arch.X86_64:  # [devicetree] waits for an ARCH=aarch64 build
         return
     why = {kernel != "debian": "kernel = 'minimal' is built for x86_64 only: use kernel = 'debian' (Debian's arm64 kernel)",
            entry != "bzimage": "kernel_entry = 'pvh' is an x86 boot protocol",
@@ -395,8 +393,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
             fragments = (*fragments, "network")
     arch = _choice(name, Arch, "[appliance] arch", app.get("arch", "x86_64"))
     machine = _choice(name, Machine, "[vm] machine", vm.get("machine", machines_of(arch)[0].value))
-    _check_arch(name, arch, machine, kernel, entry, channel, root, bool(host or host_files or debian),
-                "devicetree" in raw)
+    _check_arch(name, arch, machine, kernel, entry, channel, root, bool(host or host_files or debian))
     return Template(
         name=name,
         description=app.get("description", ""),
@@ -465,5 +462,5 @@ def retarget(template: Template, arch: str, machine: Machine | None = None) -> T
     if machine is None:
         machine = template.machine if profile(template.machine).arch is target else machines_of(target)[0]
     _check_arch(template.name, target, machine, template.kernel, template.kernel_entry, template.profiled,
-                template.root, template.has_packages, False)
+                template.root, template.has_packages)
     return replace(template, arch=target, machine=machine)

@@ -24,7 +24,7 @@ from appliance.build import kernel, reinitrd
 from appliance.build.compress import Compression
 from appliance.bundle import Bundle
 from appliance.fsutil import atomic_write
-from appliance.machines import Machine, transport_problem
+from appliance.machines import Arch, Machine, transport_problem
 from appliance.runs import compare
 from appliance.stats import holm
 
@@ -50,10 +50,16 @@ def catalog(bundle: Bundle) -> list[Knob]:
         Knob("verbose console", "the console costs per character: what `quiet` saves", words="loglevel=7")
         if "quiet" in cmdline else Knob("quiet", "a quiet console prints less", words="quiet"),
         Knob("cryptomgr.notests", "skip the crypto self-tests at boot", words="cryptomgr.notests"),
+        Knob("mitigations=off", "no CPU vulnerability mitigations", words="mitigations=off"),
+    ]
+    if bundle.arch is not Arch.X86_64:  # virt: one machine, and its device tree lists the vCPUs
+        knobs += [Knob(f"{mib} MiB", "memory is initialised page by page", settings={"memory_mib": mib})
+                  for mib in (128, 1024) if mib != memory]
+        return [k for k in knobs if not (k.words and all(w in cmdline for w in k.words.split()))]
+    knobs += [
         Knob("tsc.reliable", "skip the TSC's stability checks and watchdog", words="tsc.reliable"),
         Knob("8250.nr_uarts=1", "probe one legacy UART instead of four", words="8250.nr_uarts=1"),
         Knob("i8042 off", "no PS/2 controller probing", words="i8042.noaux i8042.nokbd i8042.nopnp"),
-        Knob("mitigations=off", "no CPU vulnerability mitigations", words="mitigations=off"),
         Knob("no_timer_check", "skip the timer IRQ check", words="no_timer_check"),
     ]
     if bundle.machine is not Machine.MICROVM:

@@ -46,3 +46,17 @@ def test_an_aarch64_bundle_cannot_be_booted_as_an_x86_machine(tmp_path):
 def test_an_unknown_architecture_is_named(tmp_path):
     with pytest.raises(BundleError, match="'riscv64', an architecture this runner does not know"):
         _ = bundle(tmp_path, arch="riscv64").arch
+
+
+def test_tune_offers_only_what_applies_on_virt(tmp_path):
+    from appliance.runs.tune import catalog
+
+    names = [k.name for k in catalog(bundle(tmp_path, cmdline="console=ttyAMA0 quiet", memory_mib=256))]
+    assert names == ["verbose console", "cryptomgr.notests", "mitigations=off", "128 MiB", "1024 MiB"]
+
+
+def test_the_vcpus_of_a_device_tree_bundle_are_fixed_at_build_time(tmp_path):
+    target = bundle(tmp_path, cpus=1)
+    assert target.with_run(memory_mib=512).manifest["memory_mib"] == 512  # QEMU updates /memory itself
+    with pytest.raises(BundleError, match="device tree lists 1 vCPU"):
+        target.with_run(cpus=2)

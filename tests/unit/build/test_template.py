@@ -190,7 +190,6 @@ def test_aarch64_templates_boot_on_virt():
     ("[appliance]\narch = 'aarch64'\nkernel = 'minimal'\n", "built for x86_64 only"),
     ("[appliance]\narch = 'aarch64'\n[rootfs]\ndisk = 'pmem'\n", "x86-only here"),
     ("[appliance]\narch = 'aarch64'\n[profiled]\nchannel = 'serial'\n", "use 'virtio' on aarch64"),
-    ("[devicetree]\nprune = true\n", "[devicetree] is for aarch64"),
 ])
 def test_what_aarch64_cannot_be_is_one_error(text, words):
     with pytest.raises(TemplateError, match=re.escape(words)):
