@@ -273,7 +273,7 @@ def build_minimal(recipe: minikernel.Recipe, verbose: bool = False) -> kernel.Ke
 
 def cache_in_use() -> list[Path]:
     """The cache entries the checkout's locks and templates refer to: the pinned Debian
-    kernel, the pinned linux-source and its patched tree and objects, the minimal
+    kernels (amd64 and arm64), the pinned linux-source and its patched tree and objects, the minimal
     kernel image of every compression the templates use (and the default), qboot, and
     the .debs the templates' package locks pin."""
     cache = kernel.cache_dir()
