@@ -150,7 +150,7 @@ START_RETRIES = 3  # QEMU starts again with other picked ports if one was taken 
 
 @dataclass
 class _Service:
-    """One boot's service state: the forwards' ports, the control socket, the check."""
+    """One boot's service state: the forwards' ports, the stop channel, the readiness check."""
 
     ports: dict[Forward, int]
     control: service.Control | None
