@@ -128,6 +128,6 @@ def http_status(head: bytes) -> int | None:
 
 
 
-# The guest port on which a service appliance's init takes the runner's request to power
+# The guest port on which the init of an appliance with [network] takes the runner's request to power
 # off; the runner forwards a free host port to it.
 CONTROL_PORT = 60999

@@ -270,15 +270,14 @@ def _run_once(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channe
     cmdline = " ".join(filter(None, (runtime_cmdline(accel, arch.value), extra_cmdline)))
     ports = service.host_ports(qemu.forwards(bundle))
     control = qemu.CONTROL
-    session = _Service(ports, service.Control((control.host_address, ports[control])) if is_service else None)
+    networked = bundle.forwards is not None
+    session = _Service(ports, service.Control((control.host_address, ports[control])) if networked else None)
     argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace, cmdline, keep_disk_writes,
                      host_ports=session.ports)
     piped = channel in (Channel.SERIAL, Channel.PERF)
     watch = ConsoleWatch(files.console, None if piped else echo)
     limit = time.monotonic() + timeout
-    held = False
-
-    interrupted = False
+    held = interrupted = False
 
     def tick() -> None:
         nonlocal held
@@ -301,10 +300,12 @@ def _run_once(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channe
                 done = vm.wait(lambda: session.deadline(limit) if hold is None or not held else float("inf"),
                                on_tick=tick)
             except KeyboardInterrupt:
-                if not is_service or hold is None:
+                if hold is None or session.control is None:
                     raise
                 interrupted = True
                 session.stop()  # --serve ends at Ctrl-C: the guest powers off, QEMU exits
+                if not session.acknowledged:
+                    raise  # the init did not listen yet (an early Ctrl-C): QEMU is ended, as for a boot
                 try:
                     done = vm.wait(time.monotonic() + STOP_GRACE_S, on_tick=watch.poll)
                 except BootError:
@@ -411,7 +412,8 @@ def serve(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[s
           announce: Callable[[list[str]], None]) -> int:
     """Boot BUNDLE and keep it running: ANNOUNCE(forwards) once its service answers (or
     at once without [service]), then wait until the guest powers off or Ctrl-C, which
-    asks the guest to power off. TIMEOUT applies until the service is ready. The
+    asks the guest to power off through its stop channel (a Ctrl-C before the init
+    listens ends QEMU instead). TIMEOUT applies until the service is ready. The
     console is timed by arrival (no QEMU trace, which would grow for the whole session)
     unless the service's readiness is a probe."""
     if bundle.forwards is None:
@@ -421,7 +423,7 @@ def serve(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[s
     channel = Channel.TRACE if ready is not None and ready.kind == "probe" else Channel.SERIAL
     with _workdir("appliance-serve-") as tmp:
         raw = _run(bundle, qemu_path, accel, timeout, channel, Path(tmp), echo, hold=announce)
-        if raw.done.returncode not in (0, -signal.SIGTERM):
+        if raw.done.returncode != 0:
             raise _failed_start(raw)
         check_console(raw.console)
     return 0

@@ -104,12 +104,11 @@ def profiled_args(bundle: Bundle, files: BootFiles) -> list[str]:
 
 
 def forwards(bundle: Bundle) -> tuple[Forward, ...]:
-    """The bundle's forwards, and for a service the one to its init's stop channel."""
-    own = bundle.forwards or ()
-    return (*own, CONTROL) if bundle.ready is not None else own
+    """The bundle's forwards, and the one to its init's stop channel (with a network)."""
+    return () if bundle.forwards is None else (*bundle.forwards, CONTROL)
 
 
-CONTROL = Forward("tcp", 0, CONTROL_PORT)  # the runner's way to ask a service guest to power off
+CONTROL = Forward("tcp", 0, CONTROL_PORT)  # the runner's way to ask a guest with a network to power off
 
 
 def network_args(bundle: Bundle, host_ports: dict[Forward, int]) -> list[str]:

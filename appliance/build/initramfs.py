@@ -56,9 +56,8 @@ def init_conf(template: Template, modules: Sequence[ModuleFile] = (), release: s
     lines += [f"mount {m.value} {m.target}" for m in template.mounts]
     if template.profiled:
         lines.append(f"profiled {PROFILED_DEVICES[template.profiled]} {template.profiled_sample_ms}")
-    if template.network:
+    if template.network:  # with its stop channel: the runner ends a service, or --serve, through it
         lines.append(f"net {netspec.INTERFACE} {netspec.GUEST_ADDRESS} {netspec.NETMASK} {netspec.GATEWAY}")
-    if template.ready:
         lines.append(f"control {netspec.CONTROL_PORT}")
     if template.payload:
         lines.append("payload " + " ".join(template.payload))

@@ -530,10 +530,11 @@ def network_facts(template: Template) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     if template.network:
         facts["network"] = {"forwards": [f.spec() for f in template.forwards], "restrict": template.restrict,
+                            "control": netspec.CONTROL_PORT,
                             "guest": {"interface": netspec.INTERFACE, "address": netspec.GUEST_ADDRESS,
                                       "netmask": netspec.NETMASK, "gateway": netspec.GATEWAY, "dns": netspec.DNS}}
     if template.ready:
-        facts["service"] = {"ready": template.ready.spec(), "send": template.send, "control": netspec.CONTROL_PORT}
+        facts["service"] = {"ready": template.ready.spec(), "send": template.send}
     return facts
 
 

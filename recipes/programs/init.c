@@ -24,7 +24,7 @@
  *   net IFACE ADDRESS NETMASK GATEWAY   bring up lo and IFACE (waits up to 5 s for it to
  *                           appear) with a default route, before the payload: no DHCP
  *                           client; probe init_net_up. A failure stops the boot.
- *   control PORT            a service appliance: a child listens on TCP PORT (the host
+ *   control PORT            with a network: a child listens on TCP PORT (the host
  *                           forwards a port to it) and, at the first byte, sends us SIGTERM:
  *                           the host's "stop" powers the machine off in the usual way
  *   profiled DEVICE SAMPLE_MS   start /bin/profiled first (it needs /proc and /dev, which

@@ -101,7 +101,8 @@ def test_a_forward_of_the_ready_port_is_not_doubled(tmp_path):
 def test_network_on_the_minimal_kernel_adds_its_fragment(tmp_path):
     t = template(tmp_path, "[appliance]\nkernel = 'minimal'\n[network]\n")
     assert t.kernel_fragments == ("network",) and t.forwards == ()
-    assert "control" not in init_conf(t)  # a network without a service has no stop channel
+    # every network has the stop channel: --serve powers a guest without [service] off too
+    assert f"control {CONTROL_PORT}\n" in init_conf(t)
 
 
 @pytest.mark.parametrize(("extra", "words"), [

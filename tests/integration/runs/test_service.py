@@ -64,9 +64,25 @@ def test_run_times_launch_to_the_first_http_answer_and_stops_the_vm(web):
     assert "power-off requested by signal" in done.stderr
 
 
-def test_serve_keeps_the_web_server_up_until_ctrl_c(web):
-    proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", str(web), "--serve", "--accel", "tcg"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def fetch(port: int, within_s: float) -> bytes:
+    """The page through the forward, asked again until the server answers."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=30) as answer:
+                assert answer.status == 200
+                return answer.read()
+        except OSError:
+            assert time.monotonic() < deadline, "the server never answered through the forward"
+            time.sleep(0.5)
+
+
+def serve_until_ctrl_c(target: Path, console: Path, fetches: int, within_s: float) -> str:
+    """`run --serve`, the page fetched FETCHES times, then SIGINT; checks the clean end
+    (exit 0, the guest's own power-off, no QEMU, the port closed) and returns stderr."""
+    with open(console, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", str(target), "--serve", "--accel", "tcg"],
+                                cwd=ROOT, stdout=out, stderr=subprocess.PIPE, text=True)
     lines = []
     try:
         while not any("forward tcp" in line for line in lines):
@@ -75,21 +91,34 @@ def test_serve_keeps_the_web_server_up_until_ctrl_c(web):
             lines.append(line)
         port = int(next(x for x in lines if "forward tcp" in x).split("127.0.0.1:")[1].split()[0])
         assert len(qemu_children_of(proc.pid)) == 1
-        for _ in range(2):  # served again and again: the VM was not stopped at the first answer
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=30) as answer:
-                assert answer.status == 200 and answer.read() == PAGE
+        for _ in range(fetches):  # served again and again: the VM was not stopped at the first answer
+            assert fetch(port, within_s) == PAGE
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    rest = proc.stderr.read()
+    rest = "".join(lines) + proc.stderr.read()
     assert code == 0, rest
     assert "the VM powered off" in rest
+    assert "appliance-init: power-off requested by signal" in console.read_text()  # the stop channel, not a kill
     assert not qemu_children_of(proc.pid)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).recv(1)
+    return rest
+
+
+def test_serve_keeps_the_web_server_up_until_ctrl_c(web, tmp_path):
+    rest = serve_until_ctrl_c(web, tmp_path / "console.log", fetches=2, within_s=0)
+    assert "appliance: ready after" in rest
+
+
+def test_serve_without_a_service_announces_at_once_and_powers_off_at_ctrl_c(tmp_path):
+    """[network] alone: no readiness check, the same stop channel."""
+    template = variant(tmp_path, "plain", '[service]\nready = "http:80/index.html"\n', "")
+    rest = serve_until_ctrl_c(build(str(template)), tmp_path / "console.log", fetches=1, within_s=180)
+    assert "appliance: running" in rest
 
 
 def test_two_benches_at_once_pick_different_host_ports(web, tmp_path):

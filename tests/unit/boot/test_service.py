@@ -210,5 +210,6 @@ def test_qemu_gets_user_networking_on_the_machines_transport_with_the_stop_chann
     assert "virtio-net-device,netdev=net0" in args
     q35 = bundle("pc-seabios", {"forwards": [], "restrict": False})
     args = qemu.argv("qemu", q35, "tcg", files)
-    assert args[args.index("-netdev") + 1] == "user,id=net0" and "virtio-net-pci,netdev=net0" in args
+    assert args[args.index("-netdev") + 1] == "user,id=net0,hostfwd=tcp:127.0.0.1:0-10.0.2.15:60999"
+    assert "virtio-net-pci,netdev=net0" in args
     assert "-netdev" not in qemu.argv("qemu", bundle("microvm", None), "tcg", files)
