@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes and digests."""
+"""Small file helpers: atomic writes, digests, and following a growing log."""
 
 from __future__ import annotations
 
@@ -9,6 +9,26 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+class Growing:
+    """A file another process appends to (QEMU's console or trace log), read a piece at
+    a time: each read() returns what was added since the last one (nothing while the
+    file does not exist yet)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> bytes:
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self.offset)
+                chunk = log.read()
+        except FileNotFoundError:
+            return b""
+        self.offset += len(chunk)
+        return chunk
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -28,6 +28,7 @@ from appliance.boot.serial import ConsoleClock, probe_events, uart_cost_us_per_c
 from appliance.boot.tsc import runtime_cmdline
 from appliance.bundle import Bundle
 from appliance.errors import BootError
+from appliance.fsutil import Growing
 from appliance.machines import Arch, profile
 from appliance.netspec import Forward
 from appliance.phases import EXEC, EXIT, READY, derive
@@ -80,17 +81,13 @@ class ConsoleWatch:
     """Follows a console log file while QEMU runs, optionally echoing it to a stream."""
 
     def __init__(self, path: Path, echo: IO[str] | None) -> None:
-        self.path = path
+        self.log = Growing(path)
         self.echo = echo
-        self.offset = 0
 
     def poll(self) -> None:
-        if self.echo is None or not self.path.exists():
+        if self.echo is None:
             return
-        with open(self.path, "rb") as src:
-            src.seek(self.offset)
-            chunk = src.read()
-        self.offset += len(chunk)
+        chunk = self.log.read()
         if chunk:
             self.echo.write(chunk.decode(errors="replace"))
             self.echo.flush()

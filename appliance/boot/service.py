@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.errors import BootError
+from appliance.fsutil import Growing
 from appliance.netspec import Forward, Ready, forward_for, http_request, http_status
 from appliance.probes import parse_trace
 
@@ -165,18 +166,14 @@ class ConsoleGate:
     """Whether a console log has shown a line yet (read incrementally)."""
 
     def __init__(self, console: Path, marker: bytes) -> None:
-        self.console, self.marker = console, marker
-        self.offset = 0
+        self.log, self.marker = Growing(console), marker
         self.seen = False
         self.tail = b""
 
     def __call__(self) -> bool:
-        if self.seen or not self.console.exists():
-            return self.seen
-        with open(self.console, "rb") as log:
-            log.seek(self.offset)
-            chunk = log.read()
-        self.offset += len(chunk)
+        if self.seen:
+            return True
+        chunk = self.log.read()
         self.seen = self.marker in self.tail + chunk
         self.tail = (self.tail + chunk)[-len(self.marker):]
         return self.seen
@@ -190,19 +187,14 @@ class ProbeWaiter:
     is QEMU's own timestamp of the write (CLOCK_REALTIME)."""
 
     def __init__(self, trace: Path, name: str, table: dict[tuple[int, int], str]) -> None:
-        self.trace, self.name, self.table = trace, name, table
-        self.offset = 0
+        self.log, self.name, self.table = Growing(trace), name, table
         self.partial = ""
         self.ready_ns = 0
 
     def poll(self) -> None:
-        if self.ready_ns or not self.trace.exists():
+        if self.ready_ns:
             return
-        with open(self.trace, "rb") as log:
-            log.seek(self.offset)
-            chunk = log.read()
-        self.offset += len(chunk)
-        lines = (self.partial + chunk.decode(errors="replace")).split("\n")
+        lines = (self.partial + self.log.read().decode(errors="replace")).split("\n")
         self.partial = lines.pop()
         for event in parse_trace("\n".join(lines), self.table):
             if event.name == self.name:

@@ -1,6 +1,6 @@
 import pytest
 
-from appliance.fsutil import atomic_path
+from appliance.fsutil import Growing, atomic_path
 
 
 def test_atomic_path_renames_on_success_and_leaves_nothing_on_failure(tmp_path):
@@ -30,3 +30,14 @@ def test_a_sealed_tree_catches_a_truncated_or_edited_file(tmp_path):
     assert unsealed_change(tmp_path, image) == "boot/vmlinuz is missing"
     (tmp_path / "new").write_text("y")
     assert "was not in" in unsealed_change(tmp_path, tmp_path / "new")
+
+
+def test_growing_reads_only_what_was_added(tmp_path):
+    log = Growing(tmp_path / "console.log")
+    assert log.read() == b""  # not there yet
+    (tmp_path / "console.log").write_bytes(b"first ")
+    assert log.read() == b"first "
+    assert log.read() == b""
+    with open(tmp_path / "console.log", "ab") as out:
+        out.write(b"second\n")
+    assert log.read() == b"second\n"
