@@ -59,8 +59,6 @@ class Bundle:
 
     def with_machine(self, machine: Machine) -> Bundle:
         """The same bundle booted as another machine profile (the runner's --machine)."""
-
-
         if profile(machine).arch is not self.arch:
             raise BundleError(f"bundle {self.path} is {self.arch.value}; {machine.value} is an "
                               f"{profile(machine).arch.value} machine: build the template for it")

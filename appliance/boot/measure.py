@@ -29,7 +29,7 @@ from appliance.boot.tsc import runtime_cmdline
 from appliance.bundle import Bundle
 from appliance.errors import BootError
 from appliance.fsutil import Growing
-from appliance.machines import Arch, profile
+from appliance.machines import Arch
 from appliance.netspec import Forward
 from appliance.phases import EXEC, EXIT, READY, derive
 from appliance.probes import PORT_KERNEL, Event, parse_console_probes, parse_trace
@@ -261,7 +261,7 @@ def _run_once(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channe
               extra_cmdline: str, hold: Callable[[list[str]], None] | None) -> RawBoot:
     is_service = bundle.ready is not None
     files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.jsonl")
-    arch = profile(bundle.machine).arch
+    arch = bundle.arch
     if accel == "kvm" and arch.value != platform.machine():
         raise BootError(f"KVM cannot run this {arch.value} bundle on a {platform.machine()} host: use --accel tcg")
     cmdline = " ".join(filter(None, (runtime_cmdline(accel, arch.value), extra_cmdline)))

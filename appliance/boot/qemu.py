@@ -147,7 +147,7 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
     memory = str(manifest.get("memory_mib", 256))
     if machine_options:  # NVDIMMs live outside RAM: QEMU needs a slot and headroom for them
         memory += f",slots=2,maxmem={int(memory) + 4096}M"
-    arch = profile(bundle.machine).arch
+    arch = bundle.arch
     args = [
         binary(qemu, arch), "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", *machine_args,
         "-accel", accel, "-cpu", str(manifest.get("cpu_model") or ("max" if accel == "tcg" else "host")),

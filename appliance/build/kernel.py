@@ -53,19 +53,21 @@ def cache_dir() -> Path:
     return Path(base) / "appliance"
 
 
-def lock_fields(path: Path, keys: tuple[str, ...], what: str = "kernel lock file") -> list[str]:
-    """The values of KEYS in the TOML lock file PATH, or one KernelError line."""
+def lock_fields(path: Path, keys: tuple[str, ...], what: str = "kernel lock file",
+                optional: dict[str, str] | None = None) -> list[str]:
+    """The values of KEYS in the TOML lock file PATH (those in OPTIONAL may be missing:
+    their default then), or one KernelError line."""
+    defaults = optional or {}
     try:
         raw = tomllib.loads(path.read_text())
-        return [str(raw[key]) for key in keys]
+        return [str(raw[key] if key in raw or key not in defaults else defaults[key]) for key in keys]
     except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
         raise KernelError(f"{what} {path} is unreadable ({exc}): restore it from git") from None
 
 
 def read_lock(path: Path) -> KernelLock:
-    package, version, release, digest = lock_fields(path, ("package", "version", "release", "deb_sha256"))
-    arch = str(tomllib.loads(path.read_text()).get("arch", "amd64"))  # parsed once already: no error now
-    return KernelLock(package, version, release, digest, arch)
+    return KernelLock(*lock_fields(path, ("package", "version", "release", "deb_sha256", "arch"),
+                                   optional={"arch": "amd64"}))
 
 
 def write_lock(path: Path, lock: KernelLock) -> None:

@@ -383,10 +383,8 @@ def modules_for(config: BuildConfig) -> tuple[list[modfiles.ModuleFile], str]:
     """The template's module closure, prepared for the initrd, and the kernel release."""
     template = config.template
     files = config.kernel_files()
-    if not template.modules and not (template.network or template.ready):
-        return [], files.release
-    if files.modules is None and not template.modules:  # a kernel without modules: the drivers must be built in
-        return [], files.release
+    if not template.modules and (not device_drivers(template) or files.modules is None):
+        return [], files.release  # nothing asked, or a kernel without modules: its drivers are built in
     if files.modules is None or not files.modules.is_dir():
         raise kmod.ModuleError(f"template {template.name} asks for modules but kernel {files.release} "
                                "has no modules directory (give MODULES=... with KERNEL=...)")
@@ -475,7 +473,7 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     if template.machine is not Machine.Q35_QBOOT:  # left by an earlier MACHINE=q35-qboot build
         (folder / "firmware.bin").unlink(missing_ok=True)
     disks = [] if template.root.value == "none" else [{"file": "rootfs.img", "kind": template.root.value}]
-    tree = board_dtb(template, folder / bundle.DTB, cmdline) if template.arch is Arch.AARCH64 else None
+    tree = board_dtb(config, folder / bundle.DTB, cmdline) if template.arch is Arch.AARCH64 else None
     if tree is None:
         (folder / bundle.DTB).unlink(missing_ok=True)  # left by an earlier ARCH=aarch64 build
     data = bundle.manifest(folder, name=template.name, cmdline=cmdline, machine=template.machine,
@@ -500,11 +498,12 @@ def virtio_devices(template: Template) -> int:
     return (template.root is not RootDisk.NONE) + template.network + (template.profiled == "virtio")
 
 
-def board_dtb(template: Template, target: Path, cmdline: str) -> dict[str, Any]:
+def board_dtb(config: BuildConfig, target: Path, cmdline: str) -> dict[str, Any]:
     """QEMU's own device tree for the bundle's machine (dumped by QEMU for the same
     machine, CPU, memory and vCPUs the runner starts), with /chosen set and, unless the
     template says `prune = false`, what the appliance does not use removed; written to
     TARGET. Returns what bundle.json records of it."""
+    template = config.template
     arch = template.arch
     qemu = proc.find_tool(arch.qemu)
     machine = profile(template.machine).qemu_args
@@ -520,7 +519,7 @@ def board_dtb(template: Template, target: Path, cmdline: str) -> dict[str, Any]:
     atomic_write(target, blob)
     after = devicetree.summary(tree)
     print(f"  device tree: {after['nodes']} nodes ({before['nodes']} in QEMU's), {len(blob)} bytes")
-    return {"source": f"{arch.qemu} {' '.join(machine)} dumpdtb", "qemu": proc.run([qemu, "--version"]).stdout.splitlines()[0],
+    return {"source": f"{arch.qemu} {' '.join(machine)} dumpdtb", "qemu": config.qemu_version,
             "pruned": template.dtb_prune, "removed": removed, "nodes": after["nodes"], "nodes_qemu": before["nodes"],
             "compatible": after["compatible"]}
 
