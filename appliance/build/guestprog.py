@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from appliance import proc
+from appliance.errors import ToolMissing
 from appliance.fsutil import atomic_path
 from appliance.machines import Arch
 
 CFLAGS = ("-Os", "-static", "-Wall", "-Wextra", "-Werror", "-fno-asynchronous-unwind-tables",
           "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections")
+
+
+DIET_LIBS = Path("/usr/lib/diet")  # dietlibc's per-architecture libraries (lib-x86_64, lib-aarch64 by multiarch)
 
 
 def command(arch: Arch) -> list[str]:
@@ -23,6 +27,10 @@ def command(arch: Arch) -> list[str]:
 def compile_static(source: Path, output: Path, arch: Arch = Arch.X86_64) -> int:
     """Compile SOURCE into a stripped static binary for ARCH at OUTPUT; return its size."""
     prefix = arch.cross_prefix
+    if arch is not Arch.X86_64 and not (DIET_LIBS / f"lib-{arch.value}").is_dir():
+        raise ToolMissing(f"dietlibc for {arch.debian} is not installed ({DIET_LIBS}/lib-{arch.value}): "
+                          f"dpkg --add-architecture {arch.debian}, apt-get update, apt-get install "
+                          f"dietlibc-dev:{arch.debian} (./setup does all three)")
     with atomic_path(output) as tmp:
         proc.run([*command(arch), f"-I{source.parent}", "-o", str(tmp), str(source)])
         proc.run([f"{prefix}strip", "--strip-all", "-R", ".comment", str(tmp)])
