@@ -61,14 +61,3 @@ def test_the_vcpus_of_a_device_tree_bundle_are_fixed_at_build_time(tmp_path):
     with pytest.raises(BundleError, match="device tree lists 1 vCPU"):
         target.with_run(cpus=2)
 
-
-def test_a_missing_arm64_dietlibc_is_one_line_and_no_program(tmp_path, monkeypatch):
-    from appliance.build import guestprog
-    from appliance.errors import ToolMissing
-    from appliance.machines import Arch
-
-    monkeypatch.setattr(guestprog, "DIET_LIBS", tmp_path / "diet")
-    out = tmp_path / "init"
-    with pytest.raises(ToolMissing, match=r"apt-get install dietlibc-dev:arm64 \(./setup does all three\)"):
-        guestprog.compile_static(Path("recipes/programs/init.c"), out, Arch.AARCH64)
-    assert not out.exists()
