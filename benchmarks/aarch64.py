@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,15 +26,14 @@ from appliance import bundle  # noqa: E402
 from appliance.boot import measure  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.stats import summarize  # noqa: E402
+from benchmarks.common import build_bundle  # noqa: E402
 
 PHASES = ("qemu", "kernel", "init", "payload", "to_init", "total")
 
 
-def build(template: Path, name: str) -> bundle.Bundle:
-    scons = str(Path(sys.executable).with_name("scons"))
-    subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}", "ARCH=aarch64"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
-    return bundle.load(ROOT / "build" / f"{name}+aarch64")
+def build(template: Path) -> bundle.Bundle:
+    """TEMPLATE built for aarch64 (into build/<name>+aarch64)."""
+    return build_bundle(template, "aarch64", ARCH="aarch64")
 
 
 def full_tree(folder: Path, template: str) -> Path:
@@ -63,12 +61,12 @@ def main() -> None:
     qemu = find_tool("qemu-system-x86_64")  # the runner takes the aarch64 one beside it
     with tempfile.TemporaryDirectory() as tmp:
         variants = {
-            "minimal, pruned": build(ROOT / "rootfs_templates" / "minimal.toml", "minimal"),
-            "benchmark, pruned": build(ROOT / "rootfs_templates" / "benchmark.toml", "benchmark"),
+            "minimal, pruned": build(ROOT / "rootfs_templates" / "minimal.toml"),
+            "benchmark, pruned": build(ROOT / "rootfs_templates" / "benchmark.toml"),
         }
         if not args.goal_only:
-            variants["minimal, QEMU's tree"] = build(full_tree(Path(tmp), "minimal"), "minimal-fulldtb")
-            variants["benchmark, QEMU's tree"] = build(full_tree(Path(tmp), "benchmark"), "benchmark-fulldtb")
+            variants["minimal, QEMU's tree"] = build(full_tree(Path(tmp), "minimal"))
+            variants["benchmark, QEMU's tree"] = build(full_tree(Path(tmp), "benchmark"))
     samples: dict[str, dict[str, list[float]]] = {v: {p: [] for p in (*PHASES, "to_end")} for v in variants}
     trees = ("pruned",) if args.goal_only else ("pruned", "QEMU's tree")
     ratios: dict[str, list[float]] = {tree: [] for tree in trees}

@@ -11,7 +11,6 @@ modules directory of the kernel.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,19 +18,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import bundle, results  # noqa: E402
+from appliance import results  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
+from benchmarks.common import build_bundle  # noqa: E402
 
 PHASES = ("modules", "root", "init", "to_init", "total")
-
-
-def build(template: Path) -> bundle.Bundle:
-    scons = str(Path(sys.executable).with_name("scons"))
-    subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return bundle.load(ROOT / "build" / template.stem)
 
 
 def main() -> None:
@@ -44,7 +38,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         packaged = Path(tmp) / "disk-as-packaged.toml"
         packaged.write_text(disk.read_text().replace('rules = [', 'strip = false\nrules = ['))
-        bundles = {"stripped (ours)": build(disk), "as packaged": build(packaged)}
+        bundles = {"stripped (ours)": build_bundle(disk), "as packaged": build_bundle(packaged)}
     sessions = {name: Session(b, qemu, choice, Plan(Channel.TRACE, args.n, 1)) for name, b in bundles.items()}
     interleave(list(sessions.values()), 1, args.n, progress=None)
     print(f"accel {choice.accel}; n = {args.n} boots each, interleaved, after 1 warm-up each\n")

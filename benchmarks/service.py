@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,21 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import bundle  # noqa: E402
 from appliance.boot import accel, measure  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.stats import summarize  # noqa: E402
+from benchmarks.common import build_bundle  # noqa: E402
 
 PHASES = ("qemu", "firmware", "kernel", "init", "to_payload", "service", "service_ready", "total")
-
-
-def build(template: str, machine: str = "") -> bundle.Bundle:
-    scons = str(Path(sys.executable).with_name("scons"))
-    extra = [f"MACHINE={machine}"] if machine else []
-    subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}", *extra], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
-    name = Path(template).stem + (f"+{machine}" if machine else "")
-    return bundle.load(ROOT / "build" / name)
 
 
 def benchmark_variant(folder: Path, name: str, network: bool) -> Path:
@@ -71,11 +61,11 @@ def main() -> None:
     choice = accel.choose(args.accel, qemu)
     with tempfile.TemporaryDirectory() as tmp:
         variants = {
-            "web, debian, microvm": build("web"),
-            "web, debian, q35-qboot": build("web", "q35-qboot"),
-            "web-minimal, minimal, microvm": build("web-minimal"),
-            "benchmark-minimal-userland": build(str(benchmark_variant(Path(tmp), "benchmark-minimal-userland", False))),
-            "benchmark-minimal-userland + [network]": build(str(benchmark_variant(Path(tmp), "benchmark-minimal-net", True))),
+            "web, debian, microvm": build_bundle("web"),
+            "web, debian, q35-qboot": build_bundle("web", "q35-qboot", MACHINE="q35-qboot"),
+            "web-minimal, minimal, microvm": build_bundle("web-minimal"),
+            "benchmark-minimal-userland": build_bundle(benchmark_variant(Path(tmp), "benchmark-minimal-userland", False)),
+            "benchmark-minimal-userland + [network]": build_bundle(benchmark_variant(Path(tmp), "benchmark-minimal-net", True)),
         }
     samples: dict[str, dict[str, list[float]]] = {v: {p: [] for p in (*PHASES, "ratio")} for v in variants}
     for round_ in range(args.n + 1):

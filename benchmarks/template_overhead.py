@@ -10,27 +10,20 @@ medians of the kernel phase (kernel entry -> init_start), to_init and total.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import bundle  # noqa: E402
 from appliance.boot import accel, measure  # noqa: E402
 from appliance.build import compress, cpio  # noqa: E402
 from appliance.proc import find_tool  # noqa: E402
 from appliance.stats import summarize  # noqa: E402
+from benchmarks.common import build_bundle  # noqa: E402
 
 TEMPLATES = ("minimal", "benchmark")
 PHASES = ("kernel", "to_init", "total")
-
-
-def build(template: str) -> bundle.Bundle:
-    scons = str(Path(sys.executable).with_name("scons"))
-    subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return bundle.load(ROOT / "build" / template)
 
 
 def main() -> None:
@@ -40,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     qemu = find_tool("qemu-system-x86_64")
     choice = accel.choose(args.accel, qemu)
-    bundles = {t: build(t) for t in TEMPLATES}
+    bundles = {t: build_bundle(t) for t in TEMPLATES}
     samples: dict[str, dict[str, list[float]]] = {t: {p: [] for p in PHASES} for t in TEMPLATES}
     for round_ in range(args.n + 1):
         for t in TEMPLATES:

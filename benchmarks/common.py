@@ -1,0 +1,23 @@
+"""What the benchmarks share: building a bundle as a user does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from appliance import bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_bundle(template: str | Path, suffix: str = "", **options: str) -> bundle.Bundle:
+    """`scons appliance TEMPLATE=... KEY=VALUE...` in the checkout, and the bundle it made
+    in build/: the template's name, with the `+SUFFIX` the options add (MACHINE=q35-qboot
+    makes "+q35-qboot", ARCH=aarch64 "+aarch64")."""
+    scons = str(Path(sys.executable).with_name("scons"))
+    words = [f"{key}={value}" for key, value in options.items()]
+    subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}", *words], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    name = Path(template).stem if str(template).endswith(".toml") else str(template)
+    return bundle.load(ROOT / "build" / (f"{name}+{suffix}" if suffix else name))
