@@ -28,6 +28,14 @@ class ToolFailed(ApplianceError):
         super().__init__(f"{argv[0]} failed with exit code {returncode}: {tail[0]}")
 
 
+class ToolTimedOut(ToolFailed):
+    """An external program ran past its deadline and was killed."""
+
+    def __init__(self, argv: list[str], timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(argv, -1, f"timed out after {timeout:g} s")
+
+
 class KernelError(ApplianceError):
     """The kernel could not be found, downloaded or verified."""
 

@@ -1,26 +1,36 @@
-"""The one place that runs external programs.
+"""The one place that starts external programs.
 
-Every subprocess of the package goes through `run()` (or `find_tool()` for programs
-started elsewhere, like QEMU): argv lists only, the command logged at debug level, and a
-typed error carrying argv, exit code and stderr. A missing program names its package.
+`run()` runs a program to completion, `spawn()` starts one that runs beside us (QEMU,
+a console relay's QEMU, a dask worker). Both take argv lists only, log the command at
+debug level and raise typed errors: ToolMissing naming the package that provides the
+program, ToolFailed with argv, exit code and stderr, ToolTimedOut for a deadline.
+A spawned process dies with us (`setpriv --pdeathsig KILL`, which then execs the
+program, so the PID is the program's): no Python runs between fork and exec (no
+preexec_fn), because Python code in a forked child can deadlock on a lock that another
+thread of ours held at the fork. No other module imports subprocess
+(tests/unit/test_gateway.py checks it).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import resource
 import shutil
+import signal
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from appliance.errors import ToolFailed, ToolMissing
+from appliance.errors import ToolFailed, ToolMissing, ToolTimedOut
 
 log = logging.getLogger(__name__)
 
 # Which Debian package provides each external program we use.
 PACKAGES: dict[str, str] = {
     "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-system-aarch64": "qemu-system-arm",
     "diet": "dietlibc-dev",
     "gcc": "gcc",
     "strip": "binutils",
@@ -44,7 +54,14 @@ PACKAGES: dict[str, str] = {
     "cp": "coreutils",
     "grep": "grep",
     "git": "git",
+    "perf": "linux-perf",
+    "dtc": "device-tree-compiler",
 }
+
+PIPE = subprocess.PIPE
+DEVNULL = subprocess.DEVNULL
+# `setpriv` (util-linux) with these arguments sets PR_SET_PDEATHSIG, then execs the program.
+DIE_WITH_PARENT = ("--pdeathsig", "KILL", "--")
 
 
 def find_tool(name: str) -> str:
@@ -56,39 +73,109 @@ def find_tool(name: str) -> str:
     return path
 
 
-def _complete(argv: list[str], cwd: Path | None, env: dict[str, str] | None, timeout: float | None,
-              text: bool) -> subprocess.CompletedProcess[Any]:
-    """argv run to completion (its program found on PATH), output captured."""
+def _resolved(argv: list[str]) -> list[str]:
+    """argv with its program found on PATH (ToolMissing if it is not there)."""
     exe = find_tool(argv[0]) if os.sep not in argv[0] else argv[0]
-    full = [exe, *argv[1:]]
+    return [exe, *argv[1:]]
+
+
+def _complete(argv: list[str], cwd: Path | None, env: Mapping[str, str] | None, timeout: float | None,
+              text: bool, capture: bool) -> subprocess.CompletedProcess[Any]:
+    """argv run to completion, output captured unless CAPTURE is false (then it goes to ours)."""
+    full = _resolved(argv)
     log.debug("run: %s", " ".join(full))
     try:
-        return subprocess.run(full, cwd=cwd, env=env, timeout=timeout, capture_output=True, text=text,
+        return subprocess.run(full, cwd=cwd, env=env, timeout=timeout, capture_output=capture, text=text,
                               stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise ToolFailed(full, -1, f"timed out after {timeout} s") from exc
+    except subprocess.TimeoutExpired as exc:  # subprocess.run has killed the child
+        raise ToolTimedOut(full, timeout or 0.0) from exc
 
 
 def run(
     argv: list[str],
     *,
     cwd: Path | None = None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     check: bool = True,
+    capture: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run argv to completion; return its output or raise ToolFailed/ToolMissing (a
-    non-zero exit is returned, not raised, when CHECK is false)."""
-    done = _complete(argv, cwd, env, timeout, text=True)
+    """Run argv to completion; return its output or raise ToolFailed/ToolMissing/
+    ToolTimedOut (a non-zero exit is returned, not raised, when CHECK is false). Without
+    CAPTURE the program writes to our own stdout and stderr (a build the user watches)."""
+    done = _complete(argv, cwd, env, timeout, text=True, capture=capture)
     if check and done.returncode != 0:
-        raise ToolFailed(done.args, done.returncode, done.stderr or done.stdout)
+        raise ToolFailed(done.args, done.returncode, done.stderr or done.stdout or "")
     return done
 
 
 def run_bytes(argv: list[str], *, timeout: float | None = None) -> bytes:
     """Run argv to completion and return its standard output as bytes (an archive
     streamed by a tool); failures as in run()."""
-    done = _complete(argv, None, None, timeout, text=False)
+    done = _complete(argv, None, None, timeout, text=False, capture=True)
     if done.returncode != 0:
         raise ToolFailed(done.args, done.returncode, done.stderr.decode("utf-8", "replace"))
     return bytes(done.stdout)
+
+
+class Child:
+    """A program started by spawn(): its PID and pipes, waiting for it, ending it."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], argv: list[str]) -> None:
+        self._popen = popen
+        self.argv = argv
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def stdout(self) -> IO[bytes] | None:
+        return self._popen.stdout
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.returncode
+
+    def poll(self) -> int | None:
+        return self._popen.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Its exit code, or None if it still runs after TIMEOUT seconds."""
+        try:
+            return self._popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def reap(self) -> tuple[int, resource.struct_rusage]:
+        """Wait for its exit (known to have happened or imminent) with wait4(): the exit
+        code and its resource usage (max RSS, CPU time), which Popen.wait does not give."""
+        _, status, usage = os.wait4(self.pid, 0)
+        self._popen.returncode = os.waitstatus_to_exitcode(status)
+        return self._popen.returncode, usage
+
+    def signal(self, signum: int) -> None:
+        if self._popen.returncode is None:
+            self._popen.send_signal(signum)
+
+    def end(self, grace_s: float = 2.0) -> None:
+        """End it if it still runs: SIGTERM, then SIGKILL after GRACE_S seconds; reaped."""
+        if self._popen.returncode is not None:
+            return
+        self.signal(signal.SIGTERM)
+        if self.wait(grace_s) is None:
+            self._popen.kill()
+            self._popen.wait()
+
+
+def spawn(argv: list[str], *, stdin: int | IO[Any] | None = DEVNULL, stdout: int | IO[Any] | None = None,
+          stderr: int | IO[Any] | None = None, cwd: Path | None = None, env: Mapping[str, str] | None = None,
+          die_with_parent: bool = True) -> Child:
+    """Start argv beside us and return it. With DIE_WITH_PARENT (the default) it gets
+    SIGKILL when this process dies, even by SIGKILL, so no program of ours outlives us."""
+    full = _resolved(argv)
+    if die_with_parent:
+        full = [find_tool("setpriv"), *DIE_WITH_PARENT, *full]
+    log.debug("spawn: %s", " ".join(full))
+    popen = subprocess.Popen(full, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=env, close_fds=True)
+    return Child(popen, full)

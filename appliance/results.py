@@ -1,7 +1,11 @@
 """Results JSON: raw per-run events and phases, plus summary statistics.
 
-Raw events are kept so any statistic can be recomputed later (`appliance stats`). A run
-set that was interrupted is written with "complete": false, never passed off as complete.
+This module owns the format (docs/CONTRACTS.md, "Results"): every document is built by
+the constructor of its kind (`run_set` for bench, `comparison`, `crosscheck`, `tune`,
+`series`, `analysis`), says that kind, and is read back by it, never by guessing from
+its keys. Raw events are kept so any statistic can be recomputed later (`appliance
+stats`). A run set that was interrupted is written with "complete": false, never
+passed off as complete.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from appliance.fsutil import atomic_write
 from appliance.phases import EXEC, PHASE_NAMES, from_times
 from appliance.stats import summarize
 
-FORMAT = 1
+FORMAT = 2  # 2: every document says its kind; 1 (kind told by its keys) is read and migrated
 
 
 def _stats(counted: list[dict[str, Any]], values: list[float | None]) -> dict[str, Any] | None:
@@ -93,10 +97,16 @@ def failure_reasons(runs: list[dict[str, Any]]) -> dict[str, int]:
     return dict(Counter(str(r["error"]).splitlines()[0] for r in runs if not r["ok"]))
 
 
-def document(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, Any], settings: dict[str, Any],
-             runs: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+KINDS = ("bench", "compare", "crosscheck", "tune", "series", "analysis")
+
+
+def run_set(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, Any], settings: dict[str, Any],
+            runs: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+    """A bench document: one bundle's boots through one channel (also each side of the
+    other kinds: A and B, every knob, every kernel, every channel)."""
     return {
         "format": FORMAT,
+        "kind": "bench",
         "complete": complete,
         "host": host,
         "accel": accel,
@@ -110,18 +120,80 @@ def document(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, A
     }
 
 
+def comparison(a: dict[str, Any], b: dict[str, Any], result: dict[str, Any], *, complete: bool,
+               append_b: str = "") -> dict[str, Any]:
+    """A compare document: two run sets booted interleaved, and their comparison."""
+    return {"format": FORMAT, "kind": "compare", "complete": complete, "order": "ABAB", "append_b": append_b,
+            "a": a, "b": b, "comparison": result}
+
+
+def crosscheck(channels: dict[str, dict[str, Any]], check: dict[str, Any], *, complete: bool) -> dict[str, Any]:
+    """A crosscheck document: one bundle's run set per channel, and how far they disagree."""
+    return {"format": FORMAT, "kind": "crosscheck", "complete": complete, "channels": channels, "crosscheck": check}
+
+
+def tune(base: dict[str, Any], variants: dict[str, dict[str, Any]], extra: dict[str, Any], *,
+         complete: bool) -> dict[str, Any]:
+    """A tune document: the base's run set, one per knob, and the ranking (EXTRA)."""
+    return {"format": FORMAT, "kind": "tune", "complete": complete, "base": base, "variants": variants, "tune": extra}
+
+
+def series(sides: list[dict[str, Any]], phase: str, *, complete: bool) -> dict[str, Any]:
+    """A series document (range): one run set per kernel, each with its kernel and name."""
+    return {"format": FORMAT, "kind": "series", "complete": complete, "phase": phase, "series": sides}
+
+
+def analysis(runs: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
+    """An analysis document: the plain boots' run set and what analyze found inside them."""
+    return {**runs, "kind": "analysis", "analysis": found}
+
+
+def kind(doc: dict[str, Any]) -> str:
+    return str(doc["kind"])
+
+
 def write(path: Path, doc: dict[str, Any]) -> None:
+    if doc.get("format") != FORMAT or doc.get("kind") not in KINDS:
+        raise ValueError(f"not a results document of this format: {doc.get('format')!r} {doc.get('kind')!r}")
     atomic_write(path, (json.dumps(doc, indent=1) + "\n").encode())
 
 
+def _migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 document (no `kind`: it was told by its keys) as format 2."""
+    if "comparison" in doc:
+        found = "compare"
+    elif "series" in doc:
+        found = "series"
+    elif "tune" in doc:
+        found = "tune"
+    elif isinstance(doc.get("channels"), dict):
+        found = "crosscheck"
+    elif "analysis" in doc:
+        found = "analysis"
+    else:
+        found = "bench"
+    nested = {"compare": ("a", "b"), "tune": ("base",)}.get(found, ())
+    out = {**doc, "format": FORMAT, "kind": found}
+    for key in nested:
+        if isinstance(doc.get(key), dict):
+            out[key] = {**doc[key], "format": FORMAT, "kind": "bench"}
+    return out
+
+
 def read(path: Path) -> dict[str, Any]:
-    """A results file, checked enough that every reader can trust its shape."""
+    """A results file, checked enough that every reader can trust its shape (a format-1
+    file is read as format 2)."""
     try:
         doc = json.loads(path.read_bytes().decode())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApplianceError(f"cannot read results {path}: {exc}") from None
+    if isinstance(doc, dict) and doc.get("format") == 1:
+        doc = _migrate_v1(doc)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ApplianceError(f"{path} is not a results file of format {FORMAT}")
+        raise ApplianceError(f"{path} is not a results file of format {FORMAT} (or 1)")
+    if doc.get("kind") not in KINDS:
+        raise ApplianceError(f"{path} is a results file of unknown kind {doc.get('kind')!r} "
+                             f"(this tool reads: {', '.join(KINDS)})")
     for side in sides(doc):
         problem = shape_problem(side)
         if problem:
@@ -129,32 +201,33 @@ def read(path: Path) -> dict[str, Any]:
     return doc
 
 
-def sides(doc: dict[str, Any]) -> list[Any]:
-    """The run sets of a results document: one (bench, analyze), A and B (compare), or
-    one per channel (crosscheck)."""
-    if "comparison" in doc:
-        return [doc.get("a"), doc.get("b")]
-    if "series" in doc:
-        return list(doc["series"])
-    if "tune" in doc:
-        return [doc.get("base"), *(doc.get("variants") or {}).values()]
-    if "channels" in doc and isinstance(doc["channels"], dict):
-        return list(doc["channels"].values())
-    return [doc]
-
-
 def labelled_sides(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The run sets of DOC by a label a person reads: A/B, base and each knob, each kernel
-    of a series, each channel; "" for a plain run set."""
-    if "comparison" in doc:
+    of a series, each channel; "" for a plain run set (bench, analysis)."""
+    found = kind(doc)
+    if found == "compare":
         return {"A": doc["a"], "B": doc["b"]}
-    if "tune" in doc:
+    if found == "tune":
         return {"base": doc["base"], **doc.get("variants", {})}
-    if "series" in doc:
+    if found == "series":
         return {side.get("name") or side["kernel"]: side for side in doc["series"]}
-    if "channels" in doc:
+    if found == "crosscheck":
         return dict(doc["channels"])
     return {"": doc}
+
+
+def sides(doc: dict[str, Any]) -> list[Any]:
+    """The run sets of a results document (see labelled_sides)."""
+    found = kind(doc)
+    if found == "compare":
+        return [doc.get("a"), doc.get("b")]
+    if found == "series":
+        return list(doc.get("series") or [])
+    if found == "tune":
+        return [doc.get("base"), *(doc.get("variants") or {}).values()]
+    if found == "crosscheck":
+        return list((doc.get("channels") or {}).values())
+    return [doc]
 
 
 def main_side(doc: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from appliance import bundle  # noqa: E402
 from appliance.boot import measure  # noqa: E402
-from appliance.proc import find_tool  # noqa: E402
+from appliance.boot.qemu import BootSpec  # noqa: E402
 from appliance.stats import summarize  # noqa: E402
 from benchmarks.common import build_bundle  # noqa: E402
 
@@ -58,7 +58,6 @@ def main() -> None:
     parser.add_argument("--goal-only", action="store_true",
                         help="only the two pruned bundles: more rounds for the 1.03x goal in the same time")
     args = parser.parse_args()
-    qemu = find_tool("qemu-system-x86_64")  # the runner takes the aarch64 one beside it
     with tempfile.TemporaryDirectory() as tmp:
         variants = {
             "minimal, pruned": build(ROOT / "rootfs_templates" / "minimal.toml"),
@@ -72,7 +71,7 @@ def main() -> None:
     ratios: dict[str, list[float]] = {tree: [] for tree in trees}
     pruning: dict[str, list[float]] = {} if args.goal_only else {"minimal": [], "benchmark": []}  # kernel: pruned / full
     for round_ in range(args.n + 1):
-        runs = {name: measure.boot(target, qemu, "tcg", 300) for name, target in variants.items()}
+        runs = {name: measure.boot(BootSpec(target, "tcg", 300)) for name, target in variants.items()}
         if round_ == 0:
             continue  # warm-up
         for name, run in runs.items():

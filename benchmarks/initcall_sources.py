@@ -25,7 +25,6 @@ sys.path.insert(0, str(ROOT))
 from appliance import bundle, results  # noqa: E402
 from appliance.analysis import analyze, initcalls  # noqa: E402
 from appliance.boot import accel  # noqa: E402
-from appliance.proc import find_tool  # noqa: E402
 from appliance.runs import compare  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 from appliance.stats import ratio_ci  # noqa: E402
@@ -54,10 +53,9 @@ def main() -> None:
     scons = str(Path(sys.executable).with_name("scons"))
     subprocess.run([scons, "-Q", "appliance", "TEMPLATE=profiled", f"BUILD_DIR={build}"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
-    qemu = find_tool("qemu-system-x86_64")
-    choice = accel.choose("tcg", qemu)
+    choice = accel.choose("tcg")
     target = bundle.load(build / "profiled")
-    sessions = {name: Session(target, qemu, choice, Plan(n=args.n, warmup=1, timeout=300, extra_cmdline=cmdline,
+    sessions = {name: Session(target, choice, Plan(n=args.n, warmup=1, timeout=300, extra_cmdline=cmdline,
                                                          keep_consoles=True))
                 for name, cmdline in SOURCES.items()}
     interleave(list(sessions.values()), 1, args.n, progress=None)

@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 from appliance import bundle, results  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
-from appliance.proc import find_tool  # noqa: E402
 from appliance.runs import compare  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 
@@ -38,11 +37,10 @@ def main() -> None:
     args = parser.parse_args()
     scons = str(Path(sys.executable).with_name("scons"))
     subprocess.run([scons, "-Q", "appliance"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    qemu = find_tool("qemu-system-x86_64")
-    choice = accel.choose("tcg", qemu)
+    choice = accel.choose("tcg")
     target = bundle.load(ROOT / "build" / "benchmark")
 
-    spread = Session(target, qemu, choice, Plan(Channel.TRACE, args.n, 1))
+    spread = Session(target, choice, Plan(Channel.TRACE, args.n, 1))
     interleave([spread], 1, args.n, progress=None)
     summary = results.summary(spread.runs)
     overhead, total = summary["runner_overhead_ms"], summary["phases"]["total"]
@@ -57,7 +55,7 @@ def main() -> None:
               f"{', '.join(map(str, s['outliers'])) or '-'} |")
 
     channels = (Channel.TRACE, Channel.EXIT, Channel.SERIAL)
-    sessions = {c.value: Session(target, qemu, choice, Plan(c, args.pairs, 0, paired_trace=c is Channel.EXIT))
+    sessions = {c.value: Session(target, choice, Plan(c, args.pairs, 0, paired_trace=c is Channel.EXIT))
                 for c in channels}
     for _ in range(args.pairs):
         for session in sessions.values():
@@ -79,7 +77,7 @@ def main() -> None:
         manifest = json.loads((verbose_dir / "bundle.json").read_text())
         manifest["cmdline"] = manifest["cmdline"].replace("quiet", "loglevel=7")
         (verbose_dir / "bundle.json").write_text(json.dumps(manifest))
-        verbose = Session(bundle.load(verbose_dir), qemu, choice, Plan(Channel.SERIAL, 3, 0))
+        verbose = Session(bundle.load(verbose_dir), choice, Plan(Channel.SERIAL, 3, 0))
         for _ in range(3):
             verbose.boot(warmup=False)
     uart = results.summary(verbose.runs)["uart_us_per_char"]

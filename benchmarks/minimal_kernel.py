@@ -29,7 +29,6 @@ from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.build import kernel, minikernel  # noqa: E402
 from appliance.build.recipes import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noqa: E402
-from appliance.proc import find_tool  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 
 COMPRESSIONS = ("none", "lz4", "zstd", "xz")
@@ -82,9 +81,8 @@ def main() -> None:
             build(path)
         noop = statistics.median(build(paths["minimal-none"]) for _ in range(3))
     bundles = {name: bundle.load(ROOT / "build" / path.stem) for name, path in paths.items()}
-    qemu = find_tool("qemu-system-x86_64")
-    choice = accel.choose("tcg", qemu)
-    sessions = {name: Session(b, qemu, choice, Plan(Channel.TRACE, args.n, 1)) for name, b in bundles.items()}
+    choice = accel.choose("tcg")
+    sessions = {name: Session(b, choice, Plan(Channel.TRACE, args.n, 1)) for name, b in bundles.items()}
     interleave(list(sessions.values()), 1, args.n, progress=None)
     print(f"accel {choice.accel}; microvm; n = {args.n} boots each, interleaved, after 1 warm-up each; median ms\n")
     print("| kernel | image bytes | " + " | ".join(PHASES) + " |")

@@ -21,7 +21,6 @@ sys.path.insert(0, str(ROOT))
 from appliance import results  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
-from appliance.proc import find_tool  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 from benchmarks.common import build_bundle  # noqa: E402
 
@@ -32,14 +31,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=10)
     args = parser.parse_args()
-    qemu = find_tool("qemu-system-x86_64")
-    choice = accel.choose("tcg", qemu)
+    choice = accel.choose("tcg")
     disk = ROOT / "rootfs_templates" / "disk.toml"
     with tempfile.TemporaryDirectory() as tmp:
         packaged = Path(tmp) / "disk-as-packaged.toml"
         packaged.write_text(disk.read_text().replace('rules = [', 'strip = false\nrules = ['))
         bundles = {"stripped (ours)": build_bundle(disk), "as packaged": build_bundle(packaged)}
-    sessions = {name: Session(b, qemu, choice, Plan(Channel.TRACE, args.n, 1)) for name, b in bundles.items()}
+    sessions = {name: Session(b, choice, Plan(Channel.TRACE, args.n, 1)) for name, b in bundles.items()}
     interleave(list(sessions.values()), 1, args.n, progress=None)
     print(f"accel {choice.accel}; n = {args.n} boots each, interleaved, after 1 warm-up each\n")
     print("| modules | initrd (zstd) | initrd (cpio) | modules bytes | " + " | ".join(f"{p} median ms" for p in PHASES) + " |")

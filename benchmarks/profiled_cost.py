@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 from appliance import bundle, results, stats  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
-from appliance.proc import find_tool  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 
 SCONS = str(Path(sys.executable).with_name("scons"))
@@ -64,9 +63,8 @@ def main() -> None:
         for path in paths.values():
             subprocess.run([SCONS, "-Q", "appliance", f"TEMPLATE={path}"], cwd=ROOT, check=True,
                            stdout=subprocess.DEVNULL)
-    qemu = find_tool("qemu-system-x86_64")
-    choice = accel.choose("tcg", qemu)
-    sessions = {name: Session(bundle.load(ROOT / "build" / path.stem), qemu, choice, Plan(Channel.TRACE, args.n, 1))
+    choice = accel.choose("tcg")
+    sessions = {name: Session(bundle.load(ROOT / "build" / path.stem), choice, Plan(Channel.TRACE, args.n, 1))
                 for name, path in paths.items()}
     interleave(list(sessions.values()), 1, args.n, progress=None)
     size = (ROOT / "build/programs/profiled").stat().st_size

@@ -22,7 +22,6 @@ from appliance import bundle, results  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.machines import Machine  # noqa: E402
-from appliance.proc import find_tool  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 
 PHASES = ("qemu", "firmware", "fw_setup", "fw_load", "kernel", "to_init", "total")
@@ -40,9 +39,8 @@ def main() -> None:
         subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL)
     base = bundle.load(ROOT / "build" / "benchmark-qboot")
-    qemu = find_tool("qemu-system-x86_64")
-    choice = accel.choose("tcg", qemu)
-    sessions = {m.value: Session(base.with_machine(m), qemu, choice, Plan(Channel.TRACE, args.n, 1))
+    choice = accel.choose("tcg")
+    sessions = {m.value: Session(base.with_machine(m), choice, Plan(Channel.TRACE, args.n, 1))
                 for m in (Machine.MICROVM, Machine.Q35_QBOOT, Machine.PC_SEABIOS)}
     interleave(list(sessions.values()), 1, args.n, progress=None)
     print(f"accel {choice.accel}; n = {args.n} boots each, interleaved, after 1 warm-up each; median ms\n")

@@ -25,7 +25,6 @@ from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.build import release  # noqa: E402
 from appliance.machines import Machine  # noqa: E402
-from appliance.proc import find_tool  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 
 
@@ -41,12 +40,11 @@ def main() -> None:
     build_s = time.perf_counter() - started
     out = ROOT / "build" / "release" / "benchmark"
     sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
-    qemu = find_tool("qemu-system-x86_64")
-    choice = accel.choose("tcg", qemu)
+    choice = accel.choose("tcg")
     with tempfile.TemporaryDirectory() as tmp:
         targets = {"bundle (direct, pc-seabios)": bundle.load(ROOT / "build" / "benchmark").with_machine(Machine.PC_SEABIOS),
                    "ISO (-cdrom, isolinux)": release.load_iso(out / "benchmark.iso", Path(tmp))}
-        sessions = {name: Session(t, qemu, choice, Plan(Channel.TRACE, args.n, 1)) for name, t in targets.items()}
+        sessions = {name: Session(t, choice, Plan(Channel.TRACE, args.n, 1)) for name, t in targets.items()}
         interleave(list(sessions.values()), 1, args.n, progress=None)
     print(f"release build (scons release, bundle already built): {build_s:.2f} s")
     for name, size in sizes.items():

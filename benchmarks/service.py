@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance.boot import accel, measure  # noqa: E402
-from appliance.proc import find_tool  # noqa: E402
+from appliance.boot.qemu import BootSpec  # noqa: E402
 from appliance.stats import summarize  # noqa: E402
 from benchmarks.common import build_bundle  # noqa: E402
 
@@ -57,8 +57,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10)
     parser.add_argument("--accel", default="tcg", choices=("auto", "kvm", "tcg"))
     args = parser.parse_args()
-    qemu = find_tool("qemu-system-x86_64")
-    choice = accel.choose(args.accel, qemu)
+    choice = accel.choose(args.accel)
     with tempfile.TemporaryDirectory() as tmp:
         variants = {
             "web, debian, microvm": build_bundle("web"),
@@ -70,7 +69,7 @@ def main() -> None:
     samples: dict[str, dict[str, list[float]]] = {v: {p: [] for p in (*PHASES, "ratio")} for v in variants}
     for round_ in range(args.n + 1):
         for name, target in variants.items():
-            run = measure.boot(target, qemu, choice.accel, 180)
+            run = measure.boot(BootSpec(target, choice.accel, 180))
             if round_ == 0:
                 continue  # warm-up
             values = {**run.phases, "to_payload": to_payload(run)}

@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 
 from appliance import bundle, results  # noqa: E402
 from appliance.boot import accel, hostfacts  # noqa: E402
-from appliance.proc import find_tool  # noqa: E402
 from appliance.runs.bench import Plan, Session  # noqa: E402
 
 FAULTS = ("kill", "console", "full", "pause")
@@ -106,9 +105,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="appliance-soak-tmp-"))
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "soak", str(tmp)], check=True)
     tempfile.tempdir = str(tmp)  # every boot's folder lands on the small tmpfs
-    qemu = find_tool("qemu-system-x86_64")
     target = bundle.load(build / "benchmark")
-    session = Session(target, qemu, accel.choose("tcg", qemu), Plan(n=args.n, warmup=0, timeout=120, keep_going=True))
+    session = Session(target, accel.choose("tcg"), Plan(n=args.n, warmup=0, timeout=120, keep_going=True))
     planned: dict[int, str] = {}
     started = time.monotonic()
     try:
@@ -130,7 +128,7 @@ def main() -> None:
             print(f"\rboot {index + 1}/{args.n}", end="", file=sys.stderr, flush=True)
     finally:
         tempfile.tempdir = None
-        doc = session.document(len(session.runs) == args.n, hostfacts.collect(qemu))
+        doc = session.document(len(session.runs) == args.n, hostfacts.collect(target.arch))
         results.write(Path(args.output), doc)
         leftovers = [p.name for p in tmp.iterdir()]
         subprocess.run(["umount", str(tmp)], check=False)

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance.boot import accel, measure  # noqa: E402
+from appliance.boot.qemu import BootSpec  # noqa: E402
 from appliance.build import compress, cpio  # noqa: E402
-from appliance.proc import find_tool  # noqa: E402
 from appliance.stats import summarize  # noqa: E402
 from benchmarks.common import build_bundle  # noqa: E402
 
@@ -31,13 +31,12 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10)
     parser.add_argument("--accel", default="tcg", choices=("auto", "kvm", "tcg"))
     args = parser.parse_args()
-    qemu = find_tool("qemu-system-x86_64")
-    choice = accel.choose(args.accel, qemu)
+    choice = accel.choose(args.accel)
     bundles = {t: build_bundle(t) for t in TEMPLATES}
     samples: dict[str, dict[str, list[float]]] = {t: {p: [] for p in PHASES} for t in TEMPLATES}
     for round_ in range(args.n + 1):
         for t in TEMPLATES:
-            run = measure.boot(bundles[t], qemu, choice.accel, 120)
+            run = measure.boot(BootSpec(bundles[t], choice.accel, 120))
             if round_ == 0:
                 continue  # warm-up
             for p in PHASES:

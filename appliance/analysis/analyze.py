@@ -54,23 +54,22 @@ def debug_cmdline(bundle: Bundle, source: str = "console") -> str:
     return QUIET_DEBUG_CMDLINE if bundle.manifest.get("profiled") else DEBUG_CMDLINE
 
 
-def analyze(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, n: int, baseline: bool = True,
+def analyze(bundle: Bundle, *, accel: AccelChoice, n: int, baseline: bool = True,
             timeout: float = 180.0, progress: Progress = tty_progress, append: str = "",
             source: str = "console") -> dict[str, Any]:
     """Boot N times with initcall_debug, or the initcall trace events for SOURCE ftrace
     (and N plain boots, interleaved, unless not BASELINE); APPEND goes on both sides'
     command lines."""
-    host = hostfacts.collect(qemu_path)
+    host = hostfacts.collect(bundle.arch)
     cmdline = debug_cmdline(bundle, source)
-    debug = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, keep_consoles=True,
+    debug = Session(bundle, accel, Plan(n=n, warmup=1, timeout=timeout, keep_consoles=True,
                                                    extra_cmdline=" ".join(filter(None, (append, cmdline)))))
-    plain = Session(bundle, qemu_path, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=append)) \
+    plain = Session(bundle, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=append)) \
         if baseline else None
     interleave([s for s in (debug, plain) if s is not None], 1, n, progress)
-    doc = (plain or debug).document(True, host)
-    doc["analysis"] = summarize(_counted(debug), [r for r, _ in _counted(plain)] if plain else None,
-                                _names(bundle), cmdline, source)
-    return doc
+    found = summarize(_counted(debug), [r for r, _ in _counted(plain)] if plain else None, _names(bundle), cmdline,
+                      source)
+    return results.analysis((plain or debug).document(True, host), found)
 
 
 def _names(bundle: Bundle) -> Callable[[int], str | None] | None:

@@ -207,10 +207,10 @@ def render(doc: dict[str, Any], source: str = "") -> str:
              "<h2>summary</h2>", summary_table(summary)]
     if summary.get("guest_memory_kib"):
         body += ["<h2>guest memory (profiled)</h2>", memory_section(summary)]
-    if "comparison" in doc:
+    if results.kind(doc) == "compare":
         body += [f"<h2>comparison: B = {_esc(doc['b']['bundle']['path'])} against A = {_esc(b.get('path'))}</h2>",
                  comparison_section(doc["comparison"])]
-    if "tune" in doc:
+    if results.kind(doc) == "tune":
         body += ["<h2>tune: what each knob changes against the base</h2>", tune_section(doc["tune"])]
     if side.get("analysis"):
         body += ["<h2>initcall analysis</h2>", analysis_section(side["analysis"])]

@@ -10,14 +10,13 @@ from __future__ import annotations
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from appliance.analysis.profile import Sample
 from appliance.boot import qemu
 from appliance.boot.measure import check_console
 from appliance.boot.tsc import runtime_cmdline
-from appliance.bundle import Bundle
 from appliance.errors import BootError
 from appliance.machines import Arch
 
@@ -93,14 +92,14 @@ def _connect(path: Path, deadline: float) -> socket.socket:
             time.sleep(0.01)
 
 
-def sample_boot(bundle: Bundle, qemu_path: str, accel: str, interval_ms: float, timeout: float,
-                extra_cmdline: str = "nokaslr") -> SampledBoot:
-    """Boot BUNDLE once while sampling its vCPU's instruction pointer every INTERVAL_MS."""
+def sample_boot(spec: qemu.BootSpec, interval_ms: float) -> SampledBoot:
+    """Boot SPEC's bundle once while sampling its vCPU's instruction pointer every INTERVAL_MS."""
+    bundle, timeout = spec.bundle, spec.timeout
     with tempfile.TemporaryDirectory(prefix="appliance-sample-") as tmp:
         work = Path(tmp)
         files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data")
-        cmdline = " ".join(filter(None, (runtime_cmdline(accel), extra_cmdline)))
-        argv = qemu.argv(qemu_path, bundle, accel, files, qemu.Channel.TRACE, extra_cmdline=cmdline)
+        cmdline = " ".join(filter(None, (runtime_cmdline(spec.accel, bundle.arch.value), spec.extra_cmdline)))
+        argv = qemu.argv(replace(spec, channel=qemu.Channel.TRACE, extra_cmdline=cmdline), files)
         gdb = work / "gdb.sock"
         argv += ["-chardev", f"socket,id=gdb0,path={gdb},server=on,wait=off", "-gdb", "chardev:gdb0", "-S"]
         samples: list[Sample] = []

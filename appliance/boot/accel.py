@@ -10,10 +10,12 @@ timeout means KVM works.
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from appliance import proc
+from appliance.errors import ToolTimedOut
 
 # Bytes of kvmprobe.S (gcc -c; ld -Ttext=0xf0000 --oformat binary): its code at the
 # start of the ROM, the reset vector's far jump at 0xfff0, zeros elsewhere.
@@ -53,8 +55,8 @@ def kvm_works(qemu: str, timeout: float = 3.0) -> tuple[bool, str]:
         argv = [qemu, "-nodefaults", "-no-user-config", "-display", "none", "-M", "pc", "-accel", "kvm",
                 "-m", "16", "-bios", str(rom), "-device", "isa-debug-exit,iobase=0xf4,iosize=1"]
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:  # subprocess.run kills the child on timeout
+            done = proc.run(argv, timeout=timeout, check=False)
+        except ToolTimedOut:  # the gateway kills the child at its deadline
             return False, f"/dev/kvm is present but a long-mode guest hung for {timeout:g} s (nested or paravirtual KVM?)"
     if done.returncode == PROBE_EXIT:
         return True, "KVM runs a long-mode probe guest"
@@ -62,11 +64,14 @@ def kvm_works(qemu: str, timeout: float = 3.0) -> tuple[bool, str]:
     return False, f"QEMU could not start a KVM guest (exit {done.returncode}: {last})"
 
 
-def choose(requested: str, qemu: str) -> AccelChoice:
+def choose(requested: str) -> AccelChoice:
     """Resolve --accel auto|kvm|tcg; `auto` falls back to TCG when KVM does not work."""
     if requested == "tcg":
         return AccelChoice("tcg", "requested")
-    works, why = kvm_works(qemu)
+    from appliance.boot.qemu import binary
+    from appliance.machines import Arch
+
+    works, why = kvm_works(binary(Arch.X86_64))  # the probe guest is x86 code
     if works:
         return AccelChoice("kvm", why)
     if requested == "kvm":

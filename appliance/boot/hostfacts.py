@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from appliance import __version__
+from appliance import __version__, proc
+from appliance.errors import ApplianceError
+from appliance.machines import Arch
 from appliance.paths import ROOT
 
 
@@ -23,24 +24,26 @@ def _first_line(path: str, prefix: str = "") -> str | None:
 
 
 def git_revision() -> str | None:
+    """The checkout's commit (with -dirty for uncommitted changes), or None outside git."""
     try:
-        done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        head = proc.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], timeout=5).stdout.strip()
+        dirty = proc.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], timeout=5).stdout
+    except (OSError, ApplianceError):  # no git, not a checkout, or git hung
         return None
-    if done.returncode != 0:
-        return None
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
-    return done.stdout.strip() + ("-dirty" if dirty else "")
+    return head + ("-dirty" if dirty.strip() else "")
 
 
 def qemu_version(qemu: str) -> str:
-    done = subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    done = proc.run([qemu, "--version"], timeout=10, check=False)
     return (done.stdout.strip().splitlines() or ["unknown"])[0]
 
 
-def collect(qemu: str) -> dict[str, Any]:
+def collect(arch: Arch) -> dict[str, Any]:
+    """The host's facts for boots of ARCH bundles: the QEMU recorded is the one that
+    boots them (qemu-system-aarch64 for an aarch64 bundle), with its version."""
+    from appliance.boot.qemu import binary
+
+    qemu = binary(arch)
     return {
         "cpu_model": _first_line("/proc/cpuinfo", "model name"),
         "cpus": os.cpu_count(),

@@ -14,12 +14,9 @@ without them a TCG guest on microvm wedges in TSC calibration in some boots).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import select
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import termios
@@ -27,23 +24,16 @@ import time
 import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from appliance.boot import qemu as qemu_args
 from appliance.boot import tsc
-from appliance.boot.qemu import BootFiles, Channel
-from appliance.bundle import Bundle
+from appliance.boot.qemu import BootFiles, BootSpec, Channel, Qemu
 from appliance.errors import BootError
 
 ESCAPE = b"\x1d"  # Ctrl-], as telnet and `virsh console` use it
 ESCAPE_NAME = "Ctrl-]"
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when we die, so no QEMU outlives us (what
-    `setpriv --pdeathsig` does for measured boots, without a program in between)."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @contextmanager
@@ -62,24 +52,24 @@ def raw_terminal(fd: int) -> Iterator[None]:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def _last_line(path: Path) -> str:
-    lines = [line for line in path.read_text(errors="replace").splitlines() if "info: QEMU waiting" not in line]
-    return lines[-1].strip() if lines else "no message"
+def _connect(path: Path, vm: Qemu, deadline: float) -> socket.socket:
+    """The console socket QEMU serves, connected once QEMU listens on it."""
+    connected: list[socket.socket] = []
 
+    def listening() -> bool:
+        if not path.exists():
+            return False
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            sock.close()
+            return False
+        connected.append(sock)
+        return True
 
-def _connect(path: Path, child: subprocess.Popen[bytes], errors: Path, deadline: float) -> socket.socket:
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise BootError(f"QEMU exited with code {child.returncode} before the console opened: {_last_line(errors)}")
-        if path.exists():
-            sock = socket.socket(socket.AF_UNIX)
-            try:
-                sock.connect(str(path))
-                return sock
-            except OSError:
-                sock.close()
-        time.sleep(0.02)
-    raise BootError("QEMU did not open its console socket within 10 s")
+    vm.wait_ready(listening, deadline, "its console socket")
+    return connected[0]
 
 
 def relay(sock: socket.socket, stdin: int, stdout: int, deadline: float) -> str:
@@ -119,46 +109,43 @@ def _drain(sock: socket.socket, stdout: int, deadline: float) -> bool:
     return False
 
 
-def _end(child: subprocess.Popen[bytes], grace_s: float) -> None:
+def _end(vm: Qemu, grace_s: float) -> int:
     """Let QEMU finish on its own for GRACE_S (the guest closed the console while
-    powering off), then kill it."""
-    try:
-        child.wait(timeout=grace_s) if grace_s else None
-    except subprocess.TimeoutExpired:
-        pass
-    if child.poll() is None:
-        child.kill()
-    child.wait()
+    powering off), then kill it; its exit code."""
+    assert vm.child is not None
+    if grace_s:
+        vm.child.wait(grace_s)
+    vm.kill()
+    return vm.child.returncode if vm.child.returncode is not None else -1
 
 
-def run(bundle: Bundle, qemu: str, accel: str, limit_s: float, extra_cmdline: str = "") -> int:
-    """Boot BUNDLE with its console on this terminal until the guest powers off, the user
-    types ESCAPE, or LIMIT_S seconds pass."""
+def run(spec: BootSpec, limit_s: float) -> int:
+    """Boot SPEC's bundle with its console on this terminal until the guest powers off,
+    the user types ESCAPE, or LIMIT_S seconds pass."""
+    bundle = spec.bundle
     # a UNIX socket's path is limited to 107 bytes: a deep TMPDIR falls back to /tmp
     base = tempfile.gettempdir() if len(tempfile.gettempdir()) < 60 else "/tmp"
     with tempfile.TemporaryDirectory(prefix="appliance-console-", dir=base) as tmp:
         work = Path(tmp)
         files = BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.bin")
-        words = " ".join(filter(None, (tsc.runtime_cmdline(accel, bundle.arch.value), extra_cmdline)))
-        argv = qemu_args.argv(qemu, bundle, accel, files, channel=Channel.SERIAL, extra_cmdline=words,
+        words = " ".join(filter(None, (tsc.runtime_cmdline(spec.accel, bundle.arch.value), spec.extra_cmdline)))
+        argv = qemu_args.argv(replace(spec, channel=Channel.SERIAL, extra_cmdline=words), files,
                               console_socket=work / "console.sock")
         print(f"appliance: booting {bundle.path.name} on this terminal; {ESCAPE_NAME} leaves "
               f"(stopped after {limit_s:.0f} s)", file=sys.stderr, flush=True)
-        errors = work / "qemu.stderr"
-        with open(errors, "wb") as err:
-            child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, preexec_fn=_die_with_parent)
-        how = "error"
+        vm = Qemu(argv, work / "qemu.stderr").start()
+        how, returncode = "error", -1
         try:
-            sock = _connect(work / "console.sock", child, errors, time.monotonic() + 10)
+            sock = _connect(work / "console.sock", vm, time.monotonic() + 10)
             with sock, raw_terminal(sys.stdin.fileno()):
                 how = relay(sock, sys.stdin.fileno(), sys.stdout.fileno(), time.monotonic() + limit_s)
         finally:
-            _end(child, grace_s=5.0 if how == "exit" else 0.0)
-        message = _last_line(errors)
+            returncode = _end(vm, grace_s=5.0 if how == "exit" else 0.0)
+        message = vm.last_error()
     if how == "timeout":
         raise BootError(f"interactive session stopped after {limit_s:.0f} s (--timeout sets the limit)")
-    if how == "exit" and child.returncode != 0:
-        raise BootError(f"QEMU exited with code {child.returncode}: {message}")
+    if how == "exit" and returncode != 0:
+        raise BootError(f"QEMU exited with code {returncode}: {message}")
     print(f"\r\nappliance: session ended ({'guest powered off' if how == 'exit' else ESCAPE_NAME}); "
           "terminal restored", file=sys.stderr)
     return 0

@@ -8,8 +8,6 @@ exited 0. Anything else is a BootError carrying the console's tail.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
 import platform
 import re
 import shutil
@@ -18,12 +16,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
 from appliance.boot import qemu, service
-from appliance.boot.qemu import Channel
+from appliance.boot.qemu import BootSpec, Channel
 from appliance.boot.serial import ConsoleClock, probe_events, uart_cost_us_per_char
 from appliance.boot.tsc import runtime_cmdline
 from appliance.bundle import Bundle
@@ -233,17 +231,14 @@ def _hung(bundle: Bundle, session: _Service, console: str, timeout: float) -> Bo
     return BootError(f"guest did not finish within {timeout:g} s (hang?); QEMU was killed", tail(console))
 
 
-def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Channel, work: Path,
-         echo: IO[str] | None, exit_probe: str | None = None, trace: bool = False,
-         keep_disk_writes: bool = False, extra_cmdline: str = "", hold: Callable[[list[str]], None] | None = None
+def _run(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[list[str]], None] | None = None
          ) -> RawBoot:
-    """Start QEMU, wait for it within TIMEOUT, and collect what it left behind. A service
-    bundle's guest is asked to power off at its first answer; with HOLD, HOLD(forwards)
-    is called instead and the runner waits until QEMU ends (or Ctrl-C)."""
+    """Start QEMU, wait for it within the spec's timeout, and collect what it left behind.
+    A service bundle's guest is asked to power off at its first answer; with HOLD,
+    HOLD(forwards) is called instead and the runner waits until QEMU ends (or Ctrl-C)."""
     for attempt in range(START_RETRIES):
-        raw = _run_once(bundle, qemu_path, accel, timeout, channel, work, echo, exit_probe, trace,
-                        keep_disk_writes, extra_cmdline, hold)
-        picked = any(f.host_port == 0 for f in qemu.forwards(bundle))
+        raw = _run_once(spec, work, echo, hold)
+        picked = any(f.host_port == 0 for f in qemu.forwards(spec.bundle))
         if raw.done.returncode == 0 or service.FORWARD_FAILED not in raw.done.stderr:
             return raw
         if not picked or attempt == START_RETRIES - 1:
@@ -256,21 +251,21 @@ def _run(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Ch
     raise AssertionError("unreachable")
 
 
-def _run_once(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channel: Channel, work: Path,
-              echo: IO[str] | None, exit_probe: str | None, trace: bool, keep_disk_writes: bool,
-              extra_cmdline: str, hold: Callable[[list[str]], None] | None) -> RawBoot:
+def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[list[str]], None] | None) -> RawBoot:
+    bundle, channel, timeout = spec.bundle, spec.channel, spec.timeout
     is_service = bundle.ready is not None
     files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.jsonl")
     arch = bundle.arch
-    if accel == "kvm" and arch.value != platform.machine():
+    if spec.accel == "kvm" and arch.value != platform.machine():
         raise BootError(f"KVM cannot run this {arch.value} bundle on a {platform.machine()} host: use --accel tcg")
-    cmdline = " ".join(filter(None, (runtime_cmdline(accel, arch.value), extra_cmdline)))
+    # the runner's own words for the accelerator go first, the boot's after them
+    spec = replace(spec, extra_cmdline=" ".join(filter(None, (runtime_cmdline(spec.accel, arch.value),
+                                                               spec.extra_cmdline))))
     ports = service.host_ports(qemu.forwards(bundle))
     control = qemu.CONTROL
     networked = bundle.forwards is not None
     session = _Service(ports, service.Control((control.host_address, ports[control])) if networked else None)
-    argv = qemu.argv(qemu_path, bundle, accel, files, channel, exit_probe, trace, cmdline, keep_disk_writes,
-                     host_ports=session.ports)
+    argv = qemu.argv(spec, files, host_ports=session.ports)
     piped = channel in (Channel.SERIAL, Channel.PERF)
     watch = ConsoleWatch(files.console, None if piped else echo)
     limit = time.monotonic() + timeout
@@ -288,8 +283,8 @@ def _run_once(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channe
         with qemu.Qemu(argv, work / "qemu.stderr", stdout_pipe=piped) as vm:
             clock = None
             if piped:
-                assert vm.process is not None and vm.process.stdout is not None
-                clock = ConsoleClock(vm.process.stdout.fileno(), files.console, echo)
+                assert vm.stdout is not None
+                clock = ConsoleClock(vm.stdout.fileno(), files.console, echo)
                 reader = threading.Thread(target=clock.run, daemon=True)
                 reader.start()
             session.start(bundle, files, hold is not None)
@@ -314,8 +309,7 @@ def _run_once(bundle: Bundle, qemu_path: str, accel: str, timeout: float, channe
                     # rarely under TCG) is the teardown's failure, not the boot's
                     session.warnings.append(f"the guest did not power off within {STOP_GRACE_S:g} s of taking the "
                                             "stop request; QEMU was ended with SIGTERM")
-                    os.kill(vm.pid, signal.SIGTERM)
-                    done = dataclasses.replace(vm.wait(time.monotonic() + STOP_GRACE_S), returncode=0)
+                    done = replace(vm.stop(STOP_GRACE_S), returncode=0)
                 else:
                     vm.kill()
                     raise _hung(bundle, session, _read(files.console), timeout) from None
@@ -363,18 +357,15 @@ def _events(raw: RawBoot, bundle: Bundle, channel: Channel, work: Path | None = 
     return parse_perf_script(raw.perf_data, bundle.probe_table)
 
 
-def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[str] | None = None,
-         channel: Channel = Channel.TRACE, keep_dir: Path | None = None, keep_disk_writes: bool = False,
-         extra_cmdline: str = "") -> BootRun:
-    """Boot BUNDLE once, measured through CHANNEL (not `exit`: see boot_exit); EXTRA_CMDLINE
-    is added to the kernel command line for this boot only."""
+def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = None) -> BootRun:
+    """Boot SPEC's bundle once, measured through its channel (not `exit`: see boot_exit)."""
+    bundle, channel = spec.bundle, spec.channel
     if channel is Channel.EXIT:
         raise ValueError("the exit channel needs one boot per probe: use boot_exit()")
     with _workdir("appliance-boot-") as tmp:
         work = keep_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        raw = _run(bundle, qemu_path, accel, timeout, channel, work, echo, keep_disk_writes=keep_disk_writes,
-                   extra_cmdline=extra_cmdline)
+        raw = _run(spec, work, echo)
         if raw.done.returncode != 0:
             raise _failed_start(raw)
         payload_status = check_console(raw.console)
@@ -405,21 +396,21 @@ def boot(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[st
     return run
 
 
-def serve(bundle: Bundle, qemu_path: str, accel: str, timeout: float, echo: IO[str] | None,
-          announce: Callable[[list[str]], None]) -> int:
+def serve(spec: BootSpec, echo: IO[str] | None, announce: Callable[[list[str]], None]) -> int:
     """Boot BUNDLE and keep it running: ANNOUNCE(forwards) once its service answers (or
     at once without [service]), then wait until the guest powers off or Ctrl-C, which
     asks the guest to power off through its stop channel (a Ctrl-C before the init
     listens ends QEMU instead). TIMEOUT applies until the service is ready. The
     console is timed by arrival (no QEMU trace, which would grow for the whole session)
     unless the service's readiness is a probe."""
+    bundle = spec.bundle
     if bundle.forwards is None:
         raise BootError(f"bundle {bundle.path} has no [network]: there is nothing to serve; "
                         "add [network] (and [service]) to its template")
     ready = bundle.ready
     channel = Channel.TRACE if ready is not None and ready.kind == "probe" else Channel.SERIAL
     with _workdir("appliance-serve-") as tmp:
-        raw = _run(bundle, qemu_path, accel, timeout, channel, Path(tmp), echo, hold=announce)
+        raw = _run(replace(spec, channel=channel), Path(tmp), echo, hold=announce)
         if raw.done.returncode != 0:
             raise _failed_start(raw)
         check_console(raw.console)
@@ -431,14 +422,15 @@ def emits_init_start(bundle: Bundle) -> bool:
     return "init" in bundle.manifest.get("build", {}).get("initrd", {}).get("programs", {})
 
 
-def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes: list[str],
-              paired_trace: bool = False) -> BootRun:
+def boot_exit(spec: BootSpec, probes: list[str]) -> BootRun:
     """The exit channel (NEMU's method): one boot per probe, each ended by that probe.
 
     A probe's time is the QEMU process lifetime from exec to the exit it caused, so the
     events of one run come from different boots, placed on the first boot's exec time.
     PAIRED_TRACE also traces each boot, giving the same probe's trace time in the same
-    boot: the only comparison of the two channels free of boot-to-boot variation."""
+    boot: the only comparison of the two channels free of boot-to-boot variation (SPEC's
+    `trace`)."""
+    bundle, paired_trace = spec.bundle, spec.trace
     if bundle.ready is not None:
         raise BootError("the exit channel ends QEMU at a probe, before a service answers: "
                         "time a service with --channel trace or serial")
@@ -451,8 +443,7 @@ def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes
     paired: dict[str, float] = {}
     for name in probes:
         with _workdir("appliance-exit-") as tmp:
-            raw = _run(bundle, qemu_path, accel, timeout, Channel.EXIT, Path(tmp), None, exit_probe=name,
-                       trace=paired_trace)
+            raw = _run(replace(spec, channel=Channel.EXIT, exit_probe=name), Path(tmp), None)
         done = raw.done
         traced = [e for e in parse_trace(raw.trace, bundle.probe_table) if e.name == name] if paired_trace else []
         if traced:
@@ -473,9 +464,10 @@ def boot_exit(bundle: Bundle, qemu_path: str, accel: str, timeout: float, probes
                    paired_trace_ms=paired, warnings=warnings, qemu_cpu_s=cpu)
 
 
-def discover_probes(bundle: Bundle, qemu_path: str, accel: str, timeout: float) -> list[str]:
+def discover_probes(spec: BootSpec) -> list[str]:
     """The probes on port 0xf4 a bundle emits, in order, from one traced boot: the
     init's and the payload's, and the patched kernel's (which print no console line)."""
-    run = boot(bundle, qemu_path, accel, timeout, channel=Channel.TRACE)
+    bundle = spec.bundle
+    run = boot(replace(spec, channel=Channel.TRACE, trace=False, exit_probe=None))
     kernel_port = {name for (port, _), name in bundle.probe_table.items() if port == PORT_KERNEL}
     return list(dict.fromkeys(e.name for e in run.events if e.source == "trace" and e.name in kernel_port))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
+from appliance import proc
 from appliance.probes import PORT_FIRMWARE, PORT_KERNEL, Event
 
 _PIO = re.compile(r"^\s*(?P<sec>\d+)\.(?P<frac>\d+):?\s+.*pio_write at 0x(?P<port>[0-9a-f]+) "
@@ -24,7 +24,7 @@ def available(accel: str) -> tuple[bool, str]:
         return False, "it reads KVM's kvm_pio tracepoint and this run uses TCG (KVM is not usable here)"
     if shutil.which("perf") is None:
         return False, "perf is not installed (apt-get install linux-perf)"
-    done = subprocess.run(["perf", "list", "kvm:kvm_pio"], capture_output=True, text=True, timeout=30, check=False)
+    done = proc.run(["perf", "list", "kvm:kvm_pio"], timeout=30, check=False)
     if "kvm:kvm_pio" not in done.stdout:
         return False, "perf cannot see the kvm:kvm_pio tracepoint (run as root, or lower kernel.perf_event_paranoid)"
     return True, "perf and KVM present"
@@ -46,6 +46,5 @@ def parse(text: str, table: dict[tuple[int, int], str]) -> list[Event]:
 
 
 def parse_perf_script(perf_data: Path, table: dict[tuple[int, int], str]) -> list[Event]:
-    done = subprocess.run(["perf", "script", "-i", str(perf_data), "--ns", "-F", "time,trace"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = proc.run(["perf", "script", "-i", str(perf_data), "--ns", "-F", "time,trace"], timeout=120, check=False)
     return parse(done.stdout, table)

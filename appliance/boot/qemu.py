@@ -1,12 +1,11 @@
 """QEMU as a child process: argv built as data, and a wrapper that never leaves orphans.
 
-`argv()` is pure. `Qemu` starts the process under `setpriv --pdeathsig KILL` (so QEMU
-dies even if we are killed with SIGKILL; setpriv execs QEMU, keeping the PID), waits on
-a pidfd with a deadline, and on any exit path (timeout, Ctrl-C, exception) ends it by
-PID: SIGTERM, then SIGKILL. It reaps the child itself with wait4() for QEMU's max RSS.
-
-No Python runs between fork and exec (no preexec_fn): with a console reader thread
-alive, Python code in a forked child can deadlock on a lock another thread held.
+A boot is described once, by a frozen `BootSpec`; `argv()` turns it into QEMU's command
+line (pure). `Qemu` is the process's life as methods: `start` (through `proc.spawn`, so
+QEMU dies even if we are killed with SIGKILL), `wait_ready`, `wait` (on a pidfd, with a
+deadline), `stop` (SIGTERM with a grace period) and `kill`; on any exit path (timeout,
+Ctrl-C, exception) the context manager ends it. It reaps the child with wait4() for
+QEMU's max RSS and CPU time.
 """
 
 from __future__ import annotations
@@ -15,18 +14,20 @@ import enum
 import logging
 import os
 import select
-import subprocess
+import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO
 
+from appliance import proc
 from appliance.bundle import Bundle
 from appliance.errors import ApplianceError, BootError
 from appliance.machines import Arch, Machine, profile
 from appliance.netspec import CONTROL_PORT, Forward
 from appliance.probes import PORT_FIRMWARE, PORT_KERNEL
-from appliance.proc import find_tool
+from appliance.proc import PACKAGES, find_tool
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +56,13 @@ def virtio_bus(bundle: Bundle) -> str:
     return "device" if profile(bundle.machine).virtio_transport == "virtio_mmio" else "pci"
 
 
-def binary(qemu: str, arch: Arch) -> str:
-    """The QEMU for a bundle of ARCH, given the runner's (x86_64) one: the same folder's
-    qemu-system-<arch>, else the one on PATH; one clear line if there is none."""
-    if arch is Arch.X86_64 or Path(qemu).name != Arch.X86_64.qemu:
-        return qemu
-    beside = Path(qemu).with_name(arch.qemu)
-    if beside.is_file():
-        return str(beside)
+def binary(arch: Arch) -> str:
+    """The QEMU for a bundle of ARCH (qemu-system-<arch> on PATH); one clear line if there is none."""
     try:
         return find_tool(arch.qemu)
     except ApplianceError:
-        raise BootError(f"this bundle is {arch.value} and {arch.qemu} is not installed: install qemu-system-arm "
-                        "(./setup does)") from None
+        raise BootError(f"this bundle is {arch.value} and {arch.qemu} is not installed: install "
+                        f"{PACKAGES.get(arch.qemu, arch.qemu)} (./setup does)") from None
 
 
 def disk_args(bundle: Bundle, keep_writes: bool = False) -> tuple[list[str], list[str]]:
@@ -124,20 +119,43 @@ def network_args(bundle: Bundle, host_ports: dict[Forward, int]) -> list[str]:
     return ["-netdev", ",".join(options), "-device", f"virtio-net-{bus},netdev=net0"]
 
 
-def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Channel = Channel.TRACE,
-         exit_probe: str | None = None, trace: bool = False, extra_cmdline: str = "",
-         keep_disk_writes: bool = False, console_socket: Path | None = None,
-         host_ports: dict[Forward, int] | None = None) -> list[str]:
-    """The full command line for one boot of BUNDLE measured through CHANNEL.
+@dataclass(frozen=True)
+class BootSpec:
+    """One boot, described once: the bundle, the accelerator, the channel and what the
+    boot adds to the bundle. Built by runs/ (a Plan's boots) or the CLI (`run`), read
+    here (the command line) and by measure (the boot's life)."""
 
-    TRACE adds QEMU's write trace to another channel, to measure one boot two ways.
+    bundle: Bundle
+    accel: str  # "kvm" or "tcg"
+    timeout: float = 120.0  # seconds before the boot counts as hung
+    channel: Channel = Channel.TRACE
+    extra_cmdline: str = ""  # kernel arguments for this boot only (the bundle is not changed)
+    keep_disk_writes: bool = False  # let the guest change the bundle's disk images
+    exit_probe: str | None = None  # exit channel: the probe at which QEMU ends
+    trace: bool = False  # QEMU's write trace beside another channel (one boot measured two ways)
+
+    @property
+    def qemu(self) -> str:
+        """The QEMU binary for the bundle's architecture."""
+        return binary(self.bundle.arch)
+
+    def with_cmdline(self, words: str) -> BootSpec:
+        """The same boot with WORDS added to its kernel command line."""
+        return replace(self, extra_cmdline=" ".join(filter(None, (self.extra_cmdline, words))))
+
+
+def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
+         host_ports: dict[Forward, int] | None = None) -> list[str]:
+    """The full command line for the boot SPEC describes.
+
     CONSOLE_SOCKET serves the console on that UNIX socket instead (QEMU waits for the
     connection before it starts the guest), for an interactive session. HOST_PORTS gives
     the host port of each forward whose template port is 0."""
+    bundle, channel = spec.bundle, spec.channel
     manifest = bundle.manifest
-    words = [bundle.cmdline, extra_cmdline, f"appliance_exit_probe={exit_probe}" if exit_probe else ""]
+    words = [bundle.cmdline, spec.extra_cmdline, f"appliance_exit_probe={spec.exit_probe}" if spec.exit_probe else ""]
     cmdline = " ".join(w for w in words if w)
-    machine_options, disks = disk_args(bundle, keep_disk_writes)
+    machine_options, disks = disk_args(bundle, spec.keep_disk_writes)
     if bundle.machine is Machine.MICROVM and manifest.get("kernel_acpi") is False and (disks or bundle.forwards is not None):
         # a kernel without ACPI finds microvm's virtio-mmio devices only on its command
         # line, which QEMU writes (virtio_mmio.device=...) only when it builds no ACPI tables
@@ -147,9 +165,9 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
     memory = str(manifest.get("memory_mib", 256))
     if machine_options:  # NVDIMMs live outside RAM: QEMU needs a slot and headroom for them
         memory += f",slots=2,maxmem={int(memory) + 4096}M"
-    arch = bundle.arch
+    arch, accel = bundle.arch, spec.accel
     args = [
-        binary(qemu, arch), "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", *machine_args,
+        spec.qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", *machine_args,
         "-accel", accel, "-cpu", str(manifest.get("cpu_model") or ("max" if accel == "tcg" else "host")),
         "-m", memory, "-smp", str(manifest.get("cpus", 1)), *disks,
     ]
@@ -172,7 +190,7 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
         for port in (PORT_KERNEL, PORT_FIRMWARE):
             args += ["-chardev", f"null,id=probe{port:x}",
                      "-device", f"isa-debugcon,iobase={port:#x},chardev=probe{port:x}"]
-    if channel is Channel.TRACE or trace:
+    if channel is Channel.TRACE or spec.trace:
         args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
     args += profiled_args(bundle, files)
     args += network_args(bundle, host_ports or {})
@@ -186,10 +204,6 @@ def argv(qemu: str, bundle: Bundle, accel: str, files: BootFiles, channel: Chann
 
         args = ["perf", *RECORD_ARGS, "-o", str(files.perf), "--", *args]
     return args
-
-
-# `setpriv` (util-linux) with these arguments sets PR_SET_PDEATHSIG, then execs QEMU.
-DIE_WITH_PARENT = ("--pdeathsig", "KILL", "--")
 
 
 @dataclass
@@ -213,38 +227,59 @@ def _stopped(pid: int) -> bool:
 
 
 class Qemu:
-    """One QEMU process; use as a context manager so it is always ended."""
+    """One QEMU process and its life: start, wait (for readiness, for its exit), stop
+    with a grace period, kill. Use as a context manager so it is always ended."""
 
     def __init__(self, argv: list[str], stderr_path: Path, stdout_pipe: bool = False) -> None:
         self.argv = argv
         self.stderr_path = stderr_path
         self.stdout_pipe = stdout_pipe
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child: proc.Child | None = None
         self.exec_ns = 0
 
-    def __enter__(self) -> Qemu:
-        log.debug("qemu: %s", " ".join(self.argv))
-        setpriv = find_tool("setpriv")
+    def start(self) -> Qemu:
+        """Start QEMU (it dies with us: proc.spawn); EXEC_NS is taken just before."""
         with open(self.stderr_path, "wb") as err:
             self.exec_ns = time.time_ns()
-            self.process = subprocess.Popen(
-                [setpriv, *DIE_WITH_PARENT, *self.argv], stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE if self.stdout_pipe else err, stderr=err, close_fds=True,
-            )
+            self.child = proc.spawn(self.argv, stdout=proc.PIPE if self.stdout_pipe else err, stderr=err)
         return self
+
+    def __enter__(self) -> Qemu:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+        assert self.child is not None, "QEMU was not started"
+        return self.child.pid
+
+    @property
+    def stdout(self) -> IO[bytes] | None:
+        return self.child.stdout if self.child is not None else None
+
+    def last_error(self) -> str:
+        """QEMU's last line on stderr (what it said when it refused to start)."""
+        lines = [line for line in self.stderr_path.read_text(errors="replace").splitlines()
+                 if "info: QEMU waiting" not in line]
+        return lines[-1].strip() if lines else "no message"
+
+    def wait_ready(self, ready: Callable[[], bool], deadline: float, what: str) -> None:
+        """Poll READY until it holds; BootError if QEMU exits first or DEADLINE
+        (time.monotonic()) passes while waiting for WHAT."""
+        assert self.child is not None, "QEMU was not started"
+        while not ready():
+            if self.child.poll() is not None:
+                raise BootError(f"QEMU exited with code {self.child.returncode}: {self.last_error()}")
+            if time.monotonic() > deadline:
+                raise BootError(f"QEMU did not get {what} ready in time: {self.last_error()}")
+            time.sleep(0.02)
 
     def wait(self, deadline: float | Callable[[], float], on_tick: object = None) -> Exit:
         """Wait until QEMU exits or DEADLINE (time.monotonic(); or a function giving it,
         for a deadline that moves) passes (BootError)."""
-        assert self.process is not None
+        assert self.child is not None, "QEMU was not started"
         fd = os.pidfd_open(self.pid)
         stopped_s, last = 0.0, time.monotonic()
         try:
@@ -264,19 +299,22 @@ class Qemu:
                     break
         finally:
             os.close(fd)
-        _, status, usage = os.wait4(self.pid, 0)
-        self.process.returncode = os.waitstatus_to_exitcode(status)
-        return Exit(self.process.returncode, self.exec_ns, exit_ns, usage.ru_maxrss,
+        returncode, usage = self.child.reap()
+        return Exit(returncode, self.exec_ns, exit_ns, usage.ru_maxrss,
                     self.stderr_path.read_text(errors="replace"), usage.ru_utime + usage.ru_stime, stopped_s * 1e3)
+
+    def stop(self, grace_s: float) -> Exit:
+        """Ask QEMU to end (SIGTERM: it shuts the guest down as at a power cut) and wait
+        up to GRACE_S for it; killed if it is still there then."""
+        assert self.child is not None, "QEMU was not started"
+        self.child.signal(signal.SIGTERM)
+        try:
+            return self.wait(time.monotonic() + grace_s)
+        except BootError:
+            self.kill()
+            raise BootError(f"QEMU did not end within {grace_s:g} s of SIGTERM; it was killed") from None
 
     def kill(self) -> None:
         """End QEMU if it still runs: SIGTERM, then SIGKILL after 2 s. Reaps it."""
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        try:
-            process.terminate()
-            process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if self.child is not None:
+            self.child.end(grace_s=2.0)

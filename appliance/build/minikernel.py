@@ -16,7 +16,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -214,8 +213,7 @@ def _make(tree: Path, out: Path, args: list[str], verbose: bool, timeout: float 
     argv = ["make", "-C", str(tree), f"O={out}", *([] if verbose else ["-s"]), *_compiler(), *args]
     env = {**os.environ, **_BUILD_ENV, "CCACHE_DIR": str(kernel.cache_dir() / "ccache"), "CCACHE_MAXSIZE": "2G"}
     if verbose:  # the user asked to see the build as it goes
-        proc.find_tool("make")
-        done = subprocess.run(argv, env=env, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        done = proc.run(argv, env=env, timeout=timeout, check=False, capture=False)
         if done.returncode != 0:
             raise KernelError(f"make {' '.join(args)} failed with exit code {done.returncode} (output above)")
         return ""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
+from appliance import proc
 from appliance.boot import accel, perf
 from appliance.build.release import ISOLINUX_BIN, LDLINUX_C32
 from appliance.proc import PACKAGES
@@ -34,8 +34,7 @@ def checks() -> list[tuple[str, str]]:
                    (FAIL, f"{needed} missing (ISO releases need it): apt-get install {package}"))
     qemu = shutil.which("qemu-system-x86_64")
     if qemu:
-        listing = subprocess.run([qemu, "-trace", "help"], capture_output=True, text=True, timeout=30,
-                                 check=False).stdout
+        listing = proc.run([qemu, "-trace", "help"], timeout=30, check=False).stdout
         traced = "memory_region_ops_write" in listing
         out.append((OK, "QEMU trace backend usable (memory_region_ops_write)") if traced else
                    (FAIL, "QEMU has no memory_region_ops_write trace event: install Debian's qemu-system-x86, "

@@ -7,36 +7,31 @@ The verbs and their defaults come from the parser itself (`appliance --help`).
 from __future__ import annotations
 
 import argparse
-import atexit
 import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from appliance import __version__, bundle, results
-from appliance.boot import accel, hostfacts, hostload, measure
-from appliance.boot.qemu import Channel
+from appliance import __version__, bundle, proc, results
+from appliance.boot import hostload, measure
+from appliance.boot.qemu import BootSpec, Channel
 from appliance.build import apt, kernel, pkglock
 from appliance.build.template import KERNEL_COMPRESSIONS
-from appliance.cli import doctor, options, output
+from appliance.cli import analysis_verbs, doctor, options, output
 from appliance.cli import series as cli_series
 from appliance.cli import tune as cli_tune
-from appliance.cli import where as cli_where
-from appliance.cli.options import positive
+from appliance.cli.options import bench_options, boot_options, choose_accel, load_bundle, output_path, plan_of
 from appliance.cli.output import say
 from appliance.errors import ApplianceError, BootError, Interrupted
 from appliance.machines import Machine
 from appliance.paths import ROOT
 from appliance.phases import PHASE_NAMES
-from appliance.proc import find_tool
-from appliance.runs import bench, compare, table
+from appliance.runs import ab, bench, compare, table
 
 DEMO_N = 6  # the smallest n with a 95% interval of the median from order statistics
 EXAMPLES = f"""examples:
@@ -59,10 +54,6 @@ EXAMPLES = f"""examples:
 NO_JSON = {"build"}  # verbs whose output is SCons' own
 
 
-def _qemu() -> str:
-    return find_tool("qemu-system-x86_64")
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     scons = shutil.which("scons") or str(Path(sys.executable).parent / "scons")
     argv = [scons, "-C", str(ROOT), "-Q", "appliance", f"TEMPLATE={args.template}"]
@@ -78,39 +69,22 @@ def cmd_build(args: argparse.Namespace) -> int:
         argv.append(f"BUILD_DIR={Path(args.build_dir).resolve()}")
     if args.debug:
         argv.append("VERBOSE=1")
-    if subprocess.run(argv, check=False).returncode != 0:
+    if proc.run(argv, check=False, capture=False).returncode != 0:
         raise ApplianceError(f"building template {args.template} failed (see the error above)")
     return 0
-
-
-def _load(path: str, args: argparse.Namespace) -> bundle.Bundle:
-    """The bundle to boot: a directory, a release .tar.zst (unpacked into a temporary
-    directory, removed at exit) or an .iso (booted as a CD)."""
-    from appliance.build import release
-
-    if path.endswith((".iso", ".tar.zst")):
-        workdir = Path(tempfile.mkdtemp(prefix="appliance-unpacked-"))
-        atexit.register(shutil.rmtree, workdir, True)
-        if path.endswith(".iso"):  # unpacked for its bundle.json and digests; booted as a CD
-            return release.load_iso(Path(path), workdir)
-        target = bundle.load(release.unpack_any(Path(path), workdir))
-    else:
-        target = bundle.load(Path(path))
-    target = target.with_machine(Machine(args.machine)) if args.machine else target
-    return target.with_run(cpu_model=args.cpu) if getattr(args, "cpu", None) else target
 
 
 INTERACTIVE_LIMIT_S = 3600.0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    target = _load(args.bundle, args)
-    choice = _accel(args)
+    target = load_bundle(args.bundle, args)
+    choice = choose_accel(args)
     if args.interactive:
         from appliance.boot import interactive
 
         limit = args.timeout if args.timeout is not None else INTERACTIVE_LIMIT_S
-        return interactive.run(target, _qemu(), choice.accel, limit, args.append or "")
+        return interactive.run(BootSpec(target, choice.accel, limit, extra_cmdline=args.append or ""), limit)
     args.timeout = args.timeout if args.timeout is not None else options.BOOT_TIMEOUT_S
     if args.serve:
         return _serve(target, choice.accel, args)
@@ -121,8 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     echo = sys.stderr if output.as_json() else sys.stdout  # stdout carries the JSON alone
     work = Path(tempfile.mkdtemp(prefix="appliance-run-"))
     try:
-        run = measure.boot(target, _qemu(), choice.accel, args.timeout, echo=echo, channel=channel,
-                           extra_cmdline=args.append or "", keep_disk_writes=args.keep_disk_writes, keep_dir=work)
+        spec = BootSpec(target, choice.accel, args.timeout, channel, args.append or "", args.keep_disk_writes)
+        run = measure.boot(spec, echo=echo, keep_dir=work)
     except BootError as exc:
         # the console was streamed already: no tail again, but the whole log is kept
         log = work / "console.log"
@@ -148,35 +122,17 @@ def _serve(target: bundle.Bundle, accel_name: str, args: argparse.Namespace) -> 
         for line in forwards:
             print(f"  forward {line}", file=sys.stderr)
 
-    measure.serve(target, _qemu(), accel_name, args.timeout, sys.stdout, announce)
+    measure.serve(BootSpec(target, accel_name, args.timeout, extra_cmdline=args.append or ""), sys.stdout, announce)
     print("appliance: the VM powered off", file=sys.stderr)
     return 0
 
 
-def _warn_accel(choice: accel.AccelChoice) -> None:
-    if choice.reason.startswith("KVM unusable"):
-        print(f"warning: using TCG: {choice.reason}", file=sys.stderr)
-
-
-def _plan(args: argparse.Namespace) -> bench.Plan:
-    if args.n < 1 or args.warmup < 0:
-        raise ApplianceError("-n must be at least 1 and --warmup at least 0")
-    return bench.Plan(Channel(args.channel), args.n, args.warmup, args.timeout, args.keep_going,
-                      extra_cmdline=args.append or "")
-
-
-def _accel(args: argparse.Namespace) -> accel.AccelChoice:
-    choice = accel.choose(args.accel, _qemu())
-    _warn_accel(choice)
-    return choice
-
-
 def _bench(bundle_path: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    target = _load(str(bundle_path), args)
-    choice, plan = _accel(args), _plan(args)
+    target = load_bundle(str(bundle_path), args)
+    choice, plan = choose_accel(args), plan_of(args)
     print(f"benchmarking {bundle_path} ({target.machine.value}, {choice.accel}, channel {plan.channel.value}): "
           f"{plan.warmup} warm-up + {plan.n} boots", file=sys.stderr)
-    doc = bench.bench(target, qemu_path=_qemu(), accel=choice, plan=plan, out=out)
+    doc = bench.bench(target, accel=choice, plan=plan, out=out)
     _print_results(doc)
     say(f"results: {out}", results=str(out))
     return doc
@@ -196,23 +152,8 @@ def _warn_busy(runs: list[dict[str, Any]]) -> None:
         print(f"warning: {line}", file=sys.stderr)
 
 
-def _output(args: argparse.Namespace, name: str) -> Path:
-    """A results file's path, checked before any boot: a run's results are never lost
-    to an output that cannot be written. A failure or interrupt later names it."""
-    path = Path(name)
-    args.results_path = path
-    if path.is_dir():
-        raise ApplianceError(f"output {path} is a directory: give a file name, e.g. {path / 'results.json'}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ApplianceError(f"output {path}: directory {parent} does not exist: create it first")
-    if not os.access(parent, os.W_OK):
-        raise ApplianceError(f"output {path}: directory {parent} is not writable: choose another place")
-    return path
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
-    out = _output(args, args.output or f"results-{Path(args.bundle).resolve().name}.json")
+    out = output_path(args, args.output or f"results-{Path(args.bundle).resolve().name}.json")
     doc = _bench(Path(args.bundle), args, out)
     return 1 if doc["failed_runs"] else 0
 
@@ -227,7 +168,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             print("note: this results file is partial (the run set was interrupted)", file=sys.stderr)
         summary = results.summary(side["runs"])
         say(table.phase_table(summary), summaries={label or "runs": summary})
-    if "comparison" in doc:
+    if results.kind(doc) == "compare":
         kept = doc["comparison"]
         again = compare.compare(doc["a"]["runs"], doc["b"]["runs"], kept["confidence"],
                                 kept.get("primary") or compare.PRIMARY, kept.get("looks", 1))
@@ -238,74 +179,38 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Boot A and B interleaved (A B A B ...) and compare them phase by phase; with
     --max-n, boot on until the primary phase is decided."""
-    choice, plan = _accel(args), _plan(args)
+    choice, plan = choose_accel(args), plan_of(args)
     if args.primary not in PHASE_NAMES:
         raise ApplianceError(f"--primary {args.primary!r} is not a phase: one of {', '.join(PHASE_NAMES)}")
     max_n = args.max_n or plan.n
     if max_n < plan.n or plan.n < 3:
         raise ApplianceError("compare needs -n of at least 3, and --max-n no smaller than -n")
-    looks = compare.looks_for(plan.n, max_n)
-    qemu = _qemu()
-    host = hostfacts.collect(qemu)
-    b_words = " ".join(filter(None, (plan.extra_cmdline, args.append_b)))
-    plans = (replace(plan, n=max_n), replace(plan, n=max_n, extra_cmdline=b_words))
-    sessions = [bench.Session(_load(p, args), qemu, choice, side) for p, side in zip((args.a, args.b), plans, strict=True)]
-    out = _output(args, args.output or "compare.json")
-    state: dict[str, Any] = {"reason": None}
-
-    def stop(rounds: int) -> bool:
-        if len(looks) == 1:
-            return False
-        state["reason"] = compare.decided(compare.compare(sessions[0].runs, sessions[1].runs, args.confidence,
-                                                          args.primary, len(looks)))
-        return state["reason"] is not None
-
-    complete = False
-    ran = 0
-    try:
-        ran = bench.interleave(sessions, plan.warmup, max_n, looks=looks, stop=stop)
-        complete = True
-    finally:
-        a, b = (s.document(complete, host) for s in sessions)
-        result = compare.compare(a["runs"], b["runs"], args.confidence, args.primary, len(looks))
-        if len(looks) > 1:
-            result["sequential"] = {"looks": looks, "stopped_after": ran, "reason": state["reason"]}
-        results.write(out, {"format": results.FORMAT, "complete": complete, "order": "ABAB", "a": a, "b": b,
-                            "comparison": result})
+    question = ab.Question(args.confidence, args.primary, max_n, args.append_b or "")
+    a, b = load_bundle(args.a, args), load_bundle(args.b, args)
+    out = output_path(args, args.output or "compare.json")
+    doc = ab.compare_bundles(a, b, choice, plan, question, out)
+    result = doc["comparison"]
     say(f"A: {args.a}\nB: {args.b}{f' + {args.append_b!r}' if args.append_b else ''}",
         a=args.a, b=args.b, append_b=args.append_b)
-    if len(looks) > 1:
-        say(f"sequential: {ran} boots per side of at most {max_n}: {state['reason'] or 'not decided'}")
+    sequential = result.get("sequential")
+    if sequential:
+        say(f"sequential: {sequential['stopped_after']} boots per side of at most {max_n}: "
+            f"{sequential['reason'] or 'not decided'}")
     say(compare.comparison_table(result), comparison=result)
-    _warn_busy(a["runs"] + b["runs"])
+    _warn_busy(doc["a"]["runs"] + doc["b"]["runs"])
     say(f"results: {out}", results=str(out))
     return 0
 
 
 def cmd_crosscheck(args: argparse.Namespace) -> int:
     """Measure one bundle through several channels, interleaved, and report disagreement."""
-    choice, plan = _accel(args), _plan(args)
-    qemu = _qemu()
-    target = _load(args.bundle, args)
+    choice, plan = choose_accel(args), plan_of(args)
+    target = load_bundle(args.bundle, args)
     channels = [Channel(c) for c in args.channels.split(",")]
     if len(channels) < 2:
         raise ApplianceError("--channels needs at least two channels, e.g. trace,exit")
-    # Exit boots are traced too, so the two channels can also be compared within one boot.
-    sessions = {c.value: bench.Session(target, qemu, choice, bench.Plan(c, plan.n, plan.warmup, plan.timeout,
-                                                                         plan.keep_going, c is Channel.EXIT))
-                for c in channels}
-    host = hostfacts.collect(qemu)
-    out = _output(args, args.output or "crosscheck.json")
-    complete = False
-    try:
-        bench.interleave(list(sessions.values()), plan.warmup, plan.n)
-        complete = True
-    finally:
-        docs = {name: s.document(complete, host) for name, s in sessions.items()}
-        check = compare.crosscheck({name: d["summary"] for name, d in docs.items()})
-        if "exit" in docs:
-            check["paired_exit_trace"] = compare.paired_disagreement(docs["exit"]["runs"])
-        results.write(out, {"format": results.FORMAT, "complete": complete, "channels": docs, "crosscheck": check})
+    out = output_path(args, args.output or "crosscheck.json")
+    check = ab.crosscheck_channels(target, choice, plan, channels, out)["crosscheck"]
     say(compare.crosscheck_table(check), crosscheck=check)
     if "paired_exit_trace" in check:
         say(compare.paired_table(check["paired_exit_trace"]))
@@ -318,7 +223,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                machine=None, build_dir=None, debug=args.debug)  # --machine applies at boot
     cmd_build(build)
     (ROOT / "build" / "results").mkdir(parents=True, exist_ok=True)
-    out = _output(args, str(ROOT / "build" / "results" / "benchmark.json"))
+    out = output_path(args, str(ROOT / "build" / "results" / "benchmark.json"))
     _bench(ROOT / "build" / "benchmark", args, out)
     return 0
 
@@ -426,26 +331,6 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("-v", "--debug", action="store_true", help="log commands and show tracebacks")
     verbs = top.add_subparsers(dest="verb", required=True)
 
-    def boot_options(p: argparse.ArgumentParser, timeout: float | None = options.BOOT_TIMEOUT_S) -> None:
-        p.set_defaults(boots=True)  # an interrupt stops QEMU: say so
-        p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
-                       help="auto: KVM if it really runs a guest, else TCG with a warning")
-        p.add_argument("--timeout", type=positive, default=timeout,
-                       help=f"seconds per boot before it counts as hung (default {options.BOOT_TIMEOUT_S:.0f})")
-        p.add_argument("--append", metavar="WORDS", help="kernel command-line words added to every boot "
-                       "(the bundle is not changed; e.g. --append initcall_debug)")
-        p.add_argument("--channel", choices=[c.value for c in Channel], default="trace",
-                       help="how probe times reach the host (default trace)")
-        p.add_argument("--machine", choices=[m.value for m in Machine],
-                       help="boot as this machine profile instead of the bundle's")
-        p.add_argument("--cpu", metavar="MODEL", help="QEMU's -cpu model (default: max under TCG, host under KVM)")
-
-    def bench_options(p: argparse.ArgumentParser) -> None:
-        boot_options(p)
-        p.add_argument("-n", type=int, default=10, help="counted boots (default %(default)s)")
-        p.add_argument("--warmup", type=int, default=1, help="boots run first and not counted (default %(default)s)")
-        p.add_argument("--keep-going", action="store_true", help="go on after a failed boot")
-
     p = verbs.add_parser("build", help="build a template's bundle with SCons")
     p.add_argument("template", nargs="?", default="benchmark",
                    help="a name in rootfs_templates/ or a path to a .toml file (default benchmark)")
@@ -518,9 +403,9 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lock)
     p = verbs.add_parser("kernel-lock", help="pin the newest Debian 6.1 kernel in recipes/kernel/debian.lock")
     p.set_defaults(func=cmd_kernel_lock)
-    cli_where.register(verbs, boot_options, _load, _accel, _qemu)
-    cli_tune.register(verbs, bench_options, _load, _accel, _qemu, _output, _plan, options.BUNDLE)
-    cli_series.register(verbs, bench_options, _load, _accel, _qemu, _output, _plan, options.BUNDLE)
+    analysis_verbs.register(verbs)
+    cli_tune.register(verbs)
+    cli_series.register(verbs)
     for name, sub in verbs.choices.items():
         if name not in NO_JSON:
             sub.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")

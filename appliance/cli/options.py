@@ -1,9 +1,23 @@
-"""Argument types shared by the verbs."""
+"""What the verbs share: argument types and option groups, loading a bundle, choosing
+the accelerator, the results file's path and the boot plan."""
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from appliance import bundle
+from appliance.boot import accel
+from appliance.boot.qemu import Channel
+from appliance.errors import ApplianceError
+from appliance.machines import Machine
+from appliance.runs import bench
 
 
 def positive(text: str) -> float:
@@ -23,3 +37,81 @@ RESULTS = "a results JSON written by bench, compare, crosscheck or analyze"
 
 
 BOOT_TIMEOUT_S = 120.0  # a boot taking longer counts as hung
+
+
+def load_bundle(path: str, args: argparse.Namespace) -> bundle.Bundle:
+    """The bundle to boot: a directory, a release .tar.zst (unpacked into a temporary
+    directory, removed at exit) or an .iso (booted as a CD)."""
+    from appliance.build import release
+
+    if path.endswith((".iso", ".tar.zst")):
+        workdir = Path(tempfile.mkdtemp(prefix="appliance-unpacked-"))
+        atexit.register(shutil.rmtree, workdir, True)
+        if path.endswith(".iso"):  # unpacked for its bundle.json and digests; booted as a CD
+            return release.load_iso(Path(path), workdir)
+        target = bundle.load(release.unpack_any(Path(path), workdir))
+    else:
+        target = bundle.load(Path(path))
+    target = target.with_machine(Machine(args.machine)) if args.machine else target
+    return target.with_run(cpu_model=args.cpu) if getattr(args, "cpu", None) else target
+
+
+def warn_accel(choice: accel.AccelChoice) -> None:
+    """One warning when --accel auto fell back to TCG."""
+    if choice.reason.startswith("KVM unusable"):
+        print(f"warning: using TCG: {choice.reason}", file=sys.stderr)
+
+
+def plan_of(args: argparse.Namespace) -> bench.Plan:
+    """The boot plan the bench options describe."""
+    if args.n < 1 or args.warmup < 0:
+        raise ApplianceError("-n must be at least 1 and --warmup at least 0")
+    return bench.Plan(Channel(args.channel), args.n, args.warmup, args.timeout, args.keep_going,
+                      extra_cmdline=args.append or "")
+
+
+def choose_accel(args: argparse.Namespace) -> accel.AccelChoice:
+    """--accel resolved (KVM only if it really runs a guest), with the fallback said."""
+    choice = accel.choose(args.accel)
+    warn_accel(choice)
+    return choice
+
+
+def output_path(args: argparse.Namespace, name: str) -> Path:
+    """A results file's path, checked before any boot: a run's results are never lost
+    to an output that cannot be written. A failure or interrupt later names it."""
+    path = Path(name)
+    args.results_path = path
+    if path.is_dir():
+        raise ApplianceError(f"output {path} is a directory: give a file name, e.g. {path / 'results.json'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ApplianceError(f"output {path}: directory {parent} does not exist: create it first")
+    if not os.access(parent, os.W_OK):
+        raise ApplianceError(f"output {path}: directory {parent} is not writable: choose another place")
+    return path
+
+
+def boot_options(p: argparse.ArgumentParser, timeout: float | None = BOOT_TIMEOUT_S) -> None:
+    """The options of every verb that boots."""
+    p.set_defaults(boots=True)  # an interrupt stops QEMU: say so
+    p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                   help="auto: KVM if it really runs a guest, else TCG with a warning")
+    p.add_argument("--timeout", type=positive, default=timeout,
+                   help=f"seconds per boot before it counts as hung (default {BOOT_TIMEOUT_S:.0f})")
+    p.add_argument("--append", metavar="WORDS", help="kernel command-line words added to every boot "
+                   "(the bundle is not changed; e.g. --append initcall_debug)")
+    p.add_argument("--channel", choices=[c.value for c in Channel], default="trace",
+                   help="how probe times reach the host (default trace)")
+    p.add_argument("--machine", choices=[m.value for m in Machine],
+                   help="boot as this machine profile instead of the bundle's")
+    p.add_argument("--cpu", metavar="MODEL", help="QEMU's -cpu model (default: max under TCG, host under KVM)")
+
+
+def bench_options(p: argparse.ArgumentParser) -> None:
+    """The options of every verb that boots a counted series."""
+    boot_options(p)
+    p.add_argument("-n", type=int, default=10, help="counted boots (default %(default)s)")
+    p.add_argument("--warmup", type=int, default=1, help="boots run first and not counted (default %(default)s)")
+    p.add_argument("--keep-going", action="store_true", help="go on after a failed boot")
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,15 @@ from appliance import results
 from appliance.analysis import seriesplot
 from appliance.boot import hostfacts
 from appliance.build import kernel
+from appliance.cli.options import BUNDLE, bench_options, choose_accel, load_bundle, output_path, plan_of
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
 from appliance.runs import bench, series
 
 
-def cmd_range(args: argparse.Namespace, load: Callable[..., Any], accel: Callable[..., Any], qemu_path: Callable[[], str],
-              output: Callable[[argparse.Namespace, str], Path], plan_of: Callable[[argparse.Namespace], bench.Plan]) -> int:
-    target = load(args.bundle, args)
+def cmd_range(args: argparse.Namespace) -> int:
+    target = load_bundle(args.bundle, args)
     if target.manifest.get("build", {}).get("initrd", {}).get("modules"):
         raise ApplianceError(f"bundle {args.bundle} carries modules of its own kernel, which other kernels cannot load: "
                              "range a bundle without [modules] (e.g. build/benchmark)")
@@ -33,11 +32,10 @@ def cmd_range(args: argparse.Namespace, load: Callable[..., Any], accel: Callabl
         images.append(image)
     if len(images) < 2:
         raise ApplianceError("range needs at least two kernels (images, --src trees or --git tags)")
-    choice, plan = accel(args), plan_of(args)
-    out = output(args, args.output or f"range-{Path(args.bundle).resolve().name}.json")
-    qemu = qemu_path()
-    host = hostfacts.collect(qemu)
-    sessions = [bench.Session(target.with_kernel(image), qemu, choice,
+    choice, plan = choose_accel(args), plan_of(args)
+    out = output_path(args, args.output or f"range-{Path(args.bundle).resolve().name}.json")
+    host = hostfacts.collect(target.arch)
+    sessions = [bench.Session(target.with_kernel(image), choice,
                               bench.Plan(plan.channel, plan.n, plan.warmup, plan.timeout, True,
                                          extra_cmdline=plan.extra_cmdline)) for image in images]
     print(f"range: {args.bundle} across {len(images)} kernels, {plan.warmup} warm-up + {plan.n} rounds", file=sys.stderr)
@@ -46,9 +44,9 @@ def cmd_range(args: argparse.Namespace, load: Callable[..., Any], accel: Callabl
         bench.interleave(sessions, plan.warmup, plan.n)
         complete = True
     finally:
-        doc = {"format": results.FORMAT, "complete": complete, "phase": args.phase,
-               "series": [{"kernel": str(image), "name": name, **s.document(complete, host)}
-                          for image, name, s in zip(images, names, sessions, strict=True)]}
+        doc = results.series([{"kernel": str(image), "name": name, **s.document(complete, host)}
+                              for image, name, s in zip(images, names, sessions, strict=True)], args.phase,
+                             complete=complete)
         results.write(out, doc)
     pairs = [(name, s.runs) for name, s in zip(names, sessions, strict=True)]
     found = series.steps(pairs, args.phase)
@@ -100,10 +98,9 @@ def _label(image: Path, given: list[str]) -> str:
     return version or image.parent.name or image.name
 
 
-def register(verbs: Any, bench_options: Callable[[argparse.ArgumentParser], None], load: Any, accel: Any, qemu: Any,
-             output: Any, plan_of: Any, bundle_help: str) -> None:
+def register(verbs: Any) -> None:
     p = verbs.add_parser("range", help="one appliance across a series of kernels: phases per kernel, steps flagged")
-    p.add_argument("bundle", help=f"{bundle_help}, without [modules]")
+    p.add_argument("bundle", help=f"{BUNDLE}, without [modules]")
     p.add_argument("kernels", nargs="*", metavar="KERNEL", help="kernel images in series order (bzImage or vmlinux)")
     p.add_argument("--src", action="append", metavar="TREE", help="a Linux source tree: a minimal kernel built from it "
                    "joins the series (after the images; repeat for several)")
@@ -114,4 +111,4 @@ def register(verbs: Any, bench_options: Callable[[argparse.ArgumentParser], None
     p.add_argument("--svg", metavar="FILE", help="write the phases across the series as an SVG plot")
     p.add_argument("-o", "--output", help="results JSON (default range-<bundle>.json)")
     bench_options(p)
-    p.set_defaults(func=lambda a: cmd_range(a, load, accel, qemu, output, plan_of), n=5)
+    p.set_defaults(func=cmd_range, n=5)

@@ -13,13 +13,13 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from appliance import results
 from appliance.boot import hostfacts
+from appliance.cli.options import BUNDLE, bench_options, choose_accel, load_bundle, output_path, plan_of
 from appliance.cli.output import say
 from appliance.errors import ApplianceError, BundleError, KernelError
 from appliance.runs import bench, compare, tune
@@ -28,13 +28,13 @@ from appliance.runs import bench, compare, tune
 SAME_HOST = ("cpu_model", "host_kernel", "qemu_version", "cpus")
 
 
-def _sessions(target: Any, qemu: str, choice: Any, plan: bench.Plan, knobs: list[tune.Knob],
+def _sessions(target: Any, choice: Any, plan: bench.Plan, knobs: list[tune.Knob],
               workdir: Path) -> dict[str, bench.Session]:
-    out = {"base": bench.Session(target, qemu, choice, plan)}
+    out = {"base": bench.Session(target, choice, plan)}
     for knob in knobs:
         variant, words = tune.apply(target, knob, workdir)
         extra = " ".join(filter(None, (plan.extra_cmdline, words)))
-        out[knob.name] = bench.Session(variant, qemu, choice, bench.Plan(
+        out[knob.name] = bench.Session(variant, choice, bench.Plan(
             plan.channel, plan.n, plan.warmup, plan.timeout, True, extra_cmdline=extra))
     return out
 
@@ -116,7 +116,7 @@ def _kconfig_knobs(target: Any, spec: str, verbose: bool) -> tuple[list[tune.Kno
 def _resume(path: Path, sessions: dict[str, bench.Session], host: dict[str, Any], digest: str) -> int:
     """Load the finished rounds of an earlier run of the same tune; return how many."""
     doc = results.read(path)
-    if "tune" not in doc:
+    if results.kind(doc) != "tune":
         raise ApplianceError(f"{path} is not a tune results file: drop --resume or give another -o")
     earlier = doc["base"]["host"]
     if any(earlier.get(k) != host.get(k) for k in SAME_HOST):
@@ -137,13 +137,11 @@ def _resume(path: Path, sessions: dict[str, bench.Session], host: dict[str, Any]
 def _document(sessions: dict[str, bench.Session], host: dict[str, Any], complete: bool,
               extra: dict[str, Any]) -> dict[str, Any]:
     docs = {name: s.document(complete, host) for name, s in sessions.items()}
-    return {"format": results.FORMAT, "complete": complete, "base": docs.pop("base"), "variants": docs, "tune": extra}
+    return results.tune(docs.pop("base"), docs, extra, complete=complete)
 
 
-def cmd_tune(args: argparse.Namespace, load: Callable[[str, argparse.Namespace], Any],
-             accel: Callable[[argparse.Namespace], Any], qemu_path: Callable[[], str],
-             output: Callable[[argparse.Namespace, str], Path], plan_of: Callable[[argparse.Namespace], bench.Plan]) -> int:
-    target = load(args.bundle, args)
+def cmd_tune(args: argparse.Namespace) -> int:
+    target = load_bundle(args.bundle, args)
     if args.kconfig_from:
         args.kconfig = ",".join(_candidates(Path(args.kconfig_from), args.top))
     if args.kconfig:
@@ -160,12 +158,11 @@ def cmd_tune(args: argparse.Namespace, load: Callable[[str, argparse.Namespace],
             knobs = tune.select(knobs, [n.strip() for n in args.knobs.split(",") if n.strip()])
         except ValueError as exc:
             raise ApplianceError(str(exc)) from None
-    choice, plan = accel(args), plan_of(args)
+    choice, plan = choose_accel(args), plan_of(args)
     if plan.n < 3:
         raise ApplianceError("tune needs -n of at least 3 boots per variant")
-    out = output(args, args.output or f"tune-{Path(args.bundle).resolve().name}.json")
-    qemu = qemu_path()
-    host = hostfacts.collect(qemu)
+    out = output_path(args, args.output or f"tune-{Path(args.bundle).resolve().name}.json")
+    host = hostfacts.collect(target.arch)
     workdir = Path(tempfile.mkdtemp(prefix="appliance-tune-"))  # derived kernels (PVH)
     atexit.register(shutil.rmtree, workdir, True)
     usable = []
@@ -176,7 +173,7 @@ def cmd_tune(args: argparse.Namespace, load: Callable[[str, argparse.Namespace],
         except (KernelError, BundleError) as exc:
             print(f"note: knob {knob.name!r} left out: {exc}", file=sys.stderr)
     knobs = usable
-    sessions = _sessions(target, qemu, choice, plan, knobs, workdir)
+    sessions = _sessions(target, choice, plan, knobs, workdir)
     start = _resume(out, sessions, host, target.digest) if args.resume and out.is_file() else 0
     print(f"tuning {args.bundle}: base + {len(knobs)} knobs, {plan.warmup} warm-up + {plan.n} rounds"
           f"{f', resuming after {start}' if start else ''}", file=sys.stderr)
@@ -197,18 +194,18 @@ def cmd_tune(args: argparse.Namespace, load: Callable[[str, argparse.Namespace],
     say(tune.table(rows), rows=rows)
     best = tune.helpful(rows)
     if best and not args.no_combine:
-        extra["combined"] = _combined(target, qemu, choice, plan, [k for k in knobs if k.name in best], rows, workdir)
+        extra["combined"] = _combined(target, choice, plan, [k for k in knobs if k.name in best], rows, workdir)
         results.write(out, _document(sessions, host, complete, extra))
     say(f"results: {out}", results=str(out))
     return 0
 
 
-def _combined(target: Any, qemu: str, choice: Any, plan: bench.Plan, helping: list[tune.Knob],
+def _combined(target: Any, choice: Any, plan: bench.Plan, helping: list[tune.Knob],
               rows: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
     """The helpful knobs together against the base, interleaved: do the savings add up?"""
     together = tune.combine(helping)
     print(f"combining {together.name}", file=sys.stderr)
-    pair = _sessions(target, qemu, choice, plan, [together], workdir)
+    pair = _sessions(target, choice, plan, [together], workdir)
     bench.interleave(list(pair.values()), plan.warmup, plan.n)
     result = compare.compare(pair["base"].runs, pair[together.name].runs)
     row = next(r for r in result["rows"] if r["phase"] == compare.PRIMARY)
@@ -223,11 +220,10 @@ def _combined(target: Any, qemu: str, choice: Any, plan: bench.Plan, helping: li
     return combined
 
 
-def register(verbs: Any, bench_options: Callable[[argparse.ArgumentParser], None], load: Any, accel: Any, qemu: Any,
-             output: Any, plan_of: Any, bundle_help: str) -> None:
+def register(verbs: Any) -> None:
     p = verbs.add_parser("tune", help="which no-rebuild knobs (kernel arguments, vCPUs, memory, machine) speed this "
                          "bundle up, measured")
-    p.add_argument("bundle", help=bundle_help)
+    p.add_argument("bundle", help=BUNDLE)
     p.add_argument("--kconfig", metavar="SYMBOLS", help="kernel options instead of knobs (minimal-kernel bundles): "
                    "SYMBOL,SYMBOL or @FILE; each a kernel without it, built incrementally, booted and compared")
     p.add_argument("--kconfig-from", metavar="ANALYSIS", help="take --kconfig's symbols from an analyze result: the "
@@ -241,4 +237,4 @@ def register(verbs: Any, bench_options: Callable[[argparse.ArgumentParser], None
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its results file")
     p.add_argument("-o", "--output", help="results JSON (default tune-<bundle>.json), written after every round")
     bench_options(p)
-    p.set_defaults(func=lambda a: cmd_tune(a, load, accel, qemu, output, plan_of), n=6)
+    p.set_defaults(func=cmd_tune, n=6)

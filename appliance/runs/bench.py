@@ -13,7 +13,7 @@ from appliance import guestlog, results
 from appliance.boot import hostfacts, hostload, measure, perf
 from appliance.boot.accel import AccelChoice
 from appliance.boot.measure import BootRun
-from appliance.boot.qemu import Channel
+from appliance.boot.qemu import BootSpec, Channel
 from appliance.boot.tsc import runtime_cmdline
 from appliance.bundle import Bundle
 from appliance.errors import ApplianceError, BootError
@@ -45,6 +45,10 @@ class Plan:
     paired_trace: bool = False  # exit channel only: trace the same boots too (crosscheck)
     extra_cmdline: str = ""  # added to the kernel command line of these boots (e.g. initcall_debug)
     keep_consoles: bool = False  # keep each run's console text in Session.consoles (analyze)
+
+    def spec(self, bundle: Bundle, accel: str) -> BootSpec:
+        """How each boot of BUNDLE in this plan is made."""
+        return BootSpec(bundle, accel, self.timeout, self.channel, self.extra_cmdline, trace=self.paired_trace)
 
 
 def bundle_facts(bundle: Bundle) -> dict[str, Any]:
@@ -95,9 +99,10 @@ def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None 
 class Session:
     """Boots of one bundle through one channel; used by bench, compare and crosscheck."""
 
-    def __init__(self, bundle: Bundle, qemu_path: str, accel: AccelChoice, plan: Plan) -> None:
+    def __init__(self, bundle: Bundle, accel: AccelChoice, plan: Plan) -> None:
         check_channel(plan.channel, accel)
-        self.bundle, self.qemu_path, self.accel, self.plan = bundle, qemu_path, accel, plan
+        self.bundle, self.accel, self.plan = bundle, accel, plan
+        self.spec = plan.spec(bundle, accel.accel)
         self.runs: list[dict[str, Any]] = []
         self.exit_probes: list[str] | None = None
         self.consoles: list[str] = []  # per run, when plan.keep_consoles ("" for a failed run)
@@ -109,12 +114,10 @@ class Session:
         try:
             if plan.channel is Channel.EXIT:
                 if self.exit_probes is None:
-                    self.exit_probes = measure.discover_probes(self.bundle, self.qemu_path, self.accel.accel, plan.timeout)
-                run = measure.boot_exit(self.bundle, self.qemu_path, self.accel.accel, plan.timeout, self.exit_probes,
-                                        plan.paired_trace)
+                    self.exit_probes = measure.discover_probes(self.spec)
+                run = measure.boot_exit(self.spec, self.exit_probes)
             else:
-                run = measure.boot(self.bundle, self.qemu_path, self.accel.accel, plan.timeout, channel=plan.channel,
-                                   extra_cmdline=plan.extra_cmdline)
+                run = measure.boot(self.spec)
         except BootError as exc:
             self.runs.append(run_record(index, warmup, None, str(exc), exc.console_tail))
             self.consoles.append("")
@@ -132,7 +135,7 @@ class Session:
                     "exit_probes": self.exit_probes,
                     "runtime_cmdline": runtime_cmdline(self.accel.accel, self.bundle.arch.value),
                     "extra_cmdline": plan.extra_cmdline}
-        return results.document(host=host, accel={"used": self.accel.accel, "reason": self.accel.reason},
+        return results.run_set(host=host, accel={"used": self.accel.accel, "reason": self.accel.reason},
                                 bundle=bundle_facts(self.bundle), settings=settings, runs=self.runs,
                                 complete=complete)
 
@@ -161,11 +164,11 @@ def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progr
     return n
 
 
-def bench(bundle: Bundle, *, qemu_path: str, accel: AccelChoice, plan: Plan, out: Path,
+def bench(bundle: Bundle, *, accel: AccelChoice, plan: Plan, out: Path,
           progress: Progress = tty_progress) -> dict[str, Any]:
     """Run WARMUP + N boots; write the results to OUT (partial ones too) and return them."""
-    host = hostfacts.collect(qemu_path)
-    session = Session(bundle, qemu_path, accel, plan)
+    host = hostfacts.collect(bundle.arch)
+    session = Session(bundle, accel, plan)
     complete = False
     try:
         interleave([session], plan.warmup, plan.n, progress)

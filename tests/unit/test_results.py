@@ -21,7 +21,10 @@ def write(tmp_path, doc):
      "run 0 has an event without name"),
     ({"format": 1, "runs": ["x"]}, "run 0 is not a run record"),
     ({"format": 1, "comparison": {}, "a": {"runs": []}}, "has no list of runs"),
-    ({"format": 2, "runs": []}, "is not a results file of format 1"),
+    ({"format": 3, "runs": []}, "is not a results file of format 2"),
+    ({"format": 2, "kind": "bench"}, "has no list of runs"),
+    ({"format": 2, "kind": "bisect?", "runs": []}, "of unknown kind 'bisect\\?'"),
+    ({"format": 2, "runs": []}, "of unknown kind None"),
 ])
 def test_damaged_results_are_refused_with_what_is_wrong(tmp_path, doc, message):
     with pytest.raises(ApplianceError, match=message):
@@ -42,7 +45,7 @@ def test_a_failed_run_needs_no_events(tmp_path):
 
 def test_every_kind_of_results_file_has_its_run_sets_named(tmp_path, capsys):
     from appliance.cli import main as cli
-    from tests.unit.runs.test_channels import fake_run
+    from tests.unit.runs.test_compare import fake_run
 
     side = {"runs": [fake_run(i, 4000 + i, 25) for i in range(3)], "bundle": {"path": "b", "name": "b"}, "complete": True}
     kinds = {"tune": {"tune": {"rows": []}, "base": side, "variants": {"tsc.reliable": side}},
@@ -55,3 +58,32 @@ def test_every_kind_of_results_file_has_its_run_sets_named(tmp_path, capsys):
         assert cli.main(["stats", str(path)]) == 0, kind  # stats reads every kind
         assert cli.main(["report", str(path), "-o", str(tmp_path / f"{kind}.html")]) == 0, kind
     assert "6.1.2" in capsys.readouterr().out
+
+
+def test_each_kind_is_built_by_its_constructor_and_read_back_by_its_kind(tmp_path):
+    from tests.unit.runs.test_compare import fake_run
+
+    side = results.run_set(host={}, accel={"used": "tcg", "reason": ""}, bundle={"path": "b", "name": "b"},
+                           settings={}, runs=[fake_run(i, 4000 + i, 25) for i in range(3)], complete=True)
+    docs = [side,
+            results.comparison(side, side, {"rows": []}, complete=True, append_b="quiet"),
+            results.crosscheck({"trace": side, "exit": side}, {}, complete=False),
+            results.tune(side, {"quiet": side}, {"rows": []}, complete=True),
+            results.series([{**side, "kernel": "/k", "name": "k"}], "kernel", complete=True),
+            results.analysis(side, {"initcalls": []})]
+    assert [d["kind"] for d in docs] == list(results.KINDS)
+    for doc in docs:
+        path = tmp_path / f"{doc['kind']}.json"
+        results.write(path, doc)
+        again = results.read(path)
+        assert again["kind"] == doc["kind"] and len(results.sides(again)) == len(results.sides(doc))
+    # a document a constructor did not build is refused when written, not read back as a guess
+    with pytest.raises(ValueError, match="not a results document"):
+        results.write(tmp_path / "x.json", {"format": results.FORMAT, "runs": []})
+
+
+def test_a_format_1_file_is_read_as_the_kind_its_keys_told():
+    doc = results._migrate_v1({"format": 1, "comparison": {}, "a": {"runs": []}, "b": {"runs": []}})
+    assert (doc["format"], doc["kind"], doc["a"]["kind"]) == (2, "compare", "bench")
+    assert results._migrate_v1({"format": 1, "runs": [], "analysis": {}})["kind"] == "analysis"
+    assert results._migrate_v1({"format": 1, "runs": []})["kind"] == "bench"

@@ -12,6 +12,7 @@ import pytest
 
 from appliance import bundle
 from appliance.boot import accel, measure
+from appliance.boot.qemu import BootSpec
 from appliance.proc import find_tool
 from tests.conftest import BUILD, ROOT, appliance, edit_manifest, qemu_children_of
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.boot
 
 
 def test_benchmark_boot_emits_probes_in_order_with_plausible_times(built):
-    run = measure.boot(bundle.load(built["benchmark"]), find_tool("qemu-system-x86_64"), "tcg", 120)
+    run = measure.boot(BootSpec(bundle.load(built["benchmark"]), "tcg", 120))
     names = [e.name for e in run.events]
     expected = ["qemu_exec", "fw_entry", "kernel_entry", "init_start", "payload_start", "work_done",
                 "payload_end", "qemu_exit"]
@@ -38,7 +39,7 @@ def test_benchmark_boot_emits_probes_in_order_with_plausible_times(built):
 
 
 def test_minimal_boot_has_init_but_no_payload(built):
-    run = measure.boot(bundle.load(built["minimal"]), find_tool("qemu-system-x86_64"), "tcg", 120)
+    run = measure.boot(BootSpec(bundle.load(built["minimal"]), "tcg", 120))
     names = [e.name for e in run.events]
     assert "init_start" in names and "payload_start" not in names
     assert run.phases["payload"] is None and run.phases["kernel"] > 100
@@ -164,7 +165,7 @@ def test_interrupt_leaves_no_qemu_and_marks_results_partial(built, tmp_path, sig
 
 
 def test_accel_auto_resolves_and_explains():
-    choice = accel.choose("auto", find_tool("qemu-system-x86_64"))
+    choice = accel.choose("auto")
     works, why = accel.kvm_works(find_tool("qemu-system-x86_64"))
     assert choice.accel == ("kvm" if works else "tcg")
     if not works:
@@ -189,7 +190,7 @@ def signal_bundles(built, tmp_path_factory):
 
 @pytest.mark.parametrize("sig, action", [("TERM", "power-off"), ("USR1", "power-off"), ("INT", "reboot")])
 def test_init_stops_the_machine_on_signal(signal_bundles, sig, action):
-    run = measure.boot(bundle.load(signal_bundles[sig]), find_tool("qemu-system-x86_64"), "tcg", 120, echo=None)
+    run = measure.boot(BootSpec(bundle.load(signal_bundles[sig]), "tcg", 120), echo=None)
     names = [e.name for e in run.events]
     assert names[-3:] == ["payload_start", "payload_end", "qemu_exit"]  # QEMU ended by itself
     assert run.payload_status is None

@@ -8,7 +8,7 @@ import pytest
 
 from appliance import bundle, guestlog
 from appliance.boot import measure
-from appliance.proc import find_tool
+from appliance.boot.qemu import BootSpec
 from tests.conftest import BUILD, ROOT, appliance, scons
 
 pytestmark = pytest.mark.boot
@@ -22,7 +22,7 @@ def _build(template) -> bundle.Bundle:
 
 
 def _boot(target: bundle.Bundle) -> measure.BootRun:
-    return measure.boot(target, find_tool("qemu-system-x86_64"), "tcg", 120)
+    return measure.boot(BootSpec(target, "tcg", 120))
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 
 from appliance import bundle
 from appliance.boot import measure
+from appliance.boot.qemu import BootSpec
 from appliance.build import kernel
-from appliance.proc import find_tool
 from tests.conftest import BUILD, ROOT, appliance, scons
 
 pytestmark = pytest.mark.boot
@@ -24,7 +24,7 @@ def disk_bundle():
 
 def test_disk_boot_loads_modules_mounts_root_and_runs_payload_from_it(disk_bundle):
     target = bundle.load(disk_bundle)
-    run = measure.boot(target, find_tool("qemu-system-x86_64"), "tcg", 120)
+    run = measure.boot(BootSpec(target, "tcg", 120))
     names = [e.name for e in run.events]
     expected = ["init_start", "init_modules_loaded", "init_root_mounted", "payload_start", "work_done", "payload_end"]
     assert [n for n in names if n in expected] == expected

@@ -4,8 +4,8 @@ import pytest
 
 from appliance import bundle
 from appliance.boot import measure
+from appliance.boot.qemu import BootSpec
 from appliance.machines import Machine
-from appliance.proc import find_tool
 from tests.conftest import BUILD, ROOT, scons
 
 pytestmark = pytest.mark.boot
@@ -30,7 +30,7 @@ def test_qboot_is_64k_and_rebuilds_only_when_needed(qboot_bundle):
 
 
 def boot(target):
-    return measure.boot(target, find_tool("qemu-system-x86_64"), "tcg", 120)
+    return measure.boot(BootSpec(target, "tcg", 120))
 
 
 def test_q35_qboot_emits_firmware_probes_in_order(qboot_bundle):

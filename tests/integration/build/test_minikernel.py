@@ -8,10 +8,10 @@ import pytest
 
 from appliance import bundle
 from appliance.boot import measure
+from appliance.boot.qemu import BootSpec
 from appliance.build import kernel, minikernel
 from appliance.build.recipes import MINIMAL, SOURCE_LOCK
 from appliance.errors import KernelError
-from appliance.proc import find_tool
 from tests.conftest import BUILD, ROOT, scons
 
 pytestmark = pytest.mark.boot
@@ -52,7 +52,7 @@ def bundles(tmp_path_factory):
 
 
 def _boot(path: Path) -> measure.BootRun:
-    return measure.boot(bundle.load(path), find_tool("qemu-system-x86_64"), "tcg", 120, echo=None)
+    return measure.boot(BootSpec(bundle.load(path), "tcg", 120), echo=None)
 
 
 @pytest.mark.parametrize("name, entry", [("mk-microvm", "kernel_entry"), ("mk-qboot", "linux_start_pvhboot"),
@@ -83,7 +83,7 @@ def test_second_build_does_nothing(bundles):
 def test_exit_channel_stops_at_a_kernel_probe(bundles):
     target = bundle.load(bundles["mk-microvm"][1])
     probes = ["linux_start_kernel", "linux_start_user", "init_start"]
-    run = measure.boot_exit(target, find_tool("qemu-system-x86_64"), "tcg", 120, probes)
+    run = measure.boot_exit(BootSpec(target, "tcg", 120), probes)
     # each boot ended at its own probe: probe 6 kept quiet in the boots waiting for 7 (the
     # events come from three boots, so close ones may swap places in time order)
     assert sorted(e.name for e in run.events) == sorted(["qemu_exec", *probes]) and run.warnings == []

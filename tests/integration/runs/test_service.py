@@ -17,6 +17,7 @@ import pytest
 
 from appliance import bundle as bundles
 from appliance.boot import measure
+from appliance.boot.qemu import BootSpec
 from appliance.build import reinitrd
 from appliance.errors import BootError
 from tests.conftest import BUILD, ROOT, appliance, qemu_children_of, scons
@@ -177,7 +178,7 @@ def test_a_kernel_without_the_network_driver_stops_the_boot_in_one_line(web, tmp
     initrd.write_bytes(reinitrd.rebuild(target.initrd.read_bytes(), without=["virtio_net"]))
     started = time.monotonic()
     with pytest.raises(BootError) as caught:
-        measure.boot(target.with_initrd(initrd), "qemu-system-x86_64", "tcg", 240)
+        measure.boot(BootSpec(target.with_initrd(initrd), "tcg", 240))
     assert str(caught.value) == ("init stopped: no network interface eth0: is its driver (virtio_net) in the "
                                  "kernel?")
     assert time.monotonic() - started < 120

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from appliance.boot import qemu
-from appliance.boot.qemu import Channel
+from appliance.boot.qemu import BootSpec, Channel
 from appliance.bundle import Bundle
 from appliance.errors import BootError, BundleError
 from appliance.machines import Machine
@@ -22,8 +22,8 @@ def bundle(tmp_path: Path, **extra) -> Bundle:
 
 def test_virt_boots_with_its_device_tree_and_mmio_devices(tmp_path):
     files = qemu.BootFiles(tmp_path / "c", tmp_path / "t", tmp_path / "p")
-    args = qemu.argv("/usr/bin/qemu-system-x86_64", bundle(tmp_path), "tcg", files)
-    assert args[0] == "/usr/bin/qemu-system-aarch64"
+    args = qemu.argv(BootSpec(bundle(tmp_path), "tcg"), files)
+    assert Path(args[0]).name == "qemu-system-aarch64"  # chosen by the bundle's architecture, inside boot/
     assert args[args.index("-M") + 1] == "virt,gic-version=3"
     assert args[args.index("-cpu") + 1] == "max"
     assert args[args.index("-dtb") + 1] == str(tmp_path / "board.dtb")
@@ -35,7 +35,24 @@ def test_virt_boots_with_its_device_tree_and_mmio_devices(tmp_path):
 def test_the_exit_channel_is_refused_on_aarch64(tmp_path):
     files = qemu.BootFiles(tmp_path / "c", tmp_path / "t", tmp_path / "p")
     with pytest.raises(BootError, match="isa-debug-exit, an x86 I/O port device"):
-        qemu.argv("qemu-system-x86_64", bundle(tmp_path), "tcg", files, Channel.EXIT)
+        qemu.argv(BootSpec(bundle(tmp_path), "tcg", channel=Channel.EXIT), files)
+
+
+def test_a_missing_qemu_for_the_bundles_architecture_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no QEMU at all
+    with pytest.raises(BootError, match="this bundle is aarch64 and qemu-system-aarch64 is not installed: "
+                                        "install qemu-system-arm"):
+        _ = BootSpec(bundle(tmp_path), "tcg").qemu
+
+
+def test_the_host_facts_of_an_aarch64_run_name_its_qemu():
+    from appliance.boot import hostfacts
+    from appliance.machines import Arch
+
+    facts = hostfacts.collect(Arch.AARCH64)
+    assert Path(facts["qemu_path"]).name == "qemu-system-aarch64"
+    assert facts["qemu_version"].startswith("QEMU emulator version")
+    assert Path(hostfacts.collect(Arch.X86_64)["qemu_path"]).name == "qemu-system-x86_64"
 
 
 def test_an_aarch64_bundle_cannot_be_booted_as_an_x86_machine(tmp_path):

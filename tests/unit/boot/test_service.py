@@ -205,13 +205,13 @@ def test_qemu_gets_user_networking_on_the_machines_transport_with_the_stop_chann
     files = qemu.BootFiles(Path("c"), Path("t"), Path("p"))
     web = bundle("microvm", {"forwards": ["tcp:127.0.0.1:0-:80"], "restrict": True}, "http:80/")
     own = web.forwards[0]
-    args = qemu.argv("qemu", web, "tcg", files, host_ports={own: 41001, qemu.CONTROL: 41002})
+    args = qemu.argv(qemu.BootSpec(web, "tcg"), files, host_ports={own: 41001, qemu.CONTROL: 41002})
     netdev = args[args.index("-netdev") + 1]
     assert netdev == ("user,id=net0,hostfwd=tcp:127.0.0.1:41001-10.0.2.15:80,"
                       "hostfwd=tcp:127.0.0.1:41002-10.0.2.15:60999,restrict=on")
     assert "virtio-net-device,netdev=net0" in args
     q35 = bundle("pc-seabios", {"forwards": [], "restrict": False})
-    args = qemu.argv("qemu", q35, "tcg", files)
+    args = qemu.argv(qemu.BootSpec(q35, "tcg"), files)
     assert args[args.index("-netdev") + 1] == "user,id=net0,hostfwd=tcp:127.0.0.1:0-10.0.2.15:60999"
     assert "virtio-net-pci,netdev=net0" in args
-    assert "-netdev" not in qemu.argv("qemu", bundle("microvm", None), "tcg", files)
+    assert "-netdev" not in qemu.argv(qemu.BootSpec(bundle("microvm", None), "tcg"), files)

@@ -6,7 +6,7 @@ import pytest
 
 from appliance.cli import main as cli
 from appliance.runs.bench import run_record
-from tests.unit.runs.test_channels import fake_run
+from tests.unit.runs.test_compare import fake_run
 
 
 def verbs():
@@ -27,7 +27,7 @@ def results_file(tmp_path, runs):
     from appliance import results
 
     path = tmp_path / "r.json"
-    doc = results.document(host={}, accel={"used": "tcg", "reason": ""}, bundle={"path": "b", "name": "b"},
+    doc = results.run_set(host={}, accel={"used": "tcg", "reason": ""}, bundle={"path": "b", "name": "b"},
                            settings={}, runs=runs, complete=True)
     results.write(path, doc)
     return path, doc
@@ -92,12 +92,12 @@ def test_exports_are_named_as_their_tools_expect_by_default(tmp_path, capsys):
 
 
 def test_an_interrupted_parse_only_verb_does_not_claim_it_stopped_qemu(monkeypatch, capsys, tmp_path):
-    from appliance.cli import where
+    from appliance.cli import analysis_verbs
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(where, "cmd_tslog", interrupted)
+    monkeypatch.setattr(analysis_verbs, "cmd_tslog", interrupted)
     (tmp_path / "d").write_text("0x1 1 ENTER main\n")
     assert cli.main(["tslog", str(tmp_path / "d"), "--tsc-hz", "1e9"]) == 130
     assert capsys.readouterr().err.strip() == "error: interrupted: tslog stopped before it wrote anything"

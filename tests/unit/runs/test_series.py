@@ -1,7 +1,7 @@
 """range's pure part: medians across a series and the steps that are real."""
 
 from appliance.runs import series
-from tests.unit.runs.test_channels import fake_run
+from tests.unit.runs.test_compare import fake_run
 
 JITTER = [0, 37, -22, 15, -41, 29]
 

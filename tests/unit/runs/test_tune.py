@@ -4,7 +4,7 @@ import pytest
 
 from appliance.runs import tune
 from appliance.runs.bench import run_record
-from tests.unit.runs.test_channels import fake_run
+from tests.unit.runs.test_compare import fake_run
 from tests.unit.test_bundle import make_bundle
 
 
@@ -59,7 +59,7 @@ def test_a_resumed_tune_refuses_another_hosts_results(tmp_path, target):
     from appliance.runs.bench import Plan, Session
 
     tcg = AccelChoice("tcg", "asked for")
-    sessions = {"base": Session(target, "qemu", tcg, Plan()), "quiet": Session(target, "qemu", tcg, Plan())}
+    sessions = {"base": Session(target, tcg, Plan()), "quiet": Session(target, tcg, Plan())}
     here = {"cpu_model": "A", "host_kernel": "6.1", "qemu_version": "7.2", "cpus": 2}
     for session in sessions.values():
         session.runs = [fake_run(i, 4000, 25) for i in range(3)]

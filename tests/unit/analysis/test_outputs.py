@@ -113,7 +113,8 @@ def test_analysis_summary_and_distortion():
 
 def test_report_is_one_self_contained_html_file():
     runs = [run_record(i) for i in range(3)]
-    doc = {"format": 1, "complete": True, "bundle": {"name": "disk", "path": "build/disk", "machine": "microvm"},
+    doc = {"format": 2, "kind": "analysis", "complete": True,
+           "bundle": {"name": "disk", "path": "build/disk", "machine": "microvm"},
            "runs": runs, "analysis": analyze.summarize([(r, CONSOLE) for r in runs], runs)}
     html = report.render(doc, "x.json")
     for part in ("phases per run", "distributions", "summary", "initcall analysis", "flamechart", "crypto_algapi_init"):
@@ -128,7 +129,8 @@ def test_report_of_a_comparison_shows_its_table_and_verdicts():
     a = [run_record(i) for i in range(5)]
     b = [run_record(i, kernel_extra=-4000.0 + 10 * i) for i in range(5)]  # a much faster kernel
     side = {"complete": True, "bundle": {"name": "x", "path": "build/x", "machine": "microvm"}}
-    doc = {"a": {**side, "runs": a}, "b": {**side, "bundle": {**side["bundle"], "path": "build/y"}, "runs": b},
+    doc = {"format": 2, "kind": "compare", "a": {**side, "runs": a},
+           "b": {**side, "bundle": {**side["bundle"], "path": "build/y"}, "runs": b},
            "comparison": compare.compare(a, b, 0.95)}
     html = report.render(doc, "compare.json")
     assert "comparison: B = build/y against A = build/x" in html
@@ -173,7 +175,8 @@ def test_the_report_breaks_the_kernel_phase_down_from_what_the_boot_has():
             kmsg.append(json.dumps({"v": 1, "t": 0, "type": "kmsg", "seq": seq,
                                     "ts_us": int(m[1]) * 1_000_000 + int(m[2]), "msg": m[3]}))
     run = {**run_record(), "profiled_raw": "\n".join(kmsg) + "\n"}
-    doc = {"format": 1, "complete": True, "bundle": {"name": "disk", "path": "build/disk", "machine": "microvm"},
+    doc = {"format": 2, "kind": "analysis", "complete": True,
+           "bundle": {"name": "disk", "path": "build/disk", "machine": "microvm"},
            "runs": [run]}
     html = report.render(doc, "x.json")
     assert "inside the kernel phase (5107.0 ms, the median boot)" in html

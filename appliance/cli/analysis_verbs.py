@@ -1,21 +1,21 @@
 """The verbs that show *where* boot time goes: analyze, tslog, profile, redox, export,
-report. Kept apart from cli.py (which measures *how long*); cli.py registers them."""
+report. Kept apart from main.py (which measures *how long*); main.py registers them."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from appliance import guestlog, results
 from appliance.analysis import analyze, exports, flame, profile, spans, tslog
 from appliance.analysis.spans import Span
+from appliance.boot.qemu import BootSpec
 from appliance.build import minikernel
 from appliance.cli import options
-from appliance.cli.options import positive
+from appliance.cli.options import boot_options, choose_accel, load_bundle, positive
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
@@ -64,16 +64,15 @@ def _write_outputs(args: argparse.Namespace, items: list[Span], title: str, tota
             say(f"{fmt}: {target}", outputs={fmt: target})
 
 
-def cmd_analyze(args: argparse.Namespace, load: Callable[[str, argparse.Namespace], Any],
-                accel: Callable[[argparse.Namespace], Any], qemu: Callable[[], str]) -> int:
+def cmd_analyze(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ApplianceError("-n must be at least 1")
-    target = load(args.bundle, args)
-    choice = accel(args)
+    target = load_bundle(args.bundle, args)
+    choice = choose_accel(args)
     print(f"analyzing {args.bundle}: {args.n} boots with {analyze.debug_cmdline(target, args.source)}"
           f"{'' if args.no_baseline else f' and {args.n} plain boots, interleaved'} (+1 warm-up each)",
           file=sys.stderr)
-    doc = analyze.analyze(target, qemu_path=qemu(), accel=choice, n=args.n, baseline=not args.no_baseline,
+    doc = analyze.analyze(target, accel=choice, n=args.n, baseline=not args.no_baseline,
                           timeout=args.timeout, append=args.append or "", source=args.source)
     out = Path(args.output or f"analysis-{Path(args.bundle).resolve().name}.json")
     results.write(out, doc)
@@ -205,17 +204,16 @@ def _profile_outputs(args: argparse.Namespace, lines: list[str], timeline: list[
         say(f"flamechart: {args.flamechart}", outputs={"flamechart": args.flamechart})
 
 
-def cmd_profile(args: argparse.Namespace, load: Callable[[str, argparse.Namespace], Any],
-                accel: Callable[[argparse.Namespace], Any], qemu: Callable[[], str]) -> int:
+def cmd_profile(args: argparse.Namespace) -> int:
     from appliance.analysis import sampler
 
-    target = load(args.bundle, args)
+    target = load_bundle(args.bundle, args)
     symbols = _read_symbols(_symbols_for(target, args.symbols))
-    choice = accel(args)
+    choice = choose_accel(args)
     if args.interval_ms <= 0:
         raise ApplianceError("--interval-ms must be positive")
-    boot = sampler.sample_boot(target, qemu(), choice.accel, args.interval_ms, args.timeout,
-                               " ".join(filter(None, ("nokaslr", args.append))))
+    spec = BootSpec(target, choice.accel, args.timeout, extra_cmdline=" ".join(filter(None, ("nokaslr", args.append))))
+    boot = sampler.sample_boot(spec, args.interval_ms)
     if not boot.samples:
         raise ApplianceError("the boot ended before the first sample: lower --interval-ms")
     lines = profile.collapsed(boot.samples, symbols)
@@ -285,9 +283,7 @@ def add_outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collapsed", metavar="FILE", help="write collapsed stacks (flamegraph.pl, inferno)")
 
 
-def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None],
-             load: Callable[[str, argparse.Namespace], Any], accel: Callable[[argparse.Namespace], Any],
-             qemu: Callable[[], str]) -> None:
+def register(verbs: Any) -> None:
     p = verbs.add_parser("analyze", help="boot with initcall_debug: timeline, top initcalls, flamechart")
     p.add_argument("bundle", help=options.BUNDLE)
     p.add_argument("--source", choices=analyze.SOURCES, default="console",
@@ -299,7 +295,7 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     p.add_argument("-o", "--output", help="results JSON with the analysis (default analysis-<bundle>.json)")
     add_outputs(p)
     boot_options(p)
-    p.set_defaults(func=lambda a: cmd_analyze(a, load, accel, qemu), timeout=180.0)
+    p.set_defaults(func=cmd_analyze, timeout=180.0)
     p = verbs.add_parser("initcalls", help="initcall_debug logs from anywhere (console, dmesg): analyze's tables, no boot")
     p.add_argument("logs", nargs="+", metavar="LOG", help="kernel logs with printk times and initcall_debug lines")
     p.add_argument("--top", type=int, default=15, help="how many activities to list (default %(default)s)")
@@ -325,7 +321,7 @@ def register(verbs: Any, boot_options: Callable[[argparse.ArgumentParser], None]
     p.add_argument("--flamechart", metavar="FILE", help="write the samples in time order as an SVG flamechart")
     add_outputs(p)
     boot_options(p)
-    p.set_defaults(func=lambda a: cmd_profile(a, load, accel, qemu))
+    p.set_defaults(func=cmd_profile)
     p = verbs.add_parser("redox", help="a Redox-style kernel profile (TSC IP [RET ...] samples) with nm -CS symbols")
     p.add_argument("samples", help="a Redox-style profile: lines `TSC IP [RET ...]` (hex)")
     p.add_argument("--nm", required=True, help="`nm -CS` output (or a System.map) of the kernel")

@@ -1,0 +1,81 @@
+"""Interleaved run sets of one question: A against B (compare), and one bundle through
+several channels (crosscheck). Each writes its results document as it ends, partial
+ones too (marked incomplete), and returns it; the CLI only prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from appliance import results
+from appliance.boot import hostfacts
+from appliance.boot.accel import AccelChoice
+from appliance.boot.qemu import Channel
+from appliance.bundle import Bundle
+from appliance.runs import bench, compare
+
+
+@dataclass(frozen=True)
+class Question:
+    """What a comparison asks: at which confidence, about which phase, with how many
+    boots at most (MAX_N > the plan's n: sequential), and what B adds to its boots."""
+
+    confidence: float = 0.95
+    primary: str = compare.PRIMARY
+    max_n: int = 0  # 0: the plan's n, no sequential looks
+    append_b: str = ""
+
+
+def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, question: Question,
+                    out: Path) -> dict[str, Any]:
+    """Boot A and B interleaved (A B A B ...) and compare them phase by phase; with a
+    larger max_n, boot on until the primary phase is decided."""
+    max_n = question.max_n or plan.n
+    looks = compare.looks_for(plan.n, max_n)
+    host = hostfacts.collect(a.arch)
+    b_words = " ".join(filter(None, (plan.extra_cmdline, question.append_b)))
+    plans = (replace(plan, n=max_n), replace(plan, n=max_n, extra_cmdline=b_words))
+    sessions = [bench.Session(bundle, accel, side) for bundle, side in zip((a, b), plans, strict=True)]
+    reason: list[str | None] = [None]
+
+    def stop(rounds: int) -> bool:
+        if len(looks) == 1:
+            return False
+        reason[0] = compare.decided(compare.compare(sessions[0].runs, sessions[1].runs, question.confidence,
+                                                    question.primary, len(looks)))
+        return reason[0] is not None
+
+    complete, ran = False, 0
+    try:
+        ran = bench.interleave(sessions, plan.warmup, max_n, looks=looks, stop=stop)
+        complete = True
+    finally:
+        side_a, side_b = (s.document(complete, host) for s in sessions)
+        result = compare.compare(side_a["runs"], side_b["runs"], question.confidence, question.primary, len(looks))
+        if len(looks) > 1:
+            result["sequential"] = {"looks": looks, "stopped_after": ran, "reason": reason[0]}
+        doc = results.comparison(side_a, side_b, result, complete=complete, append_b=question.append_b)
+        results.write(out, doc)
+    return doc
+
+
+def crosscheck_channels(bundle: Bundle, accel: AccelChoice, plan: bench.Plan, channels: list[Channel],
+                        out: Path) -> dict[str, Any]:
+    """Measure BUNDLE through each of CHANNELS, interleaved, and say how far they disagree.
+    Exit boots are traced too, so the two channels can also be compared within one boot."""
+    sessions = {c.value: bench.Session(bundle, accel, replace(plan, channel=c, paired_trace=c is Channel.EXIT))
+                for c in channels}
+    host = hostfacts.collect(bundle.arch)
+    complete = False
+    try:
+        bench.interleave(list(sessions.values()), plan.warmup, plan.n)
+        complete = True
+    finally:
+        docs = {name: s.document(complete, host) for name, s in sessions.items()}
+        check = compare.crosscheck({name: d["summary"] for name, d in docs.items()})
+        if "exit" in docs:
+            check["paired_exit_trace"] = compare.paired_disagreement(docs["exit"]["runs"])
+        doc = results.crosscheck(docs, check, complete=complete)
+        results.write(out, doc)
+    return doc
