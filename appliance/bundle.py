@@ -6,13 +6,19 @@ every file with its size and sha256, and carries the sha256 of its own canonical
 file list) is caught too. `load()` refuses a bundle whose files or manifest differ, and
 a file name that would leave the bundle's directory. To boot a bundle with other kernel
 arguments, give them at boot (`compare --append-b`), not by editing the manifest.
+
+This module owns the format (docs/CONTRACTS.md, "bundle.json"): `write_manifest` is the
+one writer of a new manifest (from a typed Spec), and `Bundle`'s properties are how the
+rest of the package reads one; nobody else reads raw manifest keys. A manifest of
+another format is refused in one line (rebuild the bundle): there are no old-format
+branches.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -22,11 +28,46 @@ from appliance.machines import Arch, Machine, profile, transport_problem
 from appliance.netspec import Forward, Ready, parse_forward, parse_ready
 from appliance.probes import probe_table
 
-FORMAT = 1
+FORMAT = 2  # 2: every key below is present (1 left some out, read with defaults)
 MANIFEST = "bundle.json"
 DIGEST = "manifest_sha256"
 FILES = ("kernel", "initrd")
 DTB = "board.dtb"
+REQUIRED = ("name", "files", "disks", "cmdline", "cmdline_base", "machine", "arch", "memory_mib", "cpus", "probes",
+            "build", "device_tree", "virtio_transports", "kernel_acpi", "network", "service", "profiled")
+
+
+@dataclass(frozen=True)
+class Profiled:
+    """profiled in a bundle: the channel it writes to, the guest's device, the sampling."""
+
+    channel: str  # "serial" or "virtio"
+    device: str
+    sample_ms: int
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What the build says about a bundle; write_manifest adds the files' digests, the
+    probe table and the format, and seals it."""
+
+    name: str
+    cmdline: str  # the machine profile's words, panic=-1 and the template's
+    cmdline_base: str  # the same without the profile's words (booting as another machine)
+    machine: Machine
+    memory_mib: int
+    cpus: int
+    user_probes: tuple[tuple[int, str], ...]
+    build: dict[str, Any]  # how it was built: template, kernel, tools, initrd sizes, contents
+    disks: tuple[tuple[str, str], ...] = ()  # (file, kind)
+    firmware: bool = False  # firmware.bin (q35-qboot)
+    device_tree: dict[str, Any] | None = None  # board.dtb's facts (aarch64)
+    virtio_transports: tuple[str, ...] = ()  # the kernel's, built in or shipped
+    kernel_acpi: bool = True
+    network: dict[str, Any] | None = None
+    service: dict[str, Any] | None = None
+    profiled: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,15 +103,12 @@ class Bundle:
         if profile(machine).arch is not self.arch:
             raise BundleError(f"bundle {self.path} is {self.arch.value}; {machine.value} is an "
                               f"{profile(machine).arch.value} machine: build the template for it")
-        why = transport_problem(self.manifest, machine)
+        why = transport_problem(self.virtio_transports, self.uses_virtio, machine)
         if why:
             raise BundleError(f"bundle {self.path} cannot boot as {machine.value}: {why}")
         if machine is Machine.Q35_QBOOT and self.firmware is None:
             raise BundleError(f"bundle {self.path} has no firmware.bin for q35-qboot: build it with MACHINE=q35-qboot")
-        base = self.manifest.get("cmdline_base")
-        if base is None:
-            raise BundleError(f"bundle {self.path} predates machine overrides: rebuild it")
-        manifest = {**self.manifest, "machine": machine.value, "cmdline": f"{profile(machine).cmdline} {base}"}
+        manifest = {**self.manifest, "machine": machine.value, "cmdline": f"{profile(machine).cmdline} {self.cmdline_base}"}
         return replace(self, manifest=manifest)
 
     RUN_SETTINGS = ("cpu_model", "cpus", "memory_mib")  # what a boot may set without a rebuild
@@ -81,19 +119,111 @@ class Bundle:
         unknown = set(settings) - set(self.RUN_SETTINGS)
         if unknown:
             raise ValueError(f"not run settings: {sorted(unknown)}")
-        if self.dtb is not None and settings.get("cpus", self.manifest.get("cpus", 1)) != self.manifest.get("cpus", 1):
-            raise BundleError(f"bundle {self.path}'s device tree lists {self.manifest.get('cpus', 1)} vCPU(s): "
+        if self.dtb is not None and settings.get("cpus", self.cpus) != self.cpus:
+            raise BundleError(f"bundle {self.path}'s device tree lists {self.cpus} vCPU(s): "
                               "set [vm] cpus in the template and rebuild (QEMU updates only the memory in a given tree)")
         return replace(self, manifest={**self.manifest, **settings})
 
     @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    @property
+    def memory_mib(self) -> int:
+        return int(self.manifest["memory_mib"])
+
+    @property
+    def cpus(self) -> int:
+        return int(self.manifest["cpus"])
+
+    @property
+    def cpu_model(self) -> str | None:
+        """The vCPU model a boot asked for (with_run), or None: QEMU's default for the accelerator."""
+        found = self.manifest.get("cpu_model")
+        return str(found) if found else None
+
+    @property
+    def cmdline_base(self) -> str:
+        return str(self.manifest["cmdline_base"])
+
+    @property
+    def kernel_acpi(self) -> bool:
+        """Whether the kernel has ACPI (the minimal kernel has not: see qemu.argv)."""
+        return bool(self.manifest["kernel_acpi"])
+
+    @property
+    def virtio_transports(self) -> tuple[str, ...]:
+        return tuple(self.manifest["virtio_transports"])
+
+    @property
+    def profiled(self) -> Profiled | None:
+        spec = self.manifest["profiled"]
+        return Profiled(spec["channel"], spec["device"], int(spec["sample_ms"])) if spec else None
+
+    @property
+    def restrict(self) -> bool:
+        """A network isolated from the host's (QEMU's restrict=on)."""
+        return bool((self.manifest["network"] or {}).get("restrict"))
+
+    @property
+    def build(self) -> dict[str, Any]:
+        """How it was built (free-form provenance: template, kernel, tools, sizes, contents)."""
+        return dict(self.manifest["build"])
+
+    @property
+    def kernel_facts(self) -> dict[str, Any]:
+        """The kernel's release and where it came from (source: a lock file, minimal, KERNEL)."""
+        return dict(self.build["kernel"])
+
+    @property
+    def kernel_release(self) -> str:
+        return str(self.kernel_facts["release"])
+
+    @property
+    def minimal_kernel(self) -> bool:
+        return self.kernel_facts.get("source") == "minimal"
+
+    @property
+    def initrd_programs(self) -> dict[str, int]:
+        return dict(self.build["initrd"]["programs"])
+
+    @property
+    def initrd_modules(self) -> dict[str, int]:
+        return dict(self.build["initrd"]["modules"])
+
+    @property
+    def contents(self) -> list[dict[str, Any]]:
+        """Every file of the initrd and the root disk with its source and size."""
+        return list(self.build["contents"])
+
+    @property
+    def has_our_init(self) -> bool:
+        """Whether the init is ours (it emits init_start and the other init probes)."""
+        return "init" in self.initrd_programs
+
+    @property
+    def device_tree(self) -> dict[str, Any] | None:
+        """What the build recorded of board.dtb (aarch64): nodes, what was pruned."""
+        found = self.manifest["device_tree"]
+        return dict(found) if found else None
+
+    @property
+    def uses_virtio(self) -> bool:
+        return bool(self.disks or self.manifest["network"] or self.manifest["service"])
+
+    @property
     def arch(self) -> Arch:
-        """The guest architecture (bundles from before aarch64 are x86_64)."""
+        """The guest architecture."""
         try:
-            return Arch(self.manifest.get("arch", "x86_64"))
+            return Arch(self.manifest["arch"])
         except ValueError:
             raise BundleError(f"bundle {self.path} is for {self.manifest['arch']!r}, an architecture this runner "
                               f"does not know (it knows: {', '.join(a.value for a in Arch)})") from None
+
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        """Every file of the bundle with its size and sha256."""
+        return dict(self.manifest["files"])
 
     @property
     def dtb(self) -> Path | None:
@@ -106,7 +236,7 @@ class Bundle:
 
     @property
     def disks(self) -> list[dict[str, str]]:
-        return list(self.manifest.get("disks", []))
+        return list(self.manifest["disks"])
 
     @property
     def cmdline(self) -> str:
@@ -119,7 +249,7 @@ class Bundle:
     @property
     def forwards(self) -> tuple[Forward, ...] | None:
         """The port forwards of a bundle with a network; None: it has no network."""
-        network = self.manifest.get("network")
+        network = self.manifest["network"]
         if network is None:
             return None
         return tuple(parse_forward(spec) for spec in network["forwards"])
@@ -127,12 +257,12 @@ class Bundle:
     @property
     def ready(self) -> Ready | None:
         """A service bundle's readiness check (None: the payload runs to its end)."""
-        service = self.manifest.get("service")
+        service = self.manifest["service"]
         return parse_ready(service["ready"]) if service else None
 
     @property
     def send(self) -> bytes:
-        return str(self.manifest.get("service", {}).get("send", "")).encode()
+        return str((self.manifest["service"] or {}).get("send", "")).encode()
 
     @property
     def digest(self) -> str:
@@ -144,27 +274,37 @@ def file_entry(path: Path) -> dict[str, Any]:
     return {"size": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def manifest(
-    folder: Path, *, name: str, cmdline: str, machine: Machine, memory_mib: int, cpus: int,
-    user_probes: tuple[tuple[int, str], ...], build: dict[str, Any], disks: list[dict[str, str]] | None = None,
-    firmware: bool = False, dtb: bool = False,
-) -> dict[str, Any]:
-    table = probe_table(user_probes)
-    disks = disks or []
-    extra = (*(d["file"] for d in disks), *(("firmware.bin",) if firmware else ()), *((DTB,) if dtb else ()))
+def manifest(folder: Path, spec: Spec) -> dict[str, Any]:
+    """The whole manifest of the bundle in FOLDER that SPEC describes (not yet sealed)."""
+    table = probe_table(spec.user_probes)
+    extra = (*(f for f, _ in spec.disks), *(("firmware.bin",) if spec.firmware else ()),
+             *((DTB,) if spec.device_tree is not None else ()))
     return {
         "format": FORMAT,
-        "name": name,
+        "name": spec.name,
         "files": {f: file_entry(folder / f) for f in (*FILES, *extra)},
-        "disks": disks,
-        "cmdline": cmdline,
-        "machine": machine.value,
-        "arch": profile(machine).arch.value,
-        "memory_mib": memory_mib,
-        "cpus": cpus,
+        "disks": [{"file": f, "kind": kind} for f, kind in spec.disks],
+        "cmdline": spec.cmdline,
+        "cmdline_base": spec.cmdline_base,
+        "machine": spec.machine.value,
+        "arch": profile(spec.machine).arch.value,
+        "memory_mib": spec.memory_mib,
+        "cpus": spec.cpus,
         "probes": [{"port": port, "code": code, "name": n} for (port, code), n in sorted(table.items())],
-        "build": build,
+        "build": spec.build,
+        "device_tree": spec.device_tree,
+        "virtio_transports": list(spec.virtio_transports),
+        "kernel_acpi": spec.kernel_acpi,
+        "network": spec.network,
+        "service": spec.service,
+        "profiled": spec.profiled,
+        **spec.extra,
     }
+
+
+def write_manifest(folder: Path, spec: Spec) -> None:
+    """Write FOLDER's bundle.json for SPEC, sealed: the one writer of a new manifest."""
+    write(folder, manifest(folder, spec))
 
 
 def own_digest(data: dict[str, Any]) -> str:
@@ -174,6 +314,7 @@ def own_digest(data: dict[str, Any]) -> str:
 
 
 def write(folder: Path, data: dict[str, Any]) -> None:
+    """Seal DATA (a whole manifest) and write it as FOLDER's bundle.json."""
     sealed = {**data, DIGEST: own_digest(data)}
     atomic_write(folder / MANIFEST, (json.dumps(sealed, indent=2, sort_keys=True) + "\n").encode())
 
@@ -199,10 +340,13 @@ def load(folder: Path, verify: bool = True) -> Bundle:
         raise BundleError(f"{path} is not valid JSON ({exc}): rebuild the bundle") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else None
-        raise BundleError(f"{path} has format {found!r}, this tool reads format {FORMAT}: rebuild the bundle")
-    for key in ("files", "cmdline", "machine", "probes"):
+        raise BundleError(f"{path} has format {found!r}, this tool reads format {FORMAT}: rebuild the bundle "
+                          "(scons appliance TEMPLATE=<its template>)")
+    for key in REQUIRED:
         if key not in data:
             raise BundleError(f"{path} lacks '{key}': rebuild the bundle")
+    if not isinstance(data["build"], dict) or not all(k in data["build"] for k in ("kernel", "initrd", "contents")):
+        raise BundleError(f"{path} lacks its build facts (kernel, initrd, contents): rebuild the bundle")
     if DIGEST not in data:
         raise BundleError(f"{path} has no digest of its own (built before manifests were sealed): rebuild the bundle")
     if data[DIGEST] != own_digest(data):

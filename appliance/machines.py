@@ -77,12 +77,12 @@ def profile(machine: Machine) -> Profile:
     return PROFILES[machine]
 
 
-def transport_problem(manifest: dict[str, object], machine: Machine) -> str | None:
-    """Why a bundle cannot reach its disks or network on MACHINE, or None: its virtio devices need
-    the profile's transport, and a bundle built for microvm may carry only virtio_mmio."""
-    carried = manifest.get("virtio_transports")
-    if not (manifest.get("disks") or manifest.get("network") or manifest.get("service")) or not isinstance(carried, list):
-        return None  # no virtio device, or built before transports were recorded
+def transport_problem(carried: tuple[str, ...], uses_virtio: bool, machine: Machine) -> str | None:
+    """Why a bundle whose kernel CARRIED these virtio transports cannot reach its disks
+    or network on MACHINE, or None: its virtio devices need the profile's transport, and
+    a bundle built for microvm may carry only virtio_mmio."""
+    if not uses_virtio:
+        return None
     needed = profile(machine).virtio_transport
     if needed in carried:
         return None

@@ -28,7 +28,7 @@ from appliance import bundle, results, stats  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.build import kernel, minikernel  # noqa: E402
-from appliance.build.recipes import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noqa: E402
+from appliance.build.minikernel import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 
 COMPRESSIONS = ("none", "lz4", "zstd", "xz")

@@ -98,3 +98,18 @@ def edit_manifest(folder: Path, change) -> None:
     manifest = json.loads((folder / "bundle.json").read_text())
     change(manifest)
     bundle.write(folder, manifest)
+
+
+def manifest_of(**keys):
+    """A whole bundle.json of the current format for a bundle made in a test (a unit test
+    that builds no bundle), with KEYS replacing the defaults."""
+    from appliance import bundle
+
+    base = {"format": bundle.FORMAT, "name": "test", "files": {"kernel": {}, "initrd": {}}, "disks": [],
+            "cmdline": "console=ttyS0", "cmdline_base": "panic=-1", "machine": "microvm", "arch": "x86_64",
+            "memory_mib": 256, "cpus": 1, "probes": [],
+            "build": {"kernel": {"release": "6.1.0-test", "source": "debian.lock"},
+                      "initrd": {"programs": {"init": 1}, "modules": {}}, "contents": []},
+            "device_tree": None, "virtio_transports": [], "kernel_acpi": True, "network": None, "service": None,
+            "profiled": None}
+    return {**base, **keys}

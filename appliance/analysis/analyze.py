@@ -47,11 +47,11 @@ def debug_cmdline(bundle: Bundle, source: str = "console") -> str:
     """What the debug boots add: initcall_debug (on a quiet console when profiled carries
     the kernel log), or for the ftrace source the initcall trace events."""
     if source == "ftrace":
-        if not bundle.manifest.get("profiled"):
+        if bundle.profiled is None:
             raise ApplianceError(f"the ftrace source needs profiled to read the trace buffer: bundle {bundle.path} "
                                  "has no [profiled] (build a template with it, e.g. `appliance build profiled`)")
         return TRACE_CMDLINE
-    return QUIET_DEBUG_CMDLINE if bundle.manifest.get("profiled") else DEBUG_CMDLINE
+    return QUIET_DEBUG_CMDLINE if bundle.profiled is not None else DEBUG_CMDLINE
 
 
 def analyze(bundle: Bundle, *, accel: AccelChoice, n: int, baseline: bool = True,
@@ -75,7 +75,7 @@ def analyze(bundle: Bundle, *, accel: AccelChoice, n: int, baseline: bool = True
 def _names(bundle: Bundle) -> Callable[[int], str | None] | None:
     """Address -> function for kernels that print addresses (no kallsyms): the minimal
     kernel's System.map, when the cache has it."""
-    path = minikernel.system_map(bundle.manifest)
+    path = minikernel.system_map(bundle.kernel_facts)
     if path is None:
         return None
     symbols, _ = profile.parse_symbols(path.read_text(errors="replace"))

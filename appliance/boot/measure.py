@@ -385,7 +385,7 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
     run.qemu_cpu_s, run.stopped_ms = done.cpu_s, done.stopped_ms
     run.modules = [(m["name"], int(m["start"]), int(m["duration"])) for m in _MODULE.finditer(raw.console)]
     run.guest_log = raw.profiled
-    if bundle.manifest.get("profiled") and not raw.profiled:
+    if bundle.profiled is not None and not raw.profiled:
         run.warnings.append("profiled sent nothing: is its channel's device in the kernel (ttyS1, virtio_console)?")
     run.warnings += [f"module {m[1]} skipped: {m[2]}" for m in _SKIPPED.finditer(raw.console)]
     if not any(e.name == "init_start" for e in events):
@@ -419,7 +419,7 @@ def serve(spec: BootSpec, echo: IO[str] | None, announce: Callable[[list[str]], 
 
 def emits_init_start(bundle: Bundle) -> bool:
     """Whether BUNDLE's init is ours (it always emits init_start), from how it was built."""
-    return "init" in bundle.manifest.get("build", {}).get("initrd", {}).get("programs", {})
+    return bundle.has_our_init
 
 
 def boot_exit(spec: BootSpec, probes: list[str]) -> BootRun:

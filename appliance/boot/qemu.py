@@ -88,11 +88,11 @@ def disk_args(bundle: Bundle, keep_writes: bool = False) -> tuple[list[str], lis
 def profiled_args(bundle: Bundle, files: BootFiles) -> list[str]:
     """The channel profiled writes to, into FILES.profiled: a second serial port at COM2's
     address (the guest's ttyS1) or a virtio-console port."""
-    spec = bundle.manifest.get("profiled")
-    if not spec or files.profiled is None:
+    spec = bundle.profiled
+    if spec is None or files.profiled is None:
         return []
     args = ["-chardev", f"file,id=profiled,path={files.profiled}"]
-    if spec["channel"] == "serial":  # COM2 by hand: microvm creates only one serial port itself
+    if spec.channel == "serial":  # COM2 by hand: microvm creates only one serial port itself
         return args + ["-device", "isa-serial,chardev=profiled,iobase=0x2f8,irq=3"]
     bus = virtio_bus(bundle)
     return args + ["-device", f"virtio-serial-{bus}", "-device", "virtserialport,chardev=profiled,name=appliance.profiled"]
@@ -113,7 +113,7 @@ def network_args(bundle: Bundle, host_ports: dict[Forward, int]) -> list[str]:
         return []
     rules = (f"hostfwd={f.hostfwd(host_ports.get(f, f.host_port))}" for f in forwards(bundle))
     options = ["user", "id=net0", *rules]
-    if bundle.manifest["network"].get("restrict"):
+    if bundle.restrict:
         options.append("restrict=on")
     bus = virtio_bus(bundle)
     return ["-netdev", ",".join(options), "-device", f"virtio-net-{bus},netdev=net0"]
@@ -152,24 +152,23 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
     connection before it starts the guest), for an interactive session. HOST_PORTS gives
     the host port of each forward whose template port is 0."""
     bundle, channel = spec.bundle, spec.channel
-    manifest = bundle.manifest
     words = [bundle.cmdline, spec.extra_cmdline, f"appliance_exit_probe={spec.exit_probe}" if spec.exit_probe else ""]
     cmdline = " ".join(w for w in words if w)
     machine_options, disks = disk_args(bundle, spec.keep_disk_writes)
-    if bundle.machine is Machine.MICROVM and manifest.get("kernel_acpi") is False and (disks or bundle.forwards is not None):
+    if bundle.machine is Machine.MICROVM and not bundle.kernel_acpi and (disks or bundle.forwards is not None):
         # a kernel without ACPI finds microvm's virtio-mmio devices only on its command
         # line, which QEMU writes (virtio_mmio.device=...) only when it builds no ACPI tables
         machine_options.append("acpi=off")
     machine_args = list(profile(bundle.machine).qemu_args)
     machine_args[-1] = ",".join([machine_args[-1], *machine_options])
-    memory = str(manifest.get("memory_mib", 256))
+    memory = str(bundle.memory_mib)
     if machine_options:  # NVDIMMs live outside RAM: QEMU needs a slot and headroom for them
         memory += f",slots=2,maxmem={int(memory) + 4096}M"
     arch, accel = bundle.arch, spec.accel
     args = [
         spec.qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", *machine_args,
-        "-accel", accel, "-cpu", str(manifest.get("cpu_model") or ("max" if accel == "tcg" else "host")),
-        "-m", memory, "-smp", str(manifest.get("cpus", 1)), *disks,
+        "-accel", accel, "-cpu", bundle.cpu_model or ("max" if accel == "tcg" else "host"),
+        "-m", memory, "-smp", str(bundle.cpus), *disks,
     ]
     if bundle.cdrom is not None:  # firmware boots the ISO; its isolinux.cfg has the cmdline
         args += ["-cdrom", str(bundle.cdrom)]

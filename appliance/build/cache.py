@@ -15,6 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.build import apt, firmware, kernel, minikernel, packages, pkglock
+from appliance.build.template import TEMPLATES, load_template
+
 PARTS = {
     "kernels": "Debian kernel packages, unpacked (debian.lock)",
     "sources": "Debian's linux-source, unpacked (linux-source.lock)",
@@ -75,3 +78,24 @@ def clean(cache: Path, found: list[Entry], everything: bool) -> list[Entry]:
             entry.path.unlink()
         removed.append(entry)
     return removed
+
+
+def in_use() -> list[Path]:
+    """The cache entries the checkout's locks and templates refer to: the pinned Debian
+    kernels (amd64 and arm64), the pinned linux-source and its patched tree and objects,
+    the minimal kernel image of every compression the templates use (and the default),
+    qboot, and the .debs the templates' package locks pin."""
+    cache = kernel.cache_dir()
+    lock, source = kernel.read_lock(kernel.LOCK), minikernel.read_lock(minikernel.SOURCE_LOCK)
+    templates = [load_template(p) for p in TEMPLATES.glob("*.toml")]
+    variants = {("none", ())} | {(t.kernel_compression, t.kernel_fragments) for t in templates}
+    recipes = [minikernel.recipe(str(c), extra) for c, extra in sorted(variants)]
+    source_key = recipes[0].source_key()
+    arm64 = kernel.read_lock(kernel.ARM64_LOCK)
+    return [cache / "kernels" / f"{lock.package}_{lock.version}", cache / "kernels" / f"{arm64.package}_{arm64.version}",
+            cache / "sources" / f"{source.package}_{source.version}",
+            cache / "minikernel" / f"src-{source_key}", cache / "minikernel" / f"out-{source_key}",
+            *(minikernel.image_dir(cache, r.key()) for r in recipes),
+            cache / "qboot" / firmware.read_lock(firmware.QBOOT_LOCK).orig_sha256[:16],
+            *(apt.cached_deb(pin, cache) for t in templates if t.debian
+              for pin in (pkglock.read(packages.lock_file(t)) or pkglock.Lock((), ())).pins)]

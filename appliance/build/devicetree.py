@@ -26,6 +26,9 @@ from typing import Any
 
 from pyfdt.pyfdt import Fdt, FdtBlobParse, FdtNode, FdtProperty, FdtPropertyStrings
 
+from appliance import proc
+from appliance.machines import Arch
+
 
 class DeviceTreeError(ValueError):
     pass
@@ -133,3 +136,9 @@ def summary(tree: Fdt) -> dict[str, Any]:
             for value in compatible(item):
                 counts[value] = counts.get(value, 0) + 1
     return {"nodes": nodes + 1, "compatible": dict(sorted(counts.items()))}
+
+
+def qemu_version(arch: Arch) -> str:
+    """The version of the QEMU whose device tree a bundle of ARCH carries (a tree dumped
+    by another QEMU may differ: the bundle is rebuilt when it changes)."""
+    return proc.run([proc.find_tool(arch.qemu), "--version"], timeout=30).stdout.splitlines()[0]

@@ -19,6 +19,9 @@ from pathlib import Path
 from appliance import proc
 from appliance.errors import ApplianceError, ToolFailed
 from appliance.fsutil import sha256_file
+from appliance.paths import ROOT
+
+QBOOT_LOCK = ROOT / "firmware" / "qboot.lock"
 
 BIOS_SIZE = 64 * 1024
 SOURCES = ("code16.c", "code32seg.c", "cstart.S", "entry.S", "fw_cfg.c", "hwsetup.c", "linuxboot.c", "main.c",
@@ -85,6 +88,15 @@ def fetch_debian(lock: QbootLock, cache: Path) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         os.rename(work / "x" / lock.subdir, target)
     return target
+
+
+def source_tree(qboot_src: str, cache: Path) -> Path:
+    """The qboot source tree a build uses: QBOOT_SRC, or the locked one from Debian's qemu
+    source package (fetched into CACHE once); checked, with gcc's -m32 support."""
+    check_m32()
+    if qboot_src:
+        return check_tree(Path(qboot_src))
+    return check_tree(fetch_debian(read_lock(QBOOT_LOCK), cache))
 
 
 def check_m32() -> None:

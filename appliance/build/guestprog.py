@@ -8,12 +8,21 @@ from appliance import proc
 from appliance.errors import ToolMissing
 from appliance.fsutil import atomic_path
 from appliance.machines import Arch
+from appliance.paths import ROOT
 
 CFLAGS = ("-Os", "-static", "-Wall", "-Wextra", "-Werror", "-fno-asynchronous-unwind-tables",
           "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections")
 
 
 DIET_LIBS = Path("/usr/lib/diet")  # dietlibc's per-architecture libraries (lib-x86_64, lib-aarch64 by multiarch)
+
+
+PROGRAMS = ROOT / "recipes" / "programs"  # init.c, the payloads, probe.h
+
+
+def available() -> set[str]:
+    """The payload programs a template may name (recipes/programs/*.c but the init)."""
+    return {p.stem for p in PROGRAMS.glob("*.c")} - {"init"}
 
 
 def command(arch: Arch) -> list[str]:

@@ -21,12 +21,11 @@ def report(bundle: Bundle) -> dict[str, Any]:
     members = [e for e in cpio.read(raw) if e.kind in ("file", "symlink")]
     modules = sorted((e for e in members if e.path.endswith(".ko")), key=lambda e: e.path)
     others = sorted((e for e in members if not e.path.endswith(".ko")), key=lambda e: e.path)
-    build = bundle.manifest.get("build", {})
     return {
         "bundle": str(bundle.path),
-        "name": bundle.manifest.get("name"),
+        "name": bundle.name,
         "machine": bundle.machine.value,
-        "kernel_release": build.get("kernel", {}).get("release"),
+        "kernel_release": bundle.kernel_release,
         "cmdline": bundle.cmdline,
         "initrd": {
             "compressed_bytes": len(blob),
@@ -37,7 +36,7 @@ def report(bundle: Bundle) -> dict[str, Any]:
             "modules_bytes": sum(len(e.data) for e in modules),
         },
         "disks": [{**d, "bytes": (bundle.path / d["file"]).stat().st_size} for d in bundle.disks],
-        "files": bundle.manifest["files"],
+        "files": bundle.files,
         "arch": bundle.arch.value,
         **_device_tree(bundle),
         **_contents(bundle),
@@ -50,13 +49,13 @@ def _device_tree(bundle: Bundle) -> dict[str, Any]:
     if bundle.dtb is None:
         return {}
     tree = devicetree.parse(bundle.dtb.read_bytes())
-    facts = bundle.manifest.get("device_tree", {})
+    facts = bundle.device_tree or {}
     return {"device_tree": {**devicetree.summary(tree), "bytes": bundle.dtb.stat().st_size,
                             "nodes_qemu": facts.get("nodes_qemu"), "removed": facts.get("removed", [])}}
 
 
 def _contents(bundle: Bundle) -> dict[str, Any]:
-    items: list[dict[str, Any]] | None = bundle.manifest.get("build", {}).get("contents")
+    items = bundle.contents
     if not items:
         return {}
     sums: dict[str, dict[str, int]] = defaultdict(lambda: {"files": 0, "bytes": 0})

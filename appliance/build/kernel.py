@@ -25,8 +25,17 @@ from pathlib import Path
 from appliance import proc
 from appliance.errors import KernelError, ToolFailed
 from appliance.fsutil import atomic_write, seal, sealed, sha256_file, unsealed_change
+from appliance.machines import Arch
+from appliance.paths import ROOT
 
 MARKER = ".appliance-complete"
+LOCK = ROOT / "recipes" / "kernel" / "debian.lock"  # Debian's amd64 kernel
+ARM64_LOCK = ROOT / "recipes" / "kernel" / "debian-arm64.lock"  # Debian's arm64 kernel, for aarch64 templates
+
+
+def lock_for(arch: Arch) -> Path:
+    """The lock file pinning Debian's kernel for ARCH."""
+    return ARM64_LOCK if arch is Arch.AARCH64 else LOCK
 
 
 @dataclass(frozen=True)

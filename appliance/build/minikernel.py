@@ -21,11 +21,17 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from appliance import proc
 from appliance.build import kconfig, kernel
 from appliance.errors import KernelError, ToolFailed
 from appliance.fsutil import atomic_write, seal, sealed, unsealed_change
+from appliance.paths import ROOT
+
+MINIMAL = ROOT / "recipes" / "kernel" / "minimal"  # the fragments and the probe patch
+SOURCE_LOCK = ROOT / "recipes" / "kernel" / "linux-source.lock"
+FRAGMENTS = ("base", "virt", "probes")  # every minimal kernel has these; templates add more
 
 # kconfig's choice symbol per image compression; "none" boots vmlinux (PVH) and builds no bzImage.
 _COMPRESSION_SYMBOL = {"lz4": "KERNEL_LZ4", "zstd": "KERNEL_ZSTD", "xz": "KERNEL_XZ"}
@@ -71,6 +77,38 @@ class Recipe:
         off = (f"disabled {' '.join(self.disabled)}",) if self.disabled else ()
         return _digest(self.source_key(), self.kconfig_base, self.compression, *(f"{n}\n{t}" for n, t in self.fragments),
                        *off)
+
+
+def recipe(compression: str = "none", extra: tuple[str, ...] = (), source_id: str | None = None) -> Recipe:
+    """The minimal kernel's recipe from the repository's fragments (FRAGMENTS + EXTRA)
+    and probe patch; its source is the locked linux-source unless SOURCE_ID names
+    another (a KERNEL_SRC tree, a git tag). The one place a Recipe is made."""
+    return Recipe(source_id or read_lock(SOURCE_LOCK).deb_sha256, read_fragments(MINIMAL, FRAGMENTS + extra),
+                  (MINIMAL / "appliance-probes.patch").read_text(), compression)
+
+
+def recipe_of(kernel_facts: dict[str, Any]) -> Recipe:
+    """The recipe a minimal-kernel bundle was built from (the locked source), checked
+    against the key its manifest recorded (KERNEL_FACTS: Bundle.kernel_facts)."""
+    facts = kernel_facts
+    if facts.get("source") != "minimal" or facts.get("kernel_src"):
+        raise KernelError("this needs a bundle built on the minimal kernel from the locked source "
+                          "(kernel = \"minimal\", e.g. build/benchmark-minimal)")
+    extra = tuple(f for f in facts.get("fragments", FRAGMENTS) if f not in FRAGMENTS)
+    found = recipe(facts.get("compression", "none"), extra)
+    if found.key() != facts.get("recipe"):
+        raise KernelError("the bundle was built from another version of recipes/kernel/minimal: rebuild it")
+    return found
+
+
+def locked_source() -> Path:
+    """The locked linux-source tree, unpacked in the cache (fetched once)."""
+    return fetch_source(read_lock(SOURCE_LOCK), kernel.cache_dir())
+
+
+def build_locked(found: Recipe, verbose: bool = False) -> kernel.KernelFiles:
+    """FOUND's kernel from the locked source: from the cache, or built now in the shared object tree."""
+    return build(found, locked_source(), kernel.cache_dir(), verbose=verbose)
 
 
 def image_dir(cache: Path, key: str) -> Path:
@@ -310,11 +348,10 @@ def builtin_aliases(modinfo: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
-def system_map(manifest: dict[str, object], cache: Path | None = None) -> Path | None:
-    """The System.map of a bundle built on the minimal kernel (from the cache), if any."""
-    build = manifest.get("build")
-    kernel_facts = build.get("kernel") if isinstance(build, dict) else None
-    recipe = kernel_facts.get("recipe") if isinstance(kernel_facts, dict) else None
+def system_map(kernel_facts: dict[str, Any], cache: Path | None = None) -> Path | None:
+    """The System.map of a bundle built on the minimal kernel (from the cache), if any
+    (KERNEL_FACTS: Bundle.kernel_facts)."""
+    recipe = kernel_facts.get("recipe")
     if not recipe:
         return None
     path = image_dir(cache or kernel.cache_dir(), str(recipe)) / "System.map"

@@ -187,7 +187,7 @@ def make_iso(folder: Path, out: Path) -> None:
     for needed, package in ((ISOLINUX_BIN, "isolinux"), (LDLINUX_C32, "syslinux-common")):
         if not needed.is_file():
             raise BundleError(f"{needed} not found: install it with `apt-get install {package}`")
-    cmdline = f"{profile(Machine.PC_SEABIOS).cmdline} {target.manifest['cmdline_base']}"
+    cmdline = f"{profile(Machine.PC_SEABIOS).cmdline} {target.cmdline_base}"
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="APPLIANCE")
 
@@ -198,7 +198,7 @@ def make_iso(folder: Path, out: Path) -> None:
     add(ISOLINUX_BIN.read_bytes(), "isolinux.bin")
     add(LDLINUX_C32.read_bytes(), "ldlinux.c32")
     add(isolinux_cfg(cmdline), "isolinux.cfg")
-    for name in sorted(target.manifest["files"]) + [bundles.MANIFEST]:
+    for name in sorted(target.files) + [bundles.MANIFEST]:
         add((folder / name).read_bytes(), name)
     iso.add_eltorito("/ISOLINUX.BIN;1", bootcatfile="/BOOT.CAT;1", boot_load_size=4, boot_info_table=True)
     with atomic_path(out) as tmp:

@@ -19,6 +19,9 @@ from appliance.build.compress import Compression
 from appliance.errors import TemplateError
 from appliance.machines import Arch, Machine, machines_of, profile
 from appliance.netspec import CONTROL_PORT, Forward, Ready, SpecError, forward_for, parse_forward, parse_ready
+from appliance.paths import ROOT
+
+TEMPLATES = ROOT / "rootfs_templates"  # the templates `appliance build NAME` and TEMPLATE=NAME find
 
 
 class Mount(enum.Enum):

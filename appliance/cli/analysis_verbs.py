@@ -157,7 +157,7 @@ def _symbols_for(target: Any, explicit: str | None) -> Path:
     """--symbols, or the System.map the minimal kernel recipe left in the cache."""
     if explicit:
         return Path(explicit)
-    path = minikernel.system_map(target.manifest)
+    path = minikernel.system_map(target.kernel_facts)
     if path is not None:
         return path
     raise ApplianceError("no symbols for this kernel: give --symbols (a System.map or `nm -CS vmlinux` output); "
@@ -223,7 +223,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         f"for {stop:.0f} us (median)", samples=len(boot.samples), boot_ms=boot.wall_ms, stop_us_median=stop)
     _print_profile(lines, args.top, "self samples")
     timeline = profile.timeline_spans(boot.samples, symbols, 1e9)
-    _profile_outputs(args, lines, timeline, f"{target.manifest.get('name')} boot profile", args.interval_ms * 1000)
+    _profile_outputs(args, lines, timeline, f"{target.name} boot profile", args.interval_ms * 1000)
     return 0
 
 

@@ -268,7 +268,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_kernel_lock(args: argparse.Namespace) -> int:
-    lock_path = ROOT / "recipes" / "kernel" / "debian.lock"
+    lock_path = kernel.LOCK
     newest = kernel.newest_available()
     kernel.write_lock(lock_path, newest)
     say(f"pinned {newest.package}={newest.version} in {lock_path}", package=newest.package, version=newest.version,
@@ -278,10 +278,10 @@ def cmd_kernel_lock(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     """Resolve a template's [packages] debian with apt again and rewrite its lock file."""
-    from appliance.build import packages, recipes
-    from appliance.build.template import find_template, load_template
+    from appliance.build import guestprog, packages
+    from appliance.build.template import TEMPLATES, find_template, load_template
 
-    template = load_template(find_template(args.template, recipes.TEMPLATES), recipes.available_programs())
+    template = load_template(find_template(args.template, TEMPLATES), guestprog.available())
     if not template.debian:
         raise ApplianceError(f"template {template.name} has no [packages] debian: there is nothing to lock")
     old = packages.lock_file(template)
@@ -296,10 +296,10 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """What the cache holds, part by part; --clean removes what no lock or template uses."""
-    from appliance.build import cache, recipes
+    from appliance.build import cache
 
     root = kernel.cache_dir()
-    found = cache.entries(root, recipes.cache_in_use())
+    found = cache.entries(root, cache.in_use())
     removed = cache.clean(root, found, everything=args.all) if args.clean or args.all else []
     lines = [f"cache {root}:"]
     for part in sorted({e.part for e in found}):

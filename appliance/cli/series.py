@@ -22,7 +22,7 @@ from appliance.runs import bench, series
 
 def cmd_range(args: argparse.Namespace) -> int:
     target = load_bundle(args.bundle, args)
-    if target.manifest.get("build", {}).get("initrd", {}).get("modules"):
+    if target.initrd_modules:
         raise ApplianceError(f"bundle {args.bundle} carries modules of its own kernel, which other kernels cannot load: "
                              "range a bundle without [modules] (e.g. build/benchmark)")
     images = [kernel.own_kernel(Path(p)).image.resolve() for p in args.kernels]
@@ -65,7 +65,7 @@ def _built_kernels(target: Any, args: argparse.Namespace) -> list[tuple[str, Pat
     the recipe of the bundle's own minimal kernel (or the default one): the same
     fragments, probe patch and compression, another source. Each build is cached by its
     source's identity, so a second range over the same tags boots at once."""
-    from appliance.build import minikernel, recipes
+    from appliance.build import minikernel
 
     if args.tags and not args.git:
         raise ApplianceError("--tags names commits of a repository: give it with --git REPO")
@@ -78,10 +78,7 @@ def _built_kernels(target: Any, args: argparse.Namespace) -> list[tuple[str, Pat
         sources.append((tag, tree, identity))
     if not sources:
         return []
-    if target.manifest.get("build", {}).get("kernel", {}).get("source") == "minimal":
-        base = recipes.minimal_recipe_of(target.manifest)
-    else:
-        base = recipes.default_minimal_recipe()
+    base = minikernel.recipe_of(target.kernel_facts) if target.minimal_kernel else minikernel.recipe()
     built = []
     for name, tree, identity in sources:
         started = time.monotonic()

@@ -42,14 +42,14 @@ def _sessions(target: Any, choice: Any, plan: bench.Plan, knobs: list[tune.Knob]
 def _candidates(analysis_path: Path, top: int) -> list[str]:
     """The CONFIG_ symbols behind the heaviest built-in initcalls of an analyze result:
     initcall -> the object that defines it -> obj-$(CONFIG_...) in its Makefile."""
-    from appliance.build import minikernel, recipes
+    from appliance.build import minikernel
 
     doc = results.read(analysis_path)
     calls = [c for c in doc.get("analysis", {}).get("initcalls", []) if not c.get("module")]
     if not calls:
         raise ApplianceError(f"{analysis_path} has no initcall analysis: run `appliance analyze BUNDLE -o FILE` first")
     heaviest = [c["key"] for c in sorted(calls, key=lambda c: -c["mean_us"])][: top * 3]
-    found = minikernel.initcall_symbols(recipes.minimal_source(), heaviest)
+    found = minikernel.initcall_symbols(minikernel.locked_source(), heaviest)
     symbols = list(dict.fromkeys(s for fn in heaviest if (s := found.get(fn))))[:top]
     say("candidates from the heaviest initcalls:\n" + "\n".join(
         f"  {fn:<40} CONFIG_{found[fn]}" if found.get(fn) else f"  {fn:<40} (always built)" for fn in heaviest[:top]),
@@ -62,18 +62,18 @@ def _candidates(analysis_path: Path, top: int) -> list[str]:
 def _compression_knobs(target: Any, verbose: bool) -> list[tune.Knob]:
     """For a minimal-kernel bundle: its kernel image in every other compression, each
     built (or taken from the cache) now; nothing for other kernels."""
-    from appliance.build import recipes
+    from appliance.build import minikernel
     from appliance.build.template import KERNEL_COMPRESSIONS
 
-    if target.manifest.get("build", {}).get("kernel", {}).get("source") != "minimal":
+    if not target.minimal_kernel:
         return []
-    base = recipes.minimal_recipe_of(target.manifest)
+    base = minikernel.recipe_of(target.kernel_facts)
     knobs = []
     for compression in KERNEL_COMPRESSIONS:
         if compression == base.compression:
             continue
         started = time.monotonic()
-        files = recipes.build_minimal(replace(base, compression=compression), verbose)
+        files = minikernel.build_locked(replace(base, compression=compression), verbose)
         print(f"kernel image {compression}: {time.monotonic() - started:.0f} s", file=sys.stderr)
         knobs.append(tune.Knob(f"kernel {compression}", "the minimal kernel's image compressed so (none: vmlinux "
                                "through PVH, no decompressor)", kernel_image=str(files.image)))
@@ -83,14 +83,14 @@ def _compression_knobs(target: Any, verbose: bool) -> list[tune.Knob]:
 def _kconfig_knobs(target: Any, spec: str, verbose: bool) -> tuple[list[tune.Knob], list[dict[str, Any]]]:
     """One knob per symbol of SPEC ("A,B" or @FILE, a symbol a line): the bundle's minimal
     kernel without it, built in the shared object tree (an incremental build, ccache)."""
-    from appliance.build import recipes
+    from appliance.build import minikernel
 
     text = Path(spec[1:]).read_text() if spec.startswith("@") else spec.replace(",", "\n")
     symbols = [s.strip().removeprefix("CONFIG_") for s in text.splitlines() if s.strip() and not s.startswith("#")]
     if not symbols:
         raise ApplianceError("--kconfig names no symbol: give SYMBOL,SYMBOL or @FILE")
-    base = recipes.minimal_recipe_of(target.manifest)
-    config = (recipes.build_minimal(base, verbose).image.parent / "config").read_text()
+    base = minikernel.recipe_of(target.kernel_facts)
+    config = (minikernel.build_locked(base, verbose).image.parent / "config").read_text()
     knobs, builds = [], []
     for symbol in symbols:
         if f"CONFIG_{symbol}=" not in config:
@@ -98,7 +98,7 @@ def _kconfig_knobs(target: Any, spec: str, verbose: bool) -> tuple[list[tune.Kno
             continue
         started = time.monotonic()
         try:
-            files = recipes.build_minimal(base.without(symbol), verbose)
+            files = minikernel.build_locked(base.without(symbol), verbose)
         except ApplianceError as exc:
             print(f"note: the kernel without CONFIG_{symbol} does not build: {str(exc).splitlines()[0]}", file=sys.stderr)
             builds.append({"symbol": symbol, "seconds": time.monotonic() - started, "error": str(exc)})

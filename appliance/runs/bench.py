@@ -52,10 +52,9 @@ class Plan:
 
 
 def bundle_facts(bundle: Bundle) -> dict[str, Any]:
-    build = bundle.manifest.get("build", {})
-    return {"path": str(bundle.path), "name": bundle.manifest.get("name"), "digest": bundle.digest,
+    return {"path": str(bundle.path), "name": bundle.name, "digest": bundle.digest,
             "machine": bundle.machine.value, "cmdline": bundle.cmdline,
-            "kernel_release": build.get("kernel", {}).get("release")}
+            "kernel_release": bundle.kernel_release}
 
 
 def check_channel(channel: Channel, accel: AccelChoice) -> None:

@@ -24,7 +24,7 @@ from appliance.build import kernel, reinitrd
 from appliance.build.compress import Compression
 from appliance.bundle import Bundle
 from appliance.fsutil import atomic_write
-from appliance.machines import Arch, Machine, transport_problem
+from appliance.machines import Arch, Machine, profile, transport_problem
 from appliance.runs import compare
 from appliance.stats import holm
 
@@ -44,8 +44,7 @@ class Knob:
 def catalog(bundle: Bundle) -> list[Knob]:
     """The knobs that apply to BUNDLE (a knob already in its command line is left out)."""
     cmdline = bundle.cmdline.split()
-    cpus = int(bundle.manifest.get("cpus", 1))
-    memory = int(bundle.manifest.get("memory_mib", 256))
+    cpus, memory = bundle.cpus, bundle.memory_mib
     knobs = [
         Knob("verbose console", "the console costs per character: what `quiet` saves", words="loglevel=7")
         if "quiet" in cmdline else Knob("quiet", "a quiet console prints less", words="quiet"),
@@ -73,7 +72,9 @@ def catalog(bundle: Bundle) -> list[Knob]:
         if mib != memory:
             knobs.append(Knob(f"{mib} MiB", "memory is initialised page by page", settings={"memory_mib": mib}))
     for machine in Machine:
-        if machine is not bundle.machine and transport_problem(bundle.manifest, machine) is None and (
+        reachable = transport_problem(bundle.virtio_transports, bundle.uses_virtio, machine) is None
+        same_arch = profile(machine).arch is bundle.arch  # never `machine virt` for an x86_64 bundle
+        if machine is not bundle.machine and reachable and same_arch and (
                 machine is not Machine.Q35_QBOOT or bundle.firmware is not None):
             knobs.append(Knob(f"machine {machine.value}", "another machine profile and firmware", machine=machine))
     if kernel.image_kind(bundle.kernel.read_bytes()[:0x1000]) == "bzImage":

@@ -12,9 +12,9 @@ from appliance.machines import Machine
 def make_bundle(folder: Path) -> None:
     (folder / "kernel").write_bytes(b"K" * 100)
     (folder / "initrd").write_bytes(b"I" * 10)
-    data = bundle.manifest(folder, name="t", cmdline="console=ttyS0", machine=Machine.MICROVM, memory_mib=64,
-                           cpus=1, user_probes=((0x21, "mine"),), build={})
-    bundle.write(folder, data)
+    build = {"kernel": {"release": "6.1.0-test"}, "initrd": {"programs": {"init": 1}, "modules": {}}, "contents": []}
+    bundle.write_manifest(folder, bundle.Spec(name="t", cmdline="console=ttyS0", cmdline_base="", machine=Machine.MICROVM,
+                                              memory_mib=64, cpus=1, user_probes=((0x21, "mine"),), build=build))
 
 
 def test_intact_bundle_loads_with_its_probe_table(tmp_path):
@@ -22,6 +22,21 @@ def test_intact_bundle_loads_with_its_probe_table(tmp_path):
     b = bundle.load(tmp_path)
     assert b.machine is Machine.MICROVM and b.cmdline == "console=ttyS0"
     assert b.probe_table[(0xF4, 0x10)] == "init_start" and b.probe_table[(0xF4, 0x21)] == "mine"
+    assert (b.name, b.memory_mib, b.cpus, b.kernel_release, b.has_our_init) == ("t", 64, 1, "6.1.0-test", True)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(format=1), "has format 1, this tool reads format 2: rebuild the bundle"),
+    (lambda m: m.pop("virtio_transports"), "lacks 'virtio_transports': rebuild the bundle"),
+    (lambda m: m.update(build={}), "lacks its build facts"),
+])
+def test_a_manifest_of_another_format_is_refused_in_one_line(tmp_path, change, message):
+    make_bundle(tmp_path)
+    data = bundle.load(tmp_path).manifest.copy()
+    change(data)
+    bundle.write(tmp_path, data)  # sealed again, as a build of that format would have
+    with pytest.raises(BundleError, match=message):
+        bundle.load(tmp_path)
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -10,7 +10,7 @@ from appliance import bundle
 from appliance.boot import measure
 from appliance.boot.qemu import BootSpec
 from appliance.build import kernel, minikernel
-from appliance.build.recipes import MINIMAL, SOURCE_LOCK
+from appliance.build.minikernel import MINIMAL, SOURCE_LOCK
 from appliance.errors import KernelError
 from tests.conftest import BUILD, ROOT, scons
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from appliance.build import apt, kernel
-from appliance.build.recipes import TEMPLATES
+from appliance.build.template import TEMPLATES
 from tests.conftest import BUILD, ROOT, appliance, qemu_children_of, scons
 
 pytestmark = pytest.mark.boot

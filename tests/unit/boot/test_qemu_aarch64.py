@@ -10,12 +10,14 @@ from appliance.boot.qemu import BootSpec, Channel
 from appliance.bundle import Bundle
 from appliance.errors import BootError, BundleError
 from appliance.machines import Machine
+from tests.conftest import manifest_of
 
 
 def bundle(tmp_path: Path, **extra) -> Bundle:
     files = {"kernel": {}, "initrd": {}, "board.dtb": {}}
-    manifest = {"machine": "virt", "arch": "aarch64", "cmdline": "console=ttyAMA0", "files": files, "probes": [],
-                "disks": [{"file": "rootfs.img", "kind": "virtio-blk"}], **extra}
+    keys = {"machine": "virt", "arch": "aarch64", "cmdline": "console=ttyAMA0", "files": files,
+            "disks": [{"file": "rootfs.img", "kind": "virtio-blk"}], "virtio_transports": ["virtio_mmio"], **extra}
+    manifest = manifest_of(**keys)
     (tmp_path / "rootfs.img").write_bytes(bytes(4096))
     return Bundle(tmp_path, manifest)
 

@@ -13,6 +13,7 @@ from appliance.boot import qemu, service
 from appliance.bundle import Bundle
 from appliance.errors import BootError
 from appliance.netspec import Forward, Ready
+from tests.conftest import manifest_of
 
 
 class Server:
@@ -193,7 +194,7 @@ def test_stop_channel_gives_up_when_nothing_answers():
 
 
 def bundle(machine: str, network: dict | None, ready: str | None = None) -> Bundle:
-    manifest = {"machine": machine, "cmdline": "console=ttyS0", "files": {}, "probes": []}
+    manifest = manifest_of(machine=machine, files={})
     if network is not None:
         manifest["network"] = network
     if ready:

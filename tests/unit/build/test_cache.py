@@ -2,7 +2,7 @@
 
 import json
 
-from appliance.build import cache, recipes
+from appliance.build import cache
 from appliance.cli import main as cli
 
 
@@ -13,7 +13,7 @@ def fill(path, size=4096):
 
 def test_clean_removes_only_unused_entries_and_lists_them(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("APPLIANCE_CACHE", str(tmp_path))
-    used = recipes.cache_in_use()
+    used = cache.in_use()
     for path in used:
         fill(path / "kept")
     stale_kernel = tmp_path / "kernels" / "linux-image-6.1.0-1-amd64_6.1.1-1"

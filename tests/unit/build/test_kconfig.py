@@ -106,7 +106,7 @@ def test_patched_files_are_read_from_the_patch():
 
 
 def test_the_repo_fragments_and_patch_are_well_formed():
-    from appliance.build.recipes import FRAGMENTS, MINIMAL
+    from appliance.build.minikernel import FRAGMENTS, MINIMAL
 
     asked = kconfig.merge(minikernel.read_fragments(MINIMAL, FRAGMENTS))
     assert asked["APPLIANCE_PROBES"] == "y" and asked["PVH"] == "y" and asked["MODULES"] == "n"

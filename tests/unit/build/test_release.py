@@ -7,6 +7,7 @@ import tarfile
 import pytest
 import zstandard
 
+from appliance import bundle
 from appliance.build import release
 from appliance.errors import BundleError
 from tests.unit.test_bundle import make_bundle
@@ -86,7 +87,7 @@ def test_tampered_and_foreign_files_are_named(tmp_path):
     archive.write_bytes(zstandard.ZstdCompressor().compress(release.tar_bytes(bundle_dir, "t", 0)))
     assert release.verify(archive) == ["initrd does not match its sha256 in bundle.json",
                                        "extra is not in bundle.json (foreign file)"]
-    assert json.loads((bundle_dir / "bundle.json").read_text())["format"] == 1
+    assert json.loads((bundle_dir / "bundle.json").read_text())["format"] == bundle.FORMAT
 
 
 def test_an_archive_that_expands_past_the_limit_is_refused_and_leaves_nothing(tmp_path):

@@ -91,7 +91,7 @@ def test_files_and_payload_from_files(tmp_path):
 
 
 def test_shipped_templates_load():
-    from appliance.build.recipes import available_programs
+    from appliance.build.guestprog import available as available_programs
 
     for path in sorted((ROOT / "rootfs_templates").glob("*.toml")):
         template = load_template(path, available_programs())
@@ -153,14 +153,15 @@ def test_a_full_disk_while_building_names_the_file_it_hit():
 def test_optional_kernel_fragments_are_checked_and_change_the_recipe(tmp_path):
     from dataclasses import replace
 
-    from appliance.build.recipes import BuildConfig
+    from appliance.build import kernels
+    from appliance.build.config import BuildConfig
 
     traced = parse_template("t", '[appliance]\nkernel = "minimal"\nkernel_fragments = ["ftrace"]\n', tmp_path)
     assert traced.kernel_fragments == ("ftrace",)
     with pytest.raises(TemplateError, match="kernel_fragments: 'kgdb' is not one of: ftrace"):
         parse_template("t", '[appliance]\nkernel_fragments = ["kgdb"]\n', tmp_path)
     plain = replace(traced, kernel_fragments=())
-    with_ftrace, without = (BuildConfig(t, "", 0).minimal_recipe() for t in (traced, plain))
+    with_ftrace, without = (kernels.minimal_recipe(BuildConfig(t, "", 0)) for t in (traced, plain))
     assert with_ftrace.key() != without.key() and with_ftrace.source_key() == without.source_key()
     assert any(name == "ftrace" and "CONFIG_FTRACE=y" in text for name, text in with_ftrace.fragments)
 
