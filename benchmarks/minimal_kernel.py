@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance import bundle, results, stats  # noqa: E402
+from appliance.assemble import kernel, minikernel  # noqa: E402
+from appliance.assemble.minikernel import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
-from appliance.build import kernel, minikernel  # noqa: E402
-from appliance.build.minikernel import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 
 COMPRESSIONS = ("none", "lz4", "zstd", "xz")

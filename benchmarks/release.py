@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance import bundle, results  # noqa: E402
+from appliance.assemble import release  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
-from appliance.build import release  # noqa: E402
 from appliance.machines import Machine  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 

@@ -43,14 +43,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from appliance import bundle  # noqa: E402
-from appliance.boot import tsc  # noqa: E402
-from appliance.build import initramfs, kernel  # noqa: E402
-from appliance.build.kernel import LOCK  # noqa: E402
-from appliance.build.template import (  # noqa: E402
+from appliance.assemble import initramfs, kernel  # noqa: E402
+from appliance.assemble.kernel import LOCK  # noqa: E402
+from appliance.assemble.template import (  # noqa: E402
     TEMPLATES,  # noqa: E402
     RootDisk,
     load_template,
 )
+from appliance.boot import tsc  # noqa: E402
 
 SETS = {"python": ["python3-minimal"], "tools": ["busybox-static", "e2fsprogs", "util-linux"]}
 SCONS = str(Path(sys.executable).with_name("scons"))

@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from appliance.assemble import compress, cpio  # noqa: E402
 from appliance.boot import accel, measure  # noqa: E402
 from appliance.boot.qemu import BootSpec  # noqa: E402
-from appliance.build import compress, cpio  # noqa: E402
 from appliance.stats import summarize  # noqa: E402
 from benchmarks.common import build_bundle  # noqa: E402
 

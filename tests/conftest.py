@@ -25,6 +25,15 @@ def scons(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SCONS, "-Q", *where, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every integration test boots or builds for real: mark it `boot`, so that
+    `pytest -m "not boot"` is the fast inner loop (the unit tests, about 20 s)."""
+    integration = ROOT / "tests" / "integration"
+    for item in items:
+        if integration in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.boot)
+
+
 def pytest_configure(config):
     SESSION_TMP.mkdir(exist_ok=True)
     os.environ["TMPDIR"] = str(SESSION_TMP)  # for child processes; this one's tempdir is already fixed

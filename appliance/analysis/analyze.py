@@ -17,9 +17,9 @@ from typing import Any
 from appliance import guestlog, results
 from appliance.analysis import bootspans, initcalls, profile
 from appliance.analysis.spans import Span
+from appliance.assemble import minikernel
 from appliance.boot import hostfacts
 from appliance.boot.accel import AccelChoice
-from appliance.build import minikernel
 from appliance.bundle import Bundle
 from appliance.errors import ApplianceError
 from appliance.runs.bench import Plan, Progress, Session, interleave, tty_progress

@@ -12,8 +12,8 @@ from typing import Any
 from appliance import guestlog, results
 from appliance.analysis import analyze, exports, flame, profile, spans, tslog
 from appliance.analysis.spans import Span
+from appliance.assemble import minikernel
 from appliance.boot.qemu import BootSpec
-from appliance.build import minikernel
 from appliance.cli import options
 from appliance.cli.options import boot_options, choose_accel, load_bundle, positive
 from appliance.cli.output import say

@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 from appliance import proc
+from appliance.assemble.release import ISOLINUX_BIN, LDLINUX_C32
 from appliance.boot import accel, perf
-from appliance.build.release import ISOLINUX_BIN, LDLINUX_C32
 from appliance.proc import PACKAGES
 
 TOOLS = ("qemu-system-x86_64", "setpriv", "diet", "gcc", "strip", "objcopy", "apt-get", "dpkg-deb", "depmod",

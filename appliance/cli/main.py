@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from appliance import __version__, bundle, proc, results
+from appliance.assemble import apt, kernel, pkglock
+from appliance.assemble.template import KERNEL_COMPRESSIONS
 from appliance.boot import hostload, measure
 from appliance.boot.qemu import BootSpec, Channel
-from appliance.build import apt, kernel, pkglock
-from appliance.build.template import KERNEL_COMPRESSIONS
 from appliance.cli import analysis_verbs, doctor, options, output
 from appliance.cli import series as cli_series
 from appliance.cli import tune as cli_tune
@@ -229,7 +229,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from appliance.build import inspect, release
+    from appliance.assemble import inspect, release
 
     with tempfile.TemporaryDirectory(prefix="appliance-inspect-") as tmp:
         info = inspect.report(bundle.load(release.unpack_any(Path(args.bundle), Path(tmp))))
@@ -240,7 +240,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_dts(args: argparse.Namespace) -> int:
     """The bundle's device tree as DTS source (aarch64 bundles)."""
-    from appliance.build import devicetree, release
+    from appliance.assemble import devicetree, release
 
     with tempfile.TemporaryDirectory(prefix="appliance-dts-") as tmp:
         target = bundle.load(release.unpack_any(Path(args.bundle), Path(tmp)))
@@ -253,7 +253,7 @@ def cmd_dts(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from appliance.build import release
+    from appliance.assemble import release
 
     artifact = Path(args.artifact)
     problems = release.verify(artifact)
@@ -278,8 +278,8 @@ def cmd_kernel_lock(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     """Resolve a template's [packages] debian with apt again and rewrite its lock file."""
-    from appliance.build import guestprog, packages
-    from appliance.build.template import TEMPLATES, find_template, load_template
+    from appliance.assemble import guestprog, packages
+    from appliance.assemble.template import TEMPLATES, find_template, load_template
 
     template = load_template(find_template(args.template, TEMPLATES), guestprog.available())
     if not template.debian:
@@ -296,7 +296,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """What the cache holds, part by part; --clean removes what no lock or template uses."""
-    from appliance.build import cache
+    from appliance.assemble import cache
 
     root = kernel.cache_dir()
     found = cache.entries(root, cache.in_use())

@@ -42,7 +42,7 @@ BOOT_TIMEOUT_S = 120.0  # a boot taking longer counts as hung
 def load_bundle(path: str, args: argparse.Namespace) -> bundle.Bundle:
     """The bundle to boot: a directory, a release .tar.zst (unpacked into a temporary
     directory, removed at exit) or an .iso (booted as a CD)."""
-    from appliance.build import release
+    from appliance.assemble import release
 
     if path.endswith((".iso", ".tar.zst")):
         workdir = Path(tempfile.mkdtemp(prefix="appliance-unpacked-"))

@@ -11,8 +11,8 @@ from typing import Any
 
 from appliance import results
 from appliance.analysis import seriesplot
+from appliance.assemble import kernel
 from appliance.boot import hostfacts
-from appliance.build import kernel
 from appliance.cli.options import BUNDLE, bench_options, choose_accel, load_bundle, output_path, plan_of
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
@@ -65,7 +65,7 @@ def _built_kernels(target: Any, args: argparse.Namespace) -> list[tuple[str, Pat
     the recipe of the bundle's own minimal kernel (or the default one): the same
     fragments, probe patch and compression, another source. Each build is cached by its
     source's identity, so a second range over the same tags boots at once."""
-    from appliance.build import minikernel
+    from appliance.assemble import minikernel
 
     if args.tags and not args.git:
         raise ApplianceError("--tags names commits of a repository: give it with --git REPO")

@@ -42,7 +42,7 @@ def _sessions(target: Any, choice: Any, plan: bench.Plan, knobs: list[tune.Knob]
 def _candidates(analysis_path: Path, top: int) -> list[str]:
     """The CONFIG_ symbols behind the heaviest built-in initcalls of an analyze result:
     initcall -> the object that defines it -> obj-$(CONFIG_...) in its Makefile."""
-    from appliance.build import minikernel
+    from appliance.assemble import minikernel
 
     doc = results.read(analysis_path)
     calls = [c for c in doc.get("analysis", {}).get("initcalls", []) if not c.get("module")]
@@ -62,8 +62,8 @@ def _candidates(analysis_path: Path, top: int) -> list[str]:
 def _compression_knobs(target: Any, verbose: bool) -> list[tune.Knob]:
     """For a minimal-kernel bundle: its kernel image in every other compression, each
     built (or taken from the cache) now; nothing for other kernels."""
-    from appliance.build import minikernel
-    from appliance.build.template import KERNEL_COMPRESSIONS
+    from appliance.assemble import minikernel
+    from appliance.assemble.template import KERNEL_COMPRESSIONS
 
     if not target.minimal_kernel:
         return []
@@ -83,7 +83,7 @@ def _compression_knobs(target: Any, verbose: bool) -> list[tune.Knob]:
 def _kconfig_knobs(target: Any, spec: str, verbose: bool) -> tuple[list[tune.Knob], list[dict[str, Any]]]:
     """One knob per symbol of SPEC ("A,B" or @FILE, a symbol a line): the bundle's minimal
     kernel without it, built in the shared object tree (an incremental build, ccache)."""
-    from appliance.build import minikernel
+    from appliance.assemble import minikernel
 
     text = Path(spec[1:]).read_text() if spec.startswith("@") else spec.replace(",", "\n")
     symbols = [s.strip().removeprefix("CONFIG_") for s in text.splitlines() if s.strip() and not s.startswith("#")]

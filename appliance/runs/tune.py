@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance import results
-from appliance.build import kernel, reinitrd
-from appliance.build.compress import Compression
+from appliance.assemble import kernel, reinitrd
+from appliance.assemble.compress import Compression
 from appliance.bundle import Bundle
 from appliance.fsutil import atomic_write
 from appliance.machines import Arch, Machine, profile, transport_problem

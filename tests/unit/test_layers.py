@@ -15,7 +15,7 @@ FOUNDATIONS = {"appliance", "appliance.errors", "appliance.proc", "appliance.fsu
                "appliance.paths"}
 CONTRACTS = {"appliance.probes", "appliance.netspec", "appliance.phases", "appliance.machines", "appliance.bundle",
              "appliance.results", "appliance.guestlog"}
-STAGES = ["build", "boot", "runs", "analysis", "cli"]
+STAGES = ["assemble", "boot", "runs", "analysis", "cli"]
 ENTRY = {"appliance.__main__"}  # python -m appliance: above everything
 
 
@@ -101,7 +101,7 @@ def test_the_import_graph_has_no_cycle():
 
 def test_the_checker_sees_an_upward_edge():
     # the rules above are only worth something if they can fail
-    assert layer("appliance.bundle") < layer("appliance.build.template") < layer("appliance.cli.main")
+    assert layer("appliance.bundle") < layer("appliance.assemble.template") < layer("appliance.cli.main")
     assert "appliance.runs.bench" in GRAPH["appliance.analysis.analyze"]
 
 
@@ -113,4 +113,4 @@ def test_a_planted_upward_import_is_caught():
 
 def test_no_cli_module_imports_the_scons_adapter():
     # SCons' actions are for SCons; the CLI asks the modules that own each lookup
-    assert sorted(m for m in GRAPH if m.startswith("appliance.cli") and "appliance.build.recipes" in GRAPH[m]) == []
+    assert sorted(m for m in GRAPH if m.startswith("appliance.cli") and "appliance.assemble.recipes" in GRAPH[m]) == []

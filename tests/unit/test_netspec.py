@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.build.initramfs import init_conf
-from appliance.build.template import parse_template
+from appliance.assemble.initramfs import init_conf
+from appliance.assemble.template import parse_template
 from appliance.errors import TemplateError
 from appliance.netspec import (
     CONTROL_PORT,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from appliance import bundle as bundles
-from appliance.build import devicetree
+from appliance.assemble import devicetree
 from tests.conftest import BUILD, ROOT, appliance, scons
 
 pytestmark = pytest.mark.boot

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from appliance import bundle as bundles
+from appliance.assemble import reinitrd
 from appliance.boot import measure
 from appliance.boot.qemu import BootSpec
-from appliance.build import reinitrd
 from appliance.errors import BootError
 from tests.conftest import BUILD, ROOT, appliance, qemu_children_of, scons
 

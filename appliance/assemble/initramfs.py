@@ -1,0 +1,117 @@
+"""What goes into an appliance: the initramfs and, with a root disk, the disk's tree.
+
+Pure: it turns a Template, the built programs, the prepared module files and the
+[packages] entries into one tree (layout.merge: every file with its source). Without a
+root disk everything is in the initramfs. With one, the initramfs keeps only the init,
+its config and the modules needed to reach the disk; programs, packages, files and
+mount points go on the disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance import netspec
+from appliance.assemble import cpio, layout
+from appliance.assemble.compress import compress
+from appliance.assemble.layout import Placed
+from appliance.assemble.modfiles import ModuleFile
+from appliance.assemble.template import PROFILED_DEVICES, RootDisk, Template
+from appliance.machines import Arch
+
+CONSOLE = cpio.device("dev/console", "c", 5, 1, 0o600)
+# aarch64's probes write an MMIO register through /dev/mem, from init's first instruction
+# on: before the init mounts devtmpfs, so the node is in the archive itself.
+MEM = cpio.device("dev/mem", "c", 1, 1, 0o600)
+ROOT_DEVICE = {RootDisk.VIRTIO_BLK: "/dev/vda", RootDisk.PMEM: "/dev/pmem0"}
+
+
+@dataclass(frozen=True)
+class Contents:
+    initrd: list[Placed]
+    disk: list[Placed] | None  # None: no root disk
+
+    def provenance(self) -> list[dict[str, object]]:
+        """Every file and link with where it lands, where it came from and its size."""
+        parts = [("initrd", self.initrd), ("rootfs", self.disk or [])]
+        return [{"path": "/" + p.entry.path, "in": where, "source": p.source, "kind": p.entry.kind,
+                 "bytes": len(p.entry.data) if p.entry.kind == "file" else 0}
+                for where, tree in parts for p in tree if p.entry.kind in ("file", "symlink")]
+
+
+def module_dir(release: str) -> str:
+    return f"lib/modules/{release}"
+
+
+def init_conf(template: Template, modules: Sequence[ModuleFile] = (), release: str = "") -> str:
+    """The init's configuration file (format documented in recipes/programs/init.c)."""
+    lines = [f"module /{module_dir(release)}/{m.path} {m.name}" for m in modules]
+    if modules:
+        lines.append(f"modules_on_error {template.modules_on_error}")
+    if template.root is not RootDisk.NONE:
+        dax = " dax" if template.root is RootDisk.PMEM else ""
+        lines.append(f"root {ROOT_DEVICE[template.root]} ext4{dax}")
+    lines += [f"mount {m.value} {m.target}" for m in template.mounts]
+    if template.profiled:
+        lines.append(f"profiled {PROFILED_DEVICES[template.profiled]} {template.profiled_sample_ms}")
+    if template.network:  # with its stop channel: the runner ends a service, or --serve, through it
+        lines.append(f"net {netspec.INTERFACE} {netspec.GUEST_ADDRESS} {netspec.NETMASK} {netspec.GATEWAY}")
+        lines.append(f"control {netspec.CONTROL_PORT}")
+    if template.payload:
+        lines.append("payload " + " ".join(template.payload))
+    if template.shell:
+        lines.append("shell " + " ".join(template.shell))
+    lines.append(f"after {template.after.value}")
+    return "\n".join(lines) + "\n"
+
+
+def _userland(template: Template, programs: dict[str, bytes]) -> list[Placed]:
+    out = [Placed(cpio.directory(m.target.lstrip("/")), "init") for m in template.mounts if m.target != "/dev"]
+    out += [Placed(cpio.file(f"bin/{name}", programs[name], 0o755), f"program {name}") for name in template.programs]
+    if template.network:  # QEMU's user network answers DNS at this address
+        out.append(Placed(cpio.file("etc/resolv.conf", f"nameserver {netspec.DNS}\n".encode()), "network"))
+    folder = Path(template.folder)
+    out += [Placed(cpio.file(f.dst, (folder / f.src).read_bytes(), f.mode), f"template {f.src}") for f in template.files]
+    return out
+
+
+def _check_runnable(template: Template, tree: list[Placed]) -> None:
+    """The payload and the shell must be executable files of the finished tree (with
+    [packages] they may come from a package, so only now can this be known)."""
+    for key, argv in (("payload", template.payload), ("shell", template.shell)):
+        if argv:
+            found = layout.lookup(tree, argv[0])
+            if found is None or not found.entry.mode & 0o111:
+                raise layout.LayoutError(f"template {template.name}: [init] {key} {argv[0]!r} is not an executable "
+                                         "file of the appliance: add the program or package that provides it")
+
+
+def contents(template: Template, init: bytes, programs: dict[str, bytes], modules: Sequence[ModuleFile] = (),
+             release: str = "", packages: Sequence[Placed] = ()) -> Contents:
+    boot = [
+        Placed(cpio.file("init", init, 0o755), "init"),
+        Placed(CONSOLE, "init"),
+        *([Placed(MEM, "init")] if template.arch is Arch.AARCH64 else []),
+        Placed(cpio.file("etc/appliance/init.conf", init_conf(template, modules, release).encode()), "init"),
+    ]
+    boot += [Placed(cpio.file(f"{module_dir(release)}/{m.path}", m.data), f"kernel module {m.name}") for m in modules]
+    user = [*_userland(template, programs), *packages]
+    where = f"template {template.name}: "
+    if template.root is RootDisk.NONE:
+        tree = layout.merge(boot + user, where)
+        _check_runnable(template, tree)
+        return Contents(tree, None)
+    disk = layout.merge([Placed(cpio.directory("dev"), "init"), *user], where)
+    _check_runnable(template, disk)
+    return Contents(layout.merge([*boot, Placed(cpio.directory("newroot"), "init")], where), disk)
+
+
+def build(template: Template, init: bytes, programs: dict[str, bytes], source_date_epoch: int,
+          modules: Sequence[ModuleFile] = (), release: str = "",
+          packages: Sequence[Placed] = ()) -> tuple[bytes, int, Contents]:
+    """The compressed initramfs, its uncompressed size, and the contents (the disk's too)."""
+    parts = contents(template, init, programs, modules, release, packages)
+    archive = cpio.write([p.entry for p in parts.initrd], source_date_epoch)
+    return compress(archive, template.compression, template.compression_level), len(archive), parts

@@ -1,0 +1,65 @@
+"""Which kernel a build uses, and what it is: the pinned Debian kernel (its lock), the
+minimal kernel (its recipe), or KERNEL= (the user's image, MODULES= beside it).
+
+`signature()` is cheap (SCons reads it on every run to know whether the kernel
+changed); `files()` fetches or builds the kernel when the cache lacks it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from appliance.assemble import kernel, minikernel
+from appliance.assemble.config import BuildConfig
+
+
+def lock(config: BuildConfig) -> Path:
+    """The lock file of the Debian kernel for the template's architecture."""
+    return kernel.lock_for(config.template.arch)
+
+
+def minimal_recipe(config: BuildConfig) -> minikernel.Recipe:
+    """The minimal kernel's recipe for this build (the template's compression and
+    fragments; KERNEL_SRC's tree as its source when given)."""
+    template = config.template
+    source_id = minikernel.own_source(Path(config.kernel_src))[1] if config.kernel_src else None
+    return minikernel.recipe(str(template.kernel_compression), template.kernel_fragments, source_id)
+
+
+def signature(config: BuildConfig) -> str:
+    """What the kernel (and its modules) are, for SCons: the lock file, the minimal
+    recipe's key, or for KERNEL= and MODULES= their paths with size and mtime (a kernel
+    rebuilt in place, or a depmod run, then rebuilds what used them)."""
+    if config.minimal:
+        return "minimal " + minimal_recipe(config).key()
+    if not config.own_kernel:
+        return lock(config).read_text()
+    paths = [Path(config.own_kernel)] + ([Path(config.own_modules) / "modules.dep"] if config.own_modules else [])
+    stamps = [f"{p}={p.stat().st_size}:{p.stat().st_mtime_ns}" if p.exists() else f"{p}=missing" for p in paths]
+    return " ".join(stamps)
+
+
+def files(config: BuildConfig) -> kernel.KernelFiles:
+    """The kernel's image and modules: fetched, built or the user's (cached after the first time)."""
+    if config.own_kernel:
+        return kernel.own_kernel(Path(config.own_kernel), Path(config.own_modules) if config.own_modules else None)
+    if config.minimal:
+        source = (minikernel.own_source(Path(config.kernel_src))[0] if config.kernel_src
+                  else minikernel.locked_source())
+        return minikernel.build(minimal_recipe(config), source, kernel.cache_dir(), verbose=config.verbose)
+    return kernel.fetch_debian(kernel.read_lock(lock(config)))
+
+
+def facts(config: BuildConfig, release: str) -> dict[str, Any]:
+    """What bundle.json records of the kernel: its release and where it came from."""
+    if config.own_kernel:
+        return {"release": release, "source": "KERNEL", "lock": None}
+    if config.minimal:
+        recipe = minimal_recipe(config)
+        return {"release": release, "source": "minimal", "recipe": recipe.key(),
+                "compression": recipe.compression, "fragments": [*minikernel.FRAGMENTS, *config.template.kernel_fragments],
+                "kernel_src": config.kernel_src or None,
+                "lock": None if config.kernel_src else minikernel.read_lock(minikernel.SOURCE_LOCK).__dict__}
+    return {"release": release, "source": lock(config).name, "lock": kernel.read_lock(lock(config)).__dict__,
+            "entry": config.template.kernel_entry}

@@ -1,0 +1,71 @@
+"""A template's [packages]: its lock file, the .debs it pins, and the host files it names,
+turned into placed entries for the appliance's tree.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from pathlib import Path
+
+from appliance.assemble import apt, pkglock, sources
+from appliance.assemble.layout import Placed
+from appliance.assemble.template import Template
+
+
+def lock_file(template: Template) -> Path:
+    return Path(template.folder) / f"{template.name}.lock"
+
+
+def relock(template: Template, tool: apt.Apt) -> pkglock.Lock:
+    """Resolve the template's packages with apt now and write its lock file."""
+    where = f"template {template.name}: [packages] debian"
+    pins = apt.describe(tool, apt.resolve(tool, template.debian, where), where)
+    lock = pkglock.Lock(template.debian, tuple(pins))
+    pkglock.write(lock_file(template), lock, template.name)
+    return lock
+
+
+def locked(template: Template, tool: apt.Apt) -> pkglock.Lock:
+    """The template's lock: read (and checked against the template), or made now when
+    the template has none yet (with a line saying so: it belongs in version control)."""
+    path = lock_file(template)
+    lock = pkglock.read(path)
+    if lock is None:
+        lock = relock(template, tool)
+        print(f"  wrote {path}: {len(lock.pins)} packages pinned (commit it beside the template)")
+    pkglock.check(lock, template.debian, path, template.name)
+    return lock
+
+
+def placed(template: Template, cache: Path, tool: apt.Apt | None = None) -> list[Placed]:
+    """Every entry the template's [packages] bring: host programs and globs, then the
+    locked Debian packages (downloaded into CACHE, digests checked, unpacked)."""
+    where = f"template {template.name}: [packages]"
+    out = sources.host(template.host, template.host_files, where)
+    if template.debian:
+        tool = tool or apt.Apt()
+        lock = locked(template, tool)
+        debs = [(pin, apt.fetch(tool, pin, cache, f"template {template.name}")) for pin in lock.pins]
+        exclude = sources.DEFAULT_EXCLUDE if template.exclude is None else template.exclude
+        out += sources.packages(debs, exclude)
+    return out
+
+
+def signature(template: Template) -> str:
+    """What the [packages] are, for SCons: the lock file's text and the size and mtime
+    of each named host file (upgrading a host program rebuilds the appliance). Cheap, so
+    no ELF is read: a library upgraded under an unchanged program is not seen; rebuild
+    with `scons -c` after a host upgrade."""
+    path = lock_file(template)
+    parts = [path.read_text() if path.is_file() else "no lock"]
+    names = [p if "/" in p else (shutil.which(p) or p) for p in template.host]
+    names += [m for pattern in template.host_files for m in sorted(glob.glob(pattern, recursive=True))]
+    for name in names:
+        try:
+            info = os.stat(name)
+            parts.append(f"{name}={info.st_size}:{info.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{name}=missing")
+    return "\n".join(parts)

@@ -1,0 +1,451 @@
+"""The SCons adapter: the build's options resolved into a BuildConfig (configure), and
+the actions SCons' builders run (make_x(config, target, source)).
+
+SCons decides *when* a target is out of date; these actions say *what* it is, by
+calling the modules that own each artifact. `action()` wraps one so that an
+ApplianceError prints a single `error:` line and fails the build, with no traceback.
+Only SConstruct and the SConscripts import this module (the CLI never does:
+tests/unit/test_layers.py checks it).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+from appliance import __version__, bundle, netspec, proc
+from appliance.assemble import (
+    devicetree,
+    firmware,
+    guestprog,
+    initramfs,
+    kernel,
+    kernels,
+    kmod,
+    modfiles,
+    packages,
+    release,
+    rootdisk,
+)
+from appliance.assemble.config import BuildConfig
+from appliance.assemble.template import (
+    KERNEL_COMPRESSIONS,
+    PROFILED_DEVICES,
+    TEMPLATES,
+    RootDisk,
+    Template,
+    find_template,
+    load_template,
+    retarget,
+)
+from appliance.errors import ApplianceError, TemplateError
+from appliance.fsutil import atomic_path, atomic_write
+from appliance.machines import TRANSPORTS, Arch, Machine, profile
+
+
+def action(name: str) -> Any:
+    """The SCons action that runs builder NAME."""
+    from SCons.Action import Action  # only inside SCons
+
+    return Action(_guarded(BUILDERS[name]), f"{name.replace('_', ' ')} -> $TARGET")
+
+
+def _exit(exc: ApplianceError, advice: str = "") -> NoReturn:
+    """One line and exit 2, while SCons reads the recipes."""
+    from SCons.Script import Exit
+
+    print(f"error: {exc}{advice}", file=sys.stderr)
+    Exit(2)
+    raise SystemExit(2)  # not reached: Exit raises SystemExit
+
+
+def qemu_version(config: BuildConfig) -> str:
+    """The version of the QEMU whose device tree an aarch64 bundle carries; a missing
+    QEMU is one line and exit 2 right away."""
+    try:
+        return devicetree.qemu_version(config.template.arch)
+    except ApplianceError as exc:
+        _exit(exc, " (aarch64 bundles carry QEMU's device tree for virt: install qemu-system-arm, ./setup does)")
+
+
+def qboot_tree(config: BuildConfig) -> Path:
+    """The qboot source tree (fetched into the cache once), checked; a failure is one
+    line and exit 2 right away."""
+    try:
+        return firmware.source_tree(config.qboot_src, kernel.cache_dir())
+    except ApplianceError as exc:
+        _exit(exc)
+
+
+def kernel_signature(config: BuildConfig) -> str:
+    return kernels.signature(config)
+
+
+def packages_signature(config: BuildConfig) -> str:
+    return packages.signature(config.template) if config.template.has_packages else ""
+
+
+def compiler(config: BuildConfig) -> list[str]:
+    return guestprog.command(config.template.arch)
+
+
+Builder = Callable[[BuildConfig, list[Any], list[Any]], None]
+
+
+def _guarded(builder: Builder) -> Callable[[list[Any], list[Any], Any], int]:
+    """An SCons action running BUILDER: an ApplianceError becomes one line and a failure.
+
+    The closure holds only the builder function, whose code is stable, so SCons' action
+    signature stays the same from run to run; the configuration comes from env and its
+    content reaches SCons as Value() sources of each target."""
+
+    def run(target: list[Any], source: list[Any], env: Any) -> int:
+        try:
+            builder(env["APPLIANCE"], target, source)
+        except ApplianceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"error: {os_error_line(exc, Path(str(target[0])))}", file=sys.stderr)
+            return 1
+        return 0
+
+    return run
+
+
+def os_error_line(exc: OSError, target: Path) -> str:
+    """One line for a file error while building TARGET, naming the file it hit (the
+    build folder and the cache can be on different disks: say which one is full)."""
+    where = Path(exc.filename) if exc.filename else target
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the disk holding {where} (building {target}): free space there, or set BUILD_DIR"
+    return f"building {target}: {exc.strerror or exc} ({where})"
+
+
+def configure(env: Any) -> BuildConfig:
+    """Resolve the build's configuration from SCons options, or exit with one line."""
+    from SCons.Script import Exit
+
+    try:
+        path = find_template(env["TEMPLATE"], TEMPLATES)
+        written = template = load_template(path, guestprog.available())
+        if env["ARCH"]:
+            template = retarget(template, _one_of("ARCH", env["ARCH"], tuple(a.value for a in Arch)))
+        if env["MACHINE"]:
+            machine = _one_of("MACHINE", env["MACHINE"], tuple(m.value for m in Machine))
+            template = retarget(template, template.arch.value, Machine(machine))
+        if env["KERNEL_RECIPE"]:
+            template = replace(template, kernel=_one_of("KERNEL_RECIPE", env["KERNEL_RECIPE"], ("debian", "minimal")))
+        if env["KERNEL_COMPRESSION"]:
+            template = replace(template, kernel_compression=_one_of(
+                "KERNEL_COMPRESSION", env["KERNEL_COMPRESSION"], KERNEL_COMPRESSIONS))
+        epoch = _epoch(env["SOURCE_DATE_EPOCH"])
+        if env["KERNEL"]:
+            kernel.own_kernel(Path(env["KERNEL"]))  # a wrong KERNEL= is one line now, not a build of it
+    except ApplianceError as exc:
+        _exit(exc)
+    if env["MODULES"] and not env["KERNEL"]:
+        print("error: MODULES= goes with KERNEL= (the Debian kernel brings its own modules)", file=sys.stderr)
+        Exit(2)
+    return BuildConfig(template, env["KERNEL"], epoch, own_modules=env["MODULES"], qboot_src=env["QBOOT_SRC"],
+                       kernel_src=env["KERNEL_SRC"], verbose=env["VERBOSE"] not in ("", "0"),
+                       build_dir=scons_dir(env["BUILD_DIR"]), variant=variant_name(written, template, env["KERNEL"]))
+
+
+def scons_dir(build_dir: str) -> str:
+    """BUILD_DIR as SCons names it: relative paths from the checkout's top ('#')."""
+    return build_dir.rstrip("/") if Path(build_dir).is_absolute() else f"#{build_dir.rstrip('/') or 'build'}"
+
+
+def variant_name(written: Template, built: Template, own_kernel: str) -> str:
+    """What the build options changed, as a folder-name suffix a person can read:
+    "q35-qboot", "minimal-kernel+lz4", "kernel-bzImage"; "" when nothing changed."""
+    parts = []
+    if built.arch is not written.arch:  # "aarch64" (its machine, virt, goes without saying)
+        parts.append(built.arch.value)
+    elif built.machine is not written.machine:
+        parts.append(built.machine.value)
+    if own_kernel:
+        parts.append(f"kernel-{Path(own_kernel).name}")
+    elif built.kernel != written.kernel:
+        parts.append(f"{built.kernel}-kernel")
+    if built.kernel == "minimal" and not own_kernel and built.kernel_compression != written.kernel_compression:
+        parts.append(built.kernel_compression)
+    return "+".join(parts)
+
+
+def _epoch(value: str) -> int:
+    if not value.isdigit():
+        raise TemplateError(f"SOURCE_DATE_EPOCH={value} is not whole seconds since 1970 (e.g. 0, or `git log -1 --format=%ct`)")
+    return int(value)
+
+
+def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise TemplateError(f"{option}={value} is not one of: {', '.join(allowed)}")
+    return value
+
+
+def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    size = guestprog.compile_static(Path(str(source[0])), Path(str(target[0])), config.template.arch)
+    print(f"  {Path(str(target[0])).name}: {size} bytes (static, stripped)")
+
+
+def copy_kernel(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    if config.minimal:
+        recipe = kernels.minimal_recipe(config)
+        print(f"  minimal kernel {recipe.key()} ({recipe.compression}): cached, or built now (minutes)")
+    image = kernels.files(config).image
+    if config.pvh_entry:  # what `appliance tune`'s PVH knob boots, baked into the bundle
+        data = kernel.pvh_vmlinux(image.read_bytes())
+        atomic_write(Path(str(target[0])), data)
+        print(f"  kernel: {len(data)} bytes, {image.name} decompressed for its PVH entry")
+        return
+    with atomic_path(Path(str(target[0]))) as tmp:
+        shutil.copyfile(image, tmp)
+    print(f"  kernel: {image.stat().st_size} bytes")
+
+
+def modules_for(template: Template, files: kernel.KernelFiles) -> tuple[list[modfiles.ModuleFile], list[str]]:
+    """The template's module closure, prepared for the initrd, and the virtio transports
+    the kernel has (built in, or shipped in that closure)."""
+    if not template.modules and (not device_drivers(template) or files.modules is None):
+        # nothing asked, or a kernel without modules: its drivers are built in
+        return [], _transports(files, None, set())
+    if files.modules is None or not files.modules.is_dir():
+        raise kmod.ModuleError(f"template {template.name} asks for modules but kernel {files.release} "
+                               "has no modules directory (give MODULES=... with KERNEL=...)")
+    if files.modules.name != files.release:
+        raise kmod.ModuleError(f"modules directory {files.modules} is for {files.modules.name}, "
+                               f"the kernel is {files.release}: give the matching MODULES=")
+    index = kmod.load_index(files.modules)
+    names = module_closure(template, index)
+    prepared = modfiles.prepare(index, files.modules, names, template.modules_strip,
+                                check=lambda path: kernel.check_cached(files, path))
+    return prepared, _transports(files, index, set(names))
+
+
+def _transports(files: kernel.KernelFiles, index: kmod.ModuleIndex | None, shipped: set[str]) -> list[str]:
+    """The virtio transports the bundle's kernel has: built in, or among the shipped modules."""
+    if index is None:
+        if files.modules is None or not (files.modules / "modules.dep").is_file():
+            return []
+        index = kmod.load_index(files.modules)
+    return [t for t in TRANSPORTS if t in index.builtin or t in shipped]
+
+
+def module_closure(template: Template, index: kmod.ModuleIndex) -> list[str]:
+    """The template's modules in load order, with the virtio transport of the machine it
+    is built for when it uses virtio (a disk template built for q35 needs virtio_pci,
+    which it does not name because microvm, the default, uses virtio_mmio)."""
+    blocked = template.modules_blocked if template.modules_blocked is not None else kmod.DEFAULT_BLOCKED
+    roots = kmod.select(index, template.modules, blocked)
+    for driver, why in device_drivers(template):
+        if driver in index.paths:
+            roots.add(driver)
+        elif driver not in index.builtin:
+            raise kmod.ModuleError(f"template {template.name} has {why}, and kernel {index.release} has no "
+                                   f"{driver} driver (neither built in nor a module): use a kernel with it")
+    transport = profile(template.machine).virtio_transport
+    # a virtio driver in the closure (virtio core itself may be built in, as on arm64)
+    if transport in index.paths and any(name.startswith("virtio") for name in kmod.closure(index, roots, blocked)):
+        roots |= {transport}
+    return kmod.closure(index, roots, blocked)
+
+
+def device_drivers(template: Template) -> list[tuple[str, str]]:
+    """The drivers the VM's devices need beyond the template's own module rules, each
+    with the template setting that adds the device."""
+    return [("virtio_net", "[network]")] if template.network else []
+
+
+def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    """The initrd (and the root disk's image), and the facts make_bundle records of them:
+    every file with its source, the sizes, the kernel's release and virtio transports."""
+    template = config.template
+    programs = config.programs_path.resolve()
+    built = {p.name: p.read_bytes() for p in (Path(str(s)).resolve() for s in source) if p.parent == programs}
+    init = built.pop("init")
+    files = kernels.files(config)
+    modules, transports = modules_for(template, files)
+    extra = packages.placed(template, kernel.cache_dir()) if template.has_packages else []
+    data, raw_size, parts = initramfs.build(template, init, built, config.source_date_epoch, modules, files.release, extra)
+    out = Path(str(target[0]))
+    for module in modules:
+        print(f"  module {module.name}: {len(module.data)} bytes (package: {module.original_size})")
+    if parts.disk is not None:
+        image = Path(str(target[1]))
+        make = rootdisk.make_pmem if template.root is RootDisk.PMEM else rootdisk.make_ext4
+        make([p.entry for p in parts.disk], template.root_size_mib, image, config.source_date_epoch)
+        print(f"  root disk: {image.name}, ext4, {template.root_size_mib} MiB ({template.root.value})")
+    facts = {"kernel_release": files.release, "virtio_transports": transports, "contents": parts.provenance(),
+             "initrd": _initrd_facts(parts, raw_size, files)}
+    atomic_write(config.facts_path, (json.dumps(facts, indent=1) + "\n").encode())
+    atomic_write(out, data)
+    print(f"  initrd: {len(data)} bytes {template.compression.value} ({raw_size} uncompressed), init {len(init)} bytes")
+
+
+def _initrd_facts(parts: initramfs.Contents, raw_size: int, files: kernel.KernelFiles) -> dict[str, Any]:
+    """Sizes recorded in bundle.json: the initrd's, each program's, and the modules'
+    against the whole modules tree of the kernel (from the archive's members, as built)."""
+    members = [p.entry for p in parts.initrd if p.entry.kind == "file"]
+    modules = {e.path.rsplit("/", 1)[-1]: len(e.data) for e in members if e.path.endswith(".ko")}
+    facts: dict[str, Any] = {
+        "uncompressed_bytes": raw_size,
+        "programs": {e.path: len(e.data) for e in members if e.path == "init" or e.path.startswith("bin/")},
+        "modules": modules,
+        "modules_bytes": sum(modules.values()),
+    }
+    if modules and files.modules is not None:
+        facts["modules_tree_bytes"] = sum(p.stat().st_size for p in files.modules.rglob("*.ko*"))
+    return facts
+
+
+def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    template = config.template
+    folder = Path(str(target[0])).parent
+    facts = json.loads(config.facts_path.read_text())  # make_initrd's, a declared source of this target
+    cmdline = " ".join(filter(None, (profile(template.machine).cmdline, "panic=-1", template.cmdline)))
+    build = {
+        "template": template.to_dict(),
+        "kernel": kernels.facts(config, facts["kernel_release"]),
+        "source_date_epoch": config.source_date_epoch,
+        "tools": {"appliance": __version__, **guestprog.toolchain_versions()},
+        "compression": template.compression.value,
+        "initrd": facts["initrd"],
+        "contents": facts["contents"],  # every file of the initrd and the root disk with its source
+    }
+    if template.machine is not Machine.Q35_QBOOT:  # left by an earlier MACHINE=q35-qboot build
+        (folder / "firmware.bin").unlink(missing_ok=True)
+    tree = board_dtb(config, folder / bundle.DTB, cmdline) if template.arch is Arch.AARCH64 else None
+    if tree is None:
+        (folder / bundle.DTB).unlink(missing_ok=True)  # left by an earlier ARCH=aarch64 build
+    bundle.write_manifest(folder, bundle.Spec(
+        name=template.name, cmdline=cmdline, cmdline_base=" ".join(filter(None, ("panic=-1", template.cmdline))),
+        machine=template.machine, memory_mib=template.memory_mib, cpus=template.cpus, user_probes=template.probes,
+        build=build, disks=() if template.root is RootDisk.NONE else (("rootfs.img", template.root.value),),
+        firmware=template.machine is Machine.Q35_QBOOT, device_tree=tree, virtio_transports=tuple(facts["virtio_transports"]),
+        kernel_acpi=not config.minimal,  # tinyconfig + our fragments: no ACPI (see qemu.argv)
+        network=network_facts(template).get("network"), service=network_facts(template).get("service"),
+        profiled=profiled_facts(template)))
+    print(f"  bundle {folder} ready")
+
+
+def profiled_facts(template: Template) -> dict[str, Any] | None:
+    """What the runner needs to read profiled: its channel, the guest device, the sampling."""
+    if not template.profiled:
+        return None
+    return {"channel": template.profiled, "device": PROFILED_DEVICES[template.profiled],
+            "sample_ms": template.profiled_sample_ms}
+
+
+def virtio_devices(template: Template) -> int:
+    """How many virtio-mmio devices the runner attaches to a bundle of TEMPLATE."""
+    return (template.root is not RootDisk.NONE) + template.network + (template.profiled == "virtio")
+
+
+def board_dtb(config: BuildConfig, target: Path, cmdline: str) -> dict[str, Any]:
+    """QEMU's own device tree for the bundle's machine (dumped by QEMU for the same
+    machine, CPU, memory and vCPUs the runner starts), with /chosen set and, unless the
+    template says `prune = false`, what the appliance does not use removed; written to
+    TARGET. Returns what bundle.json records of it."""
+    template = config.template
+    arch = template.arch
+    qemu = proc.find_tool(arch.qemu)
+    machine = profile(template.machine).qemu_args
+    with tempfile.TemporaryDirectory(prefix="appliance-dtb-") as tmp:
+        dumped = Path(tmp) / "qemu.dtb"
+        proc.run([qemu, machine[0], f"{machine[1]},dumpdtb={dumped}", "-cpu", "max", "-m", str(template.memory_mib),
+                  "-smp", str(template.cpus), "-nodefaults", "-display", "none"], timeout=60)
+        tree = devicetree.parse(dumped.read_bytes())
+    before = devicetree.summary(tree)
+    removed = devicetree.prune(tree, devicetree.Pruning(virtio_devices(template))) if template.dtb_prune else []
+    devicetree.set_chosen(tree, cmdline, devicetree.STDOUT_PATH)
+    blob = devicetree.to_dtb(tree)
+    atomic_write(target, blob)
+    after = devicetree.summary(tree)
+    print(f"  device tree: {after['nodes']} nodes ({before['nodes']} in QEMU's), {len(blob)} bytes")
+    return {"source": f"{arch.qemu} {' '.join(machine)} dumpdtb", "qemu": devicetree.qemu_version(arch),
+            "pruned": template.dtb_prune, "removed": removed, "nodes": after["nodes"], "nodes_qemu": before["nodes"],
+            "compatible": after["compatible"]}
+
+
+def network_facts(template: Template) -> dict[str, Any]:
+    """bundle.json's network and service settings: what the runner sets up and checks."""
+    facts: dict[str, Any] = {}
+    if template.network:
+        facts["network"] = {"forwards": [f.spec() for f in template.forwards], "restrict": template.restrict,
+                            "control": netspec.CONTROL_PORT,
+                            "guest": {"interface": netspec.INTERFACE, "address": netspec.GUEST_ADDRESS,
+                                      "netmask": netspec.NETMASK, "gateway": netspec.GATEWAY, "dns": netspec.DNS}}
+    if template.ready:
+        facts["service"] = {"ready": template.ready.spec(), "send": template.send}
+    return facts
+
+
+def prepare_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    """Copy the qboot tree into <build>/firmware/src and apply our fw_do_boot patch."""
+    patch = Path(str(source[-1]))
+    for src, dst in zip(source[:-1], target, strict=True):
+        Path(str(dst)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(str(src), str(dst))
+    out_root = next(Path(str(t)).parent for t in target if Path(str(t)).name == "main.c")  # the tree's top
+    proc.run(["patch", "-p1", "--forward", "--quiet", "-i", str(patch.resolve())], cwd=out_root)
+
+
+def flatten_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    with atomic_path(out) as tmp:
+        proc.run(["objcopy", "-O", "binary", str(source[0]), str(tmp)])
+        firmware.check_bios(tmp)
+    print(f"  {out.name}: {out.stat().st_size} bytes, BENCHMARK_HACK probes 0xf5:1, 0xf5:5, 0xf4:2/3/4")
+
+
+def copy_firmware(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    with atomic_path(Path(str(target[0]))) as tmp:
+        shutil.copyfile(str(source[0]), tmp)
+
+
+def make_release_archive(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    release.make_tar_zst(Path(str(source[0])).parent, out, config.source_date_epoch)
+    print(f"  {out.name}: {out.stat().st_size} bytes")
+
+
+def make_release_iso(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    release.make_iso(Path(str(source[0])).parent, out)
+    print(f"  {out.name}: {out.stat().st_size} bytes (El Torito, isolinux)")
+
+
+def make_release_qcow2(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    out = Path(str(target[0]))
+    release.make_qcow2(Path(str(source[0])).parent, out)
+    print(f"  {out.name}: {out.stat().st_size} bytes (qcow2)")
+
+
+def make_sha256sums(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    folder = Path(str(target[0])).parent
+    release.write_sha256sums(folder, [Path(str(s)).name for s in source])
+
+
+BUILDERS: dict[str, Builder] = {
+    "make_release_archive": make_release_archive,
+    "make_sha256sums": make_sha256sums,
+    "make_release_iso": make_release_iso,
+    "make_release_qcow2": make_release_qcow2,
+    "prepare_qboot": prepare_qboot,
+    "flatten_qboot": flatten_qboot,
+    "copy_firmware": copy_firmware,
+    "compile_program": compile_program,
+    "copy_kernel": copy_kernel,
+    "make_initrd": make_initrd,
+    "make_bundle": make_bundle,
+}

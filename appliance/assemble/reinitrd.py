@@ -1,0 +1,60 @@
+"""An initrd rebuilt from another one: recompressed, or without some kernel modules.
+
+Pure bytes in, bytes out: what `appliance tune --rebuild` boots as variants that a
+template change would otherwise need a full build for (the initrd's compression, its
+module set). Entries keep their paths, modes and mtimes; the init's configuration
+loses the module's line with the module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from appliance.assemble import compress, cpio
+from appliance.assemble.compress import Compression
+
+CONF = "etc/appliance/init.conf"
+KEEP_MTIMES = 2**32 - 1  # cpio.write clamps mtimes to its epoch: keep them as read
+
+
+def modules(blob: bytes) -> list[str]:
+    """The modules the init loads, in order (names from init.conf's module lines)."""
+    conf = {e.path: e for e in cpio.read(compress.decompress(blob))}.get(CONF)
+    lines = conf.data.decode().splitlines() if conf else []
+    return [line.split()[2] for line in lines if line.startswith("module ") and len(line.split()) == 3]
+
+
+def compression_of(blob: bytes) -> Compression:
+    return Compression.ZSTD if blob.startswith(compress.ZSTD_MAGIC) else Compression.NONE
+
+
+def rebuild(blob: bytes, compression: Compression | None = None, level: int = 0,
+            without: Sequence[str] = ()) -> bytes:
+    """BLOB's archive compressed as COMPRESSION (None: as it was) at LEVEL, without the
+    modules named in WITHOUT (their files and init.conf lines). A name it does not load
+    is a ValueError."""
+    entries = cpio.read(compress.decompress(blob))
+    if without:
+        known = set(modules(blob))
+        unknown = [name for name in without if name not in known]
+        if unknown:
+            raise ValueError(f"the initrd does not load {', '.join(unknown)} (it loads: {', '.join(sorted(known))})")
+        entries = _drop_modules(entries, set(without))
+    archive = cpio.write(entries, KEEP_MTIMES)
+    return compress.compress(archive, compression or compression_of(blob), level)
+
+
+def _drop_modules(entries: list[cpio.Entry], names: set[str]) -> list[cpio.Entry]:
+    out, paths = [], set()
+    for entry in entries:
+        if entry.path == CONF:
+            kept = []
+            for line in entry.data.decode().splitlines():
+                words = line.split()
+                if words[:1] == ["module"] and len(words) == 3 and words[2] in names:
+                    paths.add(words[1].lstrip("/"))
+                    continue
+                kept.append(line)
+            entry = cpio.Entry(entry.path, entry.mode, ("\n".join(kept) + "\n").encode(), mtime=entry.mtime)
+        out.append(entry)
+    return [e for e in out if e.path not in paths]

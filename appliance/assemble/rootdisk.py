@@ -1,0 +1,96 @@
+"""Root disk images: ext4 made by `mke2fs -d` from a directory tree, no root or loop mount.
+
+Deterministic for the same tree: the UUID and the directory hash seed are derived from
+the content, and E2FSPROGS_FAKE_TIME pins every timestamp to SOURCE_DATE_EPOCH.
+
+For a vNVDIMM root the image is an "fsdax" namespace: QEMU's label-less NVDIMM is a raw
+namespace, on which Linux refuses DAX. A PFN info block 4 KiB into the namespace (what
+`ndctl create-namespace -m fsdax` would write in the guest) turns it into an fsdax
+device whose data, the ext4 filesystem, starts at PFN_DATA_OFFSET.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import struct
+import tempfile
+import uuid
+from pathlib import Path
+
+from appliance import proc
+from appliance.assemble import cpio
+from appliance.fsutil import atomic_path
+
+
+def stage(entries: list[cpio.Entry], root: Path, epoch: int) -> None:
+    """Write ENTRIES under ROOT (device nodes are left to devtmpfs)."""
+    for entry in sorted(entries, key=lambda e: e.path):
+        target = root / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if entry.kind == "dir":
+            target.mkdir(exist_ok=True)
+        elif entry.kind == "file":
+            target.write_bytes(entry.data)
+        elif entry.kind == "symlink":
+            target.symlink_to(entry.data.decode())
+        else:
+            continue
+        if entry.kind != "symlink":
+            os.chmod(target, stat.S_IMODE(entry.mode))
+            os.utime(target, (epoch, epoch))
+
+
+PFN_INFO_OFFSET = 4096
+PFN_DATA_OFFSET = 2 << 20  # the 2 MiB alignment Linux wants for fsdax mappings
+PFN_MODE_RAM = 1  # struct pages for the device live in RAM, not on the device
+
+
+def fletcher64(block: bytes) -> int:
+    """The checksum of NVDIMM info blocks (little-endian 32-bit words)."""
+    low = high = 0
+    for (word,) in struct.iter_unpack("<I", block):
+        low = (low + word) & 0xFFFFFFFF
+        high = (high + low) & 0xFFFFFFFFFFFFFFFF
+    return ((high << 32) | low) & 0xFFFFFFFFFFFFFFFF
+
+
+def pfn_info_block(total_bytes: int, fs_uuid: bytes) -> bytes:
+    """An `nd_pfn_sb` (version 1.4) for a raw namespace of TOTAL_BYTES."""
+    npfns = (total_bytes - PFN_DATA_OFFSET) // 4096
+    head = struct.pack("<16s16s16sIHHQQIIIIIH", b"NVDIMM_PFN_INFO\0", fs_uuid, bytes(16), 0, 1, 4,
+                       PFN_DATA_OFFSET, npfns, PFN_MODE_RAM, 0, 0, PFN_DATA_OFFSET, 4096, 64)
+    block = head + bytes(4096 - 8 - len(head))
+    return block + struct.pack("<Q", fletcher64(block + bytes(8)))
+
+
+def make_pmem(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int) -> None:
+    """An fsdax namespace image: PFN info block, then ext4 at PFN_DATA_OFFSET."""
+    total = size_mib << 20
+    scratch = out.with_name(f".{out.name}.fs")  # the bare filesystem, copied in after the header
+    try:
+        make_ext4(entries, (total - PFN_DATA_OFFSET) >> 20, scratch, epoch)
+        with atomic_path(out) as tmp, open(tmp, "wb") as dst, open(scratch, "rb") as src:
+            dst.write(bytes(PFN_INFO_OFFSET))
+            dst.write(pfn_info_block(total, hashlib.sha256(src.read(1 << 20)).digest()[:16]))
+            src.seek(0)
+            dst.seek(PFN_DATA_OFFSET)
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def make_ext4(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int) -> None:
+    digest = hashlib.sha256(cpio.write(entries, epoch)).digest()
+    fs_uuid = str(uuid.UUID(bytes=digest[:16]))
+    with tempfile.TemporaryDirectory(prefix="appliance-rootfs-") as tmp:
+        tree = Path(tmp) / "tree"
+        tree.mkdir()
+        stage(entries, tree, epoch)
+        env = {**os.environ, "E2FSPROGS_FAKE_TIME": str(epoch), "MKE2FS_DEVICE_SECTSIZE": "512"}
+        with atomic_path(out) as image:
+            proc.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "root", "-U", fs_uuid,
+                      "-E", f"hash_seed={fs_uuid},root_owner=0:0", "-d", str(tree), str(image), f"{size_mib}M"],
+                     env=env, timeout=300)

@@ -1,0 +1,128 @@
+"""Files from outside the project: host programs (with their ELF closure), host file
+globs, and unpacked Debian packages, each as layout.Placed entries with its source.
+
+The edge of the [packages] table: it reads the host's files and runs dpkg-deb; what to
+do with the entries is layout's and initramfs' business.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import io
+import os
+import shutil
+import stat
+import tarfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from appliance import proc
+from appliance.assemble import cpio, elfclosure
+from appliance.assemble.apt import PackageError, Pin
+from appliance.assemble.layout import Placed
+from appliance.errors import ToolFailed
+
+# Left out of packages unless a template says otherwise: documentation, manuals and
+# translations are most of a small package's bytes and nothing a boot reads.
+DEFAULT_EXCLUDE = ("usr/share/doc/*", "usr/share/man/*", "usr/share/info/*", "usr/share/locale/*",
+                   "usr/share/lintian/*", "usr/share/bug/*", "usr/share/doc-base/*")
+
+
+def excluded(path: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+
+
+def find_program(name: str, where: str) -> str:
+    """A [packages] host entry as an absolute path: a path as is, a bare name on PATH."""
+    path = name if "/" in name else shutil.which(name)
+    if not path or not os.path.isfile(path):
+        raise elfclosure.ClosureError(f"{where}: host program {name!r} not found" + ("" if "/" in name else " on PATH"))
+    return os.path.abspath(path)
+
+
+def _host_entry(node: elfclosure.Node) -> cpio.Entry:
+    path = node.path.lstrip("/")
+    if node.link:
+        return cpio.symlink(path, node.link)
+    info = os.stat(node.path)
+    return cpio.file(path, Path(node.path).read_bytes(), stat.S_IMODE(info.st_mode))
+
+
+def _glob(pattern: str, where: str) -> list[str]:
+    """Regular files and symlinks matching PATTERN (** recurses; a directory brings its tree)."""
+    if not pattern.startswith("/"):
+        raise elfclosure.ClosureError(f"{where}: host_files pattern {pattern!r} must be an absolute host path")
+    matches = sorted(glob.glob(pattern, recursive=True))
+    if not matches:
+        raise elfclosure.ClosureError(f"{where}: host_files pattern {pattern!r} matches nothing on this host")
+    out: list[str] = []
+    for match in matches:
+        if os.path.isdir(match) and not os.path.islink(match):
+            for folder, dirs, files in os.walk(match):
+                dirs.sort()
+                out += [os.path.join(folder, f) for f in sorted(files)]
+                out += [os.path.join(folder, d) for d in dirs if os.path.islink(os.path.join(folder, d))]
+        else:
+            out.append(match)
+    return out
+
+
+def host(programs: Sequence[str], patterns: Sequence[str], where: str) -> list[Placed]:
+    """Host PROGRAMS with their closure, and the files of host PATTERNS (their ELF
+    files with their closures too: a Python extension module needs its libraries)."""
+    resolver = elfclosure.Resolver()
+    placed: list[Placed] = []
+    try:
+        for name in programs:
+            program = find_program(name, where)
+            placed += [Placed(_host_entry(n), f"host {program}") for n in elfclosure.closure([program], resolver)]
+        for pattern in patterns:
+            files = _glob(pattern, where)
+            placed += [Placed(_host_entry(n), f"host_files {pattern}") for n in elfclosure.closure(files, resolver)]
+    except elfclosure.ClosureError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise elfclosure.ClosureError(f"{where}: {exc}") from None
+    return placed
+
+
+def unpack_deb(deb: Path, pin: Pin, exclude: Sequence[str]) -> list[Placed]:
+    """The files, links and directories of a .deb (read with dpkg-deb), minus EXCLUDE.
+    Hard links become copies; device nodes are left to devtmpfs."""
+    source = f"debian {pin.name}={pin.version}"
+    try:
+        data = proc.run_bytes(["dpkg-deb", "--fsys-tarfile", str(deb)], timeout=300)
+    except ToolFailed as exc:
+        raise PackageError(f"{deb.name} is not a readable package ({exc}): delete it from the cache") from None
+    placed: list[Placed] = []
+    contents: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for member in tar:
+            path = os.path.normpath(member.name).lstrip("./").lstrip("/")
+            if not path or path == "." or excluded(path, exclude):
+                continue
+            perm = stat.S_IMODE(member.mode)
+            if member.isdir():
+                placed.append(Placed(cpio.directory(path, perm), source))
+            elif member.issym():
+                placed.append(Placed(cpio.symlink(path, member.linkname), source))
+            elif member.islnk():
+                target = os.path.normpath(member.linkname).lstrip("./").lstrip("/")
+                if target in contents:
+                    placed.append(Placed(cpio.file(path, contents[target], perm), source))
+            elif member.isfile():
+                stream = tar.extractfile(member)
+                body = stream.read() if stream else b""
+                contents[path] = body
+                placed.append(Placed(cpio.file(path, body, perm), source))
+    return placed
+
+
+def packages(debs: Iterable[tuple[Pin, Path]], exclude: Sequence[str]) -> list[Placed]:
+    """Every package unpacked, in the given order. dpkg-deb runs on every core at once
+    (its decompression is most of the time; threads suffice, it is another process)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        unpacked = list(pool.map(lambda item: unpack_deb(item[1], item[0], exclude), debs))
+    return [entry for part in unpacked for entry in part]

@@ -1,0 +1,469 @@
+"""Rootfs templates: TOML in, one frozen, validated `Template` out.
+
+A template says *what* goes into an appliance (init behaviour, programs, files, VM
+shape); recipes decide *how* it is built. Every mistake in a template (an unknown key,
+a wrong type, a file that does not exist, an absolute or `..` path) is a TemplateError
+naming the template and the key.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from appliance.assemble.compress import Compression
+from appliance.errors import TemplateError
+from appliance.machines import Arch, Machine, machines_of, profile
+from appliance.netspec import CONTROL_PORT, Forward, Ready, SpecError, forward_for, parse_forward, parse_ready
+from appliance.paths import ROOT
+
+TEMPLATES = ROOT / "rootfs_templates"  # the templates `appliance build NAME` and TEMPLATE=NAME find
+
+
+class Mount(enum.Enum):
+    """Filesystems the init can mount, each at its usual place."""
+
+    PROC = "proc"
+    SYSFS = "sysfs"
+    DEVTMPFS = "devtmpfs"
+    TMPFS = "tmpfs"
+
+    @property
+    def target(self) -> str:
+        return {"proc": "/proc", "sysfs": "/sys", "devtmpfs": "/dev", "tmpfs": "/tmp"}[self.value]
+
+
+class RootDisk(enum.Enum):
+    """Where the root filesystem lives."""
+
+    NONE = "none"  # the initramfs is the root
+    VIRTIO_BLK = "virtio-blk"  # an ext4 image on a virtio block device
+    PMEM = "pmem"  # an ext4 image on an emulated NVDIMM, mounted with DAX
+
+
+class AfterPayload(enum.Enum):
+    POWEROFF = "poweroff"
+    REBOOT = "reboot"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    src: str  # relative to the template's folder
+    dst: str  # path inside the appliance, relative to /
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    description: str = ""
+    arch: Arch = Arch.X86_64
+    kernel: str = "debian"  # or "minimal": recipes/kernel/minimal (tinyconfig + fragments)
+    kernel_compression: str = "none"  # the minimal kernel's image: one of KERNEL_COMPRESSIONS
+    kernel_fragments: tuple[str, ...] = ()  # optional fragments of recipes/kernel/minimal/ (e.g. "ftrace")
+    kernel_entry: str = "bzimage"  # the Debian kernel as packaged, or "pvh": decompressed at build time
+    compression: Compression = Compression.ZSTD
+    compression_level: int = 0  # zstd's level, 1-19; 0: compress.default_level (by size)
+    mounts: tuple[Mount, ...] = (Mount.PROC, Mount.SYSFS, Mount.DEVTMPFS)
+    payload: tuple[str, ...] = ()  # argv inside the guest; empty: no payload
+    after: AfterPayload = AfterPayload.POWEROFF
+    programs: tuple[str, ...] = ()  # guest programs from recipes/programs/, installed in /bin
+    files: tuple[FileSpec, ...] = ()
+    machine: Machine = Machine.MICROVM
+    memory_mib: int = 256
+    cpus: int = 1
+    cmdline: str = ""
+    probes: tuple[tuple[int, str], ...] = ()  # user-defined (code, name), codes 0x20-0x7f
+    modules: tuple[str, ...] = ()  # ordered rules: "name", "glob", "-glob" (see kmod.py)
+    modules_blocked: tuple[str, ...] | None = None  # None: kmod.DEFAULT_BLOCKED
+    profiled: str = ""  # its channel ("serial" or "virtio") when [profiled] enables it, else ""
+    profiled_sample_ms: int = 0  # /proc/stat samples while the payload runs; 0: none
+    modules_on_error: str = "stop"  # or "continue"
+    modules_strip: bool = True
+    root: RootDisk = RootDisk.NONE
+    root_size_mib: int = 64
+    host: tuple[str, ...] = ()  # [packages] host: host programs with their ELF closure
+    host_files: tuple[str, ...] = ()  # [packages] host_files: absolute host globs
+    debian: tuple[str, ...] = ()  # [packages] debian: packages, with their closure (pinned in <name>.lock)
+    exclude: tuple[str, ...] | None = None  # [packages] exclude: path globs; None: sources.DEFAULT_EXCLUDE
+    shell: tuple[str, ...] = ()  # [init] shell: argv run on the console after the payload; () none
+    network: bool = False  # [network]: virtio-net on QEMU's user-mode network
+    forwards: tuple[Forward, ...] = ()  # [network] forward (and the one [service] ready needs)
+    restrict: bool = False  # [network] restrict: the guest reaches nothing but its forwards
+    ready: Ready | None = None  # [service] ready: the payload is a service, up when this answers
+    send: str = ""  # [service] send: what a tcp check sends first (else it waits for a banner)
+    dtb_prune: bool = True  # [devicetree] prune: remove what the appliance does not use (aarch64)
+    folder: str = field(default="", compare=False)
+
+    @property
+    def has_packages(self) -> bool:
+        return bool(self.host or self.host_files or self.debian)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (enums as their values), without the host folder it was read from."""
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self), default=_enum_value))
+        del data["folder"]
+        return data
+
+    def to_json(self) -> str:
+        """A stable text form: SCons uses it as the template's content signature."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _enum_value(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+# Known keys per table, with their expected types: anything else is an error.
+_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "appliance": {"description": str, "arch": str, "kernel": str, "kernel_compression": str, "compression": str,
+                  "compression_level": int, "kernel_fragments": list, "kernel_entry": str},
+    "init": {"mounts": list, "payload": list, "after": str, "shell": (bool, list)},
+    "programs": {"build": list},
+    "vm": {"machine": str, "memory_mib": int, "cpus": int, "cmdline": str},
+    "modules": {"rules": list, "blocked": list, "on_error": str, "strip": bool},
+    "rootfs": {"disk": str, "size_mib": int},
+    "probes": {},  # name = code
+    "profiled": {"enabled": bool, "channel": str, "sample_ms": int},
+    "packages": {"host": list, "host_files": list, "debian": list, "exclude": list},
+    "network": {"forward": list, "restrict": bool},
+    "service": {"ready": str, "send": str},
+    "devicetree": {"prune": bool},
+}
+# `shell = true`: busybox's or any other /bin/sh
+DEFAULT_SHELL = ("/bin/sh",)
+# profiled's channel to the host, and the guest device it writes: a second ISA serial port
+# (any kernel), or a virtio-console port (kernels with virtio_console; cheaper per byte).
+PROFILED_DEVICES = {"serial": "/dev/ttyS1", "virtio": "/dev/vport0p1"}
+_KERNELS = ("debian", "minimal")
+# "none" boots the uncompressed vmlinux through its PVH entry (no decompression at all).
+KERNEL_COMPRESSIONS = ("none", "lz4", "zstd", "xz")
+# the minimal kernel's fragments a template may add (recipes/kernel/minimal/<name>.config)
+OPTIONAL_FRAGMENTS = ("ftrace", "userland", "network")
+
+
+def _fail(name: str, message: str) -> TemplateError:
+    return TemplateError(f"template {name}: {message}")
+
+
+def _check_tables(name: str, raw: dict[str, Any]) -> None:
+    for table, value in raw.items():
+        if table == "files":
+            if not isinstance(value, list):
+                raise _fail(name, "[[files]] must be an array of tables")
+            continue
+        if table not in _SCHEMA:
+            raise _fail(name, f"unknown table [{table}] (known: {', '.join(sorted(_SCHEMA))}, files)")
+        if not isinstance(value, dict):
+            raise _fail(name, f"[{table}] must be a table")
+        if table == "probes":
+            continue
+        for key, item in value.items():
+            expected = _SCHEMA[table].get(key)
+            if expected is None:
+                known = ", ".join(sorted(_SCHEMA[table]))
+                raise _fail(name, f"unknown key '{key}' in [{table}] (known: {known})")
+            # TOML booleans are Python ints: reject `cpus = true` explicitly.
+            kinds = expected if isinstance(expected, tuple) else (expected,)
+            if not isinstance(item, kinds) or (isinstance(item, bool) and bool not in kinds):
+                raise _fail(name, f"[{table}] {key} must be a {' or '.join(k.__name__ for k in kinds)}")
+
+
+def _choice(name: str, kind: type[enum.Enum], key: str, value: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in kind)
+        raise _fail(name, f"{key} = {value!r} is not one of: {allowed}") from None
+
+
+def _relative(name: str, key: str, path: str) -> str:
+    pure = PurePosixPath(path)
+    if not path or pure.is_absolute() or ".." in pure.parts:
+        raise _fail(name, f"{key} {path!r} must be a relative path without '..'")
+    return str(pure)
+
+
+def _strings(name: str, key: str, items: list[Any]) -> tuple[str, ...]:
+    if not all(isinstance(i, str) and i for i in items):
+        raise _fail(name, f"{key} must be a list of non-empty strings")
+    return tuple(items)
+
+
+def _files(name: str, folder: Path, raw: list[Any]) -> tuple[FileSpec, ...]:
+    specs = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) - {"src", "dst", "mode"} or not {"src", "dst"} <= set(item):
+            raise _fail(name, f"[[files]] entry {i + 1} needs src and dst (and optional mode) only")
+        src = _relative(name, "[[files]] src", item["src"])
+        dst = _relative(name, "[[files]] dst", item["dst"])
+        if not (folder / src).is_file():
+            raise _fail(name, f"[[files]] src {src!r} does not exist in {folder}")
+        mode = item.get("mode", 0o644)
+        if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+            raise _fail(name, f"[[files]] mode of {src!r} must be an integer like 0o644")
+        specs.append(FileSpec(src, dst, mode))
+    return tuple(specs)
+
+
+def _probes(name: str, raw: dict[str, Any]) -> tuple[tuple[int, str], ...]:
+    out = []
+    for probe, code in raw.items():
+        if not isinstance(code, int) or isinstance(code, bool) or not 0x20 <= code <= 0x7F:
+            raise _fail(name, f"[probes] {probe} must be a code from 0x20 to 0x7f")
+        out.append((code, probe))
+    codes = [c for c, _ in out]
+    if len(set(codes)) != len(codes):
+        raise _fail(name, "[probes] uses one code twice")
+    return tuple(sorted(out))
+
+
+def _check_payload(name: str, payload: tuple[str, ...], programs: tuple[str, ...], files: tuple[FileSpec, ...],
+                   packages: bool) -> None:
+    """The payload must be an absolute guest path that the appliance itself provides
+    (with [packages], the build checks it once the packages' files are known)."""
+    if not payload or (packages and payload[0].startswith("/")):
+        return
+    provided = {f"/bin/{p}" for p in programs} | {"/" + f.dst for f in files if f.mode & 0o111}
+    if payload[0] not in provided:
+        have = ", ".join(sorted(provided)) or "nothing executable"
+        raise _fail(name, f"[init] payload {payload[0]!r} is not in the appliance (it has: {have})")
+
+
+def _shell(name: str, value: bool | list[Any]) -> tuple[str, ...]:
+    if value is True:
+        return DEFAULT_SHELL
+    if value is False:
+        return ()
+    argv = _strings(name, "[init] shell", value)
+    if not argv or not argv[0].startswith("/"):
+        raise _fail(name, "[init] shell must be true or an argv whose first word is an absolute guest path")
+    return argv
+
+
+def _network(name: str, raw: dict[str, Any]) -> tuple[Forward, ...]:
+    forwards = []
+    for spec in _strings(name, "[network] forward", raw.get("forward", [])):
+        try:
+            forwards.append(parse_forward(spec))
+        except SpecError as exc:
+            raise _fail(name, f"[network] {exc}") from None
+    if any(f.guest_port == CONTROL_PORT and f.proto == "tcp" for f in forwards):
+        raise _fail(name, f"[network] guest port {CONTROL_PORT} is the init's stop channel: forward another one")
+    fixed = [(f.proto, f.host_address, f.host_port) for f in forwards if f.host_port]
+    if len(set(fixed)) != len(fixed):
+        raise _fail(name, "[network] forward uses one host port twice")
+    return tuple(forwards)
+
+
+def _service(name: str, raw: dict[str, Any], network: bool, forwards: tuple[Forward, ...],
+             payload: tuple[str, ...], shell: tuple[str, ...], probes: tuple[tuple[int, str], ...]
+             ) -> tuple[Ready | None, tuple[Forward, ...]]:
+    """[service]'s readiness check, and the forwards with the one it needs (host port 0
+    when the template forwards the guest port nowhere)."""
+    if "ready" not in raw:
+        if raw:
+            raise _fail(name, "[service] needs ready = 'tcp:PORT', 'http:PORT/PATH' or 'probe:NAME'")
+        return None, forwards
+    try:
+        ready = parse_ready(raw["ready"])
+    except SpecError as exc:
+        raise _fail(name, f"[service] {exc}") from None
+    if not payload:
+        raise _fail(name, "[service] needs [init] payload: the long-running program that serves")
+    if shell:
+        raise _fail(name, "[service] and [init] shell do not go together: the host stops a service itself")
+    if not network:  # the host reaches the service, and stops it, over the network
+        raise _fail(name, f"[service] ready = {ready.spec()!r} needs [network] (the host checks the service and "
+                          "stops the VM through it): add a [network] table; the ready port's forward is added for you")
+    if ready.kind == "probe" and ready.probe not in {n for _, n in probes}:
+        raise _fail(name, f"[service] ready = {ready.spec()!r}: no probe {ready.probe!r} in [probes]")
+    if "send" in raw and ready.kind != "tcp":
+        raise _fail(name, "[service] send is for a tcp check (an http check sends its own GET)")
+    if ready.needs_network and forward_for(forwards, ready) is None:
+        forwards = (*forwards, Forward("tcp", 0, ready.port))
+    return ready, forwards
+
+
+def _check_arch(name: str, arch: Arch, machine: Machine, kernel: str, entry: str, profiled: str, root: RootDisk,
+                packages: bool) -> None:
+    """What an architecture's appliances can be: aarch64 boots Debian's arm64 kernel on
+    virt, without the x86-only parts (the minimal kernel, PVH, NVDIMM, COM2)."""
+    if profile(machine).arch is not arch:
+        fits = ", ".join(m.value for m in machines_of(arch))
+        raise _fail(name, f"[vm] machine = {machine.value!r} is not an {arch.value} machine (for {arch.value}: {fits})")
+    if arch is Arch.X86_64:  # [devicetree] waits for an ARCH=aarch64 build
+        return
+    why = {kernel != "debian": "kernel = 'minimal' is built for x86_64 only: use kernel = 'debian' (Debian's arm64 kernel)",
+           entry != "bzimage": "kernel_entry = 'pvh' is an x86 boot protocol",
+           root is RootDisk.PMEM: "[rootfs] disk = 'pmem' (an NVDIMM) is x86-only here: use 'virtio-blk'",
+           profiled == "serial": "[profiled] channel = 'serial' is a second ISA serial port: use 'virtio' on aarch64",
+           packages: "[packages] brings host (x86_64) programs and amd64 packages: not for aarch64 yet"}
+    for bad, message in why.items():
+        if bad:
+            raise _fail(name, f"arch = 'aarch64': {message}")
+
+
+RESERVED = {"init": "the init", "etc/appliance/init.conf": "the init's configuration"}
+
+
+def _check_collisions(name: str, files: tuple[FileSpec, ...], programs: tuple[str, ...]) -> None:
+    """Two things may not land on one path: a [[files]] dst against the init, its
+    configuration, a built program in /bin, or another [[files]] entry."""
+    taken = {**RESERVED, **{f"bin/{p}": f"the program {p} built into /bin" for p in programs}}
+    for spec in files:
+        if spec.dst in taken:
+            raise _fail(name, f"[[files]] dst {spec.dst!r} collides with {taken[spec.dst]}: choose another dst")
+        taken[spec.dst] = f"the [[files]] entry from {spec.src!r}"
+
+
+def parse_template(name: str, text: str, folder: Path, programs_available: set[str] | None = None) -> Template:
+    """Parse template TEXT (from FOLDER, for relative file paths) into a Template."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(name, f"not valid TOML: {exc}") from None
+    _check_tables(name, raw)
+    app, init, vm = raw.get("appliance", {}), raw.get("init", {}), raw.get("vm", {})
+    kernel = app.get("kernel", "debian")
+    if kernel not in _KERNELS:
+        raise _fail(name, f"kernel = {kernel!r} is not one of: {', '.join(_KERNELS)}")
+    fragments = _strings(name, "[appliance] kernel_fragments", app.get("kernel_fragments", []))
+    for fragment in fragments:
+        if fragment not in OPTIONAL_FRAGMENTS:
+            raise _fail(name, f"kernel_fragments: {fragment!r} is not one of: {', '.join(OPTIONAL_FRAGMENTS)}")
+    kernel_compression = app.get("kernel_compression", "none")
+    if kernel_compression not in KERNEL_COMPRESSIONS:
+        raise _fail(name, f"kernel_compression = {kernel_compression!r} is not one of: {', '.join(KERNEL_COMPRESSIONS)}")
+    entry = app.get("kernel_entry", "bzimage")
+    if entry not in ("bzimage", "pvh"):
+        raise _fail(name, f"kernel_entry = {entry!r} is not one of: bzimage, pvh")
+    if entry == "pvh" and kernel != "debian":
+        raise _fail(name, "kernel_entry = 'pvh' is for the Debian kernel (the minimal one: kernel_compression = 'none')")
+    level = app.get("compression_level", 0)
+    if not 0 <= level <= 19:
+        raise _fail(name, "[appliance] compression_level must be 1-19 (or 0: by the archive's size)")
+    programs = _strings(name, "[programs] build", raw.get("programs", {}).get("build", []))
+    if programs_available is not None:
+        for program in programs:
+            if program not in programs_available:
+                raise _fail(name, f"program {program!r} has no source in recipes/programs/")
+    mounts = _strings(name, "[init] mounts", init.get("mounts", ["proc", "sysfs", "devtmpfs"]))
+    files = _files(name, folder, raw.get("files", []))
+    payload = _strings(name, "[init] payload", init.get("payload", []))
+    packages = raw.get("packages", {})
+    host = _strings(name, "[packages] host", packages.get("host", []))
+    host_files = _strings(name, "[packages] host_files", packages.get("host_files", []))
+    for pattern in host_files:
+        if not pattern.startswith("/"):
+            raise _fail(name, f"[packages] host_files {pattern!r} must be an absolute host path")
+    debian = _strings(name, "[packages] debian", packages.get("debian", []))
+    exclude = packages.get("exclude")
+    _check_payload(name, payload, programs, files, bool(host or host_files or debian))
+    shell = _shell(name, init.get("shell", False))
+    memory, cpus = vm.get("memory_mib", 256), vm.get("cpus", 1)
+    if not 16 <= memory <= 65536 or not 1 <= cpus <= 64:
+        raise _fail(name, "[vm] memory_mib must be 16-65536 and cpus 1-64")
+    modules = raw.get("modules", {})
+    if modules.get("on_error", "stop") not in ("stop", "continue"):
+        raise _fail(name, "[modules] on_error must be 'stop' or 'continue'")
+    rootfs = raw.get("rootfs", {})
+    root = _choice(name, RootDisk, "[rootfs] disk", rootfs.get("disk", "none"))
+    if not 8 <= rootfs.get("size_mib", 64) <= 65536:
+        raise _fail(name, "[rootfs] size_mib must be 8-65536")
+    blocked = modules.get("blocked")
+    profiled = raw.get("profiled", {})
+    channel = profiled.get("channel", "serial") if profiled.get("enabled", "profiled" in raw) else ""
+    if channel and channel not in PROFILED_DEVICES:
+        raise _fail(name, f"[profiled] channel = {channel!r} is not one of: {', '.join(PROFILED_DEVICES)}")
+    if not 0 <= profiled.get("sample_ms", 0) <= 60000:
+        raise _fail(name, "[profiled] sample_ms must be 0-60000 (0: no samples)")
+    if channel and "profiled" not in programs:
+        programs = (*programs, "profiled")
+    _check_collisions(name, files, programs)
+    network = "network" in raw
+    forwards = _network(name, raw.get("network", {}))
+    probes = _probes(name, raw.get("probes", {}))
+    ready, forwards = _service(name, raw.get("service", {}), network, forwards, payload, shell, probes)
+    if kernel == "minimal":  # what [network] needs of the minimal kernel
+        if network and "network" not in fragments:
+            fragments = (*fragments, "network")
+    arch = _choice(name, Arch, "[appliance] arch", app.get("arch", "x86_64"))
+    machine = _choice(name, Machine, "[vm] machine", vm.get("machine", machines_of(arch)[0].value))
+    _check_arch(name, arch, machine, kernel, entry, channel, root, bool(host or host_files or debian))
+    return Template(
+        name=name,
+        description=app.get("description", ""),
+        arch=arch,
+        kernel=kernel,
+        kernel_compression=kernel_compression,
+        kernel_fragments=fragments,
+        kernel_entry=entry,
+        compression=_choice(name, Compression, "compression", app.get("compression", "zstd")),
+        compression_level=level,
+        mounts=tuple(_choice(name, Mount, "[init] mounts", m) for m in mounts),
+        payload=payload,
+        after=_choice(name, AfterPayload, "[init] after", init.get("after", "poweroff")),
+        programs=programs,
+        files=files,
+        machine=machine,
+        memory_mib=memory,
+        cpus=cpus,
+        cmdline=vm.get("cmdline", ""),
+        probes=probes,
+        modules=_strings(name, "[modules] rules", modules.get("rules", [])),
+        modules_blocked=None if blocked is None else _strings(name, "[modules] blocked", blocked),
+        modules_on_error=modules.get("on_error", "stop"),
+        modules_strip=modules.get("strip", True),
+        root=root,
+        root_size_mib=rootfs.get("size_mib", 64),
+        host=host,
+        host_files=host_files,
+        debian=debian,
+        exclude=None if exclude is None else _strings(name, "[packages] exclude", exclude),
+        shell=shell,
+        network=network,
+        forwards=forwards,
+        restrict=raw.get("network", {}).get("restrict", False),
+        ready=ready,
+        send=raw.get("service", {}).get("send", ""),
+        dtb_prune=raw.get("devicetree", {}).get("prune", True),
+        profiled=channel,
+        profiled_sample_ms=profiled.get("sample_ms", 0),
+        folder=str(folder),
+    )
+
+
+def load_template(path: Path, programs_available: set[str] | None = None) -> Template:
+    if not path.is_file():
+        raise TemplateError(f"template {path} does not exist")
+    return parse_template(path.stem, path.read_text(), path.parent, programs_available)
+
+
+def find_template(name_or_path: str, templates_dir: Path) -> Path:
+    """Resolve a template given by name ("benchmark") or by path to a .toml file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml":
+        return candidate
+    path = templates_dir / f"{name_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in templates_dir.glob("*.toml")))
+        raise TemplateError(f"no template named {name_or_path!r} in {templates_dir} (known: {known})")
+    return path
+
+
+def retarget(template: Template, arch: str, machine: Machine | None = None) -> Template:
+    """TEMPLATE for another architecture (its machine: MACHINE, else the architecture's
+    first) or machine, checked as the template itself would be (ARCH= and MACHINE=)."""
+    target = _choice(template.name, Arch, "ARCH", arch)
+    if machine is None:
+        machine = template.machine if profile(template.machine).arch is target else machines_of(target)[0]
+    _check_arch(template.name, target, machine, template.kernel, template.kernel_entry, template.profiled,
+                template.root, template.has_packages)
+    return replace(template, arch=target, machine=machine)

@@ -1,0 +1,209 @@
+"""Appliances holding real software, built from the shipped templates and booted under
+TCG: busybox's shell driven through a terminal, Debian's Python running a script, and
+the libguestfs-style disk tools on a root disk. Then the ways a [packages] build fails."""
+
+import hashlib
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.assemble import apt, kernel
+from appliance.assemble.template import TEMPLATES
+from tests.conftest import BUILD, ROOT, appliance, qemu_children_of, scons
+
+pytestmark = pytest.mark.boot
+
+
+def build(template: str) -> Path:
+    done = scons("appliance", f"TEMPLATE={template}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return BUILD / template
+
+
+class Console:
+    """`appliance run --interactive` on a pseudo-terminal, as a user would have it."""
+
+    def __init__(self, bundle: Path) -> None:
+        self.master, self.slave = pty.openpty()
+        self.settings = termios.tcgetattr(self.slave)
+        self.proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", str(bundle), "--interactive",
+                                      "--accel", "tcg", "--timeout", "300"],
+                                     stdin=self.slave, stdout=self.slave, stderr=self.slave, cwd=ROOT)
+        self.seen = b""
+
+    def expect(self, text: bytes, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            assert time.monotonic() < deadline, f"{text!r} never came; the terminal showed:\n{self.seen.decode(errors='replace')}"
+            ready, _, _ = select.select([self.master], [], [], 0.5)
+            if ready:
+                self.seen += os.read(self.master, 65536)
+
+    def prompt_after(self, marker: bytes, timeout: float = 60) -> bool:
+        """Whether the shell's prompt came after MARKER (reading for up to TIMEOUT s)."""
+        deadline = time.monotonic() + timeout
+        while b"/ # " not in self.seen.partition(marker)[2] and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            if ready:
+                self.seen += os.read(self.master, 65536)
+        return b"/ # " in self.seen.partition(marker)[2]
+
+    def read(self) -> None:
+        """What the terminal shows now, appended to what was seen."""
+        while select.select([self.master], [], [], 0)[0]:
+            self.seen += os.read(self.master, 65536)
+
+    def send(self, keys: bytes) -> None:
+        self.seen = b""
+        os.write(self.master, keys)
+
+    def close(self) -> int:
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a failed expect: end the session, keep the first error
+            self.proc.kill()
+            code = self.proc.wait()
+        restored = termios.tcgetattr(self.slave) == self.settings
+        os.close(self.master)
+        os.close(self.slave)
+        assert restored, "the terminal was left in raw mode"
+        return code
+
+
+def test_shell_template_runs_commands_typed_on_the_console():
+    console = Console(build("shell"))
+    try:
+        console.expect(b"/ # ")
+        console.send(b"echo $((6 * 7))-from-busybox; ls /bin\r")
+        console.expect(b"42-from-busybox")  # only the output has 42 (the echo has $((6 * 7)))
+        assert console.prompt_after(b"42-from-busybox"), console.seen
+        assert b"busybox" in console.seen.partition(b"42-from-busybox")[2]  # ls /bin
+        console.send(b"sleep 300\r")
+        console.expect(b"sleep 300")  # the guest echoed it: the shell has the line
+        # Ctrl-C reaches the guest's shell, not us. Sent until the prompt is back, as one
+        # Ctrl-C may land before sleep is in the foreground; within 90 s either way, so
+        # only an interrupted sleep (300 s) lets the shell answer below.
+        deadline = time.monotonic() + 90
+        while not console.prompt_after(b"sleep 300", timeout=0):
+            assert time.monotonic() < deadline, console.seen
+            time.sleep(2)  # let sleep start first
+            os.write(console.master, b"\x03")
+            console.read()
+        console.send(b"echo still-here\r")
+        console.expect(b"still-here", timeout=60)
+        console.send(b"exit\r")
+        console.expect(b"appliance-init: shell exited")
+        console.expect(b"session ended (guest powered off); terminal restored")
+    finally:
+        code = console.close()
+    assert code == 0
+
+
+def test_interrupting_an_interactive_session_restores_the_terminal():
+    console = Console(build("shell"))
+    try:
+        console.expect(b"/ # ")
+        assert qemu_children_of(console.proc.pid)
+        console.proc.send_signal(signal.SIGINT)
+        console.expect(b"error: interrupted")
+    finally:
+        code = console.close()
+    assert code == 130
+    assert not qemu_children_of(console.proc.pid)
+
+
+def test_python_template_runs_its_script_and_probes_the_host():
+    bundle = build("python")
+    expected = hashlib.sha256(b"".join(f"appliance {i}\n".encode() for i in range(2000))).hexdigest()
+    done = appliance("run", str(bundle), "--accel", "tcg")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"checksum {expected}" in done.stdout
+    assert "appliance-init: payload exited with status 0" in done.stdout
+    out = BUILD / "python-bench.json"
+    done = appliance("bench", str(bundle), "-n", "1", "--warmup", "0", "--accel", "tcg", "-o", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    events = {e["name"]: e for e in json.loads(out.read_text())["runs"][0]["events"]}
+    # the script's own /dev/port write, timestamped by the host between payload start and end
+    assert events["work_done"]["source"] == "trace"
+    assert events["payload_start"]["t_ms"] < events["work_done"]["t_ms"] < events["payload_end"]["t_ms"]
+    info = json.loads(appliance("inspect", str(bundle), "--json").stdout)
+    sources = {s["source"].split("=")[0]: s for s in info["sources"]}
+    assert {"debian python3.11-minimal", "debian libc6", "template python/payload.py", "init"} <= set(sources)
+    assert not any(c["path"].startswith("/usr/share/doc/") for c in info["contents"])  # excluded by default
+
+
+def test_tools_template_makes_and_checks_a_filesystem_from_its_root_disk():
+    bundle = build("tools")
+    done = appliance("run", str(bundle), "--accel", "tcg")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tools: label appliance-test" in done.stdout
+    assert "tools: e2fsck appliance-test: 11/4096 files" in done.stdout
+    assert "appliance-probe: work_done" in done.stdout
+    info = json.loads(appliance("inspect", str(bundle), "--json").stdout)
+    where = {c["path"]: c for c in info["contents"]}
+    assert where["/sbin/mke2fs"]["in"] == "rootfs" and where["/sbin/mke2fs"]["source"].startswith("debian e2fsprogs=")
+    assert where["/init"]["in"] == "initrd"
+    text = appliance("inspect", str(bundle)).stdout
+    assert "debian util-linux=" in text and "rootfs" in text
+
+
+BAD = [
+    ("[packages]\nhost = ['no-such-program']\n", None, "host program 'no-such-program' not found on PATH"),
+    ("[packages]\ndebian = ['no-such-package-here']\n", None, "Unable to locate package no-such-package-here"),
+    ("[packages]\ndebian = ['busybox', 'busybox-static']\n", None, "Conflicts: busybox"),
+    ("[packages]\ndebian = ['busybox-static', 'zstd']\n", "lock", "was made for [packages] debian = ['busybox-static']"),
+    ("[packages]\ndebian = ['busybox-static']\n", "digest", "the lock file says 0000000000000000"),
+    ("[packages]\ndebian = ['busybox-static']\n[[files]]\nsrc = 'bad.toml'\ndst = 'bin/busybox'\n", "lock",
+     "/bin/busybox comes from template bad.toml and from debian busybox-static="),
+    ("[packages]\ndebian = ['busybox-static']\n[init]\npayload = ['/bin/sh']\n", "lock",
+     "[init] payload '/bin/sh' is not an executable file of the appliance"),
+]
+
+
+@pytest.mark.parametrize("text, lock, message", BAD, ids=["program", "package", "conflict", "stale-lock", "digest",
+                                                          "collision", "payload"])
+def test_bad_packages_fail_in_one_line_and_leave_nothing(tmp_path, text, lock, message):
+    (tmp_path / "bad.toml").write_text(text)
+    if lock:
+        body = (TEMPLATES / "shell.lock").read_text()
+        if lock == "digest":
+            sha = body.split('sha256 = "')[1].split('"')[0]
+            body = body.replace(sha, "0" * 64)
+        (tmp_path / "bad.lock").write_text(body)
+    out = tmp_path / "out"
+    done = subprocess.run([str(Path(sys.executable).with_name("scons")), "-Q", f"BUILD_DIR={out}", "appliance",
+                           f"TEMPLATE={tmp_path / 'bad.toml'}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: template bad") and message in errors[0], done.stderr
+    assert not (out / "bad" / "initrd").exists() and not (out / "bad" / "bundle.json").exists()
+    cache = apt.deb_cache(kernel.cache_dir())
+    assert not list(cache.glob(".download-*")) and not list(cache.glob("00000000*"))
+    if lock is None and "Unable" in message:
+        assert not (tmp_path / "bad.lock").exists()  # no lock written for what apt could not resolve
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def test_lock_verb_writes_and_refreshes_a_lock(tmp_path):
+    (tmp_path / "bb.toml").write_text("[packages]\ndebian = ['busybox-static']\n")
+    done = appliance("lock", str(tmp_path / "bb.toml"), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert list(report["packages"]) == ["busybox-static"] and report["changed"][0].startswith("busybox-static new -> ")
+    assert (tmp_path / "bb.lock").read_text() == (TEMPLATES / "shell.lock").read_text().replace("shell", "bb")
+    again = json.loads(appliance("lock", str(tmp_path / "bb.toml"), "--json").stdout)
+    assert again["changed"] == []
+    (tmp_path / "none.toml").write_text("[init]\nmounts = ['proc']\n")
+    done = appliance("lock", str(tmp_path / "none.toml"))
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: template none has no [packages] debian: there is nothing to lock"
