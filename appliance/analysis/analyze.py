@@ -18,11 +18,9 @@ from appliance import guestlog, results
 from appliance.analysis import bootspans, initcalls, profile
 from appliance.analysis.spans import Span
 from appliance.assemble import minikernel
-from appliance.boot import hostfacts
-from appliance.boot.accel import AccelChoice
 from appliance.bundle import Bundle
 from appliance.errors import ApplianceError
-from appliance.runs.bench import Plan, Progress, Session, interleave, tty_progress
+from appliance.runs.debugboots import DebugBoots
 
 DEBUG_CMDLINE = "initcall_debug printk.time=1 ignore_loglevel"
 # With profiled the kernel log reaches the host through it, so the console can stay quiet
@@ -33,10 +31,6 @@ QUIET_DEBUG_CMDLINE = "initcall_debug printk.time=1 log_buf_len=4M"
 TRACE_CMDLINE = f"{initcalls.TRACE_CMDLINE} printk.time=1"
 SOURCES = ("console", "ftrace")
 DISTORTION_WARN = 0.05  # warn when the debug boots' kernel phase is this much longer
-
-
-def _counted(session: Session) -> list[tuple[dict[str, Any], str]]:
-    return [(r, c) for r, c in zip(session.runs, session.consoles, strict=True) if r["ok"] and not r["warmup"]]
 
 
 def _median(values: list[float]) -> float | None:
@@ -54,22 +48,11 @@ def debug_cmdline(bundle: Bundle, source: str = "console") -> str:
     return QUIET_DEBUG_CMDLINE if bundle.profiled is not None else DEBUG_CMDLINE
 
 
-def analyze(bundle: Bundle, *, accel: AccelChoice, n: int, baseline: bool = True,
-            timeout: float = 180.0, progress: Progress = tty_progress, append: str = "",
-            source: str = "console") -> dict[str, Any]:
-    """Boot N times with initcall_debug, or the initcall trace events for SOURCE ftrace
-    (and N plain boots, interleaved, unless not BASELINE); APPEND goes on both sides'
-    command lines."""
-    host = hostfacts.collect(bundle.arch)
-    cmdline = debug_cmdline(bundle, source)
-    debug = Session(bundle, accel, Plan(n=n, warmup=1, timeout=timeout, keep_consoles=True,
-                                                   extra_cmdline=" ".join(filter(None, (append, cmdline)))))
-    plain = Session(bundle, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=append)) \
-        if baseline else None
-    interleave([s for s in (debug, plain) if s is not None], 1, n, progress)
-    found = summarize(_counted(debug), [r for r, _ in _counted(plain)] if plain else None, _names(bundle), cmdline,
-                      source)
-    return results.analysis((plain or debug).document(True, host), found)
+def document(bundle: Bundle, boots: DebugBoots, source: str = "console") -> dict[str, Any]:
+    """The analysis results document of BOOTS (runs/debugboots.py booted them): the
+    plain boots' run set and what the debug boots say about the kernel's time."""
+    found = summarize(boots.counted_debug(), boots.counted_plain(), _names(bundle), debug_cmdline(bundle, source), source)
+    return results.analysis(boots.run_set(), found)
 
 
 def _names(bundle: Bundle) -> Callable[[int], str | None] | None:

@@ -3,7 +3,7 @@
 Two sources produce the same samples, `TSC IP [RET ...]` (hex addresses, return
 addresses innermost first):
 - Redox-style kernel profiles, with the CPU's GHz to turn TSC into time;
-- our host-side sampler (sampler.py), which stops the vCPU through QEMU's gdbstub
+- our host-side sampler (boot/sampler.py), which stops the vCPU through QEMU's gdbstub
   and reads its instruction pointer; its "TSC" is host nanoseconds (GHz = 1).
 Symbols come from `nm -CS` (address, size, type, name) or a System.map (no sizes: a
 symbol then runs to the next one).

@@ -19,6 +19,7 @@ from appliance.cli.options import boot_options, choose_accel, load_bundle, posit
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
+from appliance.runs import debugboots
 
 FORMATS = ("svg", "chrome", "speedscope", "collapsed")
 # The names the tools expect by default: speedscope picks its importer by the file name
@@ -72,8 +73,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     print(f"analyzing {args.bundle}: {args.n} boots with {analyze.debug_cmdline(target, args.source)}"
           f"{'' if args.no_baseline else f' and {args.n} plain boots, interleaved'} (+1 warm-up each)",
           file=sys.stderr)
-    doc = analyze.analyze(target, accel=choice, n=args.n, baseline=not args.no_baseline,
-                          timeout=args.timeout, append=args.append or "", source=args.source)
+    boots = debugboots.boot(target, choice, args.n, analyze.debug_cmdline(target, args.source),
+                            baseline=not args.no_baseline, timeout=args.timeout, append=args.append or "")
+    doc = analyze.document(target, boots, args.source)
     out = Path(args.output or f"analysis-{Path(args.bundle).resolve().name}.json")
     results.write(out, doc)
     say(analyze.render(doc["analysis"], color=sys.stdout.isatty(), top=args.top), analysis=doc["analysis"])
@@ -205,7 +207,7 @@ def _profile_outputs(args: argparse.Namespace, lines: list[str], timeline: list[
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from appliance.analysis import sampler
+    from appliance.boot import sampler
 
     target = load_bundle(args.bundle, args)
     symbols = _read_symbols(_symbols_for(target, args.symbols))
@@ -214,15 +216,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise ApplianceError("--interval-ms must be positive")
     spec = BootSpec(target, choice.accel, args.timeout, extra_cmdline=" ".join(filter(None, ("nokaslr", args.append))))
     boot = sampler.sample_boot(spec, args.interval_ms)
-    if not boot.samples:
+    samples = [profile.Sample(at, pc) for at, pc in boot.samples]  # host ns as the time base (GHz = 1)
+    if not samples:
         raise ApplianceError("the boot ended before the first sample: lower --interval-ms")
-    lines = profile.collapsed(boot.samples, symbols)
+    lines = profile.collapsed(samples, symbols)
     stop = sorted(boot.stop_us)[len(boot.stop_us) // 2] if boot.stop_us else 0.0
-    say(f"{len(boot.samples)} samples of the vCPU's instruction pointer every {args.interval_ms:g} ms "
+    say(f"{len(samples)} samples of the vCPU's instruction pointer every {args.interval_ms:g} ms "
         f"(gdbstub, {choice.accel}); the sampled boot took {boot.wall_ms:.0f} ms, each sample stopped the vCPU "
-        f"for {stop:.0f} us (median)", samples=len(boot.samples), boot_ms=boot.wall_ms, stop_us_median=stop)
+        f"for {stop:.0f} us (median)", samples=len(samples), boot_ms=boot.wall_ms, stop_us_median=stop)
     _print_profile(lines, args.top, "self samples")
-    timeline = profile.timeline_spans(boot.samples, symbols, 1e9)
+    timeline = profile.timeline_spans(samples, symbols, 1e9)
     _profile_outputs(args, lines, timeline, f"{target.name} boot profile", args.interval_ms * 1000)
     return 0
 

@@ -9,15 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from appliance import results
 from appliance.analysis import seriesplot
 from appliance.assemble import kernel
-from appliance.boot import hostfacts
 from appliance.cli.options import BUNDLE, bench_options, choose_accel, load_bundle, output_path, plan_of
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
-from appliance.runs import bench, series
+from appliance.runs import series
 
 
 def cmd_range(args: argparse.Namespace) -> int:
@@ -34,22 +32,10 @@ def cmd_range(args: argparse.Namespace) -> int:
         raise ApplianceError("range needs at least two kernels (images, --src trees or --git tags)")
     choice, plan = choose_accel(args), plan_of(args)
     out = output_path(args, args.output or f"range-{Path(args.bundle).resolve().name}.json")
-    host = hostfacts.collect(target.arch)
-    sessions = [bench.Session(target.with_kernel(image), choice,
-                              bench.Plan(plan.channel, plan.n, plan.warmup, plan.timeout, True,
-                                         extra_cmdline=plan.extra_cmdline)) for image in images]
     print(f"range: {args.bundle} across {len(images)} kernels, {plan.warmup} warm-up + {plan.n} rounds", file=sys.stderr)
-    complete = False
-    try:
-        bench.interleave(sessions, plan.warmup, plan.n)
-        complete = True
-    finally:
-        doc = results.series([{"kernel": str(image), "name": name, **s.document(complete, host)}
-                              for image, name, s in zip(images, names, sessions, strict=True)], args.phase,
-                             complete=complete)
-        results.write(out, doc)
-    pairs = [(name, s.runs) for name, s in zip(names, sessions, strict=True)]
-    found = series.steps(pairs, args.phase)
+    doc = series.boot_series(target, choice, plan, list(zip(names, images, strict=True)), args.phase, out)
+    pairs = [(side["name"], side["runs"]) for side in doc["series"]]
+    found = doc["steps"]
     say(series.table(pairs, found, args.phase), steps=found,
         medians={name: series.medians(runs) for name, runs in pairs})
     if args.svg:

@@ -22,21 +22,7 @@ from appliance.boot import hostfacts
 from appliance.cli.options import BUNDLE, bench_options, choose_accel, load_bundle, output_path, plan_of
 from appliance.cli.output import say
 from appliance.errors import ApplianceError, BundleError, KernelError
-from appliance.runs import bench, compare, tune
-
-# what makes two hosts the same for a comparison: results of different ones never mix
-SAME_HOST = ("cpu_model", "host_kernel", "qemu_version", "cpus")
-
-
-def _sessions(target: Any, choice: Any, plan: bench.Plan, knobs: list[tune.Knob],
-              workdir: Path) -> dict[str, bench.Session]:
-    out = {"base": bench.Session(target, choice, plan)}
-    for knob in knobs:
-        variant, words = tune.apply(target, knob, workdir)
-        extra = " ".join(filter(None, (plan.extra_cmdline, words)))
-        out[knob.name] = bench.Session(variant, choice, bench.Plan(
-            plan.channel, plan.n, plan.warmup, plan.timeout, True, extra_cmdline=extra))
-    return out
+from appliance.runs import compare, tune, tuning
 
 
 def _candidates(analysis_path: Path, top: int) -> list[str]:
@@ -113,33 +99,6 @@ def _kconfig_knobs(target: Any, spec: str, verbose: bool) -> tuple[list[tune.Kno
     return knobs, builds
 
 
-def _resume(path: Path, sessions: dict[str, bench.Session], host: dict[str, Any], digest: str) -> int:
-    """Load the finished rounds of an earlier run of the same tune; return how many."""
-    doc = results.read(path)
-    if results.kind(doc) != "tune":
-        raise ApplianceError(f"{path} is not a tune results file: drop --resume or give another -o")
-    earlier = doc["base"]["host"]
-    if any(earlier.get(k) != host.get(k) for k in SAME_HOST):
-        raise ApplianceError(f"{path} was measured on another host ({earlier.get('cpu_model')}, "
-                             f"{earlier.get('host_kernel')}): results of two hosts never mix; start afresh with another -o")
-    if doc["base"]["bundle"]["digest"] != digest:
-        raise ApplianceError(f"{path} is of another build of this bundle: start afresh with another -o")
-    saved = {"base": doc["base"], **doc["variants"]}
-    if set(saved) != set(sessions):
-        raise ApplianceError(f"{path} tuned other knobs ({', '.join(sorted(saved))}): give the same --knobs")
-    rounds = min(len(side["runs"]) for side in saved.values())
-    for name, session in sessions.items():
-        session.runs = saved[name]["runs"][:rounds]
-        session.consoles = [""] * rounds
-    return rounds
-
-
-def _document(sessions: dict[str, bench.Session], host: dict[str, Any], complete: bool,
-              extra: dict[str, Any]) -> dict[str, Any]:
-    docs = {name: s.document(complete, host) for name, s in sessions.items()}
-    return results.tune(docs.pop("base"), docs, extra, complete=complete)
-
-
 def cmd_tune(args: argparse.Namespace) -> int:
     target = load_bundle(args.bundle, args)
     if args.kconfig_from:
@@ -173,51 +132,30 @@ def cmd_tune(args: argparse.Namespace) -> int:
         except (KernelError, BundleError) as exc:
             print(f"note: knob {knob.name!r} left out: {exc}", file=sys.stderr)
     knobs = usable
-    sessions = _sessions(target, choice, plan, knobs, workdir)
-    start = _resume(out, sessions, host, target.digest) if args.resume and out.is_file() else 0
+    sessions = tuning.sessions_for(target, choice, plan, knobs, workdir)
+    start = tuning.resume(out, sessions, host, target.digest) if args.resume and out.is_file() else 0
     print(f"tuning {args.bundle}: base + {len(knobs)} knobs, {plan.warmup} warm-up + {plan.n} rounds"
           f"{f', resuming after {start}' if start else ''}", file=sys.stderr)
-
-    def save(rounds: int) -> bool:
-        results.write(out, _document(sessions, host, False, {"knobs": [k.name for k in knobs], "rounds": rounds}))
-        return False
-
-    complete = False
-    try:
-        bench.interleave(list(sessions.values()), plan.warmup, plan.n, looks=range(1, plan.n + 1), stop=save,
-                         start=start)
-        complete = True
-    finally:
-        rows = tune.rank(sessions["base"].runs, {k: s.runs for k, s in sessions.items() if k != "base"})
-        extra: dict[str, Any] = {"knobs": [k.name for k in knobs], "rows": rows}
-        results.write(out, _document(sessions, host, complete, extra))
-    say(tune.table(rows), rows=rows)
-    best = tune.helpful(rows)
+    tuned = tuning.run(sessions, knobs, plan, host, out, start)
+    say(tune.table(tuned.rows), rows=tuned.rows)
+    best = tune.helpful(tuned.rows)
     if best and not args.no_combine:
-        extra["combined"] = _combined(target, choice, plan, [k for k in knobs if k.name in best], rows, workdir)
-        results.write(out, _document(sessions, host, complete, extra))
+        helping = [k for k in knobs if k.name in best]
+        print(f"combining {tune.combine(helping).name}", file=sys.stderr)
+        together = tuning.combined(target, choice, plan, helping, tuned.rows, workdir)
+        _say_combined(together)
+        tuned.extra["combined"] = together
+        results.write(out, tuning.document(sessions, host, tuned.complete, tuned.extra))
     say(f"results: {out}", results=str(out))
     return 0
 
 
-def _combined(target: Any, choice: Any, plan: bench.Plan, helping: list[tune.Knob],
-              rows: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
-    """The helpful knobs together against the base, interleaved: do the savings add up?"""
-    together = tune.combine(helping)
-    print(f"combining {together.name}", file=sys.stderr)
-    pair = _sessions(target, choice, plan, [together], workdir)
-    bench.interleave(list(pair.values()), plan.warmup, plan.n)
-    result = compare.compare(pair["base"].runs, pair[together.name].runs)
-    row = next(r for r in result["rows"] if r["phase"] == compare.PRIMARY)
-    alone = sum(r["to_init"]["delta_ms"] for r in rows if r["knob"] in {k.name for k in helping})
-    say(f"combined ({together.name}): to_init {row['median_a']:.1f} -> {row['median_b']:.1f} ms "
+def _say_combined(combined: dict[str, Any]) -> None:
+    row = next(r for r in combined["comparison"]["rows"] if r["phase"] == compare.PRIMARY)
+    say(f"combined ({combined['knob']}): to_init {row['median_a']:.1f} -> {row['median_b']:.1f} ms "
         f"({(row['ratio'] - 1) * 100:+.1f}%, CI {(row['ci'][0] - 1) * 100:+.1f}% to {(row['ci'][1] - 1) * 100:+.1f}%); "
-        f"the knobs alone summed to {alone:+.1f} ms; {row['verdict'] or 'no real difference'}")
-    combined = {"knob": together.name, "words": together.words, "settings": together.settings,
-                "comparison": result, "sum_alone_ms": alone, "runs_base": pair["base"].runs,
-                "runs_combined": pair[together.name].runs}
+        f"the knobs alone summed to {combined['sum_alone_ms']:+.1f} ms; {row['verdict'] or 'no real difference'}")
     say(None, combined={k: v for k, v in combined.items() if not k.startswith("runs_")})
-    return combined
 
 
 def register(verbs: Any) -> None:

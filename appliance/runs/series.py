@@ -9,10 +9,15 @@ the difference real, with Holm's correction over the steps.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from appliance import results
-from appliance.runs import compare
+from appliance.boot import hostfacts
+from appliance.boot.accel import AccelChoice
+from appliance.bundle import Bundle
+from appliance.runs import bench, compare
 from appliance.stats import holm
 
 PHASES = ("kernel", "to_init", "total")
@@ -54,3 +59,22 @@ def table(series: list[tuple[str, list[dict[str, Any]]]], found: list[dict[str, 
                                                     for v in values.values())
                      + f"  {mark}{f' ({failed} boots failed)' if failed else ''}")
     return "\n".join(lines)
+
+
+def boot_series(target: Bundle, accel: AccelChoice, plan: bench.Plan, kernels: list[tuple[str, Path]], phase: str,
+                out: Path) -> dict[str, Any]:
+    """Boot TARGET with each of KERNELS ((name, image), in series order) interleaved, and
+    write the series document to OUT (partial ones too) with the steps of PHASE."""
+    host = hostfacts.collect(target.arch)
+    sessions = [bench.Session(target.with_kernel(image), accel, replace(plan, keep_going=True)) for _, image in kernels]
+    complete = False
+    try:
+        bench.interleave(sessions, plan.warmup, plan.n)
+        complete = True
+    finally:
+        sides = [{"kernel": str(image), "name": name, **s.document(complete, host)}
+                 for (name, image), s in zip(kernels, sessions, strict=True)]
+        doc = results.series(sides, phase, complete=complete)
+        doc["steps"] = steps([(name, s.runs) for (name, _), s in zip(kernels, sessions, strict=True)], phase)
+        results.write(out, doc)
+    return doc

@@ -102,7 +102,7 @@ def test_the_import_graph_has_no_cycle():
 def test_the_checker_sees_an_upward_edge():
     # the rules above are only worth something if they can fail
     assert layer("appliance.bundle") < layer("appliance.assemble.template") < layer("appliance.cli.main")
-    assert "appliance.runs.bench" in GRAPH["appliance.analysis.analyze"]
+    assert "appliance.runs.debugboots" in GRAPH["appliance.analysis.analyze"]
 
 
 def test_a_planted_upward_import_is_caught():
@@ -114,3 +114,10 @@ def test_a_planted_upward_import_is_caught():
 def test_no_cli_module_imports_the_scons_adapter():
     # SCons' actions are for SCons; the CLI asks the modules that own each lookup
     assert sorted(m for m in GRAPH if m.startswith("appliance.cli") and "appliance.assemble.recipes" in GRAPH[m]) == []
+
+
+def test_analysis_boots_no_vm():
+    # analysis/ reads boots; booting them is boot/'s and runs/'s (measure, bench's loops)
+    booting = {"appliance.boot.measure", "appliance.boot.qemu", "appliance.boot.sampler", "appliance.runs.bench"}
+    assert sorted(f"{m} -> {i}" for m in GRAPH if m.startswith("appliance.analysis") for i in GRAPH[m]
+                  if i in booting) == []

@@ -54,8 +54,8 @@ def test_ranking_calls_out_only_real_savings_and_reports_a_broken_boot():
 def test_a_resumed_tune_refuses_another_hosts_results(tmp_path, target):
     from appliance import results
     from appliance.boot.accel import AccelChoice
-    from appliance.cli import tune as cli_tune
     from appliance.errors import ApplianceError
+    from appliance.runs import tuning
     from appliance.runs.bench import Plan, Session
 
     tcg = AccelChoice("tcg", "asked for")
@@ -63,12 +63,12 @@ def test_a_resumed_tune_refuses_another_hosts_results(tmp_path, target):
     here = {"cpu_model": "A", "host_kernel": "6.1", "qemu_version": "7.2", "cpus": 2}
     for session in sessions.values():
         session.runs = [fake_run(i, 4000, 25) for i in range(3)]
-    doc = cli_tune._document(sessions, {**here, "cpu_model": "B"}, False, {"knobs": ["quiet"]})
+    doc = tuning.document(sessions, {**here, "cpu_model": "B"}, False, {"knobs": ["quiet"]})
     results.write(tmp_path / "t.json", doc)
     with pytest.raises(ApplianceError, match="was measured on another host .*never mix"):
-        cli_tune._resume(tmp_path / "t.json", sessions, here, target.digest)
-    results.write(tmp_path / "t.json", cli_tune._document(sessions, here, False, {"knobs": ["quiet"]}))
+        tuning.resume(tmp_path / "t.json", sessions, here, target.digest)
+    results.write(tmp_path / "t.json", tuning.document(sessions, here, False, {"knobs": ["quiet"]}))
     for session in sessions.values():
         session.runs = []
-    assert cli_tune._resume(tmp_path / "t.json", sessions, here, target.digest) == 3
+    assert tuning.resume(tmp_path / "t.json", sessions, here, target.digest) == 3
     assert len(sessions["quiet"].runs) == 3

@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from appliance.analysis.profile import Sample
 from appliance.boot import qemu
 from appliance.boot.measure import check_console
 from appliance.boot.tsc import runtime_cmdline
@@ -73,7 +72,7 @@ class GdbRemote:
 
 @dataclass
 class SampledBoot:
-    samples: list[Sample]
+    samples: list[tuple[int, int]]  # (host ns, the vCPU's pc): analysis/profile.py reads them
     console: str
     wall_ms: float  # QEMU's life, exec to exit
     stop_us: list[float] = field(default_factory=list)  # per sample: how long the vCPU stood still
@@ -102,7 +101,7 @@ def sample_boot(spec: qemu.BootSpec, interval_ms: float) -> SampledBoot:
         argv = qemu.argv(replace(spec, channel=qemu.Channel.TRACE, extra_cmdline=cmdline), files)
         gdb = work / "gdb.sock"
         argv += ["-chardev", f"socket,id=gdb0,path={gdb},server=on,wait=off", "-gdb", "chardev:gdb0", "-S"]
-        samples: list[Sample] = []
+        samples: list[tuple[int, int]] = []
         stops: list[float] = []
         deadline = time.monotonic() + timeout
         with qemu.Qemu(argv, work / "qemu.stderr") as vm:
@@ -119,7 +118,7 @@ def sample_boot(spec: qemu.BootSpec, interval_ms: float) -> SampledBoot:
                     if reply[:1] in ("W", "X"):
                         break
                     at = time.time_ns()
-                    samples.append(Sample(at, remote.register(PC[bundle.arch])))
+                    samples.append((at, remote.register(PC[bundle.arch])))
                     remote.send("c")
                     stops.append((time.perf_counter() - stopped) * 1e6)
                 else:

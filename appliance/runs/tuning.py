@@ -1,0 +1,101 @@
+"""The boots of `appliance tune`: the base and every knob's variant interleaved, the
+results written after every round (an interrupted run keeps what it had and `--resume`
+continues it), then the helpful knobs together against the base. What a knob is and
+how the rows rank is runs/tune.py's; this module boots them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from appliance import results
+from appliance.boot.accel import AccelChoice
+from appliance.bundle import Bundle
+from appliance.errors import ApplianceError
+from appliance.runs import bench, compare, tune
+
+# what makes two hosts the same for a comparison: results of different ones never mix
+SAME_HOST = ("cpu_model", "host_kernel", "qemu_version", "cpus")
+
+
+def sessions_for(target: Bundle, accel: AccelChoice, plan: bench.Plan, knobs: list[tune.Knob],
+                 workdir: Path) -> dict[str, bench.Session]:
+    """The base's session and one per knob (its variant booted with its words), all
+    going on after a failed boot (one knob that breaks the boot must not end the tune)."""
+    out = {"base": bench.Session(target, accel, plan)}
+    for knob in knobs:
+        variant, words = tune.apply(target, knob, workdir)
+        out[knob.name] = bench.Session(variant, accel, replace(
+            plan, keep_going=True, extra_cmdline=" ".join(filter(None, (plan.extra_cmdline, words)))))
+    return out
+
+
+def resume(path: Path, sessions: dict[str, bench.Session], host: dict[str, Any], digest: str) -> int:
+    """Load the finished rounds of an earlier run of the same tune; return how many."""
+    doc = results.read(path)
+    if results.kind(doc) != "tune":
+        raise ApplianceError(f"{path} is not a tune results file: drop --resume or give another -o")
+    earlier = doc["base"]["host"]
+    if any(earlier.get(k) != host.get(k) for k in SAME_HOST):
+        raise ApplianceError(f"{path} was measured on another host ({earlier.get('cpu_model')}, "
+                             f"{earlier.get('host_kernel')}): results of two hosts never mix; start afresh with another -o")
+    if doc["base"]["bundle"]["digest"] != digest:
+        raise ApplianceError(f"{path} is of another build of this bundle: start afresh with another -o")
+    saved = {"base": doc["base"], **doc["variants"]}
+    if set(saved) != set(sessions):
+        raise ApplianceError(f"{path} tuned other knobs ({', '.join(sorted(saved))}): give the same --knobs")
+    rounds = min(len(side["runs"]) for side in saved.values())
+    for name, session in sessions.items():
+        session.runs = saved[name]["runs"][:rounds]
+        session.consoles = [""] * rounds
+    return rounds
+
+
+def document(sessions: dict[str, bench.Session], host: dict[str, Any], complete: bool,
+             extra: dict[str, Any]) -> dict[str, Any]:
+    docs = {name: s.document(complete, host) for name, s in sessions.items()}
+    return results.tune(docs.pop("base"), docs, extra, complete=complete)
+
+
+@dataclass
+class Tuned:
+    sessions: dict[str, bench.Session]
+    rows: list[dict[str, Any]]  # tune.rank's, best first
+    extra: dict[str, Any]  # the document's "tune" part
+    complete: bool
+
+
+def run(sessions: dict[str, bench.Session], knobs: list[tune.Knob], plan: bench.Plan, host: dict[str, Any],
+        out: Path, start: int = 0) -> Tuned:
+    """Boot SESSIONS interleaved for the plan's rounds (after START rounds that already
+    ran), writing OUT after every round and at the end, partial or not."""
+    names = [k.name for k in knobs]
+
+    def save(rounds: int) -> bool:
+        results.write(out, document(sessions, host, False, {"knobs": names, "rounds": rounds}))
+        return False
+
+    complete = False
+    try:
+        bench.interleave(list(sessions.values()), plan.warmup, plan.n, looks=range(1, plan.n + 1), stop=save,
+                         start=start)
+        complete = True
+    finally:
+        rows = tune.rank(sessions["base"].runs, {k: s.runs for k, s in sessions.items() if k != "base"})
+        extra: dict[str, Any] = {"knobs": names, "rows": rows}
+        results.write(out, document(sessions, host, complete, extra))
+    return Tuned(sessions, rows, extra, complete)
+
+
+def combined(target: Bundle, accel: AccelChoice, plan: bench.Plan, helping: list[tune.Knob],
+             rows: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
+    """The helpful knobs together against the base, interleaved: do the savings add up?"""
+    together = tune.combine(helping)
+    pair = sessions_for(target, accel, plan, [together], workdir)
+    bench.interleave(list(pair.values()), plan.warmup, plan.n)
+    result = compare.compare(pair["base"].runs, pair[together.name].runs)
+    alone = sum(r["to_init"]["delta_ms"] for r in rows if r["knob"] in {k.name for k in helping})
+    return {"knob": together.name, "words": together.words, "settings": together.settings,
+            "comparison": result, "sum_alone_ms": alone, "runs_base": pair["base"].runs,
+            "runs_combined": pair[together.name].runs}
