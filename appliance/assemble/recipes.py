@@ -17,8 +17,9 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from appliance import __version__, bundle, netspec, proc
 from appliance.assemble import (
@@ -36,9 +37,10 @@ from appliance.assemble import (
 )
 from appliance.assemble.config import BuildConfig
 from appliance.assemble.template import (
-    KERNEL_COMPRESSIONS,
     PROFILED_DEVICES,
     TEMPLATES,
+    Kernel,
+    KernelCompression,
     RootDisk,
     Template,
     find_template,
@@ -48,6 +50,8 @@ from appliance.assemble.template import (
 from appliance.errors import ApplianceError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
 from appliance.machines import TRANSPORTS, Arch, Machine, profile
+
+E = TypeVar("E", bound=Enum)
 
 
 def action(name: str) -> Any:
@@ -137,15 +141,14 @@ def configure(env: Any) -> BuildConfig:
         path = find_template(env["TEMPLATE"], TEMPLATES)
         written = template = load_template(path, guestprog.available())
         if env["ARCH"]:
-            template = retarget(template, _one_of("ARCH", env["ARCH"], tuple(a.value for a in Arch)))
+            template = retarget(template, _one_of("ARCH", env["ARCH"], Arch).value)
         if env["MACHINE"]:
-            machine = _one_of("MACHINE", env["MACHINE"], tuple(m.value for m in Machine))
-            template = retarget(template, template.arch.value, Machine(machine))
+            template = retarget(template, template.arch.value, _one_of("MACHINE", env["MACHINE"], Machine))
         if env["KERNEL_RECIPE"]:
-            template = replace(template, kernel=_one_of("KERNEL_RECIPE", env["KERNEL_RECIPE"], ("debian", "minimal")))
+            template = replace(template, kernel=_one_of("KERNEL_RECIPE", env["KERNEL_RECIPE"], Kernel))
         if env["KERNEL_COMPRESSION"]:
-            template = replace(template, kernel_compression=_one_of(
-                "KERNEL_COMPRESSION", env["KERNEL_COMPRESSION"], KERNEL_COMPRESSIONS))
+            template = replace(template, kernel_compression=_one_of("KERNEL_COMPRESSION", env["KERNEL_COMPRESSION"],
+                                                                    KernelCompression))
         epoch = _epoch(env["SOURCE_DATE_EPOCH"])
         if env["KERNEL"]:
             kernel.own_kernel(Path(env["KERNEL"]))  # a wrong KERNEL= is one line now, not a build of it
@@ -187,10 +190,13 @@ def _epoch(value: str) -> int:
     return int(value)
 
 
-def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise TemplateError(f"{option}={value} is not one of: {', '.join(allowed)}")
-    return value
+def _one_of(option: str, value: str, choices: type[E]) -> E:
+    """VALUE as a member of the closed choice CHOICES (the same names as in templates,
+    the CLI and the JSON), or a TemplateError naming OPTION and the allowed values."""
+    try:
+        return choices(value)
+    except ValueError:
+        raise TemplateError(f"{option}={value} is not one of: {', '.join(str(c.value) for c in choices)}") from None
 
 
 def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -> None:

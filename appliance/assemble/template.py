@@ -45,6 +45,44 @@ class RootDisk(enum.Enum):
     PMEM = "pmem"  # an ext4 image on an emulated NVDIMM, mounted with DAX
 
 
+class Kernel(enum.StrEnum):
+    """Which kernel a template boots."""
+
+    DEBIAN = "debian"  # Debian's, pinned in recipes/kernel/debian.lock
+    MINIMAL = "minimal"  # recipes/kernel/minimal: tinyconfig + fragments, built here
+
+
+class KernelEntry(enum.StrEnum):
+    """How the Debian kernel is entered."""
+
+    BZIMAGE = "bzimage"  # as packaged
+    PVH = "pvh"  # decompressed at build time, booted through its PVH entry
+
+
+class KernelCompression(enum.StrEnum):
+    """The minimal kernel's image; NONE boots the uncompressed vmlinux through PVH."""
+
+    NONE = "none"
+    LZ4 = "lz4"
+    ZSTD = "zstd"
+    XZ = "xz"
+
+
+class ModulesOnError(enum.StrEnum):
+    """What the init does when a module does not load."""
+
+    STOP = "stop"
+    CONTINUE = "continue"
+
+
+class ProfiledChannel(enum.StrEnum):
+    """profiled's channel to the host (NONE: no profiled)."""
+
+    NONE = ""
+    SERIAL = "serial"  # a second ISA serial port (any kernel)
+    VIRTIO = "virtio"  # a virtio-console port (kernels with virtio_console; cheaper per byte)
+
+
 class AfterPayload(enum.Enum):
     POWEROFF = "poweroff"
     REBOOT = "reboot"
@@ -62,10 +100,10 @@ class Template:
     name: str
     description: str = ""
     arch: Arch = Arch.X86_64
-    kernel: str = "debian"  # or "minimal": recipes/kernel/minimal (tinyconfig + fragments)
-    kernel_compression: str = "none"  # the minimal kernel's image: one of KERNEL_COMPRESSIONS
+    kernel: Kernel = Kernel.DEBIAN
+    kernel_compression: KernelCompression = KernelCompression.NONE  # the minimal kernel's image
     kernel_fragments: tuple[str, ...] = ()  # optional fragments of recipes/kernel/minimal/ (e.g. "ftrace")
-    kernel_entry: str = "bzimage"  # the Debian kernel as packaged, or "pvh": decompressed at build time
+    kernel_entry: KernelEntry = KernelEntry.BZIMAGE
     compression: Compression = Compression.ZSTD
     compression_level: int = 0  # zstd's level, 1-19; 0: compress.default_level (by size)
     mounts: tuple[Mount, ...] = (Mount.PROC, Mount.SYSFS, Mount.DEVTMPFS)
@@ -80,9 +118,9 @@ class Template:
     probes: tuple[tuple[int, str], ...] = ()  # user-defined (code, name), codes 0x20-0x7f
     modules: tuple[str, ...] = ()  # ordered rules: "name", "glob", "-glob" (see kmod.py)
     modules_blocked: tuple[str, ...] | None = None  # None: kmod.DEFAULT_BLOCKED
-    profiled: str = ""  # its channel ("serial" or "virtio") when [profiled] enables it, else ""
+    profiled: ProfiledChannel = ProfiledChannel.NONE  # its channel when [profiled] enables it
     profiled_sample_ms: int = 0  # /proc/stat samples while the payload runs; 0: none
-    modules_on_error: str = "stop"  # or "continue"
+    modules_on_error: ModulesOnError = ModulesOnError.STOP
     modules_strip: bool = True
     root: RootDisk = RootDisk.NONE
     root_size_mib: int = 64
@@ -140,10 +178,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
 DEFAULT_SHELL = ("/bin/sh",)
 # profiled's channel to the host, and the guest device it writes: a second ISA serial port
 # (any kernel), or a virtio-console port (kernels with virtio_console; cheaper per byte).
-PROFILED_DEVICES = {"serial": "/dev/ttyS1", "virtio": "/dev/vport0p1"}
-_KERNELS = ("debian", "minimal")
-# "none" boots the uncompressed vmlinux through its PVH entry (no decompression at all).
-KERNEL_COMPRESSIONS = ("none", "lz4", "zstd", "xz")
+PROFILED_DEVICES = {ProfiledChannel.SERIAL: "/dev/ttyS1", ProfiledChannel.VIRTIO: "/dev/vport0p1"}
+KERNEL_COMPRESSIONS = tuple(c.value for c in KernelCompression)
 # the minimal kernel's fragments a template may add (recipes/kernel/minimal/<name>.config)
 OPTIONAL_FRAGMENTS = ("ftrace", "userland", "network")
 
@@ -331,19 +367,13 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         raise _fail(name, f"not valid TOML: {exc}") from None
     _check_tables(name, raw)
     app, init, vm = raw.get("appliance", {}), raw.get("init", {}), raw.get("vm", {})
-    kernel = app.get("kernel", "debian")
-    if kernel not in _KERNELS:
-        raise _fail(name, f"kernel = {kernel!r} is not one of: {', '.join(_KERNELS)}")
+    kernel = _choice(name, Kernel, "kernel", app.get("kernel", "debian"))
     fragments = _strings(name, "[appliance] kernel_fragments", app.get("kernel_fragments", []))
     for fragment in fragments:
         if fragment not in OPTIONAL_FRAGMENTS:
             raise _fail(name, f"kernel_fragments: {fragment!r} is not one of: {', '.join(OPTIONAL_FRAGMENTS)}")
-    kernel_compression = app.get("kernel_compression", "none")
-    if kernel_compression not in KERNEL_COMPRESSIONS:
-        raise _fail(name, f"kernel_compression = {kernel_compression!r} is not one of: {', '.join(KERNEL_COMPRESSIONS)}")
-    entry = app.get("kernel_entry", "bzimage")
-    if entry not in ("bzimage", "pvh"):
-        raise _fail(name, f"kernel_entry = {entry!r} is not one of: bzimage, pvh")
+    kernel_compression = _choice(name, KernelCompression, "kernel_compression", app.get("kernel_compression", "none"))
+    entry = _choice(name, KernelEntry, "kernel_entry", app.get("kernel_entry", "bzimage"))
     if entry == "pvh" and kernel != "debian":
         raise _fail(name, "kernel_entry = 'pvh' is for the Debian kernel (the minimal one: kernel_compression = 'none')")
     level = app.get("compression_level", 0)
@@ -382,6 +412,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     channel = profiled.get("channel", "serial") if profiled.get("enabled", "profiled" in raw) else ""
     if channel and channel not in PROFILED_DEVICES:
         raise _fail(name, f"[profiled] channel = {channel!r} is not one of: {', '.join(PROFILED_DEVICES)}")
+    channel = ProfiledChannel(channel)
     if not 0 <= profiled.get("sample_ms", 0) <= 60000:
         raise _fail(name, "[profiled] sample_ms must be 0-60000 (0: no samples)")
     if channel and "profiled" not in programs:
@@ -419,7 +450,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         probes=probes,
         modules=_strings(name, "[modules] rules", modules.get("rules", [])),
         modules_blocked=None if blocked is None else _strings(name, "[modules] blocked", blocked),
-        modules_on_error=modules.get("on_error", "stop"),
+        modules_on_error=ModulesOnError(modules.get("on_error", "stop")),
         modules_strip=modules.get("strip", True),
         root=root,
         root_size_mib=rootfs.get("size_mib", 64),

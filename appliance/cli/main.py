@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from appliance import __version__, bundle, proc, results
 from appliance.assemble import apt, kernel, pkglock
-from appliance.assemble.template import KERNEL_COMPRESSIONS
+from appliance.assemble.template import KERNEL_COMPRESSIONS, Kernel
 from appliance.boot import hostload, measure
 from appliance.boot.qemu import BootSpec, Channel
 from appliance.cli import analysis_verbs, doctor, options, output
@@ -338,7 +338,7 @@ def parser() -> argparse.ArgumentParser:
                    help="a variant for this machine profile, built into build/<template>+<machine>/")
     p.add_argument("--build-dir", help="where outputs go instead of the checkout's build/")
     p.add_argument("--kernel", help="your own bzImage")
-    p.add_argument("--kernel-recipe", choices=("debian", "minimal"), help="the template's kernel instead")
+    p.add_argument("--kernel-recipe", choices=[k.value for k in Kernel], help="the template's kernel instead")
     p.add_argument("--kernel-compression", choices=KERNEL_COMPRESSIONS, help="the minimal kernel's image compression")
     p.set_defaults(func=cmd_build)
     p = verbs.add_parser("run", help="boot a bundle once, streaming its console")
