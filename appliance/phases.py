@@ -55,10 +55,19 @@ def derive(events: list[Event], anchored_only: bool = False) -> dict[str, float 
     times: dict[str, float] = {}
     for event in events:
         times.setdefault(event.name, event.host_time_ns / 1e6)  # a repeated probe: keep the first
+    return of_run(times, anchored_only)
+
+
+def of_run(times: dict[str, float], anchored_only: bool = False) -> dict[str, float | None]:
+    """One boot's phases from its probe times in ms (the first of each probe), as the
+    runner derives them: with only the exec-anchored ones for the exit channel, and no
+    payload phase for a service (its payload runs until the host stops it)."""
     phases = from_times(times)
     if anchored_only:
         anchored = {name for name, starts, _ in PHASES if starts == (EXEC,)}
         phases = {name: (value if name in anchored else None) for name, value in phases.items()}
+    if READY in times:
+        phases["payload"] = None
     return phases
 
 

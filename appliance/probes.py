@@ -1,4 +1,4 @@
-"""The probe protocol of DESIGN.md and the parsers that turn QEMU output into events.
+"""The probe protocol (docs/CONTRACTS.md) and the parsers that turn QEMU output into events.
 
 An event is (name, host_time_ns, source). The trace channel reads QEMU's own
 timestamped `memory_region_ops_write` lines; two events are inferred from the same

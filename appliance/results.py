@@ -18,7 +18,7 @@ from typing import Any
 
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
-from appliance.phases import EXEC, PHASE_NAMES, from_times
+from appliance.phases import EXEC, PHASE_NAMES, from_times, of_run
 from appliance.stats import summarize
 
 FORMAT = 2  # 2: every document says its kind; 1 (kind told by its keys) is read and migrated
@@ -41,6 +41,29 @@ def probe_times(run: dict[str, Any]) -> dict[str, float]:
     for event in run["events"]:
         times.setdefault(event["name"], event["t_ms"])
     return times
+
+
+def recomputed(side: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """SIDE's runs with every phase derived again from the run's raw events (as the
+    runner derived them: phases.of_run), and how many runs' stored phases differed."""
+    anchored = (side.get("settings") or {}).get("channel") == "exit"
+    runs, differed = [], 0
+    for run in side["runs"]:
+        if not run["ok"]:
+            runs.append(run)
+            continue
+        phases = of_run({EXEC: 0.0, **probe_times(run)}, anchored)
+        stored = run["phases_ms"]
+        if any(_differs(stored.get(name), phases.get(name)) for name in PHASE_NAMES):
+            differed += 1
+        runs.append({**run, "phases_ms": phases})
+    return runs, differed
+
+
+def _differs(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    return abs(a - b) > 1e-6
 
 
 def counted(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

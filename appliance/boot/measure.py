@@ -378,8 +378,7 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
     run = BootRun(events, derive(events), parse_console_probes(raw.console), done.max_rss_kib, payload_status,
                   raw.console, (done.exit_ns - done.exec_ns) / 1e6,
                   uart_cost_us_per_char(raw.lines) if raw.lines else None)
-    if bundle.ready is not None:  # the payload is a service: it ran until the host stopped it
-        run.phases["payload"] = None
+    if bundle.ready is not None:  # (phases.of_run leaves a service's payload out: it ran until stopped)
         run.forwards = raw.forwards
     run.warnings += raw.warnings
     run.qemu_cpu_s, run.stopped_ms = done.cpu_s, done.stopped_ms

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class Channel(enum.Enum):
-    """How probe times reach the host (shared/DESIGN.md, "Probe protocol")."""
+    """How probe times reach the host (docs/CONTRACTS.md, "Probe protocol")."""
 
     TRACE = "trace"  # QEMU's timestamps of isa-debugcon writes
     EXIT = "exit"  # isa-debug-exit: QEMU ends at the probe; its lifetime is the time

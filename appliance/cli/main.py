@@ -166,7 +166,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
             say(f"{label}: {side['bundle']['path']}")
         if not side.get("complete", False):
             print("note: this results file is partial (the run set was interrupted)", file=sys.stderr)
-        summary = results.summary(side["runs"])
+        runs, differed = results.recomputed(side)  # from the raw events, not the stored phases
+        if differed:
+            print(f"note: {differed} run(s){f' of {label}' if label else ''} stored phases that differ from their "
+                  "events (written by another version?): the table is from the events", file=sys.stderr)
+        summary = results.summary(runs)
         say(table.phase_table(summary), summaries={label or "runs": summary})
     if results.kind(doc) == "compare":
         kept = doc["comparison"]

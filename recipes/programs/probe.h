@@ -1,4 +1,4 @@
-/* Guest side of the probe protocol (shared/DESIGN.md): one outb of CODE to port 0xf4,
+/* Guest side of the probe protocol (docs/CONTRACTS.md): one outb of CODE to port 0xf4,
  * timestamped by the host, plus an "appliance-probe: NAME NS" console line carrying
  * CLOCK_BOOTTIME so a host without port capture still gets guest-side times.
  * probe_init() must be called first: without ioperm() an outb would kill the caller

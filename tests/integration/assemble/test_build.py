@@ -16,7 +16,7 @@ pytestmark = pytest.mark.boot
 def test_bundle_contents(built):
     folder = built["benchmark"]
     manifest = json.loads((folder / "bundle.json").read_text())
-    assert manifest["format"] == 1 and manifest["machine"] == "microvm"
+    assert manifest["format"] == bundle.FORMAT and manifest["machine"] == "microvm"
     assert set(manifest["files"]) == {"kernel", "initrd"}
     assert "console=ttyS0" in manifest["cmdline"] and "quiet" in manifest["cmdline"]
     names = {e.path: e for e in cpio.read(compress.decompress((folder / "initrd").read_bytes()))}

@@ -114,3 +114,18 @@ def test_range_refuses_a_series_it_cannot_build(tmp_path, capsys, extra, message
     make_bundle(tmp_path)
     assert cli.main(["range", str(tmp_path), *extra, "--accel", "tcg"]) == 1
     assert f"error: {message}" in capsys.readouterr().err
+
+
+def test_stats_recomputes_the_phases_from_the_raw_events(tmp_path, capsys):
+    from appliance import results
+
+    runs = [fake_run(i, 4000 + 10 * i, 25) for i in range(6)]
+    tampered = [{**r, "phases_ms": {**r["phases_ms"], "kernel": 1.0}} for r in runs]  # stored phases that lie
+    path = tmp_path / "r.json"
+    results.write(path, results.run_set(host={}, accel={"used": "tcg", "reason": ""}, bundle={"path": "b", "name": "b"},
+                                        settings={}, runs=tampered, complete=True))
+    assert cli.main(["stats", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    kernel = json.loads(captured.out)["summaries"]["runs"]["phases"]["kernel"]
+    assert kernel["median"] > 3000  # from the events (kernel entry -> init_start), not the stored 1.0
+    assert "6 run(s) stored phases that differ from their events" in captured.err
