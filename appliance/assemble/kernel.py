@@ -175,7 +175,33 @@ def own_kernel(image: Path, modules: Path | None = None) -> KernelFiles:
     if kind is None:
         raise KernelError(f"KERNEL={image} is not a kernel image (no bzImage setup header, not an ELF vmlinux): "
                           "give arch/x86/boot/bzImage or vmlinux")
+    short = truncated(head, image.stat().st_size)
+    if short:
+        raise KernelError(f"KERNEL={image} is cut short: {short}; copy the image again")
     return KernelFiles(image, modules, bzimage_version(head) or "unknown")
+
+
+def truncated(head: bytes, size: int) -> str | None:
+    """Why a kernel image of SIZE bytes whose first bytes are HEAD is incomplete, or None:
+    a bzImage shorter than its setup header's setup + protected-mode sizes, an ELF
+    shorter than the segments its program headers place."""
+    if image_kind(head) == "bzImage":
+        setup_sects = head[0x1F1] or 4
+        syssize = int.from_bytes(head[0x1F4:0x1F8], "little")  # 16-byte paragraphs
+        expected = (setup_sects + 1) * 512 + syssize * 16
+        return f"{size} bytes, its setup header says {expected}" if size < expected else None
+    if image_kind(head) == "elf" and len(head) >= 64 and head[4] == 2:  # ELF64
+        phoff = int.from_bytes(head[0x20:0x28], "little")
+        phentsize, phnum = int.from_bytes(head[0x36:0x38], "little"), int.from_bytes(head[0x38:0x3A], "little")
+        ends = []
+        for i in range(phnum):
+            entry = head[phoff + i * phentsize: phoff + (i + 1) * phentsize]
+            if len(entry) < 0x28:
+                return f"{size} bytes, its program headers lie past the first {len(head)}"
+            ends.append(int.from_bytes(entry[0x08:0x10], "little") + int.from_bytes(entry[0x20:0x28], "little"))
+        needed = max(ends, default=0)
+        return f"{size} bytes, its segments end at {needed}" if size < needed else None
+    return None
 
 
 def image_kind(head: bytes) -> str | None:

@@ -13,6 +13,7 @@ import io
 import os
 import shutil
 import stat
+import sys
 import tarfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,12 +35,49 @@ def excluded(path: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
 
 
+SPECIAL = ("/proc", "/sys", "/dev", "/run")  # the host's live state: never an image's content
+
+
 def find_program(name: str, where: str) -> str:
-    """A [packages] host entry as an absolute path: a path as is, a bare name on PATH."""
+    """A [packages] host entry as an absolute path: a path as is, a bare name on PATH;
+    it must be an ELF program (scripts and data go in host_files)."""
     path = name if "/" in name else shutil.which(name)
     if not path or not os.path.isfile(path):
         raise elfclosure.ClosureError(f"{where}: host program {name!r} not found" + ("" if "/" in name else " on PATH"))
-    return os.path.abspath(path)
+    path = os.path.abspath(path)
+    check_host_file(path, where)
+    with open(path, "rb") as program:
+        if program.read(4) != b"\x7fELF":
+            raise elfclosure.ClosureError(f"{where}: host program {path} is not an ELF program: list scripts and data "
+                                          "in host_files instead")
+    return path
+
+
+def check_host_file(path: str, where: str) -> None:
+    """Refuse what must not go into an image: anything under the host's live filesystems
+    (/proc, /sys, /dev, /run: secrets, endless or blocking files), and anything that is
+    not a regular file, directory or symlink (a FIFO blocks, /dev/zero never ends); warn
+    on a file only root could read (a secret the image would then hand to anyone)."""
+    real = os.path.realpath(path)
+    for top in SPECIAL:
+        if real == top or real.startswith(top + "/"):
+            raise elfclosure.ClosureError(f"{where}: {path} is under {top}, the host's live state, not a file to "
+                                          "copy into an image: copy what you need into the template's folder")
+    info = os.lstat(path)
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+        raise elfclosure.ClosureError(f"{where}: {path} is a {_kind(info.st_mode)}: only regular files, directories "
+                                      "and symlinks go into an image")
+    if stat.S_ISREG(info.st_mode) and not info.st_mode & stat.S_IROTH and info.st_uid == 0:
+        print(f"warning: {where}: {path} is readable only by root (mode {stat.S_IMODE(info.st_mode):04o}): the image "
+              "gives it to anyone who has the image", file=sys.stderr)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def _host_entry(node: elfclosure.Node) -> cpio.Entry:
@@ -59,6 +97,7 @@ def _glob(pattern: str, where: str) -> list[str]:
         raise elfclosure.ClosureError(f"{where}: host_files pattern {pattern!r} matches nothing on this host")
     out: list[str] = []
     for match in matches:
+        check_host_file(match, where)
         if os.path.isdir(match) and not os.path.islink(match):
             for folder, dirs, files in os.walk(match):
                 dirs.sort()
@@ -66,6 +105,8 @@ def _glob(pattern: str, where: str) -> list[str]:
                 out += [os.path.join(folder, d) for d in dirs if os.path.islink(os.path.join(folder, d))]
         else:
             out.append(match)
+    for found in out:
+        check_host_file(found, where)
     return out
 
 

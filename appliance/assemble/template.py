@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import stat
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -92,7 +93,7 @@ class AfterPayload(enum.Enum):
 class FileSpec:
     src: str  # relative to the template's folder
     dst: str  # path inside the appliance, relative to /
-    mode: int = 0o644
+    mode: int = 0o644  # the template's `mode`, else the host file's permission bits
 
 
 @dataclass(frozen=True)
@@ -239,13 +240,30 @@ def _files(name: str, folder: Path, raw: list[Any]) -> tuple[FileSpec, ...]:
             raise _fail(name, f"[[files]] entry {i + 1} needs src and dst (and optional mode) only")
         src = _relative(name, "[[files]] src", item["src"])
         dst = _relative(name, "[[files]] dst", item["dst"])
-        if not (folder / src).is_file():
-            raise _fail(name, f"[[files]] src {src!r} does not exist in {folder}")
-        mode = item.get("mode", 0o644)
+        host = _template_file(name, folder, src)
+        # by default the host file's permission bits, as cp -p and tar keep them
+        mode = item.get("mode", stat.S_IMODE(host.stat().st_mode))
         if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
             raise _fail(name, f"[[files]] mode of {src!r} must be an integer like 0o644")
         specs.append(FileSpec(src, dst, mode))
     return tuple(specs)
+
+
+def _template_file(name: str, folder: Path, src: str) -> Path:
+    """SRC of a [[files]] entry as the regular file it is, inside the template's folder:
+    a symlink (of the file, or of a folder on its way) that leads out of the folder
+    would copy a host file (/etc/shadow) into the image."""
+    path = folder / src
+    if not path.exists() and not path.is_symlink():
+        raise _fail(name, f"[[files]] src {src!r} does not exist in {folder}")
+    real, top = path.resolve(), folder.resolve()
+    if not real.is_relative_to(top):
+        raise _fail(name, f"[[files]] src {src!r} leads out of the template's folder (to {real}): copy the file "
+                          "into the folder, or use [packages] host_files for host files")
+    info = real.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise _fail(name, f"[[files]] src {src!r} is not a regular file: [[files]] copies files")
+    return real
 
 
 def _probes(name: str, raw: dict[str, Any]) -> tuple[tuple[int, str], ...]:

@@ -1,0 +1,116 @@
+"""What a careless or hostile template may not get past the build: files that lead out
+of the template's folder, special files, secrets of the host, non-programs, cut kernels;
+and the permission bits a file keeps."""
+
+import os
+
+import pytest
+
+from appliance.assemble import elfclosure, kernel, sources
+from appliance.assemble.template import parse_template
+from appliance.errors import KernelError, TemplateError
+
+
+def files_template(tmp_path, src, mode=""):
+    return parse_template("t", f'[[files]]\nsrc = "{src}"\ndst = "etc/x"\n{mode}', tmp_path)
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: os.symlink("/etc/passwd", d / "x"),  # the file itself
+    lambda d: (os.symlink("/etc", d / "dir"), "dir/passwd")[1],  # a folder on its way
+    lambda d: ((d / "inner").mkdir(), os.symlink("../../outside", d / "inner" / "x"), "inner/x")[2],
+])
+def test_a_template_file_that_leads_out_of_its_folder_is_refused(tmp_path, make):
+    folder = tmp_path / "template"
+    folder.mkdir()
+    (tmp_path / "outside").write_text("secret")
+    src = make(folder) or "x"
+    with pytest.raises(TemplateError, match="leads out of the template's folder"):
+        files_template(folder, src)
+
+
+def test_a_link_inside_the_folder_is_followed(tmp_path):
+    (tmp_path / "real").write_text("hi")
+    os.symlink("real", tmp_path / "x")
+    assert files_template(tmp_path, "x").files[0].src == "x"
+
+
+def test_a_template_file_that_is_not_a_regular_file_is_refused(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(TemplateError, match="is not a regular file"):
+        files_template(tmp_path, "fifo")
+
+
+@pytest.mark.parametrize("bits", [0o600, 0o755, 0o640])
+def test_a_template_file_keeps_its_permission_bits_unless_told(tmp_path, bits):
+    (tmp_path / "x").write_text("data")
+    os.chmod(tmp_path / "x", bits)
+    assert files_template(tmp_path, "x").files[0].mode == bits
+    assert files_template(tmp_path, "x", "mode = 0o444\n").files[0].mode == 0o444
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/proc/self/environ", "is under /proc, the host's live state"),
+    ("/dev/zero", "is under /dev"),
+    ("/sys/kernel/notes", "is under /sys"),
+])
+def test_host_files_under_the_hosts_live_filesystems_are_refused(path, message):
+    with pytest.raises(elfclosure.ClosureError, match=message):
+        sources.host((), (path,), "template t")
+
+
+def test_host_files_that_are_not_files_are_refused(tmp_path):
+    os.mkfifo(tmp_path / "fifo")  # reading it would block the build forever
+    with pytest.raises(elfclosure.ClosureError, match="is a FIFO: only regular files, directories and symlinks"):
+        sources.host((), (str(tmp_path / "fifo"),), "template t")
+    (tmp_path / "tree").mkdir()
+    os.mkfifo(tmp_path / "tree" / "inside")  # inside a folder that is taken whole
+    with pytest.raises(elfclosure.ClosureError, match="is a FIFO"):
+        sources.host((), (str(tmp_path / "tree"),), "template t")
+
+
+def test_a_host_file_only_root_can_read_is_taken_with_a_warning(tmp_path, capsys):
+    secret = tmp_path / "secret"
+    secret.write_text("x")
+    os.chmod(secret, 0o600)
+    if secret.stat().st_uid != 0:
+        pytest.skip("needs a file owned by root")
+    placed = sources.host((), (str(secret),), "template t")
+    assert [p.entry.path for p in placed] == [str(secret).lstrip("/")]
+    assert "is readable only by root (mode 0600)" in capsys.readouterr().err
+
+
+def test_a_host_program_that_is_not_elf_is_refused(tmp_path):
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    with pytest.raises(elfclosure.ClosureError, match="is not an ELF program: list scripts and data in host_files"):
+        sources.host((str(script),), (), "template t")
+
+
+def bzimage(setup_sects: int, syssize: int, size: int) -> bytes:
+    data = bytearray(size)
+    data[0x1F1] = setup_sects
+    data[0x1F4:0x1F8] = syssize.to_bytes(4, "little")
+    data[0x1FE:0x200] = b"\x55\xaa"
+    data[0x202:0x206] = b"HdrS"
+    return bytes(data)
+
+
+def test_a_kernel_image_cut_short_is_refused(tmp_path):
+    whole = bzimage(4, 1000, (4 + 1) * 512 + 1000 * 16)
+    assert kernel.truncated(whole[:65536], len(whole)) is None
+    (tmp_path / "bzImage").write_bytes(whole[:8000])
+    with pytest.raises(KernelError, match="is cut short: 8000 bytes, its setup header says 18560"):
+        kernel.own_kernel(tmp_path / "bzImage")
+
+
+def test_an_elf_kernel_cut_short_is_refused():
+    head = bytearray(0x40 + 0x38)
+    head[:4], head[4] = b"\x7fELF", 2
+    head[0x20:0x28] = (0x40).to_bytes(8, "little")  # program headers right after the ELF header
+    head[0x36:0x38], head[0x38:0x3A] = (0x38).to_bytes(2, "little"), (1).to_bytes(2, "little")
+    head[0x40 + 0x08:0x40 + 0x10] = (0x1000).to_bytes(8, "little")  # p_offset
+    head[0x40 + 0x20:0x40 + 0x28] = (0x5000).to_bytes(8, "little")  # p_filesz
+    assert kernel.truncated(bytes(head), 0x6000) is None
+    assert kernel.truncated(bytes(head), 0x3000) == f"{0x3000} bytes, its segments end at {0x6000}"
