@@ -89,3 +89,17 @@ def transport_problem(carried: tuple[str, ...], uses_virtio: bool, machine: Mach
     return (f"its virtio devices sit on {needed} on {machine.value}, and this bundle's kernel and modules only have "
             f"{', '.join(carried) or 'no virtio transport'}: build it for that machine "
             f"(scons appliance MACHINE={machine.value})")
+
+
+CMDLINE_MAX = 2047  # COMMAND_LINE_SIZE (2048 on x86 and arm64) less its NUL: longer lines hang or are cut
+
+
+def cmdline_problem(cmdline: str) -> str | None:
+    """Why the kernel cannot take CMDLINE as it is, or None."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in cmdline):
+        bad = next(c for c in cmdline if ord(c) < 0x20 or ord(c) == 0x7F)
+        return f"the kernel command line has a control character ({bad!r}): words are separated by spaces"
+    size = len(cmdline.encode())
+    if size > CMDLINE_MAX:
+        return f"the kernel command line is {size} bytes; the kernel takes at most {CMDLINE_MAX}"
+    return None

@@ -125,8 +125,20 @@ def deb_cache(cache: Path) -> Path:
 
 
 def cached_deb(pin: Pin, cache: Path) -> Path:
-    """Where PIN's .deb is kept: named by its digest, so two versions never collide."""
-    return deb_cache(cache) / f"{pin.sha256[:16]}-{pin.deb_name}"
+    """Where PIN's .deb is kept: named by its digest, so two versions never collide;
+    always a file directly in the cache's debs/ (a name that would leave it is refused)."""
+    folder = deb_cache(cache)
+    path = folder / f"{pin.sha256[:16]}-{pin.deb_name}"
+    if path.parent != folder or "/" in pin.deb_name or pin.deb_name.startswith("."):
+        raise PackageError(f"package {pin.name!r} would be stored outside {folder}: refusing it")
+    return path
+
+
+def control(deb: Path) -> dict[str, str]:
+    """The fields of a .deb's control file that say what it needs and provides."""
+    keys = ("Package", "Depends", "Pre-Depends", "Provides")
+    done = proc.run(["dpkg-deb", "--field", str(deb), *keys], timeout=60)
+    return {k: v for k, v in (line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)}
 
 
 def fetch(apt: Apt, pin: Pin, cache: Path, where: str) -> Path:

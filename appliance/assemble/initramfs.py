@@ -41,6 +41,30 @@ class Contents:
                 for where, tree in parts for p in tree if p.entry.kind in ("file", "symlink")]
 
 
+# Bytes an argument carries as they are in init.conf; every other byte is %XX, which the
+# init decodes (recipes/programs/init.c: decode), so spaces, tabs, newlines, quotes and
+# non-ASCII reach execv() exactly.
+_PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._,:=+-@")
+
+
+def encode_word(word: str) -> str:
+    """WORD (an argument of the payload or the shell) as one space-free init.conf word."""
+    return "".join(chr(b) if b in _PLAIN else f"%{b:02X}" for b in word.encode())
+
+
+def decode_word(word: str) -> str:
+    """encode_word's inverse, as the init does it (for tests and `inspect`)."""
+    out, i, raw = bytearray(), 0, word.encode()
+    while i < len(raw):
+        if raw[i] == ord("%") and i + 3 <= len(raw):
+            out.append(int(raw[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode()
+
+
 def module_dir(release: str) -> str:
     return f"lib/modules/{release}"
 
@@ -60,9 +84,9 @@ def init_conf(template: Template, modules: Sequence[ModuleFile] = (), release: s
         lines.append(f"net {netspec.INTERFACE} {netspec.GUEST_ADDRESS} {netspec.NETMASK} {netspec.GATEWAY}")
         lines.append(f"control {netspec.CONTROL_PORT}")
     if template.payload:
-        lines.append("payload " + " ".join(template.payload))
+        lines.append("payload " + " ".join(encode_word(w) for w in template.payload))
     if template.shell:
-        lines.append("shell " + " ".join(template.shell))
+        lines.append("shell " + " ".join(encode_word(w) for w in template.shell))
     lines.append(f"after {template.after.value}")
     return "\n".join(lines) + "\n"
 
@@ -75,6 +99,18 @@ def _userland(template: Template, programs: dict[str, bytes]) -> list[Placed]:
     folder = Path(template.folder)
     out += [Placed(cpio.file(f.dst, (folder / f.src).read_bytes(), f.mode), f"template {f.src}") for f in template.files]
     return out
+
+
+CONF_MAX = 16383  # the init reads init.conf into a buffer of this many bytes (init.c: conf)
+
+
+def _conf_bytes(template: Template, modules: Sequence[ModuleFile], release: str) -> bytes:
+    data = init_conf(template, modules, release).encode()
+    if len(data) > CONF_MAX:
+        raise layout.LayoutError(f"template {template.name}: the init's configuration would be {len(data)} bytes, "
+                                 f"more than the {CONF_MAX} it reads (long payload arguments, many modules?): "
+                                 "put long arguments in a file of the appliance")
+    return data
 
 
 def _check_runnable(template: Template, tree: list[Placed]) -> None:
@@ -94,7 +130,7 @@ def contents(template: Template, init: bytes, programs: dict[str, bytes], module
         Placed(cpio.file("init", init, 0o755), "init"),
         Placed(CONSOLE, "init"),
         *([Placed(MEM, "init")] if template.arch is Arch.AARCH64 else []),
-        Placed(cpio.file("etc/appliance/init.conf", init_conf(template, modules, release).encode()), "init"),
+        Placed(cpio.file("etc/appliance/init.conf", _conf_bytes(template, modules, release)), "init"),
     ]
     boot += [Placed(cpio.file(f"{module_dir(release)}/{m.path}", m.data), f"kernel module {m.name}") for m in modules]
     user = [*_userland(template, programs), *packages]

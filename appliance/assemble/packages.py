@@ -48,6 +48,11 @@ def placed(template: Template, cache: Path, tool: apt.Apt | None = None) -> list
         tool = tool or apt.Apt()
         lock = locked(template, tool)
         debs = [(pin, apt.fetch(tool, pin, cache, f"template {template.name}")) for pin in lock.pins]
+        extra = pkglock.unasked(lock, {pin.name: apt.control(deb) for pin, deb in debs})
+        if extra:
+            raise apt.PackageError(f"template {template.name}: {lock_file(template)} pins {', '.join(extra)}, which "
+                                   f"[packages] debian = {list(template.debian)} does not bring in (added by hand?): "
+                                   f"run `appliance lock {template.name}`")
         exclude = sources.DEFAULT_EXCLUDE if template.exclude is None else template.exclude
         out += sources.packages(debs, exclude)
     return out

@@ -49,7 +49,7 @@ from appliance.assemble.template import (
 )
 from appliance.errors import ApplianceError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
-from appliance.machines import TRANSPORTS, Arch, Machine, profile
+from appliance.machines import TRANSPORTS, Arch, Machine, cmdline_problem, profile
 
 E = TypeVar("E", bound=Enum)
 
@@ -319,6 +319,9 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     folder = Path(str(target[0])).parent
     facts = json.loads(config.facts_path.read_text())  # make_initrd's, a declared source of this target
     cmdline = " ".join(filter(None, (profile(template.machine).cmdline, "panic=-1", template.cmdline)))
+    problem = cmdline_problem(cmdline)
+    if problem:
+        raise TemplateError(f"template {template.name}: {problem} ([vm] cmdline with the machine's own words)")
     build = {
         "template": template.to_dict(),
         "kernel": kernels.facts(config, facts["kernel_release"]),

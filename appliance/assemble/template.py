@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import stat
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
@@ -18,7 +19,7 @@ from typing import Any
 
 from appliance.assemble.compress import Compression
 from appliance.errors import TemplateError
-from appliance.machines import Arch, Machine, machines_of, profile
+from appliance.machines import Arch, Machine, cmdline_problem, machines_of, profile
 from appliance.netspec import CONTROL_PORT, Forward, Ready, SpecError, forward_for, parse_forward, parse_ready
 from appliance.paths import ROOT
 
@@ -290,12 +291,33 @@ def _check_payload(name: str, payload: tuple[str, ...], programs: tuple[str, ...
         raise _fail(name, f"[init] payload {payload[0]!r} is not in the appliance (it has: {have})")
 
 
+def _cmdline(name: str, text: str) -> str:
+    """[vm] cmdline, refused as early as can be when the kernel could never take it."""
+    problem = cmdline_problem(text)
+    if problem:
+        raise _fail(name, f"[vm] cmdline: {problem}")
+    return text
+
+
+MAX_ARGS = 31  # the init's argv for the payload or the shell (recipes/programs/init.c: MAX_WORDS - 1)
+
+
+def _argv(name: str, key: str, argv: tuple[str, ...]) -> tuple[str, ...]:
+    """An argv the init can carry exactly (every byte but NUL, up to MAX_ARGS words)."""
+    if any("\0" in word for word in argv):
+        raise _fail(name, f"{key} has a NUL byte in an argument: execve() cannot pass it")
+    if len(argv) > MAX_ARGS:
+        raise _fail(name, f"{key} has {len(argv)} words; the init takes at most {MAX_ARGS} "
+                          "(wrap them in a script: payload = [\"/bin/sh\", \"/opt/run.sh\"])")
+    return argv
+
+
 def _shell(name: str, value: bool | list[Any]) -> tuple[str, ...]:
     if value is True:
         return DEFAULT_SHELL
     if value is False:
         return ()
-    argv = _strings(name, "[init] shell", value)
+    argv = _argv(name, "[init] shell", _strings(name, "[init] shell", value))
     if not argv or not argv[0].startswith("/"):
         raise _fail(name, "[init] shell must be true or an argv whose first word is an absolute guest path")
     return argv
@@ -404,7 +426,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
                 raise _fail(name, f"program {program!r} has no source in recipes/programs/")
     mounts = _strings(name, "[init] mounts", init.get("mounts", ["proc", "sysfs", "devtmpfs"]))
     files = _files(name, folder, raw.get("files", []))
-    payload = _strings(name, "[init] payload", init.get("payload", []))
+    payload = _argv(name, "[init] payload", _strings(name, "[init] payload", init.get("payload", [])))
     packages = raw.get("packages", {})
     host = _strings(name, "[packages] host", packages.get("host", []))
     host_files = _strings(name, "[packages] host_files", packages.get("host_files", []))
@@ -464,7 +486,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         machine=machine,
         memory_mib=memory,
         cpus=cpus,
-        cmdline=vm.get("cmdline", ""),
+        cmdline=_cmdline(name, vm.get("cmdline", "")),
         probes=probes,
         modules=_strings(name, "[modules] rules", modules.get("rules", [])),
         modules_blocked=None if blocked is None else _strings(name, "[modules] blocked", blocked),
@@ -489,10 +511,27 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     )
 
 
+# The folders the build itself writes under BUILD_DIR beside the bundles: a template of
+# one of these names would build into them (and break every other bundle).
+RESERVED_NAMES = frozenset({"programs", "programs-aarch64", "facts", "contents", "firmware", "release", "results"})
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def load_template(path: Path, programs_available: set[str] | None = None) -> Template:
     if not path.is_file():
         raise TemplateError(f"template {path} does not exist")
-    return parse_template(path.stem, path.read_text(), path.parent, programs_available)
+    name = path.stem
+    if not _NAME.fullmatch(name):
+        raise TemplateError(f"template {path}: its name {name!r} must be letters, digits, '.', '_' and '-' "
+                            "(it names the bundle's folder)")
+    if name in RESERVED_NAMES:
+        raise TemplateError(f"template {path}: {name!r} is a folder the build itself uses under BUILD_DIR "
+                            f"({', '.join(sorted(RESERVED_NAMES))}): rename the template")
+    try:
+        text = path.read_bytes().decode()
+    except UnicodeDecodeError as exc:
+        raise TemplateError(f"template {path} is not UTF-8 text (byte {exc.start}): a template is TOML") from None
+    return parse_template(name, text, path.parent, programs_available)
 
 
 def find_template(name_or_path: str, templates_dir: Path) -> Path:

@@ -24,7 +24,7 @@ from typing import IO
 from appliance import proc
 from appliance.bundle import Bundle
 from appliance.errors import ApplianceError, BootError
-from appliance.machines import Arch, Machine, profile
+from appliance.machines import Arch, Machine, cmdline_problem, profile
 from appliance.netspec import CONTROL_PORT, Forward
 from appliance.probes import PORT_FIRMWARE, PORT_KERNEL
 from appliance.proc import PACKAGES, find_tool
@@ -154,6 +154,9 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
     bundle, channel = spec.bundle, spec.channel
     words = [bundle.cmdline, spec.extra_cmdline, f"appliance_exit_probe={spec.exit_probe}" if spec.exit_probe else ""]
     cmdline = " ".join(w for w in words if w)
+    problem = cmdline_problem(cmdline)
+    if problem:
+        raise BootError(f"{problem} (the bundle's, the runner's and --append's words together): shorten --append")
     machine_options, disks = disk_args(bundle, spec.keep_disk_writes)
     if bundle.machine is Machine.MICROVM and not bundle.kernel_acpi and (disks or bundle.forwards is not None):
         # a kernel without ACPI finds microvm's virtio-mmio devices only on its command

@@ -292,7 +292,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     previous = pkglock.read(old)
     before = {p.name: p.version for p in (previous.pins if previous else ())}
     lock = packages.relock(template, apt.Apt())
-    changed = [f"{p.name} {before.get(p.name, 'new')} -> {p.version}" for p in lock.pins if before.get(p.name) != p.version]
+    changed = pkglock.changes(before, {p.name: p.version for p in lock.pins})
     say(f"pinned {len(lock.pins)} packages in {old}" + (": " + ", ".join(changed) if changed else " (no change)"),
         lock=str(old), packages={p.name: p.version for p in lock.pins}, changed=changed)
     return 0

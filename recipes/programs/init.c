@@ -171,6 +171,41 @@ static void setup_signals(void)
 	reboot(RB_DISABLE_CAD); /* Ctrl-Alt-Del now sends us SIGINT */
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decode S in place: %XX is the byte XX (hex), so a word of init.conf carries spaces,
+ * tabs, newlines, quotes and any other byte but NUL (initramfs.py: encode_word). */
+static void decode(char *s)
+{
+	char *out = s;
+	int hi, lo;
+
+	for (; *s; s++) {
+		if (*s == '%' && (hi = hexval(s[1])) >= 0 && (lo = hexval(s[2])) >= 0) {
+			*out++ = (char)(hi << 4 | lo);
+			s += 2;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = 0;
+}
+
+static void decode_all(char **words)
+{
+	for (; *words; words++)
+		decode(*words);
+}
+
 /* Split S in place at single spaces into at most MAX words; returns the count. */
 static int split(char *s, char **words, int max)
 {
@@ -226,8 +261,10 @@ static void read_conf(void)
 			root_dax = n > 3 && !strcmp(words[3], "dax");
 		} else if (n >= 2 && !strcmp(words[0], "payload")) {
 			memcpy(payload, words + 1, (size_t)n * sizeof(char *));
+			decode_all(payload);
 		} else if (n >= 2 && !strcmp(words[0], "shell")) {
 			memcpy(shell, words + 1, (size_t)n * sizeof(char *));
+			decode_all(shell);
 		} else if (n == 3 && !strcmp(words[0], "profiled")) {
 			profiled_device = words[1];
 			profiled_sample_ms = words[2];
@@ -661,8 +698,10 @@ int main(int argc, char **argv, char **envp)
 	if (control_port)
 		start_control();
 	from_cmdline = getenv("appliance_payload"); /* kernel passes unknown k=v to init */
-	if (from_cmdline && *from_cmdline)
+	if (from_cmdline && *from_cmdline) {
 		split(from_cmdline, payload, MAX_WORDS);
+		decode_all(payload);
+	}
 	if (payload[0] && !stop_request)
 		run_payload();
 	if (shell[0] && !stop_request)

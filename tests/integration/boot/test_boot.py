@@ -196,3 +196,22 @@ def test_init_stops_the_machine_on_signal(signal_bundles, sig, action):
     assert run.payload_status is None
     assert f"appliance-init: {action} requested by signal; payload stopped" in run.console
     assert ("reboot: Restarting system" if action == "reboot" else "reboot: Power down") in run.console
+
+
+def test_payload_arguments_reach_the_payload_exactly(built, tmp_path):
+    """Spaces, tabs, quotes, a newline, a % and non-ASCII: each argument arrives as one
+    argv word, byte for byte (init.conf carries them %-encoded, the init decodes)."""
+    from appliance.assemble.template import parse_template
+    from tests.conftest import scons
+
+    words = ["a b  c", "tab\there", "q'\"uote", "new\nline", "ünï©ødé", "100%", "%41", "echo hi; run"]
+    template = tmp_path / "args.toml"
+    payload = ", ".join(json.dumps(w) for w in ["/bin/args", *words])
+    template.write_text(f'[init]\npayload = [{payload}]\n[programs]\nbuild = ["args"]\n[vm]\ncmdline = "quiet"\n')
+    assert parse_template("args", template.read_text(), tmp_path).payload[1:] == tuple(words)
+    done = scons("appliance", f"TEMPLATE={template}")
+    assert done.returncode == 0, done.stderr
+    run = measure.boot(BootSpec(bundle.load(BUILD / "args"), "tcg", 120), echo=None)
+    got = [bytes.fromhex(line.split(": ", 1)[1]).decode() for line in run.console.splitlines()
+           if line.startswith("appliance-arg: ")]
+    assert got == ["/bin/args", *words]

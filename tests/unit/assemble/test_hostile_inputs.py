@@ -114,3 +114,110 @@ def test_an_elf_kernel_cut_short_is_refused():
     head[0x40 + 0x20:0x40 + 0x28] = (0x5000).to_bytes(8, "little")  # p_filesz
     assert kernel.truncated(bytes(head), 0x6000) is None
     assert kernel.truncated(bytes(head), 0x3000) == f"{0x3000} bytes, its segments end at {0x6000}"
+
+
+def test_a_lock_is_only_what_its_request_brings_in():
+    from appliance.assemble import pkglock
+    from appliance.assemble.apt import Pin
+
+    pins = tuple(Pin(n, "1.0", "amd64", "a" * 64) for n in ("python3-minimal", "libpython3", "libc6", "mawk", "evil"))
+    control = {"python3-minimal": {"Depends": "libpython3 (= 1.0), libc6 (>= 2.36)", "Pre-Depends": "awk | gawk"},
+               "libpython3": {"Depends": "libc6"}, "libc6": {}, "mawk": {"Provides": "awk"}, "evil": {}}
+    lock = pkglock.Lock(("python3-minimal",), pins)
+    assert pkglock.unasked(lock, control) == ["evil"]  # reached by nothing: added by hand
+    assert pkglock.unasked(pkglock.Lock(("python3-minimal", "evil"), pins), control) == []
+
+
+@pytest.mark.parametrize("pin, message", [
+    (dict(name="../../../../tmp/x"), "is not a Debian package name"),
+    (dict(name="Foo"), "is not a Debian package name"),
+    (dict(version="1.0/../../x"), "not a Debian version"),
+    (dict(arch="amd64/.."), "has architecture"),
+    (dict(sha256="abc"), "has no valid sha256"),
+])
+def test_a_lock_whose_names_would_make_paths_is_refused(tmp_path, pin, message):
+    from appliance.assemble import pkglock
+    from appliance.assemble.apt import PackageError, Pin
+
+    fields = {"name": "busybox-static", "version": "1:1.35.0-4+b3", "arch": "amd64", "sha256": "a" * 64, **pin}
+    text = pkglock.dumps(pkglock.Lock(("busybox-static",), (Pin(**fields, size=1, filename="pool/x.deb"),)), "t")
+    with pytest.raises(PackageError, match=message):
+        pkglock.loads(text, "t.lock")
+
+
+def test_no_cache_path_leaves_the_cache(tmp_path):
+    from appliance.assemble import apt
+
+    with pytest.raises(apt.PackageError, match="would be stored outside"):
+        apt.cached_deb(apt.Pin("x/../../y", "1", "amd64", "a" * 64), tmp_path)
+    assert apt.cached_deb(apt.Pin("busybox", "1:1.0", "amd64", "a" * 64), tmp_path).parent == tmp_path / "debs"
+
+
+def test_a_lock_file_of_random_bytes_is_one_line(tmp_path):
+    from appliance.assemble import pkglock
+    from appliance.assemble.apt import PackageError
+
+    (tmp_path / "t.lock").write_bytes(bytes(range(256)))
+    with pytest.raises(PackageError, match="is unreadable"):
+        pkglock.read(tmp_path / "t.lock")
+
+
+def test_a_template_of_random_bytes_or_a_build_folders_name_is_one_line(tmp_path):
+    from appliance.assemble.template import load_template
+
+    (tmp_path / "t.toml").write_bytes(b"\xff\xfe" + bytes(range(256)))
+    with pytest.raises(TemplateError, match="is not UTF-8 text"):
+        load_template(tmp_path / "t.toml")
+    for name in ("programs", "facts", "release"):
+        (tmp_path / f"{name}.toml").write_text("")
+        with pytest.raises(TemplateError, match="is a folder the build itself uses under BUILD_DIR"):
+            load_template(tmp_path / f"{name}.toml")
+
+
+@pytest.mark.parametrize("payload, message", [
+    ('["/bin/x", "a\\u0000b"]', "has a NUL byte"),
+    ("[" + ", ".join(['"/bin/x"'] * 32) + "]", "has 32 words; the init takes at most 31"),
+])
+def test_a_payload_the_init_cannot_carry_is_refused(tmp_path, payload, message):
+    with pytest.raises(TemplateError, match=message):
+        parse_template("t", f"[init]\npayload = {payload}\n", tmp_path)
+
+
+@pytest.mark.parametrize("cmdline, message", [
+    ("quiet\\u0000x", "has a control character"),
+    ("x" * 2100, "is 2100 bytes; the kernel takes at most 2047"),
+])
+def test_a_kernel_command_line_the_kernel_cannot_take_is_refused(tmp_path, cmdline, message):
+    with pytest.raises(TemplateError, match=message):
+        parse_template("t", f'[vm]\ncmdline = "{cmdline}"\n', tmp_path)
+
+
+def test_append_past_the_kernels_limit_is_refused_before_qemu_starts(tmp_path):
+    from appliance.boot import qemu
+    from appliance.bundle import Bundle
+    from appliance.errors import BootError
+    from tests.conftest import manifest_of
+
+    files = qemu.BootFiles(tmp_path / "c", tmp_path / "t", tmp_path / "p")
+    spec = qemu.BootSpec(Bundle(tmp_path, manifest_of()), "tcg", extra_cmdline="y" * 2100)
+    with pytest.raises(BootError, match="the kernel takes at most 2047 .*shorten --append"):
+        qemu.argv(spec, files)
+
+
+@pytest.mark.parametrize("word", ["a b", "tab\there", "q'\"uote", "new\nline", "ünï©ødé", "100%", "%41", ""])
+def test_every_payload_argument_survives_init_conf(word):
+    from appliance.assemble.initramfs import decode_word, encode_word
+
+    encoded = encode_word(word)
+    assert " " not in encoded and "\n" not in encoded and "\t" not in encoded
+    assert decode_word(encoded) == word
+
+
+def test_relocking_reports_removed_packages_too():
+    from appliance.assemble import pkglock
+
+    before = {"busybox-static": "1", "python3-minimal": "3.11", "libc6": "2.36"}
+    after = {"busybox-static": "2", "zlib1g": "1.2"}
+    assert pkglock.changes(before, after) == ["busybox-static 1 -> 2", "libc6 2.36 -> removed",
+                                              "python3-minimal 3.11 -> removed", "zlib1g new -> 1.2"]
+    assert pkglock.changes(before, before) == []
