@@ -127,12 +127,34 @@ def _workdir(prefix: str) -> Iterator[str]:
                         f"free space in {tempfile.gettempdir()} or set TMPDIR") from None
 
 
+FULL_BYTES = 1 << 20  # a boot's folder with less free space than this may have lost its logs' ends
+
+
 def _full(folder: Path) -> bool:
     """Whether FOLDER's filesystem has no room left for a boot's logs."""
     try:
-        return shutil.disk_usage(folder).free < 1 << 20
+        return shutil.disk_usage(folder).free < FULL_BYTES
     except OSError:
         return False
+
+
+def lost_data(work: Path, console_probes: list[tuple[str, int]], events: list[Event], channel: Channel) -> str | None:
+    """Why this boot's measurement cannot be trusted, or None: its folder filled up (QEMU
+    writes the console and trace there and says nothing when a write fails), or the
+    trace lacks a probe the console shows after one it has (its end was cut off)."""
+    if _full(work):
+        return (f"the boot's temporary folder {work} ran out of space ({shutil.disk_usage(work).free} bytes free): "
+                f"QEMU's console and trace may be cut short; free space in {tempfile.gettempdir()} or set TMPDIR")
+    if channel is not Channel.TRACE:
+        return None
+    traced = {e.name for e in events}
+    shown = list(dict.fromkeys(name for name, _ in console_probes))
+    if any(name in traced for name in shown):  # the trace saw the guest's probes: it must see all of them
+        missing = [name for name in shown if name not in traced]
+        if missing:
+            return (f"QEMU's trace lacks probes the guest's console shows ({', '.join(missing)}): the trace was cut "
+                    "short; is its disk full?")
+    return None
 
 
 def _read(path: Path) -> str:
@@ -370,6 +392,9 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
             raise _failed_start(raw)
         payload_status = check_console(raw.console)
         events = _events(raw, bundle, channel, work)
+        lost = lost_data(work, parse_console_probes(raw.console), events, channel)
+        if lost:
+            raise BootError(f"the measurement lost its data: {lost}", tail(raw.console))
     done = raw.done
     ready = [Event(READY, raw.ready_ns, "host")] if raw.ready_ns else []
     events = [Event(EXEC, done.exec_ns, "host"), *events, *ready, Event(EXIT, done.exit_ns, "host")]

@@ -1,10 +1,15 @@
 """Measurement you can trust, on real TCG boots: channels, cross-check, compare, faults."""
 
 import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import appliance
+from tests.conftest import ROOT, appliance
 
 pytestmark = pytest.mark.boot
 
@@ -95,3 +100,38 @@ def test_doctor_explains_each_check():
     assert any(line.startswith("[ok] setpriv: ") for line in lines) and any("isolinux.bin" in line for line in lines)
     assert any("perf channel" in line for line in lines)
     assert any("host clocksource" in line for line in lines)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_temporary_disk_fails_the_measurement_instead_of_passing_it_off(built, tmp_path):
+    """QEMU says nothing when its trace or console write hits ENOSPC: a boot whose folder
+    filled up is a failed boot, said so, never a run with phases missing marked ok."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(small)], check=True)
+    try:
+        out = tmp_path / "r.json"
+        env = {**os.environ, "TMPDIR": str(small)}
+        done = subprocess.run([sys.executable, "-m", "appliance", "bench", str(built["benchmark"]), "-n", "1",
+                               "--warmup", "0", "--accel", "tcg", "-o", str(out)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode != 0
+        assert "ran out of space" in done.stderr or "is full" in done.stderr, done.stderr
+        doc = json.loads(out.read_text())
+        assert [r["ok"] for r in doc["runs"]] == [False] and not doc["complete"]
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+def test_lost_trace_data_is_named():
+    from appliance.boot.measure import lost_data
+    from appliance.boot.qemu import Channel
+    from appliance.probes import Event
+
+    here = Path(tempfile.gettempdir())
+    console = [("init_start", 1), ("payload_start", 2), ("payload_end", 3)]
+    whole = [Event(n, t, "trace") for n, t in console]
+    assert lost_data(here, console, whole, Channel.TRACE) is None
+    assert "lacks probes the guest's console shows (payload_start, payload_end)" in lost_data(
+        here, console, whole[:1], Channel.TRACE)
+    assert lost_data(here, console, [], Channel.TRACE) is None  # no probe traced at all: the port, not the disk
