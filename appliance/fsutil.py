@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,3 +98,53 @@ def unsealed_change(root: Path, path: Path) -> str | None:
     if sha256_file(path) != digests[key]:
         return f"{key} does not match the digest recorded when it was unpacked (truncated or edited?)"
     return None
+
+
+class Busy(Exception):
+    """A lock another process holds, when the caller would rather not wait."""
+
+
+def _holder(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 64).decode(errors="replace").strip()
+    except OSError:
+        return ""
+    return f" (pid {text})" if text.isdigit() else ""
+
+
+@contextlib.contextmanager
+def locked(path: Path, what: str, shared: bool = False, wait: bool = True) -> Iterator[None]:
+    """Hold an advisory lock on PATH (created if need be) for the block, like apt's and
+    dpkg's: a shared one (several readers), or an exclusive one that records our PID. If
+    another process holds it, say once on stderr that we wait for it (WHAT: what it is
+    doing), or raise Busy naming the holder when not WAIT. The kernel drops the lock when
+    the holder dies, so a killed build never leaves one behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    try:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            if not wait:
+                raise Busy(f"{what}{holder}") from None
+            print(f"waiting: {what}{holder}", file=sys.stderr, flush=True)
+            fcntl.flock(fd, mode)
+        if not shared:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def hold(path: Path, what: str, shared: bool = False) -> None:
+    """Take the lock of `locked` for the rest of this process (an SCons build's)."""
+    manager = locked(path, what, shared)
+    manager.__enter__()
+    _HELD.append(manager)
+
+
+_HELD: list[contextlib.AbstractContextManager[None]] = []

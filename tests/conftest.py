@@ -44,9 +44,10 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_TMP, ignore_errors=True)
 
 
-def appliance(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def appliance(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`appliance ARGS` in the checkout, with ENV added to this environment."""
     return subprocess.run([sys.executable, "-m", "appliance", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="session")

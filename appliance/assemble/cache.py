@@ -17,7 +17,10 @@ from pathlib import Path
 
 from appliance.assemble import apt, firmware, kernel, minikernel, packages, pkglock
 from appliance.assemble.template import TEMPLATES, load_template
+from appliance.errors import ApplianceError
+from appliance.fsutil import Busy, locked
 
+LOCK = ".lock"  # builds hold it shared; cleaning holds it alone (fsutil.locked)
 PARTS = {
     "kernels": "Debian kernel packages, unpacked (debian.lock)",
     "sources": "Debian's linux-source, unpacked (linux-source.lock)",
@@ -59,13 +62,24 @@ def entries(cache: Path, in_use: Iterable[Path]) -> list[Entry]:
     found = []
     for part in sorted(p.name for p in cache.iterdir() if p.is_dir()) if cache.is_dir() else []:
         for path in sorted((cache / part).iterdir()):
+            if path.name.startswith(".") and path.name.endswith(".lock"):
+                continue  # a build's lock (fsutil.locked), not an entry
             found.append(Entry(part, path, size(path, seen) if path.is_dir() else path.lstat().st_size,
                                path.resolve() in used))
     return found
 
 
 def clean(cache: Path, found: list[Entry], everything: bool) -> list[Entry]:
-    """Remove the entries not in use (EVERYTHING: all of them); return what was removed."""
+    """Remove the entries not in use (EVERYTHING: all of them); return what was removed.
+    Refused while a build uses the cache (it holds the cache's lock shared)."""
+    try:
+        with locked(cache / LOCK, "a build is using the cache", wait=False):
+            return _remove(cache, found, everything)
+    except Busy as exc:
+        raise ApplianceError(f"cannot clean the cache now: {exc}; run it again when the build has ended") from None
+
+
+def _remove(cache: Path, found: list[Entry], everything: bool) -> list[Entry]:
     removed = []
     for entry in found:
         if entry.in_use and not everything:

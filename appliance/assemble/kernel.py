@@ -24,7 +24,7 @@ from pathlib import Path
 
 from appliance import proc
 from appliance.errors import KernelError, ToolFailed
-from appliance.fsutil import atomic_write, seal, sealed, sha256_file, unsealed_change
+from appliance.fsutil import atomic_write, locked, seal, sealed, sha256_file, unsealed_change
 from appliance.machines import Arch
 from appliance.paths import ROOT
 
@@ -115,6 +115,18 @@ def fetch_debian(lock: KernelLock, cache: Path | None = None) -> KernelFiles:
     """Return the unpacked, verified kernel of LOCK, downloading it if needed."""
     root = (cache or cache_dir()) / "kernels" / f"{lock.package}_{lock.version}"
     if not _complete(root, lock):
+        with locked(root.with_name(f".{root.name}.lock"), f"another build is fetching {lock.package}"):
+            _fetch_into(root, lock)
+    image = root / "boot" / f"vmlinuz-{lock.release}"
+    if not image.is_file():
+        raise KernelError(f"{lock.package} has no boot/vmlinuz-{lock.release}: is `release` in the lock file right?")
+    return KernelFiles(image, root / "lib" / "modules" / lock.release, lock.release, root)
+
+
+def _fetch_into(root: Path, lock: KernelLock) -> None:
+    """LOCK's package downloaded, checked, unpacked, depmod'ed and sealed as ROOT (unless
+    another build did it while we waited for the lock)."""
+    if not _complete(root, lock):
         root.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=root.parent, prefix=".fetch-") as tmp:
             work = Path(tmp)
@@ -128,10 +140,6 @@ def fetch_debian(lock: KernelLock, cache: Path | None = None) -> KernelFiles:
             (tree / MARKER).write_text(lock.deb_sha256 + "\n")
             shutil.rmtree(root, ignore_errors=True)
             os.rename(tree, root)
-    image = root / "boot" / f"vmlinuz-{lock.release}"
-    if not image.is_file():
-        raise KernelError(f"{lock.package} has no boot/vmlinuz-{lock.release}: is `release` in the lock file right?")
-    return KernelFiles(image, root / "lib" / "modules" / lock.release, lock.release, root)
 
 
 def _depmod(root: Path, release: str) -> None:

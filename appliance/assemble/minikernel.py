@@ -26,7 +26,7 @@ from typing import Any
 from appliance import proc
 from appliance.assemble import kconfig, kernel
 from appliance.errors import KernelError, ToolFailed
-from appliance.fsutil import atomic_write, seal, sealed, unsealed_change
+from appliance.fsutil import atomic_write, locked, seal, sealed, unsealed_change
 from appliance.paths import ROOT
 
 MINIMAL = ROOT / "recipes" / "kernel" / "minimal"  # the fragments and the probe patch
@@ -142,9 +142,21 @@ def fetch_source(lock: SourceLock, cache: Path) -> Path:
     """The unpacked linux-source tree of LOCK, downloaded and unpacked once."""
     root = cache / "sources" / f"{lock.package}_{lock.version}"
     tree = root / "linux"
-    if (root / kernel.MARKER).is_file() and (root / kernel.MARKER).read_text().strip() == lock.deb_sha256:
+    if _unpacked(root, lock):
         return tree
     root.parent.mkdir(parents=True, exist_ok=True)
+    with locked(root.with_name(f".{root.name}.lock"), f"another build is fetching {lock.package}"):
+        if not _unpacked(root, lock):  # unless the build we waited for did it
+            _unpack_source(root, lock)
+    return tree
+
+
+def _unpacked(root: Path, lock: SourceLock) -> bool:
+    return (root / kernel.MARKER).is_file() and (root / kernel.MARKER).read_text().strip() == lock.deb_sha256
+
+
+def _unpack_source(root: Path, lock: SourceLock) -> None:
+    tree = root / "linux"
     with tempfile.TemporaryDirectory(dir=root.parent, prefix=".fetch-") as tmp:
         work = Path(tmp)
         deb = kernel.download_deb(lock.package, lock.version, lock.deb_sha256, work,
@@ -166,7 +178,6 @@ def fetch_source(lock: SourceLock, cache: Path) -> Path:
         root.mkdir()
         os.rename(work / "linux", tree)
         os.rename(work / kernel.MARKER, root / kernel.MARKER)
-    return tree
 
 
 def own_source(path: Path) -> tuple[Path, str]:
@@ -224,14 +235,18 @@ def build(recipe: Recipe, source: Path, cache: Path, jobs: int | None = None,
     if not _intact(images):
         for tool in BUILD_TOOLS:  # one clear line now rather than a shell error minutes in
             proc.find_tool(tool)
-        tree = patched_tree(source, recipe.patch, cache, recipe.source_key())
         out = cache / "minikernel" / f"out-{recipe.source_key()}"
-        out.mkdir(parents=True, exist_ok=True)
-        removed = _configure(recipe, tree, out, verbose)
-        target = "vmlinux" if recipe.compression == "none" else "bzImage"
-        started = time.monotonic()
-        _make(tree, out, [f"-j{jobs or os.cpu_count() or 1}", target], verbose, timeout=4 * 3600)
-        _collect(recipe, out, images, time.monotonic() - started, removed)
+        # one build at a time in a source's shared object tree; a second waits, saying so,
+        # and then finds the image built (or builds its own recipe from the warm tree)
+        with locked(out.with_name(f".{out.name}.lock"), f"another build is compiling a minimal kernel in {out}"):
+            if not _intact(images):
+                tree = patched_tree(source, recipe.patch, cache, recipe.source_key())
+                out.mkdir(parents=True, exist_ok=True)
+                removed = _configure(recipe, tree, out, verbose)
+                target = "vmlinux" if recipe.compression == "none" else "bzImage"
+                started = time.monotonic()
+                _make(tree, out, [f"-j{jobs or os.cpu_count() or 1}", target], verbose, timeout=4 * 3600)
+                _collect(recipe, out, images, time.monotonic() - started, removed)
     release = (images / "release").read_text().strip()
     return kernel.KernelFiles(images / "image", images / "modules" / release, release, images)
 

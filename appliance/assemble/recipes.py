@@ -21,8 +21,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from appliance import __version__, bundle, netspec, proc
+from appliance import __version__, bundle, fsutil, netspec, proc
 from appliance.assemble import (
+    cache,
     devicetree,
     firmware,
     guestprog,
@@ -86,6 +87,14 @@ def qboot_tree(config: BuildConfig) -> Path:
         return firmware.source_tree(config.qboot_src, kernel.cache_dir())
     except ApplianceError as exc:
         _exit(exc)
+
+
+def hold_locks(config: BuildConfig) -> None:
+    """For this SCons run: BUILD_DIR to ourselves (a second build of it waits, saying so,
+    instead of colliding on its temporary files), and a share of the cache (which
+    `appliance cache --clean` must not empty under us)."""
+    fsutil.hold(config.real_path(".appliance.lock"), f"another build is writing {config.real_path()}")
+    fsutil.hold(kernel.cache_dir() / cache.LOCK, "`appliance cache --clean` is cleaning the cache", shared=True)
 
 
 def kernel_signature(config: BuildConfig) -> str:

@@ -155,3 +155,37 @@ def test_kernel_entry_pvh_bakes_the_decompressed_kernel_into_the_bundle(tmp_path
     done = appliance("run", str(BUILD / "pvhboot"), "--accel", "tcg")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "appliance-probe: init_start" in done.stdout
+
+
+def test_a_second_build_of_one_build_dir_waits_for_the_first(built):
+    """Two builds into one BUILD_DIR collided on their temporary files; now the second
+    waits for the first's lock, says so, and then builds."""
+    import subprocess
+
+    from appliance.fsutil import locked
+    from tests.conftest import SCONS
+
+    with locked(BUILD / ".appliance.lock", "the test, standing in for a first build"):
+        second = subprocess.Popen([SCONS, "-Q", f"BUILD_DIR={BUILD}", "appliance", "TEMPLATE=minimal"], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = second.stderr.readline()
+        assert line.startswith("waiting: another build is writing"), line
+        assert second.poll() is None  # still waiting while we hold it
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err
+
+
+def test_cleaning_the_cache_is_refused_while_a_build_uses_it(tmp_path):
+    from appliance.assemble import cache
+    from appliance.fsutil import locked
+
+    env_cache = tmp_path / "cache"
+    (env_cache / "debs").mkdir(parents=True)
+    (env_cache / "debs" / "old.deb").write_bytes(b"x")
+    with locked(env_cache / cache.LOCK, "a build", shared=True):  # what a running build holds
+        done = appliance("cache", "--all", env={"APPLIANCE_CACHE": str(env_cache)})
+    assert done.returncode == 1
+    assert "cannot clean the cache now: a build is using the cache" in done.stderr
+    assert (env_cache / "debs" / "old.deb").is_file()
+    done = appliance("cache", "--all", env={"APPLIANCE_CACHE": str(env_cache)})
+    assert done.returncode == 0 and not (env_cache / "debs" / "old.deb").exists()
