@@ -1,6 +1,8 @@
 /* forker: a payload that starts a few processes, for profiled's process timeline.
  * It forks three children in turn; each execs /bin/forker again with "child N", which
- * allocates and touches N MiB, sleeps N*10 ms and exits with status N. */
+ * allocates and touches N MiB, sleeps N*10 ms and exits with status N.
+ * `forker background` leaves one child sleeping for a minute and exits at once: what
+ * the init does with a payload's background processes at power-off. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -27,6 +29,15 @@ int main(int argc, char **argv)
 
 	if (argc == 3 && !strcmp(argv[1], "child"))
 		return child(atoi(argv[2]));
+	if (argc == 2 && !strcmp(argv[1], "background")) {
+		struct timespec minute = {60, 0};
+
+		if (fork() == 0) {
+			nanosleep(&minute, 0);
+			_exit(0);
+		}
+		return 0;
+	}
 	for (i = 1; i <= 3; i++) {
 		pid_t pid = fork();
 

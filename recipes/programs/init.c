@@ -33,6 +33,7 @@
  *                           root_mounted, payload_end, then "end" (it writes its records
  *                           to DEVICE and exits; we wait for it before powering off)
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -628,8 +629,58 @@ static void run_shell(void)
  * sockets send their last packets as it exits) and the interface down, so no packet is
  * in flight when virtio_net is reset. Without this, a power-off with a live connection
  * hung now and then under TCG (seen with busybox httpd on Debian's 6.1 kernel). */
+/* Say which of our processes are still running at power-off (a payload's background
+ * children): they are killed next, which the user should know. Kernel threads (pid 2
+ * and its children) and zombies are not ours to report. /proc is mounted if need be. */
+static void report_survivors(void)
+{
+	DIR *dir = access("/proc/self", F_OK) == 0 ? opendir("/proc") : 0;
+	struct dirent *entry;
+
+	if (!dir) {
+		mkdir("/proc", 0555);
+		if (mount("proc", "/proc", "proc", 0, 0) != 0 || !(dir = opendir("/proc")))
+			return;
+	}
+	while ((entry = readdir(dir))) {
+		char path[64], stat_line[256], what[96], *name, *end;
+		size_t len = 0, n = 0;
+		ssize_t got;
+		int fd;
+
+		if (entry->d_name[0] < '1' || entry->d_name[0] > '9' || !strcmp(entry->d_name, "1"))
+			continue;
+		put_str(path, &len, 40, "/proc/");
+		put_str(path, &len, 56, entry->d_name);
+		put_str(path, &len, 62, "/stat");
+		path[len] = 0;
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		got = read(fd, stat_line, sizeof(stat_line) - 1);
+		close(fd);
+		if (got <= 0)
+			continue;
+		stat_line[got] = 0;
+		name = strchr(stat_line, '(');
+		end = strrchr(stat_line, ')');
+		/* after ")": " STATE PPID ..." */
+		if (!name || !end || end[1] != ' ' || end[2] == 'Z' || !strcmp(entry->d_name, "2") ||
+		    !strncmp(end + 4, "2 ", 2))
+			continue;
+		end[1] = 0;
+		put_str(what, &n, 40, entry->d_name);
+		put_str(what, &n, 41, " ");
+		put_str(what, &n, 90, name);
+		what[n] = 0;
+		say("still running at power-off, killed: pid ", what, "");
+	}
+	closedir(dir);
+}
+
 static void quiesce(void)
 {
+	report_survivors();
 	kill(-1, SIGKILL);
 	for (int i = 0; i < 100 && waitpid(-1, 0, WNOHANG) >= 0; i++)
 		sleep_ms(5);

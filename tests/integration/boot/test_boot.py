@@ -215,3 +215,17 @@ def test_payload_arguments_reach_the_payload_exactly(built, tmp_path):
     got = [bytes.fromhex(line.split(": ", 1)[1]).decode() for line in run.console.splitlines()
            if line.startswith("appliance-arg: ")]
     assert got == ["/bin/args", *words]
+
+
+def test_the_init_names_the_background_processes_it_kills_at_power_off(built, tmp_path):
+    from tests.conftest import scons
+
+    template = tmp_path / "background.toml"
+    template.write_text('[init]\npayload = ["/bin/forker", "background"]\n[programs]\nbuild = ["forker"]\n'
+                        '[vm]\ncmdline = "quiet"\n')
+    done = scons("appliance", f"TEMPLATE={template}")
+    assert done.returncode == 0, done.stderr
+    run = measure.boot(BootSpec(bundle.load(BUILD / "background"), "tcg", 120), echo=None)
+    assert run.payload_status == 0
+    killed = [line for line in run.console.splitlines() if "still running at power-off, killed: pid" in line]
+    assert len(killed) == 1 and killed[0].rstrip().endswith("(forker)"), run.console[-600:]
