@@ -197,6 +197,11 @@ class Bundle:
         return list(self.build["contents"])
 
     @property
+    def shell(self) -> tuple[str, ...]:
+        """The interactive program the init runs on the console after the payload, if any."""
+        return tuple(self.build.get("template", {}).get("shell") or ())
+
+    @property
     def has_our_init(self) -> bool:
         """Whether the init is ours (it emits init_start and the other init probes)."""
         return "init" in self.initrd_programs
@@ -347,6 +352,9 @@ def load(folder: Path, verify: bool = True) -> Bundle:
             raise BundleError(f"{path} lacks '{key}': rebuild the bundle")
     if not isinstance(data["build"], dict) or not all(k in data["build"] for k in ("kernel", "initrd", "contents")):
         raise BundleError(f"{path} lacks its build facts (kernel, initrd, contents): rebuild the bundle")
+    wrong = type_problem(data)
+    if wrong:
+        raise BundleError(f"{path}: {wrong}: rebuild the bundle")
     if DIGEST not in data:
         raise BundleError(f"{path} has no digest of its own (built before manifests were sealed): rebuild the bundle")
     if data[DIGEST] != own_digest(data):
@@ -361,6 +369,40 @@ def load(folder: Path, verify: bool = True) -> Bundle:
         for problem in problems(bundle):
             raise BundleError(f"bundle {folder}: {problem}: rebuild it or fetch it again")
     return bundle
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "files": dict, "disks": list, "cmdline": str, "cmdline_base": str, "machine": str, "arch": str,
+    "memory_mib": int, "cpus": int, "probes": list, "virtio_transports": list, "kernel_acpi": bool,
+    "device_tree": (dict, type(None)), "network": (dict, type(None)), "service": (dict, type(None)),
+    "profiled": (dict, type(None)),
+}
+
+
+def type_problem(data: dict[str, Any]) -> str | None:
+    """What in a sealed manifest has the wrong type or value (one a build never writes:
+    a manifest resealed by hand), or None."""
+    for key, kind in _TYPES.items():
+        value = data[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"'{key}' is {type(value).__name__} {value!r:.40}, not {getattr(kind, '__name__', 'an object')}"
+    if data["machine"] not in {m.value for m in Machine}:
+        return f"machine {data['machine']!r:.40} is not one of: {', '.join(m.value for m in Machine)}"
+    if data["arch"] not in {a.value for a in Arch}:
+        return f"arch {data['arch']!r:.40} is not one of: {', '.join(a.value for a in Arch)}"
+    if not 16 <= data["memory_mib"] <= 65536 or not 1 <= data["cpus"] <= 64:
+        return f"memory_mib {data['memory_mib']} or cpus {data['cpus']} is out of range"
+    for name, entry in data["files"].items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and isinstance(entry.get("sha256"), str)):
+            return f"file {name!r:.40} has no size and sha256"
+    for disk in data["disks"]:
+        if not (isinstance(disk, dict) and disk.get("file") in data["files"] and disk.get("kind") in ("virtio-blk", "pmem")):
+            return f"disk {disk!r:.60} is not a listed file of kind virtio-blk or pmem"
+    for probe in data["probes"]:
+        if not (isinstance(probe, dict) and isinstance(probe.get("port"), int) and isinstance(probe.get("code"), int)
+                and isinstance(probe.get("name"), str)):
+            return f"probe {probe!r:.60} is not a port, code and name"
+    return None
 
 
 def strays(bundle: Bundle) -> list[str]:

@@ -95,10 +95,11 @@ def download_deb(package: str, version: str, sha256: str, workdir: Path, relock:
     except ToolFailed as exc:
         foreign = (f"; {arch} packages need `dpkg --add-architecture {arch}` and `apt-get update` "
                    "(./setup does both)") if arch else ""
-        raise KernelError(
-            f"apt-get could not download {name}={version} ({exc.stderr.strip().splitlines()[-1:]}): "
-            f"run `apt-get update`, or {relock}{foreign}"
-        ) from None
+        said = (exc.stderr.strip().splitlines() or ["no output"])[-1]
+        gone = "Can't find a source" in exc.stderr or "not found" in said or "Unable to locate" in exc.stderr
+        why = (f"apt no longer offers {name}={version} (a newer upload superseded it?)" if gone
+               else f"apt-get could not download {name}={version} ({said})")
+        raise KernelError(f"{why}: run `apt-get update`, or {relock}{foreign}") from None
     debs = list(workdir.glob("*.deb"))
     if len(debs) != 1:
         raise KernelError(f"apt-get download of {package} produced {len(debs)} files, expected one")
@@ -131,7 +132,8 @@ def _fetch_into(root: Path, lock: KernelLock) -> None:
         with tempfile.TemporaryDirectory(dir=root.parent, prefix=".fetch-") as tmp:
             work = Path(tmp)
             deb = download_deb(lock.package, lock.version, lock.deb_sha256, work,
-                               "pin an available kernel with `appliance kernel-lock`",
+                               f"pin one apt offers in {lock_for(Arch.AARCH64 if lock.arch == 'arm64' else Arch.X86_64)} "
+                               "with `appliance kernel-lock`",
                                lock.arch if lock.arch != "amd64" else "")
             tree = work / "tree"
             proc.run(["dpkg-deb", "-x", str(deb), str(tree)], timeout=600)

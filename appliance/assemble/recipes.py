@@ -124,22 +124,45 @@ def _guarded(builder: Builder) -> Callable[[list[Any], list[Any], Any], int]:
             builder(env["APPLIANCE"], target, source)
         except ApplianceError as exc:
             print(f"error: {exc}", file=sys.stderr)
+            _drop_unfinished(env["APPLIANCE"])
             return 1
         except OSError as exc:
             print(f"error: {os_error_line(exc, Path(str(target[0])))}", file=sys.stderr)
+            _drop_unfinished(env["APPLIANCE"])
             return 1
         return 0
 
     return run
 
 
+def _drop_unfinished(config: BuildConfig) -> None:
+    """After a failed action: a bundle folder that never got its bundle.json (its kernel
+    copied, its initrd not made) is debris, not a bundle; remove it, and an empty facts
+    folder. SCons makes them again on the next build."""
+    folder = config.real_path(config.out_name)
+    if folder.is_dir() and not (folder / bundle.MANIFEST).exists():
+        shutil.rmtree(folder, ignore_errors=True)
+    facts = config.facts_path.parent
+    if facts.is_dir() and not any(facts.iterdir()):
+        facts.rmdir()
+
+
 def os_error_line(exc: OSError, target: Path) -> str:
     """One line for a file error while building TARGET, naming the file it hit (the
     build folder and the cache can be on different disks: say which one is full)."""
     where = Path(exc.filename) if exc.filename else target
-    if exc.errno == errno.ENOSPC:
-        return f"no space left on the disk holding {where} (building {target}): free space there, or set BUILD_DIR"
+    if exc.errno == errno.ENOSPC:  # the error may name the file read (the cache's), not the disk that is full
+        full = next((p for p in (where, target) if _nearly_full(p)), target)
+        return f"no space left on the disk holding {full} (building {target}): free space there, or set BUILD_DIR"
     return f"building {target}: {exc.strerror or exc} ({where})"
+
+
+def _nearly_full(path: Path) -> bool:
+    """Whether the disk holding PATH (or its nearest existing folder) has under 1 MiB free."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return shutil.disk_usage(folder).free < 1 << 20
+    return False
 
 
 def configure(env: Any) -> BuildConfig:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -89,11 +90,21 @@ def unpack_tar_zst(archive: Path, target: Path, limit: int = MAX_UNPACKED) -> Pa
     return target / top
 
 
+SMALL_MEMBER = 1 << 20  # a file the manifest does not size (board.dtb before it, a stray) may be this big
+MAX_MANIFEST = 64 << 20
+
+
 def _stream_into(archive: Path, target: Path, limit: int) -> str:
+    """Extract ARCHIVE into TARGET member by member, each checked first: inside the top
+    directory, a plain file or folder, and of the size bundle.json gives it (bundle.json
+    sorts before the kernel, the initrd and the disks, so what the manifest sizes is
+    known before it is written; what it does not size may be SMALL_MEMBER at most), with
+    room for it on TARGET's disk. A bomb is refused before it fills anything."""
     import zstandard
 
     top = None
     total = count = 0
+    sizes: dict[str, int] | None = None
     try:
         with open(archive, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as stream, \
                 tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -104,7 +115,11 @@ def _stream_into(archive: Path, target: Path, limit: int) -> str:
                 if total > limit or count > MAX_MEMBERS:
                     raise BundleError(f"{archive} expands to more than {limit >> 30} GiB or {MAX_MEMBERS} files: "
                                       "refused (damaged, or not a bundle archive)")
+                if member.isfile():
+                    _check_size(archive, member, str(PurePosixPath(member.name).relative_to(top)), sizes, target)
                 tar.extract(member, target, filter="data")
+                if member.isfile() and PurePosixPath(member.name).relative_to(top) == PurePosixPath(bundles.MANIFEST):
+                    sizes = _manifest_sizes(archive, target / member.name)
     except zstandard.ZstdError as exc:
         raise BundleError(f"{archive} is not a valid zstd archive ({exc}): it is truncated or damaged") from None
     except tarfile.TarError as exc:
@@ -112,6 +127,32 @@ def _stream_into(archive: Path, target: Path, limit: int) -> str:
     if top is None:
         raise BundleError(f"{archive} is empty")
     return top
+
+
+def _check_size(archive: Path, member: tarfile.TarInfo, name: str, sizes: dict[str, int] | None, target: Path) -> None:
+    expected = sizes.get(name) if sizes is not None else None
+    if name == bundles.MANIFEST:
+        if member.size > MAX_MANIFEST:
+            raise BundleError(f"{archive}: its bundle.json is {member.size} bytes: refused (damaged, or not a bundle)")
+    elif expected is None and member.size > SMALL_MEMBER:
+        where = "before its bundle.json" if sizes is None else "and is not in its bundle.json"
+        raise BundleError(f"{archive}: {name} is {member.size} bytes {where}: refused (damaged, or not a bundle)")
+    elif expected is not None and member.size != expected:
+        raise BundleError(f"{archive}: {name} is {member.size} bytes, its bundle.json says {expected}: refused "
+                          "(damaged or tampered)")
+    free = shutil.disk_usage(target).free
+    if member.size > free:
+        raise BundleError(f"{archive}: {name} needs {member.size} bytes and {target} has {free} free: free space "
+                          f"there, or set TMPDIR to a bigger disk")
+
+
+def _manifest_sizes(archive: Path, path: Path) -> dict[str, int]:
+    """Each file's size as the archive's bundle.json gives it."""
+    try:
+        files = json.loads(path.read_bytes())["files"]
+        return {str(name): int(entry["size"]) for name, entry in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BundleError(f"{archive}: its bundle.json has no readable file list: refused (damaged)") from None
 
 
 def verify(artifact: Path) -> list[str]:

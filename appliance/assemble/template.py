@@ -239,8 +239,13 @@ def _files(name: str, folder: Path, raw: list[Any]) -> tuple[FileSpec, ...]:
     for i, item in enumerate(raw):
         if not isinstance(item, dict) or set(item) - {"src", "dst", "mode"} or not {"src", "dst"} <= set(item):
             raise _fail(name, f"[[files]] entry {i + 1} needs src and dst (and optional mode) only")
+        if not isinstance(item["src"], str) or not isinstance(item["dst"], str):
+            raise _fail(name, f"[[files]] entry {i + 1}: src and dst must be strings")
         src = _relative(name, "[[files]] src", item["src"])
         dst = _relative(name, "[[files]] dst", item["dst"])
+        if item["dst"].endswith("/") or dst in (".", ""):
+            raise _fail(name, f"[[files]] dst {item['dst']!r} names a folder: give the file's path in the appliance "
+                              f"(e.g. {dst.rstrip('/') or 'etc'}/{PurePosixPath(str(item['src'])).name})")
         host = _template_file(name, folder, src)
         # by default the host file's permission bits, as cp -p and tar keep them
         mode = item.get("mode", stat.S_IMODE(host.stat().st_mode))

@@ -132,7 +132,8 @@ def run(spec: BootSpec, limit_s: float) -> int:
         argv = qemu_args.argv(replace(spec, channel=Channel.SERIAL, extra_cmdline=words), files,
                               console_socket=work / "console.sock")
         print(f"appliance: booting {bundle.path.name} on this terminal; {ESCAPE_NAME} leaves "
-              f"(stopped after {limit_s:.0f} s)", file=sys.stderr, flush=True)
+              f"(stopped after {limit_s:.0f} s; if this program is killed, `stty sane` restores the terminal)",
+              file=sys.stderr, flush=True)
         vm = Qemu(argv, work / "qemu.stderr").start()
         how, returncode = "error", -1
         try:

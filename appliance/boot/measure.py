@@ -379,9 +379,19 @@ def _events(raw: RawBoot, bundle: Bundle, channel: Channel, work: Path | None = 
     return parse_perf_script(raw.perf_data, bundle.probe_table)
 
 
+def refuse_shell(bundle: Bundle) -> None:
+    """A bundle whose init ends in an interactive shell waits at its prompt for a person:
+    booted without a terminal it would only end at the time limit, as a hang."""
+    if bundle.shell:
+        raise BootError(f"bundle {bundle.path} runs an interactive shell ({' '.join(bundle.shell)}) on its console after "
+                        f"its payload: boot it with `appliance run {bundle.path} --interactive`; measuring needs an "
+                        "appliance whose payload ends the boot")
+
+
 def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = None) -> BootRun:
     """Boot SPEC's bundle once, measured through its channel (not `exit`: see boot_exit)."""
     bundle, channel = spec.bundle, spec.channel
+    refuse_shell(bundle)
     if channel is Channel.EXIT:
         raise ValueError("the exit channel needs one boot per probe: use boot_exit()")
     with _workdir("appliance-boot-") as tmp:
@@ -455,6 +465,7 @@ def boot_exit(spec: BootSpec, probes: list[str]) -> BootRun:
     boot: the only comparison of the two channels free of boot-to-boot variation (SPEC's
     `trace`)."""
     bundle, paired_trace = spec.bundle, spec.trace
+    refuse_shell(bundle)
     if bundle.ready is not None:
         raise BootError("the exit channel ends QEMU at a probe, before a service answers: "
                         "time a service with --channel trace or serial")

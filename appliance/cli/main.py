@@ -7,6 +7,7 @@ The verbs and their defaults come from the parser itself (`appliance --help`).
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import shutil
@@ -128,8 +129,9 @@ def _serve(target: bundle.Bundle, accel_name: str, args: argparse.Namespace) -> 
 
 
 def _bench(bundle_path: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    plan = plan_of(args)  # a wrong count is one line before anything is loaded or probed
     target = load_bundle(str(bundle_path), args)
-    choice, plan = choose_accel(args), plan_of(args)
+    choice = choose_accel(args)
     print(f"benchmarking {bundle_path} ({target.machine.value}, {choice.accel}, channel {plan.channel.value}): "
           f"{plan.warmup} warm-up + {plan.n} boots", file=sys.stderr)
     doc = bench.bench(target, accel=choice, plan=plan, out=out)
@@ -416,6 +418,13 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _os_error(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the disk{where}: free space there (or set TMPDIR for temporary files)"
+    return f"{exc.strerror or exc}{where}"
+
+
 def _sigterm(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
@@ -435,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
         error: ApplianceError = Interrupted(f"interrupted: {what}")
     except ApplianceError as exc:
         error = exc
+    except BrokenPipeError:
+        raise  # `appliance ... | head`: entry() ends quietly
+    except OSError as exc:  # a disk full, a file gone, a permission: one line (--debug: the traceback)
+        error = ApplianceError(_os_error(exc))
     partial = getattr(args, "results_path", None)
     if partial is not None and partial.is_file() and partial.stat().st_mtime_ns >= started_ns:  # written by this run
         error.args = (f"{error}; the partial results (marked incomplete) are in {partial}",)

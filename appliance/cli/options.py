@@ -37,6 +37,7 @@ RESULTS = "a results JSON written by bench, compare, crosscheck or analyze"
 
 
 BOOT_TIMEOUT_S = 120.0  # a boot taking longer counts as hung
+MAX_BOOTS = 1000  # boots per side a run set may plan without --yes
 
 
 def load_bundle(path: str, args: argparse.Namespace) -> bundle.Bundle:
@@ -66,6 +67,10 @@ def plan_of(args: argparse.Namespace) -> bench.Plan:
     """The boot plan the bench options describe."""
     if args.n < 1 or args.warmup < 0:
         raise ApplianceError("-n must be at least 1 and --warmup at least 0")
+    most = max(args.n, getattr(args, "max_n", None) or 0) + args.warmup
+    if most > MAX_BOOTS and not getattr(args, "yes", False):
+        raise ApplianceError(f"-n {args.n} asks for {most} boots per side, each seconds long under TCG (a bench "
+                             f"prints its estimate as it goes): give --yes if you mean more than {MAX_BOOTS}")
     return bench.Plan(Channel(args.channel), args.n, args.warmup, args.timeout, args.keep_going,
                       extra_cmdline=args.append or "")
 
@@ -89,6 +94,15 @@ def output_path(args: argparse.Namespace, name: str) -> Path:
         raise ApplianceError(f"output {path}: directory {parent} does not exist: create it first")
     if not os.access(parent, os.W_OK):
         raise ApplianceError(f"output {path}: directory {parent} is not writable: choose another place")
+    if path.exists() and not path.is_file():
+        raise ApplianceError(f"output {path} exists and is not a regular file: choose another name")
+    try:  # what os.access cannot tell: /proc says writable, a full or read-only disk is not
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.", suffix=".probe") as probe:
+            probe.write(b"x")
+            probe.flush()
+    except OSError as exc:
+        raise ApplianceError(f"output {path}: cannot write a file in {parent} ({exc.strerror or exc}): "
+                             "choose another place") from None
     return path
 
 
@@ -114,4 +128,5 @@ def bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=int, default=10, help="counted boots (default %(default)s)")
     p.add_argument("--warmup", type=int, default=1, help="boots run first and not counted (default %(default)s)")
     p.add_argument("--keep-going", action="store_true", help="go on after a failed boot")
+    p.add_argument("--yes", action="store_true", help=f"allow more than {MAX_BOOTS} boots per side")
 

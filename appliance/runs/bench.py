@@ -22,15 +22,28 @@ Progress = Callable[[int, int, float], None]
 
 
 def tty_progress(done: int, total: int, elapsed: float) -> None:
-    """A one-line progress bar on stderr, only when it is a terminal."""
-    if not sys.stderr.isatty():
-        return
+    """A one-line progress bar on stderr when it is a terminal; elsewhere (a CI log) one
+    line after the first boot with how long the whole run will take, when that is long."""
     eta = elapsed / done * (total - done) if done else 0.0
+    if not sys.stderr.isatty():
+        if done == 1 and eta > LONG_RUN_S:
+            print(f"estimate: {total} boots at {elapsed:.1f} s each: about {_duration(eta)} more", file=sys.stderr)
+        return
     filled = int(30 * done / total)
     end = "\n" if done == total else ""
     sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] boots {done}/{total}  "
                      f"elapsed {elapsed:.0f}s  eta {eta:.0f}s {end}")
     sys.stderr.flush()
+
+
+LONG_RUN_S = 600.0  # a run longer than this says so after its first boot
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,7 @@ class Session:
 
     def __init__(self, bundle: Bundle, accel: AccelChoice, plan: Plan) -> None:
         check_channel(plan.channel, accel)
+        measure.refuse_shell(bundle)  # up front, not after a boot that waits at the prompt
         self.bundle, self.accel, self.plan = bundle, accel, plan
         self.spec = plan.spec(bundle, accel.accel)
         self.runs: list[dict[str, Any]] = []

@@ -221,3 +221,40 @@ def test_relocking_reports_removed_packages_too():
     assert pkglock.changes(before, after) == ["busybox-static 1 -> 2", "libc6 2.36 -> removed",
                                               "python3-minimal 3.11 -> removed", "zlib1g new -> 1.2"]
     assert pkglock.changes(before, before) == []
+
+
+def test_a_files_dst_that_names_a_folder_is_refused(tmp_path):
+    (tmp_path / "x").write_text("x")
+    with pytest.raises(TemplateError, match="names a folder: give the file's path in the appliance"):
+        parse_template("t", '[[files]]\nsrc = "x"\ndst = "etc/"\n', tmp_path)
+    with pytest.raises(TemplateError, match="src and dst must be strings"):
+        parse_template("t", '[[files]]\nsrc = "x"\ndst = 5\n', tmp_path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(machine="foo"), "machine 'foo' is not one of: microvm"),
+    (lambda m: m.update(memory_mib="256"), "'memory_mib' is str"),
+    (lambda m: m.update(cpus=True), "'cpus' is bool"),
+    (lambda m: m.update(disks=[{"file": "/etc/passwd", "kind": "virtio-blk"}]), "is not a listed file"),
+    (lambda m: m.update(probes=[{"port": "0xf4"}]), "is not a port, code and name"),
+    (lambda m: m["files"]["kernel"].pop("sha256"), "file 'kernel' has no size and sha256"),
+])
+def test_a_resealed_manifest_with_wrong_types_is_one_line(tmp_path, change, message):
+    from appliance import bundle
+    from appliance.errors import BundleError
+    from tests.unit.test_bundle import make_bundle
+
+    make_bundle(tmp_path)
+    data = bundle.load(tmp_path).manifest.copy()
+    data["files"] = {k: dict(v) for k, v in data["files"].items()}
+    change(data)
+    bundle.write(tmp_path, data)
+    with pytest.raises(BundleError, match=message):
+        bundle.load(tmp_path)
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_boot(tmp_path, capsys):
+    from appliance.cli import main as cli
+
+    assert cli.main(["bench", str(tmp_path), "-o", "/proc/version"]) == 1
+    assert "output /proc/version" in capsys.readouterr().err

@@ -114,3 +114,22 @@ def test_an_initrd_that_claims_gigabytes_is_not_expanded():
     small = zstandard.ZstdCompressor().compress(bytes(8 << 20))
     with pytest.raises(ApplianceError, match="does not expand within 1 MiB"):
         compress.decompress(small, limit=1 << 20)
+
+
+@pytest.mark.parametrize("members, message", [
+    # a 32 MiB kernel where bundle.json says 100 bytes: refused before a byte of it is written
+    ([entry("b/bundle.json", data=json.dumps({"files": {"kernel": {"size": 100}}}).encode()),
+      entry("b/kernel", data=bytes(32 << 20))], "kernel is 33554432 bytes, its bundle.json says 100"),
+    # a big member before the manifest, or one the manifest does not list
+    ([entry("b/aaa", data=bytes(2 << 20)), entry("b/bundle.json", data=b"{}")], "before its bundle.json"),
+    ([entry("b/bundle.json", data=json.dumps({"files": {}}).encode()), entry("b/zzz", data=bytes(2 << 20))],
+     "is not in its bundle.json"),
+])
+def test_an_archive_is_capped_by_what_its_bundle_json_says(tmp_path, members, message):
+    archive = tmp_path / "bomb.tar.zst"
+    archive.write_bytes(zst_tar(members))
+    target = tmp_path / "out"
+    with pytest.raises(BundleError, match=message):
+        release.unpack_tar_zst(archive, target)
+    written = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+    assert written < 1 << 20  # nothing big left behind (the staging folder is gone)

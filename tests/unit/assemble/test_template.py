@@ -137,7 +137,7 @@ def test_variant_names_say_what_the_options_changed(tmp_path):
     assert variant_name(written, written, "/src/linux/arch/x86/boot/bzImage") == "kernel-bzImage"
 
 
-def test_a_full_disk_while_building_names_the_file_it_hit():
+def test_a_full_disk_while_building_names_the_disk_that_is_full(monkeypatch):
     import errno
 
     from appliance.assemble.recipes import os_error_line
@@ -145,7 +145,13 @@ def test_a_full_disk_while_building_names_the_file_it_hit():
     full = OSError(errno.ENOSPC, "No space left on device")
     line = os_error_line(full, Path("build/benchmark/initrd"))
     assert line.startswith("no space left on the disk holding build/benchmark/initrd")
+    # the error names the cache's file that was read; the disk that is full is the target's
     cache = OSError(errno.ENOSPC, "No space left on device", "/root/.cache/appliance/kernels/x")
+    monkeypatch.setattr("appliance.assemble.recipes._nearly_full", lambda p: str(p).startswith("build/"))
+    assert "holding build/benchmark/kernel (building build/benchmark/kernel)" in os_error_line(
+        cache, Path("build/benchmark/kernel"))
+    # and when the cache's disk is the full one, that is the one named
+    monkeypatch.setattr("appliance.assemble.recipes._nearly_full", lambda p: str(p).startswith("/root/"))
     assert "holding /root/.cache/appliance/kernels/x (building build/benchmark/kernel)" in os_error_line(
         cache, Path("build/benchmark/kernel"))
 

@@ -129,3 +129,24 @@ def test_stats_recomputes_the_phases_from_the_raw_events(tmp_path, capsys):
     kernel = json.loads(captured.out)["summaries"]["runs"]["phases"]["kernel"]
     assert kernel["median"] > 3000  # from the events (kernel entry -> init_start), not the stored 1.0
     assert "6 run(s) stored phases that differ from their events" in captured.err
+
+
+def test_an_absurd_boot_count_needs_yes_and_a_long_run_says_how_long(tmp_path, capsys):
+    from appliance.runs import bench
+
+    assert cli.main(["bench", str(tmp_path), "-n", "1000000000", "-o", str(tmp_path / "r.json")]) == 1
+    assert "asks for 1000000001 boots per side" in capsys.readouterr().err and not (tmp_path / "r.json").exists()
+    bench.tty_progress(1, 100_000, 4.2)  # stderr is no terminal here: one estimate line
+    assert "estimate: 100000 boots at 4.2 s each: about 5 days more" in capsys.readouterr().err
+
+
+def test_a_shell_appliance_is_refused_by_the_measuring_verbs(tmp_path):
+    from appliance.boot import measure
+    from appliance.bundle import Bundle
+    from appliance.errors import BootError
+    from tests.conftest import manifest_of
+
+    manifest = manifest_of()
+    manifest["build"] = {**manifest["build"], "template": {"shell": ["/bin/busybox", "sh"]}}
+    with pytest.raises(BootError, match="runs an interactive shell .* --interactive"):
+        measure.refuse_shell(Bundle(tmp_path, manifest))
