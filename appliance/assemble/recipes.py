@@ -11,6 +11,7 @@ tests/unit/test_layers.py checks it).
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import shutil
 import sys
@@ -51,6 +52,9 @@ from appliance.assemble.template import (
 from appliance.errors import ApplianceError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
 from appliance.machines import TRANSPORTS, Arch, Machine, cmdline_problem, profile
+from appliance.paths import ROOT
+
+PACKAGE = ROOT / "appliance"
 
 E = TypeVar("E", bound=Enum)
 
@@ -95,6 +99,29 @@ def hold_locks(config: BuildConfig) -> None:
     `appliance cache --clean` must not empty under us)."""
     fsutil.hold(config.real_path(".appliance.lock"), f"another build is writing {config.real_path()}")
     fsutil.hold(kernel.cache_dir() / cache.LOCK, "`appliance cache --clean` is cleaning the cache", shared=True)
+
+
+# The code that makes each artifact, by module: part of the artifact's SCons signature,
+# so that changing it (an upgrade, a fix of the cpio writer or the module closure)
+# rebuilds what it made instead of leaving old outputs that look current.
+CODE = {
+    "kernel": ("assemble/recipes", "assemble/kernels", "assemble/kernel", "assemble/minikernel", "assemble/kconfig"),
+    "initrd": ("assemble/recipes", "assemble/config", "assemble/kernels", "assemble/initramfs", "assemble/cpio",
+               "assemble/compress", "assemble/layout", "assemble/kmod", "assemble/modfiles", "assemble/packages",
+               "assemble/sources", "assemble/apt", "assemble/pkglock", "assemble/elfclosure", "assemble/rootdisk",
+               "assemble/template", "netspec"),
+    "bundle": ("assemble/recipes", "assemble/kernels", "assemble/devicetree", "assemble/guestprog", "bundle", "probes",
+               "machines", "netspec"),
+    "release": ("assemble/release", "bundle"),
+}
+
+
+def code_signature(artifact: str) -> str:
+    """A digest of the tool's version and the source of the modules that make ARTIFACT."""
+    digest = hashlib.sha256(__version__.encode())
+    for module in CODE[artifact]:
+        digest.update((PACKAGE / f"{module}.py").read_bytes())
+    return f"code {artifact} {digest.hexdigest()}"
 
 
 def kernel_signature(config: BuildConfig) -> str:

@@ -180,7 +180,9 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
 DEFAULT_SHELL = ("/bin/sh",)
 # profiled's channel to the host, and the guest device it writes: a second ISA serial port
 # (any kernel), or a virtio-console port (kernels with virtio_console; cheaper per byte).
-PROFILED_DEVICES = {ProfiledChannel.SERIAL: "/dev/ttyS1", ProfiledChannel.VIRTIO: "/dev/vport0p1"}
+# The virtio port is found by the name QEMU gives it (boot/qemu.py: profiled_args), not
+# by the vportNpM number the kernel happens to give it.
+PROFILED_DEVICES = {ProfiledChannel.SERIAL: "/dev/ttyS1", ProfiledChannel.VIRTIO: "virtio-port:appliance.profiled"}
 KERNEL_COMPRESSIONS = tuple(c.value for c in KernelCompression)
 # the minimal kernel's fragments a template may add (recipes/kernel/minimal/<name>.config)
 OPTIONAL_FRAGMENTS = ("ftrace", "userland", "network")

@@ -95,7 +95,8 @@ def profiled_args(bundle: Bundle, files: BootFiles) -> list[str]:
     if spec.channel == "serial":  # COM2 by hand: microvm creates only one serial port itself
         return args + ["-device", "isa-serial,chardev=profiled,iobase=0x2f8,irq=3"]
     bus = virtio_bus(bundle)
-    return args + ["-device", f"virtio-serial-{bus}", "-device", "virtserialport,chardev=profiled,name=appliance.profiled"]
+    name = spec.device.removeprefix("virtio-port:")  # the init finds the port by this name
+    return args + ["-device", f"virtio-serial-{bus}", "-device", f"virtserialport,chardev=profiled,name={name}"]
 
 
 def forwards(bundle: Bundle) -> tuple[Forward, ...]:

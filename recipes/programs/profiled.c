@@ -14,11 +14,13 @@
  *            trace_event= (initcall timing without the console: analyze --source ftrace)
  *   end      the record count, how many were dropped, and how many times the kernel log
  *            ring buffer wrapped before we read it (kmsg_lost: raise log_buf_len)
- * Records are kept in memory and written to DEVICE (a second serial port or a
- * virtio-console port) when init says "end" after the payload, so the channel's cost
+ * Records are kept in memory and written to DEVICE (a second serial port, or
+ * "virtio-port:NAME": the virtio-console port QEMU named NAME, found by that name in
+ * /sys/class/virtio-ports, whatever vportNpM the kernel numbered it) when init says "end" after the payload, so the channel's cost
  * lands after payload_end, not inside the measured phases. If the buffer fills, it is
  * written early. The console is never used.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -26,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,14 +66,70 @@ static unsigned long records, dropped, kmsg_lost;
 static int device = -1;
 static const char *device_path;
 
+#define PORT_PREFIX "virtio-port:"
+
+/* The /dev node of the virtio-console port named NAME (sysfs' virtio-ports/<node>/name),
+ * written into PATH; sysfs is mounted if it is not yet. */
+static int find_port(const char *name, char *path, size_t size)
+{
+	char file[128], text[128];
+	struct dirent *entry;
+	DIR *dir;
+	int found = -1;
+
+	if (access("/sys/class", F_OK) != 0) {
+		mkdir("/sys", 0555);
+		mount("sysfs", "/sys", "sysfs", 0, 0);
+	}
+	dir = opendir("/sys/class/virtio-ports");
+	if (!dir)
+		return -1;
+	while (found < 0 && (entry = readdir(dir))) {
+		size_t len = 0;
+		ssize_t got;
+		int fd;
+
+		if (entry->d_name[0] == '.' || strlen(entry->d_name) > 64)
+			continue;
+		put_str(file, &len, 100, "/sys/class/virtio-ports/");
+		put_str(file, &len, 100, entry->d_name);
+		put_str(file, &len, 120, "/name");
+		file[len] = 0;
+		fd = open(file, O_RDONLY);
+		got = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (got <= 0)
+			continue;
+		text[got] = 0;
+		if (text[got - 1] == '\n')
+			text[got - 1] = 0;
+		if (!strcmp(text, name) && strlen(entry->d_name) + 6 < size) {
+			len = 0;
+			put_str(path, &len, size - 1, "/dev/");
+			put_str(path, &len, size - 1, entry->d_name);
+			path[len] = 0;
+			found = 0;
+		}
+	}
+	closedir(dir);
+	return found;
+}
+
 /* Open the channel on first use: opening a serial port runs the UART's start-up (many
  * emulated I/O accesses), which would otherwise land inside the measured boot. */
 static int open_device(void)
 {
+	static char port[80];
 	struct termios tio;
 
 	if (device >= 0)
 		return device;
+	if (!strncmp(device_path, PORT_PREFIX, strlen(PORT_PREFIX))) {
+		if (find_port(device_path + strlen(PORT_PREFIX), port, sizeof(port)) != 0)
+			return -1;
+		device_path = port;
+	}
 	device = open(device_path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
 	if (device >= 0 && tcgetattr(device, &tio) == 0) { /* a serial port: bytes as they are */
 		cfmakeraw(&tio);

@@ -189,3 +189,17 @@ def test_cleaning_the_cache_is_refused_while_a_build_uses_it(tmp_path):
     assert (env_cache / "debs" / "old.deb").is_file()
     done = appliance("cache", "--all", env={"APPLIANCE_CACHE": str(env_cache)})
     assert done.returncode == 0 and not (env_cache / "debs" / "old.deb").exists()
+
+
+def test_changing_the_code_that_makes_an_artifact_rebuilds_it(built, tmp_path):
+    """An upgrade of the tool (here: a change to the cpio writer) must not leave old
+    outputs that look current."""
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "build"))
+    assert scons("appliance", cwd=tree).returncode == 0
+    cpio_py = tree / "appliance" / "assemble" / "cpio.py"
+    cpio_py.write_text(cpio_py.read_text() + "\n# a change\n")
+    done = scons("appliance", cwd=tree)
+    assert done.returncode == 0, done.stderr
+    assert rebuilt(done.stdout) == {"initrd"}  # the same bytes again: SCons stops there, the bundle is current
+    assert "is up to date" in scons("appliance", cwd=tree).stdout
