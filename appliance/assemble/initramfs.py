@@ -124,6 +124,31 @@ def _check_runnable(template: Template, tree: list[Placed]) -> None:
                                          "file of the appliance: add the program or package that provides it")
 
 
+def kernel_needs(template: Template, parts: Contents) -> list[tuple[str, str]]:
+    """(CONFIG_ symbol, why) the kernel must have to start the payload and the shell as
+    the image holds them: a `#!` script needs BINFMT_SCRIPT (and its interpreter in the
+    image), a 32-bit ELF on x86_64 needs IA32_EMULATION, any ELF needs BINFMT_ELF."""
+    tree = parts.disk if parts.disk is not None else parts.initrd
+    needs: list[tuple[str, str]] = []
+    for key, argv in (("payload", template.payload), ("shell", template.shell)):
+        found = layout.lookup(tree, argv[0]) if argv else None
+        if found is None:
+            continue
+        data = found.entry.data
+        what = f"[init] {key} {argv[0]}"
+        if data.startswith(b"#!"):
+            needs.append(("BINFMT_SCRIPT", f"{what} is a #! script"))
+            interpreter = data[2:].split(b"\n", 1)[0].strip().split(b" ", 1)[0].decode(errors="replace")
+            if layout.lookup(tree, interpreter) is None:
+                raise layout.LayoutError(f"template {template.name}: {what} is a script for {interpreter}, which the "
+                                         "appliance does not have: add the program or package that provides it")
+        elif data.startswith(b"\x7fELF"):
+            needs.append(("BINFMT_ELF", f"{what} is an ELF program"))
+            if data[4] == 1 and template.arch is Arch.X86_64:
+                needs.append(("IA32_EMULATION", f"{what} is a 32-bit ELF program"))
+    return needs
+
+
 def contents(template: Template, init: bytes, programs: dict[str, bytes], modules: Sequence[ModuleFile] = (),
              release: str = "", packages: Sequence[Placed] = ()) -> Contents:
     boot = [

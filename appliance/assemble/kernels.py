@@ -51,6 +51,24 @@ def files(config: BuildConfig) -> kernel.KernelFiles:
     return kernel.fetch_debian(kernel.read_lock(lock(config)))
 
 
+def config_symbols(files: kernel.KernelFiles) -> dict[str, str] | None:
+    """The kernel's configuration (CONFIG_X -> value), or None when it is not known (a
+    KERNEL= image): the minimal kernel's beside its image, Debian's in boot/config-<release>."""
+    for path in (files.image.parent / "config", files.image.parent / f"config-{files.release}"):
+        if path.is_file():
+            pairs = (line.split("=", 1) for line in path.read_text(errors="replace").splitlines()
+                     if line.startswith("CONFIG_") and "=" in line)
+            return {key: value for key, value in pairs}
+    return None
+
+
+def missing(config_text: dict[str, str] | None, needs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The needed symbols the kernel lacks (built in or as a module); none when unknown."""
+    if config_text is None:
+        return []
+    return [(symbol, why) for symbol, why in needs if config_text.get(f"CONFIG_{symbol}") not in ("y", "m")]
+
+
 def facts(config: BuildConfig, release: str) -> dict[str, Any]:
     """What bundle.json records of the kernel: its release and where it came from."""
     if config.own_kernel:

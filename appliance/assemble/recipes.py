@@ -342,6 +342,12 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     modules, transports = modules_for(template, files)
     extra = packages.placed(template, kernel.cache_dir()) if template.has_packages else []
     data, raw_size, parts = initramfs.build(template, init, built, config.source_date_epoch, modules, files.release, extra)
+    lacking = kernels.missing(kernels.config_symbols(files), initramfs.kernel_needs(template, parts))
+    if lacking:
+        symbol, why = lacking[0]
+        fix = (' (kernel_fragments = ["userland"] has it)' if symbol == "BINFMT_SCRIPT" and config.minimal else "")
+        raise TemplateError(f"template {template.name}: {why}, and kernel {files.release} has no CONFIG_{symbol}: "
+                            f"use a kernel with it{fix}, or start it another way (payload = [\"/bin/sh\", SCRIPT])")
     out = Path(str(target[0]))
     for module in modules:
         print(f"  module {module.name}: {len(module.data)} bytes (package: {module.original_size})")

@@ -118,3 +118,19 @@ def test_a_failing_kernel_build_shows_makes_last_lines(tree, tmp_path):
     # make's own last lines, here its complaint about the unconfigured object tree
     assert "make no-such-target failed" in message and "Configuration file" in message and "Error 2" in message
     assert "rerun with -v" in message
+
+
+def test_a_script_payload_on_a_kernel_without_script_support_fails_at_build_time(minimal_kernel_bundle, tmp_path):
+    """It built, then failed at boot with 'cannot exec payload'; now the build says what
+    the kernel lacks (the minimal kernel's base fragment has no BINFMT_SCRIPT)."""
+    (tmp_path / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (tmp_path / "sh").write_bytes((BUILD / "programs" / "init").read_bytes())  # any ELF stands in for a shell
+    template = tmp_path / "script.toml"
+    template.write_text('[appliance]\nkernel = "minimal"\n[init]\npayload = ["/opt/run.sh"]\n'
+                        '[[files]]\nsrc = "run.sh"\ndst = "opt/run.sh"\nmode = 0o755\n'
+                        '[[files]]\nsrc = "sh"\ndst = "bin/sh"\nmode = 0o755\n')
+    done = scons("appliance", f"TEMPLATE={template}")
+    assert done.returncode != 0
+    assert "[init] payload /opt/run.sh is a #! script, and kernel" in done.stderr
+    assert "has no CONFIG_BINFMT_SCRIPT" in done.stderr and 'kernel_fragments = ["userland"]' in done.stderr
+    assert not (BUILD / "script").exists()  # no half bundle left behind

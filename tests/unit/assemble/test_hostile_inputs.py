@@ -258,3 +258,27 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_boot(tmp_path, c
 
     assert cli.main(["bench", str(tmp_path), "-o", "/proc/version"]) == 1
     assert "output /proc/version" in capsys.readouterr().err
+
+
+def test_what_the_kernel_must_have_to_start_the_payload(tmp_path):
+    from appliance.assemble import initramfs, kernels
+    from appliance.assemble.layout import LayoutError
+
+    (tmp_path / "run.sh").write_text("#!/bin/sh -e\necho hi\n")
+    (tmp_path / "sh").write_bytes(b"\x7fELF\x02" + bytes(60))
+    (tmp_path / "old").write_bytes(b"\x7fELF\x01" + bytes(60))
+    text = ('[init]\npayload = ["/opt/run.sh"]\n[[files]]\nsrc = "run.sh"\ndst = "opt/run.sh"\nmode = 0o755\n'
+            '[[files]]\nsrc = "sh"\ndst = "bin/sh"\nmode = 0o755\n[[files]]\nsrc = "old"\ndst = "bin/old"\nmode = 0o755\n')
+    template = parse_template("t", text, tmp_path)
+    parts = initramfs.contents(template, b"init", {})
+    needs = initramfs.kernel_needs(template, parts)
+    assert needs == [("BINFMT_SCRIPT", "[init] payload /opt/run.sh is a #! script")]
+    assert kernels.missing({"CONFIG_BINFMT_ELF": "y"}, needs) == needs  # the minimal kernel's base has no scripts
+    assert kernels.missing({"CONFIG_BINFMT_SCRIPT": "y"}, needs) == []
+    assert kernels.missing(None, needs) == []  # a KERNEL= image: its configuration is unknown
+    old = parse_template("t", text.replace('payload = ["/opt/run.sh"]', 'payload = ["/bin/old"]'), tmp_path)
+    assert ("IA32_EMULATION", "[init] payload /bin/old is a 32-bit ELF program") in initramfs.kernel_needs(
+        old, initramfs.contents(old, b"init", {}))
+    lost = parse_template("t", text.replace('dst = "bin/sh"', 'dst = "bin/other"'), tmp_path)
+    with pytest.raises(LayoutError, match="is a script for /bin/sh, which the appliance does not have"):
+        initramfs.kernel_needs(lost, initramfs.contents(lost, b"init", {}))
