@@ -55,6 +55,13 @@ EXAMPLES = f"""examples:
 NO_JSON = {"build"}  # verbs whose output is SCons' own
 
 
+def build_dir() -> Path:
+    """Where builds go: BUILD_DIR from the environment (relative to the checkout, as
+    SConstruct reads it), else the checkout's build/."""
+    given = Path(os.environ.get("BUILD_DIR") or "build")
+    return given if given.is_absolute() else ROOT / given
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     scons = shutil.which("scons") or str(Path(sys.executable).parent / "scons")
     argv = [scons, "-C", str(ROOT), "-Q", "appliance", f"TEMPLATE={args.template}"]
@@ -228,9 +235,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     build = argparse.Namespace(template="benchmark", kernel=None, kernel_recipe=None, kernel_compression=None,
                                machine=None, build_dir=None, debug=args.debug)  # --machine applies at boot
     cmd_build(build)
-    (ROOT / "build" / "results").mkdir(parents=True, exist_ok=True)
-    out = output_path(args, str(ROOT / "build" / "results" / "benchmark.json"))
-    _bench(ROOT / "build" / "benchmark", args, out)
+    where = build_dir()
+    (where / "results").mkdir(parents=True, exist_ok=True)
+    out = output_path(args, str(where / "results" / "benchmark.json"))
+    _bench(where / "benchmark", args, out)
     return 0
 
 

@@ -203,3 +203,15 @@ def test_changing_the_code_that_makes_an_artifact_rebuilds_it(built, tmp_path):
     assert done.returncode == 0, done.stderr
     assert rebuilt(done.stdout) == {"initrd"}  # the same bytes again: SCons stops there, the bundle is current
     assert "is up to date" in scons("appliance", cwd=tree).stdout
+
+
+def test_build_dir_in_the_environment_is_where_scons_builds(tmp_path):
+    import os
+    import subprocess
+
+    from tests.conftest import SCONS
+
+    done = subprocess.run([SCONS, "-Q", "appliance", "TEMPLATE=minimal"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "BUILD_DIR": str(tmp_path / "out")})
+    assert done.returncode == 0, done.stderr
+    assert bundle.load(tmp_path / "out" / "minimal").name == "minimal"

@@ -150,3 +150,14 @@ def test_a_shell_appliance_is_refused_by_the_measuring_verbs(tmp_path):
     manifest["build"] = {**manifest["build"], "template": {"shell": ["/bin/busybox", "sh"]}}
     with pytest.raises(BootError, match="runs an interactive shell .* --interactive"):
         measure.refuse_shell(Bundle(tmp_path, manifest))
+
+
+def test_build_dir_follows_the_environment_as_scons_does(monkeypatch, tmp_path):
+    from appliance.paths import ROOT
+
+    monkeypatch.delenv("BUILD_DIR", raising=False)
+    assert cli.build_dir() == ROOT / "build"
+    monkeypatch.setenv("BUILD_DIR", str(tmp_path))
+    assert cli.build_dir() == tmp_path
+    monkeypatch.setenv("BUILD_DIR", "elsewhere")
+    assert cli.build_dir() == ROOT / "elsewhere"
