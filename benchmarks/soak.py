@@ -4,12 +4,17 @@ About one boot in ten gets a random fault while it runs:
 - kill:    QEMU is sent SIGKILL part-way through the boot;
 - console: the boot's console log is deleted while QEMU writes it;
 - full:    the boot's temporary folder sits on a small tmpfs that is filled first;
+- filling: that tmpfs is filled while QEMU writes its console and trace (they are cut short);
 - pause:   QEMU is stopped with SIGSTOP for a few seconds, then continued.
-The first three must be failed boots with their reason, a paused one a counted boot
+The first four must be failed boots with their reason, a paused one a counted boot
 flagged as disturbed, every other boot counted; afterwards no QEMU of ours may be left,
 no temporary folder, and the results file must be complete. Needs root (tmpfs mount).
 
-    .venv/bin/python benchmarks/soak.py [-n 200] [--fault-rate 0.1] [--seed 1]
+Then --builds rounds of builds that share a build folder and the cache: two builds of
+one template into one BUILD_DIR at once (the second must wait, then succeed), and
+`appliance cache --clean` while a build runs (refused, the build unharmed).
+
+    .venv/bin/python benchmarks/soak.py [-n 200] [--fault-rate 0.1] [--seed 1] [--builds 5]
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from appliance import bundle, results  # noqa: E402
 from appliance.boot import accel, hostfacts  # noqa: E402
 from appliance.runs.bench import Plan, Session  # noqa: E402
 
-FAULTS = ("kill", "console", "full", "pause")
+FAULTS = ("kill", "console", "full", "filling", "pause")
 
 
 def our_qemus() -> list[int]:
@@ -72,6 +77,8 @@ def inject(fault: str, tmp: Path, rng: random.Random) -> None:
     elif fault == "console":
         for console in tmp.glob("appliance-boot-*/console.log"):
             console.unlink(missing_ok=True)
+    elif fault == "filling":
+        fill(tmp / "filler")
     elif fault == "pause":
         os.kill(pids[0], signal.SIGSTOP)
         time.sleep(rng.uniform(2.0, 4.0))
@@ -95,6 +102,7 @@ def main() -> None:
     parser.add_argument("--fault-rate", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--faults", default=",".join(FAULTS), help="the kinds of fault to choose from")
+    parser.add_argument("--builds", type=int, default=5, help="rounds of concurrent builds and cache cleaning")
     parser.add_argument("-o", "--output", default=str(Path(tempfile.gettempdir()) / "soak.json"))
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -116,7 +124,7 @@ def main() -> None:
             if fault == "full":  # leave no room for the boot's console and trace
                 fill(filler)
             thread = threading.Thread(target=inject, args=(fault, tmp, rng), daemon=True) if fault in (
-                "kill", "console", "pause") else None
+                "kill", "console", "filling", "pause") else None
             if thread:
                 thread.start()
             session.boot(warmup=False)
@@ -136,6 +144,44 @@ def main() -> None:
         subprocess.run(["rm", "-rf", str(build)], check=False)
     print(file=sys.stderr)
     report(results.read(Path(args.output)), planned, leftovers, time.monotonic() - started)
+    builds(args.builds, scons)
+
+
+def builds(rounds: int, scons: str) -> None:
+    """Builds sharing a build folder and the cache: each round starts two builds of one
+    template into a fresh BUILD_DIR at once, and tries to clean the cache meanwhile."""
+    from appliance.assemble import kernel
+
+    outcome: Counter[str] = Counter()
+    # a private cache (the real one's kernels hard-linked in): the cleaning must not empty yours
+    cache = Path(tempfile.mkdtemp(prefix="appliance-soak-cache-"))
+    subprocess.run(["cp", "-al", str(kernel.cache_dir() / "kernels"), str(cache / "kernels")], check=True)
+    env = {**os.environ, "APPLIANCE_CACHE": str(cache)}
+    for _ in range(rounds):
+        build = Path(tempfile.mkdtemp(prefix="appliance-soak-builds-"))
+        argv = [scons, "-Q", "appliance", "TEMPLATE=disk", f"BUILD_DIR={build}"]
+        first, second = (subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                          env=env) for _ in range(2))
+        time.sleep(0.3)
+        clean = subprocess.run([sys.executable, "-m", "appliance", "cache", "--clean"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=300, env=env)
+        done = [(p.wait(timeout=900), p.stderr.read() if p.stderr else "") for p in (first, second)]
+        outcome["builds that succeeded"] += sum(code == 0 for code, _ in done)
+        outcome["builds that failed"] += sum(code != 0 for code, _ in done)
+        outcome["builds that waited for the other"] += sum("waiting: another build is writing" in err for _, err in done)
+        if clean.returncode == 0:
+            outcome["cache cleans that ran (no build held the cache yet or any more)"] += 1
+        elif "a build is using the cache" in clean.stderr:
+            outcome["cache cleans refused while a build ran"] += 1
+        else:
+            outcome[f"cache cleans that failed otherwise: {clean.stderr.strip()[:80]}"] += 1
+        intact = not bundle.problems(bundle.load(build / "disk", verify=False))
+        outcome["bundles intact afterwards"] += intact
+        subprocess.run(["rm", "-rf", str(build)], check=False)
+    subprocess.run(["rm", "-rf", str(cache)], check=False)
+    print(f"\n## Concurrent builds and cache cleaning: {rounds} rounds\n")
+    for what, count in outcome.items():
+        print(f"- {what}: {count}")
 
 
 def report(doc: dict, planned: dict[int, str], leftovers: list[str], seconds: float) -> None:  # type: ignore[type-arg]

@@ -37,6 +37,8 @@ def pytest_collection_modifyitems(config, items):
 def pytest_configure(config):
     SESSION_TMP.mkdir(exist_ok=True)
     os.environ["TMPDIR"] = str(SESSION_TMP)  # for child processes; this one's tempdir is already fixed
+    # what the tests record goes to the session's own store, never the user's
+    os.environ["APPLIANCE_DB"] = f"sqlite:///{SESSION_TMP / 'results.db'}"
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -46,6 +46,7 @@ def collect(arch: Arch) -> dict[str, Any]:
     qemu = binary(arch)
     return {
         "cpu_model": _first_line("/proc/cpuinfo", "model name"),
+        "host_name": platform.node(),
         "cpus": os.cpu_count(),
         "host_kernel": platform.release(),
         "clocksource": _first_line("/sys/devices/system/clocksource/clocksource0/current_clocksource"),

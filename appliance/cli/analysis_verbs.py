@@ -15,7 +15,7 @@ from appliance.analysis.spans import Span
 from appliance.assemble import minikernel
 from appliance.boot.qemu import BootSpec
 from appliance.cli import options
-from appliance.cli.options import boot_options, choose_accel, load_bundle, positive
+from appliance.cli.options import boot_options, choose_accel, load_bundle, positive, record_options, record_results, store_for
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
@@ -73,11 +73,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     print(f"analyzing {args.bundle}: {args.n} boots with {analyze.debug_cmdline(target, args.source)}"
           f"{'' if args.no_baseline else f' and {args.n} plain boots, interleaved'} (+1 warm-up each)",
           file=sys.stderr)
+    store = store_for(args)
     boots = debugboots.boot(target, choice, args.n, analyze.debug_cmdline(target, args.source),
                             baseline=not args.no_baseline, timeout=args.timeout, append=args.append or "")
     doc = analyze.document(target, boots, args.source)
     out = Path(args.output or f"analysis-{Path(args.bundle).resolve().name}.json")
     results.write(out, doc)
+    record_results(args, store, doc, str(out.resolve()))
     say(analyze.render(doc["analysis"], color=sys.stdout.isatty(), top=args.top), analysis=doc["analysis"])
     items = analyze.spans_of(doc)
     _write_outputs(args, items, f"{doc['bundle']['name']} boot", counters=analyze.counters_of(doc))
@@ -298,6 +300,7 @@ def register(verbs: Any) -> None:
     p.add_argument("-o", "--output", help="results JSON with the analysis (default analysis-<bundle>.json)")
     add_outputs(p)
     boot_options(p)
+    record_options(p)
     p.set_defaults(func=cmd_analyze, timeout=180.0)
     p = verbs.add_parser("initcalls", help="initcall_debug logs from anywhere (console, dmesg): analyze's tables, no boot")
     p.add_argument("logs", nargs="+", metavar="LOG", help="kernel logs with printk times and initcall_debug lines")

@@ -23,10 +23,19 @@ from appliance.assemble import apt, kernel, pkglock
 from appliance.assemble.template import KERNEL_COMPRESSIONS, Kernel
 from appliance.boot import hostload, measure
 from appliance.boot.qemu import BootSpec, Channel
-from appliance.cli import analysis_verbs, doctor, options, output
+from appliance.cli import analysis_verbs, doctor, gate, history, options, output
 from appliance.cli import series as cli_series
 from appliance.cli import tune as cli_tune
-from appliance.cli.options import bench_options, boot_options, choose_accel, load_bundle, output_path, plan_of
+from appliance.cli.options import (
+    bench_options,
+    boot_options,
+    choose_accel,
+    load_bundle,
+    output_path,
+    plan_of,
+    record_results,
+    store_for,
+)
 from appliance.cli.output import say
 from appliance.errors import ApplianceError, BootError, Interrupted
 from appliance.machines import Machine
@@ -138,12 +147,14 @@ def _serve(target: bundle.Bundle, accel_name: str, args: argparse.Namespace) -> 
 def _bench(bundle_path: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     plan = plan_of(args)  # a wrong count is one line before anything is loaded or probed
     target = load_bundle(str(bundle_path), args)
+    store = store_for(args)
     choice = choose_accel(args)
     print(f"benchmarking {bundle_path} ({target.machine.value}, {choice.accel}, channel {plan.channel.value}): "
           f"{plan.warmup} warm-up + {plan.n} boots", file=sys.stderr)
     doc = bench.bench(target, accel=choice, plan=plan, out=out)
     _print_results(doc)
     say(f"results: {out}", results=str(out))
+    record_results(args, store, doc, str(out.resolve()))
     return doc
 
 
@@ -201,6 +212,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     question = ab.Question(args.confidence, args.primary, max_n, args.append_b or "")
     a, b = load_bundle(args.a, args), load_bundle(args.b, args)
     out = output_path(args, args.output or "compare.json")
+    store = store_for(args)
     doc = ab.compare_bundles(a, b, choice, plan, question, out)
     result = doc["comparison"]
     say(f"A: {args.a}\nB: {args.b}{f' + {args.append_b!r}' if args.append_b else ''}",
@@ -212,6 +224,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     say(compare.comparison_table(result), comparison=result)
     _warn_busy(doc["a"]["runs"] + doc["b"]["runs"])
     say(f"results: {out}", results=str(out))
+    record_results(args, store, doc, str(out.resolve()))
     return 0
 
 
@@ -223,11 +236,14 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     if len(channels) < 2:
         raise ApplianceError("--channels needs at least two channels, e.g. trace,exit")
     out = output_path(args, args.output or "crosscheck.json")
-    check = ab.crosscheck_channels(target, choice, plan, channels, out)["crosscheck"]
+    store = store_for(args)
+    doc = ab.crosscheck_channels(target, choice, plan, channels, out)
+    check = doc["crosscheck"]
     say(compare.crosscheck_table(check), crosscheck=check)
     if "paired_exit_trace" in check:
         say(compare.paired_table(check["paired_exit_trace"]))
     say(f"results: {out}", results=str(out))
+    record_results(args, store, doc, str(out.resolve()))
     return 0
 
 
@@ -418,6 +434,8 @@ def parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("kernel-lock", help="pin the newest Debian 6.1 kernel in recipes/kernel/debian.lock")
     p.set_defaults(func=cmd_kernel_lock)
     analysis_verbs.register(verbs)
+    history.register(verbs)
+    gate.register(verbs)
     cli_tune.register(verbs)
     cli_series.register(verbs)
     for name, sub in verbs.choices.items():

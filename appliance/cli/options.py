@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from appliance import bundle
 from appliance.boot import accel
@@ -129,4 +130,42 @@ def bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=1, help="boots run first and not counted (default %(default)s)")
     p.add_argument("--keep-going", action="store_true", help="go on after a failed boot")
     p.add_argument("--yes", action="store_true", help=f"allow more than {MAX_BOOTS} boots per side")
+    record_options(p)
 
+
+
+def record_options(p: argparse.ArgumentParser, recording: bool = True) -> None:
+    """--db for every verb that uses the results store; --label and --no-record for the
+    ones that record (RECORDING)."""
+    p.add_argument("--db", metavar="URL", help="the results store: sqlite:///PATH or postgresql://USER@HOST/DB "
+                   "(default: APPLIANCE_DB, else $XDG_DATA_HOME/appliance/results.db)")
+    if recording:
+        p.add_argument("--label", default="", help="a label for what is recorded (e.g. a git revision of your tree)")
+        p.add_argument("--no-record", action="store_true", help="do not record the run sets in the results store")
+
+
+Store = tuple[Any, str]  # the engine and the URL of an open results store
+
+
+def store_for(args: argparse.Namespace) -> Store | None:
+    """The results store the verb records into, opened (and its schema checked) before
+    any boot, so an unreachable store is one line up front, not after an hour of boots;
+    None with --no-record."""
+    if getattr(args, "no_record", True):
+        return None
+    from appliance.store import db
+
+    return db.open_store(args.db)
+
+
+def record_results(args: argparse.Namespace, store: Store | None, doc: dict[str, Any], source: str) -> None:
+    """Record DOC (complete: an interrupted run set is not recorded) and say where."""
+    if store is None:
+        return
+    from appliance.store import db, record
+
+    engine, url = store
+    done = record.record(engine, url, doc, args.label, source)
+    sets = ", ".join(map(str, done.run_set_ids))
+    print(f"recorded: run set(s) {sets} in {db.shown(url)}" if done.new else
+          f"already recorded as run set(s) {sets} in {db.shown(url)}", file=sys.stderr)

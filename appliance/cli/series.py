@@ -11,7 +11,16 @@ from typing import Any
 
 from appliance.analysis import seriesplot
 from appliance.assemble import kernel
-from appliance.cli.options import BUNDLE, bench_options, choose_accel, load_bundle, output_path, plan_of
+from appliance.cli.options import (
+    BUNDLE,
+    bench_options,
+    choose_accel,
+    load_bundle,
+    output_path,
+    plan_of,
+    record_results,
+    store_for,
+)
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
@@ -31,6 +40,7 @@ def cmd_range(args: argparse.Namespace) -> int:
     if len(images) < 2:
         raise ApplianceError("range needs at least two kernels (images, --src trees or --git tags)")
     choice, plan = choose_accel(args), plan_of(args)
+    store = store_for(args)
     out = output_path(args, args.output or f"range-{Path(args.bundle).resolve().name}.json")
     print(f"range: {args.bundle} across {len(images)} kernels, {plan.warmup} warm-up + {plan.n} rounds", file=sys.stderr)
     doc = series.boot_series(target, choice, plan, list(zip(names, images, strict=True)), args.phase, out)
@@ -43,6 +53,7 @@ def cmd_range(args: argparse.Namespace) -> int:
                                                        f"{Path(args.bundle).name} across {len(names)} kernels").encode())
         say(f"svg: {args.svg}", outputs={"svg": args.svg})
     say(f"results: {out}", results=str(out))
+    record_results(args, store, doc, str(out.resolve()))
     return 0
 
 

@@ -19,7 +19,16 @@ from typing import Any
 
 from appliance import results
 from appliance.boot import hostfacts
-from appliance.cli.options import BUNDLE, bench_options, choose_accel, load_bundle, output_path, plan_of
+from appliance.cli.options import (
+    BUNDLE,
+    bench_options,
+    choose_accel,
+    load_bundle,
+    output_path,
+    plan_of,
+    record_results,
+    store_for,
+)
 from appliance.cli.output import say
 from appliance.errors import ApplianceError, BundleError, KernelError
 from appliance.runs import compare, tune, tuning
@@ -121,6 +130,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if plan.n < 3:
         raise ApplianceError("tune needs -n of at least 3 boots per variant")
     out = output_path(args, args.output or f"tune-{Path(args.bundle).resolve().name}.json")
+    store = store_for(args)
     host = hostfacts.collect(target.arch)
     workdir = Path(tempfile.mkdtemp(prefix="appliance-tune-"))  # derived kernels (PVH)
     atexit.register(shutil.rmtree, workdir, True)
@@ -147,6 +157,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         tuned.extra["combined"] = together
         results.write(out, tuning.document(sessions, host, tuned.complete, tuned.extra))
     say(f"results: {out}", results=str(out))
+    record_results(args, store, tuning.document(sessions, host, tuned.complete, tuned.extra), str(out.resolve()))
     return 0
 
 

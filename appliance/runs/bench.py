@@ -67,7 +67,8 @@ class Plan:
 def bundle_facts(bundle: Bundle) -> dict[str, Any]:
     return {"path": str(bundle.path), "name": bundle.name, "digest": bundle.digest,
             "machine": bundle.machine.value, "cmdline": bundle.cmdline,
-            "kernel_release": bundle.kernel_release}
+            "kernel_release": bundle.kernel_release, "arch": bundle.arch.value, "cpus": bundle.cpus,
+            "memory_mib": bundle.memory_mib}
 
 
 def check_channel(channel: Channel, accel: AccelChoice) -> None:

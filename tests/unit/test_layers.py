@@ -15,7 +15,7 @@ FOUNDATIONS = {"appliance", "appliance.errors", "appliance.proc", "appliance.fsu
                "appliance.paths"}
 CONTRACTS = {"appliance.probes", "appliance.netspec", "appliance.phases", "appliance.machines", "appliance.bundle",
              "appliance.results", "appliance.guestlog"}
-STAGES = ["assemble", "boot", "runs", "analysis", "cli"]
+STAGES = ["assemble", "boot", "runs", "store", "analysis", "cli"]
 ENTRY = {"appliance.__main__"}  # python -m appliance: above everything
 
 

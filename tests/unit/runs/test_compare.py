@@ -12,7 +12,6 @@ MS = 1_000_000
 
 
 def fake_run(index, init_ms, payload_ms, warmup=False, drop=()):
-
     marks = {"qemu_exec": 0.0, "fw_entry": 30.0, "kernel_entry": 40.0, "init_start": init_ms,
              "payload_start": init_ms + 6, "payload_end": init_ms + 6 + payload_ms, "qemu_exit": init_ms + 100}
     events = [Event(n, int(t * MS), "trace") for n, t in marks.items() if n not in drop]

@@ -1,0 +1,223 @@
+"""`appliance gate`: is a candidate's boot time a regression against a baseline? For CI:
+exit 0 (pass), 1 (fail: a regression), 4 (inconclusive, with the boots that would
+decide it); --junit, --markdown and --json for the CI system that runs it.
+
+The candidate is a results file, or `--bench BUNDLE` booted now (sequentially: -n boots,
+then more up to --max-n while undecided). The baseline is the newest run set in the
+results store of the same appliance measured the same way (template, machine, accel,
+vCPUs, memory, channel), or the newest with `--baseline LABEL`, or `--baseline-file`.
+A baseline from another host or another QEMU is refused unless --cross-host, and then
+said loudly in every output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from appliance import results
+from appliance.boot import hostfacts
+from appliance.cli.options import (
+    BUNDLE,
+    bench_options,
+    choose_accel,
+    load_bundle,
+    output_path,
+    plan_of,
+    record_results,
+    store_for,
+)
+from appliance.cli.output import say
+from appliance.errors import ApplianceError
+from appliance.fsutil import atomic_write
+from appliance.phases import PHASE_NAMES
+from appliance.runs import bench, compare, gate
+from appliance.store import db, query, record
+
+EXIT = {gate.PASS: 0, gate.FAIL: 1, gate.INCONCLUSIVE: 4}
+SAME_MEASUREMENT = ("template", "machine", "accel", "cpus", "memory_mib", "channel")
+SAME_HOST = ("host_name", "cpu_model", "qemu_version")
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    if args.phase not in PHASE_NAMES:
+        raise ApplianceError(f"--phase {args.phase!r} is not a phase: one of {', '.join(PHASE_NAMES)}")
+    if bool(args.results) == bool(args.bench):
+        raise ApplianceError("give the candidate: a results file, or --bench BUNDLE to boot it now")
+    engine, url = db.open_store(args.db)
+    if args.results:
+        candidate = results.main_side(results.read(Path(args.results)))
+        candidate_digest = record.digest(results.read(Path(args.results)))
+    else:
+        candidate, candidate_digest = None, ""
+    baseline, about = _baseline(args, engine, url, candidate, candidate_digest)
+    if candidate is None:
+        candidate = _bench(args, baseline)
+    mismatch = _host_mismatch(about, candidate)
+    if mismatch and not args.cross_host:
+        raise ApplianceError(f"the baseline was measured elsewhere ({mismatch}): boot times of two hosts or QEMUs do "
+                             "not compare; record a baseline here, or give --cross-host to compare anyway")
+    decision = gate.decide(baseline["runs"], candidate["runs"], args.phase, args.threshold, args.confidence,
+                           getattr(args, "looks", 1))
+    warning = f"CROSS-HOST: {mismatch}" if mismatch else ""
+    if warning:
+        print(f"warning: {warning}: the verdict mixes two hosts' speeds", file=sys.stderr)
+    report = {"decision": decision.to_dict(), "baseline": about, "candidate": _describe(candidate), "warning": warning}
+    say(_text(decision, about, warning), gate=report)
+    if args.junit:
+        atomic_write(Path(args.junit), junit(decision, about, warning))
+    if args.markdown:
+        atomic_write(Path(args.markdown), markdown(decision, about, warning).encode())
+    return EXIT[decision.verdict]
+
+
+def _baseline(args: argparse.Namespace, engine: Any, url: str, candidate: dict[str, Any] | None,
+              candidate_digest: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The baseline's run set and what it is (its run set's dimensions, or its file)."""
+    if args.baseline_file:
+        side = results.main_side(results.read(Path(args.baseline_file)))
+        return side, {"file": args.baseline_file, **_describe(side)}
+    dims = _dims_of(candidate) if candidate is not None else _dims_of_bundle(args)
+    where = {k: v for k, v in dims.items() if k in SAME_MEASUREMENT and v is not None}
+    if args.baseline:
+        where["label"] = args.baseline
+    sets = query.run_set_list(engine, url, where)
+    for run_set in reversed(sets):  # the newest that is not the candidate itself
+        doc, name = query.document_of(engine, url, run_set.id)
+        if candidate_digest and record.digest(doc) == candidate_digest:
+            continue
+        return results.labelled_sides(doc)[name], {"run_set": run_set.id, "recorded_at": run_set.recorded_at.isoformat(),
+                                                    **run_set.dims}
+    what = ", ".join(f"{k}={v}" for k, v in where.items())
+    raise ApplianceError(f"no baseline in {db.shown(url)} for {what}: record one first (`appliance bench BUNDLE "
+                         "--label main` on the main branch), or give --baseline-file RESULTS")
+
+
+def _dims_of(side: dict[str, Any]) -> dict[str, Any]:
+    return record.dimensions(side, "bench", "", "")
+
+
+def _dims_of_bundle(args: argparse.Namespace) -> dict[str, Any]:
+    target = load_bundle(args.bench, args)
+    return {"template": target.name, "machine": target.machine.value, "accel": None, "cpus": target.cpus,
+            "memory_mib": target.memory_mib, "channel": args.channel}
+
+
+def _bench(args: argparse.Namespace, baseline: dict[str, Any]) -> dict[str, Any]:
+    """Boot the candidate: -n boots, then on in steps of n up to --max-n while undecided
+    (the gate's level is split over the looks, as compare's sequential rule does)."""
+    plan = plan_of(args)
+    max_n = max(args.max_n or plan.n, plan.n)
+    looks = compare.looks_for(plan.n, max_n)
+    args.looks = len(looks)
+    target = load_bundle(args.bench, args)
+    store = store_for(args)
+    out = output_path(args, args.output or f"gate-{Path(args.bench).resolve().name}.json")
+    choice = choose_accel(args)
+    session = bench.Session(target, choice, bench.Plan(plan.channel, max_n, plan.warmup, plan.timeout, plan.keep_going,
+                                                        extra_cmdline=plan.extra_cmdline))
+
+    def decided(rounds: int) -> bool:
+        return gate.decide(baseline["runs"], session.runs, args.phase, args.threshold, args.confidence,
+                           len(looks)).verdict != gate.INCONCLUSIVE
+
+    complete = False
+    try:
+        bench.interleave([session], plan.warmup, max_n, looks=looks, stop=decided)
+        complete = True
+    finally:
+        doc = session.document(complete, hostfacts.collect(target.arch))
+        results.write(out, doc)
+    record_results(args, store, doc, str(out.resolve()))
+    return doc
+
+
+def _host_mismatch(about: dict[str, Any], candidate: dict[str, Any]) -> str:
+    host = candidate.get("host") or {}
+    differ = [f"{key} {about.get(key)!r} vs {host.get(key)!r}" for key in SAME_HOST
+              if about.get(key) is not None and host.get(key) is not None and about.get(key) != host.get(key)]
+    return "; ".join(differ)
+
+
+def _describe(side: dict[str, Any]) -> dict[str, Any]:
+    host, bundle = side.get("host") or {}, side.get("bundle") or {}
+    return {"template": bundle.get("name"), "bundle_digest": bundle.get("digest"), "host_name": host.get("host_name"),
+            "cpu_model": host.get("cpu_model"), "qemu_version": host.get("qemu_version")}
+
+
+def _text(decision: gate.Decision, about: dict[str, Any], warning: str) -> str:
+    where = f"run set {about['run_set']}" if "run_set" in about else about.get("file", "?")
+    lines = [f"gate: {decision.verdict.upper()}: {decision.reason}",
+             f"baseline: {where} ({decision.n_baseline} boots), candidate: {decision.n_candidate} boots, "
+             f"threshold {decision.threshold * 100:g}%, confidence {decision.confidence * 100:g}%"]
+    if decision.verdict == gate.INCONCLUSIVE:
+        lines.append(f"about {decision.boots_needed} boots a side would decide it (--bench BUNDLE -n N --max-n M)")
+    if warning:
+        lines.append(f"WARNING: {warning}")
+    return "\n".join(lines)
+
+
+def junit(decision: gate.Decision, about: dict[str, Any], warning: str) -> bytes:
+    """One JUnit test case: a failure for a regression, skipped when inconclusive."""
+    suite = ET.Element("testsuite", name="appliance gate", tests="1",
+                       failures=str(int(decision.verdict == gate.FAIL)),
+                       skipped=str(int(decision.verdict == gate.INCONCLUSIVE)), errors="0")
+    case = ET.SubElement(suite, "testcase", classname="appliance.gate",
+                         name=f"{about.get('template') or 'appliance'} {decision.phase}")
+    detail = _text(decision, about, warning)
+    if decision.verdict == gate.FAIL:
+        ET.SubElement(case, "failure", message=decision.reason, type="regression").text = detail
+    elif decision.verdict == gate.INCONCLUSIVE:
+        ET.SubElement(case, "skipped", message=decision.reason).text = detail
+    ET.SubElement(case, "system-out").text = detail
+    root = ET.Element("testsuites")
+    root.append(suite)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+
+
+def markdown(decision: gate.Decision, about: dict[str, Any], warning: str) -> str:
+    """A pull-request comment: the verdict and the figures behind it."""
+    mark = {gate.PASS: "✅ pass", gate.FAIL: "❌ regression", gate.INCONCLUSIVE: "⚠️ inconclusive"}[decision.verdict]
+    ci = f"{(decision.ci[0] - 1) * 100:+.1f}% to {(decision.ci[1] - 1) * 100:+.1f}%" if decision.ci else "-"
+    change = f"{(decision.ratio - 1) * 100:+.1f}%" if decision.ratio else "-"
+    lines = [f"### Boot time gate: {mark}", "", decision.reason, "",
+             f"| phase | baseline (ms) | candidate (ms) | change | {decision.confidence * 100:g}% CI | boots |",
+             "|---|---|---|---|---|---|",
+             f"| {decision.phase} | {_ms(decision.median_baseline)} | {_ms(decision.median_candidate)} | {change} | {ci} "
+             f"| {decision.n_baseline} / {decision.n_candidate} |", "",
+             f"Threshold {decision.threshold * 100:g}%; baseline "
+             + (f"run set {about['run_set']} ({about.get('label') or 'no label'})" if "run_set" in about
+                else f"file {about.get('file')}") + "."]
+    if decision.verdict == gate.INCONCLUSIVE:
+        lines.append(f"About {decision.boots_needed} boots a side would decide it.")
+    if warning:
+        lines.append(f"\n**Warning: {warning}** (baseline and candidate come from different hosts or QEMUs).")
+    return "\n".join(lines) + "\n"
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "-"
+
+
+def register(verbs: Any) -> None:
+    p = verbs.add_parser("gate", help="is a candidate a boot-time regression against the baseline? (CI: exit 0 pass, "
+                         "1 fail, 4 inconclusive)")
+    p.add_argument("results", nargs="?", help="the candidate: a results JSON written by bench (or --bench)")
+    p.add_argument("--bench", metavar="BUNDLE", help=f"boot the candidate now: {BUNDLE}")
+    p.add_argument("--max-n", type=int, help="with --bench: boot on in steps of -n up to this while undecided")
+    p.add_argument("--baseline", metavar="LABEL", help="the newest run set with this label (default: the newest of "
+                   "the same appliance measured the same way)")
+    p.add_argument("--baseline-file", metavar="RESULTS", help="the baseline from a results file instead of the store")
+    p.add_argument("--phase", default=compare.PRIMARY, help=f"the phase gated on (default {compare.PRIMARY})")
+    p.add_argument("--threshold", type=float, default=gate.THRESHOLD,
+                   help=f"the relative slowdown that counts as a regression (default {gate.THRESHOLD:g})")
+    p.add_argument("--confidence", type=float, default=0.95, help="the gate's confidence (default 0.95)")
+    p.add_argument("--cross-host", action="store_true", help="compare with a baseline from another host or QEMU")
+    p.add_argument("--junit", metavar="FILE", help="write the verdict as JUnit XML (Jenkins, GitLab, GitHub)")
+    p.add_argument("--markdown", metavar="FILE", help="write a summary for a pull-request comment")
+    p.add_argument("-o", "--output", help="with --bench: the candidate's results JSON (default gate-<bundle>.json)")
+    bench_options(p)
+    p.set_defaults(func=cmd_gate, n=6)

@@ -1,0 +1,85 @@
+"""The regression gate's decision: a candidate's boots against a baseline's, on one
+phase. It fails only on both statistical evidence and a change that matters:
+
+- FAIL: the compare machinery (permutation test and bootstrap interval, at the gate's
+  level, split over its sequential looks) says the candidate is slower in the primary
+  phase, and by more than the threshold (B/A above 1 + threshold);
+- PASS: the interval of B/A lies below 1 + threshold: whatever the change, it is
+  smaller than the threshold, at the gate's confidence;
+- INCONCLUSIVE: neither yet; the decision says about how many boots a side would
+  decide it (the interval narrows as 1/sqrt(n)).
+
+A real slowdown below the threshold passes; so does a speed-up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from appliance.runs import compare
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+THRESHOLD = 0.05  # docs/HISTORY.md: A/A false alarms and power against 10% measured with it
+MIN_BOOTS = 3
+MAX_ESTIMATE = 10_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    phase: str
+    threshold: float
+    confidence: float
+    n_baseline: int
+    n_candidate: int
+    median_baseline: float | None
+    median_candidate: float | None
+    ratio: float | None  # candidate / baseline medians
+    ci: tuple[float, float] | None  # of the ratio, at the gate's level
+    p_value: float | None
+    boots_needed: int | None  # per side, for an inconclusive gate
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]], phase: str = compare.PRIMARY,
+           threshold: float = THRESHOLD, confidence: float = 0.95, looks: int = 1) -> Decision:
+    """The gate's verdict on PHASE of CANDIDATE's runs against BASELINE's."""
+    result = compare.compare(baseline, candidate, confidence, phase, looks)
+    row = next((r for r in result["rows"] if r["phase"] == phase), None)
+    if row is None:
+        n_a = len([r for r in baseline if r["ok"] and not r["warmup"]])
+        n_b = len([r for r in candidate if r["ok"] and not r["warmup"]])
+        return Decision(INCONCLUSIVE, phase, threshold, confidence, n_a, n_b, None, None, None, None, None, MIN_BOOTS,
+                        f"{phase} needs at least {MIN_BOOTS} good boots a side (baseline {n_a}, candidate {n_b})")
+    ratio, p = float(row["ratio"]), float(row["p_value"])
+    ci = (float(row["ci"][0]), float(row["ci"][1]))
+    limit = 1 + threshold
+
+    def made(verdict: str, needed: int | None, reason: str) -> Decision:
+        return Decision(verdict, phase, threshold, confidence, row["n_a"], row["n_b"], row["median_a"], row["median_b"],
+                        ratio, ci, p, needed, reason)
+
+    change = f"{phase} {row['median_a']:.1f} -> {row['median_b']:.1f} ms ({(ratio - 1) * 100:+.1f}%, " \
+             f"{confidence * 100:g}% CI {(ci[0] - 1) * 100:+.1f}% to {(ci[1] - 1) * 100:+.1f}%)"
+    slower = row["verdict"] is not None and ratio > 1
+    if slower and ratio > limit:
+        return made(FAIL, None, f"regression: {change}, above the {threshold * 100:g}% threshold (p={p:.3g})")
+    if ci[1] <= limit:
+        return made(PASS, None, f"no regression above {threshold * 100:g}%: {change}")
+    return made(INCONCLUSIVE, boots_needed(row["n_a"], ci, ratio, limit),
+                f"undecided: {change}; the interval still reaches above {threshold * 100:g}%")
+
+
+def boots_needed(n: int, ci: tuple[float, ...], ratio: float, limit: float) -> int:
+    """About how many boots a side would decide: the interval's half-width shrinks as
+    1/sqrt(n) until it clears the threshold from the ratio."""
+    half = (ci[1] - ci[0]) / 2
+    gap = abs(limit - ratio)
+    if gap <= 0 or half <= 0:
+        return MAX_ESTIMATE
+    return min(MAX_ESTIMATE, max(n + 1, math.ceil(n * (half / gap) ** 2)))

@@ -1,0 +1,95 @@
+"""Recording a results document: the document once, a run set row per side with its
+dimensions, a phase row per counted boot. A document recorded before is not recorded
+again (its sha256 is unique), and a document is recorded in one transaction, so an
+interrupt leaves it recorded whole or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, Engine, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from appliance import results
+from appliance.store import db
+from appliance.store.schema import documents, phases, run_sets
+
+
+@dataclass(frozen=True)
+class Recorded:
+    document_id: int
+    run_set_ids: tuple[int, ...]
+    new: bool  # False: the same document was recorded before
+
+
+def digest(doc: dict[str, Any]) -> str:
+    """The document's identity: the sha256 of its canonical JSON."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def dimensions(side: dict[str, Any], kind: str, label: str, name: str) -> dict[str, Any]:
+    """A run set's row: what it measured, where, with what."""
+    host, bundle, settings = side.get("host") or {}, side.get("bundle") or {}, side.get("settings") or {}
+    workers = {str(r["worker"].get("host_name")) for r in side.get("runs", []) if isinstance(r.get("worker"), dict)}
+    counted = results.counted(side.get("runs", []))
+    return {
+        "kind": kind, "side": name, "label": label,
+        "template": bundle.get("name"), "bundle_digest": bundle.get("digest"),
+        "kernel_release": bundle.get("kernel_release"), "machine": bundle.get("machine"), "arch": bundle.get("arch"),
+        "accel": (side.get("accel") or {}).get("used"), "cpus": bundle.get("cpus"), "memory_mib": bundle.get("memory_mib"),
+        "channel": settings.get("channel"), "qemu_version": host.get("qemu_version"), "cpu_model": host.get("cpu_model"),
+        "host_kernel": host.get("host_kernel"), "host_name": host.get("host_name"),
+        "tool_revision": host.get("tool_git_revision"), "worker": ",".join(sorted(workers)) or None,
+        "complete": bool(side.get("complete")), "boots": len(counted),
+        "failed": sum(1 for r in side.get("runs", []) if not r.get("ok")),
+    }
+
+
+def record(engine: Engine, url: str, doc: dict[str, Any], label: str = "", source: str = "") -> Recorded:
+    """Record DOC (a results document of any kind) with LABEL; SOURCE says where it came from."""
+    sha = digest(doc)
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as connection:
+            found = connection.execute(select(documents.c.id).where(documents.c.sha256 == sha)).scalar()
+            if found is not None:
+                return Recorded(found, _sets_of(connection, found), False)
+            document_id = _new_id(connection.execute(insert(documents).values(
+                sha256=sha, kind=results.kind(doc), recorded_at=now, source=source or "", body=json.dumps(doc))))
+            ids = tuple(_record_side(connection, document_id, now, side, results.kind(doc), label, name)
+                        for name, side in results.labelled_sides(doc).items())
+    except IntegrityError:  # another writer recorded the same document between our look and our insert
+        with engine.connect() as connection:
+            found = connection.execute(select(documents.c.id).where(documents.c.sha256 == sha)).scalar_one()
+            return Recorded(found, _sets_of(connection, found), False)
+    except DBAPIError as exc:
+        raise db.describe(exc, url) from None
+    return Recorded(document_id, ids, True)
+
+
+def _record_side(connection: Connection, document_id: int, now: datetime, side: dict[str, Any], kind: str,
+                 label: str, name: str) -> int:
+    run_set_id = _new_id(connection.execute(insert(run_sets).values(
+        document_id=document_id, recorded_at=now, **dimensions(side, kind, label, name))))
+    rows = [{"run_set_id": run_set_id, "boot": run["index"], "name": phase, "ms": float(value)}
+            for run in results.counted(side.get("runs", []))
+            for phase, value in run["phases_ms"].items() if value is not None]
+    if rows:
+        connection.execute(insert(phases), rows)
+    return int(run_set_id)
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None, "an insert of one row"
+    return int(key[0])
+
+
+def _sets_of(connection: Connection, document_id: int) -> tuple[int, ...]:
+    found = connection.execute(select(run_sets.c.id).where(run_sets.c.document_id == document_id)
+                               .order_by(run_sets.c.id)).scalars()
+    return tuple(int(i) for i in found)

@@ -1,0 +1,51 @@
+"""The regression gate's rule: fail only on evidence and a change above the threshold,
+pass when the interval clears the threshold, otherwise say how many boots would decide."""
+
+import random
+import xml.etree.ElementTree as ET
+
+from appliance.runs import gate
+from tests.unit.runs.test_compare import fake_run
+
+
+def runs(n, kernel_ms, spread, seed):
+    rng = random.Random(seed)
+    return [fake_run(i, kernel_ms + rng.gauss(0, spread), 25) for i in range(n)]
+
+
+def test_a_deliberate_slowdown_fails():
+    decision = gate.decide(runs(10, 4000, 40, 1), runs(10, 4600, 40, 2), "to_init")
+    assert decision.verdict == gate.FAIL and "regression" in decision.reason
+    assert 1.12 < decision.ratio < 1.18 and decision.ci[0] > 1
+
+
+def test_an_a_a_gate_passes():
+    decision = gate.decide(runs(10, 4000, 20, 1), runs(10, 4000, 20, 2), "to_init")
+    assert decision.verdict == gate.PASS and decision.ci[1] <= 1.05
+
+
+def test_a_real_slowdown_below_the_threshold_passes():
+    decision = gate.decide(runs(12, 4000, 5, 1), runs(12, 4080, 5, 2), "to_init")  # +2%, with --threshold 0.05
+    assert decision.verdict == gate.PASS and decision.ratio > 1.01
+
+
+def test_too_few_or_too_noisy_boots_are_inconclusive_with_the_boots_that_would_decide():
+    few = gate.decide(runs(2, 4000, 20, 1), runs(10, 4000, 20, 2), "to_init")
+    assert few.verdict == gate.INCONCLUSIVE and few.boots_needed == gate.MIN_BOOTS
+    noisy = gate.decide(runs(4, 4000, 400, 1), runs(4, 4100, 400, 2), "to_init")
+    assert noisy.verdict == gate.INCONCLUSIVE and noisy.boots_needed > 4
+
+
+def test_the_junit_and_markdown_outputs_carry_the_verdict():
+    from appliance.cli import gate as cli_gate
+
+    about = {"run_set": 7, "label": "main", "template": "benchmark"}
+    failed = gate.decide(runs(10, 4000, 40, 1), runs(10, 4600, 40, 2), "to_init")
+    root = ET.fromstring(cli_gate.junit(failed, about, ""))
+    suite = root.find("testsuite")
+    assert suite.get("tests") == "1" and suite.get("failures") == "1" and suite.get("skipped") == "0"
+    assert suite.find("testcase/failure").get("message").startswith("regression: to_init")
+    passed = gate.decide(runs(10, 4000, 20, 1), runs(10, 4000, 20, 2), "to_init")
+    assert ET.fromstring(cli_gate.junit(passed, about, "")).find("testsuite/testcase/failure") is None
+    text = cli_gate.markdown(failed, about, "CROSS-HOST: host_name 'a' vs 'b'")
+    assert "❌ regression" in text and "| to_init |" in text and "**Warning: CROSS-HOST" in text
