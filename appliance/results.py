@@ -120,7 +120,7 @@ def failure_reasons(runs: list[dict[str, Any]]) -> dict[str, int]:
     return dict(Counter(str(r["error"]).splitlines()[0] for r in runs if not r["ok"]))
 
 
-KINDS = ("bench", "compare", "crosscheck", "tune", "series", "analysis")
+KINDS = ("bench", "compare", "crosscheck", "tune", "series", "analysis", "bisect")
 
 
 def run_set(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, Any], settings: dict[str, Any],
@@ -169,6 +169,13 @@ def series(sides: list[dict[str, Any]], phase: str, *, complete: bool) -> dict[s
 def analysis(runs: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
     """An analysis document: the plain boots' run set and what analyze found inside them."""
     return {**runs, "kind": "analysis", "analysis": found}
+
+
+def bisect_step(sides: dict[str, dict[str, Any]], step: dict[str, Any], *, complete: bool) -> dict[str, Any]:
+    """A bisect step's document: the good end, the midpoint and the bad end booted
+    interleaved (a run set each, named by their commits), and how the step classified
+    the midpoint."""
+    return {"format": FORMAT, "kind": "bisect", "complete": complete, "sides": sides, "step": step}
 
 
 def kind(doc: dict[str, Any]) -> str:
@@ -236,6 +243,8 @@ def labelled_sides(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {side.get("name") or side["kernel"]: side for side in doc["series"]}
     if found == "crosscheck":
         return dict(doc["channels"])
+    if found == "bisect":
+        return dict(doc["sides"])
     return {"": doc}
 
 
@@ -250,6 +259,8 @@ def sides(doc: dict[str, Any]) -> list[Any]:
         return [doc.get("base"), *(doc.get("variants") or {}).values()]
     if found == "crosscheck":
         return list((doc.get("channels") or {}).values())
+    if found == "bisect":
+        return list((doc.get("sides") or {}).values())
     return [doc]
 
 

@@ -23,7 +23,7 @@ from appliance.assemble import apt, kernel, pkglock
 from appliance.assemble.template import KERNEL_COMPRESSIONS, Kernel
 from appliance.boot import hostload, measure
 from appliance.boot.qemu import BootSpec, Channel
-from appliance.cli import analysis_verbs, doctor, gate, history, options, output
+from appliance.cli import analysis_verbs, bisect, doctor, gate, history, options, output
 from appliance.cli import series as cli_series
 from appliance.cli import tune as cli_tune
 from appliance.cli.options import (
@@ -436,6 +436,7 @@ def parser() -> argparse.ArgumentParser:
     analysis_verbs.register(verbs)
     history.register(verbs)
     gate.register(verbs)
+    bisect.register(verbs)
     cli_tune.register(verbs)
     cli_series.register(verbs)
     for name, sub in verbs.choices.items():
