@@ -35,7 +35,6 @@ from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
 from appliance.phases import PHASE_NAMES
 from appliance.runs import bench, compare, gate
-from appliance.store import db, query, record
 
 EXIT = {gate.PASS: 0, gate.FAIL: 1, gate.INCONCLUSIVE: 4}
 SAME_MEASUREMENT = ("template", "machine", "accel", "cpus", "memory_mib", "channel")
@@ -43,6 +42,8 @@ SAME_HOST = ("host_name", "cpu_model", "qemu_version")
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    from appliance.store import db, record
+
     if args.phase not in PHASE_NAMES:
         raise ApplianceError(f"--phase {args.phase!r} is not a phase: one of {', '.join(PHASE_NAMES)}")
     if bool(args.results) == bool(args.bench):
@@ -77,6 +78,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def _baseline(args: argparse.Namespace, engine: Any, url: str, candidate: dict[str, Any] | None,
               candidate_digest: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The baseline's run set and what it is (its run set's dimensions, or its file)."""
+    from appliance.store import db, query, record
+
     if args.baseline_file:
         side = results.main_side(results.read(Path(args.baseline_file)))
         return side, {"file": args.baseline_file, **_describe(side)}
@@ -97,6 +100,8 @@ def _baseline(args: argparse.Namespace, engine: Any, url: str, candidate: dict[s
 
 
 def _dims_of(side: dict[str, Any]) -> dict[str, Any]:
+    from appliance.store import record
+
     return record.dimensions(side, "bench", "", "")
 
 

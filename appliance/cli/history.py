@@ -6,22 +6,26 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance import results
-from appliance.analysis import trendplot
 from appliance.cli.options import record_options
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
 from appliance.phases import PHASE_NAMES
-from appliance.store import db, query, record, trend
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported when a verb uses it: `appliance --help` stays quick
+    from appliance.store import query, trend
 
 FILTERS = ("template", "machine", "accel", "label", "kind", "side", "host_name", "kernel_release", "channel",
            "bundle_digest", "qemu_version", "cpus", "memory_mib")
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from appliance.analysis import trendplot
+    from appliance.store import db, query, trend
+
     if args.phase not in PHASE_NAMES:
         raise ApplianceError(f"--phase {args.phase!r} is not a phase: one of {', '.join(PHASE_NAMES)}")
     engine, url = db.open_store(args.db)
@@ -32,7 +36,8 @@ def cmd_history(args: argparse.Namespace) -> int:
                              "bench something (it records by default) or `appliance history import FILES`")
     points = query.points(engine, url, sets, args.phase)
     groups = _groups(points)
-    changes = {key: trend.change_points([p.median for p in group]) for key, group in groups.items()}
+    changes = {key: trend.change_points([p.median for p in group], min_magnitude=args.min_change)
+               if not args.no_changes else [] for key, group in groups.items()}
     rows = [_row(point, {c.index: c for c in changes[key]}.get(i))
             for key, group in groups.items() for i, point in enumerate(group)]
     lines = [f"{'id':>6} {'recorded':<16} {'label':<14} {'template':<18} {'machine':<10} {'accel':<5} {'n':>4} "
@@ -60,6 +65,8 @@ def _filters(where: dict[str, Any]) -> str:
 
 
 def _groups(points: list[query.Point]) -> dict[tuple[Any, ...], list[query.Point]]:
+    from appliance.store import query
+
     groups: dict[tuple[Any, ...], list[query.Point]] = {}
     for point in points:
         groups.setdefault(tuple(point.run_set.dims.get(k) for k in query.SERIES_KEY), []).append(point)
@@ -82,6 +89,8 @@ def _series_name(point: query.Point) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from appliance.store import db, record
+
     engine, url = db.open_store(args.db)
     lines = []
     for name in args.files:
@@ -107,5 +116,8 @@ def register(verbs: Any) -> None:
     p.add_argument("--phase", default="to_init", help="the phase to follow (default to_init)")
     p.add_argument("--limit", type=int, default=0, help="only the newest N run sets")
     p.add_argument("--svg", metavar="FILE", help="write the longest series as an SVG trend plot")
+    p.add_argument("--min-change", type=float, default=0.01, help="Otava's minimum relative change for a change point "
+                   "(default 0.01: smaller steps are below what boot-time noise lets one act on)")
+    p.add_argument("--no-changes", action="store_true", help="skip change-point detection (it imports SciPy)")
     record_options(p, recording=False)
     p.set_defaults(func=cmd_history)

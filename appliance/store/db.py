@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, ProgrammingError
 
 from appliance.errors import ApplianceError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+HEAD = "0001"  # the newest revision in migrations/versions (a test checks they agree): a store at it needs no Alembic
 LOCK_WAIT_S = 30  # how long a write waits for another writer (SQLite's busy timeout)
 
 
@@ -49,12 +50,17 @@ def shown(url: str) -> str:
 
 
 def _config() -> Config:
+    from alembic.config import Config  # only to migrate: importing Alembic costs a quarter second
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
 def head() -> str:
+    """The newest revision Alembic knows (HEAD is its copy for opening quickly)."""
+    from alembic.script import ScriptDirectory
+
     found = ScriptDirectory.from_config(_config()).get_current_head()
     assert found is not None, "the store has migrations"
     return found
@@ -102,12 +108,29 @@ def describe(exc: DBAPIError, url: str) -> StoreError:
     return StoreError(f"the results store {shown(url)} failed: {first}")
 
 
+def _revision(engine: Engine) -> str | None:
+    """The store's schema revision, read directly (None: a new store)."""
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, ProgrammingError) as exc:
+        if "alembic_version" in str(exc.orig):  # no such table: a store not made yet
+            return None
+        raise
+
+
 def open_store(given: str | None = None) -> tuple[Engine, str]:
     """The store's engine, its schema at this tool's head (migrated now if older), and
     its URL."""
     url = url_of(given)
     engine = _engine(url)
     try:
+        if _revision(engine) == HEAD:
+            return engine, url
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
         with engine.begin() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
             known = {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
