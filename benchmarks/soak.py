@@ -86,14 +86,14 @@ def inject(fault: str, tmp: Path, rng: random.Random) -> None:
 
 
 def fill(path: Path) -> None:
-    """Write PATH until its filesystem is full."""
-    with open(path, "wb") as out:
-        try:
+    """Write PATH until its filesystem is full (it may be full already)."""
+    try:
+        with open(path, "wb") as out:
             while True:
                 out.write(bytes(1 << 20))
                 out.flush()
-        except OSError:
-            pass
+    except OSError:
+        pass
 
 
 def main() -> None:
