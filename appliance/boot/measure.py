@@ -138,17 +138,22 @@ def _full(folder: Path) -> bool:
         return False
 
 
+INIT_PROBES = ("init_start", "init_modules_loaded", "init_root_mounted", "init_net_up", "payload_start", "payload_end")
+
+
 def lost_data(work: Path, console_probes: list[tuple[str, int]], events: list[Event], channel: Channel) -> str | None:
     """Why this boot's measurement cannot be trusted, or None: its folder filled up (QEMU
     writes the console and trace there and says nothing when a write fails), or the
-    trace lacks a probe the console shows after one it has (its end was cut off)."""
+    trace lacks one of the init's probes that the console shows after one it has (its
+    end was cut off). Only the init's: a payload prints its probe lines even when its
+    own port access failed, the init's port access holds for its whole life."""
     if _full(work):
         return (f"the boot's temporary folder {work} ran out of space ({shutil.disk_usage(work).free} bytes free): "
                 f"QEMU's console and trace may be cut short; free space in {tempfile.gettempdir()} or set TMPDIR")
     if channel is not Channel.TRACE:
         return None
     traced = {e.name for e in events}
-    shown = list(dict.fromkeys(name for name, _ in console_probes))
+    shown = list(dict.fromkeys(name for name, _ in console_probes if name in INIT_PROBES))
     if any(name in traced for name in shown):  # the trace saw the guest's probes: it must see all of them
         missing = [name for name in shown if name not in traced]
         if missing:

@@ -82,13 +82,11 @@ def test_guest_failure_is_one_error_line_with_console_tail(built, template, extr
         shutil.rmtree(log.parent)
 
 
-def test_qemu_that_cannot_start_reports_its_error(copy_bundle):
-    folder = copy_bundle("minimal")
-    edit_manifest(folder, lambda manifest: manifest.update(cpus=100000))
-    done = appliance("run", str(folder), "--accel", "tcg")
+def test_qemu_that_cannot_start_reports_its_error(built):
+    done = appliance("run", str(built["minimal"]), "--accel", "tcg", "--cpu", "no-such-cpu")
     assert done.returncode == 3
-    assert "error: QEMU exited with status 1: qemu-system-x86_64: Invalid SMP CPUs 100000" in done.stderr
-    assert "command: " in done.stderr and "-smp 100000" in done.stderr
+    assert "error: QEMU exited with status 1: qemu-system-x86_64: unable to find CPU model 'no-such-cpu'" in done.stderr
+    assert "command: " in done.stderr and "-cpu no-such-cpu" in done.stderr
 
 
 def test_accel_kvm_when_kvm_is_broken_is_one_clear_line(built):
