@@ -12,6 +12,7 @@ from appliance.probes import Event
 EXEC = "qemu_exec"  # host: immediately before QEMU is started
 EXIT = "qemu_exit"  # host: QEMU reaped
 READY = "service_ready"  # host: the service's first answer arrived (service bundles)
+RESUMED = "vm_resumed"  # QMP's RESUME: a restored guest runs again (snapshot restores)
 
 FIRMWARE_START = ("fw_start", "fw_entry")
 KERNEL_START = ("linux_start_boot", "linux_start_pvhboot", "linux_start_fwcfg", "kernel_entry")
@@ -35,6 +36,9 @@ PHASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     # after the payload started (the network's and the server's own start-up)
     ("service_ready", (EXEC,), (READY,)),
     ("service", ("payload_start",), (READY,)),
+    # snapshot restores: launch to the guest running again, then to the payload's end
+    ("restore", (EXEC,), (RESUMED,)),
+    ("after_restore", (RESUMED,), ("payload_end",)),
     ("total", (EXEC,), (EXIT,)),
 )
 PHASE_NAMES = tuple(name for name, _, _ in PHASES)
@@ -66,8 +70,8 @@ def of_run(times: dict[str, float], anchored_only: bool = False) -> dict[str, fl
     if anchored_only:
         anchored = {name for name, starts, _ in PHASES if starts == (EXEC,)}
         phases = {name: (value if name in anchored else None) for name, value in phases.items()}
-    if READY in times:
-        phases["payload"] = None
+    if READY in times:  # a service's payload (and a restored one's rest) runs until the host stops it
+        phases["payload"] = phases["after_restore"] = None
     return phases
 
 

@@ -69,11 +69,12 @@ _TRACE_LINE = re.compile(
 )
 
 
-def parse_trace(text: str, table: dict[tuple[int, int], str], firmware: bool = True) -> list[Event]:
+def parse_trace(text: str, table: dict[tuple[int, int], str], firmware: bool = True, infer: bool = True) -> list[Event]:
     """Events from a QEMU `-trace memory_region_ops_write -msg timestamp=on` log.
 
     Without FIRMWARE (aarch64 virt: QEMU loads the kernel and jumps into it), the
-    guest's first write is the kernel's, and is inferred as kernel_entry."""
+    guest's first write is the kernel's, and is inferred as kernel_entry. Without
+    INFER (a restored guest: no firmware or kernel start happened), nothing is inferred."""
     probes: list[Event] = []
     first_io: int | None = None
     fwcfg_writes: list[int] = []
@@ -95,6 +96,8 @@ def parse_trace(text: str, table: dict[tuple[int, int], str], firmware: bool = T
             key = (port, int(match["value"], 16))
             name = table.get(key, f"unknown_{key[0]:#x}_{key[1]:#x}")
             probes.append(Event(name, when, "trace"))
+    if not infer:
+        return probes
     if not firmware:
         inferred = [Event("kernel_entry", first_io, "trace-inferred")] if first_io is not None else []
         return sorted(probes + inferred, key=lambda e: e.host_time_ns)

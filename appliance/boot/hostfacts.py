@@ -33,15 +33,10 @@ def git_revision() -> str | None:
     return head + ("-dirty" if dirty.strip() else "")
 
 
-def qemu_version(qemu: str) -> str:
-    done = proc.run([qemu, "--version"], timeout=10, check=False)
-    return (done.stdout.strip().splitlines() or ["unknown"])[0]
-
-
 def collect(arch: Arch) -> dict[str, Any]:
     """The host's facts for boots of ARCH bundles: the QEMU recorded is the one that
     boots them (qemu-system-aarch64 for an aarch64 bundle), with its version."""
-    from appliance.boot.qemu import binary
+    from appliance.boot.qemu import binary, qemu_version
 
     qemu = binary(arch)
     return {

@@ -29,8 +29,9 @@ from appliance.errors import BootError
 from appliance.fsutil import Growing
 from appliance.machines import Arch
 from appliance.netspec import Forward
-from appliance.phases import EXEC, EXIT, READY, derive
+from appliance.phases import EXEC, EXIT, READY, RESUMED, derive
 from appliance.probes import PORT_KERNEL, Event, parse_console_probes, parse_trace
+from appliance.snapshot import problem as snapshot_problem
 
 _PANIC = re.compile(r"Kernel panic - not syncing:.*|BUG: kernel NULL pointer.*")
 _MODULE = re.compile(r"appliance-module: (?P<name>\S+) (?P<start>\d+) (?P<duration>\d+)\s*$", re.M)
@@ -59,6 +60,7 @@ class BootRun:
     qemu_cpu_s: float = 0.0  # QEMU's CPU time, summed like qemu_lifetime_ms
     stopped_ms: float = 0.0  # time QEMU was seen stopped (SIGSTOP): the boot was disturbed
     forwards: list[str] = field(default_factory=list)  # a service's forwards in this boot
+    restored: bool = False  # started from a snapshot's state, not booted
 
 
 @dataclass
@@ -73,6 +75,7 @@ class RawBoot:
     ready_ns: int = 0  # a service's first answer (host clock)
     forwards: list[str] = field(default_factory=list)  # where the host reached the guest, this boot
     warnings: list[str] = field(default_factory=list)
+    resumed_ns: int = 0  # a restore: when the guest ran again (QMP's RESUME, host clock)
 
 
 class ConsoleWatch:
@@ -186,12 +189,13 @@ class _Service:
     def ready_ns(self) -> int:
         return self.waiter.ready_ns if self.waiter is not None else 0
 
-    def start(self, bundle: Bundle, files: qemu.BootFiles, hold: bool) -> None:
+    def start(self, bundle: Bundle, files: qemu.BootFiles, hold: bool, restored: bool = False) -> None:
         """Start the readiness check (the guest is stopped at its answer unless HOLD)."""
         ready = bundle.ready
         if ready is None:
             return
-        console = files.console if emits_init_start(bundle) else None  # our init announces its network
+        # our init announces its network on the console; a restored guest's network is up already
+        console = files.console if emits_init_start(bundle) and not restored else None
         self.waiter = service.waiter_for(ready, bundle.forwards or (), self.ports, bundle.send, files.trace,
                                          bundle.probe_table, console)
         if isinstance(self.waiter, service.AnswerWaiter):
@@ -281,7 +285,8 @@ def _run(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[list[
 def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[list[str]], None] | None) -> RawBoot:
     bundle, channel, timeout = spec.bundle, spec.channel, spec.timeout
     is_service = bundle.ready is not None
-    files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.jsonl")
+    files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.jsonl",
+                           socket_path(work, "qmp.sock") if spec.restore is not None else None)
     arch = bundle.arch
     if spec.accel == "kvm" and arch.value != platform.machine():
         raise BootError(f"KVM cannot run this {arch.value} bundle on a {platform.machine()} host: use --accel tcg")
@@ -297,6 +302,7 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
     watch = ConsoleWatch(files.console, None if piped else echo)
     limit = time.monotonic() + timeout
     held = interrupted = False
+    resumed_ns = 0
 
     def tick() -> None:
         nonlocal held
@@ -314,7 +320,8 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
                 clock = ConsoleClock(vm.stdout.fileno(), files.console, echo)
                 reader = threading.Thread(target=clock.run, daemon=True)
                 reader.start()
-            session.start(bundle, files, hold is not None)
+            resumed_ns = _restored(vm, files, limit) if spec.restore is not None else 0
+            session.start(bundle, files, hold is not None, restored=spec.restore is not None)
             try:
                 done = vm.wait(lambda: session.deadline(limit) if hold is None or not held else float("inf"),
                                on_tick=tick)
@@ -349,7 +356,7 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
         raise BootError(f"the console log {files.console} disappeared during the boot (removed by another "
                         "program?): the guest's result is unknown")
     raw = RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf,
-                  _read(files.profiled) if files.profiled else "")
+                  _read(files.profiled) if files.profiled else "", resumed_ns=resumed_ns)
     if is_service and done.returncode == 0 and not interrupted:
         if not session.ready_ns:
             raise _not_ready(bundle, session, raw.console, None)
@@ -357,6 +364,29 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
         raw.forwards = service.describe(bundle.forwards or (), session.ports)
     raw.warnings = session.warnings
     return raw
+
+
+def socket_path(work: Path, name: str) -> Path:
+    """A UNIX socket's path in WORK, or in a short folder when WORK's path is too long
+    for one (108 bytes)."""
+    path = work / name
+    if len(str(path)) < 100:
+        return path
+    return Path(tempfile.mkdtemp(prefix="appliance-sock-", dir="/tmp")) / name
+
+
+def _restored(vm: qemu.Qemu, files: qemu.BootFiles, limit: float) -> int:
+    """Wait until QEMU has loaded the snapshot's state, continue the guest, and return
+    when it ran again (QMP's RESUME event, on the host clock)."""
+    from appliance.boot.qmp import Monitor
+
+    assert files.qmp is not None
+    monitor = Monitor(files.qmp, vm, limit)
+    try:
+        monitor.migration(limit)
+        return monitor.resumed_ns(limit)
+    finally:
+        monitor.close()
 
 
 def _failed_start(raw: RawBoot) -> BootError:
@@ -369,6 +399,7 @@ def _failed_start(raw: RawBoot) -> BootError:
 
 
 def _events(raw: RawBoot, bundle: Bundle, channel: Channel, work: Path | None = None) -> list[Event]:
+    restored = raw.resumed_ns != 0  # no firmware ran: nothing to infer its phases from
     if channel is Channel.TRACE:
         if "memory_region_ops_write" not in raw.trace and work is not None and _full(work):
             raise BootError(f"the boot's temporary folder {work} is full ({shutil.disk_usage(work).free} bytes free): "
@@ -376,7 +407,7 @@ def _events(raw: RawBoot, bundle: Bundle, channel: Channel, work: Path | None = 
         if "memory_region_ops_write" not in raw.trace:
             raise BootError("QEMU wrote no trace events: it needs the 'log' trace backend "
                             "(Debian's qemu-system-x86 has it)")
-        return parse_trace(raw.trace, bundle.probe_table, firmware=bundle.arch is Arch.X86_64)
+        return parse_trace(raw.trace, bundle.probe_table, firmware=bundle.arch is Arch.X86_64, infer=not restored)
     if channel is Channel.SERIAL:
         return probe_events(raw.lines)
     from appliance.boot.perf import parse_perf_script  # only reached where perf and KVM exist
@@ -393,10 +424,25 @@ def refuse_shell(bundle: Bundle) -> None:
                         "appliance whose payload ends the boot")
 
 
+def check_restore(spec: BootSpec) -> None:
+    """A restore only of a snapshot of this bundle, taken by a QEMU like this one, and
+    not through the exit channel (it ends QEMU at a probe the restored guest has passed)."""
+    if spec.restore is None:
+        return
+    if spec.channel is Channel.EXIT:
+        raise BootError("--restore starts a guest past its probes: the exit channel (a boot per probe) cannot measure "
+                        "it; use --channel trace or serial")
+    why = snapshot_problem(spec.restore, spec.bundle.digest, spec.vm())
+    if why:
+        raise BootError(f"snapshot {spec.restore.path} cannot be restored here: {why}")
+
+
 def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = None) -> BootRun:
-    """Boot SPEC's bundle once, measured through its channel (not `exit`: see boot_exit)."""
+    """Boot SPEC's bundle once, measured through its channel (not `exit`: see boot_exit);
+    with SPEC's restore, start it from the snapshot's state instead."""
     bundle, channel = spec.bundle, spec.channel
     refuse_shell(bundle)
+    check_restore(spec)
     if channel is Channel.EXIT:
         raise ValueError("the exit channel needs one boot per probe: use boot_exit()")
     with _workdir("appliance-boot-") as tmp:
@@ -412,8 +458,9 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
             raise BootError(f"the measurement lost its data: {lost}", tail(raw.console))
     done = raw.done
     ready = [Event(READY, raw.ready_ns, "host")] if raw.ready_ns else []
-    events = [Event(EXEC, done.exec_ns, "host"), *events, *ready, Event(EXIT, done.exit_ns, "host")]
-    if ready:  # in time order among the probes
+    resumed = [Event(RESUMED, raw.resumed_ns, "qmp")] if raw.resumed_ns else []
+    events = [Event(EXEC, done.exec_ns, "host"), *resumed, *events, *ready, Event(EXIT, done.exit_ns, "host")]
+    if ready or resumed:  # in time order among the probes
         events.sort(key=lambda e: e.host_time_ns)
     run = BootRun(events, derive(events), parse_console_probes(raw.console), done.max_rss_kib, payload_status,
                   raw.console, (done.exit_ns - done.exec_ns) / 1e6,
@@ -427,7 +474,8 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
     if bundle.profiled is not None and not raw.profiled:
         run.warnings.append("profiled sent nothing: is its channel's device in the kernel (ttyS1, virtio_console)?")
     run.warnings += [f"module {m[1]} skipped: {m[2]}" for m in _SKIPPED.finditer(raw.console)]
-    if not any(e.name == "init_start" for e in events):
+    run.restored = bool(resumed)
+    if not any(e.name == "init_start" for e in events) and not resumed:  # a restore starts past the init's start
         if emits_init_start(bundle) and not any(name == "init_start" for name, _ in run.console_probes):
             raise BootError("the boot ended without init_start: the kernel never ran the init (a damaged or "
                             "wrong kernel or initrd?); rebuild the bundle", tail(raw.console))

@@ -11,15 +11,17 @@ QEMU's max RSS and CPU time.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import os
 import select
+import shlex
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from appliance import proc
 from appliance.bundle import Bundle
@@ -28,6 +30,7 @@ from appliance.machines import Arch, Machine, cmdline_problem, profile
 from appliance.netspec import CONTROL_PORT, Forward
 from appliance.probes import PORT_FIRMWARE, PORT_KERNEL
 from appliance.proc import PACKAGES, find_tool
+from appliance.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +52,19 @@ class BootFiles:
     trace: Path
     perf: Path
     profiled: Path | None = None  # where profiled's records land, for bundles that have it
+    qmp: Path | None = None  # QEMU's monitor socket, for snapshots and restores
 
 
 def virtio_bus(bundle: Bundle) -> str:
     """QEMU's name for the machine's virtio transport: virtio-*-device on virtio-mmio."""
     return "device" if profile(bundle.machine).virtio_transport == "virtio_mmio" else "pci"
+
+
+@functools.lru_cache(maxsize=8)
+def qemu_version(path: str) -> str:
+    """The first line of `PATH --version` (asked once per binary)."""
+    done = proc.run([path, "--version"], timeout=30, check=False)
+    return (done.stdout.strip().splitlines() or ["unknown"])[0]
 
 
 def binary(arch: Arch) -> str:
@@ -134,11 +145,19 @@ class BootSpec:
     keep_disk_writes: bool = False  # let the guest change the bundle's disk images
     exit_probe: str | None = None  # exit channel: the probe at which QEMU ends
     trace: bool = False  # QEMU's write trace beside another channel (one boot measured two ways)
+    restore: Snapshot | None = None  # start from this snapshot's state instead of booting
 
     @property
     def qemu(self) -> str:
         """The QEMU binary for the bundle's architecture."""
         return binary(self.bundle.arch)
+
+    def vm(self) -> dict[str, Any]:
+        """What a snapshot's state needs of the QEMU that loads it (snapshot.MUST_MATCH)."""
+        bundle = self.bundle
+        return {"qemu_version": qemu_version(self.qemu), "machine": bundle.machine.value,
+                "memory_mib": bundle.memory_mib, "cpus": bundle.cpus, "accel": self.accel,
+                "cpu_model": bundle.cpu_model or ("max" if self.accel == "tcg" else "host")}
 
     def with_cmdline(self, words: str) -> BootSpec:
         """The same boot with WORDS added to its kernel command line."""
@@ -197,6 +216,10 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
         args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
     args += profiled_args(bundle, files)
     args += network_args(bundle, host_ports or {})
+    if files.qmp is not None:
+        args += ["-qmp", f"unix:{files.qmp},server=on,wait=off"]
+    if spec.restore is not None:  # load the saved state, paused (-S): the runner continues it and times that
+        args += ["-S", "-incoming", f"exec:cat {shlex.quote(str(spec.restore.state))}"]
     if channel is Channel.EXIT:
         if arch is not Arch.X86_64:
             raise BootError("the exit channel is isa-debug-exit, an x86 I/O port device: on aarch64 use "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -122,8 +123,7 @@ def _bench(args: argparse.Namespace, baseline: dict[str, Any]) -> dict[str, Any]
     store = store_for(args)
     out = output_path(args, args.output or f"gate-{Path(args.bench).resolve().name}.json")
     choice = choose_accel(args)
-    session = bench.Session(target, choice, bench.Plan(plan.channel, max_n, plan.warmup, plan.timeout, plan.keep_going,
-                                                        extra_cmdline=plan.extra_cmdline))
+    session = bench.Session(target, choice, replace(plan, n=max_n))  # --restore too: a restore can be gated
 
     def decided(rounds: int) -> bool:
         return gate.decide(baseline["runs"], session.runs, args.phase, args.threshold, args.confidence,

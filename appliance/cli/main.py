@@ -34,6 +34,7 @@ from appliance.cli.options import (
     output_path,
     plan_of,
     record_results,
+    snapshot_of,
     store_for,
 )
 from appliance.cli.output import say
@@ -101,6 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from appliance.boot import interactive
 
         limit = args.timeout if args.timeout is not None else INTERACTIVE_LIMIT_S
+        if args.restore:
+            raise ApplianceError("--interactive boots the bundle: a restore is measured with run, bench or compare")
         return interactive.run(BootSpec(target, choice.accel, limit, extra_cmdline=args.append or ""), limit)
     args.timeout = args.timeout if args.timeout is not None else options.BOOT_TIMEOUT_S
     if args.serve:
@@ -112,7 +115,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     echo = sys.stderr if output.as_json() else sys.stdout  # stdout carries the JSON alone
     work = Path(tempfile.mkdtemp(prefix="appliance-run-"))
     try:
-        spec = BootSpec(target, choice.accel, args.timeout, channel, args.append or "", args.keep_disk_writes)
+        spec = BootSpec(target, choice.accel, args.timeout, channel, args.append or "", args.keep_disk_writes,
+                        restore=snapshot_of(args.restore))
         run = measure.boot(spec, echo=echo, keep_dir=work)
     except BootError as exc:
         # the console was streamed already: no tail again, but the whole log is kept
@@ -139,7 +143,8 @@ def _serve(target: bundle.Bundle, accel_name: str, args: argparse.Namespace) -> 
         for line in forwards:
             print(f"  forward {line}", file=sys.stderr)
 
-    measure.serve(BootSpec(target, accel_name, args.timeout, extra_cmdline=args.append or ""), sys.stdout, announce)
+    measure.serve(BootSpec(target, accel_name, args.timeout, extra_cmdline=args.append or "",
+                           restore=snapshot_of(args.restore)), sys.stdout, announce)
     print("appliance: the VM powered off", file=sys.stderr)
     return 0
 
@@ -209,7 +214,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     max_n = args.max_n or plan.n
     if max_n < plan.n or plan.n < 3:
         raise ApplianceError("compare needs -n of at least 3, and --max-n no smaller than -n")
-    question = ab.Question(args.confidence, args.primary, max_n, args.append_b or "")
+    question = ab.Question(args.confidence, args.primary, max_n, args.append_b or "", snapshot_of(args.restore_b))
     a, b = load_bundle(args.a, args), load_bundle(args.b, args)
     out = output_path(args, args.output or "compare.json")
     store = store_for(args)
@@ -294,6 +299,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if problems:
         raise ApplianceError(f"{artifact} failed verification ({len(problems)} problem(s)): rebuild or fetch it again")
     say(f"{artifact}: ok (every file matches bundle.json)", artifact=str(artifact), ok=True)
+    return 0
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    """Boot BUNDLE to a point, save its state through QMP: a snapshot folder for --restore."""
+    from appliance.boot import snapshot as taking
+
+    if args.restore:
+        raise ApplianceError("snapshot boots the bundle afresh: drop --restore")
+    target = load_bundle(args.bundle, args)
+    choice = choose_accel(args)
+    point = args.at.replace(":", "-")
+    out = Path(args.output or f"{Path(args.bundle).resolve()}.snapshot-{point}")
+    spec = BootSpec(target, choice.accel, args.timeout, extra_cmdline=args.append or "")
+    taken = taking.take(spec, args.at, out)
+    size = taken.state_bytes
+    say(f"snapshot {out}: {args.at} after {taken.manifest['taken_after_ms']:.0f} ms, state {size / 2**20:.1f} MiB "
+        f"({target.memory_mib} MiB guest); restore it with `--restore {out}`", snapshot=str(out), point=args.at,
+        state_bytes=size, taken_after_ms=taken.manifest["taken_after_ms"])
     return 0
 
 
@@ -399,6 +423,8 @@ def parser() -> argparse.ArgumentParser:
                    help="sequential: look every N boots and stop once the primary phase is decided, at most MAX_N")
     p.add_argument("--append-b", metavar="WORDS", help="kernel command-line words added to B's boots only "
                    "(compare a bundle with itself plus a knob)")
+    p.add_argument("--restore-b", metavar="SNAPSHOT", help="B restores this snapshot of its bundle instead of booting "
+                   "(A cold boot against B restore: compare X X --restore-b SNAP --primary service_ready)")
     bench_options(p)
     p.set_defaults(func=cmd_compare)
     p = verbs.add_parser("crosscheck", help="measure one bundle through several channels and compare them")
@@ -431,6 +457,12 @@ def parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("lock", help="resolve a template's Debian packages with apt again and rewrite <template>.lock")
     p.add_argument("template", help="a name in rootfs_templates/ or a path to a .toml file")
     p.set_defaults(func=cmd_lock)
+    p = verbs.add_parser("snapshot", help="boot a bundle, stop it at a point and save its whole state (for --restore)")
+    p.add_argument("bundle", help=options.BUNDLE)
+    p.add_argument("--at", default="payload_start", help="payload_start (default), service_ready, or probe:NAME")
+    p.add_argument("-o", "--output", help="the snapshot folder (default: <bundle>.snapshot-<point> beside the bundle)")
+    boot_options(p)
+    p.set_defaults(func=cmd_snapshot)
     p = verbs.add_parser("kernel-lock", help="pin the newest Debian 6.1 kernel in recipes/kernel/debian.lock")
     p.set_defaults(func=cmd_kernel_lock)
     analysis_verbs.register(verbs)

@@ -73,7 +73,16 @@ def plan_of(args: argparse.Namespace) -> bench.Plan:
         raise ApplianceError(f"-n {args.n} asks for {most} boots per side, each seconds long under TCG (a bench "
                              f"prints its estimate as it goes): give --yes if you mean more than {MAX_BOOTS}")
     return bench.Plan(Channel(args.channel), args.n, args.warmup, args.timeout, args.keep_going,
-                      extra_cmdline=args.append or "")
+                      extra_cmdline=args.append or "", restore=snapshot_of(args.restore))
+
+
+def snapshot_of(path: str | None) -> Any:
+    """The snapshot --restore names, loaded and checked (its state against its manifest)."""
+    if not path:
+        return None
+    from appliance import snapshot
+
+    return snapshot.load(Path(path))
 
 
 def choose_accel(args: argparse.Namespace) -> accel.AccelChoice:
@@ -121,6 +130,8 @@ def boot_options(p: argparse.ArgumentParser, timeout: float | None = BOOT_TIMEOU
     p.add_argument("--machine", choices=[m.value for m in Machine],
                    help="boot as this machine profile instead of the bundle's")
     p.add_argument("--cpu", metavar="MODEL", help="QEMU's -cpu model (default: max under TCG, host under KVM)")
+    p.add_argument("--restore", metavar="SNAPSHOT", help="start from a snapshot's state (`appliance snapshot`) instead "
+                   "of booting: the phases restore and after_restore, and service_ready for services")
 
 
 def bench_options(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from appliance.boot.accel import AccelChoice
 from appliance.boot.qemu import Channel
 from appliance.bundle import Bundle
 from appliance.runs import bench, compare
+from appliance.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Question:
     primary: str = compare.PRIMARY
     max_n: int = 0  # 0: the plan's n, no sequential looks
     append_b: str = ""
+    restore_b: Snapshot | None = None  # B restores this snapshot (A boots)
 
 
 def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, question: Question,
@@ -35,7 +37,8 @@ def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, 
     looks = compare.looks_for(plan.n, max_n)
     host = hostfacts.collect(a.arch)
     b_words = " ".join(filter(None, (plan.extra_cmdline, question.append_b)))
-    plans = (replace(plan, n=max_n), replace(plan, n=max_n, extra_cmdline=b_words))
+    plans = (replace(plan, n=max_n), replace(plan, n=max_n, extra_cmdline=b_words,
+                                             restore=question.restore_b or plan.restore))
     sessions = [bench.Session(bundle, accel, side) for bundle, side in zip((a, b), plans, strict=True)]
     reason: list[str | None] = [None]
 

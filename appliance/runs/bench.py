@@ -17,6 +17,7 @@ from appliance.boot.qemu import BootSpec, Channel
 from appliance.boot.tsc import runtime_cmdline
 from appliance.bundle import Bundle
 from appliance.errors import ApplianceError, BootError
+from appliance.snapshot import Snapshot
 
 Progress = Callable[[int, int, float], None]
 
@@ -58,10 +59,12 @@ class Plan:
     paired_trace: bool = False  # exit channel only: trace the same boots too (crosscheck)
     extra_cmdline: str = ""  # added to the kernel command line of these boots (e.g. initcall_debug)
     keep_consoles: bool = False  # keep each run's console text in Session.consoles (analyze)
+    restore: Snapshot | None = None  # restore this snapshot instead of booting
 
     def spec(self, bundle: Bundle, accel: str) -> BootSpec:
         """How each boot of BUNDLE in this plan is made."""
-        return BootSpec(bundle, accel, self.timeout, self.channel, self.extra_cmdline, trace=self.paired_trace)
+        return BootSpec(bundle, accel, self.timeout, self.channel, self.extra_cmdline, trace=self.paired_trace,
+                        restore=self.restore)
 
 
 def bundle_facts(bundle: Bundle) -> dict[str, Any]:
@@ -101,6 +104,8 @@ def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None 
         warnings=run.warnings,
         host_load=host_load,
     )
+    if run.restored:  # started from a snapshot (restore, after_restore), not booted
+        record["restored"] = True
     if run.forwards:  # a service's forwards: the host ports differ from boot to boot
         record["forwards"] = run.forwards
     if run.guest_log:  # raw records, and what the report and exports read from them
@@ -117,6 +122,7 @@ class Session:
         measure.refuse_shell(bundle)  # up front, not after a boot that waits at the prompt
         self.bundle, self.accel, self.plan = bundle, accel, plan
         self.spec = plan.spec(bundle, accel.accel)
+        measure.check_restore(self.spec)  # a snapshot of another bundle or QEMU: one line before any boot
         self.runs: list[dict[str, Any]] = []
         self.exit_probes: list[str] | None = None
         self.consoles: list[str] = []  # per run, when plan.keep_consoles ("" for a failed run)

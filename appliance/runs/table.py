@@ -22,6 +22,8 @@ PHASE_HELP = {
     "to_init": "host exec -> init_start",
     "service_ready": "host exec -> the service's first answer (host clock)",
     "service": "payload_start -> the service's first answer",
+    "restore": "host exec -> the restored guest runs again (QMP RESUME)",
+    "after_restore": "resumed -> payload_end",
     "total": "host exec -> QEMU exit",
 }
 

@@ -14,6 +14,7 @@ PACKAGE = ROOT / "appliance"
 FOUNDATIONS = {"appliance", "appliance.errors", "appliance.proc", "appliance.fsutil", "appliance.stats",
                "appliance.paths"}
 CONTRACTS = {"appliance.probes", "appliance.netspec", "appliance.phases", "appliance.machines", "appliance.bundle",
+             "appliance.snapshot",
              "appliance.results", "appliance.guestlog"}
 STAGES = ["assemble", "boot", "runs", "store", "analysis", "cli"]
 ENTRY = {"appliance.__main__"}  # python -m appliance: above everything

@@ -57,7 +57,16 @@ def test_phases_from_a_full_run():
     assert p == {"qemu": 30.0, "firmware": 10.0, "kernel": 4000.0, "init": 6.0, "payload": 24.0,
                  "modules": None, "root": None, "fw_setup": None, "fw_load": None, "to_init": 4040.0,
                  "total": 4100.0, "k_decomp": None, "k_init": None, "k_exec": None,
-                 "service_ready": None, "service": None}
+                 "service_ready": None, "service": None, "restore": None, "after_restore": None}
+
+
+def test_a_restores_phases_run_from_launch_to_the_resume_and_on_to_the_payloads_end():
+    from appliance.phases import RESUMED
+
+    events = [ms(EXEC, 0), ms(RESUMED, 120), ms("work_done", 190), ms("payload_end", 205), ms(EXIT, 240)]
+    p = derive(events)
+    assert (p["restore"], p["after_restore"], p["total"]) == (120.0, 85.0, 240.0)
+    assert p["kernel"] is None and p["payload"] is None and p["to_init"] is None  # nothing a restore did not do
 
 
 def test_service_phases_run_from_launch_and_from_payload_start_to_the_first_answer():
@@ -106,3 +115,10 @@ def test_aarch64_probes_are_writes_to_the_probe_register_and_the_first_write_is_
     phases = derive(events)
     assert phases["firmware"] is None
     assert phases["kernel"] == pytest.approx(0.2, abs=1e-3) and phases["init"] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_every_phase_has_its_line_in_the_table():
+    from appliance.phases import PHASE_NAMES
+    from appliance.runs.table import PHASE_HELP
+
+    assert set(PHASE_HELP) == set(PHASE_NAMES)

@@ -1,0 +1,66 @@
+"""The QEMU Monitor Protocol, through the qemu.qmp library (QEMU's own): what snapshots
+and restores ask of a running QEMU. QEMU listens on a UNIX socket (`-qmp
+unix:PATH,server=on,wait=off`); we connect once it does."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from appliance.boot.qemu import Qemu
+from appliance.errors import BootError
+
+
+class Monitor:
+    """A connected QMP session with one QEMU."""
+
+    def __init__(self, path: Path, vm: Qemu, deadline: float) -> None:
+        from qemu.qmp import legacy  # imported with the first snapshot or restore
+
+        def listening() -> bool:
+            if not path.exists():
+                return False
+            try:
+                client = legacy.QEMUMonitorProtocol(str(path))
+                client.connect()
+            except Exception:  # noqa: BLE001 - any refusal: QEMU is not listening yet
+                return False
+            self.client = client
+            return True
+
+        vm.wait_ready(listening, deadline, "its monitor (QMP)")
+
+    def command(self, name: str, **arguments: Any) -> Any:
+        try:
+            return self.client.cmd(name, **arguments)
+        except Exception as exc:  # noqa: BLE001 - the library's errors: one line for the user
+            raise BootError(f"QEMU's monitor refused {name}: {exc}") from None
+
+    def migration(self, deadline: float) -> dict[str, Any]:
+        """Wait until the current migration (a save or a load) completes; its final state."""
+        while time.monotonic() < deadline:
+            state = self.command("query-migrate")
+            if state.get("status") == "completed":
+                return dict(state)
+            if state.get("status") in ("failed", "cancelled"):
+                raise BootError(f"QEMU's migration {state.get('status')}: {state.get('error-desc', 'no reason given')}")
+            time.sleep(0.002)
+        raise BootError("QEMU's migration did not complete in time")
+
+    def resumed_ns(self, deadline: float) -> int:
+        """Continue the guest and return when it ran again (the RESUME event's own
+        timestamp, CLOCK_REALTIME like the trace's)."""
+        self.command("cont")
+        while time.monotonic() < deadline:
+            event = self.client.pull_event(wait=max(0.01, deadline - time.monotonic()))
+            if event and event.get("event") == "RESUME":
+                stamp = event["timestamp"]
+                return int(stamp["seconds"]) * 1_000_000_000 + int(stamp["microseconds"]) * 1000
+        raise BootError("the restored guest did not resume in time")
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001, S110 - QEMU may have gone already (after quit)
+            pass
