@@ -65,8 +65,12 @@ def test_bench_release_inspect_and_dts_work_on_aarch64(benchmark, tmp_path):
     done = appliance("bench", str(benchmark), "--accel", "tcg", "-n", "1", "--warmup", "0", "-o", str(out),
                      timeout=600)
     assert done.returncode == 0, done.stderr
-    runs = json.loads(out.read_text())["runs"]
+    doc = json.loads(out.read_text())
+    runs = doc["runs"]
     assert runs[0]["ok"] and any(e["name"] == "work_done" and e["source"] == "trace" for e in runs[0]["events"])
+    # the QEMU recorded is the one that booted it, with its own version (not the x86 runner's)
+    assert Path(doc["host"]["qemu_path"]).name == "qemu-system-aarch64"
+    assert doc["host"]["qemu_version"].startswith("QEMU emulator version")
     released = scons("release", "TEMPLATE=benchmark", "ARCH=aarch64")
     assert released.returncode == 0, released.stderr
     assert "no ISO for benchmark+aarch64" in released.stdout
