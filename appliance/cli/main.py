@@ -59,6 +59,10 @@ EXAMPLES = f"""examples:
   appliance analyze build/benchmark -n 5 --svg boot.svg   initcall_debug boots: timeline, top initcalls
   appliance tslog tslog.txt --tsc-hz 2.6e9 --svg tslog.svg   a FreeBSD/NetBSD boot flamechart
   appliance report results.json -o report.html            one self-contained HTML report
+  appliance history --template benchmark --phase kernel    the recorded run sets over time, steps found
+  appliance gate results.json --junit gate.xml            a regression? exit 0 pass, 1 fail, 4 undecided
+  appliance bisect --repo . --good A --bad B --build-cmd 'make-bundle {{commit}} {{out}}'
+  appliance snapshot build/web --at service_ready         then: appliance run build/web --restore ...
 """
 
 
