@@ -190,8 +190,9 @@ def analysis_section(analysis: dict[str, Any]) -> str:
             f"<th class=l>name</th></tr>{top}</table><h3>timeline of one boot</h3><pre>{_esc(timeline)}</pre>")
 
 
-def render(doc: dict[str, Any], source: str = "") -> str:
-    """The HTML text of DOC (a bench, analyze or compare results document)."""
+def render(doc: dict[str, Any], source: str = "", trend: str = "") -> str:
+    """The HTML text of DOC (a bench, analyze or compare results document); TREND, an
+    SVG of the same appliance's history from the results store, becomes its own section."""
     side = results.main_side(doc)
     summary = results.summary(side["runs"])
     b, host = side["bundle"], side.get("host", {})
@@ -214,6 +215,9 @@ def render(doc: dict[str, Any], source: str = "") -> str:
         body += ["<h2>tune: what each knob changes against the base</h2>", tune_section(doc["tune"])]
     if side.get("analysis"):
         body += ["<h2>initcall analysis</h2>", analysis_section(side["analysis"])]
+    if trend:
+        body += ["<h2>trend: this appliance in the results store</h2>", trend.split("\n", 1)[1] if
+                 trend.startswith("<?xml") else trend]
     spans = analyze.spans_of(side)
     body.append(kernel_section(spans))
     if spans:

@@ -276,9 +276,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     from appliance.analysis import report
 
     doc = results.read(Path(args.results))
-    atomic_write(Path(args.output), report.render(doc, Path(args.results).name).encode())
-    say(f"report: {args.output}", outputs={"report": args.output})
+    trend = "" if args.no_trend else _trend_svg(args, results.main_side(doc))
+    atomic_write(Path(args.output), report.render(doc, Path(args.results).name, trend).encode())
+    say(f"report: {args.output}{' (with the trend from the results store)' if trend else ''}",
+        outputs={"report": args.output})
     return 0
+
+
+def _trend_svg(args: argparse.Namespace, side: dict[str, Any]) -> str:
+    """The same appliance measured the same way, over time, from the results store: an
+    SVG of its phase medians with Otava's steps; "" when the store holds fewer than two
+    such run sets."""
+    from appliance.analysis import trendplot
+    from appliance.store import db, query, record, trend
+
+    engine, url = db.open_store(args.db)
+    dims = record.dimensions(side, "bench", "", "")
+    where = {k: dims[k] for k in query.SERIES_KEY if dims.get(k) is not None}
+    points = query.points(engine, url, query.run_set_list(engine, url, where), args.trend_phase)
+    if len(points) < 2:
+        return ""
+    steps = trend.change_points([p.median for p in points], min_magnitude=0.01)
+    return trendplot.render(points, steps, args.trend_phase, f"{dims.get('template')}: {args.trend_phase} over time")
 
 
 def add_outputs(p: argparse.ArgumentParser) -> None:
@@ -345,4 +364,7 @@ def register(verbs: Any) -> None:
     p = verbs.add_parser("report", help="one self-contained HTML report of a results JSON")
     p.add_argument("results", help=options.RESULTS)
     p.add_argument("-o", "--output", default="report.html")
+    p.add_argument("--trend-phase", default="to_init", help="the phase of the trend section (default to_init)")
+    p.add_argument("--no-trend", action="store_true", help="no trend section from the results store")
+    record_options(p, recording=False)
     p.set_defaults(func=cmd_report)

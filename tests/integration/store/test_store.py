@@ -193,3 +193,18 @@ def test_a_locked_sqlite_store_waits_then_says_so(tmp_path, monkeypatch):
     finally:
         blocker.rollback()
         blocker.close()
+
+
+def test_the_report_shows_the_appliances_trend_from_the_store(store_url, tmp_path):
+    engine, url = db.open_store(store_url)
+    for night in range(4):
+        record.record(engine, url, bench_doc(4000 + 100 * night) | {"night": night}, f"n{night}", "t")
+    path = tmp_path / "r.json"
+    results.write(path, bench_doc(4400))
+    argv = [sys.executable, "-m", "appliance", "report", str(path), "-o", str(tmp_path / "r.html"), "--db", store_url]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "trend: this appliance in the results store" in html and html.count("<title>run set ") == 4
+    done = subprocess.run([*argv, "--no-trend"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "trend:" not in (tmp_path / "r.html").read_text()
