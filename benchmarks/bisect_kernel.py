@@ -43,7 +43,7 @@ def make_history(repo: Path) -> list[str]:
         git(repo, "init", "-q")
         git(repo, "config", "user.email", "bench@example.invalid")
         git(repo, "config", "user.name", "bench")
-        git(repo, "add", "-A")
+        git(repo, "add", "-A", "-f")  # Debian's linux-source ignores its own top level in .gitignore
         git(repo, "commit", "-q", "-m", "linux-source 6.1 as Debian ships it")
         for message, change in (("a comment", ("README", "\nA harmless change.\n")),
                                 ("a slow late initcall", ("init/main.c", SLOW)),
