@@ -49,7 +49,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
         raise ApplianceError(f"--phase {args.phase!r} is not a phase: one of {', '.join(PHASE_NAMES)}")
     if bool(args.results) == bool(args.bench):
         raise ApplianceError("give the candidate: a results file, or --bench BUNDLE to boot it now")
-    engine, url = db.open_store(args.db)
+    # the store, for the baseline (not needed with --baseline-file)
+    engine, url = (None, "") if args.baseline_file else db.open_store(args.db)
     if args.results:
         candidate = results.main_side(results.read(Path(args.results)))
         candidate_digest = record.digest(results.read(Path(args.results)))
@@ -76,7 +77,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return EXIT[decision.verdict]
 
 
-def _baseline(args: argparse.Namespace, engine: Any, url: str, candidate: dict[str, Any] | None,
+def _baseline(args: argparse.Namespace, engine: Any | None, url: str, candidate: dict[str, Any] | None,
               candidate_digest: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The baseline's run set and what it is (its run set's dimensions, or its file)."""
     from appliance.store import db, query, record
@@ -84,6 +85,7 @@ def _baseline(args: argparse.Namespace, engine: Any, url: str, candidate: dict[s
     if args.baseline_file:
         side = results.main_side(results.read(Path(args.baseline_file)))
         return side, {"file": args.baseline_file, **_describe(side)}
+    assert engine is not None, "the store is open unless the baseline is a file"
     dims = _dims_of(candidate) if candidate is not None else _dims_of_bundle(args)
     where = {k: v for k, v in dims.items() if k in SAME_MEASUREMENT and v is not None}
     if args.baseline:

@@ -49,3 +49,20 @@ def test_the_junit_and_markdown_outputs_carry_the_verdict():
     assert ET.fromstring(cli_gate.junit(passed, about, "")).find("testsuite/testcase/failure") is None
     text = cli_gate.markdown(failed, about, "CROSS-HOST: host_name 'a' vs 'b'")
     assert "❌ regression" in text and "| to_init |" in text and "**Warning: CROSS-HOST" in text
+
+
+def test_a_gate_against_a_baseline_file_needs_no_store(tmp_path, capsys):
+    from appliance import results
+    from appliance.cli import main as cli
+
+    def write(name, kernel_ms):
+        path = tmp_path / f"{name}.json"
+        results.write(path, results.run_set(host={}, accel={"used": "tcg", "reason": ""},
+                                            bundle={"path": "b", "name": "b"}, settings={},
+                                            runs=runs(10, kernel_ms, 20, hash(name) % 100), complete=True))
+        return str(path)
+
+    # an unreachable store must not matter when the baseline is a file
+    code = cli.main(["gate", write("cand", 4600), "--baseline-file", write("base", 4000),
+                     "--db", "postgresql://nobody@127.0.0.1:1/x"])
+    assert code == 1 and "gate: FAIL: regression" in capsys.readouterr().out
