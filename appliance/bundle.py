@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -67,7 +67,6 @@ class Spec:
     network: dict[str, Any] | None = None
     service: dict[str, Any] | None = None
     profiled: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -303,7 +302,6 @@ def manifest(folder: Path, spec: Spec) -> dict[str, Any]:
         "network": spec.network,
         "service": spec.service,
         "profiled": spec.profiled,
-        **spec.extra,
     }
 
 

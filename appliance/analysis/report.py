@@ -216,8 +216,7 @@ def render(doc: dict[str, Any], source: str = "", trend: str = "") -> str:
     if side.get("analysis"):
         body += ["<h2>initcall analysis</h2>", analysis_section(side["analysis"])]
     if trend:
-        body += ["<h2>trend: this appliance in the results store</h2>", trend.split("\n", 1)[1] if
-                 trend.startswith("<?xml") else trend]
+        body += ["<h2>trend: this appliance in the results store</h2>", trend]
     spans = analyze.spans_of(side)
     body.append(kernel_section(spans))
     if spans:

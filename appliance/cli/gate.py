@@ -52,19 +52,20 @@ def cmd_gate(args: argparse.Namespace) -> int:
     # the store, for the baseline (not needed with --baseline-file)
     engine, url = (None, "") if args.baseline_file else db.open_store(args.db)
     if args.results:
-        candidate = results.main_side(results.read(Path(args.results)))
-        candidate_digest = record.digest(results.read(Path(args.results)))
+        doc = results.read(Path(args.results))
+        candidate, candidate_digest, target = results.main_side(doc), record.digest(doc), None
     else:
-        candidate, candidate_digest = None, ""
-    baseline, about = _baseline(args, engine, url, candidate, candidate_digest)
+        candidate, candidate_digest, target = None, "", load_bundle(args.bench, args)
+    baseline, about = _baseline(args, engine, url, candidate, candidate_digest, target)
+    looks = 1
     if candidate is None:
-        candidate = _bench(args, baseline)
+        assert target is not None
+        candidate, looks = _bench(args, target, baseline)
     mismatch = _host_mismatch(about, candidate)
     if mismatch and not args.cross_host:
         raise ApplianceError(f"the baseline was measured elsewhere ({mismatch}): boot times of two hosts or QEMUs do "
                              "not compare; record a baseline here, or give --cross-host to compare anyway")
-    decision = gate.decide(baseline["runs"], candidate["runs"], args.phase, args.threshold, args.confidence,
-                           getattr(args, "looks", 1))
+    decision = gate.decide(baseline["runs"], candidate["runs"], args.phase, args.threshold, args.confidence, looks)
     warning = f"CROSS-HOST: {mismatch}" if mismatch else ""
     if warning:
         print(f"warning: {warning}: the verdict mixes two hosts' speeds", file=sys.stderr)
@@ -78,7 +79,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace, engine: Any | None, url: str, candidate: dict[str, Any] | None,
-              candidate_digest: str) -> tuple[dict[str, Any], dict[str, Any]]:
+              candidate_digest: str, target: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The baseline's run set and what it is (its run set's dimensions, or its file)."""
     from appliance.store import db, query, record
 
@@ -86,7 +87,7 @@ def _baseline(args: argparse.Namespace, engine: Any | None, url: str, candidate:
         side = results.main_side(results.read(Path(args.baseline_file)))
         return side, {"file": args.baseline_file, **_describe(side)}
     assert engine is not None, "the store is open unless the baseline is a file"
-    dims = _dims_of(candidate) if candidate is not None else _dims_of_bundle(args)
+    dims = _dims_of(candidate) if candidate is not None else _dims_of_bundle(target, args.channel)
     where = {k: v for k, v in dims.items() if k in SAME_MEASUREMENT and v is not None}
     if args.baseline:
         where["label"] = args.baseline
@@ -108,20 +109,18 @@ def _dims_of(side: dict[str, Any]) -> dict[str, Any]:
     return record.dimensions(side, "bench", "", "")
 
 
-def _dims_of_bundle(args: argparse.Namespace) -> dict[str, Any]:
-    target = load_bundle(args.bench, args)
+def _dims_of_bundle(target: Any, channel: str) -> dict[str, Any]:
     return {"template": target.name, "machine": target.machine.value, "accel": None, "cpus": target.cpus,
-            "memory_mib": target.memory_mib, "channel": args.channel}
+            "memory_mib": target.memory_mib, "channel": channel}
 
 
-def _bench(args: argparse.Namespace, baseline: dict[str, Any]) -> dict[str, Any]:
-    """Boot the candidate: -n boots, then on in steps of n up to --max-n while undecided
-    (the gate's level is split over the looks, as compare's sequential rule does)."""
+def _bench(args: argparse.Namespace, target: Any, baseline: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Boot the candidate TARGET: -n boots, then on in steps of n up to --max-n while
+    undecided (the gate's level is split over the looks, as compare's sequential rule
+    does); its run set and the number of looks planned."""
     plan = plan_of(args)
     max_n = max(args.max_n or plan.n, plan.n)
     looks = compare.looks_for(plan.n, max_n)
-    args.looks = len(looks)
-    target = load_bundle(args.bench, args)
     store = store_for(args)
     out = output_path(args, args.output or f"gate-{Path(args.bench).resolve().name}.json")
     choice = choose_accel(args)
@@ -139,7 +138,7 @@ def _bench(args: argparse.Namespace, baseline: dict[str, Any]) -> dict[str, Any]
         doc = session.document(complete, hostfacts.collect(target.arch))
         results.write(out, doc)
     record_results(args, store, doc, str(out.resolve()))
-    return doc
+    return doc, len(looks)
 
 
 def _host_mismatch(about: dict[str, Any], candidate: dict[str, Any]) -> str:

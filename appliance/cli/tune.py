@@ -155,9 +155,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         together = tuning.combined(target, choice, plan, helping, tuned.rows, workdir)
         _say_combined(together)
         tuned.extra["combined"] = together
-        results.write(out, tuning.document(sessions, host, tuned.complete, tuned.extra))
+    doc = tuning.document(sessions, host, tuned.complete, tuned.extra)
+    results.write(out, doc)  # the final document, with the combined knobs when they ran
     say(f"results: {out}", results=str(out))
-    record_results(args, store, tuning.document(sessions, host, tuned.complete, tuned.extra), str(out.resolve()))
+    record_results(args, store, doc, str(out.resolve()))
     return 0
 
 
