@@ -148,6 +148,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
           f"{f', resuming after {start}' if start else ''}", file=sys.stderr)
     tuned = tuning.run(sessions, knobs, plan, host, out, start)
     say(tune.table(tuned.rows), rows=tuned.rows)
+    if warning := compare.order_line(tuned.extra.get("order_effect")):
+        print(warning, file=sys.stderr)
     best = tune.helpful(tuned.rows)
     if best and not args.no_combine:
         helping = [k for k in knobs if k.name in best]

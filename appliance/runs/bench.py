@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -83,8 +84,10 @@ def check_channel(channel: Channel, accel: AccelChoice) -> None:
 
 def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None = None,
                console_tail: str = "", overhead_ms: float | None = None,
-               host_load: dict[str, Any] | None = None) -> dict[str, Any]:
+               host_load: dict[str, Any] | None = None, slot: Slot | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {"index": index, "warmup": warmup, "ok": run is not None}
+    if slot is not None:  # where in an interleaved round this boot ran (order effects)
+        record.update(round=slot.round, slot=slot.position)
     if run is None:
         record.update(error=error, console_tail=console_tail)
         return record
@@ -114,6 +117,32 @@ def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None 
     return record
 
 
+@dataclass(frozen=True)
+class Slot:
+    """Where a boot ran in an interleaved run: its round, and its position in that round
+    (0: booted first). Recorded so an order effect can be tested for afterwards."""
+
+    round: int
+    position: int
+
+
+def round_orders(arms: int, rounds: int, rng: random.Random) -> list[list[int]]:
+    """The order of ARMS in each of ROUNDS: randomized and balanced. Every cycle of ARMS
+    rounds takes a fresh random order and uses each of its rotations once, in random
+    order, so each arm boots first (and last) equally often per cycle, and no arm
+    always follows the same one. A fixed order (A B A B) makes the first arm pay for
+    whatever the host does between rounds (tune saw its base arm's qemu phase at 2-3x
+    every knob's)."""
+    orders: list[list[int]] = []
+    while len(orders) < rounds:
+        base = list(range(arms))
+        rng.shuffle(base)
+        rotations = [base[k:] + base[:k] for k in range(arms)]
+        rng.shuffle(rotations)
+        orders += rotations
+    return orders[:rounds]
+
+
 class Session:
     """Boots of one bundle through one channel; used by bench, compare and crosscheck."""
 
@@ -127,7 +156,7 @@ class Session:
         self.exit_probes: list[str] | None = None
         self.consoles: list[str] = []  # per run, when plan.keep_consoles ("" for a failed run)
 
-    def boot(self, warmup: bool) -> None:
+    def boot(self, warmup: bool, slot: Slot | None = None) -> None:
         """One measured run (several boots for the exit channel), recorded in self.runs."""
         plan, index = self.plan, len(self.runs)
         started, cpu_before = time.monotonic(), hostload.sample()
@@ -139,14 +168,14 @@ class Session:
             else:
                 run = measure.boot(self.spec)
         except BootError as exc:
-            self.runs.append(run_record(index, warmup, None, str(exc), exc.console_tail))
+            self.runs.append(run_record(index, warmup, None, str(exc), exc.console_tail, slot=slot))
             self.consoles.append("")
             if not plan.keep_going:
                 raise BootError(f"{plan.channel.value} channel, boot {index + 1}: {exc}", exc.console_tail) from None
             return
         overhead = (time.monotonic() - started) * 1e3 - run.qemu_lifetime_ms
         load = hostload.during(cpu_before, hostload.sample(), run.qemu_cpu_s, hostload.load_average(), run.stopped_ms)
-        self.runs.append(run_record(index, warmup, run, overhead_ms=overhead, host_load=load))
+        self.runs.append(run_record(index, warmup, run, overhead_ms=overhead, host_load=load, slot=slot))
         self.consoles.append(run.console if plan.keep_consoles else "")
 
     def document(self, complete: bool, host: dict[str, Any]) -> dict[str, Any]:
@@ -161,18 +190,22 @@ class Session:
 
 
 def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progress | None = tty_progress,
-               looks: Sequence[int] = (), stop: Callable[[int], bool] | None = None, start: int = 0) -> int:
-    """Boot SESSIONS in turn (A B A B ...): WARMUP uncounted rounds, then up to N counted
-    ones; return how many counted rounds ran. Interleaving spreads the machine's drift
-    over every side alike. After each counted round listed in LOOKS, STOP(rounds) may end
+               looks: Sequence[int] = (), stop: Callable[[int], bool] | None = None, start: int = 0,
+               seed: int | None = None) -> int:
+    """Boot SESSIONS in rounds, one boot of each per round, in an order randomized per
+    round (`round_orders`; SEED makes it repeatable): WARMUP uncounted rounds, then up
+    to N counted ones; return how many counted rounds ran. Interleaving spreads the
+    machine's drift over every side alike, and the random order spreads what the first
+    boot of a round pays. After each counted round listed in LOOKS, STOP(rounds) may end
     the run early (a sequential comparison whose answer is decided). START skips rounds
     that already ran (a resumed run)."""
     started = time.monotonic()
     total = (warmup + n - start) * len(sessions)
+    orders = round_orders(len(sessions), warmup + n, random.Random(seed))
     done = 0
     for index in range(start, warmup + n):
-        for session in sessions:
-            session.boot(warmup=index < warmup)
+        for position, arm in enumerate(orders[index]):
+            sessions[arm].boot(warmup=index < warmup, slot=Slot(index, position))
             done += 1
             if progress is not None:
                 progress(done, total, time.monotonic() - started)

@@ -86,7 +86,46 @@ def compare(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], confiden
             rows[phase]["ci"] = ratio_ci(*values[phase], 1 - alpha / max(len(secondary), 1), seed)
     return {"confidence": confidence, "alpha": alpha, "looks": looks, "primary": primary if has_primary else None,
             "method": "primary at alpha; others gated by it, Holm step-down; alpha split over looks",
-            "rows": [rows[p] for p in phases]}
+            "rows": [rows[p] for p in phases],
+            "order_effect": order_effect([runs_a, runs_b], primary if has_primary else "total", seed)}
+
+
+ORDER_ALPHA = 0.01  # an order effect is reported below this p (it is a warning, not a verdict)
+
+
+def order_effect(run_sets: list[list[dict[str, Any]]], phase: str = PRIMARY, seed: int = 0) -> dict[str, Any] | None:
+    """Do boots that ran first in their round differ from the rest? Each arm's values are
+    divided by that arm's median (so arms of different speed pool), then the first-slot
+    values are tested against the others by permutation. None without slots recorded or
+    with fewer than 3 boots on either side."""
+    first: list[float] = []
+    rest: list[float] = []
+    for runs in run_sets:
+        placed = [(r["slot"], v) for r in results.counted(runs)
+                  if "slot" in r and (v := r["phases_ms"].get(phase)) is not None]
+        if not placed:
+            continue
+        middle = statistics.median(v for _, v in placed)
+        if middle <= 0:
+            continue
+        for slot, value in placed:
+            (first if slot == 0 else rest).append(value / middle)
+    if len(first) < 3 or len(rest) < 3:
+        return None
+    ratio = statistics.median(first) / statistics.median(rest)
+    p = permutation_p(rest, first, seed=seed)
+    return {"phase": phase, "first_over_rest": ratio, "p_value": p, "n_first": len(first), "n_rest": len(rest),
+            "flagged": p <= ORDER_ALPHA}
+
+
+def order_line(effect: dict[str, Any] | None) -> str | None:
+    """One warning line when the first boot of a round differs from the others."""
+    if effect is None or not effect["flagged"]:
+        return None
+    change = (effect["first_over_rest"] - 1) * 100
+    return (f"order effect: boots that ran first in their round were {abs(change):.1f}% "
+            f"{'slower' if change > 0 else 'faster'} in {effect['phase']} (p={effect['p_value']:.4f}); "
+            "the randomized order spreads this over every arm, but the host is not steady")
 
 
 def decided(comparison: dict[str, Any], margin: float = MARGIN) -> str | None:
@@ -127,7 +166,8 @@ def comparison_table(comparison: dict[str, Any]) -> str:
                      "(Holm step-down; '-' = not tested)")
     verdicts = [row["verdict"] for row in comparison["rows"] if row["verdict"]]
     lines += verdicts or [f"no phase differs at {(1 - alpha) * 100:.2f}% confidence"]
-    return "\n".join(lines)
+    warning = order_line(comparison.get("order_effect"))
+    return "\n".join(lines + ([warning] if warning else []))
 
 
 def crosscheck(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:

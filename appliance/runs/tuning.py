@@ -83,7 +83,8 @@ def run(sessions: dict[str, bench.Session], knobs: list[tune.Knob], plan: bench.
         complete = True
     finally:
         rows = tune.rank(sessions["base"].runs, {k: s.runs for k, s in sessions.items() if k != "base"})
-        extra: dict[str, Any] = {"knobs": names, "rows": rows}
+        extra: dict[str, Any] = {"knobs": names, "rows": rows,
+                                 "order_effect": compare.order_effect([s.runs for s in sessions.values()])}
         results.write(out, document(sessions, host, complete, extra))
     return Tuned(sessions, rows, extra, complete)
 

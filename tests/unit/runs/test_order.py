@@ -1,0 +1,74 @@
+"""Arm order in interleaved runs: randomized, balanced, recorded, and tested for an effect."""
+
+import random
+from collections import Counter
+
+from appliance.runs import bench, compare
+
+
+def test_each_arm_boots_first_equally_often_per_cycle():
+    orders = bench.round_orders(3, 30, random.Random(1))
+    assert len(orders) == 30 and all(sorted(o) == [0, 1, 2] for o in orders)
+    for cycle in range(0, 30, 3):
+        firsts = Counter(o[0] for o in orders[cycle:cycle + 3])
+        assert firsts == {0: 1, 1: 1, 2: 1}
+    # not one fixed rotation: the order really changes between cycles
+    assert len({tuple(o) for o in orders}) > 3
+
+
+def test_two_arms_alternate_who_goes_first():
+    orders = bench.round_orders(2, 10, random.Random(7))
+    assert Counter(o[0] for o in orders) == {0: 5, 1: 5}
+
+
+def test_a_seed_repeats_the_order_and_none_varies_it():
+    assert bench.round_orders(4, 8, random.Random(3)) == bench.round_orders(4, 8, random.Random(3))
+    assert len({tuple(map(tuple, bench.round_orders(4, 8, random.Random()))) for _ in range(5)}) > 1
+
+
+class FakeSession:
+    def __init__(self, name, log):
+        self.name, self.log, self.slots = name, log, []
+
+    def boot(self, warmup, slot=None):
+        self.log.append(self.name)
+        self.slots.append((warmup, slot))
+
+
+def test_interleave_boots_in_the_randomized_order_and_passes_each_slot():
+    log: list[str] = []
+    sessions = [FakeSession("a", log), FakeSession("b", log)]
+    ran = bench.interleave(sessions, 1, 4, progress=None, seed=5)
+    assert ran == 4 and len(log) == 10
+    orders = bench.round_orders(2, 5, random.Random(5))
+    assert log == [["a", "b"][arm] for order in orders for arm in order]
+    for session in sessions:
+        assert [s.round for _, s in session.slots] == [0, 1, 2, 3, 4]
+        assert [w for w, _ in session.slots] == [True, False, False, False, False]
+    assert {s.position for session in sessions for _, s in session.slots} == {0, 1}
+
+
+def _runs(values_by_slot):
+    return [{"ok": True, "warmup": False, "slot": slot, "phases_ms": {"to_init": v}} for slot, v in values_by_slot]
+
+
+def test_order_effect_finds_a_first_boot_penalty_across_arms_of_different_speed():
+    rng = random.Random(0)
+    a = _runs([(i % 2, (100 if i % 2 else 130) + rng.uniform(-2, 2)) for i in range(16)])
+    b = _runs([((i + 1) % 2, (200 if (i + 1) % 2 else 260) + rng.uniform(-4, 4)) for i in range(16)])
+    effect = compare.order_effect([a, b])
+    assert effect["flagged"] and 1.25 < effect["first_over_rest"] < 1.35
+    assert "% slower in to_init" in compare.order_line(effect)
+
+
+def test_no_order_effect_when_position_does_not_matter():
+    rng = random.Random(2)
+    a = _runs([(i % 2, 100 + rng.uniform(-3, 3)) for i in range(16)])
+    b = _runs([((i + 1) % 2, 200 + rng.uniform(-6, 6)) for i in range(16)])
+    effect = compare.order_effect([a, b])
+    assert not effect["flagged"] and compare.order_line(effect) is None
+
+
+def test_order_effect_needs_recorded_slots():
+    old = [{"ok": True, "warmup": False, "phases_ms": {"to_init": 1.0}}] * 8
+    assert compare.order_effect([old, old]) is None
