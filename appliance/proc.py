@@ -19,6 +19,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -124,6 +125,7 @@ class Child:
     def __init__(self, popen: subprocess.Popen[bytes], argv: list[str]) -> None:
         self._popen = popen
         self.argv = argv
+        _LIVE.add(self)
 
     @property
     def pid(self) -> int:
@@ -166,6 +168,18 @@ class Child:
         if self.wait(grace_s) is None:
             self._popen.kill()
             self._popen.wait()
+
+
+# Every Child not yet collected: what end_all() ends (a cancelled fleet block's QEMU).
+_LIVE: weakref.WeakSet[Child] = weakref.WeakSet()
+
+
+def end_all(grace_s: float = 2.0) -> int:
+    """End every program this process spawned that still runs; how many there were."""
+    running = [child for child in list(_LIVE) if child.poll() is None]
+    for child in running:
+        child.end(grace_s)
+    return len(running)
 
 
 def spawn(argv: list[str], *, stdin: int | IO[Any] | None = DEVNULL, stdout: int | IO[Any] | None = None,

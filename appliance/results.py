@@ -124,10 +124,11 @@ KINDS = ("bench", "compare", "crosscheck", "tune", "series", "analysis", "bisect
 
 
 def run_set(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, Any], settings: dict[str, Any],
-            runs: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+            runs: list[dict[str, Any]], complete: bool, fleet: dict[str, Any] | None = None) -> dict[str, Any]:
     """A bench document: one bundle's boots through one channel (also each side of the
-    other kinds: A and B, every knob, every kernel, every channel)."""
-    return {
+    other kinds: A and B, every knob, every kernel, every channel). FLEET: the cluster
+    and its workers' hosts, when the boots ran on one (each run names its worker)."""
+    doc = {
         "format": FORMAT,
         "kind": "bench",
         "complete": complete,
@@ -141,12 +142,20 @@ def run_set(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, An
         "summary": summary(runs),
         "disturbed_runs": disturbed(runs),
     }
+    if fleet:
+        doc["fleet"] = fleet
+    return doc
+
+
+# How interleaved arms are ordered: every round in a random order, balanced so each arm
+# boots first equally often (each run records its round and slot).
+ORDER = "random-balanced"
 
 
 def comparison(a: dict[str, Any], b: dict[str, Any], result: dict[str, Any], *, complete: bool,
                append_b: str = "") -> dict[str, Any]:
     """A compare document: two run sets booted interleaved, and their comparison."""
-    return {"format": FORMAT, "kind": "compare", "complete": complete, "order": "ABAB", "append_b": append_b,
+    return {"format": FORMAT, "kind": "compare", "complete": complete, "order": ORDER, "append_b": append_b,
             "a": a, "b": b, "comparison": result}
 
 

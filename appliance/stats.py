@@ -128,6 +128,61 @@ def permutation_p(a: list[float], b: list[float], rounds: int = 5000, seed: int 
     return (extreme + 1) / (rounds + 1)
 
 
+Strata = list[tuple[list[float], list[float]]]  # (a, b) per host: a comparison blocked by host
+
+
+def _weights(strata: Strata) -> list[float]:
+    """Each stratum's weight in a pooled ratio: n_a*n_b/(n_a+n_b), the inverse of the
+    variance a difference of two means of that many boots would have."""
+    raw = [len(a) * len(b) / (len(a) + len(b)) for a, b in strata]
+    return [w / sum(raw) for w in raw]
+
+
+def stratified_ratio(strata: Strata) -> float:
+    """The pooled ratio of medians across strata: the weighted geometric mean of each
+    stratum's median(b) / median(a), so a fast host and a slow one count alike."""
+    logs = [math.log(statistics.median(b) / statistics.median(a)) for a, b in strata]
+    return math.exp(math.fsum(w * x for w, x in zip(_weights(strata), logs, strict=True)))
+
+
+def stratified_ratio_ci(strata: Strata, confidence: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
+    """Bootstrap interval of stratified_ratio, resampling each side within its stratum."""
+    if any(len(a) < 3 or len(b) < 3 for a, b in strata):
+        return None
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(BOOTSTRAP_ROUNDS):
+        drawn = [(rng.choices(a, k=len(a)), rng.choices(b, k=len(b))) for a, b in strata]
+        if all(statistics.median(a) > 0 for a, _ in drawn):
+            ratios.append(stratified_ratio(drawn))
+    if not ratios:
+        return None
+    ratios.sort()
+    tail = (1 - confidence) / 2
+    return (quantile(ratios, tail), quantile(ratios, 1 - tail))
+
+
+def stratified_p(strata: Strata, rounds: int = 5000, seed: int = 0) -> float:
+    """Two-sided permutation p of van Elteren's blocked rank-sum statistic: within each
+    stratum (host) b's rank sum minus its expectation, weighted by 1/(N+1), summed.
+    Labels are permuted only within a stratum, so a host that is faster overall cannot
+    look like a difference between A and B."""
+    ranked = [(_ranks(a + b), len(a), len(b)) for a, b in strata]
+
+    def statistic(samples: list[tuple[list[float], int, int]]) -> float:
+        return math.fsum((sum(r[na:]) - nb * (na + nb + 1) / 2) / (na + nb + 1) for r, na, nb in samples)
+
+    observed = abs(statistic(ranked))
+    rng = random.Random(seed)
+    extreme = 0
+    for _ in range(rounds):
+        for ranks, _, _ in ranked:
+            rng.shuffle(ranks)
+        if abs(statistic(ranked)) >= observed - 1e-9:
+            extreme += 1
+    return (extreme + 1) / (rounds + 1)
+
+
 def holm(p_values: list[float], alpha: float) -> list[float]:
     """Holm's step-down thresholds: the level each p-value is tested at, in input order.
 

@@ -24,6 +24,7 @@ from appliance.assemble.template import KERNEL_COMPRESSIONS, Kernel
 from appliance.boot import hostload, measure
 from appliance.boot.qemu import BootSpec, Channel
 from appliance.cli import analysis_verbs, bisect, doctor, gate, history, options, output
+from appliance.cli import fleet as cli_fleet
 from appliance.cli import series as cli_series
 from appliance.cli import tune as cli_tune
 from appliance.cli.options import (
@@ -475,6 +476,7 @@ def parser() -> argparse.ArgumentParser:
     bisect.register(verbs)
     cli_tune.register(verbs)
     cli_series.register(verbs)
+    cli_fleet.register(verbs)
     for name, sub in verbs.choices.items():
         if name not in NO_JSON:
             sub.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")

@@ -73,7 +73,20 @@ def plan_of(args: argparse.Namespace) -> bench.Plan:
         raise ApplianceError(f"-n {args.n} asks for {most} boots per side, each seconds long under TCG (a bench "
                              f"prints its estimate as it goes): give --yes if you mean more than {MAX_BOOTS}")
     return bench.Plan(Channel(args.channel), args.n, args.warmup, args.timeout, args.keep_going,
-                      extra_cmdline=args.append or "", restore=snapshot_of(args.restore))
+                      extra_cmdline=args.append or "", restore=snapshot_of(args.restore), fleet=fleet_of(args))
+
+
+def fleet_of(args: argparse.Namespace) -> Any:
+    """The cluster --cluster (or APPLIANCE_CLUSTER) names, connected and closed at exit;
+    None to boot here."""
+    given = getattr(args, "cluster", None) or os.environ.get("APPLIANCE_CLUSTER", "")
+    if not given or not hasattr(args, "cluster"):
+        return None
+    from appliance.fleet import address, cluster
+
+    fleet = cluster.Fleet(address.parse(given), args.accel).open()
+    atexit.register(fleet.close)
+    return fleet
 
 
 def snapshot_of(path: str | None) -> Any:
@@ -141,6 +154,9 @@ def bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=1, help="boots run first and not counted (default %(default)s)")
     p.add_argument("--keep-going", action="store_true", help="go on after a failed boot")
     p.add_argument("--yes", action="store_true", help=f"allow more than {MAX_BOOTS} boots per side")
+    p.add_argument("--cluster", metavar="ADDRESS", help="boot on a Dask cluster: tcp://HOST:PORT (a scheduler with "
+                   "`appliance worker`s) or local:N (N workers here); default APPLIANCE_CLUSTER, else this process. "
+                   "Each worker boots whole blocks of rounds, so every comparison stays within one host")
     record_options(p)
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from appliance import guestlog, results
 from appliance.boot import hostfacts, hostload, measure, perf
@@ -21,6 +21,14 @@ from appliance.errors import ApplianceError, BootError
 from appliance.snapshot import Snapshot
 
 Progress = Callable[[int, int, float], None]
+
+
+class Spread(Protocol):
+    """Somewhere else to run interleaved rounds: a cluster of workers (appliance.fleet).
+    Same arguments and answer as `interleave`, whose rounds it runs in blocks."""
+
+    def interleave(self, sessions: Sequence[Session], warmup: int, n: int, progress: Progress | None,
+                   looks: Sequence[int], stop: Callable[[int], bool] | None, start: int) -> int: ...
 
 
 def tty_progress(done: int, total: int, elapsed: float) -> None:
@@ -61,6 +69,7 @@ class Plan:
     extra_cmdline: str = ""  # added to the kernel command line of these boots (e.g. initcall_debug)
     keep_consoles: bool = False  # keep each run's console text in Session.consoles (analyze)
     restore: Snapshot | None = None  # restore this snapshot instead of booting
+    fleet: Spread | None = None  # boot on a cluster's workers instead of here (--cluster)
 
     def spec(self, bundle: Bundle, accel: str) -> BootSpec:
         """How each boot of BUNDLE in this plan is made."""
@@ -155,6 +164,7 @@ class Session:
         self.runs: list[dict[str, Any]] = []
         self.exit_probes: list[str] | None = None
         self.consoles: list[str] = []  # per run, when plan.keep_consoles ("" for a failed run)
+        self.fleet: dict[str, Any] = {}  # the cluster and its workers' hosts, when a fleet ran the boots
 
     def boot(self, warmup: bool, slot: Slot | None = None) -> None:
         """One measured run (several boots for the exit channel), recorded in self.runs."""
@@ -186,7 +196,7 @@ class Session:
                     "extra_cmdline": plan.extra_cmdline}
         return results.run_set(host=host, accel={"used": self.accel.accel, "reason": self.accel.reason},
                                 bundle=bundle_facts(self.bundle), settings=settings, runs=self.runs,
-                                complete=complete)
+                                complete=complete, fleet=self.fleet)
 
 
 def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progress | None = tty_progress,
@@ -199,9 +209,13 @@ def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progr
     boot of a round pays. After each counted round listed in LOOKS, STOP(rounds) may end
     the run early (a sequential comparison whose answer is decided). START skips rounds
     that already ran (a resumed run)."""
+    fleet = sessions[0].plan.fleet if sessions else None
+    if fleet is not None:
+        return fleet.interleave(sessions, warmup, n, progress, looks, stop, start)
     started = time.monotonic()
     total = (warmup + n - start) * len(sessions)
-    orders = round_orders(len(sessions), warmup + n, random.Random(seed))
+    rng = random.Random(seed)  # warm-up rounds apart, so the counted ones are balanced on their own
+    orders = round_orders(len(sessions), warmup, rng) + round_orders(len(sessions), n, rng)
     done = 0
     for index in range(start, warmup + n):
         for position, arm in enumerate(orders[index]):

@@ -22,11 +22,20 @@ is optimistic, and the permutation test is not.
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from typing import Any
 
 from appliance import results
 from appliance.phases import EXEC, PHASE_NAMES, from_times
-from appliance.stats import holm, permutation_p, ratio_ci, summarize
+from appliance.stats import (
+    holm,
+    permutation_p,
+    ratio_ci,
+    stratified_p,
+    stratified_ratio,
+    stratified_ratio_ci,
+    summarize,
+)
 
 PRIMARY = "to_init"
 MARGIN = 0.02  # a sequential run also stops when the primary's interval lies within 1 +- MARGIN
@@ -35,6 +44,23 @@ MARGIN = 0.02  # a sequential run also stops when the primary's interval lies wi
 def _values(runs: list[dict[str, Any]], phase: str) -> list[float]:
     counted = results.counted(runs)
     return [v for r in counted if (v := r["phases_ms"].get(phase)) is not None]
+
+
+def host_of(run: dict[str, Any]) -> str:
+    """The host a run booted on: its worker's host label on a fleet, "" on this host."""
+    worker = run.get("worker")
+    return str(worker.get("host_name", "")) if isinstance(worker, dict) else ""
+
+
+def strata(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], phase: str) -> dict[str, Strata_]:
+    """PHASE's values of A and B per host, for hosts that booted both (a fleet's blocks
+    hold every arm, so that is every host with a finished block)."""
+    hosts = sorted({host_of(r) for r in runs_a} & {host_of(r) for r in runs_b})
+    return {h: (_values([r for r in runs_a if host_of(r) == h], phase),
+                _values([r for r in runs_b if host_of(r) == h], phase)) for h in hosts}
+
+
+Strata_ = tuple[list[float], list[float]]
 
 
 def verdict(phase: str, ratio: float, ci: tuple[float, float]) -> str | None:
@@ -48,19 +74,52 @@ def verdict(phase: str, ratio: float, ci: tuple[float, float]) -> str | None:
     return None
 
 
-def _row(phase: str, a: list[float], b: list[float], role: str, seed: int) -> dict[str, Any]:
-    sa, sb = summarize(a), summarize(b)
+@dataclass(frozen=True)
+class Sample:
+    """One phase's values of A and B, pooled and per host (blocked by host when the
+    runs came from several: the ratio, interval and test are then the stratified ones)."""
+
+    a: list[float]
+    b: list[float]
+    by_host: list[Strata_]
+
+    @property
+    def blocked(self) -> bool:
+        return len(self.by_host) > 1
+
+    def ratio(self) -> float:
+        if self.blocked:
+            return stratified_ratio(self.by_host)
+        ma, mb = statistics.median(self.a), statistics.median(self.b)
+        return mb / ma if ma else float("nan")
+
+    def p(self, seed: int) -> float:
+        return stratified_p(self.by_host, seed=seed) if self.blocked else permutation_p(self.a, self.b, seed=seed)
+
+    def ci(self, confidence: float, seed: int) -> tuple[float, float] | None:
+        if self.blocked:
+            return stratified_ratio_ci(self.by_host, confidence, seed)
+        return ratio_ci(self.a, self.b, confidence, seed)
+
+
+def sample(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], phase: str) -> Sample:
+    hosts = [pair for pair in strata(runs_a, runs_b, phase).values() if len(pair[0]) >= 3 and len(pair[1]) >= 3]
+    return Sample(_values(runs_a, phase), _values(runs_b, phase), hosts)
+
+
+def _row(phase: str, values: Sample, role: str, seed: int) -> dict[str, Any]:
+    sa, sb = summarize(values.a), summarize(values.b)
     assert sa is not None and sb is not None
-    return {"phase": phase, "role": role, "median_a": sa.median, "median_b": sb.median, "n_a": len(a), "n_b": len(b),
-            "ratio": sb.median / sa.median if sa.median else float("nan"),
-            "p_value": permutation_p(a, b, seed=seed), "level": None, "ci": None, "verdict": None}
+    return {"phase": phase, "role": role, "median_a": sa.median, "median_b": sb.median, "n_a": len(values.a),
+            "n_b": len(values.b), "ratio": values.ratio(), "blocked_by_host": values.blocked,
+            "p_value": values.p(seed), "level": None, "ci": None, "verdict": None}
 
 
-def _decide(row: dict[str, Any], a: list[float], b: list[float], alpha: float, seed: int) -> None:
+def _decide(row: dict[str, Any], values: Sample, alpha: float, seed: int) -> None:
     """Test ROW at ALPHA (0: not tested): its interval at that level, and a verdict
     where the permutation test and the interval agree that the phase differs."""
     row["level"] = 1 - alpha if alpha else None
-    row["ci"] = ratio_ci(a, b, 1 - alpha, seed) if alpha else None
+    row["ci"] = values.ci(1 - alpha, seed) if alpha else None
     if alpha and row["ci"] and row["p_value"] <= alpha:
         row["verdict"] = verdict(row["phase"], row["ratio"], row["ci"])
 
@@ -69,25 +128,57 @@ def compare(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], confiden
             primary: str = PRIMARY, looks: int = 1, seed: int = 0) -> dict[str, Any]:
     """Compare the phases of two run sets (see the module docstring for the procedure)."""
     alpha = (1 - confidence) / max(looks, 1)
-    values = {p: (_values(runs_a, p), _values(runs_b, p)) for p in PHASE_NAMES}
-    phases = [p for p, (a, b) in values.items() if len(a) >= 3 and len(b) >= 3]
+    values = {p: sample(runs_a, runs_b, p) for p in PHASE_NAMES}
+    phases = [p for p, v in values.items() if len(v.a) >= 3 and len(v.b) >= 3]
     has_primary = primary in phases
-    rows = {p: _row(p, *values[p], "primary" if p == primary else "secondary", seed) for p in phases}
+    rows = {p: _row(p, values[p], "primary" if p == primary else "secondary", seed) for p in phases}
     gate_open = True
     if has_primary:
-        _decide(rows[primary], *values[primary], alpha, seed)
+        _decide(rows[primary], values[primary], alpha, seed)
         gate_open = rows[primary]["verdict"] is not None
     secondary = [p for p in phases if p != primary]
     thresholds = holm([rows[p]["p_value"] for p in secondary], alpha) if gate_open else [0.0] * len(secondary)
     for phase, threshold in zip(secondary, thresholds, strict=True):
-        _decide(rows[phase], *values[phase], threshold, seed)
+        _decide(rows[phase], values[phase], threshold, seed)
         # an untested phase still gets an interval, at the first Holm step's level, to read
         if rows[phase]["ci"] is None:
-            rows[phase]["ci"] = ratio_ci(*values[phase], 1 - alpha / max(len(secondary), 1), seed)
-    return {"confidence": confidence, "alpha": alpha, "looks": looks, "primary": primary if has_primary else None,
-            "method": "primary at alpha; others gated by it, Holm step-down; alpha split over looks",
-            "rows": [rows[p] for p in phases],
-            "order_effect": order_effect([runs_a, runs_b], primary if has_primary else "total", seed)}
+            rows[phase]["ci"] = values[phase].ci(1 - alpha / max(len(secondary), 1), seed)
+    method = "primary at alpha; others gated by it, Holm step-down; alpha split over looks"
+    hosts = per_host(runs_a, runs_b, primary if has_primary else "total", confidence, seed)
+    if len(hosts) > 1:
+        method += "; blocked by host (van Elteren, stratified bootstrap)"
+    out: dict[str, Any] = {"confidence": confidence, "alpha": alpha, "looks": looks, "primary": primary if has_primary else None,
+           "method": method, "rows": [rows[p] for p in phases],
+           "order_effect": order_effect([runs_a, runs_b], primary if has_primary else "total", seed)}
+    if len(hosts) > 1:
+        out["hosts"] = hosts
+        out["hosts_disagree"] = disagree(hosts)
+    return out
+
+
+def per_host(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], phase: str, confidence: float,
+             seed: int = 0) -> list[dict[str, Any]]:
+    """PHASE compared on each host alone (at CONFIDENCE, each host on its own: these
+    say where a pooled verdict comes from, they are not extra verdicts)."""
+    rows = []
+    for host, (a, b) in strata(runs_a, runs_b, phase).items():
+        if len(a) < 3 or len(b) < 3:
+            rows.append({"host": host, "n_a": len(a), "n_b": len(b), "ratio": None, "ci": None, "p_value": None,
+                         "verdict": None})
+            continue
+        ratio = statistics.median(b) / statistics.median(a)
+        ci, p = ratio_ci(a, b, confidence, seed), permutation_p(a, b, seed=seed)
+        said = verdict(phase, ratio, ci) if ci and p <= 1 - confidence else None
+        rows.append({"host": host, "n_a": len(a), "n_b": len(b), "ratio": ratio, "ci": ci, "p_value": p,
+                     "verdict": said})
+    return rows
+
+
+def disagree(hosts: list[dict[str, Any]]) -> bool:
+    """Whether one host calls B faster and another slower (each by its own verdict)."""
+    faster = any(h["verdict"] and h["ci"][1] < 1 for h in hosts)
+    slower = any(h["verdict"] and h["ci"][0] > 1 for h in hosts)
+    return faster and slower
 
 
 ORDER_ALPHA = 0.01  # an order effect is reported below this p (it is a warning, not a verdict)
@@ -166,8 +257,29 @@ def comparison_table(comparison: dict[str, Any]) -> str:
                      "(Holm step-down; '-' = not tested)")
     verdicts = [row["verdict"] for row in comparison["rows"] if row["verdict"]]
     lines += verdicts or [f"no phase differs at {(1 - alpha) * 100:.2f}% confidence"]
+    lines += host_lines(comparison)
     warning = order_line(comparison.get("order_effect"))
     return "\n".join(lines + ([warning] if warning else []))
+
+
+def host_lines(comparison: dict[str, Any]) -> list[str]:
+    """Per host, the primary phase's ratio; and a loud line when hosts disagree."""
+    hosts = comparison.get("hosts")
+    if not hosts:
+        return []
+    phase = comparison.get("primary") or "total"
+    lines = [f"per host ({phase}; the pooled rows above are blocked by host):"]
+    for h in hosts:
+        if h["ratio"] is None:
+            lines.append(f"  {h['host']:<20} {h['n_a']}+{h['n_b']} boots: too few to compare")
+            continue
+        ci = f"{h['ci'][0]:.3f}-{h['ci'][1]:.3f}" if h["ci"] else "n/a"
+        lines.append(f"  {h['host']:<20} B/A {h['ratio']:.3f}  CI {ci}  p {h['p_value']:.4f}  "
+                     f"{h['verdict'] or 'no difference on this host'}")
+    if comparison.get("hosts_disagree"):
+        lines.append("WARNING: the hosts disagree: one finds B faster, another slower; the pooled verdict "
+                     "hides a host-dependent effect: compare the host types on their own")
+    return lines
 
 
 def crosscheck(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:

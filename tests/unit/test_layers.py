@@ -16,7 +16,7 @@ FOUNDATIONS = {"appliance", "appliance.errors", "appliance.proc", "appliance.fsu
 CONTRACTS = {"appliance.probes", "appliance.netspec", "appliance.phases", "appliance.machines", "appliance.bundle",
              "appliance.snapshot",
              "appliance.results", "appliance.guestlog"}
-STAGES = ["assemble", "boot", "runs", "store", "analysis", "cli"]
+STAGES = ["assemble", "boot", "runs", "fleet", "store", "analysis", "cli"]
 ENTRY = {"appliance.__main__"}  # python -m appliance: above everything
 
 

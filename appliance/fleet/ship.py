@@ -1,0 +1,126 @@
+"""Bundles travel to workers by digest, and are checked on arrival.
+
+A bundle is its folder (named by the sha256 of its bundle.json, which lists every file
+with its sha256) plus what a run may boot instead of the folder's own files (a derived
+kernel, a recompressed initrd, an ISO), each named by its own sha256. The client asks a
+worker which of these it lacks and sends only those; the worker verifies each against
+its digest and the manifest before it is renamed into the cache, so a cached digest is
+always a whole, intact piece. The manifest itself travels with every block: a run may
+boot the bundle as another machine or with other VM settings, which changes it in
+memory only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance import bundle as bundles
+from appliance.bundle import MANIFEST, Bundle
+from appliance.errors import BundleError
+from appliance.fsutil import sha256_file
+
+EXTRAS = ("kernel_file", "initrd_file", "cdrom")  # the Bundle fields that point outside its folder
+
+
+@dataclass(frozen=True)
+class BundleRef:
+    """A bundle named by digests: what a block carries instead of paths."""
+
+    digest: str  # sha256 of bundle.json: the folder's name in a worker's cache
+    manifest: dict[str, Any]  # as the run boots it (machine, VM settings applied)
+    extras: tuple[tuple[str, str], ...] = ()  # (Bundle field, sha256 of the file it points to)
+
+    @property
+    def pieces(self) -> list[str]:
+        return [self.digest, *(sha for _, sha in self.extras)]
+
+
+def ref_of(target: Bundle) -> tuple[BundleRef, dict[str, Path]]:
+    """TARGET as a reference, and where each of its pieces lies here (digest -> path)."""
+    where = {target.digest: target.path}
+    extras = []
+    for field in EXTRAS:
+        path = getattr(target, field)
+        if path is not None:
+            sha = sha256_file(path)
+            extras.append((field, sha))
+            where[sha] = path
+    return BundleRef(target.digest, target.manifest, tuple(extras)), where
+
+
+def pack(path: Path) -> dict[str, bytes] | bytes:
+    """A piece's bytes: a bundle folder as {name: bytes} (its manifest and listed files),
+    any other file as its bytes."""
+    if not path.is_dir():
+        return path.read_bytes()
+    listed = bundles.load(path, verify=False).manifest["files"]
+    return {name: (path / name).read_bytes() for name in [MANIFEST, *listed]}
+
+
+# The worker's side. CACHE is set by `appliance worker` (its --cache); None elsewhere.
+CACHE: Path | None = None
+
+
+def _cache() -> Path:
+    if CACHE is None:
+        raise BundleError("this process is not an appliance worker with a bundle cache (start it with "
+                          "`appliance worker`)")
+    return CACHE
+
+
+def missing(digests: list[str]) -> list[str]:
+    """The pieces among DIGESTS this worker does not hold."""
+    return [d for d in digests if not (_cache() / d).exists()]
+
+
+def receive(digest: str, payload: dict[str, bytes] | bytes) -> None:
+    """Keep a piece sent by a client, after checking it is what its digest says."""
+    root = _cache()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / digest
+    if final.exists():
+        return
+    with tempfile.TemporaryDirectory(dir=root, prefix=".arriving-") as tmp:
+        landing = Path(tmp) / "piece"
+        if isinstance(payload, bytes):
+            if hashlib.sha256(payload).hexdigest() != digest:
+                raise BundleError(f"a file sent as {digest[:12]} does not match that sha256: refused")
+            landing.write_bytes(payload)
+        else:
+            _land_folder(digest, payload, landing)
+        try:
+            landing.rename(final)
+        except OSError:
+            if not final.exists():  # another block landed the same piece meanwhile: that one is as good
+                raise
+
+
+def _land_folder(digest: str, files: dict[str, bytes], landing: Path) -> None:
+    manifest = files.get(MANIFEST)
+    if manifest is None or hashlib.sha256(manifest).hexdigest() != digest:
+        raise BundleError(f"a bundle sent as {digest[:12]} has a {MANIFEST} with another digest: refused")
+    for name, data in files.items():
+        if name != MANIFEST and bundles.bad_name(name):
+            raise BundleError(f"a bundle sent as {digest[:12]} names a file {name!r}: refused")
+        (landing / name).parent.mkdir(parents=True, exist_ok=True)
+        (landing / name).write_bytes(data)
+    try:
+        bundles.load(landing)  # every listed file against its size and sha256 in the manifest
+    except BundleError as exc:
+        shutil.rmtree(landing, ignore_errors=True)
+        raise BundleError(f"a bundle sent as {digest[:12]} arrived damaged: {exc}") from None
+
+
+def materialize(ref: BundleRef) -> Bundle:
+    """The bundle REF names, from this worker's cache (missing pieces: BundleError)."""
+    root = _cache()
+    lacking = [d for d in ref.pieces if not (root / d).exists()]
+    if lacking:
+        raise BundleError(f"bundle piece(s) {', '.join(d[:12] for d in lacking)} are not in this worker's cache")
+    fields = {field: root / sha for field, sha in ref.extras}
+    return Bundle(root / ref.digest, ref.manifest, **fields)
