@@ -1,0 +1,110 @@
+"""A real Dask cluster for the tests: `dask scheduler` and `appliance worker` processes
+(the command-line programs), on 127.0.0.1 only, on a free port; stopped by PID after."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+DASK = str(Path(sys.executable).with_name("dask"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    address: str
+    root: Path
+    scheduler: subprocess.Popen[bytes]
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def cache(self, label: str) -> Path:
+        return self.root / f"cache-{label}"
+
+    def start_worker(self, label: str) -> None:
+        log = open(self.root / f"worker-{label}.log", "wb")  # noqa: SIM115 - kept open for the process's life
+        self.workers[label] = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "worker", self.address, "--listen", "127.0.0.1", "--name", label,
+             "--host-label", label, "--cache", str(self.cache(label))], cwd=ROOT, stdout=log, stderr=log)
+
+    def wait_for(self, count: int, timeout: float = 90) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout="30s") as client:
+            client.wait_for_workers(count, timeout=timeout)
+
+    def log(self, label: str) -> str:
+        return (self.root / f"worker-{label}.log").read_text(errors="replace")
+
+    def qemus(self, label: str) -> list[int]:
+        """PIDs of QEMUs booting from LABEL's cache (still running, whoever their parent)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"qemu-system-x86_64") and str(self.cache(label)).encode() in b" ".join(argv):
+                found.append(int(entry.name))
+        return found
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def cluster(labels: list[str]) -> Iterator[Cluster]:
+    """A scheduler and one `appliance worker` per label (its name and host label)."""
+    root = Path(tempfile.mkdtemp(prefix="appliance-dask-"))
+    port = _free_port()
+    log = open(root / "scheduler.log", "wb")  # noqa: SIM115
+    scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                 cwd=root, stdout=log, stderr=log)
+    running = Cluster(f"tcp://127.0.0.1:{port}", root, scheduler)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or scheduler.poll() is not None:
+                    raise RuntimeError("dask scheduler did not start: " + (root / "scheduler.log").read_text())
+                time.sleep(0.2)
+        for label in labels:
+            running.start_worker(label)
+        running.wait_for(len(labels))
+        yield running
+    finally:
+        for process in running.workers.values():
+            _stop(process)
+        _stop(scheduler)
+        log.close()
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+        os.environ.pop("APPLIANCE_CLUSTER", None)

@@ -1,0 +1,122 @@
+"""Boots spread over a real Dask cluster: a scheduler and `appliance worker` processes
+on 127.0.0.1, compares across them, a worker killed mid-run, Ctrl-C, and local:2."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, appliance
+from tests.dask_cluster import cluster
+
+pytestmark = pytest.mark.boot
+
+SLOW_B = 'appliance_payload="/bin/bench 60"'  # the payload's file work 60 times: several times longer
+
+
+def test_a_compare_across_two_hosts_blocks_by_host_and_finds_the_slowdown(built, tmp_path):
+    out = tmp_path / "cmp.json"
+    with cluster(["hostA", "hostB"]) as fleet:
+        done = appliance("compare", str(built["benchmark"]), str(built["benchmark"]), "-n", "6", "--warmup", "0",
+                         "--accel", "tcg", "--primary", "payload", "--append-b", SLOW_B, "--cluster", fleet.address,
+                         "-o", str(out), timeout=900)
+        assert done.returncode == 0, done.stderr
+        # the bundle went to each worker once, and was verified there
+        assert done.stderr.count("fleet: sent") == 2, done.stderr
+        again = appliance("bench", str(built["benchmark"]), "-n", "2", "--warmup", "0", "--accel", "tcg",
+                          "--cluster", fleet.address, "-o", str(tmp_path / "b.json"), timeout=600)
+        assert again.returncode == 0, again.stderr
+        assert "fleet: sent" not in again.stderr  # both workers hold the digest: nothing travels
+    doc = json.loads(out.read_text())
+    for side in ("a", "b"):
+        runs = doc[side]["runs"]
+        assert {r["worker"]["host_name"] for r in runs} == {"hostA", "hostB"}
+        assert sorted({r["block"] for r in runs}) == [1, 2] and len(runs) == 6
+        assert set(doc[side]["fleet"]["workers"]) == {r["worker"]["address"] for r in runs}
+    result = doc["comparison"]
+    payload = next(r for r in result["rows"] if r["phase"] == "payload")
+    # the single-host test's verdict (test_measure), now pooled over two hosts
+    assert payload["blocked_by_host"] and payload["ratio"] > 2 and "slower in payload" in payload["verdict"]
+    assert [h["host"] for h in result["hosts"]] == ["hostA", "hostB"]
+    assert all(h["ratio"] > 2 for h in result["hosts"]) and not result["hosts_disagree"]
+    assert "per host (payload" in done.stdout
+
+
+def test_a_worker_killed_mid_block_loses_nothing_and_duplicates_nothing(built, tmp_path):
+    out = tmp_path / "r.json"
+    with cluster(["w1", "w2"]) as fleet:
+        run = subprocess.Popen([sys.executable, "-m", "appliance", "bench", str(built["benchmark"]), "-n", "8",
+                                "--warmup", "0", "--accel", "tcg", "--cluster", fleet.address, "-o", str(out)],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while not fleet.qemus("w1") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert fleet.qemus("w1"), fleet.log("w1")
+            fleet.workers["w1"].send_signal(signal.SIGKILL)
+            stdout, stderr = run.communicate(timeout=900)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert run.returncode == 0, stderr
+        time.sleep(1)
+        assert fleet.qemus("w1") == []  # died with their worker
+    runs = json.loads(out.read_text())["runs"]
+    assert len(runs) == 8 and all(r["ok"] for r in runs)
+    # every block once, whole: the killed worker's block ran again on the other
+    by_block: dict[int, list[dict]] = {}
+    for r in runs:
+        by_block.setdefault(r["block"], []).append(r)
+    assert sorted(by_block) == [1, 2] and all(len(v) == 4 for v in by_block.values())
+    assert all(len({r["worker"]["name"] for r in v}) == 1 for v in by_block.values())
+    assert {r["worker"]["name"] for r in runs} == {"w2"}
+
+
+def test_ctrl_c_cancels_the_blocks_and_leaves_no_qemu(built, tmp_path):
+    with cluster(["c1"]) as fleet:
+        run = subprocess.Popen([sys.executable, "-m", "appliance", "bench", str(built["benchmark"]), "-n", "20",
+                                "--warmup", "0", "--accel", "tcg", "--cluster", fleet.address,
+                                "-o", str(tmp_path / "r.json")],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while not fleet.qemus("c1") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert fleet.qemus("c1"), fleet.log("c1")
+            run.send_signal(signal.SIGINT)
+            _, stderr = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert run.returncode == 130, stderr
+        assert "cancelled" in stderr.strip().splitlines()[-1], stderr
+        deadline = time.monotonic() + 10
+        while fleet.qemus("c1") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert fleet.qemus("c1") == []
+        assert fleet.workers["c1"].poll() is None  # the worker stays for the next run
+
+
+def test_local_2_spreads_a_bench_over_two_in_process_workers_and_records_them(built, tmp_path):
+    out = tmp_path / "r.json"
+    done = appliance("bench", str(built["minimal"]), "-n", "4", "--warmup", "0", "--accel", "tcg",
+                     "-o", str(out), timeout=600, env={"APPLIANCE_CLUSTER": "local:2"})
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    runs = doc["runs"]
+    assert len(runs) == 4 and all(r["ok"] for r in runs)
+    assert len({r["worker"]["name"] for r in runs}) == 2 and sorted({r["block"] for r in runs}) == [1, 2]
+    assert doc["fleet"]["cluster"] == "local:2"
+    assert "recorded: run set(s)" in done.stderr
+    history = appliance("history", "--json")
+    assert history.returncode == 0, history.stderr
+
+
+def test_an_unreachable_scheduler_is_one_line(built):
+    done = appliance("bench", str(built["minimal"]), "-n", "1", "--accel", "tcg", "--cluster", "tcp://127.0.0.1:9")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
