@@ -93,7 +93,7 @@ def cluster(labels: list[str]) -> Iterator[Cluster]:
                 break
             except OSError:
                 if time.monotonic() > deadline or scheduler.poll() is not None:
-                    raise RuntimeError("dask scheduler did not start: " + (root / "scheduler.log").read_text())
+                    raise RuntimeError("dask scheduler did not start: " + (root / "scheduler.log").read_text()) from None
                 time.sleep(0.2)
         for label in labels:
             running.start_worker(label)

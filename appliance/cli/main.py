@@ -161,7 +161,7 @@ def _bench(bundle_path: Path, args: argparse.Namespace, out: Path) -> dict[str, 
     choice = choose_accel(args)
     print(f"benchmarking {bundle_path} ({target.machine.value}, {choice.accel}, channel {plan.channel.value}): "
           f"{plan.warmup} warm-up + {plan.n} boots", file=sys.stderr)
-    doc = bench.bench(target, accel=choice, plan=plan, out=out)
+    doc = bench.bench(target, accel=choice, plan=plan, out=out, resumed=getattr(args, "resume", False))
     _print_results(doc)
     say(f"results: {out}", results=str(out))
     record_results(args, store, doc, str(out.resolve()))
@@ -223,7 +223,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     a, b = load_bundle(args.a, args), load_bundle(args.b, args)
     out = output_path(args, args.output or "compare.json")
     store = store_for(args)
-    doc = ab.compare_bundles(a, b, choice, plan, question, out)
+    doc = ab.compare_bundles(a, b, choice, plan, question, out, resumed=args.resume)
     result = doc["comparison"]
     say(f"A: {args.a}\nB: {args.b}{f' + {args.append_b!r}' if args.append_b else ''}",
         a=args.a, b=args.b, append_b=args.append_b)
@@ -415,6 +415,7 @@ def parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("bench", help="boot a bundle many times and time its phases")
     p.add_argument("bundle", help=options.BUNDLE)
     p.add_argument("-o", "--output", help="results JSON (default results-<bundle>.json)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its results file (-o)")
     bench_options(p)
     p.set_defaults(func=cmd_bench)
     p = verbs.add_parser("compare", help="boot two bundles interleaved and compare their phases")
@@ -430,6 +431,7 @@ def parser() -> argparse.ArgumentParser:
                    "(compare a bundle with itself plus a knob)")
     p.add_argument("--restore-b", metavar="SNAPSHOT", help="B restores this snapshot of its bundle instead of booting "
                    "(A cold boot against B restore: compare X X --restore-b SNAP --primary service_ready)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted compare from its results file (-o)")
     bench_options(p)
     p.set_defaults(func=cmd_compare)
     p = verbs.add_parser("crosscheck", help="measure one bundle through several channels and compare them")

@@ -66,6 +66,7 @@ class Fleet:
         self._local: Any = None
         self._holding: set[tuple[str, str]] = set()  # (worker, piece) known to be there
         self._blocks = 0
+        self._rounds = (0, 0)  # counted rounds done and planned: for a message when the scheduler is lost
 
     def open(self) -> Fleet:
         from distributed import Client
@@ -98,7 +99,11 @@ class Fleet:
         """The workers that can boot ARCH bundles; waits a while for one to join."""
         deadline = time.monotonic() + WAIT_WORKERS_S
         while True:
-            info = self._client.scheduler_info(n_workers=-1)["workers"]
+            if self._client.status != "running":
+                raise self._lost("its connection is " + str(self._client.status))
+            info = self._client.scheduler_info(n_workers=-1).get("workers")
+            if info is None:
+                raise self._lost("it no longer answers")
             able = sorted(a for a, w in info.items() if w.get("resources", {}).get(resource(arch)))
             if able or time.monotonic() > deadline:
                 break
@@ -146,8 +151,12 @@ class Fleet:
         """bench.interleave's rounds, run as blocks on the cluster's workers."""
         arch = sessions[0].bundle.arch
         arms, where = self._arms(sessions)
+        # rounds already booted (a resumed run): counted ones, since every block warms up anew
+        start = min(sum(1 for r in s.runs if not r["warmup"]) for s in sessions)
+        self._blocks = max([self._blocks, *(r.get("block", 0) for s in sessions for r in s.runs)])
         started, done_boots = time.monotonic(), 0
         done = start
+        self._rounds = (start, n)
         for end in wave_ends(start, n, looks, len(self.workers(arch))):
             workers = self.workers(arch)
             self._ship(arms, where, workers)
@@ -155,10 +164,14 @@ class Fleet:
             total = sum(b.rounds + b.warmup for b in blocks) * len(arms)
             for result in self._run(blocks, arch, arms, where, done, n):
                 _merge(sessions, result, str(self.address))
+                who = result["worker"]
+                print(f"fleet: block {result['number']} ({len(result['runs'][0])} boots a side) from "
+                      f"{who['host_name']} ({who['address']})", file=self.log, flush=True)
                 done_boots += sum(len(r) for r in result["runs"])
                 if progress is not None:
                     progress(done_boots, max(total, done_boots), time.monotonic() - started)
             done = end
+            self._rounds = (done, n)
             if done in looks and stop is not None and stop(done):
                 return done
         return n
@@ -179,7 +192,7 @@ class Fleet:
         pending = as_completed(list(futures), loop=client.loop)
         try:
             for future in pending:
-                result = self._result(future, futures[future], done, n)
+                result = self._result(future, futures[future])
                 if "error" in result and "not in this worker's cache" in result["error"]:
                     worker = result["worker"]["address"]  # a worker that joined after the bundles were sent
                     self._holding = {(w, d) for w, d in self._holding if w != worker}
@@ -200,7 +213,7 @@ class Fleet:
             self.cancel(list(futures))
             raise
 
-    def _result(self, future: Any, blk: block.Block, done: int, n: int) -> dict[str, Any]:
+    def _result(self, future: Any, blk: block.Block) -> dict[str, Any]:
         from asyncio import CancelledError
 
         from distributed import KilledWorker
@@ -214,9 +227,14 @@ class Fleet:
         except block.Cancelled:
             raise
         except (OSError, TimeoutError, CancelledError, FutureCancelledError) as exc:
-            raise ApplianceError(f"lost the Dask scheduler at {self.address} after {done} of {n} rounds "
-                                 f"({type(exc).__name__}): what ran is in the results file; run the same "
-                                 "command with --resume when the cluster is back") from None
+            raise self._lost(type(exc).__name__) from None
+
+    def _lost(self, why: str) -> ApplianceError:
+        quiet_dask(logging.CRITICAL)  # its reconnect attempts would bury the one line that says what to do
+        done, n = self._rounds
+        return ApplianceError(f"lost the Dask scheduler at {self.address} after {done} of {n} rounds ({why}): "
+                              "what ran is in the results file; run the same command with --resume when the "
+                              "cluster is back")
 
     def cancel(self, futures: list[Any]) -> None:
         """Cancel FUTURES and end the QEMUs of this run on every worker, as far as the
@@ -229,10 +247,13 @@ class Fleet:
                   file=self.log)
 
 
-def quiet_dask() -> None:
-    """Dask logs every connection at INFO; without --debug only its warnings show."""
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        logging.getLogger("distributed").setLevel(logging.WARNING)
+def quiet_dask(level: int = logging.WARNING) -> None:
+    """Dask logs every connection at INFO; without --debug only what is at LEVEL shows."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        return
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.startswith("distributed"):  # its config gives some children levels of their own
+            logging.getLogger(name).setLevel(level)
 
 
 def _local_cluster(workers: int) -> Any:

@@ -13,6 +13,7 @@ from appliance.boot import hostfacts
 from appliance.boot.accel import AccelChoice
 from appliance.boot.qemu import Channel
 from appliance.bundle import Bundle
+from appliance.errors import ApplianceError
 from appliance.runs import bench, compare
 from appliance.snapshot import Snapshot
 
@@ -30,9 +31,10 @@ class Question:
 
 
 def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, question: Question,
-                    out: Path) -> dict[str, Any]:
-    """Boot A and B interleaved (A B A B ...) and compare them phase by phase; with a
-    larger max_n, boot on until the primary phase is decided."""
+                    out: Path, resumed: bool = False) -> dict[str, Any]:
+    """Boot A and B interleaved (in a random, balanced order per round) and compare them
+    phase by phase; with a larger max_n, boot on until the primary phase is decided.
+    RESUMED: OUT holds an interrupted compare of the same question, which this continues."""
     max_n = question.max_n or plan.n
     looks = compare.looks_for(plan.n, max_n)
     host = hostfacts.collect(a.arch)
@@ -40,6 +42,7 @@ def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, 
     plans = (replace(plan, n=max_n), replace(plan, n=max_n, extra_cmdline=b_words,
                                              restore=question.restore_b or plan.restore))
     sessions = [bench.Session(bundle, accel, side) for bundle, side in zip((a, b), plans, strict=True)]
+    start = _resume(out, sessions, question, host) if resumed else 0
     reason: list[str | None] = [None]
 
     def stop(rounds: int) -> bool:
@@ -51,7 +54,7 @@ def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, 
 
     complete, ran = False, 0
     try:
-        ran = bench.interleave(sessions, plan.warmup, max_n, looks=looks, stop=stop)
+        ran = bench.interleave(sessions, plan.warmup, max_n, looks=looks, stop=stop, start=start)
         complete = True
     finally:
         side_a, side_b = (s.document(complete, host) for s in sessions)
@@ -61,6 +64,13 @@ def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, 
         doc = results.comparison(side_a, side_b, result, complete=complete, append_b=question.append_b)
         results.write(out, doc)
     return doc
+
+
+def _resume(out: Path, sessions: list[bench.Session], question: Question, host: dict[str, Any]) -> int:
+    doc = bench.saved_doc(out, "compare")
+    if (doc.get("append_b") or "") != question.append_b:
+        raise ApplianceError(f"--resume: {out} compared B with {doc.get('append_b')!r} added: give the same --append-b")
+    return bench.resume(sessions, [doc["a"], doc["b"]], out, host)
 
 
 def crosscheck_channels(bundle: Bundle, accel: AccelChoice, plan: bench.Plan, channels: list[Channel],

@@ -231,14 +231,54 @@ def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progr
     return n
 
 
+SAME_HOST = ("cpu_model", "host_kernel", "qemu_version", "cpus")  # what a resumed run must share
+
+
+def resume(sessions: Sequence[Session], saved: Sequence[dict[str, Any]], path: Path, host: dict[str, Any]) -> int:
+    """Continue an interrupted run: the boots of SAVED (its run sets, one per session, in
+    order) loaded into SESSIONS; return how many rounds it finished (warm-up included).
+    Boots of another build, or (off a cluster) of another host, are refused: results of
+    two hosts never mix unless each boot names its worker."""
+    for session, side in zip(sessions, saved, strict=True):
+        if side["bundle"]["digest"] != session.bundle.digest:
+            raise ApplianceError(f"{path} holds boots of another build of {side['bundle']['name']}: "
+                                 "start afresh with another -o")
+        earlier = side["host"]
+        if not side.get("fleet") and session.plan.fleet is None and any(
+                earlier.get(k) != host.get(k) for k in SAME_HOST):
+            raise ApplianceError(f"{path} was measured on another host ({earlier.get('cpu_model')}, "
+                                 f"{earlier.get('host_kernel')}): results of two hosts never mix; start afresh with another -o")
+    rounds = min(len(side["runs"]) for side in saved)
+    for session, side in zip(sessions, saved, strict=True):
+        session.runs = list(side["runs"][:rounds])
+        session.consoles = [""] * rounds
+        session.exit_probes = side["settings"].get("exit_probes")
+        session.fleet = dict(side.get("fleet") or {})
+    return rounds
+
+
+def saved_doc(path: Path, kind: str) -> dict[str, Any]:
+    """The results file --resume continues, if it is of KIND."""
+    if not path.is_file():
+        raise ApplianceError(f"--resume: {path} does not exist: nothing to continue (drop --resume)")
+    doc = results.read(path)
+    if results.kind(doc) != kind:
+        raise ApplianceError(f"--resume: {path} holds {results.kind(doc)} results, not {kind}: give its -o")
+    if doc.get("complete"):
+        raise ApplianceError(f"--resume: {path} is complete: nothing to continue")
+    return doc
+
+
 def bench(bundle: Bundle, *, accel: AccelChoice, plan: Plan, out: Path,
-          progress: Progress = tty_progress) -> dict[str, Any]:
-    """Run WARMUP + N boots; write the results to OUT (partial ones too) and return them."""
+          progress: Progress = tty_progress, resumed: bool = False) -> dict[str, Any]:
+    """Run WARMUP + N boots; write the results to OUT (partial ones too) and return them.
+    RESUMED: OUT holds an interrupted run of the same bundle, which this one continues."""
     host = hostfacts.collect(bundle.arch)
     session = Session(bundle, accel, plan)
+    start = resume([session], [saved_doc(out, "bench")], out, host) if resumed else 0
     complete = False
     try:
-        interleave([session], plan.warmup, plan.n, progress)
+        interleave([session], plan.warmup, plan.n, progress, start=start)
         complete = True
     finally:
         doc = session.document(complete, host)

@@ -16,7 +16,6 @@ from appliance.errors import ApplianceError
 from appliance.runs import bench, compare, tune
 
 # what makes two hosts the same for a comparison: results of different ones never mix
-SAME_HOST = ("cpu_model", "host_kernel", "qemu_version", "cpus")
 
 
 def sessions_for(target: Bundle, accel: AccelChoice, plan: bench.Plan, knobs: list[tune.Knob],
@@ -36,20 +35,12 @@ def resume(path: Path, sessions: dict[str, bench.Session], host: dict[str, Any],
     doc = results.read(path)
     if results.kind(doc) != "tune":
         raise ApplianceError(f"{path} is not a tune results file: drop --resume or give another -o")
-    earlier = doc["base"]["host"]
-    if any(earlier.get(k) != host.get(k) for k in SAME_HOST):
-        raise ApplianceError(f"{path} was measured on another host ({earlier.get('cpu_model')}, "
-                             f"{earlier.get('host_kernel')}): results of two hosts never mix; start afresh with another -o")
-    if doc["base"]["bundle"]["digest"] != digest:
-        raise ApplianceError(f"{path} is of another build of this bundle: start afresh with another -o")
     saved = {"base": doc["base"], **doc["variants"]}
     if set(saved) != set(sessions):
         raise ApplianceError(f"{path} tuned other knobs ({', '.join(sorted(saved))}): give the same --knobs")
-    rounds = min(len(side["runs"]) for side in saved.values())
-    for name, session in sessions.items():
-        session.runs = saved[name]["runs"][:rounds]
-        session.consoles = [""] * rounds
-    return rounds
+    if doc["base"]["bundle"]["digest"] != digest:
+        raise ApplianceError(f"{path} is of another build of this bundle: start afresh with another -o")
+    return bench.resume(list(sessions.values()), [saved[name] for name in sessions], path, host)
 
 
 def document(sessions: dict[str, bench.Session], host: dict[str, Any], complete: bool,

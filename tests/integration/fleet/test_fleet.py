@@ -2,7 +2,6 @@
 on 127.0.0.1, compares across them, a worker killed mid-run, Ctrl-C, and local:2."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -120,3 +119,44 @@ def test_an_unreachable_scheduler_is_one_line(built):
     done = appliance("bench", str(built["minimal"]), "-n", "1", "--accel", "tcg", "--cluster", "tcp://127.0.0.1:9")
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+
+
+def test_the_scheduler_gone_stops_with_what_ran_and_resume_goes_on(built, tmp_path):
+    out = tmp_path / "cmp.json"
+    # -n 3 cannot decide (3 boots a side: the smallest p is 0.1), so the run goes on to
+    # a second wave, which 6 boots a side of a payload twice as long do decide; the
+    # scheduler dies once the first wave's block is in
+    argv = ["compare", str(built["benchmark"]), str(built["benchmark"]), "-n", "3", "--max-n", "9", "--warmup", "0",
+            "--accel", "tcg", "--primary", "payload", "--append-b", SLOW_B, "-o", str(out)]
+    with cluster(["r1"]) as fleet:
+        run = subprocess.Popen([sys.executable, "-m", "appliance", *argv, "--cluster", fleet.address], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            seen = []
+            for line in run.stderr:
+                seen.append(line)
+                if line.startswith("fleet: block 1 "):
+                    fleet.scheduler.send_signal(signal.SIGKILL)
+                    break
+            rest = run.stderr.read()
+            run.wait(300)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert run.returncode == 1, "".join(seen) + rest
+        last = rest.strip().splitlines()[-1]
+        assert last.startswith(f"error: lost the Dask scheduler at {fleet.address} after 3 of 9 rounds"), rest
+        assert "--resume" in last
+    partial = json.loads(out.read_text())
+    assert not partial["complete"] and len(partial["a"]["runs"]) == len(partial["b"]["runs"]) == 3
+    with cluster(["r2"]) as fleet:
+        done = appliance(*argv, "--cluster", fleet.address, "--resume", timeout=900)
+        assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["complete"]
+    for side in ("a", "b"):
+        runs = doc[side]["runs"]
+        assert len(runs) == 6 and [r["index"] for r in runs] == list(range(6))
+        assert sorted({r["block"] for r in runs}) == [1, 2]  # the first block kept, one more, none twice
+        assert {r["worker"]["host_name"] for r in runs} == {"r1", "r2"}
+    assert doc["comparison"]["sequential"] == {"looks": [3, 6, 9], "stopped_after": 6, "reason": "payload differs"}

@@ -77,3 +77,35 @@ def test_no_order_effect_when_position_does_not_matter():
 def test_order_effect_needs_recorded_slots():
     old = [{"ok": True, "warmup": False, "phases_ms": {"to_init": 1.0}}] * 8
     assert compare.order_effect([old, old]) is None
+
+
+def test_a_resumed_bench_continues_its_own_file_and_refuses_others(tmp_path):
+    import pytest
+
+    from appliance import results
+    from appliance.errors import ApplianceError
+
+    class Bundle:
+        digest = "d1"
+
+    class S:
+        def __init__(self):
+            self.bundle, self.plan, self.runs = Bundle(), bench.Plan(), []
+
+    side = {"bundle": {"digest": "d1", "name": "t"}, "host": {"cpu_model": "A"}, "settings": {"exit_probes": None},
+            "runs": [{"index": i, "warmup": i == 0, "ok": True} for i in range(3)]}
+    session = S()
+    assert bench.resume([session], [side], tmp_path / "r.json", {"cpu_model": "A"}) == 3
+    assert len(session.runs) == 3 and session.fleet == {}
+    with pytest.raises(ApplianceError, match="another host"):
+        bench.resume([S()], [side], tmp_path / "r.json", {"cpu_model": "B"})
+    # boots that ran on a cluster name their workers: they may be continued from anywhere
+    assert bench.resume([S()], [{**side, "fleet": {"cluster": "local:2"}}], tmp_path / "r.json", {"cpu_model": "B"}) == 3
+    with pytest.raises(ApplianceError, match="another build"):
+        bench.resume([S()], [{**side, "bundle": {"digest": "d2", "name": "t"}}], tmp_path / "r.json", {})
+    with pytest.raises(ApplianceError, match="does not exist"):
+        bench.saved_doc(tmp_path / "none.json", "bench")
+    results.write(tmp_path / "done.json", results.run_set(host={}, accel={}, bundle={}, settings={}, runs=[],
+                                                          complete=True))
+    with pytest.raises(ApplianceError, match="is complete"):
+        bench.saved_doc(tmp_path / "done.json", "bench")
