@@ -183,6 +183,20 @@ def stratified_p(strata: Strata, rounds: int = 5000, seed: int = 0) -> float:
     return (extreme + 1) / (rounds + 1)
 
 
+def smallest_p(n_a: int, n_b: int) -> float:
+    """The smallest two-sided p a rank-sum permutation test can give with N_A and N_B
+    values: both extreme splits out of C(n_a + n_b, n_a). With 3 boots a side it is
+    0.1, so no verdict at 95% is possible whatever the boots show."""
+    if n_a < 1 or n_b < 1:
+        return 1.0
+    return min(1.0, 2 / math.comb(n_a + n_b, n_a))
+
+
+def boots_needed(alpha: float, most: int = 1000) -> int:
+    """The fewest boots a side at which a permutation test can reach ALPHA."""
+    return next((n for n in range(2, most + 1) if smallest_p(n, n) <= alpha), most)
+
+
 def holm(p_values: list[float], alpha: float) -> list[float]:
     """Holm's step-down thresholds: the level each p-value is tested at, in input order.
 

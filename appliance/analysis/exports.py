@@ -55,7 +55,7 @@ def chrome_trace(spans: Iterable[Span], process: str = "boot", counters: Iterabl
         for at, is_open, _, s in _open_close([s for s in mine if s.duration_us > 0]):
             event: dict[str, Any] = {"ph": "B" if is_open else "E", "pid": 1, "tid": tid, "ts": at, "name": s.name,
                                      "cat": s.kind or "span"}
-            if is_open and s.note:
+            if s.note:  # on B and E alike: speedscope pairs them by name and args, and renames a mismatch
                 event["args"] = {"note": s.note}
             events.append(event)
     for name, at, values in sorted(counters, key=lambda c: c[1]):

@@ -133,11 +133,12 @@ def profile(text: str, tsc_hz: float, buffer_records: int = DEFAULT_BUFFER, pre_
                         "(lost EXIT records?)")
     if len(records) >= buffer_records:
         problems.append(f"truncated: {len(records)} records fill the kernel's buffer ({buffer_records})")
-    spans = builder.spans + _thread_roots(builder.spans)
-    spans += attribute_waits(spans)
-    if pre_record and times[0] > 0:
+    drawn = list(builder.spans)
+    if pre_record and times[0] > 0:  # before the thread's root is sized, so the root holds it
         kernel = next((n for n in names.values() if n == "kernel"), names[records[0].td])
-        spans.append(Span(kernel, (kernel, BEFORE), 0.0, us(times[0]), "function", "TSC 0 (reset) to the first record"))
+        drawn.append(Span(kernel, (kernel, BEFORE), 0.0, us(times[0]), "function", "TSC 0 (reset) to the first record"))
+    spans = drawn + _thread_roots(drawn)
+    spans += attribute_waits(spans)
     if not any(r.kind == "ENTER" and r.name.split(" ", 1)[0] == START_INIT for r in records):
         problems.append(f"no {START_INIT} record: the profile ends at the last record and may be truncated")
     return Profile(spans, us(end), names, problems, backwards, truncated, len(records), t0)
@@ -219,10 +220,15 @@ class _Builder:
                                    self.us(t), self.us(t), "event"))
 
     def _exit(self, r: Record, t: int, stack: list[_Frame], problems: list[str]) -> None:
-        if stack and stack[-1].name == r.name:  # the usual case: the innermost frame ends
+        # An EXIT closes the innermost frame of its function, whatever the ENTER's argument:
+        # NetBSD writes `ENTER config_attach_internal cpu` but `EXIT config_attach_internal`,
+        # and FreeBSD's own scripts match on the function alone. The frame keeps its
+        # ENTER's full name.
+        function = _function(r.name)
+        if stack and _function(stack[-1].name) == function:  # the usual case: the innermost frame ends
             self._emit(r.td, stack.pop(), t)
             return
-        depth = next((i for i in range(len(stack) - 1, -1, -1) if stack[i].name == r.name), None)
+        depth = next((i for i in range(len(stack) - 1, -1, -1) if _function(stack[i].name) == function), None)
         if depth is None:
             # entered before the dump began: a frame from the thread's first record
             problems.append(f"line {r.line}: EXIT {r.name} without ENTER: started before the dump")
@@ -254,6 +260,11 @@ class _Builder:
                 self._emit(td, stack.pop(), end, note="still open when the dump ended")
                 count += 1
         return count
+
+
+def _function(name: str) -> str:
+    """A frame's function: its name without the ENTER's argument (`wait X` stays whole)."""
+    return name if name.startswith("wait ") else name.split(" ", 1)[0]
 
 
 def _thread_roots(spans: list[Span]) -> list[Span]:

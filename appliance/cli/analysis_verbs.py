@@ -125,7 +125,8 @@ def cmd_tslog(args: argparse.Namespace) -> int:
         if not prof.records:
             raise ApplianceError(f"{args.dump} holds no tslog records "
                                  f"({prof.problems[0] if prof.problems else 'empty'})")
-        _warn(prof.problems)
+        _warn(prof.problems, None if args.all_warnings else 20)
+        say(None, problems=prof.problems)
         kernel = [s for s in prof.spans if s.track == "kernel"]
         heaviest = [line.rsplit(" ", 1) for line in spans.collapsed(kernel or prof.spans)[:args.top]]
         say(f"{prof.records} records, {len(prof.threads)} threads, {prof.total_us / 1000:.1f} ms"
@@ -137,7 +138,8 @@ def cmd_tslog(args: argparse.Namespace) -> int:
         t0 = prof.t0_tsc
     if args.user:
         user, problems = tslog.user_spans(_read_text(args.user), args.tsc_hz, t0)
-        _warn(problems)
+        _warn(problems, None if args.all_warnings else 20)
+        say(None, user_problems=problems)
         if not user:
             raise ApplianceError(f"{args.user} holds no tslog_user records")
         processes = sum(s.depth > 0 for s in user) + 1
@@ -150,11 +152,14 @@ def cmd_tslog(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn(problems: list[str], most: int = 20) -> None:
-    for problem in problems[:most]:
+def _warn(problems: list[str], most: int | None = 20) -> None:
+    """PROBLEMS as warnings, the first MOST of them (None: all), saying how to see the rest."""
+    shown = problems if most is None else problems[:most]
+    for problem in shown:
         print(f"warning: {problem}", file=sys.stderr)
-    if len(problems) > most:
-        print(f"warning: ... and {len(problems) - most} more", file=sys.stderr)
+    if len(problems) > len(shown):
+        print(f"warning: ... and {len(problems) - len(shown)} more (--all-warnings lists them; --json holds "
+              "them all under problems)", file=sys.stderr)
 
 
 def _symbols_for(target: Any, explicit: str | None) -> Path:
@@ -335,6 +340,7 @@ def register(verbs: Any) -> None:
                    help="the kernel's tslog buffer size: a dump this long is reported as truncated")
     p.add_argument("--no-pre-record", action="store_true",
                    help="start time at the first record, not at TSC 0 (for VMs whose TSC does not start at reset)")
+    p.add_argument("--all-warnings", action="store_true", help="print every repair and problem, not the first 20")
     p.add_argument("--top", type=int, default=15)
     add_outputs(p)
     p.set_defaults(func=cmd_tslog)

@@ -220,6 +220,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if max_n < plan.n or plan.n < 3:
         raise ApplianceError("compare needs -n of at least 3, and --max-n no smaller than -n")
     question = ab.Question(args.confidence, args.primary, max_n, args.append_b or "", snapshot_of(args.restore_b))
+    if note := compare.reach_note(max_n, (1 - args.confidence) / len(compare.looks_for(plan.n, max_n))):
+        print(note, file=sys.stderr)
     a, b = load_bundle(args.a, args), load_bundle(args.b, args)
     out = output_path(args, args.output or "compare.json")
     store = store_for(args)

@@ -24,7 +24,7 @@ from appliance.cli.options import (
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
-from appliance.runs import series
+from appliance.runs import compare, series
 
 
 def cmd_range(args: argparse.Namespace) -> int:
@@ -41,6 +41,8 @@ def cmd_range(args: argparse.Namespace) -> int:
         raise ApplianceError("range needs at least two kernels (images, --src trees or --git tags)")
     choice, plan = choose_accel(args), plan_of(args)
     store = store_for(args)
+    if note := compare.reach_note(plan.n, 0.05 / (len(images) - 1), f" for {len(images) - 1} steps at 95%"):
+        print(note, file=sys.stderr)
     out = output_path(args, args.output or f"range-{Path(args.bundle).resolve().name}.json")
     print(f"range: {args.bundle} across {len(images)} kernels, {plan.warmup} warm-up + {plan.n} rounds", file=sys.stderr)
     doc = series.boot_series(target, choice, plan, list(zip(names, images, strict=True)), args.phase, out)

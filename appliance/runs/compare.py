@@ -28,9 +28,11 @@ from typing import Any
 from appliance import results
 from appliance.phases import EXEC, PHASE_NAMES, from_times
 from appliance.stats import (
+    boots_needed,
     holm,
     permutation_p,
     ratio_ci,
+    smallest_p,
     stratified_p,
     stratified_ratio,
     stratified_ratio_ci,
@@ -153,7 +155,25 @@ def compare(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], confiden
     if len(hosts) > 1:
         out["hosts"] = hosts
         out["hosts_disagree"] = disagree(hosts)
+    if has_primary:
+        out["reach"] = reach(rows[primary]["n_a"], rows[primary]["n_b"], alpha)
     return out
+
+
+def reach(n_a: int, n_b: int, alpha: float) -> dict[str, Any]:
+    """Whether N_A and N_B boots can give a verdict at ALPHA at all, and how many can."""
+    lowest = smallest_p(n_a, n_b)
+    return {"possible": lowest <= alpha, "smallest_p": lowest, "boots_needed": boots_needed(alpha), "n_a": n_a,
+            "n_b": n_b}
+
+
+def reach_note(n: int, alpha: float, what: str = "") -> str | None:
+    """One line, before any boot, when N boots a side cannot reach a verdict at ALPHA."""
+    lowest = smallest_p(n, n)
+    if lowest <= alpha:
+        return None
+    return (f"note: with {n} boots a side no verdict is possible{what} (the smallest p is {lowest:.3g}, the level "
+            f"needs {alpha:.3g}): intervals are printed but cannot decide; -n {boots_needed(alpha)} can")
 
 
 def per_host(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], phase: str, confidence: float,
@@ -257,6 +277,11 @@ def comparison_table(comparison: dict[str, Any]) -> str:
                      "(Holm step-down; '-' = not tested)")
     verdicts = [row["verdict"] for row in comparison["rows"] if row["verdict"]]
     lines += verdicts or [f"no phase differs at {(1 - alpha) * 100:.2f}% confidence"]
+    possible = comparison.get("reach")
+    if possible and not possible["possible"]:
+        lines.append(f"no verdict was possible: with {possible['n_a']} boots a side the smallest p is "
+                     f"{possible['smallest_p']:.3g}, above {alpha:.3g}; a verdict needs -n "
+                     f"{possible['boots_needed']} or more")
     lines += host_lines(comparison)
     warning = order_line(comparison.get("order_effect"))
     return "\n".join(lines + ([warning] if warning else []))

@@ -26,7 +26,7 @@ from appliance.bundle import Bundle
 from appliance.fsutil import atomic_write
 from appliance.machines import Arch, Machine, profile, transport_problem
 from appliance.runs import compare
-from appliance.stats import holm
+from appliance.stats import holm, smallest_p
 
 
 @dataclass(frozen=True)
@@ -186,10 +186,13 @@ def rank(base_runs: list[dict[str, Any]], variants: dict[str, list[dict[str, Any
         rows.append({"knob": name, "broke": results.failure_reasons(runs) if failed else None,
                      **{phase: _change(by_phase.get(phase)) for phase in ("to_init", "total")}})
     measured = [r for r in rows if r["to_init"] is not None]
-    thresholds = holm([r["to_init"]["p_value"] for r in measured], (1 - confidence) / looks)
+    alpha = (1 - confidence) / looks
+    thresholds = holm([r["to_init"]["p_value"] for r in measured], alpha)
     for row, threshold in zip(measured, thresholds, strict=True):
         ci = row["to_init"]["ci"]
         row["real"] = bool(threshold and row["to_init"]["p_value"] <= threshold and ci and (ci[1] < 1 or ci[0] > 1))
+        # Holm's first step tests at alpha / knobs: below that many boots no knob can be real
+        row["reachable"] = smallest_p(len(results.counted(base_runs)), row["to_init"]["n"]) <= alpha / len(measured)
     return sorted(rows, key=lambda r: (r["to_init"] is None, r["to_init"]["ratio"] if r["to_init"] else 0.0))
 
 
@@ -198,7 +201,7 @@ def _change(row: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     return {"median_base": row["median_a"], "median": row["median_b"], "ratio": row["ratio"],
             "delta_ms": row["median_b"] - row["median_a"], "ci": row["ci"],
-            "p_value": row["p_value"]}
+            "p_value": row["p_value"], "n": row["n_b"]}
 
 
 def helpful(rows: list[dict[str, Any]]) -> list[str]:
@@ -217,7 +220,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             continue
         t, total = r["to_init"], r["total"]
         ci = f"{(t['ci'][0] - 1) * 100:+.1f}% to {(t['ci'][1] - 1) * 100:+.1f}%" if t["ci"] else "n/a"
-        verdict = ("faster" if t["ratio"] < 1 else "slower") if r.get("real") else "no real difference"
+        verdict = (("faster" if t["ratio"] < 1 else "slower") if r.get("real") else
+                   "no real difference" if r.get("reachable", True) else "no verdict possible at this -n")
         if r["broke"]:
             verdict += f" (some boots failed: {next(iter(r['broke']))})"
         lines.append(f"{r['knob']:<28} {t['median']:>11.1f} {(t['ratio'] - 1) * 100:>+7.1f}% {ci:>17} "

@@ -188,3 +188,11 @@ def test_the_report_breaks_the_kernel_phase_down_from_what_the_boot_has():
     parts = bootspans.kernel_parts(bootspans.boot_spans(probed, "", []))
     assert [p.name for p in parts] == ["decompress and set up", "start_kernel to init", "exec init"]
     assert parts[0].duration_us == 457_000.0
+
+
+def test_chrome_b_and_e_events_of_a_span_carry_the_same_args():
+    noted = [Span("t", ("t", "a"), 0.0, 10.0, "function", "why it ran"), Span("t", ("t", "a", "b"), 2.0, 5.0, "function")]
+    doc = exports.chrome_trace(noted)
+    pairs = [e for e in doc["traceEvents"] if e["ph"] in ("B", "E")]
+    assert [(e["ph"], e["name"], e.get("args")) for e in pairs] == [
+        ("B", "a", {"note": "why it ran"}), ("B", "b", None), ("E", "b", None), ("E", "a", {"note": "why it ran"})]

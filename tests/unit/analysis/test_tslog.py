@@ -177,3 +177,51 @@ def test_the_time_before_the_first_record_is_its_own_frame_unless_left_out():
     assert "no start_init record: the profile ends at the last record and may be truncated" in p.problems
     left_out = tslog.profile(text, HZ, pre_record=False)
     assert ("kernel", tslog.BEFORE) not in by_stack(left_out) and left_out.total_us == 1.0
+
+
+# NetBSD's tslog: ENTER carries the device, EXIT only the function (as a real MICROVM
+# dump does); FreeBSD's names both. Both must give the same stacks and times.
+NETBSD = """0x1 100 ENTER main
+0x1 150 ENTER config_attach_internal mainbus
+0x1 200 ENTER config_attach_internal cpu
+0x1 260 EXIT config_attach_internal
+0x1 300 ENTER config_attach_internal ioapic
+0x1 420 EXIT config_attach_internal
+0x1 500 EXIT config_attach_internal
+0x1 600 ENTER start_init
+0x1 700 EXIT start_init
+0x1 800 EXIT main
+"""
+FREEBSD = """0x1 100 ENTER main
+0x1 150 ENTER config_attach_internal mainbus
+0x1 200 ENTER config_attach_internal cpu
+0x1 260 EXIT config_attach_internal cpu
+0x1 300 ENTER config_attach_internal ioapic
+0x1 420 EXIT config_attach_internal ioapic
+0x1 500 EXIT config_attach_internal mainbus
+0x1 600 ENTER start_init
+0x1 700 EXIT start_init
+0x1 800 EXIT main
+"""
+
+
+def test_netbsd_exits_without_their_argument_close_the_innermost_frame_of_that_function():
+    netbsd, freebsd = (tslog.profile(text, 1e6, pre_record=False) for text in (NETBSD, FREEBSD))
+    assert netbsd.problems == [] and freebsd.problems == []
+    got = {(s.stack, s.start_us, s.end_us) for s in netbsd.spans}
+    assert got == {(s.stack, s.start_us, s.end_us) for s in freebsd.spans}
+    named = by_stack(netbsd)
+    mainbus = ("kernel", "main", "config_attach_internal mainbus")
+    assert named[mainbus + ("config_attach_internal cpu",)].duration_us == 60.0
+    assert named[mainbus + ("config_attach_internal ioapic",)].duration_us == 120.0
+    assert named[mainbus].duration_us == 350.0
+    # main does not nest inside itself, and every stack is one of these
+    assert sorted(len(s.stack) for s in netbsd.spans if s.kind == "function") == [2, 3, 3, 4, 4]
+
+
+def test_the_time_before_the_first_record_lies_inside_the_kernel_threads_root():
+    p = tslog.profile("0x1 5000 ENTER mi_startup\n0x1 6000 EXIT mi_startup\n", HZ)
+    root = by_stack(p)[("kernel",)]
+    before = by_stack(p)[("kernel", tslog.BEFORE)]
+    assert root.start_us <= before.start_us and before.end_us <= root.end_us
+    assert (root.start_us, root.end_us) == (0.0, 6.0)

@@ -109,3 +109,18 @@ def test_a_resumed_bench_continues_its_own_file_and_refuses_others(tmp_path):
                                                           complete=True))
     with pytest.raises(ApplianceError, match="is complete"):
         bench.saved_doc(tmp_path / "done.json", "bench")
+
+
+def test_the_n_a_verdict_needs_is_said_and_below_it_no_verdict_is_claimed():
+    from appliance.stats import boots_needed, smallest_p
+
+    assert smallest_p(3, 3) == 0.1 and smallest_p(4, 4) == 2 / 70
+    assert boots_needed(0.05) == 4 and boots_needed(0.05 / 15) == 6
+    assert compare.reach_note(3, 0.05).startswith("note: with 3 boots a side no verdict is possible")
+    assert "-n 4 can" in compare.reach_note(3, 0.05) and compare.reach_note(4, 0.05) is None
+    a = [{"ok": True, "warmup": False, "phases_ms": {"to_init": 100.0 + i}} for i in range(3)]
+    b = [{"ok": True, "warmup": False, "phases_ms": {"to_init": 50.0 + i}} for i in range(3)]
+    result = compare.compare(a, b)
+    assert result["reach"]["possible"] is False and result["reach"]["boots_needed"] == 4
+    assert all(r["verdict"] is None for r in result["rows"])
+    assert "no verdict was possible: with 3 boots a side" in compare.comparison_table(result)
