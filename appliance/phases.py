@@ -13,6 +13,7 @@ EXEC = "qemu_exec"  # host: immediately before QEMU is started
 EXIT = "qemu_exit"  # host: QEMU reaped
 READY = "service_ready"  # host: the service's first answer arrived (service bundles)
 RESUMED = "vm_resumed"  # QMP's RESUME: a restored guest runs again (snapshot restores)
+HOST_EVENTS = frozenset({EXEC, EXIT, READY, RESUMED})  # the host's own events, not guest probes
 
 FIRMWARE_START = ("fw_start", "fw_entry")
 KERNEL_START = ("linux_start_boot", "linux_start_pvhboot", "linux_start_fwcfg", "kernel_entry")

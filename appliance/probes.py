@@ -44,6 +44,7 @@ PROBES: tuple[Probe, ...] = (
     Probe(PORT_KERNEL, 0x15, "init_net_up"),  # our init, network interfaces configured ([network])
 )
 USER_CODES = range(0x20, 0x80)
+BUILTIN_NAMES = frozenset(p.name for p in PROBES)
 
 
 @dataclass(frozen=True)

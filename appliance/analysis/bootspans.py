@@ -21,7 +21,8 @@ from appliance import guestlog
 from appliance.analysis import tslog
 from appliance.analysis.initcalls import Initcall, Stat
 from appliance.analysis.spans import Span
-from appliance.phases import FIRMWARE_START, KERNEL_START
+from appliance.phases import FIRMWARE_START, HOST_EVENTS, KERNEL_START
+from appliance.probes import BUILTIN_NAMES
 
 _RUN_INIT = re.compile(r"^\[\s*(\d+)\.(\d+)\] Run \S+ as init process", re.M)
 TRACK = "boot"
@@ -73,17 +74,21 @@ def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall]) -> 
     phase("qemu", "qemu_exec", fw or entry)
     phase("firmware", fw, entry)
     kernel = phase("kernel", entry, "init_start")
-    # init runs everything after the kernel: module loads and the payload sit under it
-    init = phase("init", "init_start", "payload_end" if "payload_end" in t else "qemu_exit")
-    if init is not None and "service_ready" in t:  # a service: its start-up, then serving until the host's stop
-        phase("service start-up", "payload_start", "service_ready", parent=init, kind="payload")
-        phase("serving until stopped", "service_ready", "payload_end", parent=init)
-    elif init is not None:
-        phase("payload", "payload_start", "payload_end", parent=init, kind="payload")
+    # everything after the kernel: the init phase (init_start -> payload_start, as in the
+    # phase table, with its module loads), then the payload; one name, one meaning
+    user = phase("userspace", "init_start", "payload_end" if "payload_end" in t else "qemu_exit")
+    init = phase("init", "init_start", "payload_start", parent=user) if user is not None else None
+    payload = None
+    if user is not None and "service_ready" in t:  # a service: its start-up, then serving until the host's stop
+        payload = phase("service start-up", "payload_start", "service_ready", parent=user, kind="payload")
+        phase("serving until stopped", "service_ready", "payload_end", parent=user)
+    elif user is not None:
+        payload = phase("payload", "payload_start", "payload_end", parent=user, kind="payload")
     if kernel is not None:
         spans += _kernel_children(kernel, t, console, initcalls) or _probe_parts(kernel, t)
-    if init is not None:
-        spans += _init_children(init, run, initcalls)
+    if user is not None:
+        spans += _init_children(init or user, run, initcalls)
+        spans += _payload_probes(payload or user, t)
     spans += process_track(run, end)
     return spans
 
@@ -130,25 +135,41 @@ def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls:
     builtin = [c for c in initcalls if c.module is None]
     if not builtin:
         out += _milestones(kernel, early_end, console, offset)
-    if builtin:
-        first = builtin[0].start_us + offset
-        last = max(c.start_us + c.duration_us for c in builtin) + offset
+    # console initcalls (`@ 0`) run inside start_kernel; the initcall stage starts at the
+    # first one kernel_init runs (`@ 1`): one boundary for the timeline and every total
+    in_start_kernel = [c for c in builtin if c.pid == 0]
+    staged = [c for c in builtin if c.pid != 0]
+    if staged:
+        first = staged[0].start_us + offset
+        last = max(c.start_us + c.placed_us for c in staged) + offset
+        calls_ms = sum(c.duration_us for c in staged) / 1000
         group = _clip(Span(TRACK, kernel.stack + ("initcalls",), first, last, "phase",
-                           f"{len(builtin)} built-in initcalls"), kernel)
+                           f"{len(staged)} built-in initcalls: {calls_ms:.1f} ms in the calls, the rest printing "
+                           "and scheduling between them"), kernel)
         out.append(group)
-        out.append(_clip(Span(TRACK, kernel.stack + ("start_kernel",), early_end, group.start_us, "phase",
-                              "from the kernel's clock start to its first initcall"), kernel))
+        early = _clip(Span(TRACK, kernel.stack + ("start_kernel",), early_end, group.start_us, "phase",
+                           "from the kernel's clock start to its first initcall (console initcalls inside)"), kernel)
+        out.append(early)
         out.append(_clip(Span(TRACK, kernel.stack + ("to init",), group.end_us, kernel.end_us, "phase",
                               "after the last built-in initcall: freeing init memory, running /init"), kernel))
-        previous_end = group.start_us
-        for call in builtin:
-            start = call.start_us + offset
-            if start < previous_end:  # overlapping (another pid): keep the drawing nested
-                start = previous_end
-            span = Span(TRACK, group.stack + (call.name,), start, max(start, start + call.duration_us), "initcall",
-                        f"returned {call.ret}" if call.ret else "")
-            out.append(_clip(span, group))
-            previous_end = span.end_us
+        out += _call_spans(in_start_kernel, early, offset)
+        out += _call_spans(staged, group, offset)
+    return out
+
+
+def _call_spans(calls: list[Initcall], parent: Span, offset: float) -> list[Span]:
+    """CALLS drawn under PARENT, in order, kept nested where two overlap (another pid);
+    placed by their printk times where the kernel's own duration is jiffy-coarse."""
+    out = []
+    previous_end = parent.start_us
+    for call in calls:
+        start = max(call.start_us + offset, previous_end)
+        notes = [f"returned {call.ret}"] if call.ret else []
+        if call.coarse:
+            notes.append(f"the kernel said {call.duration_us / 1000:g} ms (jiffies); drawn by its printk times")
+        span = Span(TRACK, parent.stack + (call.key,), start, start + call.placed_us, "initcall", "; ".join(notes))
+        out.append(_clip(span, parent))
+        previous_end = span.end_us
     return out
 
 
@@ -183,6 +204,13 @@ def kernel_parts(spans: list[Span]) -> list[Span]:
     """The spans directly inside the kernel phase, in time order."""
     return sorted((s for s in spans if s.stack[:2] == ("boot", "kernel") and len(s.stack) == 3),
                   key=lambda s: s.start_us)
+
+
+def _payload_probes(parent: Span, t: dict[str, float]) -> list[Span]:
+    """The payload's own probes ([probes], the `probe` program): instants where they fired."""
+    return [Span(TRACK, parent.stack + (name,), at, at, "event", "the payload's own probe")
+            for name, at in sorted(t.items(), key=lambda item: item[1])
+            if name not in BUILTIN_NAMES and name not in HOST_EVENTS and parent.start_us <= at <= parent.end_us]
 
 
 def _init_children(init: Span, run: dict[str, Any], initcalls: list[Initcall]) -> list[Span]:

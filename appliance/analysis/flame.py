@@ -20,7 +20,8 @@ from appliance.analysis.spans import Span, ordered
 ROW = 17  # px per stack level
 WIDTH = 1200
 LEFT = 10
-MIN_PX = 0.05  # narrower frames are not drawn (counted in the subtitle)
+MIN_PX = 0.05  # narrower frames start hidden (kept in the file: zooming in shows them)
+MIN_CHARS = 4  # a label shorter than this says nothing ("cr..."): none instead
 # base hue per kind; the name varies lightness so neighbours stay apart
 _HUES = {"phase": 210, "initcall": 25, "module": 120, "payload": 280, "function": 15, "wait": 190, "thread": 45,
          "sample": 0, "event": 300}
@@ -44,10 +45,10 @@ def _ticks(total_ms: float) -> list[float]:
 
 def _label(name: str, width_px: float) -> str:
     """The frame's name cut to fit WIDTH_PX (the script does the same when it zooms)."""
-    if width_px <= 30:
+    chars = int((width_px - 4) / 6.5)
+    if chars < min(MIN_CHARS, len(name)):
         return ""
-    chars = int(width_px / 6.5)
-    return name if len(name) <= chars else name[:max(chars - 2, 1)] + ".."
+    return name if len(name) <= chars else name[:chars - 2] + ".."
 
 
 # The chart's script: plain ES5, no library; it only moves, hides and colours what the
@@ -55,20 +56,21 @@ def _label(name: str, width_px: float) -> str:
 _SCRIPT = """<script type="text/ecmascript"><![CDATA[
 (function () {
   var svg = document.currentScript ? document.currentScript.closest("svg") : document.documentElement;
-  var W = @WIDTH@, L = @LEFT@, TOTAL = @TOTAL@;
+  var W = @WIDTH@, L = @LEFT@, TOTAL = @TOTAL@, MIN_PX = @MIN_PX@, MIN_CHARS = @MIN_CHARS@;
   var frames = Array.prototype.slice.call(svg.querySelectorAll("g.f"));
   var status = svg.querySelector(".status");
   function label(name, w) {
-    if (w <= 30) return "";
-    var chars = Math.floor(w / 6.5);
-    return name.length <= chars ? name : name.slice(0, Math.max(chars - 2, 1)) + "..";
+    var chars = Math.floor((w - 4) / 6.5);
+    if (chars < Math.min(MIN_CHARS, name.length)) return "";
+    return name.length <= chars ? name : name.slice(0, chars - 2) + "..";
   }
   function draw(z0, z1) {
     var k = (W - 2 * L) / (z1 - z0);
     frames.forEach(function (g) {
       var s = +g.getAttribute("data-s"), e = +g.getAttribute("data-e");
       var rect = g.querySelector("rect"), text = g.querySelector("text");
-      if (e < z0 || s > z1 || (e === s && (s === z0 || s === z1) && z1 - z0 < TOTAL)) {
+      if (e < z0 || s > z1 || (e === s && (s === z0 || s === z1) && z1 - z0 < TOTAL) ||
+          (e > s && (e - s) * k < MIN_PX)) {
         g.style.display = "none"; return;
       }
       g.style.display = "";
@@ -123,17 +125,23 @@ _SCRIPT = """<script type="text/ecmascript"><![CDATA[
       if (pattern) search(pattern);
     }
   });
-  var hash = decodeURIComponent(window.location.hash.slice(1));
-  if (hash.indexOf("search=") === 0) search(hash.slice(7));
-  if (hash.indexOf("zoom=") === 0 && frames[+hash.slice(5)]) {
-    frames[+hash.slice(5)].dispatchEvent(new MouseEvent("click", {bubbles: true}));
+  function follow() {  // the fragment: on opening, and whenever it changes
+    var hash = decodeURIComponent(window.location.hash.slice(1));
+    if (hash.indexOf("search=") === 0) search(hash.slice(7));
+    if (hash.indexOf("zoom=") === 0 && frames[+hash.slice(5)]) {
+      frames[+hash.slice(5)].dispatchEvent(new MouseEvent("click", {bubbles: true}));
+    }
+    if (hash === "" || hash === "reset") reset();
   }
+  window.addEventListener("hashchange", follow);
+  follow();
 })();
 ]]></script>"""
 
 
 def _script(total_us: float) -> str:
-    return _SCRIPT.replace("@WIDTH@", str(WIDTH)).replace("@LEFT@", str(LEFT)).replace("@TOTAL@", f"{total_us:.3f}")
+    return (_SCRIPT.replace("@WIDTH@", str(WIDTH)).replace("@LEFT@", str(LEFT)).replace("@TOTAL@", f"{total_us:.3f}")
+            .replace("@MIN_PX@", str(MIN_PX)).replace("@MIN_CHARS@", str(MIN_CHARS)))
 
 
 def render(spans: Iterable[Span], title: str, total_us: float | None = None, subtitle: str = "") -> str:
@@ -158,15 +166,16 @@ def render(spans: Iterable[Span], title: str, total_us: float | None = None, sub
     for s in items:
         x = LEFT + (s.start_us - start) * scale
         w = s.duration_us * scale
-        if w < MIN_PX and s.duration_us > 0:
-            hidden += 1
-            continue
+        narrow = w < MIN_PX and s.duration_us > 0
+        hidden += narrow
         y = offsets[s.track] + s.depth * ROW
         tip = f"{s.name}: {s.duration_us / 1000:.3f} ms at {(s.start_us - start) / 1000:.3f} ms"
         tip += f" ({s.kind})" if s.kind else ""
         tip += f"; {s.note}" if s.note else ""
         label = _label(s.name, w)
-        body.append(f'<g class="f" data-s="{s.start_us - start:.3f}" data-e="{s.end_us - start:.3f}" '
+        hide = ' style="display:none"' if narrow else ""
+        body.append(f'<g class="f"{hide} data-s="{s.start_us - start:.3f}" '
+                    f'data-e="{s.end_us - start:.3f}" '
                     f'data-n="{escape(s.name, {chr(34): "&quot;"})}"><title>{escape(tip)}</title>'
                     f'<rect x="{x:.2f}" y="{y:.1f}" width="{max(w, 0.6):.2f}" height="{ROW - 1}" fill="{_colour(s)}"/>'
                     f'<text x="{x + 3:.1f}" y="{y + 12:.1f}">{escape(label)}</text></g>')
@@ -175,11 +184,13 @@ def render(spans: Iterable[Span], title: str, total_us: float | None = None, sub
     axis = []
     for tick in _ticks(total / 1000):
         x = LEFT + tick * 1000 * scale
+        end_anchor = x > WIDTH - LEFT - 60  # the last label ends at its line, inside the picture
+        anchor = ' text-anchor="end"' if end_anchor else ""
         axis.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="46" y2="{height - 10}" class="grid"/>'
-                    f'<text class="tick" x="{x + 2:.1f}" y="56">{tick:g} ms</text>')
+                    f'<text class="tick" x="{x - 2 if end_anchor else x + 2:.1f}" y="56"{anchor}>{tick:g} ms</text>')
     notes = [subtitle] if subtitle else []
     if hidden:
-        notes.append(f"{hidden} frames narrower than {MIN_PX} px not drawn")
+        notes.append(f"{hidden} frames narrower than {MIN_PX} px hidden until you zoom in")
     heading = f"{title} ({total / 1000:.1f} ms)"
     return "\n".join([
         '<?xml version="1.0" encoding="UTF-8"?>',

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 _STAMP = re.compile(r"^\[\s*(\d+)\.(\d+)\] (.*)$")
 # FN+0x0/0x22c, or a bare address when the kernel has no kallsyms (the minimal kernel)
-_SYMBOL = r"(?P<fn>[^\s+]+)(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?(?: \[(?P<mod>[^\]\s]+)\])?"
+_SYMBOL = r"(?P<fn>[^\s+]+)(?:\+0x[0-9a-f]+/(?P<size>0x[0-9a-f]+))?(?: \[(?P<mod>[^\]\s]+)\])?"
 _CALLING = re.compile(rf"^calling  {_SYMBOL} @ (?P<pid>\d+)\s*$")
 _RETURNED = re.compile(rf"^initcall {_SYMBOL} returned (?P<ret>-?\d+) after (?P<n>\d+) (?P<unit>usecs|msecs)\s*$")
 
@@ -31,12 +31,32 @@ class Initcall:
     start_us: float  # guest printk time of its `calling` line
     duration_us: float
     ret: int
-    pid: int  # 1 for built-ins run by kernel_init; the loader's pid for modules
+    pid: int  # 1 for built-ins run by kernel_init (0: console initcalls, inside start_kernel); the loader's for modules
     line: int
+    size: str | None = None  # the function's size (`+0x0/0x22c`): two functions may share a name
+    end_us: float | None = None  # guest printk time of its `returned` line
+    ident: str = ""  # what tells it from another initcall of the same name in the boot (its size, or #2)
 
     @property
     def key(self) -> str:
-        return f"{self.name} [{self.module}]" if self.module else self.name
+        base = f"{self.name} [{self.module}]" if self.module else self.name
+        return f"{base} ({self.ident})" if self.ident else base
+
+    @property
+    def coarse(self) -> bool:
+        """Whether the kernel's "after N usecs" came from jiffies (before the clocksource
+        switch: 0 or whole milliseconds) while the printk times say otherwise."""
+        if self.end_us is None or self.duration_us % 1000:
+            return False
+        return abs((self.end_us - self.start_us) - self.duration_us) >= COARSE_GAP_US
+
+    @property
+    def placed_us(self) -> float:
+        """How long to draw it: the printk times' span where the duration is jiffy-coarse."""
+        return self.end_us - self.start_us if self.coarse and self.end_us is not None else self.duration_us
+
+
+COARSE_GAP_US = 500  # printk times this far from a whole-ms duration: the duration is a jiffy count
 
 
 @dataclass
@@ -73,11 +93,28 @@ def parse(text: str) -> Parsed:
                 out.problems.append(f"line {number}: {m['fn']} returned without a `calling` line")
                 start = (t_us - duration, 1, number)
             out.initcalls.append(Initcall(m["fn"], m["mod"], start[0], float(duration), int(m["ret"]), start[1],
-                                          start[2]))
+                                          start[2], m["size"], t_us))
         else:
             out.problems.append(f"line {number}: not an initcall_debug line: {body[:80]!r}")
     out.unfinished = [f"{fn} [{mod}]" if mod else fn for fn, mod in pending]
-    out.initcalls.sort(key=lambda c: (c.start_us, c.line))
+    out.initcalls = tell_apart(sorted(out.initcalls, key=lambda c: (c.start_us, c.line)))
+    return out
+
+
+def tell_apart(calls: list[Initcall]) -> list[Initcall]:
+    """Initcalls that share a name in one boot are different functions (Debian's kernel
+    has two xenbus_init): name each by its size where the sizes differ, else by order."""
+    by_name: dict[tuple[str, str | None], list[int]] = {}
+    for index, call in enumerate(calls):
+        by_name.setdefault((call.name, call.module), []).append(index)
+    out = list(calls)
+    for indices in by_name.values():
+        if len(indices) < 2:
+            continue
+        sizes = [calls[i].size for i in indices]
+        by_size = None not in sizes and len(set(sizes)) == len(sizes)
+        for order, i in enumerate(indices, 1):
+            out[i] = replace(calls[i], ident=str(calls[i].size) if by_size else f"#{order}")
     return out
 
 
@@ -114,9 +151,9 @@ def parse_trace(text: str) -> Parsed:
             out.problems.append(f"line {number}: {m['fn']} finished without initcall_start (buffer wrapped?)")
             continue
         out.initcalls.append(Initcall(m["fn"], m["mod"], start[0], t_us - start[0], int(m["ret"] or 0), start[1],
-                                      start[2]))
+                                      start[2], m["size"], t_us))
     out.unfinished = [f"{fn} [{mod}]" if mod else fn for fn, mod in pending]
-    out.initcalls.sort(key=lambda c: (c.start_us, c.line))
+    out.initcalls = tell_apart(sorted(out.initcalls, key=lambda c: (c.start_us, c.line)))
     return out
 
 

@@ -9,6 +9,7 @@ table, an A/B comparison, the initcall analysis (top list and timeline), the fla
 from __future__ import annotations
 
 import html
+import math
 import statistics
 from typing import Any
 
@@ -40,19 +41,45 @@ def _interval(ci: list[float] | None, digits: int) -> str:
     return f"{ci[0]:.{digits}f} - {ci[1]:.{digits}f}" if ci else "n/a"
 
 
-def stacked_bars(runs: list[dict[str, Any]]) -> str:
-    """One horizontal bar per run: its leaf phases end to end, the rest of total in grey."""
+def ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round values between LO and HI for an axis (1, 2 or 5 times a power of ten apart)."""
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / most
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step) * step
+    return [first + k * step for k in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _axis(x0: float, width: float, lo: float, hi: float, y: float) -> list[str]:
+    """A time axis under a plot: a line, ticks and their labels (ms), the last one kept
+    inside the picture."""
+    scale = width / ((hi - lo) or 1.0)
+    out = [f'<line x1="{x0}" x2="{x0 + width}" y1="{y}" y2="{y}" stroke="#888"/>']
+    for value in ticks(lo, hi):
+        x = x0 + (value - lo) * scale
+        anchor = "end" if x > x0 + width - 20 else "middle"
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + 4}" stroke="#888"/>'
+                   f'<text x="{x:.1f}" y="{y + 15}" text-anchor="{anchor}">{value:g}</text>')
+    return out
+
+
+def stacked_bars(runs: list[dict[str, Any]], label: str = "run") -> str:
+    """One horizontal bar per run: its leaf phases end to end, the rest of total in grey,
+    on a time axis in ms."""
     runs = results.counted(runs)
     if not runs:
         return "<p>no successful runs</p>"
     longest = max((r["phases_ms"].get("total") or 0.0) for r in runs) or 1.0
-    width, row, left = 1000, 18, 60
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 10}" height="{row * len(runs) + 40}" '
+    width, row, left = 1000, 18, 70
+    axis_y = 10 + len(runs) * row + 4
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 20}" height="{axis_y + 50}" '
              'font-size="11" font-family="sans-serif">']
     for i, run in enumerate(runs):
         y = 10 + i * row
         x = float(left)
-        parts.append(f'<text x="0" y="{y + 12}">run {run["index"]}</text>')
+        parts.append(f'<text x="0" y="{y + 12}">{_esc(label)} {run["index"]}</text>')
         used = 0.0
         for phase in (*LEAF_PHASES, "rest"):
             ms = (run["phases_ms"].get("total") or 0.0) - used if phase == "rest" else run["phases_ms"].get(phase)
@@ -61,9 +88,10 @@ def stacked_bars(runs: list[dict[str, Any]]) -> str:
             used += ms if phase != "rest" else 0.0
             w = ms / longest * width
             parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 3}" fill="{COLOURS[phase]}">'
-                         f'<title>run {run["index"]} {phase}: {ms:.1f} ms</title></rect>')
+                         f'<title>{_esc(label)} {run["index"]} {phase}: {ms:.1f} ms</title></rect>')
             x += w
-    legend_y = 10 + len(runs) * row + 14
+    parts += _axis(left, width, 0.0, longest, axis_y)
+    legend_y = axis_y + 36
     for i, phase in enumerate((*LEAF_PHASES, "rest")):
         parts.append(f'<rect x="{left + i * 110}" y="{legend_y - 10}" width="12" height="12" fill="{COLOURS[phase]}"/>'
                      f'<text x="{left + i * 110 + 16}" y="{legend_y}">{phase}</text>')
@@ -71,29 +99,52 @@ def stacked_bars(runs: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
+def scale_groups(maxima: dict[str, float], factor: float = 10.0) -> list[list[str]]:
+    """Phases that can share an axis: sorted by their largest value, a new group where
+    one is more than FACTOR times the group's smallest (firmware's 5 ms and the kernel's
+    4 s on one axis would show neither's spread)."""
+    groups: list[list[str]] = []
+    base = 0.0
+    for phase in sorted(maxima, key=maxima.__getitem__):
+        if not groups or maxima[phase] > factor * max(base, 1e-9):
+            groups.append([])
+            base = maxima[phase]
+        groups[-1].append(phase)
+    return groups
+
+
 def distributions(runs: list[dict[str, Any]], phases: tuple[str, ...]) -> str:
-    """Per phase a strip of every run's value, with the median marked: spread at a glance."""
+    """Per phase a strip of every run's value with the median marked; phases of one
+    magnitude share an axis (with ticks, in ms), so their spreads compare by eye."""
     runs = results.counted(runs)
-    width, row, left = 900, 28, 90
-    rows = [p for p in phases if any(r["phases_ms"].get(p) is not None for r in runs)]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 140}" height="{row * len(rows) + 10}" '
-             'font-size="11" font-family="sans-serif">']
-    for i, phase in enumerate(rows):
-        values = sorted(r["phases_ms"][phase] for r in runs if r["phases_ms"].get(phase) is not None)
-        lo, hi = values[0], values[-1]
-        span = (hi - lo) or 1.0
-        y = 8 + i * row
-        median = statistics.median(values)
-        parts.append(f'<text x="0" y="{y + 14}">{phase}</text>'
-                     f'<line x1="{left}" x2="{left + width}" y1="{y + 10}" y2="{y + 10}" stroke="#ddd"/>')
-        for v in values:
-            parts.append(f'<circle cx="{left + (v - lo) / span * width:.1f}" cy="{y + 10}" r="3.5" fill="#4477aa" '
-                         f'fill-opacity="0.6"><title>{phase}: {v:.2f} ms</title></circle>')
-        mx = left + (median - lo) / span * width
-        parts.append(f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{y}" y2="{y + 20}" stroke="#c00" stroke-width="2"/>'
-                     f'<text x="{left + width + 8}" y="{y + 14}">{lo:.1f} .. {hi:.1f} ms</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    values = {p: sorted(r["phases_ms"][p] for r in runs if r["phases_ms"].get(p) is not None) for p in phases}
+    values = {p: v for p, v in values.items() if v}
+    width, row, left = 900, 24, 100
+    out = []
+    for group in scale_groups({p: v[-1] for p, v in values.items()}):
+        ordered = [p for p in phases if p in group]
+        lo = min(values[p][0] for p in ordered)
+        hi = max(values[p][-1] for p in ordered)
+        pad = (hi - lo) * 0.03 or max(hi * 0.01, 0.1)
+        lo, hi = max(0.0, lo - pad), hi + pad
+        axis_y = 8 + len(ordered) * row + 2
+        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 20}" height="{axis_y + 24}" '
+                 'font-size="11" font-family="sans-serif">']
+        for i, phase in enumerate(ordered):
+            y = 8 + i * row
+            median = statistics.median(values[phase])
+            parts.append(f'<text x="0" y="{y + 14}">{phase}</text>'
+                         f'<line x1="{left}" x2="{left + width}" y1="{y + 10}" y2="{y + 10}" stroke="#eee"/>')
+            for v in values[phase]:
+                parts.append(f'<circle cx="{left + (v - lo) / (hi - lo) * width:.1f}" cy="{y + 10}" r="3.5" '
+                             f'fill="#4477aa" fill-opacity="0.6"><title>{phase}: {v:.2f} ms</title></circle>')
+            mx = left + (median - lo) / (hi - lo) * width
+            parts.append(f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{y}" y2="{y + 20}" stroke="#c00" stroke-width="2">'
+                         f'<title>{phase} median {median:.2f} ms</title></line>')
+        parts += _axis(left, width, lo, hi, axis_y)
+        parts.append("</svg>")
+        out.append("".join(parts))
+    return "".join(out) + "<p class=meta>ms; red: the median; one axis per group of phases of one magnitude</p>"
 
 
 def summary_table(summary: dict[str, Any]) -> str:
@@ -148,8 +199,16 @@ def kernel_section(spans: list[Span]) -> str:
     log's milestones, the initcalls, or the patched kernel's probes (whatever it had)."""
     parts = bootspans.kernel_parts(spans)
     kernel = next((s for s in spans if s.stack == ("boot", "kernel")), None)
-    if not parts or kernel is None or kernel.duration_us <= 0:
+    if kernel is None or kernel.duration_us <= 0:
         return ""
+    if not parts:
+        return (f"<h2>inside the kernel phase ({kernel.duration_us / 1000:.1f} ms, the median boot)</h2>"
+                "<p>One undivided bar: this boot left no kernel log to read (a quiet console and no profiled "
+                "copy of /dev/kmsg) and its kernel has no probes of its own. To break it down: "
+                "<code>appliance analyze BUNDLE</code> (boots with initcall_debug, interleaved with plain ones, "
+                "and prices the measurement), a template with <code>[profiled]</code> (its kmsg copy costs the "
+                "console nothing), or the minimal kernel (<code>KERNEL=minimal</code>: its probes split "
+                "decompression, start_kernel and exec on every boot).</p>")
     head = "<tr><th class=l>part</th><th>start ms</th><th>ms</th><th>share</th><th class=l>from</th></tr>"
     rows = "".join(f"<tr><td class=l>{_esc(p.name)}</td><td>{(p.start_us - kernel.start_us) / 1000:.1f}</td>"
                    f"<td>{p.duration_us / 1000:.1f}</td><td>{p.duration_us / kernel.duration_us * 100:.1f}%</td>"
@@ -181,11 +240,8 @@ def analysis_section(analysis: dict[str, Any]) -> str:
     d = analysis["distortion"]
     if d.get("warning"):
         notes.append(f'<p class=warn>warning: {_esc(d["warning"])}</p>')
-    total, kernel = analysis.get("initcalls_total_ms"), analysis.get("kernel_ms_debug")
-    if total is not None and kernel:
-        notes.append(f"<p>built-in initcalls: {total:.0f} ms of a {kernel:.0f} ms kernel phase "
-                     f"({total / kernel * 100:.0f}%), over {analysis['boots']} boots with "
-                     f"<code>{_esc(analysis['cmdline'])}</code></p>")
+    for line in analyze.initcall_summary(analysis):
+        notes.append(f"<p>{_esc(line.strip())}, with <code>{_esc(analysis['cmdline'])}</code></p>")
     return ("".join(notes) + "<h3>top activities</h3><table><tr><th>mean ms</th><th>stddev</th><th class=l>kind</th>"
             f"<th class=l>name</th></tr>{top}</table><h3>timeline of one boot</h3><pre>{_esc(timeline)}</pre>")
 
@@ -203,14 +259,19 @@ def render(doc: dict[str, Any], source: str = "", trend: str = "") -> str:
             f"{_esc(host.get('cpu_model'))}, {_esc(host.get('qemu_version'))}</p>"]
     if not side.get("complete", True):
         body.append("<p class=warn>partial results: the run set was interrupted</p>")
-    body += ["<h2>phases per run</h2>", stacked_bars(side["runs"]),
+    first = "A run" if results.kind(doc) == "compare" else "run"
+    body += [f"<h2>phases per run{' of A' if first == 'A run' else ''}</h2>", stacked_bars(side["runs"], first),
              "<h2>distributions</h2>", distributions(side["runs"], (*LEAF_PHASES, "to_init", "service_ready", "total")),
              "<h2>summary</h2>", summary_table(summary)]
     if summary.get("guest_memory_kib"):
         body += ["<h2>guest memory (profiled)</h2>", memory_section(summary)]
     if results.kind(doc) == "compare":
-        body += [f"<h2>comparison: B = {_esc(doc['b']['bundle']['path'])} against A = {_esc(b.get('path'))}</h2>",
-                 comparison_section(doc["comparison"])]
+        added = doc.get("append_b") or ""
+        body += [f"<h2>comparison: B = {_esc(doc['b']['bundle']['path'])}"
+                 f"{f' + <code>{_esc(added)}</code> on its command line' if added else ''} against A = "
+                 f"{_esc(b.get('path'))}</h2>",
+                 comparison_section(doc["comparison"]),
+                 "<h2>phases per run of B</h2>", stacked_bars(doc["b"]["runs"], "B run")]
     if results.kind(doc) == "tune":
         body += ["<h2>tune: what each knob changes against the base</h2>", tune_section(doc["tune"])]
     if side.get("analysis"):

@@ -307,17 +307,32 @@ def host_lines(comparison: dict[str, Any]) -> list[str]:
     return lines
 
 
+# Channels whose phases are not durations within one boot: the exit channel times each
+# probe in a boot of its own (that probe ends it), so a phase between two of its probe
+# medians mixes boots, and the boot-to-boot spread can exceed the phase (its median
+# payload_start has come before its init_start). Its probes are compared; its phases only
+# in the paired section, where trace and exit time the same boots.
+NO_PHASES = {"exit": "the exit channel times each probe in a boot of its own: phases between its probe medians "
+                     "mix boots, so they are compared only in the paired section (same boots)"}
+
+
 def crosscheck(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """How far channels disagree: per probe (median time from exec) and per phase
-    (between probe medians), each channel against the first."""
+    (between probe medians), each channel against the first; a channel that cannot
+    time phases within one boot (NO_PHASES) is left out of the phases, with the reason."""
     channels = list(summaries)
     first = summaries[channels[0]]
-    out: dict[str, Any] = {"reference": channels[0], "probes": {}, "phases": {}}
+    out: dict[str, Any] = {"reference": channels[0], "probes": {}, "phases": {},
+                           "notes": [f"{c}: {NO_PHASES[c]}" for c in channels if c in NO_PHASES]}
     for kind, key in (("probes", "probes"), ("phases", "phases_from_probe_medians")):
+        if kind == "phases" and channels[0] in NO_PHASES:
+            continue
         for name in first[key]:
             ref = first[key][name]["median"] if kind == "probes" else first[key][name]
             row = {channels[0]: ref}
             for other in channels[1:]:
+                if kind == "phases" and other in NO_PHASES:
+                    continue
                 entry = summaries[other][key].get(name)
                 if entry is not None:
                     row[other] = entry["median"] if kind == "probes" else entry
@@ -330,12 +345,15 @@ def crosscheck_table(check: dict[str, Any]) -> str:
     ref = check["reference"]
     lines = []
     for kind in ("probes", "phases"):
+        if not check[kind]:
+            continue
         lines.append(f"{kind} (median ms{' from QEMU exec' if kind == 'probes' else ', between probe medians'}):")
         for name, row in check[kind].items():
             parts = [f"{ref} {row[ref]:.1f}"]
             parts += [f"{k} {v:.1f}" if "_minus_" not in k else f"diff {v:+.1f}"
                       for k, v in row.items() if k != ref]
             lines.append(f"  {name:<20} " + "  ".join(parts))
+    lines += [f"note: {note}" for note in check.get("notes", [])]
     return "\n".join(lines)
 
 

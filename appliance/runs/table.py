@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.phases import PHASE_NAMES
+from appliance.phases import HOST_EVENTS, PHASE_NAMES
+from appliance.probes import BUILTIN_NAMES
 
 PHASE_HELP = {
     "qemu": "host exec -> firmware start (aarch64: the kernel's first device write)",
@@ -32,6 +33,26 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def payload_probes(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The probes a payload fired itself ([probes], the `probe` program), with their
+    statistics: every probe that is neither built in nor a host event."""
+    return {name: s for name, s in summary.get("probes", {}).items()
+            if name not in BUILTIN_NAMES and name not in HOST_EVENTS}
+
+
+def payload_probe_lines(summary: dict[str, Any]) -> list[str]:
+    own = payload_probes(summary)
+    if not own:
+        return []
+    lines = ["payload probes (ms from QEMU exec):"]
+    for name, s in own.items():
+        ci = s["ci95_median"]
+        lines.append(f"  {name:<20} median {s['median']:.1f}  "
+                     f"{f'CI {ci[0]:.1f}-{ci[1]:.1f}' if ci else '(n<3)'}  min {s['min']:.1f}  max {s['max']:.1f}  "
+                     f"n {s['n']}")
+    return lines
+
+
 def phase_table(summary: dict[str, Any]) -> str:
     """Per-run phase statistics, then per-probe medians, RSS and the runner's overhead."""
     width = max([9, *(len(p) for p in summary["phases"])])  # service_ready is the longest name
@@ -46,9 +67,11 @@ def phase_table(summary: dict[str, Any]) -> str:
         ci_text = f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "(n<3)"
         lines.append(f"{phase:<{width}} {_ms(s['median']):>9} {ci_text:>19} {_ms(s['mean']):>9} {_ms(s['stddev']):>8} "
                      f"{_ms(s['min']):>9} {_ms(s['max']):>9} {s['n']:>3}  {PHASE_HELP[phase]}")
-    outliers = sorted({i for s in summary["phases"].values() for i in s["outliers"]})
-    if outliers:
-        lines.append(f"outlier runs (Tukey fences, kept in the statistics): {', '.join(map(str, outliers))}")
+    lines += payload_probe_lines(summary)
+    by_phase = {phase: s["outliers"] for phase, s in summary["phases"].items() if s["outliers"]}
+    if by_phase:  # per phase: a run can be an outlier in one phase and ordinary in the others
+        lines.append("outliers by phase (Tukey fences, kept in the statistics; counted runs, from 0): " + "; ".join(
+            f"{phase} {', '.join(map(str, found))}" for phase, found in by_phase.items()))
     rss, overhead = summary.get("qemu_max_rss_kib"), summary.get("runner_overhead_ms")
     if rss:
         lines.append(f"QEMU max RSS: median {rss['median'] / 1024:.1f} MiB")

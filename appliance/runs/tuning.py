@@ -89,5 +89,7 @@ def combined(target: Bundle, accel: AccelChoice, plan: bench.Plan, helping: list
     result = compare.compare(pair["base"].runs, pair[together.name].runs)
     alone = sum(r["to_init"]["delta_ms"] for r in rows if r["knob"] in {k.name for k in helping})
     return {"knob": together.name, "words": together.words, "settings": together.settings,
+            "machine": together.machine.value if together.machine else None, "pvh": together.pvh,
+            "initrd": list(together.initrd), "kernel_image": together.kernel_image or None,
             "comparison": result, "sum_alone_ms": alone, "runs_base": pair["base"].runs,
             "runs_combined": pair[together.name].runs}

@@ -113,3 +113,61 @@ def test_the_ftrace_buffer_gives_the_same_initcalls_as_the_console_would():
         ("con_init", 191234.0, 2222.0, 0, 1), ("virtio_blk_init [virtio_blk]", 2000000.0, 500.0, -19, 80)]
     assert parsed.unfinished == ["hangs"]
     assert parsed.problems == ["line 9: lost finished without initcall_start (buffer wrapped?)"]
+
+
+# Written the way Debian 6.1's console is: console initcalls `@ 0` inside start_kernel,
+# long before kernel_init's first `@ 1`; jiffy durations (0, 4000 us) before the
+# clocksource switch; two different functions named xenbus_init.
+DISTRO = """[    0.021000] calling  con_init+0x0/0x22c @ 0
+[    0.023500] initcall con_init+0x0/0x22c returned 0 after 0 usecs
+[    0.024000] calling  univ8250_console_init+0x0/0x2b @ 0
+[    0.024100] initcall univ8250_console_init+0x0/0x2b returned 0 after 0 usecs
+[    0.200000] calling  init_mmap_min_addr+0x0/0x20 @ 1
+[    0.200400] initcall init_mmap_min_addr+0x0/0x20 returned 0 after 4000 usecs
+[    0.200500] calling  xenbus_init+0x0/0x3a0 @ 1
+[    0.200600] initcall xenbus_init+0x0/0x3a0 returned -19 after 0 usecs
+[    0.300000] calling  xenbus_init+0x0/0x65 @ 1
+[    0.301000] initcall xenbus_init+0x0/0x65 returned -19 after 1000 usecs
+[    0.400000] calling  late_thing+0x0/0x10 @ 1
+[    0.400300] initcall late_thing+0x0/0x10 returned 0 after 300 usecs
+"""
+
+
+def test_two_functions_of_one_name_stay_apart_by_their_size():
+    calls = initcalls.parse(DISTRO).initcalls
+    keys = [c.key for c in calls if c.name == "xenbus_init"]
+    assert keys == ["xenbus_init (0x3a0)", "xenbus_init (0x65)"]
+    stats = initcalls.aggregate([calls, calls], 1000.0)
+    assert {s.key: s.n for s in stats}["xenbus_init (0x65)"] == 2  # per function across boots, not n=4
+    same_size = DISTRO.replace("0x65", "0x3a0")
+    assert [c.key for c in initcalls.parse(same_size).initcalls if c.name == "xenbus_init"] == [
+        "xenbus_init (#1)", "xenbus_init (#2)"]
+
+
+def test_jiffy_durations_are_flagged_and_placed_by_printk_times():
+    calls = {c.key: c for c in initcalls.parse(DISTRO).initcalls}
+    mmap = calls["init_mmap_min_addr"]
+    assert mmap.duration_us == 4000 and mmap.coarse and mmap.placed_us == 400.0
+    assert calls["con_init"].coarse and calls["con_init"].placed_us == 2500.0
+    assert not calls["late_thing"].coarse and calls["late_thing"].placed_us == 300.0
+    assert not calls["xenbus_init (0x65)"].coarse  # 1000 us, and printk agrees
+
+
+def test_the_initcall_stage_starts_at_the_first_call_kernel_init_makes():
+    from appliance.analysis import bootspans
+
+    run = {"events": [{"name": "qemu_exec", "t_ms": 0.0}, {"name": "kernel_entry", "t_ms": 10.0},
+                      {"name": "linux_start_user", "t_ms": 500.0},
+                      {"name": "init_start", "t_ms": 510.0}, {"name": "qemu_exit", "t_ms": 600.0}],
+           "phases_ms": {}}
+    console = DISTRO + "[    0.450000] Run /init as init process\n"
+    spans = {s.stack: s for s in bootspans.boot_spans(run, console, initcalls.parse(console).initcalls)}
+    stage = next(s for stack, s in spans.items() if stack[-1] == "initcalls")
+    early = next(s for stack, s in spans.items() if stack[-1] == "start_kernel")
+    offset = 500_000.0 - 450_000.0  # host us = printk us + offset
+    assert stage.start_us == 200_000.0 + offset  # the first `@ 1`, not con_init's `@ 0`
+    con = spans[early.stack + ("con_init",)]
+    assert early.start_us <= con.start_us and con.end_us <= early.end_us
+    # nothing is pushed late by a jiffy duration: xenbus_init starts at its own calling line
+    assert spans[stage.stack + ("xenbus_init (0x3a0)",)].start_us == 200_500.0 + offset
+    assert "4 built-in initcalls: 5.3 ms in the calls" in stage.note

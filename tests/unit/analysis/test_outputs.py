@@ -41,9 +41,13 @@ def test_boot_spans_nest_phases_initcalls_and_modules_on_the_host_timeline():
     assert crypto.duration_us == 209707.0
     # "Run /init" is at printk 1.605... and anchors to init_start (no linux_start_user here)
     assert s[("boot", "kernel", "early boot")].end_us == pytest.approx(5_150_000.0 - bootspans.printk_anchor(CONSOLE))
-    load = s[("boot", "init", "load ext4")]
+    load = s[("boot", "userspace", "init", "load ext4")]
     assert load.start_us == pytest.approx(5_150_000.0 + (1_800_000_000 - 1_695_015_769) / 1000)
-    assert s[("boot", "init", "load ext4", "ext4_init_fs")].end_us == load.end_us
+    assert s[("boot", "userspace", "init", "load ext4", "ext4_init_fs")].end_us == load.end_us
+    # the init span is the phase table's init: init_start -> payload_start, no further
+    assert (s[("boot", "userspace", "init")].start_us, s[("boot", "userspace", "init")].end_us) == (
+        5_150_000.0, 5_410_000.0)
+    assert s[("boot", "userspace")].end_us == 5_450_000.0  # init and payload together: "userspace"
 
 
 def test_timeline_marks_the_longest_and_keeps_phases():
@@ -196,3 +200,50 @@ def test_chrome_b_and_e_events_of_a_span_carry_the_same_args():
     pairs = [e for e in doc["traceEvents"] if e["ph"] in ("B", "E")]
     assert [(e["ph"], e["name"], e.get("args")) for e in pairs] == [
         ("B", "a", {"note": "why it ran"}), ("B", "b", None), ("E", "b", None), ("E", "a", {"note": "why it ran"})]
+
+
+def test_axes_have_round_ticks_and_phases_of_one_magnitude_share_one():
+    assert report.ticks(0, 100) == [0, 20, 40, 60, 80, 100]
+    assert report.ticks(4210, 4480) == [4250, 4300, 4350, 4400, 4450]
+    groups = report.scale_groups({"qemu": 40.0, "firmware": 5.0, "init": 30.0, "kernel": 4400.0, "total": 5500.0})
+    assert groups == [["firmware", "init", "qemu"], ["kernel", "total"]]
+    svg = report.distributions([run_record(i, kernel_extra=i * 10.0) for i in range(6)],
+                               ("qemu", "firmware", "kernel", "init", "payload", "to_init", "total"))
+    # firmware (3 ms) alone; qemu, payload and init (40-260 ms) together; the seconds-long ones on a third
+    assert svg.count("<svg") == 3
+    assert ">5500</text>" in svg and ">100</text>" in svg  # tick labels in ms on each axis
+    bars = report.stacked_bars([run_record(i) for i in range(3)])
+    assert ">5000</text>" in bars  # the per-run bars stand on a time axis
+
+
+def test_an_undivided_kernel_bar_says_why_and_what_would_divide_it():
+    plain = [Span("boot", ("boot",), 0.0, 5_000_000.0, "phase"), Span("boot", ("boot", "kernel"), 40_000.0,
+                                                                      4_000_000.0, "phase")]
+    text = report.kernel_section(plain)
+    assert "One undivided bar" in text and "appliance analyze BUNDLE" in text and "minimal kernel" in text
+
+
+def test_a_compare_report_says_what_b_added_and_labels_both_sides_runs():
+    a = {"runs": [run_record(i) for i in range(3)], "bundle": {"name": "m", "path": "/b/m"}, "complete": True}
+    b = {"runs": [run_record(i, kernel_extra=50.0) for i in range(3)], "bundle": {"name": "m", "path": "/b/m"},
+         "complete": True}
+    from appliance import results
+    from appliance.runs import compare
+    doc = results.comparison(a, b, compare.compare(a["runs"], b["runs"]), complete=True, append_b="quiet")
+    html = report.render(doc)
+    assert "+ <code>quiet</code> on its command line" in html
+    assert ">A run 0</text>" in html and ">B run 0</text>" in html
+
+
+def test_narrow_frames_stay_in_the_flamechart_hidden_until_zoomed_and_labels_are_never_stubs():
+    wide = Span("t", ("t",), 0.0, 10_000_000.0, "phase")
+    tiny = [Span("t", ("t", f"crypto_init_{k}"), 1000.0 * k, 1000.0 * k + 5.0, "initcall") for k in range(50)]
+    svg = flame.render([wide, *tiny], "chart")
+    assert svg.count('class="f"') == 51 and svg.count('style="display:none"') == 50
+    assert "50 frames narrower than 0.05 px hidden until you zoom in" in svg
+    for width in (5, 20, 26, 30, 60):
+        label = flame._label("crypto_algapi_init", width)
+        assert label == "" or len(label) >= 4
+    assert 'addEventListener("hashchange", follow)' in svg
+    last_tick = re.findall(r'<text class="tick" x="([\d.]+)" y="56"( text-anchor="end")?>([\d.]+) ms</text>', svg)[-1]
+    assert last_tick[2] == "10000" and last_tick[1]  # the rightmost label ends at its line, not past the edge
