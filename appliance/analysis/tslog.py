@@ -153,14 +153,19 @@ def _thread_names(records: list[Record]) -> dict[str, str]:
             names.setdefault(r.td, r.name)
         if r.kind == "ENTER" and r.name in MAIN_FUNCTIONS:
             names[r.td] = "kernel"
+    if EARLY_TD in {r.td for r in records} and EARLY_TD not in names and "kernel" in names.values():
+        names[EARLY_TD] = "kernel"  # records before curthread exists: the boot thread's own start
     for r in records:
         names.setdefault(r.td, r.td)
     used: dict[str, int] = {}
     for td, name in names.items():  # two threads may share a name: keep tracks apart
         used[name] = used.get(name, 0) + 1
-        if used[name] > 1:
+        if used[name] > 1 and td != EARLY_TD:
             names[td] = f"{name} ({td})"
     return names
+
+
+EARLY_TD = "0x0"  # FreeBSD logs its earliest records (hammer_time) with no thread yet
 
 
 MAX_DEPTH = 256  # frames nested deeper are not drawn: real kernels nest far less; a dump

@@ -211,7 +211,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Boot A and B interleaved (A B A B ...) and compare them phase by phase; with
+    """Boot A and B interleaved (a random, balanced order per round) and compare them phase by phase; with
     --max-n, boot on until the primary phase is decided."""
     choice, plan = choose_accel(args), plan_of(args)
     if args.primary not in PHASE_NAMES:

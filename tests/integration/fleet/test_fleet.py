@@ -160,3 +160,11 @@ def test_the_scheduler_gone_stops_with_what_ran_and_resume_goes_on(built, tmp_pa
         assert sorted({r["block"] for r in runs}) == [1, 2]  # the first block kept, one more, none twice
         assert {r["worker"]["host_name"] for r in runs} == {"r1", "r2"}
     assert doc["comparison"]["sequential"] == {"looks": [3, 6, 9], "stopped_after": 6, "reason": "payload differs"}
+
+
+def test_a_worker_that_cannot_boot_anything_says_why_and_does_not_join(tmp_path):
+    done = appliance("worker", "tcp://127.0.0.1:9", "--cache", str(tmp_path / "c"), env={"PATH": str(tmp_path)})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: this host has no QEMU to boot bundles with: install qemu-system-x86 (or qemu-system-arm), "
+        "then start the worker again")

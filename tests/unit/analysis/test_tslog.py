@@ -225,3 +225,11 @@ def test_the_time_before_the_first_record_lies_inside_the_kernel_threads_root():
     before = by_stack(p)[("kernel", tslog.BEFORE)]
     assert root.start_us <= before.start_us and before.end_us <= root.end_us
     assert (root.start_us, root.end_us) == (0.0, 6.0)
+
+
+def test_freebsds_threadless_early_records_belong_to_the_boot_thread():
+    text = "0x0 400 ENTER hammer_time\n0x0 900 EXIT hammer_time\n0x1 1000 ENTER mi_startup\n0x1 2000 EXIT mi_startup\n"
+    p = tslog.profile(text, 1e6)
+    assert p.threads == {"0x0": "kernel", "0x1": "kernel"}
+    assert "kernel;hammer_time 500" in spans.collapsed(p.spans) and "kernel 100" in spans.collapsed(p.spans)
+    assert spans.problems(p.spans) == []
