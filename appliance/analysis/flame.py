@@ -22,6 +22,7 @@ WIDTH = 1200
 LEFT = 10
 MIN_PX = 0.05  # narrower frames start hidden (kept in the file: zooming in shows them)
 MIN_CHARS = 4  # a label shorter than this says nothing ("cr..."): none instead
+CHAR_PX = 7.0  # a character of the 11 px monospace labels (Chromium lays out DejaVu Sans Mono at 6.6)
 # base hue per kind; the name varies lightness so neighbours stay apart
 _HUES = {"phase": 210, "initcall": 25, "module": 120, "payload": 280, "function": 15, "wait": 190, "thread": 45,
          "sample": 0, "event": 300}
@@ -45,7 +46,7 @@ def _ticks(total_ms: float) -> list[float]:
 
 def _label(name: str, width_px: float) -> str:
     """The frame's name cut to fit WIDTH_PX (the script does the same when it zooms)."""
-    chars = int((width_px - 4) / 6.5)
+    chars = int((width_px - 4) / CHAR_PX)
     if chars < min(MIN_CHARS, len(name)):
         return ""
     return name if len(name) <= chars else name[:chars - 2] + ".."
@@ -56,11 +57,11 @@ def _label(name: str, width_px: float) -> str:
 _SCRIPT = """<script type="text/ecmascript"><![CDATA[
 (function () {
   var svg = document.currentScript ? document.currentScript.closest("svg") : document.documentElement;
-  var W = @WIDTH@, L = @LEFT@, TOTAL = @TOTAL@, MIN_PX = @MIN_PX@, MIN_CHARS = @MIN_CHARS@;
+  var W = @WIDTH@, L = @LEFT@, TOTAL = @TOTAL@, MIN_PX = @MIN_PX@, MIN_CHARS = @MIN_CHARS@, CHAR_PX = @CHAR_PX@;
   var frames = Array.prototype.slice.call(svg.querySelectorAll("g.f"));
   var status = svg.querySelector(".status");
   function label(name, w) {
-    var chars = Math.floor((w - 4) / 6.5);
+    var chars = Math.floor((w - 4) / CHAR_PX);
     if (chars < Math.min(MIN_CHARS, name.length)) return "";
     return name.length <= chars ? name : name.slice(0, chars - 2) + "..";
   }
@@ -141,7 +142,7 @@ _SCRIPT = """<script type="text/ecmascript"><![CDATA[
 
 def _script(total_us: float) -> str:
     return (_SCRIPT.replace("@WIDTH@", str(WIDTH)).replace("@LEFT@", str(LEFT)).replace("@TOTAL@", f"{total_us:.3f}")
-            .replace("@MIN_PX@", str(MIN_PX)).replace("@MIN_CHARS@", str(MIN_CHARS)))
+            .replace("@MIN_PX@", str(MIN_PX)).replace("@MIN_CHARS@", str(MIN_CHARS)).replace("@CHAR_PX@", str(CHAR_PX)))
 
 
 def render(spans: Iterable[Span], title: str, total_us: float | None = None, subtitle: str = "") -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from appliance import results
 from appliance.analysis import analyze, bootspans, flame
 from appliance.analysis.spans import Span
+from appliance.runs import table
 
 LEAF_PHASES = ("qemu", "firmware", "kernel", "init", "payload")
 COLOURS = {"qemu": "#8da0cb", "firmware": "#fc8d62", "kernel": "#66c2a5", "init": "#e78ac3", "payload": "#a6d854",
@@ -158,6 +159,19 @@ def summary_table(summary: dict[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table><p class=meta>times in ms</p>"
 
 
+def probe_section(summary: dict[str, Any]) -> str:
+    """The payload's own probes ([probes], the `probe` program): when each fired, from exec."""
+    own = table.payload_probes(summary)
+    if not own:
+        return ""
+    rows = "".join(f"<tr><td class=l>{_esc(name)}</td><td>{s['n']}</td><td>{_num(s['median'])}</td>"
+                   f"<td>{_interval(s.get('ci95_median'), 1)}</td><td>{_num(s['min'])}</td><td>{_num(s['max'])}</td></tr>"
+                   for name, s in own.items())
+    return ("<h2>the payload's own probes</h2><table><tr><th class=l>probe</th><th>n</th><th>median</th>"
+            f"<th>95% CI of median</th><th>min</th><th>max</th></tr>{rows}</table>"
+            "<p class=meta>ms from QEMU's exec</p>")
+
+
 def comparison_section(comparison: dict[str, Any]) -> str:
     head = "<tr><th class=l>phase</th><th>median A</th><th>median B</th><th>B/A</th><th>CI</th><th>p</th></tr>"
     rows = "".join(
@@ -262,7 +276,7 @@ def render(doc: dict[str, Any], source: str = "", trend: str = "") -> str:
     first = "A run" if results.kind(doc) == "compare" else "run"
     body += [f"<h2>phases per run{' of A' if first == 'A run' else ''}</h2>", stacked_bars(side["runs"], first),
              "<h2>distributions</h2>", distributions(side["runs"], (*LEAF_PHASES, "to_init", "service_ready", "total")),
-             "<h2>summary</h2>", summary_table(summary)]
+             "<h2>summary</h2>", summary_table(summary), probe_section(summary)]
     if summary.get("guest_memory_kib"):
         body += ["<h2>guest memory (profiled)</h2>", memory_section(summary)]
     if results.kind(doc) == "compare":

@@ -18,7 +18,7 @@ from appliance.boot import hostfacts
 from appliance.boot.accel import AccelChoice
 from appliance.bundle import Bundle
 from appliance.runs import bench, compare
-from appliance.stats import holm
+from appliance.stats import holm, smallest_p
 
 PHASES = ("kernel", "to_init", "total")
 
@@ -39,9 +39,12 @@ def steps(series: list[tuple[str, list[dict[str, Any]]]], phase: str = "kernel",
         out.append({"from": name_a, "to": name_b, "ratio": row["ratio"] if row else None,
                     "ci": row["ci"] if row else None, "p_value": row["p_value"] if row else 1.0})
     thresholds = holm([s["p_value"] for s in out], 1 - confidence)
-    for step, threshold in zip(out, thresholds, strict=True):
+    for step, threshold, (pair_a, pair_b) in zip(out, thresholds, zip(series, series[1:], strict=False), strict=True):
         ci = step["ci"]
         step["real"] = bool(threshold and step["p_value"] <= threshold and ci and (ci[0] > 1 or ci[1] < 1))
+        # Holm's first step tests at alpha / steps: below that, no step can be real whatever its size
+        n_a, n_b = (len(results.counted(runs)) for _, runs in (pair_a, pair_b))
+        step["reachable"] = smallest_p(n_a, n_b) <= (1 - confidence) / max(len(out), 1)
     return out
 
 
@@ -53,7 +56,9 @@ def table(series: list[tuple[str, list[dict[str, Any]]]], found: list[dict[str, 
         mark = ""
         if i and found[i - 1]["ratio"] is not None:
             step = found[i - 1]
-            mark = f"{(step['ratio'] - 1) * 100:+.1f}% {phase}" + (" <- real step" if step["real"] else "")
+            mark = f"{(step['ratio'] - 1) * 100:+.1f}% {phase}" + (
+                " <- real step" if step["real"] else "" if step.get("reachable", True) else
+                " (no verdict possible at this -n)")
         failed = sum(not r["ok"] for r in runs)
         lines.append(f"{name:<{width}} " + " ".join(f"{v:>10.1f}" if v is not None else f"{'-':>10}"
                                                     for v in values.values())

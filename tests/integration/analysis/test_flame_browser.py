@@ -66,3 +66,90 @@ def test_a_search_highlights_matches_and_gives_their_share(chart):
             covered, end = covered + s.end_us - max(s.start_us, end), s.end_us
     shown = sum(1 for s in prof.spans if re.match("^(ahci|vm_mem)", s.name))
     assert status(root) == f"matched {shown} frames, {100 * covered / prof.total_us:.1f}% of the time"
+
+
+# What a browser lays out: every visible label inside its frame and inside the picture,
+# axes with tick labels, in the report and in both flamecharts (a distro kernel's
+# initcalls, a tslog dump). A script in the page measures with getBBox after layout and
+# writes what it found into the DOM that Chromium dumps; a screenshot is taken too.
+MEASURE = """<script>
+window.addEventListener("load", function () {
+  var found = [];
+  document.querySelectorAll("svg").forEach(function (svg, n) {
+    var width = svg.viewBox.baseVal && svg.viewBox.baseVal.width ? svg.viewBox.baseVal.width : svg.width.baseVal.value;
+    svg.querySelectorAll("text").forEach(function (t) {
+      if (!t.textContent || t.getClientRects().length === 0) return;
+      var box = t.getBBox();
+      if (box.x < -0.5 || box.x + box.width > width + 0.5) found.push("svg " + n + " clips " + t.textContent);
+      var g = t.parentNode;
+      if (g.getAttribute && (g.getAttribute("class") || "").split(" ")[0] === "f") {
+        var r = g.querySelector("rect").getBBox();
+        if (box.x + box.width > r.x + r.width + 1) found.push("label past its frame: " + t.textContent);
+      }
+    });
+  });
+  document.body.setAttribute("data-clipped", JSON.stringify(found));
+  document.body.setAttribute("data-ticks", String(document.querySelectorAll("text.tick, svg text[text-anchor]").length));
+});
+</script>"""
+
+
+def rendered(tmp_path, name: str, html: str, fragment: str = "") -> tuple[list[str], int]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is not installed: run ./setup"
+    page = tmp_path / f"{name}.html"
+    page.write_text(html.replace("</body>", MEASURE + "</body>") if "</body>" in html else
+                    f"<!DOCTYPE html><html><body>{html}{MEASURE}</body></html>")
+    common = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1300,2000"]
+    shot = tmp_path / f"{name}.png"
+    uri = page.as_uri() + (f"#{fragment}" if fragment else "")
+    subprocess.run([*common, f"--screenshot={shot}", uri], capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 10_000  # a picture with something in it
+    done = subprocess.run([*common, "--dump-dom", uri], capture_output=True, text=True, timeout=120, check=True)
+    import json
+
+    body = re.search(r'<body[^>]*data-clipped="([^"]*)"[^>]*data-ticks="(\d+)"', done.stdout)
+    assert body, done.stdout[:500]
+    return json.loads(body[1].replace("&quot;", '"')), int(body[2])
+
+
+def _boot_run():
+    events = [("qemu_exec", 0.0), ("fw_entry", 40.0), ("kernel_entry", 43.0), ("init_start", 5150.0),
+              ("payload_start", 5410.0), ("payload_end", 5450.0), ("qemu_exit", 5490.0)]
+    return {"index": 0, "warmup": False, "ok": True, "events": [{"name": n, "t_ms": t} for n, t in events],
+            "phases_ms": {"qemu": 40.0, "firmware": 3.0, "kernel": 5107.0, "init": 260.0, "payload": 40.0,
+                          "to_init": 5150.0, "total": 5490.0},
+            "guest_probes": [{"name": "init_start", "boottime_ns": 1_695_015_769}], "guest_modules": []}
+
+
+def test_initcall_and_tslog_flamecharts_render_with_axes_and_no_clipped_label(tmp_path):
+    from appliance.analysis import bootspans, initcalls
+
+    console = (DATA / "initcall-debian-disk.console").read_text()
+    spans = bootspans.boot_spans(_boot_run(), console, initcalls.parse(console).initcalls)
+    chart = flame.render(spans, "debian boot").split("\n", 1)[1]
+    clipped, ticks = rendered(tmp_path, "initcalls", chart)
+    assert clipped == [] and ticks >= 5
+    # zoomed to the initcall stage, the initcalls get labels that fit their frames
+    group = [m.group(1) for m in re.finditer(r'<g class="f"[^>]*data-n="([^"]*)"', chart)].index("initcalls")
+    clipped, _ = rendered(tmp_path, "zoomed", chart, f"zoom={group}")
+    assert clipped == []
+    prof = tslog.profile((DATA / "tslog-handmade.txt").read_text(), 1e9)
+    clipped, ticks = rendered(tmp_path, "tslog", flame.render(prof.spans, "handmade", prof.total_us).split("\n", 1)[1])
+    assert clipped == [] and ticks >= 5
+
+
+def test_the_report_renders_its_axes_without_clipping(tmp_path):
+    from appliance import results
+    from appliance.analysis import report
+
+    runs = []
+    for i in range(6):
+        run = _boot_run()
+        run["index"] = i
+        run["phases_ms"] = {k: v * (1 + i / 100) for k, v in run["phases_ms"].items()}
+        runs.append(run)
+    doc = results.run_set(host={"cpu_model": "x"}, accel={"used": "tcg"}, bundle={"name": "b", "path": "/b"},
+                          settings={}, runs=runs, complete=True)
+    clipped, ticks = rendered(tmp_path, "report", report.render(doc))
+    assert clipped == [] and ticks >= 10

@@ -247,3 +247,25 @@ def test_narrow_frames_stay_in_the_flamechart_hidden_until_zoomed_and_labels_are
     assert 'addEventListener("hashchange", follow)' in svg
     last_tick = re.findall(r'<text class="tick" x="([\d.]+)" y="56"( text-anchor="end")?>([\d.]+) ms</text>', svg)[-1]
     assert last_tick[2] == "10000" and last_tick[1]  # the rightmost label ends at its line, not past the edge
+
+
+def test_a_payload_probe_shows_in_the_table_the_report_the_spans_and_the_chrome_export():
+    from appliance import results
+    from appliance.runs import table
+
+    runs = []
+    for i in range(4):
+        run = run_record(i)
+        run["events"].insert(5, {"name": "db_ready", "t_ms": 5430.0 + i})
+        runs.append(run)
+    summary = results.summary(runs)
+    assert "db_ready" in table.payload_probes(summary) and "init_start" not in table.payload_probes(summary)
+    assert "  db_ready             median 5431.5" in table.phase_table(summary)
+    doc = results.run_set(host={}, accel={"used": "tcg"}, bundle={"name": "b", "path": "/b"}, settings={}, runs=runs,
+                          complete=True)
+    assert "<td class=l>db_ready</td>" in report.render(doc)
+    items = bootspans.boot_spans(runs[0], "", [])
+    probe = next(s for s in items if s.name == "db_ready")
+    assert probe.stack == ("boot", "userspace", "payload", "db_ready") and probe.start_us == 5_430_000.0
+    chrome = exports.chrome_trace(items)
+    assert any(e["ph"] == "i" and e["name"] == "db_ready" for e in chrome["traceEvents"])
