@@ -8,6 +8,7 @@ import glob
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from appliance.assemble import apt, pkglock, sources
 from appliance.assemble.layout import Placed
@@ -39,11 +40,13 @@ def locked(template: Template, tool: apt.Apt) -> pkglock.Lock:
     return lock
 
 
-def placed(template: Template, cache: Path, tool: apt.Apt | None = None) -> list[Placed]:
+def placed(template: Template, cache: Path, tool: apt.Apt | None = None) -> tuple[list[Placed], list[dict[str, Any]]]:
     """Every entry the template's [packages] bring: host programs and globs, then the
-    locked Debian packages (downloaded into CACHE, digests checked, unpacked)."""
+    locked Debian packages (downloaded into CACHE, digests checked, unpacked); and each
+    Debian package's facts (version, architecture, digest, license) for the bundle."""
     where = f"template {template.name}: [packages]"
     out = sources.host(template.host, template.host_files, where)
+    facts: list[dict[str, Any]] = []
     if template.debian:
         tool = tool or apt.Apt()
         lock = locked(template, tool)
@@ -54,8 +57,9 @@ def placed(template: Template, cache: Path, tool: apt.Apt | None = None) -> list
                                    f"[packages] debian = {list(template.debian)} does not bring in (added by hand?): "
                                    f"run `appliance lock {template.name}`")
         exclude = sources.DEFAULT_EXCLUDE if template.exclude is None else template.exclude
-        out += sources.packages(debs, exclude)
-    return out
+        entries, facts = sources.packages(debs, exclude)
+        out += entries
+    return out, facts
 
 
 def signature(template: Template) -> str:

@@ -340,7 +340,7 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     init = built.pop("init")
     files = kernels.files(config)
     modules, transports = modules_for(template, files)
-    extra = packages.placed(template, kernel.cache_dir()) if template.has_packages else []
+    extra, debian = packages.placed(template, kernel.cache_dir()) if template.has_packages else ([], [])
     data, raw_size, parts = initramfs.build(template, init, built, config.source_date_epoch, modules, files.release, extra)
     lacking = kernels.missing(kernels.config_symbols(files), initramfs.kernel_needs(template, parts))
     if lacking:
@@ -357,7 +357,7 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         make([p.entry for p in parts.disk], template.root_size_mib, image, config.source_date_epoch)
         print(f"  root disk: {image.name}, ext4, {template.root_size_mib} MiB ({template.root.value})")
     facts = {"kernel_release": files.release, "virtio_transports": transports, "contents": parts.provenance(),
-             "initrd": _initrd_facts(parts, raw_size, files)}
+             "initrd": _initrd_facts(parts, raw_size, files), "packages": debian}
     atomic_write(config.facts_path, (json.dumps(facts, indent=1) + "\n").encode())
     atomic_write(out, data)
     print(f"  initrd: {len(data)} bytes {template.compression.value} ({raw_size} uncompressed), init {len(init)} bytes")
@@ -395,6 +395,7 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         "compression": template.compression.value,
         "initrd": facts["initrd"],
         "contents": facts["contents"],  # every file of the initrd and the root disk with its source
+        "packages": facts.get("packages", []),  # each Debian package: version, arch, .deb sha256, license
     }
     if template.machine is not Machine.Q35_QBOOT:  # left by an earlier MACHINE=q35-qboot build
         (folder / "firmware.bin").unlink(missing_ok=True)

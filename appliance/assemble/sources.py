@@ -17,10 +17,12 @@ import sys
 import tarfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from appliance import proc
-from appliance.assemble import cpio, elfclosure
+from appliance.assemble import cpio, elfclosure, licenses
 from appliance.assemble.apt import PackageError, Pin
 from appliance.assemble.layout import Placed
 from appliance.errors import ToolFailed
@@ -129,10 +131,22 @@ def host(programs: Sequence[str], patterns: Sequence[str], where: str) -> list[P
     return placed
 
 
-def unpack_deb(deb: Path, pin: Pin, exclude: Sequence[str]) -> list[Placed]:
+@dataclass(frozen=True)
+class Unpacked:
+    """A package's entries, and what the SBOM needs that the entries may not keep: its
+    license, read from its copyright file before the docs are excluded."""
+
+    placed: list[Placed]
+    license: str
+    copyright_found: bool
+
+
+def unpack_deb(deb: Path, pin: Pin, exclude: Sequence[str]) -> Unpacked:
     """The files, links and directories of a .deb (read with dpkg-deb), minus EXCLUDE.
     Hard links become copies; device nodes are left to devtmpfs."""
     source = f"debian {pin.name}={pin.version}"
+    copyright_path = f"usr/share/doc/{pin.name}/copyright"
+    copyright_text: str | None = None
     try:
         data = proc.run_bytes(["dpkg-deb", "--fsys-tarfile", str(deb)], timeout=300)
     except ToolFailed as exc:
@@ -142,6 +156,9 @@ def unpack_deb(deb: Path, pin: Pin, exclude: Sequence[str]) -> list[Placed]:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         for member in tar:
             path = os.path.normpath(member.name).lstrip("./").lstrip("/")
+            if path == copyright_path and member.isfile():
+                stream = tar.extractfile(member)
+                copyright_text = stream.read().decode("utf-8", "replace") if stream else None
             if not path or path == "." or excluded(path, exclude):
                 continue
             perm = stat.S_IMODE(member.mode)
@@ -158,12 +175,17 @@ def unpack_deb(deb: Path, pin: Pin, exclude: Sequence[str]) -> list[Placed]:
                 body = stream.read() if stream else b""
                 contents[path] = body
                 placed.append(Placed(cpio.file(path, body, perm), source))
-    return placed
+    return Unpacked(placed, licenses.from_copyright(copyright_text), copyright_text is not None)
 
 
-def packages(debs: Iterable[tuple[Pin, Path]], exclude: Sequence[str]) -> list[Placed]:
-    """Every package unpacked, in the given order. dpkg-deb runs on every core at once
-    (its decompression is most of the time; threads suffice, it is another process)."""
+def packages(debs: Iterable[tuple[Pin, Path]], exclude: Sequence[str]) -> tuple[list[Placed], list[dict[str, Any]]]:
+    """Every package unpacked, in the given order, and each package's facts for the
+    bundle (name, version, architecture, the .deb's sha256, license). dpkg-deb runs on
+    every core at once (its decompression is most of the time; threads suffice)."""
+    items = list(debs)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        unpacked = list(pool.map(lambda item: unpack_deb(item[1], item[0], exclude), debs))
-    return [entry for part in unpacked for entry in part]
+        unpacked = list(pool.map(lambda item: unpack_deb(item[1], item[0], exclude), items))
+    facts = [{"name": pin.name, "version": pin.version, "arch": pin.arch, "sha256": pin.sha256,
+              "license": part.license, "copyright_file": part.copyright_found}
+             for (pin, _), part in zip(items, unpacked, strict=True)]
+    return [entry for part in unpacked for entry in part.placed], facts

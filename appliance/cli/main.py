@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
 import os
 import shutil
@@ -40,6 +41,7 @@ from appliance.cli.options import (
 )
 from appliance.cli.output import say
 from appliance.errors import ApplianceError, BootError, Interrupted
+from appliance.fsutil import atomic_write
 from appliance.machines import Machine
 from appliance.paths import ROOT
 from appliance.phases import PHASE_NAMES
@@ -67,7 +69,7 @@ EXAMPLES = f"""examples:
 """
 
 
-NO_JSON = {"build"}  # verbs whose output is SCons' own
+NO_JSON = {"build", "sbom"}  # verbs whose output is SCons' own, or JSON already
 
 
 def build_dir() -> Path:
@@ -280,6 +282,23 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sbom(args: argparse.Namespace) -> int:
+    """The bundle's SBOM (SPDX 2.3 or CycloneDX 1.5 JSON), on stdout or into -o FILE."""
+    from appliance.assemble import release, sbom
+
+    with tempfile.TemporaryDirectory(prefix="appliance-sbom-") as tmp:
+        target = bundle.load(release.unpack_any(Path(args.bundle), Path(tmp)))
+        doc = sbom.FORMATS[args.format](target, sbom.inventory(target))
+    text = json.dumps(doc, indent=1) + "\n"
+    if args.output:
+        atomic_write(Path(args.output), text.encode())
+        entries = doc["packages"] if args.format == "spdx" else doc["components"]
+        print(f"sbom: {args.output} ({args.format}, {len(entries)} entries)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_dts(args: argparse.Namespace) -> int:
     """The bundle's device tree as DTS source (aarch64 bundles)."""
     from appliance.assemble import devicetree, release
@@ -472,6 +491,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="the snapshot folder (default: <bundle>.snapshot-<point> beside the bundle)")
     boot_options(p)
     p.set_defaults(func=cmd_snapshot)
+    p = verbs.add_parser("sbom", help="what a bundle holds as an SBOM: SPDX 2.3 or CycloneDX 1.5 JSON")
+    p.add_argument("bundle", help=options.BUNDLE)
+    p.add_argument("--format", choices=("spdx", "cyclonedx"), default="spdx")
+    p.add_argument("-o", "--output", help="write it here (default: stdout)")
+    p.set_defaults(func=cmd_sbom)
     p = verbs.add_parser("kernel-lock", help="pin the newest Debian 6.1 kernel in recipes/kernel/debian.lock")
     p.set_defaults(func=cmd_kernel_lock)
     analysis_verbs.register(verbs)

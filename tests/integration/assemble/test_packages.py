@@ -207,3 +207,35 @@ def test_lock_verb_writes_and_refreshes_a_lock(tmp_path):
     done = appliance("lock", str(tmp_path / "none.toml"))
     assert done.returncode == 1
     assert done.stderr.strip() == "error: template none has no [packages] debian: there is nothing to lock"
+
+
+def test_the_sbom_lists_every_package_inspect_lists_and_validates_in_both_formats(tmp_path):
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    bundle = build("python")
+    info = json.loads(appliance("inspect", str(bundle), "--json").stdout)
+    debian = {s["source"].removeprefix("debian ").split("=")[0] for s in info["sources"] if s["source"].startswith("debian ")}
+    spdx, cdx = tmp_path / "sbom.spdx.json", tmp_path / "sbom.cdx.json"
+    for fmt, path in (("spdx", spdx), ("cyclonedx", cdx)):
+        done = appliance("sbom", str(bundle), "--format", fmt, "-o", str(path))
+        assert done.returncode == 0, done.stderr
+    assert validate_full_spdx_document(parse_file(str(spdx))) == []
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(cdx.read_text()) is None
+    packages = {p["name"]: p for p in json.loads(spdx.read_text())["packages"]}
+    assert debian <= set(packages) and len(debian) > 5
+    python = packages["python3.11-minimal"]
+    assert python["externalRefs"][0]["referenceLocator"].startswith("pkg:deb/debian/python3.11-minimal@")
+    # licenses read from the packages' copyright files at build time (the docs are excluded)
+    assert (packages["zlib1g"]["licenseDeclared"], packages["libexpat1"]["licenseDeclared"]) == ("Zlib", "MIT")
+    # libc6's copyright file is prose, not Debian's machine-readable format: no guess
+    assert packages["libc6"]["licenseDeclared"] == "NOASSERTION"
+    components = {c["name"]: c for c in json.loads(cdx.read_text())["components"]}
+    assert debian <= set(components)
+    assert components["template python/payload.py"]["components"][0]["name"] == "opt/payload.py"
+    # the same bundle gives the same bytes
+    again = tmp_path / "again.json"
+    appliance("sbom", str(bundle), "--format", "spdx", "-o", str(again))
+    assert again.read_bytes() == spdx.read_bytes()

@@ -17,7 +17,11 @@ from appliance.assemble.template import parse_template
 # name -> (control fields, files)
 PACKAGES = {
     "alpha": ({"Depends": "beta | gamma, virt-thing"}, {"usr/bin/alpha": b"#!/bin/sh\necho alpha\n"}),
-    "beta": ({}, {"usr/bin/beta": b"beta", "usr/share/doc/beta/README": b"docs", "usr/lib/beta/data": b"x" * 100}),
+    "beta": ({}, {"usr/bin/beta": b"beta", "usr/share/doc/beta/README": b"docs", "usr/lib/beta/data": b"x" * 100,
+                  "usr/share/doc/beta/copyright": (
+                      b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+                      b"Files: *\nCopyright: 2020 t\nLicense: GPL-2+\n\nFiles: lib/*\nLicense: Expat\n"
+                      b" Permission is hereby granted...\n")}),
     "gamma": ({}, {"usr/bin/gamma": b"gamma"}),
     "provider": ({"Provides": "virt-thing"}, {"usr/lib/provider.so": b"so"}),
     "broken": ({"Depends": "missing-package"}, {"usr/bin/broken": b"b"}),
@@ -108,14 +112,21 @@ def test_fetch_checks_the_digest_and_keeps_nothing_bad(repo, tmp_path):
 def test_unpack_keeps_links_and_drops_docs(repo):
     root, tool = repo
     pin = apt.describe(tool, apt.resolve(tool, ["beta"], "t"), "t")[0]
-    placed = {p.entry.path: p for p in sources.unpack_deb(root / "repo" / "beta.deb", pin, sources.DEFAULT_EXCLUDE)}
+    unpacked = sources.unpack_deb(root / "repo" / "beta.deb", pin, sources.DEFAULT_EXCLUDE)
+    placed = {p.entry.path: p for p in unpacked.placed}
+    # its license was read from the copyright file, which the default excludes drop
+    assert unpacked.license == "GPL-2.0-or-later" and unpacked.copyright_found
+    assert "usr/share/doc/beta/copyright" not in placed
     assert placed["usr/bin/beta"].entry.data == b"beta" and placed["usr/bin/beta"].entry.mode & 0o777 == 0o755
     assert placed["usr/bin/beta-link"].entry.kind == "symlink" and placed["usr/bin/beta-link"].entry.data == b"beta"
     assert placed["usr/lib/beta/data-hard"].entry.data == b"x" * 100  # a hard link becomes a copy
     assert "usr/share/doc/beta/README" not in placed
     assert {p.source for p in placed.values()} == {"debian beta=1.0-1"}
     everything = sources.unpack_deb(root / "repo" / "beta.deb", pin, ())
-    assert "usr/share/doc/beta/README" in {p.entry.path for p in everything}
+    assert "usr/share/doc/beta/README" in {p.entry.path for p in everything.placed}
+    gamma = apt.describe(tool, apt.resolve(tool, ["gamma"], "t"), "t")[0]
+    bare = sources.unpack_deb(root / "repo" / "gamma.deb", gamma, ())
+    assert bare.license == "NOASSERTION" and not bare.copyright_found
 
 
 def test_lock_round_trip():
@@ -141,11 +152,13 @@ def template_in(folder: Path, debian: list[str]):
 def test_placed_writes_the_lock_then_holds_the_template_to_it(repo, tmp_path):
     _, tool = repo
     template = template_in(tmp_path, ["alpha"])
-    placed = packages.placed(template, tmp_path / "cache", tool)
+    placed, facts = packages.placed(template, tmp_path / "cache", tool)
+    assert [(f["name"], f["version"], f["license"]) for f in facts] == [
+        ("alpha", "1.0-1", "NOASSERTION"), ("beta", "1.0-1", "GPL-2.0-or-later"), ("provider", "1.0-1", "NOASSERTION")]
     lock = pkglock.read(tmp_path / "pkgs.lock")
     assert lock is not None and lock.request == ("alpha",) and [p.name for p in lock.pins] == ["alpha", "beta", "provider"]
     assert {p.entry.path for p in placed} >= {"usr/bin/alpha", "usr/bin/beta", "usr/lib/provider.so"}
-    again = packages.placed(template, tmp_path / "cache", tool)  # from the lock and the cache
+    again, _ = packages.placed(template, tmp_path / "cache", tool)  # from the lock and the cache
     assert [p.entry for p in again] == [p.entry for p in placed]
     changed = template_in(tmp_path, ["alpha", "gamma"])
     with pytest.raises(PackageError, match=r"lock file .*pkgs.lock was made for .*'alpha'\].*appliance lock pkgs"):
