@@ -85,6 +85,11 @@ def init_conf(template: Template, modules: Sequence[ModuleFile] = (), release: s
         lines.append(f"control {netspec.CONTROL_PORT}")
     if template.payload:
         lines.append("payload " + " ".join(encode_word(w) for w in template.payload))
+    lines += [f"env {encode_word(pair)}" for pair in template.env]
+    if template.workdir:
+        lines.append(f"workdir {encode_word(template.workdir)}")
+    if template.user:
+        lines.append(f"user {template.user}")
     if template.shell:
         lines.append("shell " + " ".join(encode_word(w) for w in template.shell))
     lines.append(f"after {template.after.value}")

@@ -33,6 +33,7 @@ from appliance.assemble import (
     kernels,
     kmod,
     modfiles,
+    oci,
     packages,
     release,
     rootdisk,
@@ -109,7 +110,7 @@ CODE = {
     "initrd": ("assemble/recipes", "assemble/config", "assemble/kernels", "assemble/initramfs", "assemble/cpio",
                "assemble/compress", "assemble/layout", "assemble/kmod", "assemble/modfiles", "assemble/packages",
                "assemble/sources", "assemble/apt", "assemble/pkglock", "assemble/elfclosure", "assemble/rootdisk",
-               "assemble/template", "netspec"),
+               "assemble/template", "assemble/oci", "assemble/licenses", "netspec"),
     "bundle": ("assemble/recipes", "assemble/kernels", "assemble/devicetree", "assemble/guestprog", "bundle", "probes",
                "machines", "netspec"),
     "release": ("assemble/release", "bundle"),
@@ -129,7 +130,13 @@ def kernel_signature(config: BuildConfig) -> str:
 
 
 def packages_signature(config: BuildConfig) -> str:
-    return packages.signature(config.template) if config.template.has_packages else ""
+    """What the files from outside the template are: the packages' lock and host files,
+    an image's manifest (its digest names every layer)."""
+    template = config.template
+    parts = [packages.signature(template) if template.has_packages else ""]
+    if template.image is not None:
+        parts.append(oci.signature(template.image, Path(template.folder)))
+    return "\n".join(parts)
 
 
 def compiler(config: BuildConfig) -> list[str]:
@@ -341,6 +348,11 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     files = kernels.files(config)
     modules, transports = modules_for(template, files)
     extra, debian = packages.placed(template, kernel.cache_dir()) if template.has_packages else ([], [])
+    if template.image is not None:  # the image's files, and what its config says to run
+        container = oci.load(template.image[1], template.image[0], Path(template.folder), template.arch)
+        brought = oci.apply(container)
+        extra += brought
+        template = oci.running(template, container, brought)
     data, raw_size, parts = initramfs.build(template, init, built, config.source_date_epoch, modules, files.release, extra)
     lacking = kernels.missing(kernels.config_symbols(files), initramfs.kernel_needs(template, parts))
     if lacking:

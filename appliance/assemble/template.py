@@ -137,11 +137,21 @@ class Template:
     ready: Ready | None = None  # [service] ready: the payload is a service, up when this answers
     send: str = ""  # [service] send: what a tcp check sends first (else it waits for a banner)
     dtb_prune: bool = True  # [devicetree] prune: remove what the appliance does not use (aarch64)
+    image: tuple[str, str] | None = None  # [image]: ("oci", "DIR:TAG") or ("docker-archive", "FILE")
+    env: tuple[str, ...] = ()  # the payload's environment (NAME=VALUE), from an image's config
+    workdir: str = ""  # the payload's folder, from an image's config
+    user: str = ""  # the payload's UID[:GID], from an image's config
     folder: str = field(default="", compare=False)
 
     @property
     def has_packages(self) -> bool:
         return bool(self.host or self.host_files or self.debian)
+
+    @property
+    def brings_files(self) -> bool:
+        """Whether files come from outside the template (packages, an image): the build,
+        not the parser, then checks that the payload is there."""
+        return self.has_packages or self.image is not None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (enums as their values), without the host folder it was read from."""
@@ -175,6 +185,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "network": {"forward": list, "restrict": bool},
     "service": {"ready": str, "send": str},
     "devicetree": {"prune": bool},
+    "image": {"oci": str, "docker-archive": str},
 }
 # `shell = true`: busybox's or any other /bin/sh
 DEFAULT_SHELL = ("/bin/sh",)
@@ -284,6 +295,20 @@ def _probes(name: str, raw: dict[str, Any]) -> tuple[tuple[int, str], ...]:
     if len(set(codes)) != len(codes):
         raise _fail(name, "[probes] uses one code twice")
     return tuple(sorted(out))
+
+
+def _image(name: str, table: dict[str, Any] | None) -> tuple[str, str] | None:
+    """[image]: exactly one of oci = "DIR:TAG" and docker-archive = "FILE"."""
+    if table is None:
+        return None
+    given = [(k, v) for k, v in table.items() if k in ("oci", "docker-archive")]
+    if len(given) != 1:
+        raise _fail(name, '[image] takes one of oci = "DIR:TAG" (an OCI image layout) and docker-archive = "FILE" '
+                          "(`docker save` output)")
+    kind, spec = given[0]
+    if kind == "oci" and (":" not in spec or not spec.rpartition(":")[0] or not spec.rpartition(":")[2]):
+        raise _fail(name, f'[image] oci = {spec!r}: give DIR:TAG, e.g. "image:latest"')
+    return kind, spec
 
 
 def _check_payload(name: str, payload: tuple[str, ...], programs: tuple[str, ...], files: tuple[FileSpec, ...],
@@ -442,7 +467,8 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
             raise _fail(name, f"[packages] host_files {pattern!r} must be an absolute host path")
     debian = _strings(name, "[packages] debian", packages.get("debian", []))
     exclude = packages.get("exclude")
-    _check_payload(name, payload, programs, files, bool(host or host_files or debian))
+    image = _image(name, raw.get("image"))
+    _check_payload(name, payload, programs, files, bool(host or host_files or debian or image))
     shell = _shell(name, init.get("shell", False))
     memory, cpus = vm.get("memory_mib", 256), vm.get("cpus", 1)
     if not 16 <= memory <= 65536 or not 1 <= cpus <= 64:
@@ -512,6 +538,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         ready=ready,
         send=raw.get("service", {}).get("send", ""),
         dtb_prune=raw.get("devicetree", {}).get("prune", True),
+        image=image,
         profiled=channel,
         profiled_sample_ms=profiled.get("sample_ms", 0),
         folder=str(folder),

@@ -21,6 +21,10 @@
  *                           the console, as a session leader with the console as its
  *                           controlling terminal (job control, Ctrl-C); power off when it exits
  *   after poweroff|reboot
+ *   env NAME=VALUE          set in the payload's environment (a container image's Env)
+ *   workdir DIR             the payload starts in DIR (an image's WorkingDir)
+ *   user UID[:GID]          the payload runs as UID (and GID; else GID = UID), no
+ *                           supplementary groups (an image's User)
  *   net IFACE ADDRESS NETMASK GATEWAY   bring up lo and IFACE (waits up to 5 s for it to
  *                           appear) with a default route, before the payload: no DHCP
  *                           client; probe init_net_up. A failure stops the boot.
@@ -50,6 +54,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <grp.h>
 
 #include "probe.h"
 
@@ -90,6 +95,10 @@ static int finit_module(int fd, const char *params, int flags)
 static volatile sig_atomic_t stop_request; /* 1: power off, 2: reboot */
 static char conf[16384];
 static char *payload[MAX_WORDS + 1], *shell[MAX_WORDS + 1];
+#define MAX_ENV 32
+static char *payload_env[MAX_ENV];
+static int payload_envs;
+static char *payload_dir, *payload_user;
 static int want_reboot;
 static char *module_path[MAX_MODULES], *module_name[MAX_MODULES];
 static int modules, modules_stop_on_error = 1;
@@ -278,6 +287,14 @@ static void read_conf(void)
 			control_port = words[1];
 		} else if (n == 2 && !strcmp(words[0], "after")) {
 			want_reboot = !strcmp(words[1], "reboot");
+		} else if (n == 2 && !strcmp(words[0], "env") && payload_envs < MAX_ENV) {
+			decode(words[1]);
+			payload_env[payload_envs++] = words[1];
+		} else if (n == 2 && !strcmp(words[0], "workdir")) {
+			decode(words[1]);
+			payload_dir = words[1];
+		} else if (n == 2 && !strcmp(words[0], "user")) {
+			payload_user = words[1];
 		} else if (n > 0) {
 			say("ignored config line: ", words[0], "");
 		}
@@ -576,6 +593,30 @@ static void stop_profiled(void)
 	wait_for(profiled_pid);
 }
 
+/* In the payload's child: its environment, folder and user (an image's Env, WorkingDir
+ * and User); a failure ends the child with 127, as a failed exec does. */
+static void payload_context(void)
+{
+	int i;
+	char *colon;
+	unsigned long uid, gid;
+
+	for (i = 0; i < payload_envs; i++)
+		putenv(payload_env[i]);
+	if (payload_dir && chdir(payload_dir) != 0) {
+		say("cannot enter the payload's folder ", payload_dir, because("", errno));
+		_exit(127);
+	}
+	if (payload_user) {
+		uid = strtoul(payload_user, &colon, 10);
+		gid = *colon == ':' ? strtoul(colon + 1, 0, 10) : uid;
+		if (setgroups(0, 0) != 0 || setgid((gid_t)gid) != 0 || setuid((uid_t)uid) != 0) {
+			say("cannot become the payload's user ", payload_user, because("", errno));
+			_exit(127);
+		}
+	}
+}
+
 static void run_payload(void)
 {
 	char code[16];
@@ -588,6 +629,7 @@ static void run_payload(void)
 	if (pid == 0) {
 		sigprocmask(SIG_SETMASK, &open_mask, 0);
 		setsid();
+		payload_context();
 		execv(payload[0], payload);
 		say("cannot exec payload ", payload[0], because("", errno));
 		_exit(127);
