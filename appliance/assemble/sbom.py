@@ -6,7 +6,7 @@ architecture, purl, the .deb's sha256, the license its copyright file declared, 
 build time before the docs were excluded), every host program and host file with its
 path and digests (hashed from the initrd's own bytes), the kernel (its Debian package,
 or the minimal kernel's source) and each module, our own programs (the init, profiled,
-payload programs) and the template's files. The document's time is the build's
+payload programs), a container image's layers and the template's files. The document's time is the build's
 SOURCE_DATE_EPOCH and its identifiers derive from the bundle's digest, so the same
 bundle always gives the same bytes.
 """
@@ -42,7 +42,7 @@ class Component:
     ref: str  # unique in the document, made of [A-Za-z0-9.-]
     name: str
     version: str
-    kind: str  # debian, host, kernel, module, program, template
+    kind: str  # debian, host, kernel, module, oci, program, template
     purl: str | None = None
     license: str = NOASSERTION
     sha256: str | None = None  # of what it came as (a .deb)
@@ -92,7 +92,11 @@ def inventory(bundle: Bundle) -> list[Component]:
         if source.startswith("debian "):
             continue
         kind, _, what = source.partition(" ")
-        if kind == "kernel":  # "kernel module NAME"
+        if source.startswith("oci:"):  # a container image's layer, by its digest
+            layer = source.removeprefix("oci:")
+            out.append(Component(_ref("oci", layer), f"oci layer {layer}", layer.removeprefix("sha256:")[:12], "oci",
+                                 sha256=layer.removeprefix("sha256:"), files=files.get(source, [])))
+        elif kind == "kernel":  # "kernel module NAME"
             name = what.removeprefix("module ")
             out.append(Component(_ref("module", name), name, bundle.kernel_release, "module",
                                  files=files.get(source, [])))
