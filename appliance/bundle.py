@@ -33,6 +33,7 @@ MANIFEST = "bundle.json"
 DIGEST = "manifest_sha256"
 FILES = ("kernel", "initrd")
 DTB = "board.dtb"
+UKI = "uki.efi"  # q35-ovmf builds: systemd's EFI stub with the kernel, initrd and command line
 REQUIRED = ("name", "files", "disks", "cmdline", "cmdline_base", "machine", "arch", "memory_mib", "cpus", "probes",
             "build", "device_tree", "virtio_transports", "kernel_acpi", "network", "service", "profiled")
 
@@ -61,6 +62,7 @@ class Spec:
     build: dict[str, Any]  # how it was built: template, kernel, tools, initrd sizes, contents
     disks: tuple[tuple[str, str], ...] = ()  # (file, kind)
     firmware: bool = False  # firmware.bin (q35-qboot)
+    uki: bool = False  # uki.efi (q35-ovmf): the kernel, initrd and command line as one EFI program
     device_tree: dict[str, Any] | None = None  # board.dtb's facts (aarch64)
     virtio_transports: tuple[str, ...] = ()  # the kernel's, built in or shipped
     kernel_acpi: bool = True
@@ -239,6 +241,11 @@ class Bundle:
         return self.path / "firmware.bin" if "firmware.bin" in self.manifest["files"] else None
 
     @property
+    def uki(self) -> Path | None:
+        """The Unified Kernel Image a q35-ovmf build carries (kernel, initrd, cmdline in one)."""
+        return self.path / UKI if UKI in self.manifest["files"] else None
+
+    @property
     def disks(self) -> list[dict[str, str]]:
         return list(self.manifest["disks"])
 
@@ -282,7 +289,7 @@ def manifest(folder: Path, spec: Spec) -> dict[str, Any]:
     """The whole manifest of the bundle in FOLDER that SPEC describes (not yet sealed)."""
     table = probe_table(spec.user_probes)
     extra = (*(f for f, _ in spec.disks), *(("firmware.bin",) if spec.firmware else ()),
-             *((DTB,) if spec.device_tree is not None else ()))
+             *((DTB,) if spec.device_tree is not None else ()), *((UKI,) if spec.uki else ()))
     return {
         "format": FORMAT,
         "name": spec.name,

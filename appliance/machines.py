@@ -32,6 +32,7 @@ class Machine(enum.Enum):
     MICROVM = "microvm"
     Q35_QBOOT = "q35-qboot"
     PC_SEABIOS = "pc-seabios"
+    Q35_OVMF = "q35-ovmf"
     VIRT = "virt"  # aarch64
 
 
@@ -59,6 +60,9 @@ PROFILES: dict[Machine, Profile] = {
     Machine.Q35_QBOOT: Profile(Machine.Q35_QBOOT, ("-M", "q35"), f"console=ttyS0 {COMMON}", "virtio_pci"),
     # pc: the classic i440fx machine with its default firmware, SeaBIOS: the slow baseline.
     Machine.PC_SEABIOS: Profile(Machine.PC_SEABIOS, ("-M", "pc"), f"console=ttyS0 {COMMON}", "virtio_pci"),
+    # q35 with Debian's OVMF (UEFI) in pflash: it boots the bundle's UKI (uki.efi) when it
+    # has one, else the kernel through its EFI stub; its phases are inferred from the trace.
+    Machine.Q35_OVMF: Profile(Machine.Q35_OVMF, ("-M", "q35"), f"console=ttyS0 {COMMON}", "virtio_pci"),
     # virt (aarch64): PL011 console, virtio-mmio transports, the device tree from the
     # bundle (board.dtb). GICv3 named, not left to the accelerator's default, so the
     # tree dumped at build time is the machine a KVM host gets too.

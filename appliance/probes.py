@@ -44,7 +44,8 @@ PROBES: tuple[Probe, ...] = (
     Probe(PORT_KERNEL, 0x15, "init_net_up"),  # our init, network interfaces configured ([network])
 )
 USER_CODES = range(0x20, 0x80)
-BUILTIN_NAMES = frozenset(p.name for p in PROBES)
+INFERRED = ("fw_entry", "kernel_entry")  # moments read from the trace where no probe gives them
+BUILTIN_NAMES = frozenset(p.name for p in PROBES) | frozenset(INFERRED)
 
 
 @dataclass(frozen=True)

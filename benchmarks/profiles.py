@@ -1,8 +1,13 @@
 """Benchmark: one bundle under each machine profile, interleaved.
 
 The `benchmark` appliance built for q35-qboot (so it carries our qboot), booted as
-microvm, q35-qboot and pc-seabios in turn, after one warm-up each. Reports medians of
-the qemu, firmware, kernel and total phases (qboot's firmware split into setup and load).
+microvm, q35-qboot, pc-seabios and q35-ovmf (UEFI: Debian's OVMF loading the kernel
+through its EFI stub), and the same appliance built for q35-ovmf (so it carries a UKI,
+which OVMF runs as one EFI program), in turn, after one warm-up each. Reports medians of
+the qemu, firmware, kernel and total phases (qboot's firmware split into setup and load;
+SeaBIOS's and OVMF's inferred from the trace: from the first I/O write to the last
+fw_cfg access, so OVMF's "firmware" ends when it has read the kernel in, and the EFI
+stub's work and ExitBootServices count as kernel).
 
     .venv/bin/python benchmarks/profiles.py -n 10
 """
@@ -32,16 +37,19 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        template = Path(tmp) / "benchmark-qboot.toml"
-        template.write_text((ROOT / "rootfs_templates/benchmark.toml").read_text()
-                            .replace('machine = "microvm"', 'machine = "q35-qboot"'))
-        scons = str(Path(sys.executable).with_name("scons"))
-        subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+        for machine in ("q35-qboot", "q35-ovmf"):
+            template = Path(tmp) / f"benchmark-{machine.removeprefix('q35-')}.toml"
+            template.write_text((ROOT / "rootfs_templates/benchmark.toml").read_text()
+                                .replace('machine = "microvm"', f'machine = "{machine}"'))
+            scons = str(Path(sys.executable).with_name("scons"))
+            subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True,
+                           stdout=subprocess.DEVNULL)
     base = bundle.load(ROOT / "build" / "benchmark-qboot")
     choice = accel.choose("tcg")
     sessions = {m.value: Session(base.with_machine(m), choice, Plan(Channel.TRACE, args.n, 1))
-                for m in (Machine.MICROVM, Machine.Q35_QBOOT, Machine.PC_SEABIOS)}
+                for m in (Machine.MICROVM, Machine.Q35_QBOOT, Machine.PC_SEABIOS, Machine.Q35_OVMF)}
+    sessions["q35-ovmf (UKI)"] = Session(bundle.load(ROOT / "build" / "benchmark-ovmf"), choice,
+                                         Plan(Channel.TRACE, args.n, 1))
     interleave(list(sessions.values()), 1, args.n, progress=None)
     print(f"accel {choice.accel}; n = {args.n} boots each, interleaved, after 1 warm-up each; median ms\n")
     print("| profile | " + " | ".join(PHASES) + " | firmware source |")
@@ -50,7 +58,8 @@ def main() -> None:
     for name, session in sessions.items():
         phases = results.summary(session.runs)["phases"]
         medians[name] = {p: phases[p]["median"] for p in PHASES if p in phases}
-        source = "probes (BENCHMARK_HACK)" if name == "q35-qboot" else "inferred from the trace"
+        source = {"q35-qboot": "probes (BENCHMARK_HACK)", "microvm": "inferred (qboot's, QEMU's own)"}.get(
+            name, "inferred from the trace")
         cells = " | ".join(f"{medians[name][p]:.1f}" if p in medians[name] else "-" for p in PHASES)
         print(f"| {name} | {cells} | {source} |")
     ratio = medians["pc-seabios"]["firmware"] / medians["q35-qboot"]["firmware"]

@@ -76,7 +76,8 @@ def init_conf(template: Template, modules: Sequence[ModuleFile] = (), release: s
         lines.append(f"modules_on_error {template.modules_on_error}")
     if template.root is not RootDisk.NONE:
         dax = " dax" if template.root is RootDisk.PMEM else ""
-        lines.append(f"root {ROOT_DEVICE[template.root]} ext4{dax}")
+        overlay = " overlay" if template.root_writable else ""
+        lines.append(f"root {ROOT_DEVICE[template.root]} {template.root_format.value}{dax}{overlay}")
     lines += [f"mount {m.value} {m.target}" for m in template.mounts]
     if template.profiled:
         lines.append(f"profiled {PROFILED_DEVICES[template.profiled]} {template.profiled_sample_ms}")

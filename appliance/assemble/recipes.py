@@ -37,6 +37,7 @@ from appliance.assemble import (
     packages,
     release,
     rootdisk,
+    uki,
 )
 from appliance.assemble.config import BuildConfig
 from appliance.assemble.template import (
@@ -45,6 +46,7 @@ from appliance.assemble.template import (
     Kernel,
     KernelCompression,
     RootDisk,
+    RootFormat,
     Template,
     find_template,
     load_template,
@@ -111,9 +113,9 @@ CODE = {
                "assemble/compress", "assemble/layout", "assemble/kmod", "assemble/modfiles", "assemble/packages",
                "assemble/sources", "assemble/apt", "assemble/pkglock", "assemble/elfclosure", "assemble/rootdisk",
                "assemble/template", "assemble/oci", "assemble/licenses", "netspec"),
-    "bundle": ("assemble/recipes", "assemble/kernels", "assemble/devicetree", "assemble/guestprog", "bundle", "probes",
-               "machines", "netspec"),
-    "release": ("assemble/release", "bundle"),
+    "bundle": ("assemble/recipes", "assemble/kernels", "assemble/devicetree", "assemble/guestprog", "assemble/uki",
+               "bundle", "probes", "machines", "netspec"),
+    "release": ("assemble/release", "assemble/uki", "bundle"),
 }
 
 
@@ -365,9 +367,15 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         print(f"  module {module.name}: {len(module.data)} bytes (package: {module.original_size})")
     if parts.disk is not None:
         image = Path(str(target[1]))
-        make = rootdisk.make_pmem if template.root is RootDisk.PMEM else rootdisk.make_ext4
-        make([p.entry for p in parts.disk], template.root_size_mib, image, config.source_date_epoch)
-        print(f"  root disk: {image.name}, ext4, {template.root_size_mib} MiB ({template.root.value})")
+        tree, epoch, erofs = [p.entry for p in parts.disk], config.source_date_epoch, template.root_format is RootFormat.EROFS
+        if template.root is RootDisk.PMEM:
+            rootdisk.make_pmem(tree, template.root_size_mib, image, epoch, erofs=erofs)
+        elif erofs:
+            rootdisk.make_erofs(tree, image, epoch)
+        else:
+            rootdisk.make_ext4(tree, template.root_size_mib, image, epoch)
+        print(f"  root disk: {image.name}, {template.root_format.value}, {image.stat().st_size >> 20} MiB "
+              f"({template.root.value}{', writable overlay in RAM' if template.root_writable else ''})")
     facts = {"kernel_release": files.release, "virtio_transports": transports, "contents": parts.provenance(),
              "initrd": _initrd_facts(parts, raw_size, files), "packages": debian}
     atomic_write(config.facts_path, (json.dumps(facts, indent=1) + "\n").encode())
@@ -414,11 +422,18 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     tree = board_dtb(config, folder / bundle.DTB, cmdline) if template.arch is Arch.AARCH64 else None
     if tree is None:
         (folder / bundle.DTB).unlink(missing_ok=True)  # left by an earlier ARCH=aarch64 build
+    carries_uki = template.machine is Machine.Q35_OVMF
+    if carries_uki:  # what OVMF boots: the kernel, initrd and command line as one EFI program
+        uki.build(folder / "kernel", folder / "initrd", cmdline, uki.osrel(template.name, facts["kernel_release"]),
+                  folder / bundle.UKI)
+    else:
+        (folder / bundle.UKI).unlink(missing_ok=True)  # left by an earlier MACHINE=q35-ovmf build
     bundle.write_manifest(folder, bundle.Spec(
         name=template.name, cmdline=cmdline, cmdline_base=" ".join(filter(None, ("panic=-1", template.cmdline))),
         machine=template.machine, memory_mib=template.memory_mib, cpus=template.cpus, user_probes=template.probes,
         build=build, disks=() if template.root is RootDisk.NONE else (("rootfs.img", template.root.value),),
-        firmware=template.machine is Machine.Q35_QBOOT, device_tree=tree, virtio_transports=tuple(facts["virtio_transports"]),
+        firmware=template.machine is Machine.Q35_QBOOT, device_tree=tree, uki=carries_uki,
+        virtio_transports=tuple(facts["virtio_transports"]),
         kernel_acpi=not config.minimal,  # tinyconfig + our fragments: no ACPI (see qemu.argv)
         network=network_facts(template).get("network"), service=network_facts(template).get("service"),
         profiled=profiled_facts(template)))
@@ -512,6 +527,18 @@ def make_release_iso(config: BuildConfig, target: list[Any], source: list[Any]) 
     print(f"  {out.name}: {out.stat().st_size} bytes (El Torito, isolinux)")
 
 
+def make_release_uki(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    """<template>.efi: the bundle's kernel and initrd with a PC's command line, as one
+    EFI program a UEFI machine boots (OVMF: `-kernel NAME.efi`, or from an ESP)."""
+    out = Path(str(target[0]))
+    folder = Path(str(source[0])).parent
+    target_bundle = bundle.load(folder)
+    cmdline = f"{profile(Machine.Q35_OVMF).cmdline} {target_bundle.cmdline_base}"
+    uki.build(folder / "kernel", folder / "initrd", cmdline,
+              uki.osrel(target_bundle.name, target_bundle.kernel_release), out)
+    print(f"  {out.name}: {out.stat().st_size} bytes (UKI: systemd's EFI stub, kernel, initrd, command line)")
+
+
 def make_release_qcow2(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     out = Path(str(target[0]))
     release.make_qcow2(Path(str(source[0])).parent, out)
@@ -528,6 +555,7 @@ BUILDERS: dict[str, Builder] = {
     "make_sha256sums": make_sha256sums,
     "make_release_iso": make_release_iso,
     "make_release_qcow2": make_release_qcow2,
+    "make_release_uki": make_release_uki,
     "prepare_qboot": prepare_qboot,
     "flatten_qboot": flatten_qboot,
     "copy_firmware": copy_firmware,

@@ -1,7 +1,9 @@
-"""Root disk images: ext4 made by `mke2fs -d` from a directory tree, no root or loop mount.
+"""Root disk images from a directory tree, no root or loop mount: ext4 made by
+`mke2fs -d`, or EROFS (read-only, compact) made by `mkfs.erofs` from Debian's erofs-utils.
 
-Deterministic for the same tree: the UUID and the directory hash seed are derived from
-the content, and E2FSPROGS_FAKE_TIME pins every timestamp to SOURCE_DATE_EPOCH.
+Deterministic for the same tree: the UUID (and ext4's directory hash seed) are derived
+from the content, every timestamp is SOURCE_DATE_EPOCH (E2FSPROGS_FAKE_TIME; erofs's
+-T), every file is root's, and the staged tree is written in path order.
 
 For a vNVDIMM root the image is an "fsdax" namespace: QEMU's label-less NVDIMM is a raw
 namespace, on which Linux refuses DAX. A PFN info block 4 KiB into the namespace (what
@@ -65,12 +67,18 @@ def pfn_info_block(total_bytes: int, fs_uuid: bytes) -> bytes:
     return block + struct.pack("<Q", fletcher64(block + bytes(8)))
 
 
-def make_pmem(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int) -> None:
-    """An fsdax namespace image: PFN info block, then ext4 at PFN_DATA_OFFSET."""
-    total = size_mib << 20
+def make_pmem(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int, erofs: bool = False) -> None:
+    """An fsdax namespace image: PFN info block, then the filesystem (ext4 of SIZE_MIB in
+    all, or EROFS as large as it needs, the namespace rounded up to 2 MiB) at
+    PFN_DATA_OFFSET."""
     scratch = out.with_name(f".{out.name}.fs")  # the bare filesystem, copied in after the header
     try:
-        make_ext4(entries, (total - PFN_DATA_OFFSET) >> 20, scratch, epoch)
+        if erofs:
+            make_erofs(entries, scratch, epoch)
+            total = PFN_DATA_OFFSET + -(-scratch.stat().st_size // PFN_DATA_OFFSET) * PFN_DATA_OFFSET
+        else:
+            total = size_mib << 20
+            make_ext4(entries, (total - PFN_DATA_OFFSET) >> 20, scratch, epoch)
         with atomic_path(out) as tmp, open(tmp, "wb") as dst, open(scratch, "rb") as src:
             dst.write(bytes(PFN_INFO_OFFSET))
             dst.write(pfn_info_block(total, hashlib.sha256(src.read(1 << 20)).digest()[:16]))
@@ -78,6 +86,7 @@ def make_pmem(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int) -
             dst.seek(PFN_DATA_OFFSET)
             while chunk := src.read(1 << 20):
                 dst.write(chunk)
+            dst.truncate(total)  # the namespace's whole size: QEMU maps the file as the NVDIMM
     finally:
         scratch.unlink(missing_ok=True)
 
@@ -94,3 +103,18 @@ def make_ext4(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int) -
             proc.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "root", "-U", fs_uuid,
                       "-E", f"hash_seed={fs_uuid},root_owner=0:0", "-d", str(tree), str(image), f"{size_mib}M"],
                      env=env, timeout=300)
+
+
+def make_erofs(entries: list[cpio.Entry], out: Path, epoch: int) -> None:
+    """A read-only EROFS image of ENTRIES, uncompressed (DAX maps only uncompressed
+    files, and the kernel then reads pages straight from the device)."""
+    digest = hashlib.sha256(cpio.write(entries, epoch)).digest()
+    fs_uuid = str(uuid.UUID(bytes=digest[:16]))
+    with tempfile.TemporaryDirectory(prefix="appliance-rootfs-") as tmp:
+        tree = Path(tmp) / "tree"
+        tree.mkdir()
+        stage(entries, tree, epoch)
+        os.utime(tree, (epoch, epoch))
+        with atomic_path(out) as image:
+            proc.run(["mkfs.erofs", f"-T{epoch}", f"-U{fs_uuid}", "--all-root", "-Enoinline_data",
+                      str(image), str(tree)], timeout=300)

@@ -47,6 +47,13 @@ class RootDisk(enum.Enum):
     PMEM = "pmem"  # an ext4 image on an emulated NVDIMM, mounted with DAX
 
 
+class RootFormat(enum.Enum):
+    """The root disk's filesystem."""
+
+    EXT4 = "ext4"  # writable
+    EROFS = "erofs"  # read-only, compact, nothing to replay or check at mount; DAX on pmem
+
+
 class Kernel(enum.StrEnum):
     """Which kernel a template boots."""
 
@@ -126,6 +133,8 @@ class Template:
     modules_strip: bool = True
     root: RootDisk = RootDisk.NONE
     root_size_mib: int = 64
+    root_format: RootFormat = RootFormat.EXT4
+    root_writable: bool = False  # [rootfs] writable = "tmpfs": an overlay over a read-only root
     host: tuple[str, ...] = ()  # [packages] host: host programs with their ELF closure
     host_files: tuple[str, ...] = ()  # [packages] host_files: absolute host globs
     debian: tuple[str, ...] = ()  # [packages] debian: packages, with their closure (pinned in <name>.lock)
@@ -178,7 +187,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "programs": {"build": list},
     "vm": {"machine": str, "memory_mib": int, "cpus": int, "cmdline": str},
     "modules": {"rules": list, "blocked": list, "on_error": str, "strip": bool},
-    "rootfs": {"disk": str, "size_mib": int},
+    "rootfs": {"disk": str, "size_mib": int, "format": str, "writable": str},
     "probes": {},  # name = code
     "profiled": {"enabled": bool, "channel": str, "sample_ms": int},
     "packages": {"host": list, "host_files": list, "debian": list, "exclude": list},
@@ -480,6 +489,14 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     root = _choice(name, RootDisk, "[rootfs] disk", rootfs.get("disk", "none"))
     if not 8 <= rootfs.get("size_mib", 64) <= 65536:
         raise _fail(name, "[rootfs] size_mib must be 8-65536")
+    root_format = _choice(name, RootFormat, "[rootfs] format", rootfs.get("format", "ext4"))
+    writable = rootfs.get("writable", "")
+    if writable not in ("", "tmpfs"):
+        raise _fail(name, f'[rootfs] writable = {writable!r}: "tmpfs" (an overlay in RAM) is the one choice')
+    if writable and root_format is not RootFormat.EROFS:
+        raise _fail(name, '[rootfs] writable = "tmpfs" is for a read-only root: format = "erofs" (ext4 is writable)')
+    if (root_format is RootFormat.EROFS or writable) and root is RootDisk.NONE:
+        raise _fail(name, '[rootfs] format and writable describe a root disk: set disk = "virtio-blk" or "pmem"')
     blocked = modules.get("blocked")
     profiled = raw.get("profiled", {})
     channel = profiled.get("channel", "serial") if profiled.get("enabled", "profiled" in raw) else ""
@@ -527,6 +544,8 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         modules_strip=modules.get("strip", True),
         root=root,
         root_size_mib=rootfs.get("size_mib", 64),
+        root_format=root_format,
+        root_writable=bool(writable),
         host=host,
         host_files=host_files,
         debian=debian,

@@ -164,6 +164,19 @@ class BootSpec:
         return replace(self, extra_cmdline=" ".join(filter(None, (self.extra_cmdline, words))))
 
 
+OVMF = (Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd"))  # Debian's ovmf
+
+
+def ovmf_args() -> list[str]:
+    """Debian's OVMF in pflash: its code read-only, its variables copy-on-write for this
+    boot only (snapshot=on), so no boot changes what the next one starts from."""
+    code, variables = OVMF
+    if not code.is_file() or not variables.is_file():
+        raise BootError(f"the q35-ovmf machine needs Debian's OVMF ({code} and {variables}): apt-get install ovmf")
+    return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+            "-drive", f"if=pflash,format=raw,unit=1,snapshot=on,file={variables}"]
+
+
 def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
          host_ports: dict[Forward, int] | None = None) -> list[str]:
     """The full command line for the boot SPEC describes.
@@ -195,8 +208,13 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
     ]
     if bundle.cdrom is not None:  # firmware boots the ISO; its isolinux.cfg has the cmdline
         args += ["-cdrom", str(bundle.cdrom)]
+    elif bundle.machine is Machine.Q35_OVMF and bundle.uki is not None and bundle.kernel_file is None:
+        # OVMF runs the UKI as an EFI program; -append reaches its stub as the command line
+        args += ["-kernel", str(bundle.uki), "-append", cmdline]
     else:
         args += ["-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", cmdline]
+    if bundle.machine is Machine.Q35_OVMF:
+        args += ovmf_args()
     if bundle.dtb is not None:  # QEMU adds the initrd's place and seeds to its /chosen
         args += ["-dtb", str(bundle.dtb)]
     if bundle.machine is Machine.Q35_QBOOT:

@@ -14,7 +14,9 @@
  * init.conf, one directive per line, words separated by single spaces:
  *   module PATH NAME        load PATH with finit_module(); NAME is for messages
  *   modules_on_error stop|continue
- *   root DEVICE FSTYPE [dax] mount DEVICE as the new root (waits for it to appear)
+ *   root DEVICE FSTYPE [dax] [overlay]   mount DEVICE as the new root (waits for it to
+ *                           appear); erofs read-only; with overlay, under a tmpfs upper
+ *                           layer (overlayfs), so the payload can write
  *   mount TYPE TARGET       e.g. "mount proc /proc"
  *   payload ARGV0 [ARG...]
  *   shell ARGV0 [ARG...]    after the payload (or without one), an interactive program on
@@ -105,7 +107,7 @@ static int modules, modules_stop_on_error = 1;
 static char *mount_type[MAX_MOUNTS], *mount_target[MAX_MOUNTS];
 static int mounts;
 static char *root_device, *root_fstype;
-static int root_dax;
+static int root_dax, root_overlay;
 static char *profiled_device, *profiled_sample_ms;
 static pid_t profiled_pid;
 static int profiled_fd = -1, mounted_early;
@@ -268,7 +270,8 @@ static void read_conf(void)
 		} else if (n >= 3 && !strcmp(words[0], "root")) {
 			root_device = words[1];
 			root_fstype = words[2];
-			root_dax = n > 3 && !strcmp(words[3], "dax");
+			root_dax = (n > 3 && !strcmp(words[3], "dax")) || (n > 4 && !strcmp(words[4], "dax"));
+			root_overlay = (n > 3 && !strcmp(words[3], "overlay")) || (n > 4 && !strcmp(words[4], "overlay"));
 		} else if (n >= 2 && !strcmp(words[0], "payload")) {
 			memcpy(payload, words + 1, (size_t)n * sizeof(char *));
 			decode_all(payload);
@@ -360,6 +363,29 @@ static int load_modules(void)
 	return 0;
 }
 
+/* The root filesystem on AT: read-only for erofs; with an overlay, AT is its lower
+ * layer and /newroot the overlay with a tmpfs upper layer (writes live in RAM). */
+static int mount_root(const char *at)
+{
+	unsigned long flags = strcmp(root_fstype, "erofs") ? 0 : MS_RDONLY;
+
+	mkdir(at, 0755);
+	if (mount(root_device, at, root_fstype, flags, root_dax ? "dax" : 0) != 0) {
+		say("cannot mount root ", root_device, because("", errno));
+		return -1;
+	}
+	if (!root_overlay)
+		return 0;
+	mkdir("/rw", 0755);
+	if (mount("tmpfs", "/rw", "tmpfs", 0, "mode=0755") != 0 || mkdir("/rw/upper", 0755) != 0 ||
+	    mkdir("/rw/work", 0755) != 0 ||
+	    mount("overlay", "/newroot", "overlay", 0, "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work") != 0) {
+		say("cannot mount the writable overlay on the root", because("", errno), "");
+		return -1;
+	}
+	return 0;
+}
+
 /* Mount the root disk on /newroot and make it /, waiting up to 5 s for the device. */
 static int switch_root(void)
 {
@@ -371,10 +397,8 @@ static int switch_root(void)
 	for (tries = 0; access(root_device, F_OK) != 0 && tries < 500; tries++)
 		nanosleep(&pause_10ms, 0);
 	mkdir("/newroot", 0755);
-	if (mount(root_device, "/newroot", root_fstype, 0, root_dax ? "dax" : 0) != 0) {
-		say("cannot mount root ", root_device, because("", errno));
+	if (mount_root(root_overlay ? "/lower" : "/newroot") != 0)
 		return -1;
-	}
 	umount2("/dev", MNT_DETACH);
 	if (chdir("/newroot") != 0 || mount(".", "/", 0, MS_MOVE, 0) != 0 || chroot(".") != 0 || chdir("/") != 0) {
 		say("cannot switch to the new root: ", strerror(errno), "");

@@ -78,6 +78,10 @@ def test_release_archive_is_reproducible_and_verifies(built, tmp_path):
     shutil.copytree(ROOT, again, ignore=shutil.ignore_patterns(".venv", ".git", "build", "__pycache__"))
     assert scons("release", cwd=again).returncode == 0
     assert (again / "build/release/benchmark/benchmark.tar.zst").read_bytes() == ours.read_bytes()
+    # the UKI too: systemd's stub, the kernel, the initrd and a PC's command line, the same bytes
+    efi = BUILD / "release/benchmark/benchmark.efi"
+    assert (again / "build/release/benchmark/benchmark.efi").read_bytes() == efi.read_bytes()
+    assert efi.read_bytes()[:2] == b"MZ" and "  benchmark.efi\n" in (BUILD / "release/benchmark/SHA256SUMS").read_text()
     assert appliance("verify", str(ours)).returncode == 0
     booted = appliance("run", str(ours), "--accel", "tcg")  # run and bench take the archive itself
     assert booted.returncode == 0 and "appliance-probe: payload_end" in booted.stdout, booted.stderr
