@@ -213,3 +213,34 @@ def test_arch_retargets_a_template_to_its_machine():
         retarget(parse(""), "aarch64", Machine.MICROVM)
     with pytest.raises(TemplateError, match="x86-only here"):
         retarget(parse("[rootfs]\ndisk = 'pmem'\n"), "aarch64")
+
+
+def test_an_erofs_root_with_an_overlay_reaches_the_inits_configuration():
+    template = parse('[rootfs]\ndisk = "virtio-blk"\nformat = "erofs"\nwritable = "tmpfs"\n'
+                     '[init]\npayload = ["/bin/sh"]\n[packages]\nhost = ["sh"]\n')
+    assert "root /dev/vda erofs overlay\n" in init_conf(template)
+    pmem = parse('[rootfs]\ndisk = "pmem"\nformat = "erofs"\n[vm]\nmachine = "pc-seabios"\n')
+    assert "root /dev/pmem0 erofs dax\n" in init_conf(pmem)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[rootfs]\ndisk = "virtio-blk"\nwritable = "tmpfs"\n', 'writable = "tmpfs" is for a read-only root'),
+    ('[rootfs]\nformat = "erofs"\n', "describe a root disk"),
+    ('[rootfs]\ndisk = "virtio-blk"\nformat = "xfs"\n', "format = 'xfs' is not one of: ext4, erofs"),
+    ('[image]\noci = "img"\n', 'give DIR:TAG'),
+    ('[image]\noci = "img:1"\ndocker-archive = "x.tar"\n', "takes one of oci"),
+])
+def test_bad_root_formats_and_images_are_one_line(text, message):
+    with pytest.raises(TemplateError, match=re.escape(message)):
+        parse(text)
+
+
+def test_an_image_template_needs_no_payload_and_its_config_lines_reach_the_init():
+    template = parse('[image]\noci = "img:app"\n')
+    assert template.image == ("oci", "img:app") and template.brings_files
+    from dataclasses import replace
+
+    ran = replace(template, payload=("/bin/app", "a b"), env=("MODE=x y",), workdir="/srv", user="1000:1000")
+    conf = init_conf(ran)
+    assert "payload /bin/app a%20b\n" in conf and "env MODE=x%20y\n" in conf
+    assert "workdir /srv\n" in conf and "user 1000:1000\n" in conf
