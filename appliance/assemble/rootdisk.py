@@ -13,12 +13,14 @@ device whose data, the ext4 filesystem, starts at PFN_DATA_OFFSET.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
 import struct
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from appliance import proc
@@ -91,30 +93,30 @@ def make_pmem(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int, e
         scratch.unlink(missing_ok=True)
 
 
-def make_ext4(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int) -> None:
+@contextlib.contextmanager
+def _staged(entries: list[cpio.Entry], epoch: int) -> Iterator[tuple[Path, str]]:
+    """ENTRIES written into a temporary tree (its root's time too), and the filesystem
+    UUID their content gives: what both image makers start from."""
     digest = hashlib.sha256(cpio.write(entries, epoch)).digest()
-    fs_uuid = str(uuid.UUID(bytes=digest[:16]))
-    with tempfile.TemporaryDirectory(prefix="appliance-rootfs-") as tmp:
-        tree = Path(tmp) / "tree"
-        tree.mkdir()
-        stage(entries, tree, epoch)
-        env = {**os.environ, "E2FSPROGS_FAKE_TIME": str(epoch), "MKE2FS_DEVICE_SECTSIZE": "512"}
-        with atomic_path(out) as image:
-            proc.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "root", "-U", fs_uuid,
-                      "-E", f"hash_seed={fs_uuid},root_owner=0:0", "-d", str(tree), str(image), f"{size_mib}M"],
-                     env=env, timeout=300)
-
-
-def make_erofs(entries: list[cpio.Entry], out: Path, epoch: int) -> None:
-    """A read-only EROFS image of ENTRIES, uncompressed (DAX maps only uncompressed
-    files, and the kernel then reads pages straight from the device)."""
-    digest = hashlib.sha256(cpio.write(entries, epoch)).digest()
-    fs_uuid = str(uuid.UUID(bytes=digest[:16]))
     with tempfile.TemporaryDirectory(prefix="appliance-rootfs-") as tmp:
         tree = Path(tmp) / "tree"
         tree.mkdir()
         stage(entries, tree, epoch)
         os.utime(tree, (epoch, epoch))
-        with atomic_path(out) as image:
-            proc.run(["mkfs.erofs", f"-T{epoch}", f"-U{fs_uuid}", "--all-root", "-Enoinline_data",
-                      str(image), str(tree)], timeout=300)
+        yield tree, str(uuid.UUID(bytes=digest[:16]))
+
+
+def make_ext4(entries: list[cpio.Entry], size_mib: int, out: Path, epoch: int) -> None:
+    with _staged(entries, epoch) as (tree, fs_uuid), atomic_path(out) as image:
+        env = {**os.environ, "E2FSPROGS_FAKE_TIME": str(epoch), "MKE2FS_DEVICE_SECTSIZE": "512"}
+        proc.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "root", "-U", fs_uuid,
+                  "-E", f"hash_seed={fs_uuid},root_owner=0:0", "-d", str(tree), str(image), f"{size_mib}M"],
+                 env=env, timeout=300)
+
+
+def make_erofs(entries: list[cpio.Entry], out: Path, epoch: int) -> None:
+    """A read-only EROFS image of ENTRIES, uncompressed (DAX maps only uncompressed
+    files, and the kernel then reads pages straight from the device)."""
+    with _staged(entries, epoch) as (tree, fs_uuid), atomic_path(out) as image:
+        proc.run(["mkfs.erofs", f"-T{epoch}", f"-U{fs_uuid}", "--all-root", "-Enoinline_data", str(image), str(tree)],
+                 timeout=300)

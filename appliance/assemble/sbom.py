@@ -14,6 +14,7 @@ bundle always gives the same bytes.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -170,12 +171,19 @@ def spdx(bundle: Bundle, parts: list[Component]) -> dict[str, Any]:
                           "checksums": [{"algorithm": "SHA1", "checksumValue": item.sha1},
                                         {"algorithm": "SHA256", "checksumValue": item.sha256}]})
             relations.append({"spdxElementId": ident, "relationshipType": "CONTAINS", "relatedSpdxElement": file_id})
+    refs = sorted({ref for part in parts for ref in re.findall(r"LicenseRef-[A-Za-z0-9.-]+", part.license)})
     return {
         "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
         "name": f"appliance {bundle.name}",
         "documentNamespace": f"https://appliance.invalid/spdx/{bundle.name}/{bundle.digest}",
         "creationInfo": {"created": _created(bundle), "creators": [f"Tool: appliance-{__version__}"]},
         "documentDescribes": [root], "packages": packages, "files": files, "relationships": relations,
+        # SPDX wants every LicenseRef explained: these are names Debian's copyright files use
+        "hasExtractedLicensingInfos": [
+            {"licenseId": ref, "name": ref.removeprefix("LicenseRef-Debian-"),
+             "extractedText": f"The license a Debian package's copyright file names "
+                              f"{ref.removeprefix('LicenseRef-Debian-')!r}; its text is in that file "
+                              "(/usr/share/doc/PACKAGE/copyright in the package)."} for ref in refs],
     }
 
 

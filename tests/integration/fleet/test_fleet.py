@@ -45,17 +45,25 @@ def test_a_compare_across_two_hosts_blocks_by_host_and_finds_the_slowdown(built,
     assert "per host (payload" in done.stdout
 
 
+def bench_booting_on(fleet, label: str, bundle, n: int, out) -> subprocess.Popen:
+    """`appliance bench BUNDLE -n N` on FLEET, returned once worker LABEL runs a QEMU of it."""
+    run = subprocess.Popen([sys.executable, "-m", "appliance", "bench", str(bundle), "-n", str(n), "--warmup", "0",
+                            "--accel", "tcg", "--cluster", fleet.address, "-o", str(out)],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not fleet.qemus(label) and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.2)
+    if not fleet.qemus(label):
+        run.kill()
+        raise AssertionError(f"{label} never booted: {fleet.log(label)}")
+    return run
+
+
 def test_a_worker_killed_mid_block_loses_nothing_and_duplicates_nothing(built, tmp_path):
     out = tmp_path / "r.json"
     with cluster(["w1", "w2"]) as fleet:
-        run = subprocess.Popen([sys.executable, "-m", "appliance", "bench", str(built["benchmark"]), "-n", "8",
-                                "--warmup", "0", "--accel", "tcg", "--cluster", fleet.address, "-o", str(out)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        run = bench_booting_on(fleet, "w1", built["benchmark"], 8, out)
         try:
-            deadline = time.monotonic() + 300
-            while not fleet.qemus("w1") and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert fleet.qemus("w1"), fleet.log("w1")
             fleet.workers["w1"].send_signal(signal.SIGKILL)
             stdout, stderr = run.communicate(timeout=900)
         finally:
@@ -77,15 +85,8 @@ def test_a_worker_killed_mid_block_loses_nothing_and_duplicates_nothing(built, t
 
 def test_ctrl_c_cancels_the_blocks_and_leaves_no_qemu(built, tmp_path):
     with cluster(["c1"]) as fleet:
-        run = subprocess.Popen([sys.executable, "-m", "appliance", "bench", str(built["benchmark"]), "-n", "20",
-                                "--warmup", "0", "--accel", "tcg", "--cluster", fleet.address,
-                                "-o", str(tmp_path / "r.json")],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        run = bench_booting_on(fleet, "c1", built["benchmark"], 20, tmp_path / "r.json")
         try:
-            deadline = time.monotonic() + 300
-            while not fleet.qemus("c1") and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert fleet.qemus("c1"), fleet.log("c1")
             run.send_signal(signal.SIGINT)
             _, stderr = run.communicate(timeout=120)
         finally:
