@@ -5,12 +5,15 @@ systemd's EFI stub (Debian's systemd-boot-efi) with the parts added as PE sectio
 section at a virtual address past the stub's own sections, aligned. UEFI firmware (OVMF)
 runs it as any EFI program; the stub hands the kernel its initrd and command line (a
 command line the firmware passes, e.g. QEMU's -append, replaces the built-in one when
-Secure Boot is off). The same inputs give the same bytes: objcopy keeps the stub's
-header fields, and nothing here reads a clock.
+Secure Boot is off). The same inputs give the same bytes: objcopy stamps the PE header
+with the time it ran (it ignores SOURCE_DATE_EPOCH for PE), so the stamp is set to the
+build's SOURCE_DATE_EPOCH afterwards and the PE checksum computed again.
 """
 
 from __future__ import annotations
 
+import array
+import struct
 import tempfile
 from pathlib import Path
 
@@ -50,8 +53,30 @@ def osrel(name: str, release: str) -> str:
     return f'NAME="appliance"\nID=appliance\nVERSION_ID="{release}"\nPRETTY_NAME="appliance {name} ({release})"\n'
 
 
-def build(kernel: Path, initrd: Path, cmdline: str, release_text: str, out: Path, stub: Path = STUB) -> None:
-    """Write the UKI of KERNEL, INITRD and CMDLINE to OUT (atomically)."""
+def pe_checksum(data: bytes, field: int) -> int:
+    """The PE image checksum: 16-bit words summed with end-around carry (the checksum
+    field itself counted as zero), plus the file's length."""
+    padded = bytearray(data) + (b"\0" if len(data) % 2 else b"")
+    padded[field:field + 4] = bytes(4)
+    total = sum(array.array("H", padded))  # little-endian hosts: the words as PE reads them
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (total + len(data)) & 0xFFFFFFFF
+
+
+def restamp(image: bytes, epoch: int) -> bytes:
+    """IMAGE with its COFF time stamp set to EPOCH and its PE checksum made right again."""
+    data = bytearray(image)
+    header = struct.unpack_from("<I", data, 0x3C)[0]  # e_lfanew: where "PE\0\0" starts
+    struct.pack_into("<I", data, header + 8, epoch & 0xFFFFFFFF)  # COFF TimeDateStamp
+    field = header + 24 + 64  # the optional header's CheckSum
+    struct.pack_into("<I", data, field, pe_checksum(bytes(data), field))
+    return bytes(data)
+
+
+def build(kernel: Path, initrd: Path, cmdline: str, release_text: str, out: Path, epoch: int = 0,
+          stub: Path = STUB) -> None:
+    """Write the UKI of KERNEL, INITRD and CMDLINE to OUT (atomically), stamped EPOCH."""
     if not stub.is_file():
         raise ApplianceError(f"no EFI stub at {stub}: apt-get install systemd-boot-efi (./setup does)")
     with tempfile.TemporaryDirectory(prefix="appliance-uki-") as tmp:
@@ -66,4 +91,4 @@ def build(kernel: Path, initrd: Path, cmdline: str, release_text: str, out: Path
             args += ["--add-section", f"{section}={part}", "--change-section-vma", f"{section}={address:#x}"]
         made = folder / "uki.efi"
         proc.run(["objcopy", *args, str(stub), str(made)], timeout=120)
-        atomic_write(out, made.read_bytes())
+        atomic_write(out, restamp(made.read_bytes(), epoch))
