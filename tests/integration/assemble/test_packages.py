@@ -129,6 +129,7 @@ def test_python_template_runs_its_script_and_probes_the_host():
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"checksum {expected}" in done.stdout
     assert "appliance-init: payload exited with status 0" in done.stdout
+    assert "payload probe work_done: " in done.stdout  # the script's own probe, in run's table too
     out = BUILD / "python-bench.json"
     done = appliance("bench", str(bundle), "-n", "1", "--warmup", "0", "--accel", "tcg", "-o", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
