@@ -7,13 +7,19 @@ shifted onto another probe.
 
 from __future__ import annotations
 
-from appliance.probes import Event
+from appliance.probes import BUILTIN_NAMES, Event
 
 EXEC = "qemu_exec"  # host: immediately before QEMU is started
 EXIT = "qemu_exit"  # host: QEMU reaped
 READY = "service_ready"  # host: the service's first answer arrived (service bundles)
 RESUMED = "vm_resumed"  # QMP's RESUME: a restored guest runs again (snapshot restores)
 HOST_EVENTS = frozenset({EXEC, EXIT, READY, RESUMED})  # the host's own events, not guest probes
+
+
+def payload_probe(name: str) -> bool:
+    """Whether an event is a probe the payload fired itself ([probes], the `probe`
+    program): neither one of ours (built in, or inferred from the trace) nor the host's."""
+    return name not in BUILTIN_NAMES and name not in HOST_EVENTS
 
 FIRMWARE_START = ("fw_start", "fw_entry")
 KERNEL_START = ("linux_start_boot", "linux_start_pvhboot", "linux_start_fwcfg", "kernel_entry")

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,10 +37,10 @@ class Cluster:
         return self.root / f"cache-{label}"
 
     def start_worker(self, label: str) -> None:
-        log = open(self.root / f"worker-{label}.log", "wb")  # noqa: SIM115 - kept open for the process's life
-        self.workers[label] = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "worker", self.address, "--listen", "127.0.0.1", "--name", label,
-             "--host-label", label, "--cache", str(self.cache(label))], cwd=ROOT, stdout=log, stderr=log)
+        with open(self.root / f"worker-{label}.log", "wb") as log:  # the worker keeps its own copy of the fd
+            self.workers[label] = subprocess.Popen(
+                [sys.executable, "-m", "appliance", "worker", self.address, "--listen", "127.0.0.1", "--name", label,
+                 "--host-label", label, "--cache", str(self.cache(label))], cwd=ROOT, stdout=log, stderr=log)
 
     def wait_for(self, count: int, timeout: float = 90) -> None:
         from distributed import Client
@@ -81,9 +81,9 @@ def cluster(labels: list[str]) -> Iterator[Cluster]:
     """A scheduler and one `appliance worker` per label (its name and host label)."""
     root = Path(tempfile.mkdtemp(prefix="appliance-dask-"))
     port = _free_port()
-    log = open(root / "scheduler.log", "wb")  # noqa: SIM115
-    scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                                 cwd=root, stdout=log, stderr=log)
+    with open(root / "scheduler.log", "wb") as log:
+        scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                                     cwd=root, stdout=log, stderr=log)
     running = Cluster(f"tcp://127.0.0.1:{port}", root, scheduler)
     try:
         deadline = time.monotonic() + 60
@@ -103,8 +103,4 @@ def cluster(labels: list[str]) -> Iterator[Cluster]:
         for process in running.workers.values():
             _stop(process)
         _stop(scheduler)
-        log.close()
-        import shutil
-
         shutil.rmtree(root, ignore_errors=True)
-        os.environ.pop("APPLIANCE_CLUSTER", None)

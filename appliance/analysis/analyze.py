@@ -134,19 +134,13 @@ def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any
     }
 
 
-def _staged(calls: list[initcalls.Initcall]) -> list[initcalls.Initcall]:
-    return [c for c in calls if c.module is None and c.pid != 0]
-
-
 def _calls_ms(calls: list[initcalls.Initcall]) -> float:
-    return sum(c.duration_us for c in _staged(calls)) / 1000
+    return sum(c.duration_us for c in initcalls.staged(calls)) / 1000
 
 
 def _stage_ms(calls: list[initcalls.Initcall]) -> float:
-    staged = _staged(calls)
-    if not staged:
-        return 0.0
-    return (max(c.start_us + c.placed_us for c in staged) - staged[0].start_us) / 1000
+    span = initcalls.stage_span(calls)
+    return (span[1] - span[0]) / 1000 if span else 0.0
 
 
 LOG_SOURCE = "a kernel log read from a file"

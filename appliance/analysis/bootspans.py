@@ -19,10 +19,10 @@ from typing import Any
 
 from appliance import guestlog
 from appliance.analysis import tslog
-from appliance.analysis.initcalls import Initcall, Stat
+from appliance.analysis.initcalls import Initcall, Stat, stage_span
+from appliance.analysis.initcalls import staged as initcall_stage
 from appliance.analysis.spans import Span
-from appliance.phases import FIRMWARE_START, HOST_EVENTS, KERNEL_START
-from appliance.probes import BUILTIN_NAMES
+from appliance.phases import FIRMWARE_START, KERNEL_START, payload_probe
 
 _RUN_INIT = re.compile(r"^\[\s*(\d+)\.(\d+)\] Run \S+ as init process", re.M)
 TRACK = "boot"
@@ -137,14 +137,12 @@ def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls:
         out += _milestones(kernel, early_end, console, offset)
     # console initcalls (`@ 0`) run inside start_kernel; the initcall stage starts at the
     # first one kernel_init runs (`@ 1`): one boundary for the timeline and every total
-    in_start_kernel = [c for c in builtin if c.pid == 0]
-    staged = [c for c in builtin if c.pid != 0]
-    if staged:
-        first = staged[0].start_us + offset
-        last = max(c.start_us + c.placed_us for c in staged) + offset
-        calls_ms = sum(c.duration_us for c in staged) / 1000
-        group = _clip(Span(TRACK, kernel.stack + ("initcalls",), first, last, "phase",
-                           f"{len(staged)} built-in initcalls: {calls_ms:.1f} ms in the calls, the rest printing "
+    stage = initcall_stage(initcalls)
+    span = stage_span(initcalls)
+    if span is not None:
+        calls_ms = sum(c.duration_us for c in stage) / 1000
+        group = _clip(Span(TRACK, kernel.stack + ("initcalls",), span[0] + offset, span[1] + offset, "phase",
+                           f"{len(stage)} built-in initcalls: {calls_ms:.1f} ms in the calls, the rest printing "
                            "and scheduling between them"), kernel)
         out.append(group)
         early = _clip(Span(TRACK, kernel.stack + ("start_kernel",), early_end, group.start_us, "phase",
@@ -152,8 +150,8 @@ def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls:
         out.append(early)
         out.append(_clip(Span(TRACK, kernel.stack + ("to init",), group.end_us, kernel.end_us, "phase",
                               "after the last built-in initcall: freeing init memory, running /init"), kernel))
-        out += _call_spans(in_start_kernel, early, offset)
-        out += _call_spans(staged, group, offset)
+        out += _call_spans([c for c in builtin if c.pid == 0], early, offset)  # console initcalls
+        out += _call_spans(stage, group, offset)
     return out
 
 
@@ -210,7 +208,7 @@ def _payload_probes(parent: Span, t: dict[str, float]) -> list[Span]:
     """The payload's own probes ([probes], the `probe` program): instants where they fired."""
     return [Span(TRACK, parent.stack + (name,), at, at, "event", "the payload's own probe")
             for name, at in sorted(t.items(), key=lambda item: item[1])
-            if name not in BUILTIN_NAMES and name not in HOST_EVENTS and parent.start_us <= at <= parent.end_us]
+            if payload_probe(name) and parent.start_us <= at <= parent.end_us]
 
 
 def _init_children(init: Span, run: dict[str, Any], initcalls: list[Initcall]) -> list[Span]:

@@ -59,6 +59,20 @@ class Initcall:
 COARSE_GAP_US = 500  # printk times this far from a whole-ms duration: the duration is a jiffy count
 
 
+def staged(calls: list[Initcall]) -> list[Initcall]:
+    """The initcall stage: the built-ins kernel_init runs (`@ 1` on). Console initcalls
+    (`@ 0`) run earlier, inside start_kernel; modules' run later, from the init."""
+    return [c for c in calls if c.module is None and c.pid != 0]
+
+
+def stage_span(calls: list[Initcall]) -> tuple[float, float] | None:
+    """Where the stage runs in printk time (us): its first call to its last return."""
+    stage = staged(calls)
+    if not stage:
+        return None
+    return stage[0].start_us, max(c.start_us + c.placed_us for c in stage)
+
+
 @dataclass
 class Parsed:
     initcalls: list[Initcall]

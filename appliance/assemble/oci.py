@@ -52,7 +52,6 @@ class ImageError(TemplateError):
 class Layer:
     digest: str  # sha256:... of the blob as stored (compressed or not)
     data: bytes  # the blob
-    media_type: str
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def read_layout(folder: Path, tag: str, arch: Arch) -> Image:
     if "config" not in manifest or "digest" not in manifest["config"]:
         raise ImageError(f"image {name}: the manifest names no config")
     config = _json(_blob(folder, manifest["config"]["digest"], name, "config"), "the config", name)
-    layers = tuple(Layer(d["digest"], _blob(folder, d.get("digest", ""), name, f"layer {n + 1}"), d.get("mediaType", ""))
+    layers = tuple(Layer(d["digest"], _blob(folder, d.get("digest", ""), name, f"layer {n + 1}"))
                    for n, d in enumerate(manifest.get("layers", [])))
     return Image(name, config, layers, descriptor["digest"])
 
@@ -157,14 +156,14 @@ def read_docker_archive(path: Path) -> Image:
         layers = []
         for n, (member, diff_id) in enumerate(zip(paths, diff_ids, strict=True)):
             data = read(member, f"layer {n + 1}")
-            if _sha256(_uncompressed(data, "", name, n)) != diff_id:
+            if _sha256(_uncompressed(data, name, n)) != diff_id:
                 raise ImageError(f"image {name}: layer {n + 1} ({member}) does not match its digest {diff_id[:19]} "
                                  "(the archive is damaged): save the image again")
-            layers.append(Layer(diff_id, data, "application/vnd.oci.image.layer.v1.tar"))
+            layers.append(Layer(diff_id, data))
     return Image(name, config, tuple(layers), _sha256(config_bytes))
 
 
-def _uncompressed(data: bytes, media_type: str, name: str, number: int) -> bytes:
+def _uncompressed(data: bytes, name: str, number: int) -> bytes:
     """A layer blob as a tar: gzip and zstd by their magic (media types are often wrong)."""
     try:
         if data[:2] == b"\x1f\x8b":
@@ -230,7 +229,7 @@ def apply(image: Image) -> list[Placed]:
     wrote it last, in path order (the initramfs sorts them again)."""
     tree = _Tree(image.name)
     for number, layer in enumerate(image.layers):
-        raw = _uncompressed(layer.data, layer.media_type, image.name, number)
+        raw = _uncompressed(layer.data, image.name, number)
         try:
             archive = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
             members = archive.getmembers()

@@ -44,8 +44,7 @@ from appliance.errors import ApplianceError, BootError, Interrupted
 from appliance.fsutil import atomic_write
 from appliance.machines import Machine
 from appliance.paths import ROOT
-from appliance.phases import HOST_EVENTS, PHASE_NAMES
-from appliance.probes import BUILTIN_NAMES
+from appliance.phases import PHASE_NAMES, payload_probe
 from appliance.runs import ab, bench, compare, table
 
 DEMO_N = 6  # the smallest n with a 95% interval of the median from order statistics
@@ -137,8 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     width = max([9, *(len(name) for name, value in run.phases.items() if value is not None)])
     rows = [f"{name:<{width}} {'-' if value is None else f'{value:.1f} ms'}" for name, value in run.phases.items()]
     start = run.events[0].host_time_ns if run.events else 0
-    own = {e.name: (e.host_time_ns - start) / 1e6 for e in run.events  # the payload's own probes
-           if e.name not in BUILTIN_NAMES and e.name not in HOST_EVENTS}
+    own = {e.name: (e.host_time_ns - start) / 1e6 for e in run.events if payload_probe(e.name)}
     rows += [f"payload probe {name}: {ms:.1f} ms from launch" for name, ms in own.items()]
     say("\n" + "\n".join(rows), phases_ms=run.phases, payload_probes_ms=own, warnings=run.warnings)
     for warning in run.warnings:

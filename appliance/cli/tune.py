@@ -145,7 +145,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if knobs and (note := compare.reach_note(plan.n, 0.05 / len(knobs), f" for {len(knobs)} knobs at 95%")):
         print(note, file=sys.stderr)
     sessions = tuning.sessions_for(target, choice, plan, knobs, workdir)
-    start = tuning.resume(out, sessions, host, target.digest) if args.resume and out.is_file() else 0
+    start = tuning.resume(out, sessions, host) if args.resume and out.is_file() else 0
     print(f"tuning {args.bundle}: base + {len(knobs)} knobs, {plan.warmup} warm-up + {plan.n} rounds"
           f"{f', resuming after {start}' if start else ''}", file=sys.stderr)
     tuned = tuning.run(sessions, knobs, plan, host, out, start)

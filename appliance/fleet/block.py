@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import socket
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from appliance import proc
@@ -30,7 +30,7 @@ class Arm:
     """One side of the run: what to boot (a bundle here, or a reference to ship) and how."""
 
     bundle: Bundle | ship.BundleRef
-    plan: bench.Plan
+    plan: bench.Plan  # without a fleet: the worker boots here
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,9 @@ def run(block: Block) -> dict[str, Any]:
         bundles = [arm.bundle if isinstance(arm.bundle, Bundle) else ship.materialize(arm.bundle)
                    for arm in block.arms]
         choice = _accel(block.accel)
-        sessions = [bench.Session(b, choice, replace(arm.plan, fleet=None)) for b, arm in
-                    zip(bundles, block.arms, strict=True)]
+        sessions = [bench.Session(b, choice, arm.plan) for b, arm in zip(bundles, block.arms, strict=True)]
+    except ship.MissingPieces as exc:  # the client sends them and submits the block again
+        return {"number": block.number, "worker": me, "missing": str(exc)}
     except ApplianceError as exc:
         return {"number": block.number, "worker": me, "error": str(exc), "console_tail": ""}
 

@@ -148,21 +148,23 @@ class Fleet:
 
     def interleave(self, sessions: Sequence[bench.Session], warmup: int, n: int, progress: bench.Progress | None,
                    looks: Sequence[int], stop: Callable[[int], bool] | None, start: int) -> int:
-        """bench.interleave's rounds, run as blocks on the cluster's workers."""
+        """bench.interleave's rounds, run as blocks on the cluster's workers. START is
+        read from the sessions instead: a resumed run's counted boots (every block warms
+        up on its own, so uncounted ones do not count as rounds here)."""
         arch = sessions[0].bundle.arch
         arms, where = self._arms(sessions)
-        # rounds already booted (a resumed run): counted ones, since every block warms up anew
         start = min(sum(1 for r in s.runs if not r["warmup"]) for s in sessions)
         self._blocks = max([self._blocks, *(r.get("block", 0) for s in sessions for r in s.runs)])
         started, done_boots = time.monotonic(), 0
         done = start
         self._rounds = (start, n)
-        for end in wave_ends(start, n, looks, len(self.workers(arch))):
-            workers = self.workers(arch)
+        workers = self.workers(arch)
+        for wave, end in enumerate(wave_ends(start, n, looks, len(workers))):
+            workers = workers if wave == 0 else self.workers(arch)  # who is there now: some joined or left
             self._ship(arms, where, workers)
             blocks = [self._block(arms, size, warmup) for size in split(end - done, len(workers))]
             total = sum(b.rounds + b.warmup for b in blocks) * len(arms)
-            for result in self._run(blocks, arch, arms, where, done, n):
+            for result in self._run(blocks, arch, arms, where):
                 _merge(sessions, result, str(self.address))
                 who = result["worker"]
                 print(f"fleet: block {result['number']} ({len(result['runs'][0])} boots a side) from "
@@ -181,8 +183,7 @@ class Fleet:
         return block.Block(self.run_id, self._blocks, tuple(arms), rounds, warmup, self.accel,
                            random.randrange(2**32))
 
-    def _run(self, blocks: list[block.Block], arch: Arch, arms: list[block.Arm], where: dict[str, Path],
-             done: int, n: int) -> Any:
+    def _run(self, blocks: list[block.Block], arch: Arch, arms: list[block.Arm], where: dict[str, Path]) -> Any:
         """Submit BLOCKS and yield their results as they arrive."""
         from distributed import as_completed
 
@@ -193,7 +194,7 @@ class Fleet:
         try:
             for future in pending:
                 result = self._result(future, futures[future])
-                if "error" in result and "not in this worker's cache" in result["error"]:
+                if "missing" in result:
                     worker = result["worker"]["address"]  # a worker that joined after the bundles were sent
                     self._holding = {(w, d) for w, d in self._holding if w != worker}
                     self._ship(arms, where, [worker])

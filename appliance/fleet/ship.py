@@ -13,7 +13,6 @@ memory only.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,16 +110,19 @@ def _land_folder(digest: str, files: dict[str, bytes], landing: Path) -> None:
         (landing / name).write_bytes(data)
     try:
         bundles.load(landing)  # every listed file against its size and sha256 in the manifest
-    except BundleError as exc:
-        shutil.rmtree(landing, ignore_errors=True)
+    except BundleError as exc:  # the landing folder goes with receive's temporary directory
         raise BundleError(f"a bundle sent as {digest[:12]} arrived damaged: {exc}") from None
 
 
+class MissingPieces(BundleError):
+    """A block reached a worker that does not hold its bundle yet (it joined late)."""
+
+
 def materialize(ref: BundleRef) -> Bundle:
-    """The bundle REF names, from this worker's cache (missing pieces: BundleError)."""
+    """The bundle REF names, from this worker's cache (MissingPieces when it lacks some)."""
     root = _cache()
-    lacking = [d for d in ref.pieces if not (root / d).exists()]
+    lacking = missing(ref.pieces)
     if lacking:
-        raise BundleError(f"bundle piece(s) {', '.join(d[:12] for d in lacking)} are not in this worker's cache")
+        raise MissingPieces(f"bundle piece(s) {', '.join(d[:12] for d in lacking)} are not in this worker's cache")
     fields = {field: root / sha for field, sha in ref.extras}
     return Bundle(root / ref.digest, ref.manifest, **fields)

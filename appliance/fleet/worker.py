@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import proc
-from appliance.boot import accel, hostfacts
+from appliance.boot import accel
 from appliance.errors import ApplianceError
 from appliance.fleet import block, ship
 from appliance.fleet.cluster import resource
@@ -35,7 +35,6 @@ class Checked:
     arches: tuple[Arch, ...]
     accel: accel.AccelChoice
     notes: tuple[str, ...]  # what works with less: one line each
-    facts: dict[str, Any]
 
 
 def check_host() -> Checked:
@@ -58,7 +57,7 @@ def check_host() -> Checked:
     choice = accel.choose("auto") if Arch.X86_64 in arches else accel.AccelChoice("tcg", "no x86 QEMU to probe KVM")
     if choice.accel == "tcg":
         notes.append(f"boots use TCG here: {choice.reason}")
-    return Checked(tuple(arches), choice, tuple(notes), hostfacts.collect(arches[0]))
+    return Checked(tuple(arches), choice, tuple(notes))
 
 
 def serve(scheduler: str, *, name: str | None, host_label: str | None, listen: str | None, cache: Path,

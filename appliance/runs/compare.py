@@ -28,6 +28,7 @@ from typing import Any
 from appliance import results
 from appliance.phases import EXEC, PHASE_NAMES, from_times
 from appliance.stats import (
+    Strata,
     boots_needed,
     holm,
     permutation_p,
@@ -48,21 +49,21 @@ def _values(runs: list[dict[str, Any]], phase: str) -> list[float]:
     return [v for r in counted if (v := r["phases_ms"].get(phase)) is not None]
 
 
+Pair = tuple[list[float], list[float]]  # one phase's values of A and B (on one host)
+
+
 def host_of(run: dict[str, Any]) -> str:
     """The host a run booted on: its worker's host label on a fleet, "" on this host."""
     worker = run.get("worker")
     return str(worker.get("host_name", "")) if isinstance(worker, dict) else ""
 
 
-def strata(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], phase: str) -> dict[str, Strata_]:
+def strata(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], phase: str) -> dict[str, Pair]:
     """PHASE's values of A and B per host, for hosts that booted both (a fleet's blocks
     hold every arm, so that is every host with a finished block)."""
     hosts = sorted({host_of(r) for r in runs_a} & {host_of(r) for r in runs_b})
     return {h: (_values([r for r in runs_a if host_of(r) == h], phase),
                 _values([r for r in runs_b if host_of(r) == h], phase)) for h in hosts}
-
-
-Strata_ = tuple[list[float], list[float]]
 
 
 def verdict(phase: str, ratio: float, ci: tuple[float, float]) -> str | None:
@@ -83,7 +84,7 @@ class Sample:
 
     a: list[float]
     b: list[float]
-    by_host: list[Strata_]
+    by_host: Strata
 
     @property
     def blocked(self) -> bool:
@@ -149,9 +150,10 @@ def compare(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], confiden
     hosts = per_host(runs_a, runs_b, primary if has_primary else "total", confidence, seed)
     if len(hosts) > 1:
         method += "; blocked by host (van Elteren, stratified bootstrap)"
-    out: dict[str, Any] = {"confidence": confidence, "alpha": alpha, "looks": looks, "primary": primary if has_primary else None,
-           "method": method, "rows": [rows[p] for p in phases],
-           "order_effect": order_effect([runs_a, runs_b], primary if has_primary else "total", seed)}
+    out: dict[str, Any] = {
+        "confidence": confidence, "alpha": alpha, "looks": looks, "primary": primary if has_primary else None,
+        "method": method, "rows": [rows[p] for p in phases],
+        "order_effect": order_effect([runs_a, runs_b], primary if has_primary else "total", seed)}
     if len(hosts) > 1:
         out["hosts"] = hosts
         out["hosts_disagree"] = disagree(hosts)

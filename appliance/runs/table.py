@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.phases import HOST_EVENTS, PHASE_NAMES
-from appliance.probes import BUILTIN_NAMES
+from appliance.phases import PHASE_NAMES, payload_probe
 
 PHASE_HELP = {
     "qemu": "host exec -> firmware start (aarch64: the kernel's first device write)",
@@ -36,8 +35,7 @@ def _ms(value: float | None) -> str:
 def payload_probes(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The probes a payload fired itself ([probes], the `probe` program), with their
     statistics: every probe that is neither built in nor a host event."""
-    return {name: s for name, s in summary.get("probes", {}).items()
-            if name not in BUILTIN_NAMES and name not in HOST_EVENTS}
+    return {name: s for name, s in summary.get("probes", {}).items() if payload_probe(name)}
 
 
 def payload_probe_lines(summary: dict[str, Any]) -> list[str]:

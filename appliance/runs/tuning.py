@@ -15,8 +15,6 @@ from appliance.bundle import Bundle
 from appliance.errors import ApplianceError
 from appliance.runs import bench, compare, tune
 
-# what makes two hosts the same for a comparison: results of different ones never mix
-
 
 def sessions_for(target: Bundle, accel: AccelChoice, plan: bench.Plan, knobs: list[tune.Knob],
                  workdir: Path) -> dict[str, bench.Session]:
@@ -30,7 +28,7 @@ def sessions_for(target: Bundle, accel: AccelChoice, plan: bench.Plan, knobs: li
     return out
 
 
-def resume(path: Path, sessions: dict[str, bench.Session], host: dict[str, Any], digest: str) -> int:
+def resume(path: Path, sessions: dict[str, bench.Session], host: dict[str, Any]) -> int:
     """Load the finished rounds of an earlier run of the same tune; return how many."""
     doc = results.read(path)
     if results.kind(doc) != "tune":
@@ -38,8 +36,6 @@ def resume(path: Path, sessions: dict[str, bench.Session], host: dict[str, Any],
     saved = {"base": doc["base"], **doc["variants"]}
     if set(saved) != set(sessions):
         raise ApplianceError(f"{path} tuned other knobs ({', '.join(sorted(saved))}): give the same --knobs")
-    if doc["base"]["bundle"]["digest"] != digest:
-        raise ApplianceError(f"{path} is of another build of this bundle: start afresh with another -o")
     return bench.resume(list(sessions.values()), [saved[name] for name in sessions], path, host)
 
 

@@ -66,9 +66,9 @@ def test_a_resumed_tune_refuses_another_hosts_results(tmp_path, target):
     doc = tuning.document(sessions, {**here, "cpu_model": "B"}, False, {"knobs": ["quiet"]})
     results.write(tmp_path / "t.json", doc)
     with pytest.raises(ApplianceError, match="was measured on another host .*never mix"):
-        tuning.resume(tmp_path / "t.json", sessions, here, target.digest)
+        tuning.resume(tmp_path / "t.json", sessions, here)
     results.write(tmp_path / "t.json", tuning.document(sessions, here, False, {"knobs": ["quiet"]}))
     for session in sessions.values():
         session.runs = []
-    assert tuning.resume(tmp_path / "t.json", sessions, here, target.digest) == 3
+    assert tuning.resume(tmp_path / "t.json", sessions, here) == 3
     assert len(sessions["quiet"].runs) == 3
