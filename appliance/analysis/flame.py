@@ -12,6 +12,7 @@ is how a headless browser test drives it."""
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from xml.sax.saxutils import escape
 
@@ -33,15 +34,16 @@ def _colour(span: Span) -> str:
     return f"hsl({_HUES.get(span.kind, 60)},{55 + h % 30}%,{60 + (h >> 5) % 20}%)"
 
 
-def _ticks(total_ms: float) -> list[float]:
-    if total_ms <= 0:
-        return [0.0]
-    step = 10 ** len(str(int(total_ms / 5))) / 10 if total_ms >= 5 else 1.0
-    for factor in (1, 2, 5, 10):
-        if total_ms / (step * factor) <= 10:
-            step *= factor
-            break
-    return [i * step for i in range(int(total_ms / step) + 1)]
+def ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round values between LO and HI for an axis (1, 2 or 5 times a power of ten apart),
+    at most MOST + 1 of them: the flamechart's and the report's axes."""
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / most
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step) * step
+    return [first + k * step for k in range(int((hi - first) / step + 1e-9) + 1)]
 
 
 def _label(name: str, width_px: float) -> str:
@@ -183,7 +185,7 @@ def render(spans: Iterable[Span], title: str, total_us: float | None = None, sub
     for track in tracks:
         body.append(f'<text class="track" x="{LEFT}" y="{offsets[track] - 4}">{escape(track)}</text>')
     axis = []
-    for tick in _ticks(total / 1000):
+    for tick in ticks(0.0, total / 1000, 10):
         x = LEFT + tick * 1000 * scale
         end_anchor = x > WIDTH - LEFT - 60  # the last label ends at its line, inside the picture
         anchor = ' text-anchor="end"' if end_anchor else ""

@@ -9,7 +9,6 @@ table, an A/B comparison, the initcall analysis (top list and timeline), the fla
 from __future__ import annotations
 
 import html
-import math
 import statistics
 from typing import Any
 
@@ -42,23 +41,12 @@ def _interval(ci: list[float] | None, digits: int) -> str:
     return f"{ci[0]:.{digits}f} - {ci[1]:.{digits}f}" if ci else "n/a"
 
 
-def ticks(lo: float, hi: float, most: int = 6) -> list[float]:
-    """Round values between LO and HI for an axis (1, 2 or 5 times a power of ten apart)."""
-    if hi <= lo:
-        return [lo]
-    raw = (hi - lo) / most
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step) * step
-    return [first + k * step for k in range(int((hi - first) / step + 1e-9) + 1)]
-
-
 def _axis(x0: float, width: float, lo: float, hi: float, y: float) -> list[str]:
     """A time axis under a plot: a line, ticks and their labels (ms), the last one kept
     inside the picture."""
     scale = width / ((hi - lo) or 1.0)
     out = [f'<line x1="{x0}" x2="{x0 + width}" y1="{y}" y2="{y}" stroke="#888"/>']
-    for value in ticks(lo, hi):
+    for value in flame.ticks(lo, hi):
         x = x0 + (value - lo) * scale
         anchor = "end" if x > x0 + width - 20 else "middle"
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + 4}" stroke="#888"/>'

@@ -203,8 +203,9 @@ def test_chrome_b_and_e_events_of_a_span_carry_the_same_args():
 
 
 def test_axes_have_round_ticks_and_phases_of_one_magnitude_share_one():
-    assert report.ticks(0, 100) == [0, 20, 40, 60, 80, 100]
-    assert report.ticks(4210, 4480) == [4250, 4300, 4350, 4400, 4450]
+    assert flame.ticks(0, 100) == [0, 20, 40, 60, 80, 100]
+    assert flame.ticks(4210, 4480) == [4250, 4300, 4350, 4400, 4450]
+    assert flame.ticks(0, 10, 10) == list(range(11))
     groups = report.scale_groups({"qemu": 40.0, "firmware": 5.0, "init": 30.0, "kernel": 4400.0, "total": 5500.0})
     assert groups == [["firmware", "init", "qemu"], ["kernel", "total"]]
     svg = report.distributions([run_record(i, kernel_extra=i * 10.0) for i in range(6)],
