@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.assemble import apt, firmware, kernel, minikernel, packages, pkglock
+from appliance.assemble import apt, firmware, kernel, minikernel, packages, pieces, pkglock, sources
 from appliance.assemble.template import TEMPLATES, load_template
 from appliance.errors import ApplianceError
 from appliance.fsutil import Busy, locked
@@ -27,6 +27,9 @@ PARTS = {
     "minikernel": "minimal kernels: patched source (src-), object tree (out-), images (img-)",
     "qboot": "qboot's source from Debian's qemu source package (qboot.lock)",
     "debs": "Debian packages of templates' [packages] debian, named by digest (<template>.lock)",
+    "pieces": "initramfs pieces: unpacked packages (deb-, by .deb digest and exclude list) and compressed "
+              "pieces (by content; never in use: a build makes a missing one again)",
+    "programs": "compiled guest programs, by source, headers, flags and toolchain (never in use)",
 }
 
 
@@ -111,5 +114,6 @@ def in_use() -> list[Path]:
             cache / "minikernel" / f"src-{source_key}", cache / "minikernel" / f"out-{source_key}",
             *(minikernel.image_dir(cache, r.key()) for r in recipes),
             cache / "qboot" / firmware.read_lock(firmware.QBOOT_LOCK).orig_sha256[:16],
-            *(apt.cached_deb(pin, cache) for t in templates if t.debian
-              for pin in (pkglock.read(packages.lock_file(t)) or pkglock.Lock((), ())).pins)]
+            *(path for t in templates if t.debian for pin in (pkglock.read(packages.lock_file(t)) or pkglock.Lock((), ())).pins
+              for path in (apt.cached_deb(pin, cache),
+                           sources.unpacked_path(pieces.cache_dir(cache), pin, packages.excluded(t))))]

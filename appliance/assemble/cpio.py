@@ -103,9 +103,10 @@ def _record(ino: int, entry: Entry, name: str) -> bytes:
     return head + _pad(len(head)) + entry.data + _pad(len(entry.data))
 
 
-def write(entries: list[Entry], source_date_epoch: int = 0) -> bytes:
-    """Serialize entries (plus missing parents and the trailer) to newc bytes."""
-    ordered = _with_parents(entries)
+def write(entries: list[Entry], source_date_epoch: int = 0, as_given: bool = False) -> bytes:
+    """Serialize entries (plus missing parents and the trailer) to newc bytes; AS_GIVEN:
+    the entries alone, in their order (a cache of a list, not an archive to unpack)."""
+    ordered = entries if as_given else _with_parents(entries)
     chunks = []
     for ino, entry in enumerate(ordered, start=1):
         clamped = replace(entry, mtime=min(entry.mtime, source_date_epoch))
@@ -115,9 +116,22 @@ def write(entries: list[Entry], source_date_epoch: int = 0) -> bytes:
 
 
 def read(blob: bytes) -> list[Entry]:
-    """Parse newc bytes back into entries (without the trailer). Strict: raises CpioError."""
-    entries: list[Entry] = []
-    pos = 0
+    """Parse newc bytes back into entries (without the trailer). Strict: raises CpioError.
+    Concatenated archives (an initramfs of pieces) read as the kernel unpacks them: one
+    after another, zero padding between them skipped, a path met again replacing the
+    earlier entry (each piece repeats the directories above its files)."""
+    entries: dict[str, Entry] = {}
+    pos = _read_archive(blob, 0, entries)
+    while pos < len(blob):
+        while pos < len(blob) and blob[pos] == 0:
+            pos += 1
+        if pos < len(blob):
+            pos = _read_archive(blob, pos, entries)
+    return list(entries.values())
+
+
+def _read_archive(blob: bytes, pos: int, entries: dict[str, Entry]) -> int:
+    """Read one archive from POS into ENTRIES; the offset just past its trailer."""
     while True:
         if blob[pos:pos + 6] != MAGIC:
             raise CpioError(f"bad magic at offset {pos}: {blob[pos:pos + 6]!r}")
@@ -135,7 +149,7 @@ def read(blob: bytes) -> list[Entry]:
         if namesize == 0 or data_end > len(blob):
             raise CpioError(f"truncated record at offset {pos}")
         name = blob[name_start:name_end - 1].decode()
-        if name == TRAILER:
-            return entries
-        entries.append(Entry(name, mode, blob[data_start:data_end], fields[9], fields[10], mtime))
         pos = data_end + (-size % 4)
+        if name == TRAILER:
+            return pos
+        entries[name] = Entry(name, mode, blob[data_start:data_end], fields[9], fields[10], mtime)

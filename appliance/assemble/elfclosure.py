@@ -20,10 +20,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
-from elftools.elf.elffile import ELFFile
-
 from appliance.errors import ApplianceError
 
 
@@ -60,6 +56,12 @@ class Node:
 
 def read_elf(path: Path) -> ElfInfo | None:
     """The loader-relevant facts of PATH, or None if it is not an ELF file."""
+    # imported here: pyelftools is a fifth of the import time of every `scons`, and only
+    # templates with host programs read ELF files
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+
     try:
         with open(path, "rb") as stream:
             if stream.read(4) != b"\x7fELF":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 from pathlib import Path
 
 from appliance import proc
 from appliance.errors import ToolMissing
-from appliance.fsutil import atomic_path
+from appliance.fsutil import atomic_path, atomic_write
 from appliance.machines import Arch
 from appliance.paths import ROOT
 
@@ -44,6 +47,40 @@ def compile_static(source: Path, output: Path, arch: Arch = Arch.X86_64) -> int:
         proc.run([*command(arch), f"-I{source.parent}", "-o", str(tmp), str(source)])
         proc.run([f"{prefix}strip", "--strip-all", "-R", ".comment", str(tmp)])
     return output.stat().st_size
+
+
+def _toolchain_identity(arch: Arch) -> str:
+    """What changes when the compiler or dietlibc is upgraded: their files' size and time
+    (cheap: no process is run)."""
+    parts = []
+    for path in (shutil.which(f"{arch.cross_prefix}gcc"), shutil.which("diet"), DIET_LIBS / f"lib-{arch.value}" / "libc.a"):
+        try:
+            info = os.stat(path) if path else None
+            parts.append(f"{path}={info.st_size}:{info.st_mtime_ns}" if info else f"{path}=missing")
+        except OSError:
+            parts.append(f"{path}=missing")
+    return "\n".join(parts)
+
+
+def cache_key(source: Path, arch: Arch) -> str:
+    """The compiled program's identity: its source, the headers beside it, the command and
+    the toolchain. Two build folders compiling the same inputs share one cached binary."""
+    digest = hashlib.sha256("\0".join([*command(arch), _toolchain_identity(arch)]).encode())
+    for path in [source, *sorted(source.parent.glob("*.h"))]:
+        digest.update(f"\0{path.name}\0".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def compile_cached(source: Path, output: Path, arch: Arch, cache: Path) -> tuple[int, bool]:
+    """compile_static through CACHE (keyed by cache_key): the size, and whether the
+    binary came from the cache (a warm build into a fresh folder compiles nothing)."""
+    kept = cache / f"{source.stem}-{arch.value}-{cache_key(source, arch)[:32]}"
+    if kept.is_file():
+        atomic_write(output, kept.read_bytes(), 0o755)
+        return output.stat().st_size, True
+    size = compile_static(source, output, arch)
+    atomic_write(kept, output.read_bytes(), 0o755)
+    return size, False
 
 
 def toolchain_versions() -> dict[str, str]:

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance import netspec
-from appliance.assemble import cpio, layout
-from appliance.assemble.compress import compress
+from appliance.assemble import cpio, layout, pieces
 from appliance.assemble.layout import Placed
 from appliance.assemble.modfiles import ModuleFile
 from appliance.assemble.template import PROFILED_DEVICES, RootDisk, Template
@@ -175,10 +174,22 @@ def contents(template: Template, init: bytes, programs: dict[str, bytes], module
     return Contents(layout.merge([*boot, Placed(cpio.directory("newroot"), "init")], where), disk)
 
 
+@dataclass(frozen=True)
+class Built:
+    """An initramfs as built: its bytes (concatenated compressed pieces), the size the
+    kernel unpacks, the contents (the disk's too), and each piece."""
+
+    data: bytes
+    raw_size: int
+    parts: Contents
+    pieces: list[pieces.Piece]
+
+
 def build(template: Template, init: bytes, programs: dict[str, bytes], source_date_epoch: int,
-          modules: Sequence[ModuleFile] = (), release: str = "",
-          packages: Sequence[Placed] = ()) -> tuple[bytes, int, Contents]:
-    """The compressed initramfs, its uncompressed size, and the contents (the disk's too)."""
+          modules: Sequence[ModuleFile] = (), release: str = "", packages: Sequence[Placed] = (),
+          cache: Path | None = None) -> Built:
+    """The initramfs of TEMPLATE, its pieces compressed now or taken from CACHE."""
     parts = contents(template, init, programs, modules, release, packages)
-    archive = cpio.write([p.entry for p in parts.initrd], source_date_epoch)
-    return compress(archive, template.compression, template.compression_level), len(archive), parts
+    data, raw_size, made = pieces.archive(parts.initrd, source_date_epoch, template.compression,
+                                          template.compression_level, cache)
+    return Built(data, raw_size, parts, made)

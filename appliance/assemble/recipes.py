@@ -35,6 +35,7 @@ from appliance.assemble import (
     modfiles,
     oci,
     packages,
+    pieces,
     release,
     rootdisk,
     uki,
@@ -110,9 +111,9 @@ def hold_locks(config: BuildConfig) -> None:
 CODE = {
     "kernel": ("assemble/recipes", "assemble/kernels", "assemble/kernel", "assemble/minikernel", "assemble/kconfig"),
     "initrd": ("assemble/recipes", "assemble/config", "assemble/kernels", "assemble/initramfs", "assemble/cpio",
-               "assemble/compress", "assemble/layout", "assemble/kmod", "assemble/modfiles", "assemble/packages",
-               "assemble/sources", "assemble/apt", "assemble/pkglock", "assemble/elfclosure", "assemble/rootdisk",
-               "assemble/template", "assemble/oci", "assemble/licenses", "netspec"),
+               "assemble/compress", "assemble/pieces", "assemble/layout", "assemble/kmod", "assemble/modfiles",
+               "assemble/packages", "assemble/sources", "assemble/apt", "assemble/pkglock", "assemble/elfclosure",
+               "assemble/rootdisk", "assemble/template", "assemble/oci", "assemble/licenses", "netspec"),
     "bundle": ("assemble/recipes", "assemble/kernels", "assemble/devicetree", "assemble/guestprog", "assemble/uki",
                "bundle", "probes", "machines", "netspec"),
     "release": ("assemble/release", "assemble/uki", "bundle"),
@@ -268,8 +269,9 @@ def _one_of(option: str, value: str, choices: type[E]) -> E:
 
 
 def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
-    size = guestprog.compile_static(Path(str(source[0])), Path(str(target[0])), config.template.arch)
-    print(f"  {Path(str(target[0])).name}: {size} bytes (static, stripped)")
+    size, cached = guestprog.compile_cached(Path(str(source[0])), Path(str(target[0])), config.template.arch,
+                                            kernel.cache_dir() / "programs")
+    print(f"  {Path(str(target[0])).name}: {size} bytes (static, stripped{', cached' if cached else ''})")
 
 
 def copy_kernel(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
@@ -355,7 +357,9 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         brought = oci.apply(container)
         extra += brought
         template = oci.running(template, container, brought)
-    data, raw_size, parts = initramfs.build(template, init, built, config.source_date_epoch, modules, files.release, extra)
+    made = initramfs.build(template, init, built, config.source_date_epoch, modules, files.release, extra,
+                           cache=pieces.cache_dir(kernel.cache_dir()))
+    parts = made.parts
     lacking = kernels.missing(kernels.config_symbols(files), initramfs.kernel_needs(template, parts))
     if lacking:
         symbol, why = lacking[0]
@@ -377,19 +381,25 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         print(f"  root disk: {image.name}, {template.root_format.value}, {image.stat().st_size >> 20} MiB "
               f"({template.root.value}{', writable overlay in RAM' if template.root_writable else ''})")
     facts = {"kernel_release": files.release, "virtio_transports": transports, "contents": parts.provenance(),
-             "initrd": _initrd_facts(parts, raw_size, files), "packages": debian}
+             "initrd": _initrd_facts(made, files), "packages": debian}
     atomic_write(config.facts_path, (json.dumps(facts, indent=1) + "\n").encode())
-    atomic_write(out, data)
-    print(f"  initrd: {len(data)} bytes {template.compression.value} ({raw_size} uncompressed), init {len(init)} bytes")
+    atomic_write(out, made.data)
+    for piece in made.pieces:  # the build's log says which pieces were compressed now (tests read it)
+        print(f"  piece {piece.name}: {piece.bytes} bytes ({piece.raw_bytes} uncompressed, {piece.files} files), "
+              f"{'cached' if piece.cached else 'made'}")
+    print(f"  initrd: {len(made.data)} bytes {template.compression.value} ({made.raw_size} uncompressed), "
+          f"init {len(init)} bytes")
 
 
-def _initrd_facts(parts: initramfs.Contents, raw_size: int, files: kernel.KernelFiles) -> dict[str, Any]:
-    """Sizes recorded in bundle.json: the initrd's, each program's, and the modules'
-    against the whole modules tree of the kernel (from the archive's members, as built)."""
-    members = [p.entry for p in parts.initrd if p.entry.kind == "file"]
+def _initrd_facts(made: initramfs.Built, files: kernel.KernelFiles) -> dict[str, Any]:
+    """Sizes recorded in bundle.json: the initrd's and its pieces', each program's, and
+    the modules' against the whole modules tree of the kernel (from the archive's
+    members, as built)."""
+    members = [p.entry for p in made.parts.initrd if p.entry.kind == "file"]
     modules = {e.path.rsplit("/", 1)[-1]: len(e.data) for e in members if e.path.endswith(".ko")}
     facts: dict[str, Any] = {
-        "uncompressed_bytes": raw_size,
+        "uncompressed_bytes": made.raw_size,
+        "pieces": [piece.fact() for piece in made.pieces],
         "programs": {e.path: len(e.data) for e in members if e.path == "init" or e.path.startswith("bin/")},
         "modules": modules,
         "modules_bytes": sum(modules.values()),

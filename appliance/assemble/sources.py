@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import hashlib
 import io
+import json
 import os
 import shutil
 import stat
@@ -23,9 +25,10 @@ from typing import Any
 
 from appliance import proc
 from appliance.assemble import cpio, elfclosure, licenses
-from appliance.assemble.apt import PackageError, Pin
+from appliance.assemble.apt import PackageError, Pin, control
 from appliance.assemble.layout import Placed
 from appliance.errors import ToolFailed
+from appliance.fsutil import atomic_write
 
 # Left out of packages unless a template says otherwise: documentation, manuals and
 # translations are most of a small package's bytes and nothing a boot reads.
@@ -133,12 +136,14 @@ def host(programs: Sequence[str], patterns: Sequence[str], where: str) -> list[P
 
 @dataclass(frozen=True)
 class Unpacked:
-    """A package's entries, and what the SBOM needs that the entries may not keep: its
-    license, read from its copyright file before the docs are excluded."""
+    """A package's entries, and what the entries may not keep: its license (for the
+    SBOM), read from its copyright file before the docs are excluded, and the control
+    fields that say what it needs and provides (the lock's check)."""
 
     placed: list[Placed]
     license: str
     copyright_found: bool
+    control: dict[str, str]
 
 
 def unpack_deb(deb: Path, pin: Pin, exclude: Sequence[str]) -> Unpacked:
@@ -175,17 +180,55 @@ def unpack_deb(deb: Path, pin: Pin, exclude: Sequence[str]) -> Unpacked:
                 body = stream.read() if stream else b""
                 contents[path] = body
                 placed.append(Placed(cpio.file(path, body, perm), source))
-    return Unpacked(placed, licenses.from_copyright(copyright_text), copyright_text is not None)
+    return Unpacked(placed, licenses.from_copyright(copyright_text), copyright_text is not None, control(deb))
 
 
-def packages(debs: Iterable[tuple[Pin, Path]], exclude: Sequence[str]) -> tuple[list[Placed], list[dict[str, Any]]]:
-    """Every package unpacked, in the given order, and each package's facts for the
-    bundle (name, version, architecture, the .deb's sha256, license). dpkg-deb runs on
-    every core at once (its decompression is most of the time; threads suffice)."""
+# A cached unpacked package is a newc archive of its entries with this file first (its
+# facts as JSON); the name cannot come from a package, whose paths never start with ".".
+_FACTS = ".appliance-unpacked"
+UNPACKED_FORMAT = "1"  # change when unpack_deb's output changes: old cached trees are then not used
+
+
+def unpacked_path(cache: Path, pin: Pin, exclude: Sequence[str]) -> Path:
+    """Where PIN's tree, minus EXCLUDE, is kept: named by the .deb's digest and the
+    exclude list, so a changed list or package is a different entry."""
+    key = hashlib.sha256("\0".join((UNPACKED_FORMAT, pin.sha256, *exclude)).encode()).hexdigest()
+    return cache / f"deb-{key[:32]}.cpio"
+
+
+def unpack_cached(deb: Path, pin: Pin, exclude: Sequence[str], cache: Path | None) -> tuple[Unpacked, bool]:
+    """unpack_deb's answer, from CACHE when it holds it (then True); kept there when
+    not. dpkg-deb's decompression is most of a warm build's time without it. A damaged
+    cached tree is unpacked again."""
+    path = unpacked_path(cache, pin, exclude) if cache is not None else None
+    if path is not None and path.is_file():
+        try:
+            entries = cpio.read(path.read_bytes())
+            if entries and entries[0].path == _FACTS:
+                facts = json.loads(entries[0].data)
+                source = f"debian {pin.name}={pin.version}"
+                return Unpacked([Placed(e, source) for e in entries[1:]], facts["license"],
+                                facts["copyright_found"], facts["control"]), True
+        except (cpio.CpioError, ValueError, KeyError):
+            pass
+    part = unpack_deb(deb, pin, exclude)
+    if path is not None:
+        facts = {"license": part.license, "copyright_found": part.copyright_found, "control": part.control}
+        head = cpio.file(_FACTS, json.dumps(facts, sort_keys=True).encode())
+        atomic_write(path, cpio.write([head, *(p.entry for p in part.placed)], 1 << 31, as_given=True))
+    return part, False
+
+
+def packages(debs: Iterable[tuple[Pin, Path]], exclude: Sequence[str],
+             cache: Path | None = None) -> tuple[list[Unpacked], list[dict[str, Any]]]:
+    """Every package unpacked (or taken from CACHE), in the given order, and each
+    package's facts for the bundle (name, version, architecture, the .deb's sha256,
+    license). dpkg-deb runs on every core at once (its decompression is most of the
+    time; threads suffice)."""
     items = list(debs)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        unpacked = list(pool.map(lambda item: unpack_deb(item[1], item[0], exclude), items))
+        unpacked = [part for part, _ in pool.map(lambda item: unpack_cached(item[1], item[0], exclude, cache), items)]
     facts = [{"name": pin.name, "version": pin.version, "arch": pin.arch, "sha256": pin.sha256,
               "license": part.license, "copyright_file": part.copyright_found}
              for (pin, _), part in zip(items, unpacked, strict=True)]
-    return [entry for part in unpacked for entry in part.placed], facts
+    return unpacked, facts

@@ -277,3 +277,42 @@ def test_tools_on_an_erofs_root_write_through_a_tmpfs_overlay():
     done = appliance("run", str(bundle), "--accel", "tcg")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "tools: label appliance-test" in done.stdout and "tools: root is overlay" in done.stdout
+
+
+def test_clean_builds_give_the_same_bytes_and_a_warm_build_compresses_only_the_piece_that_changed(tmp_path):
+    """The python template, copied, built into fresh folders with caches of their own
+    (the kernel and the .debs shared: they are inputs; no pieces, no programs)."""
+    folder = tmp_path / "template"
+    (folder / "python").mkdir(parents=True)
+    for name in ("python.toml", "python.lock", "python/payload.py"):
+        shutil.copyfile(TEMPLATES / name, folder / name)
+
+    def cache(name: str) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        for part in ("kernels", "debs"):
+            (kernel.cache_dir() / part).mkdir(parents=True, exist_ok=True)
+            (path / part).symlink_to(kernel.cache_dir() / part)
+        return path
+
+    def build_into(out: str, cache_dir: Path) -> tuple[bytes, dict[str, str]]:
+        done = subprocess.run([str(Path(sys.executable).with_name("scons")), "-Q", f"BUILD_DIR={tmp_path / out}",
+                               "appliance", f"TEMPLATE={folder / 'python.toml'}"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=900, env={**os.environ, "APPLIANCE_CACHE": str(cache_dir)})
+        assert done.returncode == 0, done.stdout + done.stderr
+        # "  piece debian libc6=2.36-9+deb12u14: 3606482 bytes (...), cached" -> {name: cached or made}
+        log = {line.split(": ", 1)[0].removeprefix("  piece "): line.rsplit(", ", 1)[1]
+               for line in done.stdout.splitlines() if line.startswith("  piece ")}
+        return (tmp_path / out / "python" / "initrd").read_bytes(), log
+
+    first, log = build_into("a", cache("cache-a"))
+    assert len(log) > 10 and set(log.values()) == {"made"} and any(name.startswith("debian python3.11-minimal=") for name in log)
+    second_cache = cache("cache-b")
+    second, _ = build_into("b", second_cache)
+    assert second == first  # two clean builds, the same bytes
+    warm, log = build_into("c", second_cache)
+    assert warm == first and set(log.values()) == {"cached"}
+    (folder / "python" / "payload.py").write_text((folder / "python" / "payload.py").read_text() + "\n# changed\n")
+    changed, log = build_into("c", second_cache)
+    assert [name for name, how in log.items() if how == "made"] == ["appliance"]  # the payload's piece alone
+    assert changed != first and len(log) == len([n for n in log if n.startswith("debian ")]) + 1

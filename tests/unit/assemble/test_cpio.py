@@ -109,3 +109,13 @@ def test_property_round_trip(paths, data):
     back = {e.path: e.data for e in cpio.read(cpio.write(entries)) if e.kind == "file"}
     assert back == {p: data for p in files}
 
+
+
+def test_concatenated_archives_read_as_the_kernel_unpacks_them():
+    first = cpio.write([cpio.file("a/x", b"1"), cpio.directory("a", 0o700)])
+    second = cpio.write([cpio.file("a/y", b"2"), cpio.file("a/x", b"new")])  # a/ again, with the default mode
+    entries = {e.path: e for e in cpio.read(first + b"\0" * 8 + second)}
+    assert entries["a/x"].data == b"new" and entries["a/y"].data == b"2"  # the later one wins, as in the kernel
+    assert entries["a"].mode & 0o777 == 0o755 and list(entries).count("a") == 1
+    with pytest.raises(cpio.CpioError, match="bad magic"):
+        cpio.read(first + b"junk")

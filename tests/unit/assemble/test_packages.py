@@ -166,3 +166,46 @@ def test_placed_writes_the_lock_then_holds_the_template_to_it(repo, tmp_path):
     packages.relock(changed, tool)
     # gamma, now asked for, satisfies alpha's "beta | gamma": apt no longer takes beta
     assert [p.name for p in pkglock.read(tmp_path / "pkgs.lock").pins] == ["alpha", "gamma", "provider"]
+
+
+def test_an_unpacked_package_is_kept_and_read_back_the_same_and_a_damaged_one_is_unpacked_again(repo, tmp_path):
+    root, tool = repo
+    pin = apt.describe(tool, apt.resolve(tool, ["beta"], "t"), "t")[0]
+    deb = root / "repo" / "beta.deb"
+    fresh, cached = sources.unpack_cached(deb, pin, sources.DEFAULT_EXCLUDE, tmp_path)
+    assert not cached and fresh == sources.unpack_deb(deb, pin, sources.DEFAULT_EXCLUDE)
+    again, cached = sources.unpack_cached(deb, pin, sources.DEFAULT_EXCLUDE, tmp_path)
+    assert cached and again == fresh  # entries in order, sources, license and control fields
+    assert again.control["Package"] == "beta"
+    other, cached = sources.unpack_cached(deb, pin, (), tmp_path)  # another exclude list: another entry
+    assert not cached and "usr/share/doc/beta/README" in {p.entry.path for p in other.placed}
+    kept = sources.unpacked_path(tmp_path, pin, sources.DEFAULT_EXCLUDE)
+    kept.write_bytes(kept.read_bytes()[:100])
+    repaired, cached = sources.unpack_cached(deb, pin, sources.DEFAULT_EXCLUDE, tmp_path)
+    assert not cached and repaired == fresh and sources.unpack_cached(deb, pin, sources.DEFAULT_EXCLUDE, tmp_path)[1]
+
+
+def test_fetch_all_downloads_in_parallel_and_keeps_the_pins_order(repo, tmp_path, monkeypatch):
+    _, tool = repo
+    pins = apt.describe(tool, apt.resolve(tool, ["alpha"], "t"), "t")
+    import threading
+    import time
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real = apt.fetch
+
+    def slow(*args):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        try:
+            return real(*args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(apt, "fetch", slow)
+    got = packages.fetch_all(tool, pins, tmp_path, "t")
+    assert [pin for pin, _ in got] == pins and all(path.name.endswith(pin.deb_name) for pin, path in got)
+    assert most[0] == len(pins) == 3
