@@ -65,6 +65,14 @@ def _names(bundle: Bundle) -> Callable[[int], str | None] | None:
     return symbols.lookup
 
 
+def initcalls_of(bundle: Bundle, debug: list[tuple[dict[str, Any], str]]) -> list[list[initcalls.Initcall]]:
+    """The initcalls of each debug boot (record, console) of BUNDLE, named from the
+    minimal kernel's System.map where the kernel printed addresses."""
+    name_of = _names(bundle)
+    parsed = [initcalls.parse(kernel_text(record, console)).initcalls for record, console in debug]
+    return [initcalls.symbolize(calls, name_of) for calls in parsed] if name_of is not None else parsed
+
+
 def trace_text(record: dict[str, Any]) -> str:
     """The ftrace buffer a boot's profiled sent (empty if none)."""
     raw = record.get("profiled_raw")

@@ -58,3 +58,23 @@ def _drop_modules(entries: list[cpio.Entry], names: set[str]) -> list[cpio.Entry
             entry = cpio.Entry(entry.path, entry.mode, ("\n".join(kept) + "\n").encode(), mtime=entry.mtime)
         out.append(entry)
     return [e for e in out if e.path not in paths]
+
+
+# init.conf lines about the payload: a boot-only initrd keeps none (the init then stops)
+_PAYLOAD_KEYS = ("payload", "shell", "env", "workdir", "user")
+
+
+def boot_only(blob: bytes, keep: set[str]) -> bytes:
+    """BLOB without the files whose paths are not in KEEP (directories and device nodes
+    stay) and without the payload in init.conf: the init, its modules and its mounts,
+    which boot to the end of the init's work. Booted beside the bundle, its to_init is
+    the bundle's without unpacking the rest (analysis/cost.py)."""
+    out = []
+    for entry in cpio.read(compress.decompress(blob)):
+        if entry.path == CONF:
+            lines = [line for line in entry.data.decode().splitlines() if line.split()[:1] not in [[k] for k in _PAYLOAD_KEYS]]
+            entry = cpio.Entry(entry.path, entry.mode, ("\n".join(lines) + "\n").encode(), mtime=entry.mtime)
+        elif entry.kind in ("file", "symlink") and entry.path not in keep:
+            continue
+        out.append(entry)
+    return compress.compress(cpio.write(out, KEEP_MTIMES), compression_of(blob))

@@ -278,10 +278,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from appliance.assemble import inspect, release
 
+    if args.cost:
+        return _inspect_cost(args)
     with tempfile.TemporaryDirectory(prefix="appliance-inspect-") as tmp:
         info = inspect.report(bundle.load(release.unpack_any(Path(args.bundle), Path(tmp))))
     info["bundle"] = args.bundle  # not the temporary directory it was unpacked into
     say(inspect.text(info), **info)
+    return 0
+
+
+def _inspect_cost(args: argparse.Namespace) -> int:
+    """inspect --cost: boot the bundle, the same with a boot-only initrd, and with the
+    initcalls timed, N times each, interleaved; then price every source (analysis/cost.py)."""
+    from appliance.analysis import cost
+    from appliance.runs import costboots
+
+    if args.n < 1:
+        raise ApplianceError("-n must be at least 1")
+    target = load_bundle(args.bundle, args)
+    if not target.contents:
+        raise ApplianceError(f"bundle {args.bundle} does not list its contents by source: rebuild it")
+    print(f"pricing {args.bundle}: {args.n} boots each of the bundle, of it with a boot-only initrd and with "
+          "initcall_debug, interleaved (+1 warm-up each)", file=sys.stderr)
+    boots = costboots.boot(target, choose_accel(args), args.n, cost.debug_words(), cost.boot_paths(target.contents),
+                           timeout=args.timeout)
+    try:
+        table = cost.of_boots(target, *boots.counted()).to_dict()
+    except ValueError as exc:
+        raise ApplianceError(f"bundle {args.bundle}: {exc}: see `appliance run {args.bundle}`") from None
+    say(cost.text(table), cost=table, bundle=args.bundle)
     return 0
 
 
@@ -470,9 +495,16 @@ def parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("demo", help="build the default appliance, bench it, print the phases")
     bench_options(p)
     p.set_defaults(func=cmd_demo, n=DEMO_N)
-    p = verbs.add_parser("inspect", help="what a bundle, .tar.zst or .iso holds: files, sizes, kernel, modules")
+    p = verbs.add_parser("inspect", help="what a bundle, .tar.zst or .iso holds: files, sizes, kernel, modules; "
+                         "--cost: what each part costs at boot")
     p.add_argument("bundle", help=options.BUNDLE)
-    p.set_defaults(func=cmd_inspect)
+    p.add_argument("--cost", action="store_true", help="boot it (N with the unpack timed, N plain) and price every "
+                   "source: bytes in the initramfs and on the root, unpack, module loads")
+    p.add_argument("-n", type=int, default=3, help="with --cost: boots of each kind (default %(default)s)")
+    p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="with --cost: as for bench")
+    p.add_argument("--timeout", type=options.positive, default=options.BOOT_TIMEOUT_S,
+                   help="with --cost: seconds per boot before it counts as hung")
+    p.set_defaults(func=cmd_inspect, machine=None)
     p = verbs.add_parser("dts", help="an aarch64 bundle's device tree (board.dtb) as DTS source")
     p.add_argument("bundle", help=options.BUNDLE)
     p.set_defaults(func=cmd_dts)

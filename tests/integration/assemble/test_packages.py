@@ -316,3 +316,21 @@ def test_clean_builds_give_the_same_bytes_and_a_warm_build_compresses_only_the_p
     changed, log = build_into("c", second_cache)
     assert [name for name, how in log.items() if how == "made"] == ["appliance"]  # the payload's piece alone
     assert changed != first and len(log) == len([n for n in log if n.startswith("debian ")]) + 1
+
+
+def test_inspect_cost_prices_every_package_of_python_and_its_json_adds_up():
+    bundle = build("python")
+    done = appliance("inspect", str(bundle), "--cost", "-n", "1", "--accel", "tcg", "--json")
+    assert done.returncode == 0, done.stderr
+    table = json.loads(done.stdout)["cost"]
+    rows = {r["source"]: r for r in table["sources"]}
+    info = json.loads(appliance("inspect", str(bundle), "--json").stdout)
+    # every source of the build is priced, with its bytes as built
+    assert {s["source"] for s in info["sources"]} <= set(rows)
+    libc = next(r for name, r in rows.items() if name.startswith("debian libc6="))
+    assert libc["initrd_bytes"] > 10 << 20 and libc["movable"] and not rows["init"]["movable"]
+    assert table["total_ms"] == pytest.approx(sum(r["total_ms"] for r in table["sources"]) + table["init_ms"], abs=0.1)
+    # the unpack is shared by bytes: the biggest package carries the biggest share (when the boots show any)
+    shares = sorted((r for r in table["sources"] if r["movable"]), key=lambda r: -r["unpack_ms"])
+    assert table["unpack_ms"] == 0 or shares[0]["source"].startswith("debian libc6=")
+    assert any("populate_rootfs" in note for note in table["notes"])  # the debug boots timed the unpack itself

@@ -65,3 +65,13 @@ def test_tune_rebuild_knobs_make_real_variants(tmp_path, initrd):
     combined, _ = tune.apply(target, both, tmp_path / "work")
     assert reinitrd.compression_of(combined.initrd.read_bytes()) is Compression.NONE
     assert reinitrd.modules(combined.initrd.read_bytes()) == ["crc16"]
+
+
+def test_a_boot_only_initrd_keeps_the_init_and_its_modules_and_drops_the_payload(initrd):
+    keep = {"init", "etc/appliance/init.conf", "lib/modules/6.1.0-t/kernel/lib/crc16.ko",
+            "lib/modules/6.1.0-t/kernel/fs/ext4/ext4.ko"}
+    bare = members(reinitrd.boot_only(initrd, keep))
+    assert "bin/bench" not in bare and keep <= set(bare) and "dev/console" in bare
+    conf = bare["etc/appliance/init.conf"].data.decode()
+    assert "payload" not in conf and "module /lib/modules/6.1.0-t/kernel/fs/ext4/ext4.ko ext4" in conf
+    assert "after poweroff" in conf

@@ -1,0 +1,242 @@
+"""What each part of an appliance costs at boot (`appliance inspect BUNDLE --cost`).
+
+Pure: it reads a bundle's contents (every file with its source and size, build.contents)
+and the boots runs/costboots.py made, interleaved: the bundle as it boots (plain), the
+same with a boot-only initrd (bare: the init and its modules), and debug boots with
+`initcall_debug initramfs_async=0` (each module's init function; the unpack's own CPU
+time).
+
+Per source (a package, the host's programs, the template's files, the init, each kernel
+module):
+- bytes in the initramfs and on the root disk (exact, from the build);
+- unpack: plain's to_init minus bare's (what the kernel's unpack of everything beyond
+  the init's own files costs the boot, as it really runs: asynchronously, beside other
+  initcalls), shared out by uncompressed bytes (the unpack is decompression and copying,
+  both in proportion to the bytes written; the per-file work is not separated), so the
+  total is a measurement and the split a model;
+- module load: the init times each finit_module (plain boots, exact per module), the
+  module's init function included (initcall_debug shows that part on its own);
+and for the appliance as a whole: mounting the root disk and the init's own work before
+the payload (plain boots). The rows add up to what the appliance adds over the init-only
+lower bound: benchmarks/cost.py checks that against boots of the `minimal` template.
+
+A file on an EROFS (or ext4) root is read when used, not unpacked at boot: its row says
+what moving it there would save, its unpack.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.analysis import analyze, initcalls
+from appliance.bundle import Bundle
+
+UNPACK = "populate_rootfs"  # the initcall that unpacks the initramfs (init/initramfs.c)
+# Added to the debug boots: the unpack runs inside its initcall instead of beside the others
+COST_CMDLINE = "initramfs_async=0"
+BOOT_SOURCES = ("init", "network")  # what the init itself needs: not movable to a root disk
+
+
+@dataclass
+class SourceCost:
+    source: str
+    initrd_bytes: int = 0
+    root_bytes: int = 0
+    files: int = 0
+    unpack_ms: float = 0.0
+    load_ms: float = 0.0  # finit_module as the init timed it (its init function included)
+    initcall_ms: float = 0.0  # of load_ms, the module's init function (initcall_debug)
+
+    @property
+    def total_ms(self) -> float:
+        return self.unpack_ms + self.load_ms
+
+    @property
+    def movable(self) -> bool:
+        """Whether it could live on a root disk instead (modules and the init cannot: they
+        are what reaches the disk)."""
+        return not self.source.startswith("kernel module ") and self.source not in BOOT_SOURCES
+
+
+@dataclass
+class Cost:
+    sources: list[SourceCost]
+    unpack_ms: float  # what unpacking the movable files costs the boot: plain to_init - bare to_init
+    mount_ms: float | None  # mounting the root disk (None: no root disk)
+    init_ms: float  # the init's own work before the payload, loads and mount taken out
+    boots: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_ms(self) -> float:
+        return sum(s.total_ms for s in self.sources) + (self.mount_ms or 0.0) + self.init_ms
+
+    def erofs_saving_ms(self) -> float:
+        """The unpack of every movable source still in the initramfs."""
+        return sum(s.unpack_ms for s in self.sources if s.movable and s.initrd_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        rows = [{"source": s.source, "initrd_bytes": s.initrd_bytes, "root_bytes": s.root_bytes, "files": s.files,
+                 "unpack_ms": round(s.unpack_ms, 2), "load_ms": round(s.load_ms, 2),
+                 "initcall_ms": round(s.initcall_ms, 2), "total_ms": round(s.total_ms, 2), "movable": s.movable}
+                for s in self.sources]
+        return {"sources": rows, "unpack_ms": round(self.unpack_ms, 2),
+                "mount_ms": None if self.mount_ms is None else round(self.mount_ms, 2),
+                "init_ms": round(self.init_ms, 2), "total_ms": round(self.total_ms, 2),
+                "erofs_saving_ms": round(self.erofs_saving_ms(), 2), "boots": self.boots, "notes": self.notes,
+                "method": "unpack: to_init of the bundle minus to_init of it with a boot-only initrd (medians, "
+                          "interleaved boots), shared out by uncompressed bytes; module loads, mount and init: plain "
+                          "boots (the init's clock); module init functions: initcall_debug"}
+
+
+def _median(values: Iterable[float]) -> float | None:
+    got = list(values)
+    return statistics.median(got) if got else None
+
+
+def _event(run: dict[str, Any], name: str) -> float | None:
+    return next((e["t_ms"] for e in run["events"] if e["name"] == name), None)
+
+
+def unpack_us(calls: list[initcalls.Initcall]) -> float | None:
+    """The initramfs unpack of one debug boot: its populate_rootfs initcall."""
+    found = [c.duration_us for c in calls if c.name == UNPACK and c.module is None]
+    return found[0] if found else None
+
+
+def _by_source(contents: list[dict[str, Any]]) -> dict[str, SourceCost]:
+    rows: dict[str, SourceCost] = {}
+    for item in contents:
+        row = rows.setdefault(item["source"], SourceCost(item["source"]))
+        row.files += item["kind"] == "file"
+        if item["in"] == "initrd":
+            row.initrd_bytes += item["bytes"]
+        else:
+            row.root_bytes += item["bytes"]
+    return rows
+
+
+def _module_loads(plain: list[dict[str, Any]]) -> dict[str, float]:
+    """Median load time per module (ms) over the plain boots."""
+    times: dict[str, list[float]] = defaultdict(list)
+    for run in plain:
+        for module in run.get("guest_modules", []):
+            times[module["name"]].append(module["duration_ns"] / 1e6)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _module_initcalls(debug: list[list[initcalls.Initcall]]) -> dict[str, float]:
+    """Median time of each module's init function (ms) over the debug boots."""
+    times: dict[str, list[float]] = defaultdict(list)
+    for calls in debug:
+        for call in calls:
+            if call.module:
+                times[call.module].append(call.duration_us / 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _init_spans(plain: list[dict[str, Any]], loads: dict[str, float]) -> tuple[float | None, float]:
+    """(mounting the root disk, the init's own work before the payload), medians in ms."""
+    mounts, own = [], []
+    for run in plain:
+        start, payload, mounted = _event(run, "init_start"), _event(run, "payload_start"), _event(run, "init_root_mounted")
+        if start is None or payload is None:
+            continue
+        loaded = _event(run, "init_modules_loaded")
+        mount = mounted - (loaded if loaded is not None else start) if mounted is not None else None
+        if mount is not None:
+            mounts.append(mount)
+        module_ms = sum(m["duration_ns"] for m in run.get("guest_modules", [])) / 1e6
+        own.append(payload - start - module_ms - (mount or 0.0))
+    return _median(mounts), _median(own) or 0.0
+
+
+def _to_init(runs: list[dict[str, Any]]) -> float | None:
+    return _median(r["phases_ms"]["to_init"] for r in runs if r["phases_ms"].get("to_init") is not None)
+
+
+def cost(contents: list[dict[str, Any]], debug: list[list[initcalls.Initcall]], plain: list[dict[str, Any]],
+         bare: list[dict[str, Any]]) -> Cost:
+    """The cost table from the bundle's CONTENTS, the debug boots' initcalls, the plain
+    boots' records and the boot-only initrd's (runs/costboots.py). Raises ValueError
+    when the plain or bare boots give no to_init."""
+    full, bound = _to_init(plain), _to_init(bare)
+    if full is None or bound is None:
+        raise ValueError("the boots reached no init_start")
+    rows = _by_source(contents)
+    movable = [r for r in rows.values() if r.movable and r.initrd_bytes]
+    unpack_ms = max(full - bound, 0.0) if movable else 0.0
+    moved_bytes = sum(r.initrd_bytes for r in movable) or 1
+    for row in movable:
+        row.unpack_ms = unpack_ms * row.initrd_bytes / moved_bytes
+    loads, inits = _module_loads(plain), _module_initcalls(debug)
+    for name, ms in loads.items():
+        row = rows.setdefault(f"kernel module {name}", SourceCost(f"kernel module {name}"))
+        row.load_ms, row.initcall_ms = ms, inits.get(name, 0.0)
+    mount_ms, init_ms = _init_spans(plain, loads)
+    ranked = sorted(rows.values(), key=lambda r: (-r.total_ms, -r.initrd_bytes - r.root_bytes, r.source))
+    cpu = [u for u in (unpack_us(calls) for calls in debug) if u is not None]
+    notes = []
+    if cpu:
+        notes.append(f"the whole unpack run on its own (initramfs_async=0, {UNPACK}) takes "
+                     f"{statistics.median(cpu) / 1000:.1f} ms; the kernel runs it beside other initcalls, so the "
+                     f"boot pays {unpack_ms:.1f} ms for the files beyond the init's")
+    if movable and full < bound:
+        notes.append(f"the boot-only initrd reached init {bound - full:.1f} ms later than the bundle: noise larger "
+                     "than the unpack; boot more (-n)")
+    return Cost(ranked, unpack_ms, mount_ms, init_ms, len(plain), notes)
+
+
+def boot_paths(contents: list[dict[str, Any]]) -> set[str]:
+    """The initrd files a boot-only initrd keeps: the init's own and the modules."""
+    return {item["path"].lstrip("/") for item in contents
+            if item["in"] == "initrd" and not SourceCost(item["source"]).movable}
+
+
+def debug_words() -> str:
+    """What the debug boots add to the command line."""
+    return f"{analyze.DEBUG_CMDLINE} {COST_CMDLINE}"
+
+
+def of_boots(bundle: Bundle, debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]],
+             bare: list[dict[str, Any]]) -> Cost:
+    """cost() of BUNDLE's counted boots (runs/costboots.py: CostBoots.counted)."""
+    return cost(bundle.contents, analyze.initcalls_of(bundle, debug), plain, bare)
+
+
+def text(table: dict[str, Any], top: int = 25) -> str:
+    """The cost table as a user reads it."""
+    lines = [f"{'source':<48} {'initrd':>10} {'root':>10} {'unpack':>8} {'load':>8} {'of it init':>10} {'total':>8}",
+             f"{'':<48} {'bytes':>10} {'bytes':>10} {'ms':>8} {'ms':>8} {'ms':>10} {'ms':>8}"]
+    rows = table["sources"]
+    for row in rows[:top]:
+        lines.append(f"{row['source'][:48]:<48} {row['initrd_bytes']:>10} {row['root_bytes']:>10} "
+                     f"{row['unpack_ms']:>8.1f} {row['load_ms']:>8.1f} {row['initcall_ms']:>10.1f} {row['total_ms']:>8.1f}")
+    if len(rows) > top:
+        rest = rows[top:]
+        lines.append(f"{f'... {len(rest)} more sources':<48} {sum(r['initrd_bytes'] for r in rest):>10} "
+                     f"{sum(r['root_bytes'] for r in rest):>10} {sum(r['unpack_ms'] for r in rest):>8.1f} "
+                     f"{sum(r['load_ms'] for r in rest):>8.1f} {'':>10} {sum(r['total_ms'] for r in rest):>8.1f}")
+    if table["mount_ms"] is not None:
+        lines.append(f"{'root disk: mounting it':<48} {'':>10} {'':>10} {'':>8} {'':>8} {'':>10} {table['mount_ms']:>8.1f}")
+    lines.append(f"{'the init: its own work before the payload':<48} {'':>10} {'':>10} {'':>8} {'':>8} {'':>10} "
+                 f"{table['init_ms']:>8.1f}")
+    lines.append(f"{'total':<48} {sum(r['initrd_bytes'] for r in rows):>10} {sum(r['root_bytes'] for r in rows):>10} "
+                 f"{table['unpack_ms']:>8.1f} {sum(r['load_ms'] for r in rows):>8.1f} {'':>10} {table['total_ms']:>8.1f}")
+    lines += ["", f"unpack: the bundle's to_init minus its to_init with a boot-only initrd (the init and its modules), "
+                  f"{table['unpack_ms']:.1f} ms (medians of {table['boots']} interleaved boots each), shared out by "
+                  "uncompressed bytes;",
+              "load, mount, init: the plain boots, on the init's own clock; `of it init`: the module's init function "
+              "(initcall_debug). `total` is what this appliance adds to the init-only lower bound."]
+    movable = [r for r in rows if r["movable"] and r["initrd_bytes"]]
+    if movable:
+        big = max(movable, key=lambda r: r["initrd_bytes"])
+        lines.append(f"on an EROFS root ([rootfs] format = \"erofs\") {len(movable)} sources would leave the initramfs, "
+                     f"saving their {table['erofs_saving_ms']:.1f} ms of unpack (the largest, {big['source']}: "
+                     f"{big['unpack_ms']:.1f} ms); reaching the root costs loading its driver and erofs, and the mount.")
+    lines += [f"note: {n}" for n in table["notes"]]
+    return "\n".join(lines)

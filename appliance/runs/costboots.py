@@ -1,0 +1,61 @@
+"""The boots `appliance inspect --cost` reads, interleaved, one warm-up each:
+
+- debug: initcall_debug with initramfs_async=0, so the unpack runs inside its initcall
+  (its CPU time) and each module's init function is timed;
+- plain: the bundle as it boots (module loads, the mount, the init's own work);
+- bare: the same bundle with a boot-only initrd (the init, its modules, no payload and
+  no other file): its to_init against plain's is what unpacking the rest costs the boot,
+  as the kernel really does it (asynchronously, beside other initcalls).
+
+What the boots mean is analysis/cost.py's business; this module only boots them."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.assemble import reinitrd
+from appliance.boot.accel import AccelChoice
+from appliance.bundle import Bundle
+from appliance.runs.bench import Plan, Progress, Session, interleave, tty_progress
+
+
+@dataclass
+class CostBoots:
+    debug: Session
+    plain: Session
+    bare: Session
+
+    @property
+    def sessions(self) -> list[Session]:
+        return [self.debug, self.plain, self.bare]
+
+    def counted(self) -> tuple[list[tuple[dict[str, Any], str]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """The boots that count: the debug ones with their consoles, the plain, the bare."""
+        debug = [(r, c) for r, c in zip(self.debug.runs, self.debug.consoles, strict=True) if r["ok"] and not r["warmup"]]
+        plain, bare = ([r for r in s.runs if r["ok"] and not r["warmup"]] for s in (self.plain, self.bare))
+        return debug, plain, bare
+
+
+def prepare(bundle: Bundle, accel: AccelChoice, n: int, workdir: Path, debug_words: str, keep: set[str],
+            timeout: float = 180.0) -> CostBoots:
+    """The three sessions, not yet booted: the debug one with DEBUG_WORDS, the bare one
+    on an initrd of the files in KEEP (written into WORKDIR). A caller may interleave
+    them with others (benchmarks/cost.py adds the lower bound)."""
+    bare_initrd = workdir / f"initrd-boot-only-{bundle.name}"
+    bare_initrd.write_bytes(reinitrd.boot_only(bundle.initrd.read_bytes(), keep))
+    return CostBoots(Session(bundle, accel, Plan(n=n, warmup=1, timeout=timeout, keep_consoles=True,
+                                                 extra_cmdline=debug_words)),
+                     Session(bundle, accel, Plan(n=n, warmup=1, timeout=timeout)),
+                     Session(bundle.with_initrd(bare_initrd), accel, Plan(n=n, warmup=1, timeout=timeout)))
+
+
+def boot(bundle: Bundle, accel: AccelChoice, n: int, debug_words: str, keep: set[str], timeout: float = 180.0,
+         progress: Progress = tty_progress) -> CostBoots:
+    """prepare's sessions, booted N times each, interleaved."""
+    with tempfile.TemporaryDirectory(prefix="appliance-cost-") as tmp:
+        boots = prepare(bundle, accel, n, Path(tmp), debug_words, keep, timeout)
+        interleave(boots.sessions, 1, n, progress)
+    return boots

@@ -1,0 +1,70 @@
+"""Benchmark: does `appliance inspect --cost` account for what an appliance adds to the
+init-only lower bound?
+
+For `python` (35 MB of packages in the initramfs) and `python-erofs` (the packages on an
+EROFS root), the cost boots (the bundle, it with a boot-only initrd, it with
+initcall_debug) are interleaved, in one random balanced order per round, with boots of
+`minimal` (the init alone: the lower bound). The measured difference is the bundle's
+launch -> payload_start minus minimal's launch -> init_start (medians); the table's
+total should come within 10% of it.
+
+    .venv/bin/python benchmarks/cost.py -n 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from appliance import results  # noqa: E402
+from appliance.analysis import cost  # noqa: E402
+from appliance.boot import accel  # noqa: E402
+from appliance.runs import costboots  # noqa: E402
+from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
+from benchmarks.common import build_bundle  # noqa: E402
+
+PRICED = ("python", "python-erofs")
+
+
+def at(run: dict, name: str) -> float | None:
+    return next((e["t_ms"] for e in run["events"] if e["name"] == name), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=5)
+    args = parser.parse_args()
+    choice = accel.choose("tcg")
+    bound = Session(build_bundle("minimal"), choice, Plan(n=args.n, warmup=1))
+    bundles = {name: build_bundle(name) for name in PRICED}
+    with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
+        boots = {name: costboots.prepare(b, choice, args.n, Path(tmp), cost.debug_words(), cost.boot_paths(b.contents))
+                 for name, b in bundles.items()}
+        interleave([bound, *(s for b in boots.values() for s in b.sessions)], 1, args.n, progress=None)
+    lower = statistics.median(r["phases_ms"]["to_init"] for r in results.counted(bound.runs))
+    print(f"accel {choice.accel}; n = {args.n} boots of each session, interleaved in a random balanced order after "
+          f"1 warm-up; lower bound (minimal, launch -> init_start): {lower:.1f} ms\n")
+    rows = []
+    for name, bundle in bundles.items():
+        table = cost.of_boots(bundle, *boots[name].counted()).to_dict()
+        start = statistics.median(t for r in results.counted(boots[name].plain.runs)
+                                  if (t := at(r, "payload_start")) is not None)
+        measured = start - lower
+        rows.append((name, start, measured, table))
+        print(f"## {name}\n\n```\n{cost.text(table, top=8)}\n```\n")
+    print("| bundle | launch -> payload_start | measured over the bound | cost table total | table / measured |")
+    print("|---|---:|---:|---:|---:|")
+    for name, start, measured, table in rows:
+        print(f"| {name} | {start:.1f} | {measured:.1f} | {table['total_ms']:.1f} | "
+              f"{table['total_ms'] / measured:.3f} |")
+    print("\ngoal: the table's total within 10% of the measured difference")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""inspect --cost's arithmetic: bytes per source from the build's contents, the measured
+unpack shared out by bytes among the files that could move to a root disk, module loads
+from the init's lines, the mount and the init's own work, and totals that add up."""
+
+import pytest
+
+from appliance.analysis import cost, initcalls
+
+CONTENTS = [
+    {"path": "/init", "in": "initrd", "source": "init", "kind": "file", "bytes": 25_000},
+    {"path": "/lib/modules/6.1/virtio_blk.ko", "in": "initrd", "source": "kernel module virtio_blk", "kind": "file",
+     "bytes": 40_000},
+    {"path": "/usr/lib/libc.so.6", "in": "initrd", "source": "debian libc6=2.36", "kind": "file", "bytes": 3_000_000},
+    {"path": "/usr/bin/python3", "in": "initrd", "source": "debian python3=3.11", "kind": "file", "bytes": 1_000_000},
+    {"path": "/usr/bin/python", "in": "initrd", "source": "debian python3=3.11", "kind": "symlink", "bytes": 0},
+    {"path": "/opt/big.db", "in": "rootfs", "source": "template big.db", "kind": "file", "bytes": 9_000_000},
+]
+
+
+def run(to_init: float, events: dict[str, float], modules: dict[str, float]) -> dict:
+    return {"phases_ms": {"to_init": to_init}, "events": [{"name": k, "t_ms": v} for k, v in events.items()],
+            "guest_modules": [{"name": k, "start_ns": 0, "duration_ns": int(v * 1e6)} for k, v in modules.items()]}
+
+
+def plain(to_init: float) -> dict:
+    return run(to_init, {"init_start": to_init, "init_modules_loaded": to_init + 20, "init_root_mounted": to_init + 50,
+                         "payload_start": to_init + 60}, {"virtio_blk": 15.0})
+
+
+def debug_calls() -> list[initcalls.Initcall]:
+    return [initcalls.Initcall("populate_rootfs", None, 1000.0, 900_000.0, 0, 1, 1),
+            initcalls.Initcall("virtio_blk_init", "virtio_blk", 2000.0, 4000.0, 0, 80, 2)]
+
+
+def test_the_unpack_is_shared_by_bytes_among_the_movable_sources_and_the_rows_add_up():
+    table = cost.cost(CONTENTS, [debug_calls()] * 3, [plain(1400), plain(1390), plain(1410)],
+                      [run(t, {"init_start": t}, {}) for t in (1000, 1010, 990)])
+    rows = {r.source: r for r in table.sources}
+    assert table.unpack_ms == pytest.approx(400.0)  # 1400 - 1000: medians
+    assert rows["debian libc6=2.36"].unpack_ms == pytest.approx(300.0)  # 3 MB of the 4 MB that could move
+    assert rows["debian python3=3.11"].unpack_ms == pytest.approx(100.0) and rows["debian python3=3.11"].files == 1
+    assert rows["init"].unpack_ms == 0 and rows["kernel module virtio_blk"].unpack_ms == 0  # in the bound too
+    assert rows["kernel module virtio_blk"].load_ms == pytest.approx(15.0)
+    assert rows["kernel module virtio_blk"].initcall_ms == pytest.approx(4.0)
+    assert rows["template big.db"].root_bytes == 9_000_000 and rows["template big.db"].unpack_ms == 0
+    assert table.mount_ms == pytest.approx(30.0)  # init_modules_loaded -> init_root_mounted
+    assert table.init_ms == pytest.approx(60 - 15 - 30)  # init_start -> payload_start, loads and mount taken out
+    assert table.total_ms == pytest.approx(400 + 15 + 30 + 15)
+    assert table.erofs_saving_ms() == pytest.approx(400.0)
+    assert [r.source for r in table.sources][:2] == ["debian libc6=2.36", "debian python3=3.11"]
+    assert "900.0 ms" in table.notes[0]  # the unpack's own CPU time, from populate_rootfs
+    shown = cost.text(table.to_dict())
+    assert "debian libc6=2.36" in shown and "saving their 400.0 ms of unpack" in shown
+
+
+def test_noise_larger_than_the_unpack_is_said_and_an_appliance_without_movable_files_pays_none():
+    noisy = cost.cost(CONTENTS, [], [plain(1000)], [run(1050, {"init_start": 1050}, {})])
+    assert noisy.unpack_ms == 0 and any("boot more" in n for n in noisy.notes)
+    erofs = [c for c in CONTENTS if not c["source"].startswith("debian ")]
+    none = cost.cost(erofs, [], [plain(1100)], [run(1000, {"init_start": 1000}, {})])
+    assert none.unpack_ms == 0 and none.erofs_saving_ms() == 0
+    with pytest.raises(ValueError, match="no init_start"):
+        cost.cost(CONTENTS, [], [], [])
