@@ -120,7 +120,7 @@ def failure_reasons(runs: list[dict[str, Any]]) -> dict[str, int]:
     return dict(Counter(str(r["error"]).splitlines()[0] for r in runs if not r["ok"]))
 
 
-KINDS = ("bench", "compare", "crosscheck", "tune", "series", "analysis", "bisect")
+KINDS = ("bench", "compare", "crosscheck", "tune", "series", "analysis", "bisect", "cost")
 
 
 def run_set(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, Any], settings: dict[str, Any],
@@ -178,6 +178,12 @@ def series(sides: list[dict[str, Any]], phase: str, *, complete: bool) -> dict[s
 def analysis(runs: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
     """An analysis document: the plain boots' run set and what analyze found inside them."""
     return {**runs, "kind": "analysis", "analysis": found}
+
+
+def cost(runs: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
+    """A cost document (inspect --cost): the bundle's plain boots' run set and what each
+    of its sources costs (analysis/cost.py)."""
+    return {**runs, "kind": "cost", "cost": table}
 
 
 def bisect_step(sides: dict[str, dict[str, Any]], step: dict[str, Any], *, complete: bool) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def cold_build_seconds() -> float:
     lock = minikernel.read_lock(SOURCE_LOCK)
     source = minikernel.fetch_source(lock, kernel.cache_dir())
     recipe = minikernel.Recipe(lock.deb_sha256, minikernel.read_fragments(MINIMAL, FRAGMENTS),
-                               (MINIMAL / "appliance-probes.patch").read_text(), "zstd")
+                               minikernel.patches(), "zstd")
     with tempfile.TemporaryDirectory(dir=kernel.cache_dir()) as tmp:
         started = time.monotonic()
         minikernel.build(recipe, source, Path(tmp), jobs=2)

@@ -66,9 +66,11 @@ class SourceCost:
 class Cost:
     sources: list[SourceCost]
     unpack_ms: float  # what unpacking the movable files costs the boot: plain to_init - bare to_init
+    needed_unpack_ms: float  # the same for the modules the init needs: bare to_init - bound to_init
     mount_ms: float | None  # mounting the root disk (None: no root disk)
     init_ms: float  # the init's own work before the payload, loads and mount taken out
     boots: int
+    measured_ms: float | None  # plain's payload_start - bound's to_init: what the table should add up to
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -85,12 +87,16 @@ class Cost:
                  "initcall_ms": round(s.initcall_ms, 2), "total_ms": round(s.total_ms, 2), "movable": s.movable}
                 for s in self.sources]
         return {"sources": rows, "unpack_ms": round(self.unpack_ms, 2),
+                "needed_unpack_ms": round(self.needed_unpack_ms, 2),
+                "measured_ms": None if self.measured_ms is None else round(self.measured_ms, 2),
                 "mount_ms": None if self.mount_ms is None else round(self.mount_ms, 2),
                 "init_ms": round(self.init_ms, 2), "total_ms": round(self.total_ms, 2),
                 "erofs_saving_ms": round(self.erofs_saving_ms(), 2), "boots": self.boots, "notes": self.notes,
-                "method": "unpack: to_init of the bundle minus to_init of it with a boot-only initrd (medians, "
-                          "interleaved boots), shared out by uncompressed bytes; module loads, mount and init: plain "
-                          "boots (the init's clock); module init functions: initcall_debug"}
+                "method": "unpack: to_init of the bundle minus to_init of it with a boot-only initrd (the init and "
+                          "its modules), and that minus to_init of the init alone, each shared out by uncompressed "
+                          "bytes (medians of interleaved boots); module loads, mount and init: plain boots (the "
+                          "init's clock); module init functions: initcall_debug; measured: the bundle's "
+                          "payload_start minus the init alone's to_init"}
 
 
 def _median(values: Iterable[float]) -> float | None:
@@ -160,35 +166,42 @@ def _to_init(runs: list[dict[str, Any]]) -> float | None:
 
 
 def cost(contents: list[dict[str, Any]], debug: list[list[initcalls.Initcall]], plain: list[dict[str, Any]],
-         bare: list[dict[str, Any]]) -> Cost:
-    """The cost table from the bundle's CONTENTS, the debug boots' initcalls, the plain
-    boots' records and the boot-only initrd's (runs/costboots.py). Raises ValueError
-    when the plain or bare boots give no to_init."""
-    full, bound = _to_init(plain), _to_init(bare)
-    if full is None or bound is None:
+         bare: list[dict[str, Any]], bound: list[dict[str, Any]]) -> Cost:
+    """The cost table from the bundle's CONTENTS, the debug boots' initcalls, and the
+    plain, boot-only and init-only boots' records (runs/costboots.py). Raises ValueError
+    when a kind of boot reached no init_start."""
+    full, boot_only, floor = _to_init(plain), _to_init(bare), _to_init(bound)
+    if full is None or boot_only is None or floor is None:
         raise ValueError("the boots reached no init_start")
     rows = _by_source(contents)
     movable = [r for r in rows.values() if r.movable and r.initrd_bytes]
-    unpack_ms = max(full - bound, 0.0) if movable else 0.0
-    moved_bytes = sum(r.initrd_bytes for r in movable) or 1
-    for row in movable:
-        row.unpack_ms = unpack_ms * row.initrd_bytes / moved_bytes
+    # what the init needs beyond itself: the modules (and the network's files)
+    needed = [r for r in rows.values() if not r.movable and r.source != "init" and r.initrd_bytes]
+    unpack_ms = max(full - boot_only, 0.0) if movable else 0.0
+    needed_ms = max(boot_only - floor, 0.0) if needed else 0.0
+    for group, total in ((movable, unpack_ms), (needed, needed_ms)):
+        group_bytes = sum(r.initrd_bytes for r in group) or 1
+        for row in group:
+            row.unpack_ms = total * row.initrd_bytes / group_bytes
     loads, inits = _module_loads(plain), _module_initcalls(debug)
     for name, ms in loads.items():
         row = rows.setdefault(f"kernel module {name}", SourceCost(f"kernel module {name}"))
         row.load_ms, row.initcall_ms = ms, inits.get(name, 0.0)
     mount_ms, init_ms = _init_spans(plain, loads)
     ranked = sorted(rows.values(), key=lambda r: (-r.total_ms, -r.initrd_bytes - r.root_bytes, r.source))
+    starts = [t for r in plain if (t := _event(r, "payload_start")) is not None]
+    measured = statistics.median(starts) - floor if starts else None
     cpu = [u for u in (unpack_us(calls) for calls in debug) if u is not None]
     notes = []
     if cpu:
         notes.append(f"the whole unpack run on its own (initramfs_async=0, {UNPACK}) takes "
-                     f"{statistics.median(cpu) / 1000:.1f} ms; the kernel runs it beside other initcalls, so the "
-                     f"boot pays {unpack_ms:.1f} ms for the files beyond the init's")
-    if movable and full < bound:
-        notes.append(f"the boot-only initrd reached init {bound - full:.1f} ms later than the bundle: noise larger "
-                     "than the unpack; boot more (-n)")
-    return Cost(ranked, unpack_ms, mount_ms, init_ms, len(plain), notes)
+                     f"{statistics.median(cpu) / 1000:.1f} ms of the kernel's time; run as the kernel runs it, beside "
+                     f"other initcalls, it delays init by {unpack_ms + needed_ms:.1f} ms")
+    for group, later, earlier, what in ((movable, full, boot_only, "the bundle"), (needed, boot_only, floor, "the init alone")):
+        if group and later < earlier:
+            notes.append(f"the boot-only initrd reached init {earlier - later:.1f} ms later than {what}: noise larger "
+                         "than the unpack; boot more (-n)")
+    return Cost(ranked, unpack_ms, needed_ms, mount_ms, init_ms, len(plain), measured, notes)
 
 
 def boot_paths(contents: list[dict[str, Any]]) -> set[str]:
@@ -197,15 +210,20 @@ def boot_paths(contents: list[dict[str, Any]]) -> set[str]:
             if item["in"] == "initrd" and not SourceCost(item["source"]).movable}
 
 
+def init_paths(contents: list[dict[str, Any]]) -> set[str]:
+    """The initrd files of the init alone (the lower bound on the bundle's kernel)."""
+    return {item["path"].lstrip("/") for item in contents if item["in"] == "initrd" and item["source"] == "init"}
+
+
 def debug_words() -> str:
     """What the debug boots add to the command line."""
     return f"{analyze.DEBUG_CMDLINE} {COST_CMDLINE}"
 
 
 def of_boots(bundle: Bundle, debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]],
-             bare: list[dict[str, Any]]) -> Cost:
+             bare: list[dict[str, Any]], bound: list[dict[str, Any]]) -> Cost:
     """cost() of BUNDLE's counted boots (runs/costboots.py: CostBoots.counted)."""
-    return cost(bundle.contents, analyze.initcalls_of(bundle, debug), plain, bare)
+    return cost(bundle.contents, analyze.initcalls_of(bundle, debug), plain, bare, bound)
 
 
 def text(table: dict[str, Any], top: int = 25) -> str:
@@ -225,13 +243,18 @@ def text(table: dict[str, Any], top: int = 25) -> str:
         lines.append(f"{'root disk: mounting it':<48} {'':>10} {'':>10} {'':>8} {'':>8} {'':>10} {table['mount_ms']:>8.1f}")
     lines.append(f"{'the init: its own work before the payload':<48} {'':>10} {'':>10} {'':>8} {'':>8} {'':>10} "
                  f"{table['init_ms']:>8.1f}")
+    unpacked = table["unpack_ms"] + table["needed_unpack_ms"]
     lines.append(f"{'total':<48} {sum(r['initrd_bytes'] for r in rows):>10} {sum(r['root_bytes'] for r in rows):>10} "
-                 f"{table['unpack_ms']:>8.1f} {sum(r['load_ms'] for r in rows):>8.1f} {'':>10} {table['total_ms']:>8.1f}")
+                 f"{unpacked:>8.1f} {sum(r['load_ms'] for r in rows):>8.1f} {'':>10} {table['total_ms']:>8.1f}")
+    if table["measured_ms"]:
+        lines.append(f"{'measured: payload_start over the init alone':<48} {'':>10} {'':>10} {'':>8} {'':>8} {'':>10} "
+                     f"{table['measured_ms']:>8.1f}  (the table accounts for "
+                     f"{table['total_ms'] / table['measured_ms']:.0%})")
     lines += ["", f"unpack: the bundle's to_init minus its to_init with a boot-only initrd (the init and its modules), "
-                  f"{table['unpack_ms']:.1f} ms (medians of {table['boots']} interleaved boots each), shared out by "
-                  "uncompressed bytes;",
+                  f"{table['unpack_ms']:.1f} ms, and that minus the init alone's, {table['needed_unpack_ms']:.1f} ms "
+                  f"(medians of {table['boots']} interleaved boots each), each shared out by uncompressed bytes;",
               "load, mount, init: the plain boots, on the init's own clock; `of it init`: the module's init function "
-              "(initcall_debug). `total` is what this appliance adds to the init-only lower bound."]
+              "(initcall_debug). `total` is what this appliance adds to the init alone on this kernel."]
     movable = [r for r in rows if r["movable"] and r["initrd_bytes"]]
     if movable:
         big = max(movable, key=lambda r: r["initrd_bytes"])

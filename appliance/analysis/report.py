@@ -248,6 +248,31 @@ def analysis_section(analysis: dict[str, Any]) -> str:
             f"<th class=l>name</th></tr>{top}</table><h3>timeline of one boot</h3><pre>{_esc(timeline)}</pre>")
 
 
+def cost_section(table: dict[str, Any], top: int = 30) -> str:
+    """inspect --cost's table: every source with its bytes and what it costs, the biggest
+    first, with a bar for its share of the measured total."""
+    total = max(table["total_ms"], 1e-9)
+    rows = []
+    for row in table["sources"][:top]:
+        width = 200 * row["total_ms"] / total
+        rows.append(f"<tr><td class=l>{_esc(row['source'])}</td><td>{row['initrd_bytes']}</td><td>{row['root_bytes']}"
+                    f"</td><td>{_num(row['unpack_ms'])}</td><td>{_num(row['load_ms'])}</td>"
+                    f"<td>{_num(row['total_ms'])}</td><td class=l><svg width=202 height=10><rect width={width:.1f} "
+                    f"height=10 fill='#4c78a8'/></svg></td></tr>")
+    more = len(table["sources"]) - top
+    measured = table.get("measured_ms")
+    notes = [f"<p>unpack {_num(table['unpack_ms'] + table['needed_unpack_ms'])} ms, mount "
+             f"{_num(table['mount_ms']) if table['mount_ms'] is not None else '-'} ms, the init's own work "
+             f"{_num(table['init_ms'])} ms; total {_num(table['total_ms'])} ms"
+             + (f" against {_num(measured)} ms measured over the init alone" if measured else "") + "</p>",
+             f"<p>on an EROFS root the movable sources would save {_num(table['erofs_saving_ms'])} ms of unpack</p>",
+             f"<p class=meta>{_esc(table['method'])}</p>"]
+    notes += [f"<p class=warn>{_esc(note)}</p>" for note in table["notes"]]
+    return ("<table><tr><th class=l>source</th><th>initrd bytes</th><th>root bytes</th><th>unpack ms</th>"
+            "<th>load ms</th><th>total ms</th><th class=l>share</th></tr>" + "".join(rows) + "</table>"
+            + (f"<p>... and {more} more sources</p>" if more > 0 else "") + "".join(notes))
+
+
 def render(doc: dict[str, Any], source: str = "", trend: str = "") -> str:
     """The HTML text of DOC (a bench, analyze or compare results document); TREND, an
     SVG of the same appliance's history from the results store, becomes its own section."""
@@ -276,6 +301,8 @@ def render(doc: dict[str, Any], source: str = "", trend: str = "") -> str:
                  "<h2>phases per run of B</h2>", stacked_bars(doc["b"]["runs"], "B run")]
     if results.kind(doc) == "tune":
         body += ["<h2>tune: what each knob changes against the base</h2>", tune_section(doc["tune"])]
+    if results.kind(doc) == "cost":
+        body += ["<h2>what each part costs at boot</h2>", cost_section(doc["cost"])]
     if side.get("analysis"):
         body += ["<h2>initcall analysis</h2>", analysis_section(side["analysis"])]
     if trend:

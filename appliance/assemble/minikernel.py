@@ -53,7 +53,7 @@ class SourceLock:
 class Recipe:
     source_id: str  # the locked .deb digest, or KERNEL_SRC's path and stamp
     fragments: tuple[tuple[str, str], ...]  # (name, text), merged in order
-    patch: str  # the probe patch, "" for none
+    patch: str  # our patches as one (probes, virt), "" for none
     compression: str
     kconfig_base: str = "tinyconfig"
     disabled: tuple[str, ...] = ()  # symbols turned off (tune --kconfig); kconfig drops what needs them
@@ -84,7 +84,13 @@ def recipe(compression: str = "none", extra: tuple[str, ...] = (), source_id: st
     and probe patch; its source is the locked linux-source unless SOURCE_ID names
     another (a KERNEL_SRC tree, a git tag). The one place a Recipe is made."""
     return Recipe(source_id or read_lock(SOURCE_LOCK).deb_sha256, read_fragments(MINIMAL, FRAGMENTS + extra),
-                  (MINIMAL / "appliance-probes.patch").read_text(), compression)
+                  patches(), compression)
+
+
+def patches() -> str:
+    """Our patches to the kernel, as one: the probes (appliance-probes.patch) and what a
+    virtual machine can skip (appliance-virt.patch)."""
+    return "".join(path.read_text() for path in sorted(MINIMAL.glob("*.patch")))
 
 
 def recipe_of(kernel_facts: dict[str, Any]) -> Recipe:

@@ -8,7 +8,7 @@ loses the module's line with the module.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from appliance.assemble import compress, cpio
 from appliance.assemble.compress import Compression
@@ -61,20 +61,27 @@ def _drop_modules(entries: list[cpio.Entry], names: set[str]) -> list[cpio.Entry
 
 
 # init.conf lines about the payload: a boot-only initrd keeps none (the init then stops)
-_PAYLOAD_KEYS = ("payload", "shell", "env", "workdir", "user")
+PAYLOAD_KEYS = ("payload", "shell", "env", "workdir", "user")
 
 
-def boot_only(blob: bytes, keep: set[str]) -> bytes:
+def boot_only(blob: bytes, keep: set[str], conf_keep: Callable[[str], bool] | None = None) -> bytes:
     """BLOB without the files whose paths are not in KEEP (directories and device nodes
-    stay) and without the payload in init.conf: the init, its modules and its mounts,
-    which boot to the end of the init's work. Booted beside the bundle, its to_init is
-    the bundle's without unpacking the rest (analysis/cost.py)."""
+    stay) and without the init.conf lines CONF_KEEP refuses (default: the payload's), so
+    the init boots to the end of its work and stops. Booted beside the bundle, its
+    to_init is the bundle's without unpacking the rest (analysis/cost.py)."""
+    wanted = conf_keep or (lambda line: line.split()[:1] not in [[k] for k in PAYLOAD_KEYS])
     out = []
     for entry in cpio.read(compress.decompress(blob)):
         if entry.path == CONF:
-            lines = [line for line in entry.data.decode().splitlines() if line.split()[:1] not in [[k] for k in _PAYLOAD_KEYS]]
+            lines = [line for line in entry.data.decode().splitlines() if line.strip() and wanted(line)]
             entry = cpio.Entry(entry.path, entry.mode, ("\n".join(lines) + "\n").encode(), mtime=entry.mtime)
         elif entry.kind in ("file", "symlink") and entry.path not in keep:
             continue
         out.append(entry)
     return compress.compress(cpio.write(out, KEEP_MTIMES), compression_of(blob))
+
+
+def init_only(blob: bytes, keep: set[str]) -> bytes:
+    """The init alone (files in KEEP) with nothing to do but stop: the init-only lower
+    bound on the bundle's own kernel."""
+    return boot_only(blob, keep, lambda line: line.startswith("after "))

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from appliance import __version__, bundle, proc, results
 from appliance.assemble import apt, kernel, pkglock
 from appliance.assemble.template import KERNEL_COMPRESSIONS, Kernel
-from appliance.boot import hostload, measure
+from appliance.boot import hostfacts, hostload, measure
 from appliance.boot.qemu import BootSpec, Channel
 from appliance.cli import analysis_verbs, bisect, doctor, gate, history, options, output
 from appliance.cli import fleet as cli_fleet
@@ -298,15 +298,19 @@ def _inspect_cost(args: argparse.Namespace) -> int:
     target = load_bundle(args.bundle, args)
     if not target.contents:
         raise ApplianceError(f"bundle {args.bundle} does not list its contents by source: rebuild it")
-    print(f"pricing {args.bundle}: {args.n} boots each of the bundle, of it with a boot-only initrd and with "
-          "initcall_debug, interleaved (+1 warm-up each)", file=sys.stderr)
+    print(f"pricing {args.bundle}: {args.n} boots each of the bundle, of it with initcall_debug, with a boot-only "
+          "initrd and with the init alone, interleaved (+1 warm-up each)", file=sys.stderr)
+    out = output_path(args, args.output or f"cost-{target.name}.json")
+    host = hostfacts.collect(target.arch)
     boots = costboots.boot(target, choose_accel(args), args.n, cost.debug_words(), cost.boot_paths(target.contents),
-                           timeout=args.timeout)
+                           cost.init_paths(target.contents), timeout=args.timeout)
     try:
         table = cost.of_boots(target, *boots.counted()).to_dict()
     except ValueError as exc:
         raise ApplianceError(f"bundle {args.bundle}: {exc}: see `appliance run {args.bundle}`") from None
+    results.write(out, results.cost(boots.plain.document(True, host), table))
     say(cost.text(table), cost=table, bundle=args.bundle)
+    say(f"results: {out} (`appliance report {out}` draws it)", results=str(out))
     return 0
 
 
@@ -504,6 +508,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="with --cost: as for bench")
     p.add_argument("--timeout", type=options.positive, default=options.BOOT_TIMEOUT_S,
                    help="with --cost: seconds per boot before it counts as hung")
+    p.add_argument("-o", "--output", help="with --cost: results JSON (default cost-<bundle>.json)")
     p.set_defaults(func=cmd_inspect, machine=None)
     p = verbs.add_parser("dts", help="an aarch64 bundle's device tree (board.dtb) as DTS source")
     p.add_argument("bundle", help=options.BUNDLE)

@@ -5,7 +5,10 @@
 - plain: the bundle as it boots (module loads, the mount, the init's own work);
 - bare: the same bundle with a boot-only initrd (the init, its modules, no payload and
   no other file): its to_init against plain's is what unpacking the rest costs the boot,
-  as the kernel really does it (asynchronously, beside other initcalls).
+  as the kernel really does it (asynchronously, beside other initcalls);
+- bound: the init alone with nothing to do, on the same kernel and machine: the
+  init-only lower bound, against which bare prices the modules' unpack and plain's
+  payload_start the whole appliance.
 
 What the boots mean is analysis/cost.py's business; this module only boots them."""
 
@@ -27,35 +30,41 @@ class CostBoots:
     debug: Session
     plain: Session
     bare: Session
+    bound: Session
 
     @property
     def sessions(self) -> list[Session]:
-        return [self.debug, self.plain, self.bare]
+        return [self.debug, self.plain, self.bare, self.bound]
 
-    def counted(self) -> tuple[list[tuple[dict[str, Any], str]], list[dict[str, Any]], list[dict[str, Any]]]:
-        """The boots that count: the debug ones with their consoles, the plain, the bare."""
+    def counted(self) -> tuple[list[tuple[dict[str, Any], str]], list[dict[str, Any]], list[dict[str, Any]],
+                               list[dict[str, Any]]]:
+        """The boots that count: the debug ones with their consoles, the plain, the bare, the bound."""
         debug = [(r, c) for r, c in zip(self.debug.runs, self.debug.consoles, strict=True) if r["ok"] and not r["warmup"]]
-        plain, bare = ([r for r in s.runs if r["ok"] and not r["warmup"]] for s in (self.plain, self.bare))
-        return debug, plain, bare
+        plain, bare, bound = ([r for r in s.runs if r["ok"] and not r["warmup"]] for s in (self.plain, self.bare, self.bound))
+        return debug, plain, bare, bound
 
 
 def prepare(bundle: Bundle, accel: AccelChoice, n: int, workdir: Path, debug_words: str, keep: set[str],
-            timeout: float = 180.0) -> CostBoots:
-    """The three sessions, not yet booted: the debug one with DEBUG_WORDS, the bare one
-    on an initrd of the files in KEEP (written into WORKDIR). A caller may interleave
-    them with others (benchmarks/cost.py adds the lower bound)."""
-    bare_initrd = workdir / f"initrd-boot-only-{bundle.name}"
-    bare_initrd.write_bytes(reinitrd.boot_only(bundle.initrd.read_bytes(), keep))
-    return CostBoots(Session(bundle, accel, Plan(n=n, warmup=1, timeout=timeout, keep_consoles=True,
-                                                 extra_cmdline=debug_words)),
-                     Session(bundle, accel, Plan(n=n, warmup=1, timeout=timeout)),
-                     Session(bundle.with_initrd(bare_initrd), accel, Plan(n=n, warmup=1, timeout=timeout)))
+            init: set[str], timeout: float = 180.0) -> CostBoots:
+    """The four sessions, not yet booted: the debug one with DEBUG_WORDS, the bare one on
+    an initrd of the files in KEEP, the bound on one of the files in INIT (both written
+    into WORKDIR). A caller may interleave them with others (benchmarks/cost.py)."""
+    blob = bundle.initrd.read_bytes()
+    bare_initrd, bound_initrd = workdir / f"initrd-boot-only-{bundle.name}", workdir / f"initrd-init-only-{bundle.name}"
+    bare_initrd.write_bytes(reinitrd.boot_only(blob, keep))
+    bound_initrd.write_bytes(reinitrd.init_only(blob, init))
+
+    def session(target: Bundle, words: str = "", consoles: bool = False) -> Session:
+        return Session(target, accel, Plan(n=n, warmup=1, timeout=timeout, keep_consoles=consoles, extra_cmdline=words))
+
+    return CostBoots(session(bundle, debug_words, True), session(bundle), session(bundle.with_initrd(bare_initrd)),
+                     session(bundle.with_initrd(bound_initrd)))
 
 
-def boot(bundle: Bundle, accel: AccelChoice, n: int, debug_words: str, keep: set[str], timeout: float = 180.0,
-         progress: Progress = tty_progress) -> CostBoots:
+def boot(bundle: Bundle, accel: AccelChoice, n: int, debug_words: str, keep: set[str], init: set[str],
+         timeout: float = 180.0, progress: Progress = tty_progress) -> CostBoots:
     """prepare's sessions, booted N times each, interleaved."""
     with tempfile.TemporaryDirectory(prefix="appliance-cost-") as tmp:
-        boots = prepare(bundle, accel, n, Path(tmp), debug_words, keep, timeout)
+        boots = prepare(bundle, accel, n, Path(tmp), debug_words, keep, init, timeout)
         interleave(boots.sessions, 1, n, progress)
     return boots

@@ -24,7 +24,7 @@ def tree():
     """The patched source tree the recipe builds from, and the lock's digest."""
     lock = minikernel.read_lock(SOURCE_LOCK)
     cache = kernel.cache_dir()
-    patch = (MINIMAL / "appliance-probes.patch").read_text()
+    patch = minikernel.patches()
     recipe = minikernel.Recipe(lock.deb_sha256, (), patch, "none")
     return minikernel.patched_tree(minikernel.fetch_source(lock, cache), patch, cache, recipe.source_key()), lock
 

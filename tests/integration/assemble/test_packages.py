@@ -318,9 +318,10 @@ def test_clean_builds_give_the_same_bytes_and_a_warm_build_compresses_only_the_p
     assert changed != first and len(log) == len([n for n in log if n.startswith("debian ")]) + 1
 
 
-def test_inspect_cost_prices_every_package_of_python_and_its_json_adds_up():
+def test_inspect_cost_prices_every_package_of_python_and_its_json_adds_up(tmp_path):
     bundle = build("python")
-    done = appliance("inspect", str(bundle), "--cost", "-n", "1", "--accel", "tcg", "--json")
+    out = tmp_path / "cost.json"
+    done = appliance("inspect", str(bundle), "--cost", "-n", "1", "--accel", "tcg", "--json", "-o", str(out))
     assert done.returncode == 0, done.stderr
     table = json.loads(done.stdout)["cost"]
     rows = {r["source"]: r for r in table["sources"]}
@@ -334,3 +335,9 @@ def test_inspect_cost_prices_every_package_of_python_and_its_json_adds_up():
     shares = sorted((r for r in table["sources"] if r["movable"]), key=lambda r: -r["unpack_ms"])
     assert table["unpack_ms"] == 0 or shares[0]["source"].startswith("debian libc6=")
     assert any("populate_rootfs" in note for note in table["notes"])  # the debug boots timed the unpack itself
+    assert table["measured_ms"] > 0  # the bundle's payload_start over its init alone, measured beside it
+    # the results document holds the plain boots and the table; the report draws it
+    assert json.loads(out.read_text())["kind"] == "cost"
+    html = tmp_path / "cost.html"
+    assert appliance("report", str(out), "-o", str(html)).returncode == 0
+    assert "what each part costs at boot" in html.read_text() and "debian libc6=" in html.read_text()

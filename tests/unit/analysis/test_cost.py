@@ -32,32 +32,45 @@ def debug_calls() -> list[initcalls.Initcall]:
             initcalls.Initcall("virtio_blk_init", "virtio_blk", 2000.0, 4000.0, 0, 80, 2)]
 
 
-def test_the_unpack_is_shared_by_bytes_among_the_movable_sources_and_the_rows_add_up():
+def bound(to_init: float) -> dict:
+    return run(to_init, {"init_start": to_init}, {})
+
+
+def test_the_unpack_is_shared_by_bytes_and_the_rows_add_up_to_what_was_measured():
     table = cost.cost(CONTENTS, [debug_calls()] * 3, [plain(1400), plain(1390), plain(1410)],
-                      [run(t, {"init_start": t}, {}) for t in (1000, 1010, 990)])
+                      [bound(t) for t in (1000, 1010, 990)], [bound(t) for t in (960, 950, 970)])
     rows = {r.source: r for r in table.sources}
-    assert table.unpack_ms == pytest.approx(400.0)  # 1400 - 1000: medians
+    assert table.unpack_ms == pytest.approx(400.0)  # 1400 - 1000: medians of plain and boot-only
     assert rows["debian libc6=2.36"].unpack_ms == pytest.approx(300.0)  # 3 MB of the 4 MB that could move
     assert rows["debian python3=3.11"].unpack_ms == pytest.approx(100.0) and rows["debian python3=3.11"].files == 1
-    assert rows["init"].unpack_ms == 0 and rows["kernel module virtio_blk"].unpack_ms == 0  # in the bound too
+    # the module's unpack: boot-only against the init alone (1000 - 960); the init's own is in both
+    assert table.needed_unpack_ms == pytest.approx(40.0)
+    assert rows["kernel module virtio_blk"].unpack_ms == pytest.approx(40.0) and rows["init"].unpack_ms == 0
     assert rows["kernel module virtio_blk"].load_ms == pytest.approx(15.0)
     assert rows["kernel module virtio_blk"].initcall_ms == pytest.approx(4.0)
     assert rows["template big.db"].root_bytes == 9_000_000 and rows["template big.db"].unpack_ms == 0
     assert table.mount_ms == pytest.approx(30.0)  # init_modules_loaded -> init_root_mounted
     assert table.init_ms == pytest.approx(60 - 15 - 30)  # init_start -> payload_start, loads and mount taken out
-    assert table.total_ms == pytest.approx(400 + 15 + 30 + 15)
+    assert table.total_ms == pytest.approx(400 + 40 + 15 + 30 + 15)
+    assert table.measured_ms == pytest.approx(1460 - 960)  # plain's payload_start over the init alone
     assert table.erofs_saving_ms() == pytest.approx(400.0)
     assert [r.source for r in table.sources][:2] == ["debian libc6=2.36", "debian python3=3.11"]
     assert "900.0 ms" in table.notes[0]  # the unpack's own CPU time, from populate_rootfs
     shown = cost.text(table.to_dict())
     assert "debian libc6=2.36" in shown and "saving their 400.0 ms of unpack" in shown
+    assert "the table accounts for 100%" in shown
 
 
 def test_noise_larger_than_the_unpack_is_said_and_an_appliance_without_movable_files_pays_none():
-    noisy = cost.cost(CONTENTS, [], [plain(1000)], [run(1050, {"init_start": 1050}, {})])
+    noisy = cost.cost(CONTENTS, [], [plain(1000)], [bound(1050)], [bound(1000)])
     assert noisy.unpack_ms == 0 and any("boot more" in n for n in noisy.notes)
     erofs = [c for c in CONTENTS if not c["source"].startswith("debian ")]
-    none = cost.cost(erofs, [], [plain(1100)], [run(1000, {"init_start": 1000}, {})])
-    assert none.unpack_ms == 0 and none.erofs_saving_ms() == 0
+    none = cost.cost(erofs, [], [plain(1100)], [bound(1000)], [bound(990)])
+    assert none.unpack_ms == 0 and none.erofs_saving_ms() == 0 and none.needed_unpack_ms == pytest.approx(10.0)
     with pytest.raises(ValueError, match="no init_start"):
-        cost.cost(CONTENTS, [], [], [])
+        cost.cost(CONTENTS, [], [], [], [])
+
+
+def test_the_boot_only_and_init_only_initrds_keep_what_they_should():
+    assert cost.boot_paths(CONTENTS) == {"init", "lib/modules/6.1/virtio_blk.ko"}
+    assert cost.init_paths(CONTENTS) == {"init"}

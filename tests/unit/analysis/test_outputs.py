@@ -270,3 +270,17 @@ def test_a_payload_probe_shows_in_the_table_the_report_the_spans_and_the_chrome_
     assert probe.stack == ("boot", "userspace", "payload", "db_ready") and probe.start_us == 5_430_000.0
     chrome = exports.chrome_trace(items)
     assert any(e["ph"] == "i" and e["name"] == "db_ready" for e in chrome["traceEvents"])
+
+
+def test_report_of_a_cost_document_draws_every_source_with_its_share():
+    from appliance import results
+    from appliance.analysis import cost
+    from tests.unit.analysis.test_cost import CONTENTS, bound, plain
+
+    runs = [run_record(i) for i in range(3)]
+    table = cost.cost(CONTENTS, [], [plain(1400)], [bound(1000)], [bound(960)]).to_dict()
+    doc = results.cost({"format": 2, "kind": "bench", "complete": True,
+                        "bundle": {"name": "py", "path": "build/py", "machine": "microvm"}, "runs": runs}, table)
+    html = report.render(doc, "cost.json")
+    assert "what each part costs at boot" in html and "debian libc6=2.36" in html
+    assert "against 500.0 ms measured over the init alone" in html and "rect width=" in html

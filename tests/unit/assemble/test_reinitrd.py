@@ -75,3 +75,6 @@ def test_a_boot_only_initrd_keeps_the_init_and_its_modules_and_drops_the_payload
     conf = bare["etc/appliance/init.conf"].data.decode()
     assert "payload" not in conf and "module /lib/modules/6.1.0-t/kernel/fs/ext4/ext4.ko ext4" in conf
     assert "after poweroff" in conf
+    alone = members(reinitrd.init_only(initrd, {"init", "etc/appliance/init.conf"}))
+    assert not any(path.endswith(".ko") for path in alone) and "init" in alone
+    assert alone["etc/appliance/init.conf"].data.decode() == "after poweroff\n"
