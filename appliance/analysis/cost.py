@@ -9,9 +9,10 @@ time).
 Per source (a package, the host's programs, the template's files, the init, each kernel
 module):
 - bytes in the initramfs and on the root disk (exact, from the build);
-- unpack: plain's to_init minus bare's (what the kernel's unpack of everything beyond
-  the init's own files costs the boot, as it really runs: asynchronously, beside other
-  initcalls), shared out by uncompressed bytes (the unpack is decompression and copying,
+- unpack: plain's init_start minus bare's, on the guest's clock, paired within rounds
+  (what the kernel's unpack of everything beyond the init's own files costs the boot, as
+  it really runs: asynchronously, beside other initcalls), and bare's minus the init
+  alone's for the modules, each shared out by uncompressed bytes (the unpack is decompression and copying,
   both in proportion to the bytes written; the per-file work is not separated), so the
   total is a measurement and the split a model;
 - module load: the init times each finit_module (plain boots, exact per module), the
@@ -65,12 +66,12 @@ class SourceCost:
 @dataclass
 class Cost:
     sources: list[SourceCost]
-    unpack_ms: float  # what unpacking the movable files costs the boot: plain to_init - bare to_init
-    needed_unpack_ms: float  # the same for the modules the init needs: bare to_init - bound to_init
+    unpack_ms: float  # what unpacking the movable files costs the boot: plain - bare init_start (guest clock)
+    needed_unpack_ms: float  # the same for the modules the init needs: bare - bound init_start
     mount_ms: float | None  # mounting the root disk (None: no root disk)
     init_ms: float  # the init's own work before the payload, loads and mount taken out
     boots: int
-    measured_ms: float | None  # plain's payload_start - bound's to_init: what the table should add up to
+    measured_ms: float | None  # plain's payload_start - bound's init_start: what the table should add up to
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -92,11 +93,12 @@ class Cost:
                 "mount_ms": None if self.mount_ms is None else round(self.mount_ms, 2),
                 "init_ms": round(self.init_ms, 2), "total_ms": round(self.total_ms, 2),
                 "erofs_saving_ms": round(self.erofs_saving_ms(), 2), "boots": self.boots, "notes": self.notes,
-                "method": "unpack: to_init of the bundle minus to_init of it with a boot-only initrd (the init and "
-                          "its modules), and that minus to_init of the init alone, each shared out by uncompressed "
-                          "bytes (medians of interleaved boots); module loads, mount and init: plain boots (the "
-                          "init's clock); module init functions: initcall_debug; measured: the bundle's "
-                          "payload_start minus the init alone's to_init"}
+                "method": "unpack: init_start of the bundle minus init_start of it with a boot-only initrd (the "
+                          "init and its modules), and that minus init_start of the init alone, on the guest's clock, "
+                          "medians of the differences within a round of interleaved boots, each shared out by "
+                          "uncompressed bytes; module loads, mount and init: plain boots (the init's clock); module "
+                          "init functions: initcall_debug; measured: the bundle's payload_start minus the init "
+                          "alone's init_start, the same way"}
 
 
 def _median(values: Iterable[float]) -> float | None:
@@ -161,8 +163,23 @@ def _init_spans(plain: list[dict[str, Any]], loads: dict[str, float]) -> tuple[f
     return _median(mounts), _median(own) or 0.0
 
 
-def _to_init(runs: list[dict[str, Any]]) -> float | None:
-    return _median(r["phases_ms"]["to_init"] for r in runs if r["phases_ms"].get("to_init") is not None)
+def _guest_ms(run: dict[str, Any], name: str) -> float | None:
+    """When probe NAME fired on the guest's own clock (CLOCK_BOOTTIME, from the kernel's
+    timekeeping start): free of QEMU's start and the kernel's decompression, which are
+    most of a boot's spread under TCG and the same for every session here."""
+    return next((p["boottime_ns"] / 1e6 for p in run.get("guest_probes", []) if p["name"] == name), None)
+
+
+def paired(later: list[dict[str, Any]], later_probe: str, earlier: list[dict[str, Any]],
+           earlier_probe: str = "init_start") -> float | None:
+    """The median over rounds of LATER's LATER_PROBE minus EARLIER's EARLIER_PROBE, both
+    on the guest clock, each pair booted in the same round (the host's mood drifts over
+    minutes; a round's boots share it); None when no round has both."""
+    def by_round(runs: list[dict[str, Any]], probe: str) -> dict[int, float]:
+        return {r.get("round", i): t for i, r in enumerate(runs) if (t := _guest_ms(r, probe)) is not None}
+
+    a, b = by_round(later, later_probe), by_round(earlier, earlier_probe)
+    return _median(a[k] - b[k] for k in a if k in b)
 
 
 def cost(contents: list[dict[str, Any]], debug: list[list[initcalls.Initcall]], plain: list[dict[str, Any]],
@@ -170,15 +187,15 @@ def cost(contents: list[dict[str, Any]], debug: list[list[initcalls.Initcall]], 
     """The cost table from the bundle's CONTENTS, the debug boots' initcalls, and the
     plain, boot-only and init-only boots' records (runs/costboots.py). Raises ValueError
     when a kind of boot reached no init_start."""
-    full, boot_only, floor = _to_init(plain), _to_init(bare), _to_init(bound)
-    if full is None or boot_only is None or floor is None:
+    rest, needs = paired(plain, "init_start", bare), paired(bare, "init_start", bound)
+    if rest is None or needs is None:
         raise ValueError("the boots reached no init_start")
     rows = _by_source(contents)
     movable = [r for r in rows.values() if r.movable and r.initrd_bytes]
     # what the init needs beyond itself: the modules (and the network's files)
     needed = [r for r in rows.values() if not r.movable and r.source != "init" and r.initrd_bytes]
-    unpack_ms = max(full - boot_only, 0.0) if movable else 0.0
-    needed_ms = max(boot_only - floor, 0.0) if needed else 0.0
+    unpack_ms = max(rest, 0.0) if movable else 0.0
+    needed_ms = max(needs, 0.0) if needed else 0.0
     for group, total in ((movable, unpack_ms), (needed, needed_ms)):
         group_bytes = sum(r.initrd_bytes for r in group) or 1
         for row in group:
@@ -189,17 +206,16 @@ def cost(contents: list[dict[str, Any]], debug: list[list[initcalls.Initcall]], 
         row.load_ms, row.initcall_ms = ms, inits.get(name, 0.0)
     mount_ms, init_ms = _init_spans(plain, loads)
     ranked = sorted(rows.values(), key=lambda r: (-r.total_ms, -r.initrd_bytes - r.root_bytes, r.source))
-    starts = [t for r in plain if (t := _event(r, "payload_start")) is not None]
-    measured = statistics.median(starts) - floor if starts else None
+    measured = paired(plain, "payload_start", bound)
     cpu = [u for u in (unpack_us(calls) for calls in debug) if u is not None]
     notes = []
     if cpu:
         notes.append(f"the whole unpack run on its own (initramfs_async=0, {UNPACK}) takes "
                      f"{statistics.median(cpu) / 1000:.1f} ms of the kernel's time; run as the kernel runs it, beside "
                      f"other initcalls, it delays init by {unpack_ms + needed_ms:.1f} ms")
-    for group, later, earlier, what in ((movable, full, boot_only, "the bundle"), (needed, boot_only, floor, "the init alone")):
-        if group and later < earlier:
-            notes.append(f"the boot-only initrd reached init {earlier - later:.1f} ms later than {what}: noise larger "
+    for group, gap, what in ((movable, rest, "the bundle"), (needed, needs, "the init alone")):
+        if group and gap < 0:
+            notes.append(f"the boot-only initrd reached init {-gap:.1f} ms later than {what}: noise larger "
                          "than the unpack; boot more (-n)")
     return Cost(ranked, unpack_ms, needed_ms, mount_ms, init_ms, len(plain), measured, notes)
 
@@ -250,9 +266,10 @@ def text(table: dict[str, Any], top: int = 25) -> str:
         lines.append(f"{'measured: payload_start over the init alone':<48} {'':>10} {'':>10} {'':>8} {'':>8} {'':>10} "
                      f"{table['measured_ms']:>8.1f}  (the table accounts for "
                      f"{table['total_ms'] / table['measured_ms']:.0%})")
-    lines += ["", f"unpack: the bundle's to_init minus its to_init with a boot-only initrd (the init and its modules), "
-                  f"{table['unpack_ms']:.1f} ms, and that minus the init alone's, {table['needed_unpack_ms']:.1f} ms "
-                  f"(medians of {table['boots']} interleaved boots each), each shared out by uncompressed bytes;",
+    lines += ["", f"unpack: the bundle's init_start minus its init_start with a boot-only initrd (the init and its "
+                  f"modules), {table['unpack_ms']:.1f} ms, and that minus the init alone's, {table['needed_unpack_ms']:.1f}"
+                  f" ms (guest clock; medians over {table['boots']} rounds of interleaved boots), each shared out by "
+                  "uncompressed bytes;",
               "load, mount, init: the plain boots, on the init's own clock; `of it init`: the module's init function "
               "(initcall_debug). `total` is what this appliance adds to the init alone on this kernel."]
     movable = [r for r in rows if r["movable"] and r["initrd_bytes"]]
