@@ -27,8 +27,8 @@ PARTS = {
     "minikernel": "minimal kernels: patched source (src-), object tree (out-), images (img-)",
     "qboot": "qboot's source from Debian's qemu source package (qboot.lock)",
     "debs": "Debian packages of templates' [packages] debian, named by digest (<template>.lock)",
-    "pieces": "initramfs pieces: unpacked packages (deb-, by .deb digest and exclude list) and compressed "
-              "pieces (by content; never in use: a build makes a missing one again)",
+    "pieces": "initramfs pieces: unpacked packages (deb-, by .deb digest and exclude list), compressed pieces "
+              "and root images (rootfs-) by content; only the unpacked ones are in use: a build makes the rest again",
     "programs": "compiled guest programs, by source, headers, flags and toolchain (never in use)",
 }
 

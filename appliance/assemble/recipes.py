@@ -371,15 +371,12 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         print(f"  module {module.name}: {len(module.data)} bytes (package: {module.original_size})")
     if parts.disk is not None:
         image = Path(str(target[1]))
-        tree, epoch, erofs = [p.entry for p in parts.disk], config.source_date_epoch, template.root_format is RootFormat.EROFS
-        if template.root is RootDisk.PMEM:
-            rootdisk.make_pmem(tree, template.root_size_mib, image, epoch, erofs=erofs)
-        elif erofs:
-            rootdisk.make_erofs(tree, image, epoch)
-        else:
-            rootdisk.make_ext4(tree, template.root_size_mib, image, epoch)
+        cached = rootdisk.make_root([p.entry for p in parts.disk], image, config.source_date_epoch,
+                                    erofs=template.root_format is RootFormat.EROFS, pmem=template.root is RootDisk.PMEM,
+                                    size_mib=template.root_size_mib, cache=pieces.cache_dir(kernel.cache_dir()))
         print(f"  root disk: {image.name}, {template.root_format.value}, {image.stat().st_size >> 20} MiB "
-              f"({template.root.value}{', writable overlay in RAM' if template.root_writable else ''})")
+              f"({template.root.value}{', writable overlay in RAM' if template.root_writable else ''})"
+              f"{', cached' if cached else ''}")
     facts = {"kernel_release": files.release, "virtio_transports": transports, "contents": parts.provenance(),
              "initrd": _initrd_facts(made, files), "packages": debian}
     atomic_write(config.facts_path, (json.dumps(facts, indent=1) + "\n").encode())

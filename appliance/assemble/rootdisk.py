@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import stat
 import struct
 import tempfile
@@ -120,3 +121,40 @@ def make_erofs(entries: list[cpio.Entry], out: Path, epoch: int) -> None:
     with _staged(entries, epoch) as (tree, fs_uuid), atomic_path(out) as image:
         proc.run(["mkfs.erofs", f"-T{epoch}", f"-U{fs_uuid}", "--all-root", "-Enoinline_data", str(image), str(tree)],
                  timeout=300)
+
+
+IMAGE_FORMAT = "1"  # change when an image maker's output changes: cached images are then not used
+
+
+def _tool_identity(program: str) -> str:
+    """What changes when the image tool is upgraded: its file's size and time."""
+    path = shutil.which(program)
+    info = os.stat(path) if path else None
+    return f"{program}={info.st_size}:{info.st_mtime_ns}" if info else f"{program}=missing"
+
+
+def make_root(entries: list[cpio.Entry], out: Path, epoch: int, *, erofs: bool, pmem: bool, size_mib: int,
+              cache: Path | None = None) -> bool:
+    """The root disk image of ENTRIES (EROFS or ext4, on pmem or not), taken from CACHE
+    when one was made before of the same tree with the same settings and tools (then
+    True), kept there when made now. The bytes are the same either way: the makers are
+    deterministic and the key is the content."""
+    tool = "mkfs.erofs" if erofs else "mke2fs"
+    digest = hashlib.sha256(cpio.write(entries, epoch))
+    digest.update(f"\0{IMAGE_FORMAT} erofs={erofs} pmem={pmem} size={size_mib} {_tool_identity(tool)}".encode())
+    kept = cache / f"rootfs-{digest.hexdigest()[:32]}.img" if cache is not None else None
+    if kept is not None and kept.is_file():
+        with atomic_path(out) as tmp:
+            shutil.copyfile(kept, tmp)
+        return True
+    if pmem:
+        make_pmem(entries, size_mib, out, epoch, erofs=erofs)
+    elif erofs:
+        make_erofs(entries, out, epoch)
+    else:
+        make_ext4(entries, size_mib, out, epoch)
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(kept) as tmp:
+            shutil.copyfile(out, tmp)
+    return False
