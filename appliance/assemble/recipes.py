@@ -52,6 +52,7 @@ from appliance.assemble.template import (
     find_template,
     load_template,
     retarget,
+    with_needed_fragments,
 )
 from appliance.errors import ApplianceError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
@@ -214,7 +215,8 @@ def configure(env: Any) -> BuildConfig:
         if env["MACHINE"]:
             template = retarget(template, template.arch.value, _one_of("MACHINE", env["MACHINE"], Machine))
         if env["KERNEL_RECIPE"]:
-            template = replace(template, kernel=_one_of("KERNEL_RECIPE", env["KERNEL_RECIPE"], Kernel))
+            template = with_needed_fragments(replace(template, kernel=_one_of("KERNEL_RECIPE", env["KERNEL_RECIPE"],
+                                                                              Kernel)))
         if env["KERNEL_COMPRESSION"]:
             template = replace(template, kernel_compression=_one_of("KERNEL_COMPRESSION", env["KERNEL_COMPRESSION"],
                                                                     KernelCompression))

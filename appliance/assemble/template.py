@@ -205,7 +205,7 @@ DEFAULT_SHELL = ("/bin/sh",)
 PROFILED_DEVICES = {ProfiledChannel.SERIAL: "/dev/ttyS1", ProfiledChannel.VIRTIO: "virtio-port:appliance.profiled"}
 KERNEL_COMPRESSIONS = tuple(c.value for c in KernelCompression)
 # the minimal kernel's fragments a template may add (recipes/kernel/minimal/<name>.config)
-OPTIONAL_FRAGMENTS = ("ftrace", "userland", "network")
+OPTIONAL_FRAGMENTS = ("ftrace", "userland", "network", "erofs")
 
 
 def _fail(name: str, message: str) -> TemplateError:
@@ -512,13 +512,10 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     forwards = _network(name, raw.get("network", {}))
     probes = _probes(name, raw.get("probes", {}))
     ready, forwards = _service(name, raw.get("service", {}), network, forwards, payload, shell, probes)
-    if kernel == "minimal":  # what [network] needs of the minimal kernel
-        if network and "network" not in fragments:
-            fragments = (*fragments, "network")
     arch = _choice(name, Arch, "[appliance] arch", app.get("arch", "x86_64"))
     machine = _choice(name, Machine, "[vm] machine", vm.get("machine", machines_of(arch)[0].value))
     _check_arch(name, arch, machine, kernel, entry, channel, root, bool(host or host_files or debian))
-    return Template(
+    return with_needed_fragments(Template(
         name=name,
         description=app.get("description", ""),
         arch=arch,
@@ -561,7 +558,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         profiled=channel,
         profiled_sample_ms=profiled.get("sample_ms", 0),
         folder=str(folder),
-    )
+    ))
 
 
 # The folders the build itself writes under BUILD_DIR beside the bundles: a template of
@@ -597,6 +594,16 @@ def find_template(name_or_path: str, templates_dir: Path) -> Path:
         known = ", ".join(sorted(p.stem for p in templates_dir.glob("*.toml")))
         raise TemplateError(f"no template named {name_or_path!r} in {templates_dir} (known: {known})")
     return path
+
+
+def with_needed_fragments(template: Template) -> Template:
+    """TEMPLATE with the minimal kernel's fragments that its other settings need:
+    `network` for [network], `erofs` for an EROFS root (no change on another kernel)."""
+    if template.kernel is not Kernel.MINIMAL:
+        return template
+    needed = (("network", template.network), ("erofs", template.root_format is RootFormat.EROFS))
+    extra = tuple(name for name, wanted in needed if wanted and name not in template.kernel_fragments)
+    return replace(template, kernel_fragments=(*template.kernel_fragments, *extra)) if extra else template
 
 
 def retarget(template: Template, arch: str, machine: Machine | None = None) -> Template:

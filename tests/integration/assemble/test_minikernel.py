@@ -147,3 +147,22 @@ def test_the_minimal_kernel_skips_the_apic_timer_calibration_and_the_poisoning_o
     assert "calibrating APIC timer" not in done.stdout
     assert "Freeing unused kernel image (initmem) memory" in done.stdout  # still freed
     assert "apic_bus_hz=1000000000" in done.stdout  # the built-in command line, as the kernel logs it
+
+
+def test_python_runs_from_an_erofs_root_on_the_minimal_kernel_through_its_fragment(tmp_path):
+    """The minimal kernel gets EROFS (and overlayfs) built in through the erofs fragment,
+    which an EROFS root adds by itself; python-minimal's packages go on the root image."""
+    text = (ROOT / "rootfs_templates" / "python-minimal.toml").read_text()
+    (tmp_path / "pyerofs.toml").write_text(text + '\n[rootfs]\ndisk = "virtio-blk"\nformat = "erofs"\n')
+    (tmp_path / "pyerofs.lock").write_text((ROOT / "rootfs_templates" / "python-minimal.lock").read_text()
+                                           .replace("python-minimal", "pyerofs"))
+    (tmp_path / "python").mkdir()
+    (tmp_path / "python" / "payload.py").write_bytes((ROOT / "rootfs_templates" / "python" / "payload.py").read_bytes())
+    done = scons("appliance", f"TEMPLATE={tmp_path / 'pyerofs.toml'}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = BUILD / "pyerofs"
+    facts = bundle.load(folder).kernel_facts
+    assert "erofs" in facts["fragments"]
+    run = appliance("run", str(folder), "--accel", "tcg")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "checksum" in run.stdout and "appliance-init: payload exited with status 0" in run.stdout

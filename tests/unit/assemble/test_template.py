@@ -244,3 +244,15 @@ def test_an_image_template_needs_no_payload_and_its_config_lines_reach_the_init(
     conf = init_conf(ran)
     assert "payload /bin/app a%20b\n" in conf and "env MODE=x%20y\n" in conf
     assert "workdir /srv\n" in conf and "user 1000:1000\n" in conf
+
+
+def test_an_erofs_root_on_the_minimal_kernel_brings_its_fragment_also_when_the_kernel_is_chosen_later():
+    text = '[rootfs]\ndisk = "virtio-blk"\nformat = "erofs"\n'
+    assert "erofs" in parse('[appliance]\nkernel = "minimal"\n' + text).kernel_fragments
+    debian = parse(text)
+    assert debian.kernel_fragments == ()  # Debian's kernel loads erofs as a module
+    from dataclasses import replace
+
+    from appliance.assemble.template import Kernel, with_needed_fragments
+    assert with_needed_fragments(replace(debian, kernel=Kernel.MINIMAL)).kernel_fragments == ("erofs",)  # KERNEL_RECIPE=
+    assert with_needed_fragments(debian) is debian
