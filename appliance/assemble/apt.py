@@ -141,6 +141,42 @@ def control(deb: Path) -> dict[str, str]:
     return {k: v for k, v in (line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)}
 
 
+def fetch_all(apt: Apt, pins: Sequence[Pin], cache: Path, where: str) -> list[Path]:
+    """Every pin's .deb in the cache, in the pins' order: the missing ones downloaded by
+    one `apt-get download` (apt fetches them over one pipelined connection: a process
+    per package spent most of a cold build starting apt), each digest checked as fetch
+    does."""
+    paths = [cached_deb(pin, cache) for pin in pins]
+    missing = [pin for pin, path in zip(pins, paths, strict=True)
+               if not (path.is_file() and sha256_file(path) == pin.sha256)]
+    if len(missing) > 1:
+        folder = deb_cache(cache)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=folder) as tmp, apt.private() as options:
+            try:
+                proc.run(["apt-get", "-q", *options, "download", *(pin.spec for pin in missing)], cwd=Path(tmp),
+                         timeout=1800)
+            except ToolFailed as exc:
+                raise PackageError(f"{where}: cannot download {len(missing)} packages ({_apt_error(exc.stderr)}): run "
+                                   "`apt-get update`, or refresh the lock file with `appliance lock`") from None
+            for pin in missing:
+                _keep(Path(tmp) / pin.deb_name, pin, cached_deb(pin, cache), where)
+    elif missing:
+        fetch(apt, missing[0], cache, where)
+    return paths
+
+
+def _keep(download: Path, pin: Pin, path: Path, where: str) -> None:
+    """Move a downloaded .deb into the cache once its digest is the lock's."""
+    if not download.is_file():
+        raise PackageError(f"{where}: apt did not download {pin.spec} (no {download.name}): run `apt-get update`")
+    digest = sha256_file(download)
+    if digest != pin.sha256:
+        raise PackageError(f"{where}: {pin.spec} has sha256 {digest[:16]}..., the lock file says "
+                           f"{pin.sha256[:16]}...: the archive changed; check it, then `appliance lock` to accept")
+    shutil.move(download, path)
+
+
 def fetch(apt: Apt, pin: Pin, cache: Path, where: str) -> Path:
     """PIN's .deb in the cache, downloaded now if needed; its sha256 is checked either
     way (a damaged cached file is fetched again)."""
@@ -157,9 +193,5 @@ def fetch(apt: Apt, pin: Pin, cache: Path, where: str) -> Path:
         debs = list(Path(tmp).glob("*.deb"))
         if len(debs) != 1:
             raise PackageError(f"{where}: downloading {pin.spec} gave {len(debs)} files, expected one")
-        digest = sha256_file(debs[0])
-        if digest != pin.sha256:
-            raise PackageError(f"{where}: {pin.spec} has sha256 {digest[:16]}..., the lock file says "
-                               f"{pin.sha256[:16]}...: the archive changed; check it, then `appliance lock` to accept")
-        shutil.move(debs[0], path)
+        _keep(debs[0], pin, path, where)
     return path

@@ -8,7 +8,6 @@ import glob
 import os
 import shutil
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +68,9 @@ def excluded(template: Template) -> tuple[str, ...]:
     return sources.DEFAULT_EXCLUDE if template.exclude is None else tuple(template.exclude)
 
 
-FETCHES = 4  # downloads at once: the mirror answers several, and each waits mostly on the network
-
-
 def fetch_all(tool: apt.Apt, pins: Sequence[apt.Pin], cache: Path, where: str) -> list[tuple[apt.Pin, Path]]:
-    """Every pinned .deb in the cache, the missing ones downloaded in parallel, in the
-    pins' order (the first failure is raised, as a sequential fetch would)."""
-    with ThreadPoolExecutor(max_workers=FETCHES) as pool:
-        paths = list(pool.map(lambda pin: apt.fetch(tool, pin, cache, where), pins))
-    return list(zip(pins, paths, strict=True))
+    """Every pinned .deb in the cache (the missing ones downloaded together), in the pins' order."""
+    return list(zip(pins, apt.fetch_all(tool, pins, cache, where), strict=True))
 
 
 def signature(template: Template) -> str:

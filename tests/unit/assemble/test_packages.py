@@ -185,27 +185,28 @@ def test_an_unpacked_package_is_kept_and_read_back_the_same_and_a_damaged_one_is
     assert not cached and repaired == fresh and sources.unpack_cached(deb, pin, sources.DEFAULT_EXCLUDE, tmp_path)[1]
 
 
-def test_fetch_all_downloads_in_parallel_and_keeps_the_pins_order(repo, tmp_path, monkeypatch):
+def test_fetch_all_downloads_what_is_missing_with_one_apt_and_keeps_the_pins_order(repo, tmp_path, monkeypatch):
     _, tool = repo
     pins = apt.describe(tool, apt.resolve(tool, ["alpha"], "t"), "t")
-    import threading
-    import time
-    running, most = [0], [0]
-    lock = threading.Lock()
-    real = apt.fetch
+    calls = []
+    real = apt.proc.run
 
-    def slow(*args):
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        time.sleep(0.2)
-        try:
-            return real(*args)
-        finally:
-            with lock:
-                running[0] -= 1
+    def counted(argv, **kwargs):
+        calls.append(argv)
+        return real(argv, **kwargs)
 
-    monkeypatch.setattr(apt, "fetch", slow)
+    monkeypatch.setattr(apt.proc, "run", counted)
     got = packages.fetch_all(tool, pins, tmp_path, "t")
-    assert [pin for pin, _ in got] == pins and all(path.name.endswith(pin.deb_name) for pin, path in got)
-    assert most[0] == len(pins) == 3
+    assert [pin for pin, _ in got] == pins
+    assert all(path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == pin.sha256 for pin, path in got)
+    assert [argv[-3:] for argv in calls if "download" in argv] == [[pin.spec for pin in pins]]  # one apt for all three
+    got[1][1].write_bytes(b"damaged")
+    calls.clear()
+    packages.fetch_all(tool, pins, tmp_path, "t")
+    assert [argv[-1] for argv in calls if "download" in argv] == [pins[1].spec]  # the damaged one alone, again
+    wrong = [*pins[:2], apt.Pin(pins[2].name, pins[2].version, pins[2].arch, "0" * 64, 1, "f")]
+    (apt.cached_deb(wrong[2], tmp_path)).unlink(missing_ok=True)
+    got[0][1].unlink()
+    with pytest.raises(PackageError, match="provider:all=1.0-1 has sha256 .*, the lock file says 0000000000000000"):
+        packages.fetch_all(tool, wrong, tmp_path, "t")
+    assert not list(apt.deb_cache(tmp_path).glob(".download-*"))  # nothing half-downloaded left
