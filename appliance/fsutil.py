@@ -47,6 +47,28 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
+def copy_sparse(src: Path, dst: Path) -> None:
+    """Copy SRC to DST keeping its holes (an ext4 image is mostly holes: copying its
+    zeros cost a warm build 0.2 s and the cache 60 MB)."""
+    size = src.stat().st_size
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        fd, offset = fin.fileno(), 0
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError:  # no data after OFFSET: the rest is a hole
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            fin.seek(start)
+            fout.seek(start)
+            while start < end:
+                chunk = fin.read(min(end - start, 1 << 20))
+                fout.write(chunk)
+                start += len(chunk)
+            offset = end
+        fout.truncate(size)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside PATH for a tool to write; renamed onto PATH if the block

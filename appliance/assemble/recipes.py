@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -404,8 +405,15 @@ def _initrd_facts(made: initramfs.Built, files: kernel.KernelFiles) -> dict[str,
         "modules_bytes": sum(modules.values()),
     }
     if modules and files.modules is not None:
-        facts["modules_tree_bytes"] = sum(p.stat().st_size for p in files.modules.rglob("*.ko*"))
+        facts["modules_tree_bytes"] = _modules_bytes(files.modules)
     return facts
+
+
+def _modules_bytes(tree: Path) -> int:
+    """The bytes of every module file under TREE (os.walk: pathlib's rglob took 90 ms of
+    a 0.5 s warm build over Debian's 4000 modules)."""
+    return sum(os.stat(os.path.join(top, name)).st_size for top, _, names in os.walk(tree)
+               for name in names if ".ko" in name)
 
 
 def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from appliance import proc
 from appliance.assemble import cpio
-from appliance.fsutil import atomic_path
+from appliance.fsutil import atomic_path, copy_sparse
 
 
 def stage(entries: list[cpio.Entry], root: Path, epoch: int) -> None:
@@ -140,12 +140,16 @@ def make_root(entries: list[cpio.Entry], out: Path, epoch: int, *, erofs: bool, 
     True), kept there when made now. The bytes are the same either way: the makers are
     deterministic and the key is the content."""
     tool = "mkfs.erofs" if erofs else "mke2fs"
-    digest = hashlib.sha256(cpio.write(entries, epoch))
-    digest.update(f"\0{IMAGE_FORMAT} erofs={erofs} pmem={pmem} size={size_mib} {_tool_identity(tool)}".encode())
+    digest = hashlib.sha256(f"{IMAGE_FORMAT} erofs={erofs} pmem={pmem} size={size_mib} epoch={epoch} "
+                            f"{_tool_identity(tool)}".encode())
+    for entry in sorted(entries, key=lambda e: e.path):  # what the image holds, without writing an archive of it
+        digest.update(f"\0{entry.path}\0{entry.mode:o}\0{entry.rdev_major}:{entry.rdev_minor}\0{len(entry.data)}\0"
+                      .encode())
+        digest.update(entry.data)
     kept = cache / f"rootfs-{digest.hexdigest()[:32]}.img" if cache is not None else None
     if kept is not None and kept.is_file():
         with atomic_path(out) as tmp:
-            shutil.copyfile(kept, tmp)
+            copy_sparse(kept, tmp)
         return True
     if pmem:
         make_pmem(entries, size_mib, out, epoch, erofs=erofs)
@@ -156,5 +160,5 @@ def make_root(entries: list[cpio.Entry], out: Path, epoch: int, *, erofs: bool, 
     if kept is not None:
         kept.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(kept) as tmp:
-            shutil.copyfile(out, tmp)
+            copy_sparse(out, tmp)
     return False

@@ -41,3 +41,18 @@ def test_growing_reads_only_what_was_added(tmp_path):
     with open(tmp_path / "console.log", "ab") as out:
         out.write(b"second\n")
     assert log.read() == b"second\n"
+
+
+def test_copy_sparse_keeps_the_bytes_and_the_holes(tmp_path):
+    from appliance.fsutil import copy_sparse
+
+    src = tmp_path / "image"
+    with open(src, "wb") as out:
+        out.write(b"head")
+        out.seek(8 << 20)
+        out.write(b"middle" * 1000)
+        out.truncate(32 << 20)  # a hole at the end too
+    dst = tmp_path / "copy"
+    copy_sparse(src, dst)
+    assert dst.read_bytes() == src.read_bytes()
+    assert dst.stat().st_blocks * 512 < 1 << 20  # 32 MiB long, a few blocks on disk
