@@ -25,7 +25,7 @@ installed on the host (it leaves out, silently, what is not): the script checks 
 first. It also needs /lib/modules on the host to exist; the script creates an empty
 one if missing and removes it again.
 
-    .venv/bin/python benchmarks/supermin.py [--boots 7] [--sets python,tools]
+    .venv/bin/python benchmarks/supermin.py [--boots 7] [--builds 5] [--sets python,tools]
 """
 
 from __future__ import annotations
@@ -192,17 +192,21 @@ def boot_marks(argv: list[str], last: str = "work_done", timeout: float = 180) -
     raise SystemExit(f"no {last} within {timeout} s from {argv[:3]}...; console tail:\n{tail}")
 
 
-def one_set(name: str, boots: int, accel: str, work: Path) -> dict[str, object]:
-    """Builds (ours: the set's template and its EROFS variant; supermin) and boots,
-    interleaved with the init-only lower bound, all on the same Debian bzImage."""
+def one_set(name: str, boots: int, accel: str, work: Path, repeats: int = 5) -> dict[str, object]:
+    """Builds (ours: the set's template and its EROFS variant; supermin; warm and unchanged
+    builds the median of REPEATS) and boots, interleaved with the init-only lower bound,
+    all on the same Debian bzImage (no boots when BOOTS is 0)."""
     packages = SETS[name]
     erofs = f"{name}-erofs"
     builds: dict[str, dict[str, float]] = {}
     for template in (name, erofs):
         cold_dir, warm_dir = work / f"ours-cold-{template}", work / f"ours-warm-{template}"
         cache = cold_cache(work / template)
-        builds[template] = {"cold": build_ours(template, cold_dir, cache), "warm": build_ours(template, warm_dir, cache),
-                            "unchanged": build_ours(template, warm_dir, cache)}
+        cold = build_ours(template, cold_dir, cache)
+        warm = statistics.median(build_ours(template, work / f"ours-warm{i}-{template}", cache) for i in range(repeats))
+        build_ours(template, warm_dir, cache)
+        unchanged = statistics.median(build_ours(template, warm_dir, cache) for _ in range(repeats))
+        builds[template] = {"cold": cold, "warm": warm, "unchanged": unchanged}
     folder, erofs_folder = work / f"ours-warm-{name}" / name, work / f"ours-warm-{erofs}" / erofs
     bound_dir = work / "ours-bound"
     build_ours("minimal", bound_dir, kernel.cache_dir())
@@ -210,8 +214,10 @@ def one_set(name: str, boots: int, accel: str, work: Path) -> dict[str, object]:
     supermin_extras(name, work / f"ours-warm-{name}", extras)
     env = supermin_env()  # outside the timed builds
     builds["supermin"] = {"cold": build_supermin(packages, work, extras, env, prepare=True),
-                          "warm": build_supermin(packages, work, extras, env, prepare=False),
-                          "unchanged": build_supermin(packages, work, extras, env, prepare=False, if_newer=True)}
+                          "warm": statistics.median(build_supermin(packages, work, extras, env, prepare=False)
+                                                    for _ in range(repeats)),
+                          "unchanged": statistics.median(build_supermin(packages, work, extras, env, prepare=False,
+                                                                        if_newer=True) for _ in range(repeats))}
     appliance_d = work / "appliance.d"
     sizes = {}
     for label, files in (("appliance", [folder / "initrd", *(folder / d["file"] for d in bundle.load(folder).disks)]),
@@ -224,9 +230,11 @@ def one_set(name: str, boots: int, accel: str, work: Path) -> dict[str, object]:
                "appliance-erofs": (ours_argv(erofs_folder, accel), "work_done"),
                "supermin": (supermin_argv(appliance_d, base_cmdline, accel), "work_done"),
                "bound": (ours_argv(bound_dir / "minimal", accel), "init_start")}
+    times: dict[str, list[dict[str, float]]] = {system: [] for system in systems}
+    if not boots:
+        return {"set": name, "packages": packages, "build_s": builds, "bytes": sizes, "boot_ms": times}
     for argv, last in systems.values():  # one warm-up each
         boot_marks(argv, last)
-    times: dict[str, list[dict[str, float]]] = {system: [] for system in systems}
     order = list(systems)
     rng = random.Random(1)
     for _ in range(boots):  # interleaved, each round in its own random order: the host's mood changes for all alike
@@ -245,10 +253,10 @@ def table(result: dict[str, object]) -> str:
     name = str(result["set"])
     b, s, t = result["build_s"], result["bytes"], result["boot_ms"]  # type: ignore[index]
     ours, erofs, sm = b[name], b[f"{name}-erofs"], b["supermin"]  # type: ignore[index]
-    bound = _median(t["bound"], "init_start")  # type: ignore[index]
     n = len(t["appliance"])  # type: ignore[index]
+    bound = _median(t["bound"], "init_start") if n else 0.0  # type: ignore[index]
     lines = [f"### {name}: {' '.join(result['packages'])}", "",  # type: ignore[arg-type]
-             f"| | {name} (initramfs) | {name}-erofs | supermin | initramfs / supermin | erofs / supermin (goal) |",
+             f"| | {name} | {name}-erofs | supermin | {name} / supermin | erofs / supermin (goal) |",
              "|---|---:|---:|---:|---:|---|"]
     for what, goal in (("cold", "goal <= 2"), ("warm", "goal <= 0.5"), ("unchanged", "goal: <= 0.2 s")):
         label = {"cold": "build, cold (s)", "warm": "build, warm (s)", "unchanged": "rebuild, nothing changed (s)"}[what]
@@ -256,6 +264,8 @@ def table(result: dict[str, object]) -> str:
                      f"{ours[what] / sm[what]:.2f}x | {erofs[what] / sm[what]:.2f}x ({goal}) |")
     lines.append(f"| size on disk (MB) | {s['appliance']['allocated'] / 1e6:.1f} | {s['appliance-erofs']['allocated'] / 1e6:.1f}"
                  f" | {s['supermin']['allocated'] / 1e6:.1f} | | |")
+    if not n:
+        return "\n".join(lines)
     for mark in ("payload_start", "work_done"):
         a, e, m = (_median(t[k], mark) for k in ("appliance", "appliance-erofs", "supermin"))  # type: ignore[index]
         goal = " (goal <= 0.85)" if mark == "payload_start" else ""
@@ -269,7 +279,8 @@ def table(result: dict[str, object]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--boots", type=int, default=7)
+    parser.add_argument("--boots", type=int, default=7, help="rounds of boots (0: builds only)")
+    parser.add_argument("--builds", type=int, default=5, help="warm and unchanged builds, the median of this many")
     parser.add_argument("--sets", default="python,tools")
     parser.add_argument("--accel", default="tcg")
     args = parser.parse_args()
@@ -286,7 +297,7 @@ def main() -> int:
     try:
         for name in args.sets.split(","):
             with tempfile.TemporaryDirectory(prefix=f"supermin-bench-{name}-") as tmp:
-                print(table(one_set(name, args.boots, args.accel, Path(tmp))), "\n", flush=True)
+                print(table(one_set(name, args.boots, args.accel, Path(tmp), args.builds)), "\n", flush=True)
     finally:
         if made_modules:
             Path("/lib/modules").rmdir()
