@@ -73,6 +73,7 @@ class Cost:
     boots: int
     measured_ms: float | None  # plain's payload_start - bound's init_start: what the table should add up to
     notes: list[str] = field(default_factory=list)
+    fragments: dict[str, float | None] = field(default_factory=dict)  # minimal kernel: fragment -> kernel-phase ms
 
     @property
     def total_ms(self) -> float:
@@ -93,6 +94,7 @@ class Cost:
                 "mount_ms": None if self.mount_ms is None else round(self.mount_ms, 2),
                 "init_ms": round(self.init_ms, 2), "total_ms": round(self.total_ms, 2),
                 "erofs_saving_ms": round(self.erofs_saving_ms(), 2), "boots": self.boots, "notes": self.notes,
+                "fragments": {k: None if v is None else round(v, 2) for k, v in self.fragments.items()},
                 "method": "unpack: init_start of the bundle minus init_start of it with a boot-only initrd (the "
                           "init and its modules), and that minus init_start of the init alone, on the guest's clock, "
                           "medians of the differences within a round of interleaved boots, each shared out by "
@@ -220,6 +222,22 @@ def cost(contents: list[dict[str, Any]], debug: list[list[initcalls.Initcall]], 
     return Cost(ranked, unpack_ms, needed_ms, mount_ms, init_ms, len(plain), measured, notes)
 
 
+def fragment_costs(alone: list[dict[str, Any]], without: dict[str, list[dict[str, Any]]]) -> dict[str, float | None]:
+    """What each optional fragment of a minimal kernel costs the kernel phase: the init
+    alone on the kernel, less the same on the kernel built without the fragment, the
+    median over rounds of the difference within a round (None: no round had both)."""
+    def kernel_by_round(runs: list[dict[str, Any]]) -> dict[int, float]:
+        return {r.get("round", i): r["phases_ms"]["kernel"] for i, r in enumerate(runs)
+                if r["phases_ms"].get("kernel") is not None}
+
+    base = kernel_by_round(alone)
+    out: dict[str, float | None] = {}
+    for name, runs in without.items():
+        other = kernel_by_round(runs)
+        out[name] = _median(base[k] - other[k] for k in base if k in other)
+    return out
+
+
 def boot_paths(contents: list[dict[str, Any]]) -> set[str]:
     """The initrd files a boot-only initrd keeps: the init's own and the modules."""
     return {item["path"].lstrip("/") for item in contents
@@ -278,5 +296,8 @@ def text(table: dict[str, Any], top: int = 25) -> str:
         lines.append(f"on an EROFS root ([rootfs] format = \"erofs\") {len(movable)} sources would leave the initramfs, "
                      f"saving their {table['erofs_saving_ms']:.1f} ms of unpack (the largest, {big['source']}: "
                      f"{big['unpack_ms']:.1f} ms); reaching the root costs loading its driver and erofs, and the mount.")
+    for name, ms in table.get("fragments", {}).items():
+        lines.append(f"kernel fragment {name}: {'-' if ms is None else f'{ms:.1f} ms'} of the kernel phase (the init "
+                     "alone on the kernel with it, less on the kernel built without it)")
     lines += [f"note: {n}" for n in table["notes"]]
     return "\n".join(lines)

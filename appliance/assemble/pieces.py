@@ -47,13 +47,15 @@ def piece_of(source: str) -> str:
     return APPLIANCE
 
 
-def _rank(name: str) -> tuple[int, str]:
+def _rank(name: str, first: int) -> tuple[int, str, int]:
     """Pieces in a fixed order: ours first (the init is what the kernel runs), then the
-    modules, the host's files, the packages by name, the layers by digest."""
+    modules, the host's files, the packages by name, the layers by their first path in
+    the tree (FIRST: a layer's digest differs between an OCI layout's compressed blob and
+    a docker archive's plain tar of the same files, and the bytes must not)."""
     fixed = {APPLIANCE: 0, MODULES: 1, HOST: 2}
     if name in fixed:
-        return fixed[name], ""
-    return (3 if name.startswith("debian ") else 4), name
+        return fixed[name], "", 0
+    return (3, name, 0) if name.startswith("debian ") else (4, "", first)
 
 
 @dataclass(frozen=True)
@@ -78,14 +80,17 @@ def split(tree: list[Placed]) -> list[tuple[str, list[cpio.Entry]]]:
     several pieces repeat is made once and keeps the same mode."""
     dirs = {p.entry.path: p.entry for p in tree if p.entry.kind == "dir"}
     groups: dict[str, dict[str, cpio.Entry]] = {}
-    for placed in tree:
-        group = groups.setdefault(piece_of(placed.source), {})
+    first: dict[str, int] = {}
+    for index, placed in enumerate(tree):
+        name = piece_of(placed.source)
+        first.setdefault(name, index)
+        group = groups.setdefault(name, {})
         group[placed.entry.path] = placed.entry
         for parent in PurePosixPath(placed.entry.path).parents:
             name = str(parent)
             if name != "." and name in dirs:
                 group.setdefault(name, dirs[name])
-    return [(name, list(groups[name].values())) for name in sorted(groups, key=_rank)]
+    return [(name, list(groups[name].values())) for name in sorted(groups, key=lambda n: _rank(n, first[n]))]
 
 
 def _key(raw: bytes, kind: Compression, level: int) -> str:

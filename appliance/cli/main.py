@@ -302,16 +302,42 @@ def _inspect_cost(args: argparse.Namespace) -> int:
           "initrd and with the init alone, interleaved (+1 warm-up each)", file=sys.stderr)
     out = output_path(args, args.output or f"cost-{target.name}.json")
     host = hostfacts.collect(target.arch)
+    without = _kernels_without_fragments(target) if args.fragments else {}
     boots = costboots.boot(target, choose_accel(args), args.n, cost.debug_words(), cost.boot_paths(target.contents),
-                           cost.init_paths(target.contents), timeout=args.timeout)
+                           cost.init_paths(target.contents), timeout=args.timeout, without=without)
     try:
-        table = cost.of_boots(target, *boots.counted()).to_dict()
+        priced = cost.of_boots(target, *boots.counted())
+        priced.fragments = cost.fragment_costs(boots.counted()[3], boots.counted_fragments())
+        table = priced.to_dict()
     except ValueError as exc:
         raise ApplianceError(f"bundle {args.bundle}: {exc}: see `appliance run {args.bundle}`") from None
     results.write(out, results.cost(boots.plain.document(True, host), table))
     say(cost.text(table), cost=table, bundle=args.bundle)
     say(f"results: {out} (`appliance report {out}` draws it)", results=str(out))
     return 0
+
+
+def _kernels_without_fragments(target: bundle.Bundle) -> dict[str, Path]:
+    """inspect --cost --fragments: the bundle's minimal kernel built without each of its
+    optional fragments (in the shared object tree: an incremental build each)."""
+    from dataclasses import replace
+
+    from appliance.assemble import minikernel
+
+    if not target.minimal_kernel:
+        raise ApplianceError(f"--fragments prices a minimal kernel's fragments: bundle {target.path} runs "
+                             f"{target.kernel_release} from {target.kernel_facts.get('source')}")
+    base = minikernel.recipe_of(target.kernel_facts)
+    out = {}
+    for name, _ in base.fragments:
+        if name in minikernel.FRAGMENTS:
+            continue
+        print(f"building the kernel without fragment {name} (minutes the first time)", file=sys.stderr)
+        recipe = replace(base, fragments=tuple(f for f in base.fragments if f[0] != name))
+        out[name] = minikernel.build_locked(recipe).image
+    if not out:
+        print(f"note: bundle {target.path}'s kernel has no optional fragment to price", file=sys.stderr)
+    return out
 
 
 def cmd_sbom(args: argparse.Namespace) -> int:
@@ -509,6 +535,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=options.positive, default=options.BOOT_TIMEOUT_S,
                    help="with --cost: seconds per boot before it counts as hung")
     p.add_argument("-o", "--output", help="with --cost: results JSON (default cost-<bundle>.json)")
+    p.add_argument("--fragments", action="store_true", help="with --cost, on a minimal kernel: build it without each "
+                   "optional fragment and price the fragment's share of the kernel phase")
     p.set_defaults(func=cmd_inspect, machine=None)
     p = verbs.add_parser("dts", help="an aarch64 bundle's device tree (board.dtb) as DTS source")
     p.add_argument("bundle", help=options.BUNDLE)

@@ -8,14 +8,16 @@
   as the kernel really does it (asynchronously, beside other initcalls);
 - bound: the init alone with nothing to do, on the same kernel and machine: the
   init-only lower bound, against which bare prices the modules' unpack and plain's
-  payload_start the whole appliance.
+  payload_start the whole appliance;
+- for a minimal kernel, optionally, the same init alone on the kernel built without each
+  of its optional fragments: against bound, what each fragment costs the kernel phase.
 
 What the boots mean is analysis/cost.py's business; this module only boots them."""
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +33,29 @@ class CostBoots:
     plain: Session
     bare: Session
     bound: Session
+    fragments: dict[str, Session] = field(default_factory=dict)  # fragment -> the init alone without it
 
     @property
     def sessions(self) -> list[Session]:
-        return [self.debug, self.plain, self.bare, self.bound]
+        return [self.debug, self.plain, self.bare, self.bound, *self.fragments.values()]
 
     def counted(self) -> tuple[list[tuple[dict[str, Any], str]], list[dict[str, Any]], list[dict[str, Any]],
                                list[dict[str, Any]]]:
         """The boots that count: the debug ones with their consoles, the plain, the bare, the bound."""
         debug = [(r, c) for r, c in zip(self.debug.runs, self.debug.consoles, strict=True) if r["ok"] and not r["warmup"]]
-        plain, bare, bound = ([r for r in s.runs if r["ok"] and not r["warmup"]] for s in (self.plain, self.bare, self.bound))
+        plain, bare, bound = (_counted(s) for s in (self.plain, self.bare, self.bound))
         return debug, plain, bare, bound
+
+    def counted_fragments(self) -> dict[str, list[dict[str, Any]]]:
+        return {name: _counted(session) for name, session in self.fragments.items()}
+
+
+def _counted(session: Session) -> list[dict[str, Any]]:
+    return [r for r in session.runs if r["ok"] and not r["warmup"]]
 
 
 def prepare(bundle: Bundle, accel: AccelChoice, n: int, workdir: Path, debug_words: str, keep: set[str],
-            init: set[str], timeout: float = 180.0) -> CostBoots:
+            init: set[str], timeout: float = 180.0, without: dict[str, Path] | None = None) -> CostBoots:
     """The four sessions, not yet booted: the debug one with DEBUG_WORDS, the bare one on
     an initrd of the files in KEEP, the bound on one of the files in INIT (both written
     into WORKDIR). A caller may interleave them with others (benchmarks/cost.py)."""
@@ -57,14 +67,16 @@ def prepare(bundle: Bundle, accel: AccelChoice, n: int, workdir: Path, debug_wor
     def session(target: Bundle, words: str = "", consoles: bool = False) -> Session:
         return Session(target, accel, Plan(n=n, warmup=1, timeout=timeout, keep_consoles=consoles, extra_cmdline=words))
 
+    alone = bundle.with_initrd(bound_initrd)
     return CostBoots(session(bundle, debug_words, True), session(bundle), session(bundle.with_initrd(bare_initrd)),
-                     session(bundle.with_initrd(bound_initrd)))
+                     session(alone), {name: session(alone.with_kernel(image)) for name, image in (without or {}).items()})
 
 
 def boot(bundle: Bundle, accel: AccelChoice, n: int, debug_words: str, keep: set[str], init: set[str],
-         timeout: float = 180.0, progress: Progress = tty_progress) -> CostBoots:
-    """prepare's sessions, booted N times each, interleaved."""
+         timeout: float = 180.0, progress: Progress = tty_progress, without: dict[str, Path] | None = None) -> CostBoots:
+    """prepare's sessions, booted N times each, interleaved; WITHOUT: fragment -> the
+    bundle's minimal kernel built without it."""
     with tempfile.TemporaryDirectory(prefix="appliance-cost-") as tmp:
-        boots = prepare(bundle, accel, n, Path(tmp), debug_words, keep, init, timeout)
+        boots = prepare(bundle, accel, n, Path(tmp), debug_words, keep, init, timeout, without)
         interleave(boots.sessions, 1, n, progress)
     return boots

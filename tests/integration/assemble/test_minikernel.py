@@ -2,6 +2,7 @@
 first time, then cached): config assertions, the probe patch with and without its
 option, and the benchmark appliance booted on it under microvm and q35-qboot."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,23 @@ def test_python_runs_from_an_erofs_root_on_the_minimal_kernel_through_its_fragme
     run = appliance("run", str(folder), "--accel", "tcg")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "checksum" in run.stdout and "appliance-init: payload exited with status 0" in run.stdout
+
+
+def test_inspect_cost_prices_a_minimal_kernels_optional_fragment(minimal_kernel_bundle, tmp_path):
+    """benchmark-minimal with the userland fragment: --fragments builds the kernel without
+    it (here: benchmark-minimal's own kernel, already built) and prices the fragment."""
+    text = (ROOT / "rootfs_templates" / "benchmark-minimal.toml").read_text()
+    (tmp_path / "bmuser.toml").write_text(text.replace('kernel = "minimal"\n',
+                                                       'kernel = "minimal"\nkernel_fragments = ["userland"]\n'))
+    done = scons("appliance", f"TEMPLATE={tmp_path / 'bmuser.toml'}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "cost.json"
+    done = appliance("inspect", str(BUILD / "bmuser"), "--cost", "--fragments", "-n", "2", "--accel", "tcg",
+                     "--json", "-o", str(out), timeout=900)
+    assert done.returncode == 0, done.stderr
+    table = json.loads(done.stdout)["cost"]
+    assert list(table["fragments"]) == ["userland"] and table["fragments"]["userland"] is not None
+    # a Debian-kernel bundle has no fragments to price: one line, before any boot
+    assert scons("appliance", "TEMPLATE=minimal").returncode == 0
+    refused = appliance("inspect", str(BUILD / "minimal"), "--cost", "--fragments", "--accel", "tcg")
+    assert refused.returncode != 0 and refused.stderr.strip().splitlines()[-1].startswith("error: --fragments")

@@ -81,3 +81,17 @@ def test_noise_larger_than_the_unpack_is_said_and_an_appliance_without_movable_f
 def test_the_boot_only_and_init_only_initrds_keep_what_they_should():
     assert cost.boot_paths(CONTENTS) == {"init", "lib/modules/6.1/virtio_blk.ko"}
     assert cost.init_paths(CONTENTS) == {"init"}
+
+
+def test_a_fragment_costs_the_kernel_phase_it_adds_within_each_round():
+    def alone(kernel: float, round_: int) -> dict:
+        return {"round": round_, "phases_ms": {"kernel": kernel}}
+
+    with_it = [alone(k, i) for i, k in enumerate((200.0, 260.0, 205.0))]  # round 1: a slow moment for both
+    without = {"userland": [alone(k, i) for i, k in enumerate((190.0, 250.0, 196.0))], "ftrace": []}
+    costs = cost.fragment_costs(with_it, without)
+    assert costs["userland"] == pytest.approx(10.0) and costs["ftrace"] is None
+    table = cost.cost(CONTENTS, [], [plain(1400)], [bound(1000)], [bound(960)])
+    table.fragments = costs
+    shown = cost.text(table.to_dict())
+    assert "kernel fragment userland: 10.0 ms of the kernel phase" in shown and "kernel fragment ftrace: -" in shown

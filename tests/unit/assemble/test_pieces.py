@@ -64,3 +64,15 @@ def test_one_level_for_every_piece_chosen_by_the_whole_size(tmp_path, monkeypatc
     levels.clear()
     pieces.archive(tree(), 0, Compression.ZSTD)
     assert set(levels) == {9}  # every piece is small; the whole is not
+
+
+def test_image_layers_come_in_the_order_of_their_first_path_whatever_their_digests():
+    def layers(first: str, second: str) -> list[Placed]:
+        return layout.merge([Placed(cpio.file("init", b"i", 0o755), "init"),
+                             Placed(cpio.file("bin/busybox", b"bb", 0o755), f"oci:sha256:{first}"),
+                             Placed(cpio.file("etc/msg", b"hi"), f"oci:sha256:{second}")])
+
+    # the same image as an OCI layout (compressed blobs) and as a docker archive (plain tars)
+    blobs, tars = layers("ff", "00"), layers("11", "ee")
+    assert [n for n, _ in pieces.split(blobs)] == ["appliance", "oci:sha256:ff", "oci:sha256:00"]
+    assert pieces.archive(blobs, 0, Compression.ZSTD)[0] == pieces.archive(tars, 0, Compression.ZSTD)[0]
