@@ -150,39 +150,28 @@ def test_the_minimal_kernel_skips_the_apic_timer_calibration_and_the_poisoning_o
     assert "apic_bus_hz=1000000000" in done.stdout  # the built-in command line, as the kernel logs it
 
 
-def test_python_runs_from_an_erofs_root_on_the_minimal_kernel_through_its_fragment(tmp_path):
-    """The minimal kernel gets EROFS (and overlayfs) built in through the erofs fragment,
-    which an EROFS root adds by itself; python-minimal's packages go on the root image."""
-    text = (ROOT / "rootfs_templates" / "python-minimal.toml").read_text()
-    (tmp_path / "pyerofs.toml").write_text(text + '\n[rootfs]\ndisk = "virtio-blk"\nformat = "erofs"\n')
-    (tmp_path / "pyerofs.lock").write_text((ROOT / "rootfs_templates" / "python-minimal.lock").read_text()
-                                           .replace("python-minimal", "pyerofs"))
-    (tmp_path / "python").mkdir()
-    (tmp_path / "python" / "payload.py").write_bytes((ROOT / "rootfs_templates" / "python" / "payload.py").read_bytes())
-    done = scons("appliance", f"TEMPLATE={tmp_path / 'pyerofs.toml'}")
+def test_an_erofs_root_on_the_minimal_kernel_brings_its_fragment_and_inspect_cost_prices_it(minimal_kernel_bundle,
+                                                                                           tmp_path):
+    """benchmark-minimal with its program on an EROFS root: the erofs fragment (EROFS and
+    overlayfs built in) comes by itself, the payload runs from the root, and
+    `inspect --cost --fragments` prices the fragment against the kernel without it
+    (benchmark-minimal's own, already built: one kernel variant for both checks)."""
+    text = (ROOT / "rootfs_templates" / "benchmark-minimal.toml").read_text()
+    (tmp_path / "bmerofs.toml").write_text(text + '\n[rootfs]\ndisk = "virtio-blk"\nformat = "erofs"\n')
+    done = scons("appliance", f"TEMPLATE={tmp_path / 'bmerofs.toml'}")
     assert done.returncode == 0, done.stdout + done.stderr
-    folder = BUILD / "pyerofs"
-    facts = bundle.load(folder).kernel_facts
-    assert "erofs" in facts["fragments"]
+    folder = BUILD / "bmerofs"
+    assert "erofs" in bundle.load(folder).kernel_facts["fragments"]
     run = appliance("run", str(folder), "--accel", "tcg")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "checksum" in run.stdout and "appliance-init: payload exited with status 0" in run.stdout
-
-
-def test_inspect_cost_prices_a_minimal_kernels_optional_fragment(minimal_kernel_bundle, tmp_path):
-    """benchmark-minimal with the userland fragment: --fragments builds the kernel without
-    it (here: benchmark-minimal's own kernel, already built) and prices the fragment."""
-    text = (ROOT / "rootfs_templates" / "benchmark-minimal.toml").read_text()
-    (tmp_path / "bmuser.toml").write_text(text.replace('kernel = "minimal"\n',
-                                                       'kernel = "minimal"\nkernel_fragments = ["userland"]\n'))
-    done = scons("appliance", f"TEMPLATE={tmp_path / 'bmuser.toml'}")
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert "appliance-init: payload exited with status 0" in run.stdout
     out = tmp_path / "cost.json"
-    done = appliance("inspect", str(BUILD / "bmuser"), "--cost", "--fragments", "-n", "2", "--accel", "tcg",
-                     "--json", "-o", str(out), timeout=900)
+    done = appliance("inspect", str(folder), "--cost", "--fragments", "-n", "2", "--accel", "tcg", "--json",
+                     "-o", str(out), timeout=900)
     assert done.returncode == 0, done.stderr
     table = json.loads(done.stdout)["cost"]
-    assert list(table["fragments"]) == ["userland"] and table["fragments"]["userland"] is not None
+    assert list(table["fragments"]) == ["erofs"] and table["fragments"]["erofs"] is not None
+    assert table["mount_ms"] is not None and {r["source"] for r in table["sources"]} >= {"init", "program bench"}
     # a Debian-kernel bundle has no fragments to price: one line, before any boot
     assert scons("appliance", "TEMPLATE=minimal").returncode == 0
     refused = appliance("inspect", str(BUILD / "minimal"), "--cost", "--fragments", "--accel", "tcg")
