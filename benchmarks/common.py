@@ -21,3 +21,8 @@ def build_bundle(template: str | Path, suffix: str = "", **options: str) -> bund
                    stdout=subprocess.DEVNULL)
     name = Path(template).stem if str(template).endswith(".toml") else str(template)
     return bundle.load(ROOT / "build" / (f"{name}+{suffix}" if suffix else name))
+
+
+def at(run: dict, name: str) -> float | None:
+    """When event NAME happened in a run record (ms from QEMU's launch), or None."""
+    return next((e["t_ms"] for e in run["events"] if e["name"] == name), None)

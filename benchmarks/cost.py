@@ -29,13 +29,9 @@ from appliance.analysis import cost  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.runs import costboots  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
-from benchmarks.common import build_bundle  # noqa: E402
+from benchmarks.common import at, build_bundle  # noqa: E402
 
 PRICED = ("python", "python-erofs")
-
-
-def at(run: dict, name: str) -> float | None:
-    return next((e["t_ms"] for e in run["events"] if e["name"] == name), None)
 
 
 def main() -> None:

@@ -25,13 +25,9 @@ sys.path.insert(0, str(ROOT))
 from appliance import results  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
-from benchmarks.common import build_bundle  # noqa: E402
+from benchmarks.common import at, build_bundle  # noqa: E402
 
 BUNDLES = ("minimal", "python", "python-erofs", "python-erofs-pmem")
-
-
-def at(run: dict, name: str) -> float | None:
-    return next((e["t_ms"] for e in run["events"] if e["name"] == name), None)
 
 
 def main() -> None:

@@ -23,11 +23,7 @@ sys.path.insert(0, str(ROOT))
 from appliance import bundle, results  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
-from benchmarks.common import build_bundle  # noqa: E402
-
-
-def at(run: dict, name: str) -> float | None:
-    return next((e["t_ms"] for e in run["events"] if e["name"] == name), None)
+from benchmarks.common import at, build_bundle  # noqa: E402
 
 
 def median_of(runs: list[dict], value) -> float:  # noqa: ANN001
