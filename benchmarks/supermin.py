@@ -192,6 +192,12 @@ def boot_marks(argv: list[str], last: str = "work_done", timeout: float = 180) -
     raise SystemExit(f"no {last} within {timeout} s from {argv[:3]}...; console tail:\n{tail}")
 
 
+# The unchanged builds start this long after the last real one: SCons keeps a file's
+# stored signature only when the file is over 3 s old (SConstruct: max_drift), so a
+# rebuild within 3 s of a build hashes its fresh outputs again (0.2-0.4 s here).
+SETTLE_S = 4
+
+
 def one_set(name: str, boots: int, accel: str, work: Path, repeats: int = 5) -> dict[str, object]:
     """Builds (ours: the set's template and its EROFS variant; supermin; warm and unchanged
     builds the median of REPEATS) and boots, interleaved with the init-only lower bound,
@@ -205,6 +211,7 @@ def one_set(name: str, boots: int, accel: str, work: Path, repeats: int = 5) -> 
         cold = build_ours(template, cold_dir, cache)
         warm = statistics.median(build_ours(template, work / f"ours-warm{i}-{template}", cache) for i in range(repeats))
         build_ours(template, warm_dir, cache)
+        time.sleep(SETTLE_S)
         unchanged = statistics.median(build_ours(template, warm_dir, cache) for _ in range(repeats))
         builds[template] = {"cold": cold, "warm": warm, "unchanged": unchanged}
     folder, erofs_folder = work / f"ours-warm-{name}" / name, work / f"ours-warm-{erofs}" / erofs
@@ -213,6 +220,7 @@ def one_set(name: str, boots: int, accel: str, work: Path, repeats: int = 5) -> 
     extras = work / "extras.tar.gz"
     supermin_extras(name, work / f"ours-warm-{name}", extras)
     env = supermin_env()  # outside the timed builds
+    time.sleep(SETTLE_S)
     builds["supermin"] = {"cold": build_supermin(packages, work, extras, env, prepare=True),
                           "warm": statistics.median(build_supermin(packages, work, extras, env, prepare=False)
                                                     for _ in range(repeats)),
