@@ -47,6 +47,16 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
+def stamp(path: str | Path | None) -> str:
+    """PATH=SIZE:MTIME_NS, or PATH=missing: what changes when a file is replaced (a tool
+    upgraded, a host program updated), read without opening it."""
+    try:
+        info = os.stat(path) if path else None
+    except OSError:
+        info = None
+    return f"{path}={info.st_size}:{info.st_mtime_ns}" if info else f"{path}=missing"
+
+
 def copy_sparse(src: Path, dst: Path) -> None:
     """Copy SRC to DST keeping its holes (an ext4 image is mostly holes: copying its
     zeros cost a warm build 0.2 s and the cache 60 MB)."""
@@ -63,6 +73,8 @@ def copy_sparse(src: Path, dst: Path) -> None:
             fout.seek(start)
             while start < end:
                 chunk = fin.read(min(end - start, 1 << 20))
+                if not chunk:  # SRC shrank under us: what is left is a hole
+                    break
                 fout.write(chunk)
                 start += len(chunk)
             offset = end

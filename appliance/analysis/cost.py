@@ -255,9 +255,13 @@ def debug_words() -> str:
 
 
 def of_boots(bundle: Bundle, debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]],
-             bare: list[dict[str, Any]], bound: list[dict[str, Any]]) -> Cost:
-    """cost() of BUNDLE's counted boots (runs/costboots.py: CostBoots.counted)."""
-    return cost(bundle.contents, analyze.initcalls_of(bundle, debug), plain, bare, bound)
+             bare: list[dict[str, Any]], bound: list[dict[str, Any]],
+             without: dict[str, list[dict[str, Any]]] | None = None) -> Cost:
+    """cost() of BUNDLE's counted boots (runs/costboots.py: CostBoots.counted), with
+    the fragments priced from the init alone on kernels WITHOUT each."""
+    table = cost(bundle.contents, analyze.initcalls_of(bundle, debug), plain, bare, bound)
+    table.fragments = fragment_costs(bound, without) if without else {}
+    return table
 
 
 def text(table: dict[str, Any], top: int = 25) -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
 from appliance import proc
 from appliance.errors import ToolMissing
-from appliance.fsutil import atomic_path, atomic_write
+from appliance.fsutil import atomic_path, atomic_write, stamp
 from appliance.machines import Arch
 from appliance.paths import ROOT
 
@@ -52,14 +51,8 @@ def compile_static(source: Path, output: Path, arch: Arch = Arch.X86_64) -> int:
 def _toolchain_identity(arch: Arch) -> str:
     """What changes when the compiler or dietlibc is upgraded: their files' size and time
     (cheap: no process is run)."""
-    parts = []
-    for path in (shutil.which(f"{arch.cross_prefix}gcc"), shutil.which("diet"), DIET_LIBS / f"lib-{arch.value}" / "libc.a"):
-        try:
-            info = os.stat(path) if path else None
-            parts.append(f"{path}={info.st_size}:{info.st_mtime_ns}" if info else f"{path}=missing")
-        except OSError:
-            parts.append(f"{path}=missing")
-    return "\n".join(parts)
+    files = (shutil.which(f"{arch.cross_prefix}gcc"), shutil.which("diet"), DIET_LIBS / f"lib-{arch.value}" / "libc.a")
+    return "\n".join(stamp(path) for path in files)
 
 
 def cache_key(source: Path, arch: Arch) -> str:

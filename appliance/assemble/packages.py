@@ -5,7 +5,6 @@ turned into placed entries for the appliance's tree.
 from __future__ import annotations
 
 import glob
-import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 from appliance.assemble import apt, pieces, pkglock, sources
 from appliance.assemble.layout import Placed
 from appliance.assemble.template import Template
+from appliance.fsutil import stamp
 
 
 def lock_file(template: Template) -> Path:
@@ -82,10 +82,4 @@ def signature(template: Template) -> str:
     parts = [path.read_text() if path.is_file() else "no lock"]
     names = [p if "/" in p else (shutil.which(p) or p) for p in template.host]
     names += [m for pattern in template.host_files for m in sorted(glob.glob(pattern, recursive=True))]
-    for name in names:
-        try:
-            info = os.stat(name)
-            parts.append(f"{name}={info.st_size}:{info.st_mtime_ns}")
-        except OSError:
-            parts.append(f"{name}=missing")
-    return "\n".join(parts)
+    return "\n".join([*parts, *map(stamp, names)])

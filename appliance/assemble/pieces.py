@@ -86,10 +86,9 @@ def split(tree: list[Placed]) -> list[tuple[str, list[cpio.Entry]]]:
         first.setdefault(name, index)
         group = groups.setdefault(name, {})
         group[placed.entry.path] = placed.entry
-        for parent in PurePosixPath(placed.entry.path).parents:
-            name = str(parent)
-            if name != "." and name in dirs:
-                group.setdefault(name, dirs[name])
+        for parent in map(str, PurePosixPath(placed.entry.path).parents):
+            if parent in dirs:  # "." never is
+                group.setdefault(parent, dirs[parent])
     return [(name, list(groups[name].values())) for name in sorted(groups, key=lambda n: _rank(n, first[n]))]
 
 
@@ -110,7 +109,6 @@ def _compressed(raw: bytes, kind: Compression, level: int, cache: Path | None) -
         return path.read_bytes(), True
     data = compress(raw, kind, level)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, data)  # whole or absent: two builds writing one piece agree on its bytes
     return data, False
 

@@ -69,7 +69,7 @@ def boot_only(blob: bytes, keep: set[str], conf_keep: Callable[[str], bool] | No
     stay) and without the init.conf lines CONF_KEEP refuses (default: the payload's), so
     the init boots to the end of its work and stops. Booted beside the bundle, its
     to_init is the bundle's without unpacking the rest (analysis/cost.py)."""
-    wanted = conf_keep or (lambda line: line.split()[:1] not in [[k] for k in PAYLOAD_KEYS])
+    wanted = conf_keep or (lambda line: line.split(maxsplit=1)[0] not in PAYLOAD_KEYS)
     out = []
     for entry in cpio.read(compress.decompress(blob)):
         if entry.path == CONF:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from appliance import proc
 from appliance.assemble import cpio
-from appliance.fsutil import atomic_path, copy_sparse
+from appliance.fsutil import atomic_path, copy_sparse, stamp
 
 
 def stage(entries: list[cpio.Entry], root: Path, epoch: int) -> None:
@@ -126,13 +126,6 @@ def make_erofs(entries: list[cpio.Entry], out: Path, epoch: int) -> None:
 IMAGE_FORMAT = "1"  # change when an image maker's output changes: cached images are then not used
 
 
-def _tool_identity(program: str) -> str:
-    """What changes when the image tool is upgraded: its file's size and time."""
-    path = shutil.which(program)
-    info = os.stat(path) if path else None
-    return f"{program}={info.st_size}:{info.st_mtime_ns}" if info else f"{program}=missing"
-
-
 def make_root(entries: list[cpio.Entry], out: Path, epoch: int, *, erofs: bool, pmem: bool, size_mib: int,
               cache: Path | None = None) -> bool:
     """The root disk image of ENTRIES (EROFS or ext4, on pmem or not), taken from CACHE
@@ -141,7 +134,7 @@ def make_root(entries: list[cpio.Entry], out: Path, epoch: int, *, erofs: bool, 
     deterministic and the key is the content."""
     tool = "mkfs.erofs" if erofs else "mke2fs"
     digest = hashlib.sha256(f"{IMAGE_FORMAT} erofs={erofs} pmem={pmem} size={size_mib} epoch={epoch} "
-                            f"{_tool_identity(tool)}".encode())
+                            f"{stamp(shutil.which(tool))}".encode())
     for entry in sorted(entries, key=lambda e: e.path):  # what the image holds, without writing an archive of it
         digest.update(f"\0{entry.path}\0{entry.mode:o}\0{entry.rdev_major}:{entry.rdev_minor}\0{len(entry.data)}\0"
                       .encode())
@@ -158,7 +151,6 @@ def make_root(entries: list[cpio.Entry], out: Path, epoch: int, *, erofs: bool, 
     else:
         make_ext4(entries, size_mib, out, epoch)
     if kept is not None:
-        kept.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(kept) as tmp:
             copy_sparse(out, tmp)
     return False

@@ -306,9 +306,7 @@ def _inspect_cost(args: argparse.Namespace) -> int:
     boots = costboots.boot(target, choose_accel(args), args.n, cost.debug_words(), cost.boot_paths(target.contents),
                            cost.init_paths(target.contents), timeout=args.timeout, without=without)
     try:
-        priced = cost.of_boots(target, *boots.counted())
-        priced.fragments = cost.fragment_costs(boots.counted()[3], boots.counted_fragments())
-        table = priced.to_dict()
+        table = cost.of_boots(target, *boots.counted(), boots.counted_fragments()).to_dict()
     except ValueError as exc:
         raise ApplianceError(f"bundle {args.bundle}: {exc}: see `appliance run {args.bundle}`") from None
     results.write(out, results.cost(boots.plain.document(True, host), table))
