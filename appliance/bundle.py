@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from appliance import seal
 from appliance.errors import BundleError
 from appliance.fsutil import atomic_write, sha256_file
 from appliance.machines import Arch, Machine, profile, transport_problem
@@ -30,7 +31,7 @@ from appliance.probes import probe_table
 
 FORMAT = 2  # 2: every key below is present (1 left some out, read with defaults)
 MANIFEST = "bundle.json"
-DIGEST = "manifest_sha256"
+DIGEST = seal.FIELD
 FILES = ("kernel", "initrd")
 DTB = "board.dtb"
 UKI = "uki.efi"  # q35-ovmf builds: systemd's EFI stub with the kernel, initrd and command line
@@ -317,16 +318,9 @@ def write_manifest(folder: Path, spec: Spec) -> None:
     write(folder, manifest(folder, spec))
 
 
-def own_digest(data: dict[str, Any]) -> str:
-    """The sha256 of the manifest's canonical JSON, without its own digest field."""
-    body = {k: v for k, v in data.items() if k != DIGEST}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
 def write(folder: Path, data: dict[str, Any]) -> None:
     """Seal DATA (a whole manifest) and write it as FOLDER's bundle.json."""
-    sealed = {**data, DIGEST: own_digest(data)}
-    atomic_write(folder / MANIFEST, (json.dumps(sealed, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(folder / MANIFEST, (json.dumps(seal.sealed(data), indent=2, sort_keys=True) + "\n").encode())
 
 
 def bad_name(name: object) -> str | None:
@@ -362,7 +356,7 @@ def load(folder: Path, verify: bool = True) -> Bundle:
         raise BundleError(f"{path}: {wrong}: rebuild the bundle")
     if DIGEST not in data:
         raise BundleError(f"{path} has no digest of its own (built before manifests were sealed): rebuild the bundle")
-    if data[DIGEST] != own_digest(data):
+    if data[DIGEST] != seal.own_digest(data):
         raise BundleError(f"{path} was edited after the build (its own digest does not match): rebuild the bundle; "
                           "to try other kernel arguments, give them at boot (compare --append-b)")
     for name in data["files"]:

@@ -60,6 +60,7 @@ PACKAGES: dict[str, str] = {
     "git": "git",
     "perf": "linux-perf",
     "dtc": "device-tree-compiler",
+    "openssl": "openssl",
 }
 
 PIPE = subprocess.PIPE

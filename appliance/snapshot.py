@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance import seal
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write, sha256_file
 
-FORMAT = 1
+FORMAT = 2  # 2: the manifest is sealed (appliance/seal.py)
 MANIFEST = "snapshot.json"
 STATE = "state"
 POINTS = ("payload_start", "service_ready")  # or probe:NAME
@@ -60,7 +61,7 @@ def write(folder: Path, *, bundle: dict[str, Any], point: str, vm: dict[str, Any
     state = folder / STATE
     manifest = {"format": FORMAT, "point": point, "bundle": bundle, "vm": vm, "taken_after_ms": taken_ms,
                 "state": {"file": STATE, "size": state.stat().st_size, "sha256": sha256_file(state)}}
-    atomic_write(folder / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    atomic_write(folder / MANIFEST, (json.dumps(seal.sealed(manifest), indent=1) + "\n").encode())
     return Snapshot(folder, manifest)
 
 
@@ -78,6 +79,9 @@ def load(folder: Path) -> Snapshot:
         _ = [vm[key] for key in MUST_MATCH], manifest["bundle"]["digest"], manifest["point"]
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise SnapshotError(f"{path} is not a snapshot manifest this tool reads ({exc}): take the snapshot again") from None
+    broken = seal.problem(manifest)
+    if broken:
+        raise SnapshotError(f"{path}: {broken}: take the snapshot again")
     state = folder / STATE
     if not state.is_file():
         raise SnapshotError(f"snapshot {folder} has no state file {STATE}: take the snapshot again")

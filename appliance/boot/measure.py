@@ -8,6 +8,7 @@ exited 0. Anything else is a BootError carrying the console's tail.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import re
 import shutil
@@ -320,7 +321,7 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
                 clock = ConsoleClock(vm.stdout.fileno(), files.console, echo)
                 reader = threading.Thread(target=clock.run, daemon=True)
                 reader.start()
-            resumed_ns = _restored(vm, files, limit) if spec.restore is not None else 0
+            resumed_ns = _restored(vm, files, spec.restore.state, limit) if spec.restore is not None else 0
             session.start(bundle, files, hold is not None, restored=spec.restore is not None)
             try:
                 done = vm.wait(lambda: session.deadline(limit) if hold is None or not held else float("inf"),
@@ -375,14 +376,21 @@ def socket_path(work: Path, name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix="appliance-sock-", dir="/tmp")) / name
 
 
-def _restored(vm: qemu.Qemu, files: qemu.BootFiles, limit: float) -> int:
-    """Wait until QEMU has loaded the snapshot's state, continue the guest, and return
-    when it ran again (QMP's RESUME event, on the host clock)."""
-    from appliance.boot.qmp import Monitor
+def _restored(vm: qemu.Qemu, files: qemu.BootFiles, state: Path, limit: float) -> int:
+    """Hand QEMU the snapshot's state as an open descriptor (no shell sees its path),
+    wait until it is loaded, continue the guest, and return when it ran again (QMP's
+    RESUME event, on the host clock)."""
+    from appliance.boot.qmp import STATE_FD, Monitor
 
     assert files.qmp is not None
     monitor = Monitor(files.qmp, vm, limit)
     try:
+        fd = os.open(state, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            monitor.pass_file(fd, STATE_FD)
+        finally:
+            os.close(fd)
+        monitor.command("migrate-incoming", uri=f"fd:{STATE_FD}")
         monitor.migration(limit)
         return monitor.resumed_ns(limit)
     finally:

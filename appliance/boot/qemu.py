@@ -15,7 +15,6 @@ import functools
 import logging
 import os
 import select
-import shlex
 import signal
 import time
 from collections.abc import Callable
@@ -236,8 +235,8 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
     args += network_args(bundle, host_ports or {})
     if files.qmp is not None:
         args += ["-qmp", f"unix:{files.qmp},server=on,wait=off"]
-    if spec.restore is not None:  # load the saved state, paused (-S): the runner continues it and times that
-        args += ["-S", "-incoming", f"exec:cat {shlex.quote(str(spec.restore.state))}"]
+    if spec.restore is not None:  # paused (-S); the runner hands QEMU the state's descriptor, then continues it
+        args += ["-S", "-incoming", "defer"]
     if channel is Channel.EXIT:
         if arch is not Arch.X86_64:
             raise BootError("the exit channel is isa-debug-exit, an x86 I/O port device: on aarch64 use "

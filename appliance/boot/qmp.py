@@ -11,6 +11,16 @@ from typing import Any
 from appliance.boot.qemu import Qemu
 from appliance.errors import BootError
 
+STATE_FD = "appliance-state"  # the name QEMU's monitor knows a snapshot state's descriptor by
+
+
+def migration_failure(status: object, reason: str) -> str:
+    """One line for a failed migration; a full disk says so (QEMU's own words for it
+    vary: "No space left on device", or a write that failed with errno 28)."""
+    if "No space left" in reason or "ENOSPC" in reason or "(28)" in reason:
+        return f"no space left on the device the snapshot is written to ({reason}): free some space or give -o elsewhere"
+    return f"QEMU's migration {status}: {reason}"
+
 
 class Monitor:
     """A connected QMP session with one QEMU."""
@@ -37,6 +47,15 @@ class Monitor:
         except Exception as exc:  # noqa: BLE001 - the library's errors: one line for the user
             raise BootError(f"QEMU's monitor refused {name}: {exc}") from None
 
+    def pass_file(self, fd: int, name: str) -> None:
+        """Hand QEMU an open file descriptor (SCM_RIGHTS over the monitor's socket) under
+        NAME, for a `fd:NAME` migration URI: no shell and no path ever reaches QEMU."""
+        try:
+            self.client.send_fd_scm(fd)
+        except Exception as exc:  # noqa: BLE001 - the library's errors: one line for the user
+            raise BootError(f"could not pass a file to QEMU's monitor: {exc}") from None
+        self.command("getfd", fdname=name)
+
     def migration(self, deadline: float) -> dict[str, Any]:
         """Wait until the current migration (a save or a load) completes; its final state."""
         while time.monotonic() < deadline:
@@ -44,7 +63,7 @@ class Monitor:
             if state.get("status") == "completed":
                 return dict(state)
             if state.get("status") in ("failed", "cancelled"):
-                raise BootError(f"QEMU's migration {state.get('status')}: {state.get('error-desc', 'no reason given')}")
+                raise BootError(migration_failure(state.get("status"), state.get("error-desc", "no reason given")))
             time.sleep(0.002)
         raise BootError("QEMU's migration did not complete in time")
 

@@ -4,6 +4,7 @@ that appears in one rename once whole (appliance/snapshot.py owns its manifest).
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -15,7 +16,7 @@ from appliance import snapshot
 from appliance.boot import qemu, service
 from appliance.boot.measure import check_console, refuse_shell, socket_path, tail
 from appliance.boot.qemu import BootSpec, Channel
-from appliance.boot.qmp import Monitor
+from appliance.boot.qmp import STATE_FD, Monitor
 from appliance.boot.tsc import runtime_cmdline
 from appliance.errors import BootError
 from appliance.fsutil import Growing
@@ -62,8 +63,7 @@ def take(spec: BootSpec, point: str, out: Path) -> snapshot.Snapshot:
                 try:
                     waited_ms = _wait_for_point(vm, spec, files, probe, ports, limit)
                     monitor.command("stop")
-                    monitor.command("migrate", uri=f"exec:cat > {staging / snapshot.STATE}")
-                    monitor.migration(limit)
+                    _save_state(monitor, staging / snapshot.STATE, limit)
                     monitor.command("quit")
                 finally:
                     monitor.close()
@@ -75,6 +75,18 @@ def take(spec: BootSpec, point: str, out: Path) -> snapshot.Snapshot:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return snapshot.load(out)
+
+
+def _save_state(monitor: Monitor, path: Path, limit: float) -> None:
+    """Migrate the stopped guest into PATH through a descriptor we opened (no shell sees
+    the path: any name works, and none runs)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        monitor.pass_file(fd, STATE_FD)
+    finally:
+        os.close(fd)  # QEMU holds its own copy now
+    monitor.command("migrate", uri=f"fd:{STATE_FD}")
+    monitor.migration(limit)
 
 
 def _wait_for_point(vm: qemu.Qemu, spec: BootSpec, files: qemu.BootFiles, probe: str | None,

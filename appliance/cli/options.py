@@ -16,6 +16,7 @@ from typing import Any
 from appliance import bundle
 from appliance.boot import accel
 from appliance.boot.qemu import Channel
+from appliance.cli.fleet import tls_options
 from appliance.errors import ApplianceError
 from appliance.machines import Machine
 from appliance.runs import bench
@@ -82,9 +83,10 @@ def fleet_of(args: argparse.Namespace) -> Any:
     given = getattr(args, "cluster", None) or os.environ.get("APPLIANCE_CLUSTER", "")
     if not given or not hasattr(args, "cluster"):
         return None
-    from appliance.fleet import address, cluster
+    from appliance.fleet import address, cluster, tls
 
-    fleet = cluster.Fleet(address.parse(given), args.accel).open()
+    fleet = cluster.Fleet(address.parse(given), args.accel, tls=tls.from_options(args.tls_ca, args.tls_cert, args.tls_key),
+                          insecure=args.insecure).open()
     atexit.register(fleet.close)
     return fleet
 
@@ -154,9 +156,11 @@ def bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=1, help="boots run first and not counted (default %(default)s)")
     p.add_argument("--keep-going", action="store_true", help="go on after a failed boot")
     p.add_argument("--yes", action="store_true", help=f"allow more than {MAX_BOOTS} boots per side")
-    p.add_argument("--cluster", metavar="ADDRESS", help="boot on a Dask cluster: tcp://HOST:PORT (a scheduler with "
-                   "`appliance worker`s) or local:N (N workers here); default APPLIANCE_CLUSTER, else this process. "
-                   "Each worker boots whole blocks of rounds, so every comparison stays within one host")
+    p.add_argument("--cluster", metavar="ADDRESS", help="boot on a Dask cluster: tls://HOST:PORT (an `appliance "
+                   "scheduler` with `appliance worker`s; tcp:// on loopback) or local:N (N workers here); default "
+                   "APPLIANCE_CLUSTER, else this process. Each worker boots whole blocks of rounds, so every "
+                   "comparison stays within one host")
+    tls_options(p)
     record_options(p)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from appliance.errors import ApplianceError, BootError, Interrupted
 from appliance.fleet import block, ship
 from appliance.fleet.address import Address
+from appliance.fleet.tls import Tls, check_wire
 from appliance.machines import Arch
 from appliance.runs import bench
 
@@ -59,8 +60,10 @@ def wave_ends(start: int, n: int, looks: Sequence[int], workers: int) -> list[in
 class Fleet:
     """A connection to a cluster that runs interleaved rounds as blocks (bench.Spread)."""
 
-    def __init__(self, address: Address, accel: str, log: Any = sys.stderr) -> None:
+    def __init__(self, address: Address, accel: str, log: Any = sys.stderr, *, tls: Tls | None = None,
+                 insecure: bool = False) -> None:
         self.address, self.accel, self.log = address, accel, log
+        self.tls, self.insecure = tls, insecure
         self.run_id = uuid.uuid4().hex
         self._client: Any = None
         self._local: Any = None
@@ -72,16 +75,21 @@ class Fleet:
         from distributed import Client
 
         quiet_dask()
+        if not self.address.local:
+            check_wire(f"--cluster {self.address}", self.address.scheme, self.address.host, self.tls, self.insecure)
         try:
             if self.address.local:
                 self._local = _local_cluster(self.address.local_workers)
                 self._client = Client(self._local, set_as_default=False)
             else:
-                self._client = Client(self.address.scheduler, timeout=f"{CONNECT_S}s", set_as_default=False)
+                security = self.tls.security() if self.tls is not None else None
+                self._client = Client(self.address.scheduler, timeout=f"{CONNECT_S}s", set_as_default=False,
+                                      security=security)
         except (OSError, TimeoutError) as exc:
             self.close()
             raise ApplianceError(f"cannot reach the Dask scheduler at {self.address} ({exc}): start one with "
-                                 "`dask scheduler` and workers with `appliance worker`, or check --cluster") from None
+                                 "`appliance scheduler` and workers with `appliance worker`, or check --cluster "
+                                 "and the TLS certificates") from None
         return self
 
     def close(self) -> None:

@@ -20,11 +20,13 @@ from typing import Any
 from appliance import proc
 from appliance.boot import accel
 from appliance.errors import ApplianceError
-from appliance.fleet import block, ship
+from appliance.fleet import address, block, ship
 from appliance.fleet.cluster import resource
+from appliance.fleet.tls import Tls, check_wire
 from appliance.machines import Arch
 
 TRACE_EVENT = "memory_region_ops_write"
+JOIN_TIMEOUT_S = 10  # how long a worker tries to reach its scheduler before saying it cannot
 DEATH_TIMEOUT_S = 60  # a worker whose scheduler is gone this long exits (its QEMUs die with it)
 
 
@@ -60,9 +62,14 @@ def check_host() -> Checked:
     return Checked(tuple(arches), choice, tuple(notes))
 
 
-def serve(scheduler: str, *, name: str | None, host_label: str | None, listen: str | None, cache: Path,
-          log: Any) -> None:
-    """Check the host, then run a Dask worker for SCHEDULER until it is told to stop."""
+def serve(scheduler: str, *, name: str | None, host_label: str | None, listen: str, cache: Path,
+          log: Any, tls: Tls | None = None, insecure: bool = False) -> None:
+    """Check the host, then run a Dask worker for SCHEDULER until it is told to stop. It
+    listens on LISTEN (127.0.0.1 unless told otherwise): its port runs code for whoever
+    connects, so beyond loopback only with TLS, or with INSECURE said out loud."""
+    where = address.parse(scheduler)
+    check_wire(f"the scheduler {scheduler}", where.scheme, where.host, tls, insecure)
+    check_wire(f"the worker's --listen {listen}", where.scheme, listen, tls, insecure)
     checked = check_host()
     ship.CACHE = cache
     block.HOST_LABEL = host_label or socket.gethostname()
@@ -71,14 +78,23 @@ def serve(scheduler: str, *, name: str | None, host_label: str | None, listen: s
     offers = {resource(a): 1.0 for a in checked.arches}
     print(f"worker: {block.HOST_LABEL}: boots {', '.join(a.value for a in checked.arches)} with "
           f"{checked.accel.accel}; bundle cache {cache}; joining {scheduler}", file=log, flush=True)
-    asyncio.run(_run(scheduler, name, listen, offers))
+    asyncio.run(_run(scheduler, name, listen, offers, tls.security() if tls is not None else None))
 
 
-async def _run(scheduler: str, name: str | None, listen: str | None, offers: dict[str, float]) -> None:
+async def _run(scheduler: str, name: str | None, listen: str, offers: dict[str, float], security: Any) -> None:
     from distributed import Worker
+    from distributed.comm import connect
 
+    try:  # one bounded try first: Dask's worker retries a refused or unverified connection for death_timeout
+        args = security.get_connection_args("worker") if security is not None else {}
+        comm = await connect(scheduler, timeout=JOIN_TIMEOUT_S, **args)
+        await comm.close()
+    except (OSError, TimeoutError) as exc:
+        raise ApplianceError(f"cannot join the Dask scheduler at {scheduler} ({exc}): is `appliance scheduler` "
+                             "running there, is its port reachable from this host, and was this worker's "
+                             "certificate signed by the fleet's CA?") from None
     try:
-        async with Worker(scheduler, nthreads=1, name=name, resources=offers, host=listen,
+        async with Worker(scheduler, nthreads=1, name=name, resources=offers, host=listen, security=security,
                           dashboard=False, death_timeout=DEATH_TIMEOUT_S) as worker:
             await worker.finished()
     except (OSError, TimeoutError) as exc:

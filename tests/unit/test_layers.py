@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 
 PACKAGE = ROOT / "appliance"
 FOUNDATIONS = {"appliance", "appliance.errors", "appliance.proc", "appliance.fsutil", "appliance.stats",
-               "appliance.paths"}
+               "appliance.paths", "appliance.seal"}
 CONTRACTS = {"appliance.probes", "appliance.netspec", "appliance.phases", "appliance.machines", "appliance.bundle",
              "appliance.snapshot",
              "appliance.results", "appliance.guestlog"}

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from appliance import snapshot
+from appliance import seal, snapshot
 from tests.conftest import ROOT, appliance, qemu_children_of
 from tests.integration.runs.test_service import PAGE, fetch
 
@@ -29,11 +29,19 @@ def web_snapshot(tmp_path_factory):
     return web, out
 
 
+# a name a shell would run parts of: the state must go where it says, and nothing may run
+HOSTILE = "be nch;touch PWNED;$(touch PWNED2)`touch PWNED3`'q\"x.snap"
+
+
 @pytest.fixture(scope="module")
 def bench_snapshot(built, tmp_path_factory):
-    out = tmp_path_factory.mktemp("snap") / "bench.snap"
+    folder = tmp_path_factory.mktemp("snap")
+    out = folder / HOSTILE
     done = appliance("snapshot", str(built["benchmark"]), "--accel", "tcg", "-o", str(out), timeout=300)
     assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [HOSTILE]  # no staging folder left
+    assert not any((ROOT / name).exists() for name in ("PWNED", "PWNED2", "PWNED3"))  # the cwd QEMU ran in
+    assert (out / snapshot.STATE).stat().st_size > 1 << 20
     return built["benchmark"], out
 
 
@@ -120,12 +128,21 @@ def test_snapshots_that_cannot_be_restored_are_one_line_each(bench_snapshot, web
     assert "it was taken of another bundle" in refused(bench, web_out)
     assert "it was taken with cpu_model 'max', this boot has 'qemu64'" in refused(bench, out, "--cpu", "qemu64")
 
-    def manifest(key, value):
+    def manifest(key, value, reseal=True):
         def edit(folder):
             data = json.loads((folder / snapshot.MANIFEST).read_text())
             data["vm"][key] = value
-            (folder / snapshot.MANIFEST).write_text(json.dumps(data))
+            (folder / snapshot.MANIFEST).write_text(json.dumps(seal.sealed(data) if reseal else data))
         return edit
+
+    def retarget(folder):  # the attack of issue 36: another bundle's digest written in by hand
+        data = json.loads((folder / snapshot.MANIFEST).read_text())
+        data["bundle"]["digest"] = snapshot.load(web_out).bundle_digest
+        (folder / snapshot.MANIFEST).write_text(json.dumps(data))
+
+    assert "edited after it was written" in refused(web, changed(out, tmp_path / "r", retarget))
+    assert "edited after it was written" in refused(bench, changed(out, tmp_path / "e",
+                                                                   manifest("memory_mib", 128, reseal=False)))
 
     assert "it was taken with qemu_version 'QEMU 9.9'" in refused(bench, changed(out, tmp_path / "q",
                                                                                  manifest("qemu_version", "QEMU 9.9")))

@@ -21,13 +21,13 @@ def test_a_compare_across_two_hosts_blocks_by_host_and_finds_the_slowdown(built,
     out = tmp_path / "cmp.json"
     with cluster(["hostA", "hostB"]) as fleet:
         done = appliance("compare", str(built["benchmark"]), str(built["benchmark"]), "-n", "6", "--warmup", "0",
-                         "--accel", "tcg", "--primary", "payload", "--append-b", SLOW_B, "--cluster", fleet.address,
+                         "--accel", "tcg", "--primary", "payload", "--append-b", SLOW_B, *fleet.client_args(),
                          "-o", str(out), timeout=900)
         assert done.returncode == 0, done.stderr
         # the bundle went to each worker once, and was verified there
         assert done.stderr.count("fleet: sent") == 2, done.stderr
         again = appliance("bench", str(built["benchmark"]), "-n", "2", "--warmup", "0", "--accel", "tcg",
-                          "--cluster", fleet.address, "-o", str(tmp_path / "b.json"), timeout=600)
+                          *fleet.client_args(), "-o", str(tmp_path / "b.json"), timeout=600)
         assert again.returncode == 0, again.stderr
         assert "fleet: sent" not in again.stderr  # both workers hold the digest: nothing travels
     doc = json.loads(out.read_text())
@@ -48,7 +48,7 @@ def test_a_compare_across_two_hosts_blocks_by_host_and_finds_the_slowdown(built,
 def bench_booting_on(fleet, label: str, bundle, n: int, out) -> subprocess.Popen:
     """`appliance bench BUNDLE -n N` on FLEET, returned once worker LABEL runs a QEMU of it."""
     run = subprocess.Popen([sys.executable, "-m", "appliance", "bench", str(bundle), "-n", str(n), "--warmup", "0",
-                            "--accel", "tcg", "--cluster", fleet.address, "-o", str(out)],
+                            "--accel", "tcg", *fleet.client_args(), "-o", str(out)],
                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not fleet.qemus(label) and time.monotonic() < deadline and run.poll() is None:
@@ -130,7 +130,7 @@ def test_the_scheduler_gone_stops_with_what_ran_and_resume_goes_on(built, tmp_pa
     argv = ["compare", str(built["benchmark"]), str(built["benchmark"]), "-n", "3", "--max-n", "9", "--warmup", "0",
             "--accel", "tcg", "--primary", "payload", "--append-b", SLOW_B, "-o", str(out)]
     with cluster(["r1"]) as fleet:
-        run = subprocess.Popen([sys.executable, "-m", "appliance", *argv, "--cluster", fleet.address], cwd=ROOT,
+        run = subprocess.Popen([sys.executable, "-m", "appliance", *argv, *fleet.client_args()], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             seen = []
@@ -151,7 +151,7 @@ def test_the_scheduler_gone_stops_with_what_ran_and_resume_goes_on(built, tmp_pa
     partial = json.loads(out.read_text())
     assert not partial["complete"] and len(partial["a"]["runs"]) == len(partial["b"]["runs"]) == 3
     with cluster(["r2"]) as fleet:
-        done = appliance(*argv, "--cluster", fleet.address, "--resume", timeout=900)
+        done = appliance(*argv, *fleet.client_args(), "--resume", timeout=900)
         assert done.returncode == 0, done.stderr
     doc = json.loads(out.read_text())
     assert doc["complete"]

@@ -20,7 +20,7 @@ def test_addresses_a_scheduler_or_a_local_cluster():
 
 @pytest.mark.parametrize("bad", ["8786", "tcp://host", "http://h:1", "local:0", "local:x", "tcp://h:99999", "local:65"])
 def test_bad_addresses_say_what_one_looks_like(bad):
-    with pytest.raises(ApplianceError, match="tcp://HOST:PORT|local:N takes"):
+    with pytest.raises(ApplianceError, match="tls://HOST:PORT|local:N takes"):
         address.parse(bad)
 
 
