@@ -52,10 +52,28 @@ PHASE_NAMES = tuple(name for name, _, _ in PHASES)
 
 
 def _first(times: dict[str, float], candidates: tuple[str, ...]) -> float | None:
-    for name in candidates:
-        if name in times:
-            return times[name]
-    return None
+    name = _first_name(times, candidates)
+    return None if name is None else times[name]
+
+
+def _first_name(times: dict[str, float], candidates: tuple[str, ...]) -> str | None:
+    return next((name for name in candidates if name in times), None)
+
+
+def in_instructions(times: dict[str, float], counts: dict[str, int]) -> dict[str, float | None]:
+    """One boot's phases in guest instructions: each phase between the same two events
+    as its wall-clock phase (TIMES, ms), from their instruction COUNTS; None where
+    either has no count (a moment inferred from the trace, a service's answer)."""
+    phases: dict[str, float | None] = {}
+    for name, starts, ends in PHASES:
+        start, end = _first_name(times, starts), _first_name(times, ends)
+        if start in counts and end in counts and counts[end] >= counts[start]:
+            phases[name] = float(counts[end] - counts[start])
+        else:
+            phases[name] = None
+    if READY in times:  # as of_run: a service's payload runs until the host stops it
+        phases["payload"] = phases["after_restore"] = None
+    return phases
 
 
 def derive(events: list[Event], anchored_only: bool = False) -> dict[str, float | None]:

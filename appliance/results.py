@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from appliance.clocks import Unit
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
 from appliance.phases import EXEC, PHASE_NAMES, from_times, of_run
@@ -83,6 +84,11 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         stats = _stats(runs, [r["phases_ms"].get(phase) for r in runs])
         if stats is not None:
             out["phases"][phase] = stats
+    instructions = {phase: stats for phase in PHASE_NAMES
+                    if (stats := _stats(runs, [(r.get(Unit.INSTRUCTIONS.phases_key) or {}).get(phase)
+                                               for r in runs])) is not None}
+    if instructions:  # the instruction clock's phases (--clock instructions|virtual), in instructions
+        out[Unit.INSTRUCTIONS.phases_key] = instructions
     names = [n for r in runs for n in probe_times(r) if n != EXEC]
     for name in dict.fromkeys(names):
         stats = _stats(runs, [probe_times(r).get(name) for r in runs])

@@ -61,10 +61,12 @@ def check_tree(tree: Path) -> Path:
     return tree
 
 
-def fetch_debian(lock: QbootLock, cache: Path) -> Path:
-    """roms/qboot from the pinned qemu source package, extracted once into CACHE."""
-    target = cache / "qboot" / lock.orig_sha256[:16]
-    if (target / "main.c").is_file():
+def fetch_debian(lock: QbootLock, cache: Path, name: str = "qboot", marker: str = "main.c") -> Path:
+    """LOCK's subdir of the pinned qemu source package (roms/qboot; the plugin header's
+    folder for the instruction clock), extracted once into CACHE/NAME (whole once MARKER
+    is there)."""
+    target = cache / name / lock.orig_sha256[:16]
+    if (target / marker).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fetch-") as tmp:

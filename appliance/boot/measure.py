@@ -62,6 +62,9 @@ class BootRun:
     stopped_ms: float = 0.0  # time QEMU was seen stopped (SIGSTOP): the boot was disturbed
     forwards: list[str] = field(default_factory=list)  # a service's forwards in this boot
     restored: bool = False  # started from a snapshot's state, not booted
+    instructions: dict[str, int] = field(default_factory=dict)  # event -> guest instructions before it (--clock)
+    vcpu_instructions: list[int] = field(default_factory=list)  # per vCPU, at QEMU's exit
+    samples: dict[int, int] = field(default_factory=dict)  # guest PC -> hits (the plugin's sampling)
 
 
 @dataclass
@@ -77,6 +80,7 @@ class RawBoot:
     forwards: list[str] = field(default_factory=list)  # where the host reached the guest, this boot
     warnings: list[str] = field(default_factory=list)
     resumed_ns: int = 0  # a restore: when the guest ran again (QMP's RESUME, host clock)
+    insns: str = ""  # the instruction clock's report
 
 
 class ConsoleWatch:
@@ -287,7 +291,8 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
     bundle, channel, timeout = spec.bundle, spec.channel, spec.timeout
     is_service = bundle.ready is not None
     files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.jsonl",
-                           socket_path(work, "qmp.sock") if spec.restore is not None else None)
+                           socket_path(work, "qmp.sock") if spec.restore is not None else None,
+                           work / "insns.txt" if spec.clock.counts else None)
     arch = bundle.arch
     if spec.accel == "kvm" and arch.value != platform.machine():
         raise BootError(f"KVM cannot run this {arch.value} bundle on a {platform.machine()} host: use --accel tcg")
@@ -357,7 +362,8 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
         raise BootError(f"the console log {files.console} disappeared during the boot (removed by another "
                         "program?): the guest's result is unknown")
     raw = RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf,
-                  _read(files.profiled) if files.profiled else "", resumed_ns=resumed_ns)
+                  _read(files.profiled) if files.profiled else "", resumed_ns=resumed_ns,
+                  insns=_read(files.insns) if files.insns else "")
     if is_service and done.returncode == 0 and not interrupted:
         if not session.ready_ns:
             raise _not_ready(bundle, session, raw.console, None)
@@ -483,12 +489,30 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
         run.warnings.append("profiled sent nothing: is its channel's device in the kernel (ttyS1, virtio_console)?")
     run.warnings += [f"module {m[1]} skipped: {m[2]}" for m in _SKIPPED.finditer(raw.console)]
     run.restored = bool(resumed)
+    if spec.clock.counts:
+        _count_instructions(run, raw)
     if not any(e.name == "init_start" for e in events) and not resumed:  # a restore starts past the init's start
         if emits_init_start(bundle) and not any(name == "init_start" for name, _ in run.console_probes):
             raise BootError("the boot ended without init_start: the kernel never ran the init (a damaged or "
                             "wrong kernel or initrd?); rebuild the bundle", tail(raw.console))
         run.warnings.append("no init_start probe: the init never ran, or could not reach port 0xf4")
     return run
+
+
+def _count_instructions(run: BootRun, raw: RawBoot) -> None:
+    """RUN's events' instruction counts from the plugin's report of the same boot."""
+    from appliance.boot import insnclock
+
+    report = insnclock.parse(raw.insns)
+    if report.vcpus == 0:
+        raise BootError("the instruction clock's plugin wrote nothing: QEMU loaded it but it did not start "
+                        f"(QEMU said: {_STAMP.sub('', (raw.done.stderr.strip().splitlines() or ['nothing'])[-1])})")
+    counted, warning = insnclock.counts(run.events, report)
+    if warning:
+        run.warnings.append(warning)
+    run.instructions = counted
+    run.vcpu_instructions = [report.totals[v] for v in sorted(report.totals)]
+    run.samples = report.samples
 
 
 def serve(spec: BootSpec, echo: IO[str] | None, announce: Callable[[list[str]], None]) -> int:

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from appliance import proc
 from appliance.bundle import Bundle
+from appliance.clocks import Clock
 from appliance.errors import ApplianceError, BootError
 from appliance.machines import Arch, Machine, cmdline_problem, profile
 from appliance.netspec import CONTROL_PORT, Forward
@@ -52,6 +53,7 @@ class BootFiles:
     perf: Path
     profiled: Path | None = None  # where profiled's records land, for bundles that have it
     qmp: Path | None = None  # QEMU's monitor socket, for snapshots and restores
+    insns: Path | None = None  # the instruction clock's report (--clock instructions|virtual)
 
 
 def virtio_bus(bundle: Bundle) -> str:
@@ -145,6 +147,7 @@ class BootSpec:
     exit_probe: str | None = None  # exit channel: the probe at which QEMU ends
     trace: bool = False  # QEMU's write trace beside another channel (one boot measured two ways)
     restore: Snapshot | None = None  # start from this snapshot's state instead of booting
+    clock: Clock = Clock.WALL  # instructions and virtual load the counting plugin (appliance/clocks.py)
 
     @property
     def qemu(self) -> str:
@@ -161,6 +164,21 @@ class BootSpec:
     def with_cmdline(self, words: str) -> BootSpec:
         """The same boot with WORDS added to its kernel command line."""
         return replace(self, extra_cmdline=" ".join(filter(None, (self.extra_cmdline, words))))
+
+
+def counting_plugin(spec: BootSpec) -> Path:
+    """The instruction clock's plugin for SPEC's QEMU (built once per QEMU version, into
+    the cache); one line where it cannot count: KVM, aarch64, another QEMU."""
+    from appliance.assemble import plugin
+
+    if spec.accel != "tcg":
+        raise BootError(f"--clock {spec.clock} counts instructions with a TCG plugin and this boot uses {spec.accel}: "
+                        "give --accel tcg (on a KVM host, perf's instructions:G counter is the counterpart: "
+                        "docs/MEASUREMENT.md)")
+    if spec.bundle.arch is not Arch.X86_64:
+        raise BootError(f"--clock {spec.clock} finds probes by their x86 port write (out %al,$0xf4): this bundle is "
+                        f"{spec.bundle.arch.value}; use --clock wall")
+    return plugin.ensure(qemu_version(spec.qemu))
 
 
 OVMF = (Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd"))  # Debian's ovmf
@@ -233,6 +251,11 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
         args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
     args += profiled_args(bundle, files)
     args += network_args(bundle, host_ports or {})
+    if spec.clock.counts:
+        from appliance.boot.insnclock import qemu_args
+
+        assert files.insns is not None, "a counting clock's boot names its report file"
+        args += qemu_args(spec.clock, counting_plugin(spec), files.insns)
     if files.qmp is not None:
         args += ["-qmp", f"unix:{files.qmp},server=on,wait=off"]
     if spec.restore is not None:  # paused (-S); the runner hands QEMU the state's descriptor, then continues it

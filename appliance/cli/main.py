@@ -44,7 +44,7 @@ from appliance.errors import ApplianceError, BootError, Interrupted
 from appliance.fsutil import atomic_write
 from appliance.machines import Machine
 from appliance.paths import ROOT
-from appliance.phases import PHASE_NAMES, payload_probe
+from appliance.phases import PHASE_NAMES, in_instructions, payload_probe
 from appliance.runs import ab, bench, compare, table
 
 DEMO_N = 6  # the smallest n with a 95% interval of the median from order statistics
@@ -123,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="appliance-run-"))
     try:
         spec = BootSpec(target, choice.accel, args.timeout, channel, args.append or "", args.keep_disk_writes,
-                        restore=snapshot_of(args.restore))
+                        restore=snapshot_of(args.restore), clock=options.clock_of(args))
         run = measure.boot(spec, echo=echo, keep_dir=work)
     except BootError as exc:
         # the console was streamed already: no tail again, but the whole log is kept
@@ -134,11 +134,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BootError(f"{exc} (the whole console: {log})") from None
     shutil.rmtree(work, ignore_errors=True)
     width = max([9, *(len(name) for name, value in run.phases.items() if value is not None)])
-    rows = [f"{name:<{width}} {'-' if value is None else f'{value:.1f} ms'}" for name, value in run.phases.items()]
     start = run.events[0].host_time_ns if run.events else 0
+    insns = in_instructions({e.name: (e.host_time_ns - start) / 1e6 for e in reversed(run.events)},
+                            run.instructions) if run.instructions else {}
+    rows = [f"{name:<{width}} {'-' if value is None else f'{value:.1f} ms':>12}"
+            + (f"  {count / 1e6:12.3f} M instructions" if (count := insns.get(name)) is not None else "")
+            for name, value in run.phases.items()]
     own = {e.name: (e.host_time_ns - start) / 1e6 for e in run.events if payload_probe(e.name)}
     rows += [f"payload probe {name}: {ms:.1f} ms from launch" for name, ms in own.items()]
-    say("\n" + "\n".join(rows), phases_ms=run.phases, payload_probes_ms=own, warnings=run.warnings)
+    say("\n" + "\n".join(rows), phases_ms=run.phases, payload_probes_ms=own, warnings=run.warnings,
+        **({"phases_insn": insns, "instructions": run.instructions} if insns else {}))
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

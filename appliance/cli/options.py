@@ -17,6 +17,7 @@ from appliance import bundle
 from appliance.boot import accel
 from appliance.boot.qemu import Channel
 from appliance.cli.fleet import tls_options
+from appliance.clocks import Clock
 from appliance.errors import ApplianceError
 from appliance.machines import Machine
 from appliance.runs import bench
@@ -74,7 +75,17 @@ def plan_of(args: argparse.Namespace) -> bench.Plan:
         raise ApplianceError(f"-n {args.n} asks for {most} boots per side, each seconds long under TCG (a bench "
                              f"prints its estimate as it goes): give --yes if you mean more than {MAX_BOOTS}")
     return bench.Plan(Channel(args.channel), args.n, args.warmup, args.timeout, args.keep_going,
-                      extra_cmdline=args.append or "", restore=snapshot_of(args.restore), fleet=fleet_of(args))
+                      extra_cmdline=args.append or "", restore=snapshot_of(args.restore), fleet=fleet_of(args),
+                      clock=clock_of(args))
+
+
+def clock_of(args: argparse.Namespace) -> Clock:
+    """--clock, checked against the channel: instructions are matched to the trace's probe writes."""
+    clock = Clock(getattr(args, "clock", "wall"))
+    if clock.counts and Channel(getattr(args, "channel", "trace")) is not Channel.TRACE:
+        raise ApplianceError(f"--clock {clock} pairs each probe's instruction count with QEMU's trace of the same "
+                             "write: use --channel trace (the default)")
+    return clock
 
 
 def fleet_of(args: argparse.Namespace) -> Any:
@@ -142,6 +153,10 @@ def boot_options(p: argparse.ArgumentParser, timeout: float | None = BOOT_TIMEOU
                    "(the bundle is not changed; e.g. --append initcall_debug)")
     p.add_argument("--channel", choices=[c.value for c in Channel], default="trace",
                    help="how probe times reach the host (default trace)")
+    p.add_argument("--clock", choices=[c.value for c in Clock], default="wall",
+                   help="wall: host timestamps only; instructions: also count guest instructions at each probe (a "
+                   "TCG plugin; phases in instructions beside the wall ones); virtual: the same under -icount, so the "
+                   "guest's own clocks advance with its instructions (default wall; docs/MEASUREMENT.md)")
     p.add_argument("--machine", choices=[m.value for m in Machine],
                    help="boot as this machine profile instead of the bundle's")
     p.add_argument("--cpu", metavar="MODEL", help="QEMU's -cpu model (default: max under TCG, host under KVM)")

@@ -83,11 +83,11 @@ def serve(scheduler: str, *, name: str | None, host_label: str | None, listen: s
 
 async def _run(scheduler: str, name: str | None, listen: str, offers: dict[str, float], security: Any) -> None:
     from distributed import Worker
-    from distributed.comm import connect
+    from distributed.comm.core import connect
 
     try:  # one bounded try first: Dask's worker retries a refused or unverified connection for death_timeout
         args = security.get_connection_args("worker") if security is not None else {}
-        comm = await connect(scheduler, timeout=JOIN_TIMEOUT_S, **args)
+        comm = await connect(scheduler, timeout=JOIN_TIMEOUT_S, **args)  # type: ignore[no-untyped-call]
         await comm.close()
     except (OSError, TimeoutError) as exc:
         raise ApplianceError(f"cannot join the Dask scheduler at {scheduler} ({exc}): is `appliance scheduler` "

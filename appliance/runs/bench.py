@@ -17,7 +17,9 @@ from appliance.boot.measure import BootRun
 from appliance.boot.qemu import BootSpec, Channel
 from appliance.boot.tsc import runtime_cmdline
 from appliance.bundle import Bundle
+from appliance.clocks import Clock
 from appliance.errors import ApplianceError, BootError
+from appliance.phases import in_instructions
 from appliance.snapshot import Snapshot
 
 Progress = Callable[[int, int, float], None]
@@ -70,11 +72,12 @@ class Plan:
     keep_consoles: bool = False  # keep each run's console text in Session.consoles (analyze)
     restore: Snapshot | None = None  # restore this snapshot instead of booting
     fleet: Spread | None = None  # boot on a cluster's workers instead of here (--cluster)
+    clock: Clock = Clock.WALL  # instructions, virtual: count guest instructions at each probe too
 
     def spec(self, bundle: Bundle, accel: str) -> BootSpec:
         """How each boot of BUNDLE in this plan is made."""
         return BootSpec(bundle, accel, self.timeout, self.channel, self.extra_cmdline, trace=self.paired_trace,
-                        restore=self.restore)
+                        restore=self.restore, clock=self.clock)
 
 
 def bundle_facts(bundle: Bundle) -> dict[str, Any]:
@@ -116,6 +119,11 @@ def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None 
         warnings=run.warnings,
         host_load=host_load,
     )
+    if run.instructions:  # the instruction clock: each event's count, and the phases in instructions
+        record["instructions"] = run.instructions
+        record["phases_insn"] = in_instructions({e.name: e.host_time_ns / 1e6 for e in reversed(run.events)},
+                                                run.instructions)
+        record["vcpu_instructions"] = run.vcpu_instructions
     if run.restored:  # started from a snapshot (restore, after_restore), not booted
         record["restored"] = True
     if run.forwards:  # a service's forwards: the host ports differ from boot to boot
@@ -191,6 +199,7 @@ class Session:
     def document(self, complete: bool, host: dict[str, Any]) -> dict[str, Any]:
         plan = self.plan
         settings = {"n": plan.n, "warmup": plan.warmup, "timeout_s": plan.timeout, "channel": plan.channel.value,
+                    "clock": plan.clock.value,
                     "exit_probes": self.exit_probes,
                     "runtime_cmdline": runtime_cmdline(self.accel.accel, self.bundle.arch.value),
                     "extra_cmdline": plan.extra_cmdline}

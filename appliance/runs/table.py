@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from appliance.clocks import Unit
 from appliance.phases import PHASE_NAMES, payload_probe
 
 PHASE_HELP = {
@@ -51,6 +52,23 @@ def payload_probe_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def instruction_lines(summary: dict[str, Any]) -> list[str]:
+    """The instruction clock's phases (millions of guest instructions) with their spread
+    (p90/p10 is what the gate's threshold is set against: docs/MEASUREMENT.md)."""
+    phases = summary.get(Unit.INSTRUCTIONS.phases_key) or {}
+    if not phases:
+        return []
+    lines = ["phases in guest instructions (millions; the instruction clock):"]
+    for phase in PHASE_NAMES:
+        s = phases.get(phase)
+        if s is None:
+            continue
+        spread = f"{(s['max'] - s['min']) / s['median'] * 100:.4f}%" if s["median"] else "-"
+        lines.append(f"  {phase:<13} median {s['median'] / 1e6:14.3f}  min {s['min'] / 1e6:14.3f}  "
+                     f"max {s['max'] / 1e6:14.3f}  range {spread:>9}  n {s['n']}")
+    return lines
+
+
 def phase_table(summary: dict[str, Any]) -> str:
     """Per-run phase statistics, then per-probe medians, RSS and the runner's overhead."""
     width = max([9, *(len(p) for p in summary["phases"])])  # service_ready is the longest name
@@ -65,6 +83,7 @@ def phase_table(summary: dict[str, Any]) -> str:
         ci_text = f"{ci[0]:.1f}-{ci[1]:.1f}" if ci else "(n<3)"
         lines.append(f"{phase:<{width}} {_ms(s['median']):>9} {ci_text:>19} {_ms(s['mean']):>9} {_ms(s['stddev']):>8} "
                      f"{_ms(s['min']):>9} {_ms(s['max']):>9} {s['n']:>3}  {PHASE_HELP[phase]}")
+    lines += instruction_lines(summary)
     lines += payload_probe_lines(summary)
     by_phase = {phase: s["outliers"] for phase, s in summary["phases"].items() if s["outliers"]}
     if by_phase:  # per phase: a run can be an outlier in one phase and ordinary in the others

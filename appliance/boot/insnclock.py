@@ -1,0 +1,94 @@
+"""The instruction clock on the host side: QEMU's arguments for it, the plugin's report,
+and the instruction count of each probe event.
+
+The plugin (plugin/insncount.c) writes `probe PORT VCPU VCPU_COUNT ALL_COUNT` at every
+executed `out %al,$PORT` of the probe ports; QEMU's trace has the same writes with
+their codes. They are matched in order, port by port: the k-th write to 0xf4 in the
+trace is the k-th in the plugin's report. A run whose counts do not pair up (a probe
+written another way, a report cut short) gets no instruction counts: one warning,
+never a shifted count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.clocks import Clock
+from appliance.errors import BootError
+from appliance.phases import EXEC, EXIT
+from appliance.probes import PORT_FIRMWARE, PORT_KERNEL, Event
+
+ICOUNT = ("-icount", "shift=0,sleep=off,align=off")  # 1 ns of virtual time per instruction; idle warps
+
+
+def qemu_args(clock: Clock, plugin: Path | None, report: Path) -> list[str]:
+    """What QEMU needs for CLOCK: the plugin writing into REPORT, and icount for virtual."""
+    if not clock.counts:
+        return []
+    if plugin is None:
+        raise BootError(f"--clock {clock} needs the instruction clock's plugin, and none was built")
+    # QEMU's option syntax: a comma inside a value is written twice
+    args = ["-plugin", f"{str(plugin).replace(',', ',,')},out={str(report).replace(',', ',,')}"]
+    return args + list(ICOUNT) if clock is Clock.VIRTUAL else args
+
+
+@dataclass
+class Report:
+    """What the plugin wrote for one boot."""
+
+    vcpus: int = 0
+    probes: list[tuple[int, int, int, int]] = field(default_factory=list)  # port, vcpu, its count, all vCPUs' count
+    totals: dict[int, int] = field(default_factory=dict)  # per vCPU, at QEMU's exit
+    end: int | None = None  # all vCPUs' instructions at exit; None: QEMU did not exit cleanly
+    samples: dict[int, int] = field(default_factory=dict)  # guest PC -> hits
+
+
+def parse(text: str) -> Report:
+    """The plugin's report (lines it did not write are ignored)."""
+    report = Report()
+    for line in text.splitlines():
+        word, *rest = line.split()
+        try:
+            if word == "vcpus":
+                report.vcpus = int(rest[0])
+            elif word == "probe":
+                report.probes.append((int(rest[0], 16), int(rest[1]), int(rest[2]), int(rest[3])))
+            elif word == "total":
+                report.totals[int(rest[0])] = int(rest[1])
+            elif word == "end":
+                report.end = int(rest[0])
+            elif word == "sample":
+                report.samples[int(rest[0], 16)] = int(rest[1])
+        except (IndexError, ValueError):
+            continue  # a line cut short by a kill: the rest still counts
+    return report
+
+
+def _port(event: Event) -> int:
+    return PORT_FIRMWARE if event.name in ("fw_start", "fw_do_boot") else PORT_KERNEL
+
+
+def counts(events: list[Event], report: Report) -> tuple[dict[str, int], str | None]:
+    """Each traced probe's instruction count (the first of a repeated name), QEMU's exec
+    as 0 and its exit as the report's end; and a warning when the two do not pair up."""
+    traced = [e for e in events if e.source == "trace"]
+    by_port: dict[int, list[int]] = {}
+    for port, _vcpu, _mine, everyone in report.probes:
+        by_port.setdefault(port, []).append(everyone)
+    wanted: dict[int, int] = {}
+    for event in traced:
+        wanted[_port(event)] = wanted.get(_port(event), 0) + 1
+    for port, number in wanted.items():
+        if len(by_port.get(port, [])) != number:
+            return {}, (f"the instruction clock saw {len(by_port.get(port, []))} probe writes to port {port:#x} and "
+                        f"QEMU's trace {number}: this boot has no instruction counts (a probe not written as "
+                        "`out %al,$0xf4`?)")
+    found: dict[str, int] = {EXEC: 0}
+    taken = dict.fromkeys(by_port, 0)
+    for event in traced:
+        port = _port(event)
+        found.setdefault(event.name, by_port[port][taken[port]])
+        taken[port] += 1
+    if report.end is not None:
+        found[EXIT] = report.end
+    return found, None
