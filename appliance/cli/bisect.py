@@ -75,8 +75,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         raise ApplianceError("--git boots BUNDLE with each commit's kernel: give the bundle")
     repo = Path(args.git or args.repo or ".")
     plan = plan_of(args)
-    if plan.n < 3:
-        raise ApplianceError("bisect needs -n of at least 3 boots a side per look")
+    least = 2 if plan.clock.counts else 3
+    if plan.n < least:
+        raise ApplianceError(f"bisect needs -n of at least {least} boots a side per look on the {plan.clock} clock")
     series = commits(repo, args.good, args.bad)
     out = Path(args.output or tempfile.mkdtemp(prefix="appliance-bisect-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         outcome = bisect.bisect(series, _builder(args, Path(work)), choice, plan, args.phase, args.max_n or plan.n,
                                 lambda i: out / f"step-{i + 1}.json",
                                 (lambda doc: record_results(args, store, doc, "bisect")) if store else None)
-    lines = [f"{'step':>4} {'good':<12} {'mid':<12} {'bad':<12} {'boots':>5}  verdict"]
+    lines = [f"bisect on the {plan.clock} clock ({'guest instructions' if plan.clock.counts else 'host time'} "
+             f"of {args.phase})", f"{'step':>4} {'good':<12} {'mid':<12} {'bad':<12} {'boots':>5}  verdict"]
     lines += [f"{i + 1:>4} {s.good:<12} {s.mid:<12} {s.bad:<12} {s.boots:>5}  {s.verdict}: {s.reason}"
               for i, s in enumerate(outcome.steps)]
     if outcome.first_bad:
@@ -118,4 +120,4 @@ def register(verbs: Any) -> None:
     p.add_argument("--max-n", type=int, help="boot on in steps of -n up to this while a midpoint is unclassified")
     p.add_argument("-o", "--output", help="a folder for each step's results JSON (default: a temporary one)")
     bench_options(p)
-    p.set_defaults(func=cmd_bisect, n=4)
+    p.set_defaults(func=cmd_bisect, n=4, clock="auto")

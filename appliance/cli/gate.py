@@ -25,6 +25,7 @@ from appliance.cli.options import (
     BUNDLE,
     bench_options,
     choose_accel,
+    clock_of,
     load_bundle,
     output_path,
     plan_of,
@@ -32,13 +33,16 @@ from appliance.cli.options import (
     store_for,
 )
 from appliance.cli.output import say
+from appliance.clocks import Clock, Unit, unit_of
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
 from appliance.phases import PHASE_NAMES
 from appliance.runs import bench, compare, gate
 
 EXIT = {gate.PASS: 0, gate.FAIL: 1, gate.INCONCLUSIVE: 4}
-SAME_MEASUREMENT = ("template", "machine", "accel", "cpus", "memory_mib", "channel")
+SAME_MEASUREMENT = ("template", "machine", "accel", "cpus", "memory_mib", "channel", "clock")
+# what else changes instruction counts: a baseline on the instruction clock matches only these too
+SAME_COUNTS = ("qemu_version", "cmdline")
 SAME_HOST = ("host_name", "cpu_model", "qemu_version")
 
 
@@ -54,18 +58,22 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if args.results:
         doc = results.read(Path(args.results))
         candidate, candidate_digest, target = results.main_side(doc), record.digest(doc), None
+        clock = Clock((candidate.get("settings") or {}).get("clock") or "wall")
     else:
         candidate, candidate_digest, target = None, "", load_bundle(args.bench, args)
-    baseline, about = _baseline(args, engine, url, candidate, candidate_digest, target)
+        clock = clock_of(args)
+    unit = unit_of(clock)
+    baseline, about = _baseline(args, engine, url, candidate, candidate_digest, target, clock)
     looks = 1
     if candidate is None:
         assert target is not None
-        candidate, looks = _bench(args, target, baseline)
+        candidate, looks = _bench(args, target, baseline, unit)
     mismatch = _host_mismatch(about, candidate)
     if mismatch and not args.cross_host:
         raise ApplianceError(f"the baseline was measured elsewhere ({mismatch}): boot times of two hosts or QEMUs do "
                              "not compare; record a baseline here, or give --cross-host to compare anyway")
-    decision = gate.decide(baseline["runs"], candidate["runs"], args.phase, args.threshold, args.confidence, looks)
+    decision = gate.decide(baseline["runs"], candidate["runs"], args.phase, args.threshold, args.confidence, looks,
+                           unit=unit)
     warning = f"CROSS-HOST: {mismatch}" if mismatch else ""
     if warning:
         print(f"warning: {warning}: the verdict mixes two hosts' speeds", file=sys.stderr)
@@ -79,16 +87,19 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace, engine: Any | None, url: str, candidate: dict[str, Any] | None,
-              candidate_digest: str, target: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The baseline's run set and what it is (its run set's dimensions, or its file)."""
+              candidate_digest: str, target: Any, clock: Clock) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The baseline's run set and what it is (its run set's dimensions, or its file): one
+    measured the same way, on the same clock, and on the instruction clock with the same
+    QEMU and kernel command line (what changes the counts: docs/MEASUREMENT.md)."""
     from appliance.store import db, query, record
 
     if args.baseline_file:
         side = results.main_side(results.read(Path(args.baseline_file)))
         return side, {"file": args.baseline_file, **_describe(side)}
     assert engine is not None, "the store is open unless the baseline is a file"
-    dims = _dims_of(candidate) if candidate is not None else _dims_of_bundle(target, args.channel)
-    where = {k: v for k, v in dims.items() if k in SAME_MEASUREMENT and v is not None}
+    dims = _dims_of(candidate) if candidate is not None else _dims_of_bundle(target, args, clock)
+    same = SAME_MEASUREMENT + (SAME_COUNTS if clock.counts else ())
+    where = {k: v for k, v in dims.items() if k in same and v is not None}
     if args.baseline:
         where["label"] = args.baseline
     sets = query.run_set_list(engine, url, where)
@@ -109,12 +120,19 @@ def _dims_of(side: dict[str, Any]) -> dict[str, Any]:
     return record.dimensions(side, "bench", "", "")
 
 
-def _dims_of_bundle(target: Any, channel: str) -> dict[str, Any]:
-    return {"template": target.name, "machine": target.machine.value, "accel": None, "cpus": target.cpus,
-            "memory_mib": target.memory_mib, "channel": channel}
+def _dims_of_bundle(target: Any, args: argparse.Namespace, clock: Clock) -> dict[str, Any]:
+    """The dimensions the boots of TARGET about to be made will have."""
+    from appliance.boot.qemu import binary, qemu_version
+    from appliance.boot.tsc import runtime_cmdline
+
+    accel = choose_accel(args).accel
+    cmdline = " ".join(filter(None, (target.cmdline, runtime_cmdline(accel, target.arch.value), args.append or "")))
+    return {"template": target.name, "machine": target.machine.value, "accel": accel, "cpus": target.cpus,
+            "memory_mib": target.memory_mib, "channel": args.channel, "clock": clock.value,
+            "qemu_version": qemu_version(binary(target.arch)) if clock.counts else None, "cmdline": cmdline}
 
 
-def _bench(args: argparse.Namespace, target: Any, baseline: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def _bench(args: argparse.Namespace, target: Any, baseline: dict[str, Any], unit: Unit) -> tuple[dict[str, Any], int]:
     """Boot the candidate TARGET: -n boots, then on in steps of n up to --max-n while
     undecided (the gate's level is split over the looks, as compare's sequential rule
     does); its run set and the number of looks planned."""
@@ -128,7 +146,7 @@ def _bench(args: argparse.Namespace, target: Any, baseline: dict[str, Any]) -> t
 
     def decided(rounds: int) -> bool:
         return gate.decide(baseline["runs"], session.runs, args.phase, args.threshold, args.confidence,
-                           len(looks)).verdict != gate.INCONCLUSIVE
+                           len(looks), unit=unit).verdict != gate.INCONCLUSIVE
 
     complete = False
     try:
@@ -156,9 +174,11 @@ def _describe(side: dict[str, Any]) -> dict[str, Any]:
 
 def _text(decision: gate.Decision, about: dict[str, Any], warning: str) -> str:
     where = f"run set {about['run_set']}" if "run_set" in about else about.get("file", "?")
+    clock = "the instruction clock (instructions)" if decision.unit == Unit.INSTRUCTIONS else "the wall clock (ms)"
     lines = [f"gate: {decision.verdict.upper()}: {decision.reason}",
              f"baseline: {where} ({decision.n_baseline} boots), candidate: {decision.n_candidate} boots, "
-             f"threshold {decision.threshold * 100:g}%, confidence {decision.confidence * 100:g}%"]
+             f"threshold {decision.threshold * 100:g}%, decided on {clock}"
+             + ("" if decision.unit == Unit.INSTRUCTIONS else f", confidence {decision.confidence * 100:g}%")]
     if decision.verdict == gate.INCONCLUSIVE:
         lines.append(f"about {decision.boots_needed} boots a side would decide it (--bench BUNDLE -n N --max-n M)")
     if warning:
@@ -189,10 +209,13 @@ def markdown(decision: gate.Decision, about: dict[str, Any], warning: str) -> st
     mark = {gate.PASS: "✅ pass", gate.FAIL: "❌ regression", gate.INCONCLUSIVE: "⚠️ inconclusive"}[decision.verdict]
     ci = f"{(decision.ci[0] - 1) * 100:+.1f}% to {(decision.ci[1] - 1) * 100:+.1f}%" if decision.ci else "-"
     change = f"{(decision.ratio - 1) * 100:+.1f}%" if decision.ratio else "-"
+    counted = decision.unit == Unit.INSTRUCTIONS
+    unit, interval = ("M instructions", "range") if counted else ("ms", f"{decision.confidence * 100:g}% CI")
     lines = [f"### Boot time gate: {mark}", "", decision.reason, "",
-             f"| phase | baseline (ms) | candidate (ms) | change | {decision.confidence * 100:g}% CI | boots |",
+             f"| phase | baseline ({unit}) | candidate ({unit}) | change | {interval} | boots |",
              "|---|---|---|---|---|---|",
-             f"| {decision.phase} | {_ms(decision.median_baseline)} | {_ms(decision.median_candidate)} | {change} | {ci} "
+             f"| {decision.phase} | {_figure(decision.median_baseline, counted)} | "
+             f"{_figure(decision.median_candidate, counted)} | {change} | {ci} "
              f"| {decision.n_baseline} / {decision.n_candidate} |", "",
              f"Threshold {decision.threshold * 100:g}%; baseline "
              + (f"run set {about['run_set']} ({about.get('label') or 'no label'})" if "run_set" in about
@@ -204,8 +227,10 @@ def markdown(decision: gate.Decision, about: dict[str, Any], warning: str) -> st
     return "\n".join(lines) + "\n"
 
 
-def _ms(value: float | None) -> str:
-    return f"{value:.1f}" if value is not None else "-"
+def _figure(value: float | None, instructions: bool) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1e6:.3f}" if instructions else f"{value:.1f}"
 
 
 def register(verbs: Any) -> None:
@@ -218,12 +243,13 @@ def register(verbs: Any) -> None:
                    "the same appliance measured the same way)")
     p.add_argument("--baseline-file", metavar="RESULTS", help="the baseline from a results file instead of the store")
     p.add_argument("--phase", default=compare.PRIMARY, help=f"the phase gated on (default {compare.PRIMARY})")
-    p.add_argument("--threshold", type=float, default=gate.THRESHOLD,
-                   help=f"the relative slowdown that counts as a regression (default {gate.THRESHOLD:g})")
+    p.add_argument("--threshold", type=float, default=None,
+                   help=f"the relative slowdown that counts as a regression (default {gate.THRESHOLD:g} on the wall "
+                   f"clock, {gate.COUNT_THRESHOLD:g} on the instruction clock)")
     p.add_argument("--confidence", type=float, default=0.95, help="the gate's confidence (default 0.95)")
     p.add_argument("--cross-host", action="store_true", help="compare with a baseline from another host or QEMU")
     p.add_argument("--junit", metavar="FILE", help="write the verdict as JUnit XML (Jenkins, GitLab, GitHub)")
     p.add_argument("--markdown", metavar="FILE", help="write a summary for a pull-request comment")
     p.add_argument("-o", "--output", help="with --bench: the candidate's results JSON (default gate-<bundle>.json)")
     bench_options(p)
-    p.set_defaults(func=cmd_gate, n=6)
+    p.set_defaults(func=cmd_gate, n=6, clock="auto")

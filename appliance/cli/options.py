@@ -80,8 +80,12 @@ def plan_of(args: argparse.Namespace) -> bench.Plan:
 
 
 def clock_of(args: argparse.Namespace) -> Clock:
-    """--clock, checked against the channel: instructions are matched to the trace's probe writes."""
-    clock = Clock(getattr(args, "clock", "wall"))
+    """--clock, checked against the channel: instructions are matched to the trace's probe
+    writes. `auto` (gate's and bisect's default) is virtual under TCG, wall under KVM."""
+    given = getattr(args, "clock", "wall")
+    if given == "auto":
+        given = Clock.VIRTUAL.value if choose_accel(args).accel == "tcg" else Clock.WALL.value
+    clock = Clock(given)
     if clock.counts and Channel(getattr(args, "channel", "trace")) is not Channel.TRACE:
         raise ApplianceError(f"--clock {clock} pairs each probe's instruction count with QEMU's trace of the same "
                              "write: use --channel trace (the default)")
@@ -112,9 +116,12 @@ def snapshot_of(path: str | None) -> Any:
 
 
 def choose_accel(args: argparse.Namespace) -> accel.AccelChoice:
-    """--accel resolved (KVM only if it really runs a guest), with the fallback said."""
-    choice = accel.choose(args.accel)
-    warn_accel(choice)
+    """--accel resolved (KVM only if it really runs a guest), with the fallback said
+    once: the choice is kept on ARGS (--clock auto asks for it before the boots do)."""
+    choice: accel.AccelChoice | None = getattr(args, "accel_choice", None)
+    if choice is None:
+        choice = args.accel_choice = accel.choose(args.accel)
+        warn_accel(choice)
     return choice
 
 
@@ -153,10 +160,11 @@ def boot_options(p: argparse.ArgumentParser, timeout: float | None = BOOT_TIMEOU
                    "(the bundle is not changed; e.g. --append initcall_debug)")
     p.add_argument("--channel", choices=[c.value for c in Channel], default="trace",
                    help="how probe times reach the host (default trace)")
-    p.add_argument("--clock", choices=[c.value for c in Clock], default="wall",
+    p.add_argument("--clock", choices=[*(c.value for c in Clock), "auto"], default="wall",
                    help="wall: host timestamps only; instructions: also count guest instructions at each probe (a "
                    "TCG plugin; phases in instructions beside the wall ones); virtual: the same under -icount, so the "
-                   "guest's own clocks advance with its instructions (default wall; docs/MEASUREMENT.md)")
+                   "guest's own clocks advance with its instructions; auto: virtual under TCG, wall under KVM "
+                   "(default %(default)s; docs/MEASUREMENT.md)")
     p.add_argument("--machine", choices=[m.value for m in Machine],
                    help="boot as this machine profile instead of the bundle's")
     p.add_argument("--cpu", metavar="MODEL", help="QEMU's -cpu model (default: max under TCG, host under KVM)")

@@ -22,6 +22,7 @@ from appliance import results
 from appliance.boot import hostfacts
 from appliance.boot.accel import AccelChoice
 from appliance.bundle import Bundle
+from appliance.clocks import Unit, unit_of
 from appliance.runs import bench, compare
 
 GOOD, BAD, UNDECIDED = "good", "bad", "undecided"
@@ -46,16 +47,16 @@ class Outcome:
 
 
 def classify(good: list[dict[str, Any]], mid: list[dict[str, Any]], bad: list[dict[str, Any]], phase: str,
-             confidence: float, looks: int) -> tuple[str, str]:
+             confidence: float, looks: int, unit: Unit = Unit.MS) -> tuple[str, str]:
     """Which side of the step MID lies on: the interval of MID/GOOD (at the level split
     over the looks) entirely beyond the halfway point of the step GOOD -> BAD (the
     geometric middle of BAD/GOOD) makes it bad, entirely short of it good. Halfway, not
     "differs from": two builds of one source can differ by a few percent (their layout,
     their order in a round), which a bisect after one big step must not take for it."""
-    step = _row(compare.compare(good, bad, confidence, phase, looks), phase)
+    step = _row(compare.compare(good, bad, confidence, phase, looks, unit=unit), phase)
     if step is None or step["verdict"] is None:
         return UNDECIDED, f"the ends do not differ in {phase} (yet)"
-    found = _row(compare.compare(good, mid, confidence, phase, looks), phase)
+    found = _row(compare.compare(good, mid, confidence, phase, looks, unit=unit), phase)
     if found is None or found["ci"] is None:
         return UNDECIDED, "too few boots of the midpoint"
     halfway = step["ratio"] ** 0.5
@@ -111,7 +112,7 @@ def _step(names: tuple[str, str, str], bundles: list[Bundle], accel: AccelChoice
 
     def decided(rounds: int) -> bool:
         state["verdict"], state["reason"] = classify(sessions[0].runs, sessions[1].runs, sessions[2].runs, phase,
-                                                     confidence, len(looks))
+                                                     confidence, len(looks), unit_of(plan.clock))
         return state["verdict"] != UNDECIDED
 
     complete = False

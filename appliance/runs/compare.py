@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance import results
+from appliance.clocks import Unit
 from appliance.phases import EXEC, PHASE_NAMES, from_times
 from appliance.stats import (
     Strata,
@@ -42,11 +43,16 @@ from appliance.stats import (
 
 PRIMARY = "to_init"
 MARGIN = 0.02  # a sequential run also stops when the primary's interval lies within 1 +- MARGIN
+# The instruction clock's noise floor: a count's interval is never narrower than this on
+# either side of the observed range. Measured A/A ranges (docs/BENCHMARKS.md): 0.008-0.03%
+# for the Debian kernel's to_init with `instructions`, 0 for `virtual`.
+COUNT_FLOOR = 0.0005
+MIN_COUNTED = 2  # boots a side a count comparison needs (a range needs two)
 
 
-def _values(runs: list[dict[str, Any]], phase: str) -> list[float]:
+def _values(runs: list[dict[str, Any]], phase: str, unit: Unit = Unit.MS) -> list[float]:
     counted = results.counted(runs)
-    return [v for r in counted if (v := r["phases_ms"].get(phase)) is not None]
+    return [v for r in counted if (v := (r.get(unit.phases_key) or {}).get(phase)) is not None]
 
 
 Pair = tuple[list[float], list[float]]  # one phase's values of A and B (on one host)
@@ -127,9 +133,44 @@ def _decide(row: dict[str, Any], values: Sample, alpha: float, seed: int) -> Non
         row["verdict"] = verdict(row["phase"], row["ratio"], row["ci"])
 
 
+def count_interval(a: list[float], b: list[float], floor: float = COUNT_FLOOR) -> tuple[float, float]:
+    """The interval of B/A for a near-deterministic count: every ratio of an observed B
+    to an observed A (smallest B over largest A, largest over smallest), widened by the
+    noise FLOOR. No distribution is assumed; with counts that repeat to 0.03% (or
+    exactly) it is as narrow as the guest's work allows, not the host's noise."""
+    return min(b) / max(a) * (1 - floor), max(b) / min(a) * (1 + floor)
+
+
+def compare_counts(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], primary: str = PRIMARY,
+                   floor: float = COUNT_FLOOR) -> dict[str, Any]:
+    """Compare the instruction clock's phases of two run sets: per phase the ratio of
+    medians and the range interval (count_interval); a phase differs where the interval
+    excludes 1. No test of ranks: a metric that repeats to 0.03% needs none, and a rank
+    test cannot decide on 3 boots a side however clear the difference."""
+    rows = []
+    for phase in PHASE_NAMES:
+        a, b = _values(runs_a, phase, Unit.INSTRUCTIONS), _values(runs_b, phase, Unit.INSTRUCTIONS)
+        if len(a) < MIN_COUNTED or len(b) < MIN_COUNTED or min(a) <= 0:
+            continue
+        ratio = statistics.median(b) / statistics.median(a)
+        ci = count_interval(a, b, floor)
+        rows.append({"phase": phase, "role": "primary" if phase == primary else "secondary",
+                     "median_a": statistics.median(a), "median_b": statistics.median(b), "n_a": len(a), "n_b": len(b),
+                     "ratio": ratio, "blocked_by_host": False, "p_value": None, "level": None, "ci": ci,
+                     "verdict": verdict(phase, ratio, ci)})
+    has_primary = any(r["phase"] == primary for r in rows)
+    return {"unit": Unit.INSTRUCTIONS.value, "confidence": None, "alpha": None, "looks": 1,
+            "primary": primary if has_primary else None, "floor": floor,
+            "method": f"instruction counts: range of B/A widened by a {floor * 100:g}% floor; a phase differs where it "
+                      "excludes 1", "rows": rows, "order_effect": None}
+
+
 def compare(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], confidence: float = 0.95,
-            primary: str = PRIMARY, looks: int = 1, seed: int = 0) -> dict[str, Any]:
-    """Compare the phases of two run sets (see the module docstring for the procedure)."""
+            primary: str = PRIMARY, looks: int = 1, seed: int = 0, unit: Unit = Unit.MS) -> dict[str, Any]:
+    """Compare the phases of two run sets (see the module docstring for the procedure);
+    in instructions, by their counts' ranges (compare_counts)."""
+    if unit is Unit.INSTRUCTIONS:
+        return compare_counts(runs_a, runs_b, primary)
     alpha = (1 - confidence) / max(looks, 1)
     values = {p: sample(runs_a, runs_b, p) for p in PHASE_NAMES}
     phases = [p for p, v in values.items() if len(v.a) >= 3 and len(v.b) >= 3]
@@ -264,6 +305,8 @@ def looks_for(n: int, max_n: int) -> list[int]:
 
 
 def comparison_table(comparison: dict[str, Any]) -> str:
+    if comparison.get("unit") == Unit.INSTRUCTIONS.value:
+        return count_table(comparison)
     header = f"{'phase':<9} {'median A':>10} {'median B':>10} {'B/A':>7} {'CI':>13} {'level':>7} {'p':>7}"
     lines = [header, "-" * len(header)]
     for row in comparison["rows"]:
@@ -287,6 +330,20 @@ def comparison_table(comparison: dict[str, Any]) -> str:
     lines += host_lines(comparison)
     warning = order_line(comparison.get("order_effect"))
     return "\n".join(lines + ([warning] if warning else []))
+
+
+def count_table(comparison: dict[str, Any]) -> str:
+    """A comparison in instructions (millions), with its range intervals."""
+    header = f"{'phase':<9} {'A (M insns)':>14} {'B (M insns)':>14} {'B/A':>8} {'interval':>17}"
+    lines = [header, "-" * len(header)]
+    for row in comparison["rows"]:
+        ci = f"{row['ci'][0]:.5f}-{row['ci'][1]:.5f}"
+        mark = " *" if row["role"] == "primary" else ""
+        lines.append(f"{row['phase']:<9} {row['median_a'] / 1e6:>14.3f} {row['median_b'] / 1e6:>14.3f} "
+                     f"{row['ratio']:>8.5f} {ci:>17}{mark}")
+    lines.append(f"decided on the instruction clock: {comparison['method']}")
+    verdicts = [row["verdict"] for row in comparison["rows"] if row["verdict"]]
+    return "\n".join(lines + (verdicts or ["no phase differs in instructions"]))
 
 
 def host_lines(comparison: dict[str, Any]) -> list[str]:

@@ -31,6 +31,15 @@ def digest(doc: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def booted_cmdline(side: dict[str, Any]) -> str | None:
+    """The kernel command line a run set's boots had: the bundle's, then the runner's
+    words, then --append's (as the runner puts them); None where the bundle's is unknown."""
+    bundle, settings = side.get("bundle") or {}, side.get("settings") or {}
+    if bundle.get("cmdline") is None:
+        return None
+    return " ".join(filter(None, (bundle["cmdline"], settings.get("runtime_cmdline"), settings.get("extra_cmdline"))))
+
+
 def dimensions(side: dict[str, Any], kind: str, label: str, name: str) -> dict[str, Any]:
     """A run set's row: what it measured, where, with what."""
     host, bundle, settings = side.get("host") or {}, side.get("bundle") or {}, side.get("settings") or {}
@@ -44,6 +53,7 @@ def dimensions(side: dict[str, Any], kind: str, label: str, name: str) -> dict[s
         "channel": settings.get("channel"), "qemu_version": host.get("qemu_version"), "cpu_model": host.get("cpu_model"),
         "host_kernel": host.get("host_kernel"), "host_name": host.get("host_name"),
         "tool_revision": host.get("tool_git_revision"), "worker": ",".join(sorted(workers)) or None,
+        "clock": settings.get("clock") or "wall", "cmdline": booted_cmdline(side),
         "complete": bool(side.get("complete")), "boots": len(counted),
         "failed": sum(1 for r in side.get("runs", []) if not r.get("ok")),
     }

@@ -42,7 +42,7 @@ documents = Table(
 # the dimensions of a run set, each a column a question can filter by
 DIMENSIONS = ("kind", "side", "label", "template", "bundle_digest", "kernel_release", "machine", "arch", "accel",
               "cpus", "memory_mib", "channel", "qemu_version", "cpu_model", "host_kernel", "host_name",
-              "tool_revision", "worker")
+              "tool_revision", "worker", "clock", "cmdline")
 
 run_sets = Table(
     "run_sets", metadata,
@@ -67,6 +67,8 @@ run_sets = Table(
     Column("host_name", String(200)),
     Column("tool_revision", String(80)),
     Column("worker", String(200)),
+    Column("clock", String(16)),  # wall, instructions, virtual (appliance/clocks.py)
+    Column("cmdline", Text),  # the kernel command line booted: changes instruction counts
     Column("complete", Boolean, nullable=False),
     Column("boots", Integer, nullable=False),  # counted boots that succeeded
     Column("failed", Integer, nullable=False),
@@ -74,6 +76,7 @@ run_sets = Table(
 Index("run_sets_by_template", run_sets.c.template, run_sets.c.machine, run_sets.c.accel)
 Index("run_sets_by_label", run_sets.c.label)
 Index("run_sets_by_time", run_sets.c.recorded_at)
+Index("run_sets_by_clock", run_sets.c.clock)
 
 phases = Table(
     "phases", metadata,

@@ -13,8 +13,8 @@ from tests.conftest import ROOT
 PACKAGE = ROOT / "appliance"
 FOUNDATIONS = {"appliance", "appliance.errors", "appliance.proc", "appliance.fsutil", "appliance.stats",
                "appliance.paths", "appliance.seal"}
-CONTRACTS = {"appliance.probes", "appliance.clocks", "appliance.netspec", "appliance.phases", "appliance.machines", "appliance.bundle",
-             "appliance.snapshot",
+CONTRACTS = {"appliance.probes", "appliance.clocks", "appliance.netspec", "appliance.phases", "appliance.machines",
+             "appliance.bundle", "appliance.snapshot",
              "appliance.results", "appliance.guestlog"}
 STAGES = ["assemble", "boot", "runs", "fleet", "store", "analysis", "cli"]
 ENTRY = {"appliance.__main__"}  # python -m appliance: above everything
