@@ -1,9 +1,12 @@
 """Summaries of run sets, A/B comparison with its sequential rule, and channel cross-checks."""
 
+import pytest
+
 from appliance.boot.measure import BootRun
 from appliance.phases import derive
 from appliance.probes import Event
 from appliance.results import summary
+from appliance.runs import compare as compare_module
 from appliance.runs.bench import run_record
 from appliance.runs.compare import compare, crosscheck, decided, looks_for, verdict
 from appliance.stats import holm
@@ -101,3 +104,22 @@ def test_crosscheck_reports_differences_against_the_reference():
     serial = summary([fake_run(i, 4501, 26) for i in range(5)])
     both = crosscheck({"trace": trace, "serial": serial})
     assert both["phases"]["payload"]["serial_minus_trace"] == 1.0 and both["notes"] == []
+
+
+def test_a_count_interval_holds_every_observed_ratio_and_the_floor():
+    lo, hi = compare_module.count_interval([100.0, 101.0], [110.0, 111.0], floor=0.001)
+    assert lo == pytest.approx(110 / 101 * 0.999) and hi == pytest.approx(111 / 100 * 1.001)
+    same = compare_module.count_interval([5e9] * 3, [5e9] * 3)
+    assert same == pytest.approx((1 - compare_module.COUNT_FLOOR, 1 + compare_module.COUNT_FLOOR))
+
+
+def test_counts_are_compared_in_instructions_with_a_verdict_where_the_range_excludes_one():
+    from appliance.clocks import Unit
+
+    a = [{**fake_run(i, 4000, 25), "phases_insn": {"to_init": 5.0e9 + i, "payload": 6e6}} for i in range(3)]
+    b = [{**fake_run(i, 4000, 25), "phases_insn": {"to_init": 5.1e9 + i, "payload": 6e6}} for i in range(3)]
+    result = compare(a, b, unit=Unit.INSTRUCTIONS)
+    rows = {r["phase"]: r for r in result["rows"]}
+    assert result["unit"] == "instructions" and result["primary"] == "to_init"
+    assert "slower in to_init" in rows["to_init"]["verdict"] and rows["payload"]["verdict"] is None
+    assert "M insns" in compare_module.comparison_table(result)

@@ -66,3 +66,33 @@ def test_a_gate_against_a_baseline_file_needs_no_store(tmp_path, capsys):
     code = cli.main(["gate", write("cand", 4600), "--baseline-file", write("base", 4000),
                      "--db", "postgresql://nobody@127.0.0.1:1/x"])
     assert code == 1 and "gate: FAIL: regression" in capsys.readouterr().out
+
+
+def counted_runs(n, to_init, spread, seed):
+    """Runs with instruction-clock phases: to_init COUNT with a relative SPREAD."""
+    rng = random.Random(seed)
+    out = []
+    for run in runs(n, 4000, 40, seed):
+        count = to_init * (1 + rng.uniform(-spread, spread))
+        out.append({**run, "phases_insn": {"to_init": count, "payload": 6e6}})
+    return out
+
+
+def test_instruction_counts_decide_on_three_boots_a_side():
+    from appliance.clocks import Unit
+
+    same = gate.decide(counted_runs(3, 5.937e9, 0.0002, 1), counted_runs(3, 5.937e9, 0.0002, 2), "to_init",
+                       unit=Unit.INSTRUCTIONS)
+    assert same.verdict == gate.PASS and same.unit == "instructions" and same.threshold == gate.COUNT_THRESHOLD
+    assert same.p_value is None and "M instructions" in same.reason
+    slower = gate.decide(counted_runs(3, 5.937e9, 0.0002, 1), counted_runs(3, 5.937e9 * 1.01, 0.0002, 2), "to_init",
+                         unit=Unit.INSTRUCTIONS)
+    assert slower.verdict == gate.FAIL and "instruction clock" in slower.reason and slower.ci[0] > 1
+    # counts that spread as wide as the threshold (a short boot on `instructions`: timer
+    # interrupts follow wall time) cannot pass: use --clock virtual
+    noisy = gate.decide(counted_runs(3, 45e6, 0.014, 1), counted_runs(3, 45e6, 0.014, 2), "to_init",
+                        unit=Unit.INSTRUCTIONS)
+    assert noisy.verdict == gate.INCONCLUSIVE
+    one = gate.decide(counted_runs(1, 5.937e9, 0, 1), counted_runs(3, 5.937e9, 0, 2), "to_init",
+                      unit=Unit.INSTRUCTIONS)
+    assert one.verdict == gate.INCONCLUSIVE and "at least 2 good boots" in one.reason

@@ -1,0 +1,90 @@
+"""The instruction clock's host side: QEMU's arguments, the plugin's report, and each
+probe event's count, matched in order per port with QEMU's trace."""
+
+from pathlib import Path
+
+import pytest
+
+from appliance.assemble import plugin
+from appliance.boot import insnclock
+from appliance.clocks import Clock
+from appliance.errors import ApplianceError, BootError
+from appliance.phases import EXEC, EXIT, in_instructions
+from appliance.probes import Event
+
+REPORT = """vcpus 1
+probe 0xf5 0 1000 1000
+probe 0xf4 0 5000 5000
+probe 0xf4 0 9000 9000
+probe 0xf4 0 9500 9500
+total 0 9900
+sample 0xffffffff81000000 3
+end 9900
+"""
+
+
+def events(*names_sources):
+    return [Event(name, i * 1_000_000, source) for i, (name, source) in enumerate(names_sources)]
+
+
+def test_qemu_args_per_clock():
+    assert insnclock.qemu_args(Clock.WALL, None, Path("/r")) == []
+    args = insnclock.qemu_args(Clock.INSTRUCTIONS, Path("/p/lib,x.so"), Path("/w/r,1.txt"))
+    assert args == ["-plugin", "/p/lib,,x.so,out=/w/r,,1.txt"]  # a comma in a value is doubled
+    virtual = insnclock.qemu_args(Clock.VIRTUAL, Path("/p/lib.so"), Path("/r"))
+    assert virtual[2:] == ["-icount", "shift=0,sleep=off,align=off"]
+    with pytest.raises(BootError, match="needs the instruction clock's plugin"):
+        insnclock.qemu_args(Clock.VIRTUAL, None, Path("/r"))
+
+
+def test_the_report_is_parsed_and_a_cut_line_ignored():
+    report = insnclock.parse(REPORT + "probe 0xf4 0 12")
+    assert report.vcpus == 1 and len(report.probes) == 4 and report.end == 9900
+    assert report.totals == {0: 9900} and report.samples == {0xFFFFFFFF81000000: 3}
+
+
+def test_counts_pair_the_trace_with_the_report_port_by_port():
+    traced = events((EXEC, "host"), ("fw_start", "trace"), ("fw_entry", "trace-inferred"), ("init_start", "trace"),
+                    ("payload_start", "trace"), ("payload_end", "trace"), (EXIT, "host"))
+    found, warning = insnclock.counts(traced, insnclock.parse(REPORT))
+    assert warning is None
+    assert found == {EXEC: 0, "fw_start": 1000, "init_start": 5000, "payload_start": 9000, "payload_end": 9500,
+                     EXIT: 9900}
+    assert "fw_entry" not in found  # inferred from the trace: no instruction of its own
+
+
+def test_counts_that_do_not_pair_up_give_none_and_say_so():
+    traced = events((EXEC, "host"), ("init_start", "trace"), (EXIT, "host"))
+    found, warning = insnclock.counts(traced, insnclock.parse(REPORT))
+    assert found == {} and "saw 3 probe writes to port 0xf4 and QEMU's trace 1" in warning
+
+
+def test_phases_in_instructions_span_the_same_events_as_the_wall_ones():
+    times = {EXEC: 0.0, "kernel_entry": 30.0, "init_start": 4000.0, "payload_start": 4010.0, "payload_end": 4040.0,
+             EXIT: 4100.0}
+    counts = {EXEC: 0, "init_start": 5000, "payload_start": 9000, "payload_end": 9500, EXIT: 9900}
+    phases = in_instructions(times, counts)
+    assert phases["init"] == 4000 and phases["payload"] == 500 and phases["to_init"] == 5000
+    assert phases["total"] == 9900
+    # the wall kernel phase starts at kernel_entry (inferred): in instructions it is unknown,
+    # never silently re-anchored at another event
+    assert phases["kernel"] is None
+
+
+def test_the_plugin_is_built_only_for_the_qemu_whose_header_is_pinned(monkeypatch):
+    monkeypatch.delenv(plugin.HEADER_ENV, raising=False)
+    line = "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18+b3)"
+    assert plugin.debian_version(line) == "1:7.2+dfsg-7+deb12u18"
+    assert plugin.debian_version("QEMU emulator version 9.1.0") is None
+    with pytest.raises(ApplianceError, match="this QEMU is '1:8.2.2'"):
+        plugin.header_folder("QEMU emulator version 8.2.2 (Debian 1:8.2.2)", Path("/nonexistent"))
+    with pytest.raises(ApplianceError, match="built against QEMU 1:7.2"):
+        plugin.header_folder("QEMU emulator version 9.1.0", Path("/nonexistent"))
+
+
+def test_a_header_folder_of_ones_own_must_hold_the_header(tmp_path, monkeypatch):
+    monkeypatch.setenv(plugin.HEADER_ENV, str(tmp_path))
+    with pytest.raises(ApplianceError, match="has no qemu-plugin.h"):
+        plugin.header_folder("QEMU emulator version 9.1.0", tmp_path)
+    (tmp_path / plugin.HEADER).write_text("")
+    assert plugin.header_folder("QEMU emulator version 9.1.0", Path("/nonexistent")) == tmp_path
