@@ -297,7 +297,7 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
     if spec.accel == "kvm" and arch.value != platform.machine():
         raise BootError(f"KVM cannot run this {arch.value} bundle on a {platform.machine()} host: use --accel tcg")
     # the runner's own words for the accelerator go first, the boot's after them
-    spec = replace(spec, extra_cmdline=" ".join(filter(None, (runtime_cmdline(spec.accel, arch.value),
+    spec = replace(spec, extra_cmdline=" ".join(filter(None, (runtime_cmdline(spec.accel, arch.value, spec.clock),
                                                                spec.extra_cmdline))))
     ports = service.host_ports(qemu.forwards(bundle))
     control = qemu.CONTROL

@@ -16,6 +16,8 @@ import mmap
 import time
 from pathlib import Path
 
+from appliance.clocks import Clock
+
 # rdtsc; shl rdx, 32; or rax, rdx; ret
 _RDTSC = bytes.fromhex("0f3148c1e2204809d0c3")
 
@@ -59,11 +61,20 @@ def host_tsc_khz() -> int | None:
         return None
 
 
-def runtime_cmdline(accel: str, arch: str = "x86_64") -> str:
-    """Kernel command-line words the runner adds for this accelerator (none for KVM,
-    whose guests read the TSC rate from kvmclock, and none on aarch64, whose generic
-    timer's frequency the device tree gives)."""
+VIRTUAL_TSC_KHZ = 1_000_000  # under -icount QEMU's TSC counts virtual nanoseconds: 1 GHz
+# A counting clock boots without address-space randomization: it draws from RDRAND and the
+# host's time, and changes what every exec costs (measured under virtual time: k_exec
+# varied by 6% between boots with it, not at all without it; docs/MEASUREMENT.md).
+COUNTING_WORDS = "nokaslr norandmaps"
+
+
+def runtime_cmdline(accel: str, arch: str = "x86_64", clock: Clock = Clock.WALL) -> str:
+    """Kernel command-line words the runner adds for this accelerator and clock (none for
+    KVM, whose guests read the TSC rate from kvmclock, and none on aarch64, whose generic
+    timer's frequency the device tree gives). Under virtual time the TSC runs at 1 GHz
+    on every host, so the words, and the counts, do not depend on the host."""
     if accel != "tcg" or arch != "x86_64":
         return ""
-    khz = host_tsc_khz()
-    return f"tsc_early_khz={khz}" if khz else ""
+    khz = VIRTUAL_TSC_KHZ if clock is Clock.VIRTUAL else host_tsc_khz()
+    words = [f"tsc_early_khz={khz}" if khz else "", COUNTING_WORDS if clock.counts else ""]
+    return " ".join(filter(None, words))

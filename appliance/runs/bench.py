@@ -201,7 +201,7 @@ class Session:
         settings = {"n": plan.n, "warmup": plan.warmup, "timeout_s": plan.timeout, "channel": plan.channel.value,
                     "clock": plan.clock.value,
                     "exit_probes": self.exit_probes,
-                    "runtime_cmdline": runtime_cmdline(self.accel.accel, self.bundle.arch.value),
+                    "runtime_cmdline": runtime_cmdline(self.accel.accel, self.bundle.arch.value, plan.clock),
                     "extra_cmdline": plan.extra_cmdline}
         return results.run_set(host=host, accel={"used": self.accel.accel, "reason": self.accel.reason},
                                 bundle=bundle_facts(self.bundle), settings=settings, runs=self.runs,
