@@ -52,15 +52,23 @@ def sample_stddev(values: list[float]) -> float | None:
 
 
 def median_ci(sorted_values: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """The distribution-free interval of the median from order statistics: the narrowest
+    symmetric [x_(j), x_(n-1-j)] that covers it with CONFIDENCE. O(n): the binomial's
+    probabilities come from log-gamma in floats (exact big integers grew as n^2 and took
+    50 s for 10,000 values)."""
     n = len(sorted_values)
+    if n == 0:
+        return None
+    log_half = n * math.log(2)
+    pmf = [math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) - log_half)
+           for k in range(n + 1)]
     cdf = [0.0]
-    for k in range(n + 1):
-        cdf.append(cdf[-1] + math.comb(n, k) / 2**n)
-    # Widest-first search for the narrowest symmetric (j, n-1-j) with enough coverage.
+    for p in pmf:
+        cdf.append(cdf[-1] + p)
+    # Coverage of [x_(j), x_(n-1-j)] (0-based) is P(j < B <= n-1-j), B ~ Bin(n, 1/2); it
+    # grows as j falls, so the first j from the middle with enough is the narrowest.
     for j in range(n // 2, -1, -1):
-        # Coverage of [x_(j), x_(n-1-j)] (0-based) is P(j < B <= n-1-j), B ~ Bin(n, 1/2).
-        coverage = cdf[n - j] - cdf[j + 1]
-        if coverage >= confidence:
+        if cdf[n - j] - cdf[j + 1] >= confidence:
             return (sorted_values[j], sorted_values[n - 1 - j])
     return None
 
@@ -68,10 +76,17 @@ def median_ci(sorted_values: list[float], confidence: float = 0.95) -> tuple[flo
 BOOTSTRAP_ROUNDS = 2000
 
 
+BOOTSTRAP_MOST = 2000  # beyond this many values the order-statistic interval stands in (below)
+
+
 def bootstrap_median_ci(values: list[float], confidence: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the median; None for fewer than 3 values."""
+    """Percentile bootstrap interval of the median; None for fewer than 3 values. Past
+    BOOTSTRAP_MOST values it is the order-statistic interval (median_ci), which the
+    bootstrap's converges to, in O(n) instead of 2000 resamples of n."""
     if len(values) < 3:
         return None
+    if len(values) > BOOTSTRAP_MOST:
+        return median_ci(sorted(values), confidence)
     rng = random.Random(seed)
     medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(BOOTSTRAP_ROUNDS))
     tail = (1 - confidence) / 2

@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable
-from xml.sax.saxutils import escape
 
 from appliance.analysis.spans import Span, ordered
+from appliance.markup import xml
 
 ROW = 17  # px per stack level
 WIDTH = 1200
@@ -179,11 +179,11 @@ def render(spans: Iterable[Span], title: str, total_us: float | None = None, sub
         hide = ' style="display:none"' if narrow else ""
         body.append(f'<g class="f"{hide} data-s="{s.start_us - start:.3f}" '
                     f'data-e="{s.end_us - start:.3f}" '
-                    f'data-n="{escape(s.name, {chr(34): "&quot;"})}"><title>{escape(tip)}</title>'
+                    f'data-n="{xml(s.name)}"><title>{xml(tip)}</title>'
                     f'<rect x="{x:.2f}" y="{y:.1f}" width="{max(w, 0.6):.2f}" height="{ROW - 1}" fill="{_colour(s)}"/>'
-                    f'<text x="{x + 3:.1f}" y="{y + 12:.1f}">{escape(label)}</text></g>')
+                    f'<text x="{x + 3:.1f}" y="{y + 12:.1f}">{xml(label)}</text></g>')
     for track in tracks:
-        body.append(f'<text class="track" x="{LEFT}" y="{offsets[track] - 4}">{escape(track)}</text>')
+        body.append(f'<text class="track" x="{LEFT}" y="{offsets[track] - 4}">{xml(track)}</text>')
     axis = []
     for tick in ticks(0.0, total / 1000, 10):
         x = LEFT + tick * 1000 * scale
@@ -203,8 +203,8 @@ def render(spans: Iterable[Span], title: str, total_us: float | None = None, sub
         ".track{font-weight:bold}.title{font-size:16px}.button{cursor:pointer;fill:#2255aa}.hit rect{fill:#e040fb}"
         ".zoomed .grid,.zoomed .tick{display:none}</style>",
         f'<rect width="{WIDTH}" height="{height}" fill="#fafafa"/>',
-        f'<text class="title" x="{WIDTH / 2}" y="20" text-anchor="middle">{escape(heading)}</text>',
-        f'<text x="{WIDTH / 2}" y="36" text-anchor="middle" fill="#555">{escape("; ".join(notes))}</text>',
+        f'<text class="title" x="{WIDTH / 2}" y="20" text-anchor="middle">{xml(heading)}</text>',
+        f'<text x="{WIDTH / 2}" y="36" text-anchor="middle" fill="#555">{xml("; ".join(notes))}</text>',
         f'<text class="button reset" x="{LEFT}" y="20">Reset</text>',
         f'<text class="button search" x="{WIDTH - LEFT}" y="20" text-anchor="end">Search</text>',
         f'<text class="status" x="{WIDTH - LEFT}" y="36" text-anchor="end" fill="#555"></text>',

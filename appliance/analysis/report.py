@@ -15,6 +15,7 @@ from typing import Any
 from appliance import results
 from appliance.analysis import analyze, bootspans, flame
 from appliance.analysis.spans import Span
+from appliance.markup import clean
 from appliance.runs import table
 
 LEAF_PHASES = ("qemu", "firmware", "kernel", "init", "payload")
@@ -30,7 +31,7 @@ pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
 
 
 def _esc(value: Any) -> str:
-    return html.escape(str(value))
+    return html.escape(clean(value))
 
 
 def _num(value: Any, digits: int = 1) -> str:

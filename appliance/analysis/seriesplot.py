@@ -4,7 +4,8 @@ per phase, a point per kernel at its median, the real steps marked. Self-contain
 from __future__ import annotations
 
 from typing import Any
-from xml.sax.saxutils import escape
+
+from appliance.markup import xml
 
 WIDTH, HEIGHT, PAD = 900, 360, 60
 COLOURS = {"kernel": "#d9480f", "to_init": "#1c7ed6", "total": "#2b8a3e"}
@@ -23,13 +24,13 @@ def render(names: list[str], medians: list[dict[str, float | None]], steps: list
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="monospace" '
              'font-size="11">', f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#fafafa"/>',
-             f'<text x="{WIDTH / 2}" y="20" text-anchor="middle" font-size="14">{escape(title)}</text>']
+             f'<text x="{WIDTH / 2}" y="20" text-anchor="middle" font-size="14">{xml(title)}</text>']
     for tick in range(5):
         v = top * tick / 4
         parts.append(f'<line x1="{PAD}" x2="{WIDTH - PAD}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
                      f'<text x="{PAD - 6}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#666">{v:.0f}</text>')
     for i, name in enumerate(names):
-        parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - PAD + 16}" text-anchor="middle">{escape(name)}</text>')
+        parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - PAD + 16}" text-anchor="middle">{xml(name)}</text>')
     for phase, colour in COLOURS.items():
         points = [(x(i), y(value)) for i, m in enumerate(medians) if (value := m.get(phase)) is not None]
         if points:

@@ -4,8 +4,7 @@ along the axis, and the change points Otava found marked. Self-contained."""
 
 from __future__ import annotations
 
-from xml.sax.saxutils import escape
-
+from appliance.markup import xml
 from appliance.store.query import Point
 from appliance.store.trend import Change
 
@@ -28,9 +27,9 @@ def render(points: list[Point], changes: list[Change], phase: str, title: str) -
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="monospace" '
              'font-size="11">', f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#fafafa"/>',
-             f'<text x="{WIDTH / 2}" y="20" text-anchor="middle" font-size="14">{escape(title)}</text>',
+             f'<text x="{WIDTH / 2}" y="20" text-anchor="middle" font-size="14">{xml(title)}</text>',
              f'<text x="14" y="{HEIGHT / 2}" transform="rotate(-90 14 {HEIGHT / 2})" text-anchor="middle">'
-             f'{escape(phase)} (ms, median and 95% CI)</text>']
+             f'{xml(phase)} (ms, median and 95% CI)</text>']
     for tick in range(5):
         v = bottom + (top - bottom) * tick / 4
         parts.append(f'<line x1="{PAD}" x2="{WIDTH - PAD}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
@@ -40,11 +39,11 @@ def render(points: list[Point], changes: list[Change], phase: str, title: str) -
         low, high = point.ci or (point.median, point.median)
         parts.append(f'<line x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{y(low):.1f}" y2="{y(high):.1f}" stroke="#74c0fc"/>')
         parts.append(f'<circle cx="{x(i):.1f}" cy="{y(point.median):.1f}" r="3" fill="#1c7ed6">'
-                     f'<title>run set {point.run_set.id} {escape(_label(point))}: {point.median:.1f} ms, '
+                     f'<title>run set {point.run_set.id} {xml(_label(point))}: {point.median:.1f} ms, '
                      f'n={point.n}</title></circle>')
         if i % every == 0:
             parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - PAD + 16}" text-anchor="end" '
-                         f'transform="rotate(-30 {x(i):.1f} {HEIGHT - PAD + 16})">{escape(_label(point))}</text>')
+                         f'transform="rotate(-30 {x(i):.1f} {HEIGHT - PAD + 16})">{xml(_label(point))}</text>')
     for change in changes:
         at = x(change.index) - x_step / 2
         parts.append(f'<line x1="{at:.1f}" x2="{at:.1f}" y1="{PAD}" y2="{HEIGHT - PAD}" stroke="#d9480f" '

@@ -36,6 +36,8 @@ from appliance.cli.output import say
 from appliance.clocks import Clock, Unit, unit_of
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
+from appliance.markup import clean
+from appliance.markup import markdown as markdown_text
 from appliance.phases import PHASE_NAMES
 from appliance.runs import bench, compare, gate
 
@@ -192,12 +194,12 @@ def junit(decision: gate.Decision, about: dict[str, Any], warning: str) -> bytes
                        failures=str(int(decision.verdict == gate.FAIL)),
                        skipped=str(int(decision.verdict == gate.INCONCLUSIVE)), errors="0")
     case = ET.SubElement(suite, "testcase", classname="appliance.gate",
-                         name=f"{about.get('template') or 'appliance'} {decision.phase}")
-    detail = _text(decision, about, warning)
+                         name=clean(f"{about.get('template') or 'appliance'} {decision.phase}"))
+    detail, reason = clean(_text(decision, about, warning)), clean(decision.reason)  # XML cannot carry controls
     if decision.verdict == gate.FAIL:
-        ET.SubElement(case, "failure", message=decision.reason, type="regression").text = detail
+        ET.SubElement(case, "failure", message=reason, type="regression").text = detail
     elif decision.verdict == gate.INCONCLUSIVE:
-        ET.SubElement(case, "skipped", message=decision.reason).text = detail
+        ET.SubElement(case, "skipped", message=reason).text = detail
     ET.SubElement(case, "system-out").text = detail
     root = ET.Element("testsuites")
     root.append(suite)
@@ -211,19 +213,20 @@ def markdown(decision: gate.Decision, about: dict[str, Any], warning: str) -> st
     change = f"{(decision.ratio - 1) * 100:+.1f}%" if decision.ratio else "-"
     counted = decision.unit == Unit.INSTRUCTIONS
     unit, interval = ("M instructions", "range") if counted else ("ms", f"{decision.confidence * 100:g}% CI")
-    lines = [f"### Boot time gate: {mark}", "", decision.reason, "",
+    lines = [f"### Boot time gate: {mark}", "", markdown_text(decision.reason), "",
              f"| phase | baseline ({unit}) | candidate ({unit}) | change | {interval} | boots |",
              "|---|---|---|---|---|---|",
              f"| {decision.phase} | {_figure(decision.median_baseline, counted)} | "
              f"{_figure(decision.median_candidate, counted)} | {change} | {ci} "
              f"| {decision.n_baseline} / {decision.n_candidate} |", "",
              f"Threshold {decision.threshold * 100:g}%; baseline "
-             + (f"run set {about['run_set']} ({about.get('label') or 'no label'})" if "run_set" in about
-                else f"file {about.get('file')}") + "."]
+             + (f"run set {about['run_set']} ({markdown_text(about.get('label') or 'no label')})" if "run_set" in about
+                else f"file {markdown_text(about.get('file'))}") + "."]
     if decision.verdict == gate.INCONCLUSIVE:
         lines.append(f"About {decision.boots_needed} boots a side would decide it.")
     if warning:
-        lines.append(f"\n**Warning: {warning}** (baseline and candidate come from different hosts or QEMUs).")
+        lines.append(f"\n**Warning: {markdown_text(warning)}** (baseline and candidate come from different hosts or "
+                     "QEMUs).")
     return "\n".join(lines) + "\n"
 
 

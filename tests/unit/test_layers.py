@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 
 PACKAGE = ROOT / "appliance"
 FOUNDATIONS = {"appliance", "appliance.errors", "appliance.proc", "appliance.fsutil", "appliance.stats",
-               "appliance.paths", "appliance.seal"}
+               "appliance.paths", "appliance.seal", "appliance.markup"}
 CONTRACTS = {"appliance.probes", "appliance.clocks", "appliance.netspec", "appliance.phases", "appliance.machines",
              "appliance.bundle", "appliance.snapshot",
              "appliance.results", "appliance.guestlog"}

@@ -75,3 +75,27 @@ def test_outliers_flagged_by_position_not_dropped():
     assert outliers(values) == (4,)
     s = summarize(values)
     assert s.outliers == (4,) and s.max == 30.0 and s.n == 6
+
+
+def test_the_order_statistic_interval_matches_exact_binomials_and_scales():
+    import math
+
+    from appliance import stats
+
+    def exact(values, confidence=0.95):
+        n = len(values)
+        cdf = [0.0]
+        for k in range(n + 1):
+            cdf.append(cdf[-1] + math.comb(n, k) / 2**n)
+        for j in range(n // 2, -1, -1):
+            if cdf[n - j] - cdf[j + 1] >= confidence:
+                return values[j], values[n - 1 - j]
+        return None
+
+    for n in (1, 2, 5, 6, 7, 10, 31, 100, 257):
+        values = [float(i) for i in range(n)]
+        assert stats.median_ci(values) == exact(values), n
+    big = [float(i) for i in range(100_000)]  # 100,000 boots of one run set: O(n), not n^3
+    low, high = stats.median_ci(big)
+    assert 49_600 < low < 50_000 < high < 50_400
+    assert stats.bootstrap_median_ci(big) == (low, high)  # past BOOTSTRAP_MOST the same interval
