@@ -10,6 +10,7 @@ the client's sessions as blocks arrive, named by the worker that ran them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 from appliance.errors import ApplianceError, BootError, Interrupted
 from appliance.fleet import block, ship
 from appliance.fleet.address import Address
-from appliance.fleet.tls import Tls, check_wire
+from appliance.fleet.tls import Tls, check_wire, reach
 from appliance.machines import Arch
 from appliance.runs import bench
 
@@ -83,6 +84,7 @@ class Fleet:
                 self._client = Client(self._local, set_as_default=False)
             else:
                 security = self.tls.security() if self.tls is not None else None
+                asyncio.run(reach(str(self.address.scheduler), security, "client", CONNECT_S))
                 self._client = Client(self.address.scheduler, timeout=f"{CONNECT_S}s", set_as_default=False,
                                       security=security)
         except (OSError, TimeoutError) as exc:

@@ -13,6 +13,8 @@ memory only.
 from __future__ import annotations
 
 import hashlib
+import logging
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from appliance.bundle import MANIFEST, Bundle
 from appliance.errors import BundleError
 from appliance.fsutil import sha256_file
 
+log = logging.getLogger(__name__)
 EXTRAS = ("kernel_file", "initrd_file", "cdrom")  # the Bundle fields that point outside its folder
 
 
@@ -119,10 +122,38 @@ class MissingPieces(BundleError):
 
 
 def materialize(ref: BundleRef) -> Bundle:
-    """The bundle REF names, from this worker's cache (MissingPieces when it lacks some)."""
+    """The bundle REF names, from this worker's cache, each piece verified against its
+    digest first (MissingPieces when it lacks some). A piece changed in the cache since it
+    arrived (a replaced initrd) is thrown out and reported missing, so the client sends it
+    again: a worker never boots one appliance and credits it to another's digest."""
     root = _cache()
+    for digest in ref.pieces:
+        if (root / digest).exists() and not _intact(root / digest, digest):
+            log.warning("bundle piece %s in %s changed since it arrived: removed, to be sent again", digest[:12], root)
+            _discard(root / digest)
     lacking = missing(ref.pieces)
     if lacking:
         raise MissingPieces(f"bundle piece(s) {', '.join(d[:12] for d in lacking)} are not in this worker's cache")
     fields = {field: root / sha for field, sha in ref.extras}
     return Bundle(root / ref.digest, ref.manifest, **fields)
+
+
+def _intact(path: Path, digest: str) -> bool:
+    """Whether the cached piece at PATH is still what DIGEST names: a file's sha256, or a
+    bundle folder whose manifest has that sha256 and whose files match the manifest."""
+    try:
+        if not path.is_dir():
+            return path.is_file() and not path.is_symlink() and sha256_file(path) == digest
+        if hashlib.sha256((path / MANIFEST).read_bytes()).hexdigest() != digest:
+            return False
+        bundles.load(path)  # every listed file against its size and sha256
+        return True
+    except (OSError, BundleError):
+        return False
+
+
+def _discard(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -86,6 +86,48 @@ def check_wire(what: str, scheme: str, host: str, tls: Tls | None, insecure: boo
                              "on a network you trust")
 
 
+async def reach(address: str, security: Any, role: str, timeout: float) -> None:
+    """Open one connection to ADDRESS as ROLE (Dask's handshake included) and close it,
+    within TIMEOUT in all: one line saying what is at the other end when it fails. Dask
+    itself retries a refused or unverified connection for a minute, and waits on a port
+    that is not Dask (an HTTP server) for minutes."""
+    import asyncio
+
+    from distributed.comm.core import connect
+
+    if not _listening(address):  # refused at once: Dask would retry it for TIMEOUT
+        raise ApplianceError(f"cannot reach the Dask scheduler at {address}: nothing listens there (the connection "
+                             "was refused or timed out); start `appliance scheduler` there, or check the address")
+    args = security.get_connection_args(role) if security is not None else {}
+    try:
+        comm = await asyncio.wait_for(connect(address, timeout=timeout, **args),  # type: ignore[no-untyped-call]
+                                      timeout + 1)
+        await comm.close()
+    except (TimeoutError, asyncio.TimeoutError) as exc:
+        listening = _listening(address)
+        what = ("something listens there but did not answer as a Dask scheduler within "
+                f"{timeout:g} s (another program, or a TLS certificate the scheduler refused?)") if listening \
+            else f"nothing answered within {timeout:g} s"
+        raise ApplianceError(f"cannot reach the Dask scheduler at {address}: {what}; start `appliance scheduler` "
+                             "there, or check the address and the certificates") from exc
+    except OSError as exc:
+        raise ApplianceError(f"cannot reach the Dask scheduler at {address} ({exc}): is `appliance scheduler` "
+                             "running there, is its port reachable from this host, and was this certificate "
+                             "signed by the fleet's CA?") from None
+
+
+def _listening(address: str) -> bool:
+    """Whether a TCP connection to ADDRESS (scheme://host:port) opens at all."""
+    import socket
+
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def make_certs(folder: Path, days: int = DAYS) -> list[Path]:
     """A private CA in FOLDER and one key and certificate per role, signed by it (openssl,
     EC P-256); keys are readable by their owner alone. FOLDER must not hold them yet."""

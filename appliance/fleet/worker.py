@@ -22,7 +22,7 @@ from appliance.boot import accel
 from appliance.errors import ApplianceError
 from appliance.fleet import address, block, ship
 from appliance.fleet.cluster import resource
-from appliance.fleet.tls import Tls, check_wire
+from appliance.fleet.tls import Tls, check_wire, reach
 from appliance.machines import Arch
 
 TRACE_EVENT = "memory_region_ops_write"
@@ -83,16 +83,8 @@ def serve(scheduler: str, *, name: str | None, host_label: str | None, listen: s
 
 async def _run(scheduler: str, name: str | None, listen: str, offers: dict[str, float], security: Any) -> None:
     from distributed import Worker
-    from distributed.comm.core import connect
 
-    try:  # one bounded try first: Dask's worker retries a refused or unverified connection for death_timeout
-        args = security.get_connection_args("worker") if security is not None else {}
-        comm = await connect(scheduler, timeout=JOIN_TIMEOUT_S, **args)  # type: ignore[no-untyped-call]
-        await comm.close()
-    except (OSError, TimeoutError) as exc:
-        raise ApplianceError(f"cannot join the Dask scheduler at {scheduler} ({exc}): is `appliance scheduler` "
-                             "running there, is its port reachable from this host, and was this worker's "
-                             "certificate signed by the fleet's CA?") from None
+    await reach(scheduler, security, "worker", JOIN_TIMEOUT_S)  # Dask's worker would retry for death_timeout
     try:
         async with Worker(scheduler, nthreads=1, name=name, resources=offers, host=listen, security=security,
                           dashboard=False, death_timeout=DEATH_TIMEOUT_S) as worker:

@@ -58,7 +58,7 @@ def test_a_worker_without_the_teams_certificate_cannot_join(tls_scheduler, tmp_p
     done = subprocess.run([sys.executable, "-m", "appliance", "worker", address, *tls_args(stranger, "worker")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith(f"error: cannot join the Dask scheduler at {address}")
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: cannot reach the Dask scheduler at {address}")
     plain = subprocess.run([sys.executable, "-m", "appliance", "worker", address], cwd=ROOT, capture_output=True,
                            text=True, timeout=60)
     assert plain.returncode == 1 and "no certificates were given" in plain.stderr.strip().splitlines()[-1]
@@ -78,3 +78,18 @@ def test_plain_tcp_beyond_loopback_is_refused_without_insecure():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "anyone who can reach that port could run code" in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_port_that_is_not_dask_is_one_line_in_bounded_time(built):
+    """Issue 36: the client waited 200 s on an HTTP server, 151 s on a silent listener."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "appliance", "bench", str(built["minimal"]), "-n", "1",
+                               "--accel", "tcg", "--no-record", "--cluster", f"tcp://127.0.0.1:{port}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=90)
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and "did not answer as a Dask scheduler" in last, done.stderr

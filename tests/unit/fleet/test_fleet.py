@@ -86,6 +86,27 @@ def test_damaged_pieces_are_refused_and_leave_nothing(tmp_path, monkeypatch):
         ship.materialize(ship.ref_of(target)[0])
 
 
+def test_a_piece_changed_in_the_cache_is_never_booted(tmp_path, monkeypatch):
+    """Issue 36: an initrd replaced in a worker's cache after it arrived was booted and
+    credited to the original's digest. Now it is thrown out and asked for again."""
+    target = _bundle(tmp_path)
+    derived = tmp_path / "pvh-kernel"
+    derived.write_bytes(b"derived")
+    ref, where = ship.ref_of(target.with_kernel(derived))
+    monkeypatch.setattr(ship, "CACHE", tmp_path / "cache")
+    for digest in ref.pieces:
+        ship.receive(digest, ship.pack(where[digest]))
+    (tmp_path / "cache" / target.digest / "initrd").write_bytes(b"I" * 50)  # same size, another appliance
+    (tmp_path / "cache" / ref.extras[0][1]).write_bytes(b"tampered")
+    with pytest.raises(ship.MissingPieces) as raised:
+        ship.materialize(ref)
+    assert target.digest[:12] in str(raised.value) and ref.extras[0][1][:12] in str(raised.value)
+    assert ship.missing(ref.pieces) == ref.pieces  # both go, so the client sends them again
+    for digest in ref.pieces:
+        ship.receive(digest, ship.pack(where[digest]))
+    assert ship.materialize(ref).initrd.read_bytes() == b"i" * 50
+
+
 def test_stratified_statistics_pool_hosts_of_different_speed():
     rng = random.Random(4)
     fast = ([100 + rng.uniform(-2, 2) for _ in range(8)], [90 + rng.uniform(-2, 2) for _ in range(8)])
