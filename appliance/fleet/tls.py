@@ -103,7 +103,7 @@ async def reach(address: str, security: Any, role: str, timeout: float) -> None:
         comm = await asyncio.wait_for(connect(address, timeout=timeout, **args),  # type: ignore[no-untyped-call]
                                       timeout + 1)
         await comm.close()
-    except (TimeoutError, asyncio.TimeoutError) as exc:
+    except TimeoutError as exc:
         listening = _listening(address)
         what = ("something listens there but did not answer as a Dask scheduler within "
                 f"{timeout:g} s (another program, or a TLS certificate the scheduler refused?)") if listening \
