@@ -188,12 +188,15 @@ def end_all(grace_s: float = 2.0) -> int:
 
 def spawn(argv: list[str], *, stdin: int | IO[Any] | None = DEVNULL, stdout: int | IO[Any] | None = None,
           stderr: int | IO[Any] | None = None, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-          die_with_parent: bool = True) -> Child:
+          die_with_parent: bool = True, own_group: bool = False) -> Child:
     """Start argv beside us and return it. With DIE_WITH_PARENT (the default) it gets
-    SIGKILL when this process dies, even by SIGKILL, so no program of ours outlives us."""
+    SIGKILL when this process dies, even by SIGKILL, so no program of ours outlives us.
+    With OWN_GROUP it gets a process group of its own, so a Ctrl-C at the terminal
+    reaches us alone and we end it our way (QEMU: a guest's clean power-off)."""
     full = _resolved(argv)
     if die_with_parent:
         full = [find_tool("setpriv"), *DIE_WITH_PARENT, *full]
     log.debug("spawn: %s", " ".join(full))
-    popen = subprocess.Popen(full, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=env, close_fds=True)
+    popen = subprocess.Popen(full, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=env, close_fds=True,
+                             process_group=0 if own_group else None)
     return Child(popen, full)

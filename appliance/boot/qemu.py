@@ -307,7 +307,9 @@ class Qemu:
         """Start QEMU (it dies with us: proc.spawn); EXEC_NS is taken just before."""
         with open(self.stderr_path, "wb") as err:
             self.exec_ns = time.time_ns()
-            self.child = proc.spawn(self.argv, stdout=proc.PIPE if self.stdout_pipe else err, stderr=err)
+            # its own process group: a Ctrl-C at the terminal is ours to handle (run --serve powers the guest off)
+            self.child = proc.spawn(self.argv, stdout=proc.PIPE if self.stdout_pipe else err, stderr=err,
+                                    own_group=True)
         return self
 
     def __enter__(self) -> Qemu:

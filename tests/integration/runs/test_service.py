@@ -194,3 +194,52 @@ def test_the_bundle_records_its_network_and_service(web):
     assert sources["/etc/resolv.conf"] == "network"
     assert sources["/srv/www/index.html"] == "template web/index.html"
     assert "virtio_net.ko" in " ".join(manifest["build"]["initrd"]["modules"])
+
+
+def _read_until(master: int, text: str, seen: bytearray, within_s: float) -> bool:
+    """Read the pseudo-terminal MASTER into SEEN until TEXT appears, it closes, or WITHIN_S."""
+    import os
+    import select
+
+    deadline = time.monotonic() + within_s
+    while text.encode() not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the other side closed
+                return text.encode() in seen
+            if not chunk:
+                break
+            seen += chunk
+    return text.encode() in seen
+
+
+def test_ctrl_c_at_a_real_terminal_powers_the_guest_off(web):
+    """Issue 36: QEMU shared the terminal's process group, so the terminal's SIGINT killed
+    it before the clean path ("error: interrupted: QEMU stopped", exit 130). Typed at a
+    real pseudo-terminal, Ctrl-C now reaches appliance alone, which powers the guest off."""
+    import os
+    import pty
+
+    pid, master = pty.fork()
+    if pid == 0:  # the child: a session of its own on the terminal, in its foreground group
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "appliance", "run", str(web), "--serve", "--accel", "tcg"])
+    seen = bytearray()
+    try:
+        assert _read_until(master, "forward tcp", seen, 300), seen.decode(errors="replace")[-2000:]
+        qemus = qemu_children_of(pid)
+        assert len(qemus) == 1 and os.getpgid(qemus[0]) != os.getpgid(pid)  # not in the terminal's group
+        os.write(master, b"\x03")  # Ctrl-C, as a person types it
+        assert _read_until(master, "the VM powered off", seen, 120), seen.decode(errors="replace")[-2000:]
+        _, status = os.waitpid(pid, 0)
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(master)
+    assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")[-2000:]
+    assert b"power-off requested by signal" in seen and b"QEMU stopped" not in seen
