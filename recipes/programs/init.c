@@ -14,8 +14,8 @@
  * init.conf, one directive per line, words separated by single spaces:
  *   module PATH NAME        load PATH with finit_module(); NAME is for messages
  *   modules_on_error stop|continue
- *   root DEVICE FSTYPE [dax] [overlay]   mount DEVICE as the new root (waits for it to
- *                           appear); erofs read-only; with overlay, under a tmpfs upper
+ *   root DEVICE FSTYPE [dax] [overlay]   mount DEVICE as the new root (waits up to 30 s
+ *                           for it to appear and open); erofs read-only; with overlay, under a tmpfs upper
  *                           layer (overlayfs), so the payload can write
  *   mount TYPE TARGET       e.g. "mount proc /proc"
  *   payload ARGV0 [ARG...]
@@ -129,12 +129,12 @@ static void profiled_stage(const char *stage)
 /* "LEAD: REASON" in a static buffer, for the end of a say() line. */
 static const char *because(const char *lead, int err)
 {
-	static char text[128];
+	static char text[200];
 	size_t len = 0;
 
-	put_str(text, &len, 32, lead);
-	put_str(text, &len, 36, ": ");
-	put_str(text, &len, 120, strerror(err));
+	put_str(text, &len, 120, lead);
+	put_str(text, &len, 124, ": ");
+	put_str(text, &len, 196, strerror(err));
 	text[len] = 0;
 	return text;
 }
@@ -363,6 +363,55 @@ static int load_modules(void)
 	return 0;
 }
 
+/* How long the root device may take to appear and become usable (a module that probes
+ * it slowly on a loaded host: nfit took 1.7 s once; initramfs-tools' rootdelay waits 30 s);
+ * appliance_rootwait=SECONDS on the kernel command line sets another. */
+#define ROOT_WAIT_S 30
+
+static long root_wait_s(void)
+{
+	const char *given = getenv("appliance_rootwait"); /* kernel passes unknown k=v to init */
+	char *end;
+	long seconds = given ? strtol(given, &end, 10) : -1;
+	return given && *given && !*end && seconds >= 0 && seconds <= 3600 ? seconds : ROOT_WAIT_S;
+}
+
+static int root_not_ready(int err)
+{
+	return err == ENOENT || err == ENXIO || err == ENODEV || err == ENOMEDIUM || err == EBUSY;
+}
+
+/* Mount the root device on AT, retrying while the device is not ready yet (its node
+ * missing, or there but not openable) until ROOT_WAIT_S have passed. */
+static int mount_root_device(const char *at, unsigned long flags)
+{
+	struct timespec now, pause_10ms = {0, 10000000};
+	long wait_s = root_wait_s();
+	time_t until;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	until = now.tv_sec + wait_s;
+	for (;;) {
+		if (mount(root_device, at, root_fstype, flags, root_dax ? "dax" : 0) == 0)
+			return 0;
+		int err = errno;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!root_not_ready(err) || now.tv_sec >= until) {
+			char reason[200];
+			size_t len = 0;
+			if (root_not_ready(err)) { /* one line: the boot's error names the deadline */
+				put_str(reason, &len, 40, " (did not become usable within ");
+				put_u64(reason, &len, (unsigned long long)wait_s);
+				put_str(reason, &len, 80, " s; appliance_rootwait=SECONDS waits longer)");
+			}
+			reason[len] = 0;
+			say("cannot mount root ", root_device, because(reason, err));
+			return -1;
+		}
+		nanosleep(&pause_10ms, 0);
+	}
+}
+
 /* The root filesystem on AT: read-only for erofs; with an overlay, AT is its lower
  * layer and /newroot the overlay with a tmpfs upper layer (writes live in RAM). */
 static int mount_root(const char *at)
@@ -370,10 +419,8 @@ static int mount_root(const char *at)
 	unsigned long flags = strcmp(root_fstype, "erofs") ? 0 : MS_RDONLY;
 
 	mkdir(at, 0755);
-	if (mount(root_device, at, root_fstype, flags, root_dax ? "dax" : 0) != 0) {
-		say("cannot mount root ", root_device, because("", errno));
+	if (mount_root_device(at, flags) != 0)
 		return -1;
-	}
 	if (!root_overlay)
 		return 0;
 	mkdir("/rw", 0755);
@@ -386,16 +433,11 @@ static int mount_root(const char *at)
 	return 0;
 }
 
-/* Mount the root disk on /newroot and make it /, waiting up to 5 s for the device. */
+/* Mount the root disk on /newroot and make it /, waiting up to ROOT_WAIT_S for the device. */
 static int switch_root(void)
 {
-	struct timespec pause_10ms = {0, 10000000};
-	int tries;
-
 	mkdir("/dev", 0755);
 	mount("devtmpfs", "/dev", "devtmpfs", 0, 0);
-	for (tries = 0; access(root_device, F_OK) != 0 && tries < 500; tries++)
-		nanosleep(&pause_10ms, 0);
 	mkdir("/newroot", 0755);
 	if (mount_root(root_overlay ? "/lower" : "/newroot") != 0)
 		return -1;
