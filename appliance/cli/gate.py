@@ -1,6 +1,6 @@
 """`appliance gate`: is a candidate's boot time a regression against a baseline? For CI:
 exit 0 (pass), 1 (fail: a regression), 4 (inconclusive, with the boots that would
-decide it); --junit, --markdown and --json for the CI system that runs it.
+decide it), 2 (the gate could not run: an error, said in one line); --junit, --markdown and --json for the CI system that runs it.
 
 The candidate is a results file, or `--bench BUNDLE` booted now (sequentially: -n boots,
 then more up to --max-n while undecided). The baseline is the newest run set in the
@@ -42,9 +42,14 @@ from appliance.phases import PHASE_NAMES
 from appliance.runs import bench, compare, gate
 
 EXIT = {gate.PASS: 0, gate.FAIL: 1, gate.INCONCLUSIVE: 4}
-SAME_MEASUREMENT = ("template", "machine", "accel", "cpus", "memory_mib", "channel", "clock")
-# what else changes instruction counts: a baseline on the instruction clock matches only these too
-SAME_COUNTS = ("qemu_version", "cmdline")
+ERROR_EXIT = 2  # the gate itself could not decide (a bad option, no baseline, a broken boot): not a regression
+# what changes the measurement: a baseline matches the candidate on all of these (cmdline:
+# the bundle's, the runner's and --append's words; a baseline booted with other kernel
+# arguments is another measurement)
+SAME_MEASUREMENT = ("template", "machine", "accel", "cpus", "memory_mib", "channel", "clock", "cmdline")
+# what else changes instruction counts: a baseline on the instruction clock matches this too
+SAME_COUNTS = ("qemu_version",)
+GATE_SOURCE = "gate:"  # how the store knows a gate's own candidates, which are never a default baseline
 SAME_HOST = ("host_name", "cpu_model", "qemu_version")
 
 
@@ -104,7 +109,8 @@ def _baseline(args: argparse.Namespace, engine: Any | None, url: str, candidate:
     where = {k: v for k, v in dims.items() if k in same and v is not None}
     if args.baseline:
         where["label"] = args.baseline
-    sets = query.run_set_list(engine, url, where)
+    # a gate's own candidates are no baseline unless a label names them
+    sets = query.run_set_list(engine, url, where, not_from=None if args.baseline else GATE_SOURCE)
     for run_set in reversed(sets):  # the newest that is not the candidate itself
         doc, name = query.document_of(engine, url, run_set.id)
         if candidate_digest and record.digest(doc) == candidate_digest:
@@ -157,7 +163,7 @@ def _bench(args: argparse.Namespace, target: Any, baseline: dict[str, Any], unit
     finally:
         doc = session.document(complete, hostfacts.collect(target.arch))
         results.write(out, doc)
-    record_results(args, store, doc, str(out.resolve()))
+    record_results(args, store, doc, GATE_SOURCE + str(out.resolve()))
     return doc, len(looks)
 
 
@@ -238,7 +244,7 @@ def _figure(value: float | None, instructions: bool) -> str:
 
 def register(verbs: Any) -> None:
     p = verbs.add_parser("gate", help="is a candidate a boot-time regression against the baseline? (CI: exit 0 pass, "
-                         "1 fail, 4 inconclusive)")
+                         "1 fail, 4 inconclusive, 2 an error)")
     p.add_argument("results", nargs="?", help="the candidate: a results JSON written by bench (or --bench)")
     p.add_argument("--bench", metavar="BUNDLE", help=f"boot the candidate now: {BUNDLE}")
     p.add_argument("--max-n", type=int, help="with --bench: boot on in steps of -n up to this while undecided")
@@ -255,4 +261,4 @@ def register(verbs: Any) -> None:
     p.add_argument("--markdown", metavar="FILE", help="write a summary for a pull-request comment")
     p.add_argument("-o", "--output", help="with --bench: the candidate's results JSON (default gate-<bundle>.json)")
     bench_options(p)
-    p.set_defaults(func=cmd_gate, n=6, clock="auto")
+    p.set_defaults(func=cmd_gate, n=6, clock="auto", error_exit=ERROR_EXIT)

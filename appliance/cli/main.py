@@ -620,7 +620,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"error: {error}", file=sys.stderr)
     if isinstance(error, BootError) and error.console_tail:
         print("console tail:\n" + error.console_tail, file=sys.stderr)
-    return error.exit_code
+    # a verb whose exit codes carry verdicts (gate: 1 is a regression) says errors its own way
+    error_code = getattr(args, "error_exit", None)
+    return error.exit_code if error_code is None or isinstance(error, Interrupted) else int(error_code)
 
 
 def entry() -> NoReturn:

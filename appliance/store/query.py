@@ -42,8 +42,10 @@ class Point:
 SERIES_KEY = ("template", "machine", "arch", "accel", "cpus", "memory_mib", "channel", "host_name", "qemu_version")
 
 
-def run_set_list(engine: Engine, url: str, where: dict[str, Any], limit: int = 0) -> list[RunSet]:
-    """The run sets whose dimensions equal WHERE's values, oldest first (the newest LIMIT)."""
+def run_set_list(engine: Engine, url: str, where: dict[str, Any], limit: int = 0,
+                 not_from: str | None = None) -> list[RunSet]:
+    """The run sets whose dimensions equal WHERE's values, oldest first (the newest LIMIT);
+    without those whose document's source starts with NOT_FROM (a gate's own candidates)."""
     unknown = set(where) - set(DIMENSIONS)
     if unknown:
         raise db.StoreError(f"not a dimension of the store: {', '.join(sorted(unknown))} "
@@ -51,6 +53,9 @@ def run_set_list(engine: Engine, url: str, where: dict[str, Any], limit: int = 0
     query = select(run_sets)
     for key, value in where.items():
         query = query.where(run_sets.c[key] == value)
+    if not_from:
+        query = query.join(documents, documents.c.id == run_sets.c.document_id).where(
+            ~documents.c.source.startswith(not_from, autoescape=True))
     query = query.order_by(run_sets.c.recorded_at.desc(), run_sets.c.id.desc())
     if limit:
         query = query.limit(limit)

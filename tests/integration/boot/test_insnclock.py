@@ -68,3 +68,23 @@ def test_bad_input_is_one_line(built, tmp_path, monkeypatch):
                      env={"APPLIANCE_QEMU_PLUGIN_HEADER": str(tmp_path)})
     last = done.stderr.strip().splitlines()[-1]
     assert done.returncode == 1 and last.startswith("error: the instruction clock's plugin did not compile"), last
+
+
+def test_the_gates_default_baseline_is_the_main_line_not_the_last_candidate(minimal_kernel_bundle, tmp_path):
+    """Issue 36: after `gate --bench B --append loglevel=8 --label pr1`, the next gate took
+    pr1's run set (other kernel words) as its baseline. A gate's candidates are no default
+    baseline, and the kernel command line is part of what must match."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    common = ["--accel", "tcg", "-n", "3", "--warmup", "0", "--db", db]
+    main = appliance("bench", str(minimal_kernel_bundle), "--clock", "virtual", "--label", "main",
+                     "-o", str(tmp_path / "main.json"), *common, timeout=600)
+    assert main.returncode == 0, main.stderr
+    main_set = main.stderr.split("recorded: run set(s) ")[1].split()[0]
+    gate = ["gate", "--bench", str(minimal_kernel_bundle), *common]
+    other = appliance(*gate, "--append", "loglevel=7", "--label", "pr1", "-o", str(tmp_path / "pr1.json"), timeout=600)
+    assert other.returncode == 2 and "no baseline in" in other.stderr, other.stderr  # none booted with those words
+    pr1 = appliance(*gate, "--label", "pr1", "-o", str(tmp_path / "pr1b.json"), timeout=600)
+    pr2 = appliance(*gate, "--label", "pr2", "-o", str(tmp_path / "pr2.json"), timeout=600)
+    for done in (pr1, pr2):
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"baseline: run set {main_set} " in done.stdout  # main, not pr1's candidate

@@ -128,12 +128,12 @@ def test_a_gate_with_no_baseline_or_another_hosts_says_what_to_do(store_url, tmp
     results.write(path, bench_doc(4000))
     done = subprocess.run([sys.executable, "-m", "appliance", "gate", str(path), "--db", store_url], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "no baseline in" in done.stderr and "record one first" in done.stderr
+    assert done.returncode == 2 and "no baseline in" in done.stderr and "record one first" in done.stderr
     engine, url = db.open_store(store_url)
     record.record(engine, url, bench_doc(4000, host="host-b"), "main", "t")
     done = subprocess.run([sys.executable, "-m", "appliance", "gate", str(path), "--db", store_url], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "the baseline was measured elsewhere (host_name 'host-b' vs 'host-a')" in done.stderr
+    assert done.returncode == 2 and "the baseline was measured elsewhere (host_name 'host-b' vs 'host-a')" in done.stderr
     done = subprocess.run([sys.executable, "-m", "appliance", "gate", str(path), "--db", store_url, "--cross-host"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "CROSS-HOST" in done.stdout
