@@ -72,6 +72,8 @@ def spread_rows(label: str, runs: dict[str, list[dict[str, Any]]], phases: list[
         for phase in phases:
             wall = values(counted, phase, Unit.MS)
             insns = values(counted, phase, Unit.INSTRUCTIONS)
+            if not wall:  # a phase this kernel has no probes for (k_init: the minimal kernel's)
+                continue
             count = f"{p90_p10(insns):.6f} (range {(max(insns) - min(insns)) / min(insns) * 100:.4f}%)" if insns \
                 else "-"
             print(f"| {label} | {clock} | {phase} | {len(counted)} | "

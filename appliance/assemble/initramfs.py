@@ -18,6 +18,7 @@ from appliance.assemble import cpio, layout, pieces
 from appliance.assemble.layout import Placed
 from appliance.assemble.modfiles import ModuleFile
 from appliance.assemble.template import PROFILED_DEVICES, RootDisk, Template
+from appliance.errors import TemplateError
 from appliance.machines import Arch
 
 CONSOLE = cpio.device("dev/console", "c", 5, 1, 0o600)
@@ -68,8 +69,40 @@ def module_dir(release: str) -> str:
     return f"lib/modules/{release}"
 
 
+# What the init can carry (recipes/programs/init.c: MAX_WORDS, MAX_ENV, its conf buffer):
+# more is refused here, never cut short there.
+INIT_MAX_WORDS = 255  # words of a payload or shell line after its keyword
+INIT_MAX_ENV = 256
+INIT_MAX_CONF = 65535
+MAX_ID = 0xFFFFFFFE  # the largest UID or GID (0xffffffff is -1: "no change")
+
+
+def check_user(user: str, what: str) -> None:
+    """USER must be UID or UID:GID, each a number up to MAX_ID: one line if not (an id
+    past 2^32 wrapped to 0, root, before this check)."""
+    parts = user.split(":")
+    if len(parts) > 2 or not all(p.isdigit() and p.isascii() for p in parts) or any(int(p) > MAX_ID for p in parts):
+        raise TemplateError(f"{what}: user {user!r} is not UID or UID:GID with ids from 0 to {MAX_ID}")
+
+
 def init_conf(template: Template, modules: Sequence[ModuleFile] = (), release: str = "") -> str:
-    """The init's configuration file (format documented in recipes/programs/init.c)."""
+    """The init's configuration file (format documented in recipes/programs/init.c),
+    refused in one line where it holds more than the init carries."""
+    for name, words in (("payload", template.payload), ("shell", template.shell)):
+        if len(words) > INIT_MAX_WORDS:
+            raise TemplateError(f"the {name} has {len(words)} words; the init carries at most {INIT_MAX_WORDS}")
+    if len(template.env) > INIT_MAX_ENV:
+        raise TemplateError(f"the payload's environment has {len(template.env)} variables; the init carries at most "
+                            f"{INIT_MAX_ENV}")
+    if template.user:
+        check_user(template.user, "the payload")
+    text = _init_lines(template, modules, release)
+    if len(text.encode()) > INIT_MAX_CONF:
+        raise TemplateError(f"the init's configuration is {len(text.encode())} bytes; it reads at most {INIT_MAX_CONF}")
+    return text
+
+
+def _init_lines(template: Template, modules: Sequence[ModuleFile], release: str) -> str:
     lines = [f"module /{module_dir(release)}/{m.path} {m.name}" for m in modules]
     if modules:
         lines.append(f"modules_on_error {template.modules_on_error}")

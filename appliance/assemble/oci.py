@@ -20,21 +20,22 @@ No registry is contacted: pulling stays with the user's tools (skopeo, podman).
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
 import posixpath
 import stat
 import tarfile
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from appliance.assemble import compress, cpio
+from appliance.assemble.initramfs import check_user
 from appliance.assemble.layout import Placed
 from appliance.assemble.template import Template
-from appliance.errors import TemplateError
+from appliance.errors import ApplianceError, TemplateError
 from appliance.machines import Arch
 
 INDEX_MEDIA = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -73,6 +74,20 @@ def _json(data: bytes, what: str, name: str) -> Any:
         raise ImageError(f"image {name}: {what} is not JSON ({exc})") from None
 
 
+def _object(value: Any, what: str, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ImageError(f"image {name}: {what} is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _descriptors(doc: dict[str, Any], what: str, name: str, key: str = "manifests") -> list[dict[str, Any]]:
+    """DOC's list of descriptors under KEY, each an object (one line where it is not)."""
+    listed = doc.get(key, [])
+    if not isinstance(listed, list) or not all(isinstance(d, dict) for d in listed):
+        raise ImageError(f"image {name}: {what}'s {key} is not a list of descriptors (objects)")
+    return listed
+
+
 def _blob(folder: Path, digest: str, name: str, what: str) -> bytes:
     algorithm, _, value = str(digest).partition(":")
     if algorithm != "sha256" or len(value) != 64 or not all(c in "0123456789abcdef" for c in value):
@@ -92,21 +107,23 @@ def read_layout(folder: Path, tag: str, arch: Arch) -> Image:
     name = f"{folder}:{tag}"
     if not (folder / "index.json").is_file():
         raise ImageError(f"image {name}: {folder} is not an OCI image layout (no index.json)")
-    index = _json((folder / "index.json").read_bytes(), "index.json", name)
-    found = [m for m in index.get("manifests", []) if (m.get("annotations") or {}).get(REF_NAME) == tag]
+    index = _object(_json((folder / "index.json").read_bytes(), "index.json", name), "index.json", name)
+    listed = _descriptors(index, "index.json", name)
+    found = [m for m in listed if (m.get("annotations") or {}).get(REF_NAME) == tag]
     if not found:
-        tags = sorted({(m.get("annotations") or {}).get(REF_NAME, "?") for m in index.get("manifests", [])})
+        tags = sorted({str((m.get("annotations") or {}).get(REF_NAME, "?")) for m in listed})
         raise ImageError(f"image {name}: no manifest tagged {tag!r} (tags: {', '.join(tags) or 'none'})")
     descriptor = found[0]
     if descriptor.get("mediaType") in INDEX_MEDIA:
         descriptor = _platform(folder, descriptor, arch, name)
     manifest_bytes = _blob(folder, descriptor.get("digest", ""), name, "manifest")
-    manifest = _json(manifest_bytes, "the manifest", name)
-    if "config" not in manifest or "digest" not in manifest["config"]:
+    manifest = _object(_json(manifest_bytes, "the manifest", name), "the manifest", name)
+    if not isinstance(manifest.get("config"), dict) or "digest" not in manifest["config"]:
         raise ImageError(f"image {name}: the manifest names no config")
-    config = _json(_blob(folder, manifest["config"]["digest"], name, "config"), "the config", name)
-    layers = tuple(Layer(d["digest"], _blob(folder, d.get("digest", ""), name, f"layer {n + 1}"))
-                   for n, d in enumerate(manifest.get("layers", [])))
+    config = _object(_json(_blob(folder, manifest["config"]["digest"], name, "config"), "the config", name),
+                     "the config", name)
+    layers = tuple(Layer(str(d.get("digest", "")), _blob(folder, d.get("digest", ""), name, f"layer {n + 1}"))
+                   for n, d in enumerate(_descriptors(manifest, "the manifest", name, "layers")))
     return Image(name, config, layers, descriptor["digest"])
 
 
@@ -126,6 +143,8 @@ def _platform(folder: Path, descriptor: dict[str, Any], arch: Arch, name: str) -
 def read_docker_archive(path: Path) -> Image:
     """The image in a `docker save` archive (its first image)."""
     name = str(path)
+    if path.is_symlink() or not path.is_file():  # a FIFO hangs open(), /dev/zero never ends
+        raise ImageError(f"image {name}: not a regular file (a `docker save` archive is one)")
     try:
         archive = tarfile.open(path)
     except (OSError, tarfile.TarError) as exc:
@@ -144,13 +163,18 @@ def read_docker_archive(path: Path) -> Image:
             raise ImageError(f"image {name}: no manifest.json: not `docker save` output (for an OCI layout give "
                              "oci = \"DIR:TAG\")")
         manifest = _json(read("manifest.json", "manifest"), "manifest.json", name)
-        if not isinstance(manifest, list) or not manifest or "Config" not in manifest[0]:
+        if not isinstance(manifest, list) or not manifest or not isinstance(manifest[0], dict) \
+                or not isinstance(manifest[0].get("Config"), str):
             raise ImageError(f"image {name}: manifest.json names no image config")
         first = manifest[0]
         config_bytes = read(first["Config"], "config")
-        config = _json(config_bytes, "the config", name)
+        config = _object(_json(config_bytes, "the config", name), "the config", name)
         diff_ids = (config.get("rootfs") or {}).get("diff_ids", [])
         paths = first.get("Layers", [])
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths) \
+                or not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+            raise ImageError(f"image {name}: manifest.json's Layers or the config's rootfs.diff_ids is not a list of "
+                             "strings")
         if len(diff_ids) != len(paths):
             raise ImageError(f"image {name}: the config lists {len(diff_ids)} layers, manifest.json {len(paths)}")
         layers = []
@@ -163,16 +187,50 @@ def read_docker_archive(path: Path) -> Image:
     return Image(name, config, tuple(layers), _sha256(config_bytes))
 
 
-def _uncompressed(data: bytes, name: str, number: int) -> bytes:
-    """A layer blob as a tar: gzip and zstd by their magic (media types are often wrong)."""
+MAX_LAYER = compress.MAX_EXPANDED  # a layer's tar: an appliance's whole initramfs must fit in a VM's RAM
+
+
+def _uncompressed(data: bytes, name: str, number: int, limit: int = MAX_LAYER) -> bytes:
+    """A layer blob as a tar: gzip and zstd by their magic (media types are often wrong),
+    expanded in steps and refused past LIMIT bytes (a 6 MB gzip of 6 GiB of zeros took 3 GB
+    of memory before it died)."""
+    too_big = ImageError(f"image {name}: layer {number + 1} expands to more than {limit >> 20} MiB: too big for "
+                         "an appliance (or a decompression bomb); refused")
     try:
         if data[:2] == b"\x1f\x8b":
-            return gzip.decompress(data)
+            return _gunzip(data, limit, too_big)
         if data[:4] == compress.ZSTD_MAGIC:
-            return compress.decompress(data)
-    except (OSError, EOFError, ValueError) as exc:
+            return compress.decompress(data, limit)
+    except ImageError:
+        raise
+    except ApplianceError as exc:  # zstd's own refusal
+        raise (too_big if "does not expand within" in str(exc) else
+               ImageError(f"image {name}: layer {number + 1} cannot be decompressed ({exc})")) from None
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise ImageError(f"image {name}: layer {number + 1} cannot be decompressed ({exc})") from None
+    if len(data) > limit:
+        raise too_big
     return data
+
+
+def _gunzip(data: bytes, limit: int, too_big: ImageError) -> bytes:
+    """gzip members (one or more) expanded 1 MiB of output at a time, up to LIMIT bytes."""
+    out, total, rest = bytearray(), 0, data
+    while rest[:2] == b"\x1f\x8b":
+        stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        chunk = stream.decompress(rest, 1 << 20)
+        while True:
+            total += len(chunk)
+            if total > limit:
+                raise too_big
+            out += chunk
+            if stream.eof or not stream.unconsumed_tail:
+                break
+            chunk = stream.decompress(stream.unconsumed_tail, 1 << 20)
+        if not stream.eof:
+            raise EOFError("the gzip stream ends before its end marker")
+        rest = stream.unused_data
+    return bytes(out)
 
 
 def _clean(raw: str, name: str, layer: int) -> str:
@@ -289,18 +347,40 @@ def running(template: Template, image: Image, placed: list[Placed]) -> Template:
     and User either way. A command without a slash is looked up on the image's PATH
     among PLACED, as a container runtime would (the init execs a path)."""
     config = image.config.get("config") or {}
-    argv = tuple(config.get("Entrypoint") or ()) + tuple(config.get("Cmd") or ())
+    if not isinstance(config, dict):
+        raise ImageError(f"image {image.name}: its config's \"config\" is {type(config).__name__}, not an object")
+    argv = _words(config, "Entrypoint", image.name) + _words(config, "Cmd", image.name)
     if not template.payload and not argv:
         raise ImageError(f"image {image.name}: its config has neither Entrypoint nor Cmd: give [init] payload")
-    env = tuple(config.get("Env") or ())
+    env = _words(config, "Env", image.name)
     if not template.payload and "/" not in argv[0]:
         argv = (_on_path(argv[0], env, {p.entry.path for p in placed}, image.name), *argv[1:])
-    user = str(config.get("User") or "")
+    user = config.get("User")
+    user = "" if user is None else user
+    if not isinstance(user, str):
+        raise ImageError(f"image {image.name}: User is {type(user).__name__} {user!r:.40}, not a string")
     if user and not all(part.isdigit() for part in user.split(":")):
         raise ImageError(f"image {image.name}: User {user!r} is a name; the appliance has no passwd to look it up: "
                          "give a numeric UID[:GID] in the image")
+    if user:
+        try:
+            check_user(user, f"image {image.name}")
+        except TemplateError as exc:
+            raise ImageError(str(exc)) from None
     return replace(template, payload=template.payload or argv, env=env,
                    workdir=str(config.get("WorkingDir") or ""), user=user)
+
+
+def _words(config: dict[str, Any], key: str, name: str) -> tuple[str, ...]:
+    """Entrypoint, Cmd or Env: a list of strings (the image spec's form), or absent; a
+    string (a shell form) or a number is refused, never split into characters."""
+    value = config.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+        raise ImageError(f"image {name}: {key} is {type(value).__name__} {value!r:.60}, not a list of strings "
+                         "(the image spec's form)")
+    return tuple(value)
 
 
 def _on_path(command: str, env: tuple[str, ...], present: set[str], name: str) -> str:

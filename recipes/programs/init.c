@@ -61,7 +61,7 @@
 #include "probe.h"
 
 #define CONF "/etc/appliance/init.conf"
-#define MAX_WORDS 32
+#define MAX_WORDS 256 /* a payload's argv, or the shell's (the build refuses more: initramfs.py) */
 #define MAX_MODULES 256
 #define MAX_MOUNTS 16
 
@@ -95,9 +95,9 @@ static int finit_module(int fd, const char *params, int flags)
 }
 
 static volatile sig_atomic_t stop_request; /* 1: power off, 2: reboot */
-static char conf[16384];
+static char conf[65536]; /* the build refuses a larger init.conf (initramfs.py) */
 static char *payload[MAX_WORDS + 1], *shell[MAX_WORDS + 1];
-#define MAX_ENV 32
+#define MAX_ENV 256 /* an image's Env: Debian's carry dozens (the build refuses more) */
 static char *payload_env[MAX_ENV];
 static int payload_envs;
 static char *payload_dir, *payload_user;
@@ -674,8 +674,13 @@ static void payload_context(void)
 		_exit(127);
 	}
 	if (payload_user) {
+		/* the build checked UID[:GID] (initramfs.py); never wrap an out-of-range id to 0 */
 		uid = strtoul(payload_user, &colon, 10);
 		gid = *colon == ':' ? strtoul(colon + 1, 0, 10) : uid;
+		if (uid > 0xfffffffeUL || gid > 0xfffffffeUL) {
+			say("cannot become the payload's user ", payload_user, ": id out of range");
+			_exit(126);
+		}
 		if (setgroups(0, 0) != 0 || setgid((gid_t)gid) != 0 || setuid((uid_t)uid) != 0) {
 			say("cannot become the payload's user ", payload_user, because("", errno));
 			_exit(127);

@@ -149,3 +149,77 @@ def test_missing_config_tag_platform_or_manifest_json_are_one_line(tmp_path):
     nameless = oci.Image("i", {"config": {"Cmd": ["/app"], "User": "nobody"}}, (), "d")
     with pytest.raises(oci.ImageError, match="User 'nobody' is a name"):
         oci.running(Template("t"), nameless, [])
+
+
+def test_a_layer_that_expands_past_the_budget_is_refused_without_filling_memory(tmp_path):
+    bomb = gzip.compress(b"\0" * (8 << 20), mtime=0)  # 8 MiB of zeros in about 8 KiB
+    with pytest.raises(oci.ImageError, match="layer 1 expands to more than 1 MiB"):
+        oci._uncompressed(bomb, "img", 0, limit=1 << 20)
+    assert oci._uncompressed(bomb, "img", 0, limit=16 << 20) == b"\0" * (8 << 20)
+    two = gzip.compress(b"a", mtime=0) + gzip.compress(b"b", mtime=0)  # members back to back, as gzip allows
+    assert oci._uncompressed(two, "img", 0) == b"ab"
+    with pytest.raises(oci.ImageError, match="cannot be decompressed"):
+        oci._uncompressed(bomb[:100], "img", 0)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"Entrypoint": "/bin/sh -c app"}, "Entrypoint is str '/bin/sh -c app', not a list of strings"),
+    ({"Cmd": 7}, "Cmd is int 7"),
+    ({"Cmd": ["/app"], "Env": "A=1"}, "Env is str"),
+    ({"Cmd": ["/app"], "User": "4294967296"}, "user '4294967296' is not UID or UID:GID"),
+    ({"Cmd": ["/app"], "User": "1000:1000:0"}, "user '1000:1000:0' is not UID or UID:GID"),
+    ({"Cmd": ["/app"], "User": 0}, "User is int"),
+])
+def test_image_configs_that_cannot_be_carried_are_refused_never_cut(config, message):
+    with pytest.raises(oci.ImageError, match=message):
+        oci.running(Template("t"), oci.Image("img", {"config": config}, (), "d"), [])
+
+
+def test_a_real_images_long_env_and_command_are_carried_whole():
+    from appliance.assemble import initramfs
+
+    env = tuple(f"VAR_{i}=value {i}" for i in range(60))  # Debian's images carry dozens
+    argv = ["/app", *(f"--flag-{i}" for i in range(100))]
+    done = oci.running(Template("t"), oci.Image("img", {"config": {"Cmd": argv, "Env": list(env)}}, (), "d"), [])
+    conf = initramfs.init_conf(done)
+    assert conf.count("\nenv ") == 60 and conf.split("payload ")[1].split("\n")[0].count(" ") == 100
+    from dataclasses import replace
+
+    with pytest.raises(oci.TemplateError, match="the payload has 300 words; the init carries at most 255"):
+        initramfs.init_conf(replace(done, payload=tuple(["/app"] * 300)))
+
+
+@pytest.mark.parametrize("index, message", [
+    ([], "index.json is a JSON list, not an object"),
+    ({"manifests": "x"}, "index.json's manifests is not a list of descriptors"),
+])
+def test_odd_json_in_a_layout_is_one_line(tmp_path, index, message):
+    folder = layout(tmp_path / "img", [BASE], CONFIG)
+    (folder / "index.json").write_text(json.dumps(index))
+    with pytest.raises(oci.ImageError, match=message):
+        oci.read_layout(folder, "latest", Arch.X86_64)
+
+
+def test_a_docker_archive_that_is_no_regular_file_is_refused_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo.tar"
+    os.mkfifo(fifo)
+    link = tmp_path / "zero.tar"
+    link.symlink_to("/dev/zero")
+    for path in (fifo, link, tmp_path):
+        with pytest.raises(oci.ImageError, match="not a regular file"):
+            oci.read_docker_archive(path)
+
+
+def test_a_docker_archive_with_layers_as_a_string_is_one_line(tmp_path):
+    archive = tmp_path / "img.tar"
+    config = json.dumps({"rootfs": {"diff_ids": []}}).encode()
+    with tarfile.open(archive, "w") as out:
+        for name, body in (("manifest.json", json.dumps([{"Config": "c.json", "Layers": "layer.tar"}]).encode()),
+                           ("c.json", config)):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            out.addfile(info, io.BytesIO(body))
+    with pytest.raises(oci.ImageError, match="Layers .* is not a list of strings"):
+        oci.read_docker_archive(archive)
