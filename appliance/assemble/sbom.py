@@ -52,8 +52,10 @@ class Component:
 
 
 def _ref(*parts: str) -> str:
+    """An SPDX identifier's tail for PARTS: ASCII letters, digits, '.' and '-' only (the
+    spec's idstring; str.isalnum() also passed é and 日本 through), never empty."""
     text = "-".join(parts)
-    return "".join(c if c.isalnum() or c in ".-" else "-" for c in text)
+    return "".join(c if (c.isascii() and c.isalnum()) or c in ".-" else "-" for c in text) or "unnamed"
 
 
 def deb_purl(name: str, version: str, arch: str | None) -> str:
