@@ -96,3 +96,24 @@ def test_instruction_counts_decide_on_three_boots_a_side():
     one = gate.decide(counted_runs(1, 5.937e9, 0, 1), counted_runs(3, 5.937e9, 0, 2), "to_init",
                       unit=Unit.INSTRUCTIONS)
     assert one.verdict == gate.INCONCLUSIVE and "at least 2 good boots" in one.reason
+
+
+def test_a_gate_says_when_boots_ran_on_a_busy_host(tmp_path, capsys):
+    """Issue 36: 24 of 24 candidate boots flagged disturbed, not a word in the gate's text,
+    JUnit or Markdown."""
+    from appliance import results
+    from appliance.cli import main as cli
+
+    def write(name, kernel_ms, busy):
+        path = tmp_path / f"{name}.json"
+        boots = [{**r, "host_load": {"disturbed": busy}} for r in runs(10, kernel_ms, 20, 3)]
+        results.write(path, results.run_set(host={}, accel={"used": "tcg", "reason": ""},
+                                            bundle={"path": "b", "name": "b"}, settings={}, runs=boots, complete=True))
+        return str(path)
+
+    junit, md = tmp_path / "g.xml", tmp_path / "g.md"
+    code = cli.main(["gate", write("cand", 4000, True), "--baseline-file", write("base", 4000, False),
+                     "--junit", str(junit), "--markdown", str(md)])
+    out = capsys.readouterr()
+    assert code == 0 and "BUSY HOST: 10 of 10 candidate boots ran while the host was busy" in out.out
+    assert "BUSY HOST" in junit.read_text() and "BUSY HOST" in md.read_text() and "BUSY HOST" in out.err
