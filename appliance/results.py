@@ -67,9 +67,14 @@ def _differs(a: float | None, b: float | None) -> bool:
     return abs(a - b) > 1e-6
 
 
+def is_counted(run: dict[str, Any]) -> bool:
+    """Whether statistics count RUN: it succeeded and was not a warm-up (the one rule)."""
+    return bool(run["ok"]) and not run["warmup"]
+
+
 def counted(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The runs statistics are made of: successful, and not warm-ups."""
-    return [r for r in runs if r["ok"] and not r["warmup"]]
+    return [r for r in runs if is_counted(r)]
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ What the boots mean is analysis/cost.py's business; this module only boots them.
 
 from __future__ import annotations
 
+from appliance import results
+
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +44,7 @@ class CostBoots:
     def counted(self) -> tuple[list[tuple[dict[str, Any], str]], list[dict[str, Any]], list[dict[str, Any]],
                                list[dict[str, Any]]]:
         """The boots that count: the debug ones with their consoles, the plain, the bare, the bound."""
-        debug = [(r, c) for r, c in zip(self.debug.runs, self.debug.consoles, strict=True) if r["ok"] and not r["warmup"]]
+        debug = [(r, c) for r, c in zip(self.debug.runs, self.debug.consoles, strict=True) if results.is_counted(r)]
         plain, bare, bound = (_counted(s) for s in (self.plain, self.bare, self.bound))
         return debug, plain, bare, bound
 
@@ -51,7 +53,7 @@ class CostBoots:
 
 
 def _counted(session: Session) -> list[dict[str, Any]]:
-    return [r for r in session.runs if r["ok"] and not r["warmup"]]
+    return results.counted(session.runs)
 
 
 def prepare(bundle: Bundle, accel: AccelChoice, n: int, workdir: Path, debug_words: str, keep: set[str],

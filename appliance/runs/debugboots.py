@@ -5,6 +5,8 @@ business; this module only boots them."""
 
 from __future__ import annotations
 
+from appliance import results
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +24,10 @@ class DebugBoots:
 
     def counted_debug(self) -> list[tuple[dict[str, Any], str]]:
         """The debug boots that count, each with its console."""
-        return [(r, c) for r, c in zip(self.debug.runs, self.debug.consoles, strict=True) if r["ok"] and not r["warmup"]]
+        return [(r, c) for r, c in zip(self.debug.runs, self.debug.consoles, strict=True) if results.is_counted(r)]
 
     def counted_plain(self) -> list[dict[str, Any]] | None:
-        return [r for r in self.plain.runs if r["ok"] and not r["warmup"]] if self.plain else None
+        return results.counted(self.plain.runs) if self.plain else None
 
     def run_set(self) -> dict[str, Any]:
         """The results document of the plain boots (the debug ones without a baseline)."""
