@@ -16,13 +16,12 @@ What the boots mean is analysis/cost.py's business; this module only boots them.
 
 from __future__ import annotations
 
-from appliance import results
-
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance import results
 from appliance.assemble import reinitrd
 from appliance.boot.accel import AccelChoice
 from appliance.bundle import Bundle

@@ -5,11 +5,10 @@ business; this module only boots them."""
 
 from __future__ import annotations
 
-from appliance import results
-
 from dataclasses import dataclass
 from typing import Any
 
+from appliance import results
 from appliance.boot import hostfacts
 from appliance.boot.accel import AccelChoice
 from appliance.bundle import Bundle
