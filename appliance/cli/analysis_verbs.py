@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import guestlog, results
-from appliance.analysis import analyze, exports, flame, profile, spans, tslog
+from appliance.analysis import analyze, exports, flame, kmsg, profile, spans, tslog
 from appliance.analysis.spans import Span
 from appliance.assemble import minikernel
 from appliance.boot.qemu import BootSpec
@@ -89,7 +89,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_initcalls(args: argparse.Namespace) -> int:
     """analyze's tables, timeline and exports for initcall_debug logs from anywhere."""
-    texts = [_read_text(path) for path in args.logs]
+    logs = [kmsg.normalize(_read_text(path)) for path in args.logs]
+    for path, log in zip(args.logs, logs, strict=True):
+        print(f"{path}: {log.stamped} lines with printk times; read as {log.described()}", file=sys.stderr)
+    texts = [log.text for log in logs]
     try:
         analysis = analyze.summarize_logs(texts)
     except ValueError as exc:
