@@ -40,19 +40,20 @@ def ordered(spans: Iterable[Span]) -> list[Span]:
 
 
 def self_times(spans: Iterable[Span]) -> dict[tuple[str, tuple[str, ...]], float]:
-    """(track, stack) -> time spent in the span itself, not in its children (us)."""
+    """(track, stack) -> time spent in the span itself, not in its children (us). A
+    child is found by its stack (its parent is the latest span of the stack one shorter
+    that holds it), not by the order of starts: a zero-length sibling that starts with
+    its parent (the kernel's "early boot" without a printk clock) hid the parent from its
+    children, and their time was counted twice."""
     totals: dict[tuple[str, tuple[str, ...]], float] = {}
-    open_: list[Span] = []  # the current chain of ancestors in one track
+    latest: dict[tuple[str, tuple[str, ...]], Span] = {}
     for span in ordered(spans):
-        while open_ and (open_[-1].track != span.track or open_[-1].depth >= span.depth
-                         or span.start_us >= open_[-1].end_us):
-            open_.pop()
         key = (span.track, span.stack)
         totals[key] = totals.get(key, 0.0) + span.duration_us
-        if open_ and open_[-1].depth == span.depth - 1:
-            parent = (open_[-1].track, open_[-1].stack)
-            totals[parent] = totals.get(parent, 0.0) - span.duration_us
-        open_.append(span)
+        parent = latest.get((span.track, span.stack[:-1])) if span.depth else None
+        if parent is not None and parent.start_us <= span.start_us and span.end_us <= parent.end_us + 1e-6:
+            totals[(parent.track, parent.stack)] -= span.duration_us
+        latest[key] = span
     return totals
 
 

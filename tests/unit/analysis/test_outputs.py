@@ -284,3 +284,36 @@ def test_report_of_a_cost_document_draws_every_source_with_its_share():
     html = report.render(doc, "cost.json")
     assert "what each part costs at boot" in html and "debian libc6=2.36" in html
     assert "against 500.0 ms measured over the init alone" in html and "rect width=" in html
+
+
+def test_every_export_of_the_debian_log_sums_to_the_boot(tmp_path, capsys):
+    """Issue 39: start_kernel's self time was its whole span while its `@ 0` console
+    initcalls were listed too (a zero-length "early boot" sibling hid the parent): the
+    collapsed file summed to 17-25 ms more than the boot."""
+    from appliance.cli import main as cli
+
+    log = tmp_path / "dmesg.txt"
+    log.write_text(CONSOLE)
+    collapsed, trace, speed = tmp_path / "c.txt", tmp_path / "t.json", tmp_path / "s.json"
+    assert cli.main(["initcalls", str(log), "--collapsed", str(collapsed), "--chrome", str(trace),
+                     "--speedscope", str(speed), "--json"]) == 0
+    boot_us = max(s["end_us"] for s in json.loads(capsys.readouterr().out)["analysis"]["spans"])
+    lines = collapsed.read_text().splitlines()
+    assert abs(sum(int(line.rsplit(" ", 1)[1]) for line in lines) - boot_us) <= len(lines)  # whole-us rounding
+    assert any(line.startswith("boot;kernel;start_kernel;con_init ") for line in lines)
+    profile = json.loads(speed.read_text())["profiles"][0]
+    assert profile["endValue"] - profile["startValue"] == boot_us
+    events = json.loads(trace.read_text())["traceEvents"]
+    root = [e for e in events if e.get("name") == "boot" and e["ph"] in "BE"]
+    assert root[-1]["ts"] - root[0]["ts"] == boot_us
+
+
+def test_self_times_find_parents_by_stack_past_a_zero_length_sibling():
+    from appliance.analysis.spans import Span, self_times
+
+    items = [Span("t", ("boot",), 0, 100), Span("t", ("boot", "early"), 0, 0),
+             Span("t", ("boot", "start"), 0, 40), Span("t", ("boot", "start", "con_init"), 10, 30),
+             Span("t", ("boot", "rest"), 40, 100)]
+    got = self_times(items)
+    assert got[("t", ("boot", "start"))] == 20 and got[("t", ("boot", "start", "con_init"))] == 20
+    assert sum(got.values()) == 100
