@@ -111,7 +111,8 @@ def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any
     # the representative boot: the debug boot whose kernel phase is the median one
     order = sorted(range(len(debug)), key=lambda i: debug[i][0]["phases_ms"].get("kernel") or 0.0)
     pick = order[len(order) // 2] if order else None
-    spans = bootspans.boot_spans(debug[pick][0], debug[pick][1], parsed[pick].initcalls) if pick is not None else []
+    spans = bootspans.boot_spans(debug[pick][0], debug[pick][1], parsed[pick].initcalls,
+                                 parsed[pick].hung) if pick is not None else []
     modules: dict[str, list[float]] = {}
     for record, _ in debug:
         for m in record.get("guest_modules", []):
@@ -157,15 +158,17 @@ _STAMPED = re.compile(r"^\[\s*(\d+)\.(\d+)\] ", re.M)
 
 def log_record(text: str) -> dict[str, Any]:
     """A run record for a kernel log from anywhere (a console, `dmesg`, CI): its time
-    axis is the log's own printk clock, the kernel phase from 0 to "Run /init" (or the
-    last stamped line), so analyze's tables and timeline apply to it unchanged."""
+    axis is the log's own printk clock, the kernel phase from 0 to "Run /init"; a log
+    without it (a boot that crashed or hung in the kernel) ends at its last stamped line
+    with the event `log_end`, and no userspace is made up after it."""
     stamps = [int(m[1]) * 1e6 + int(m[2].ljust(6, "0")[:6]) for m in _STAMPED.finditer(text)]
     if not stamps:
         raise ValueError("no printk timestamps ([    1.234567] lines): boot with printk.time=1")
     anchor = bootspans.printk_anchor(text)
     end_ms = (anchor if anchor is not None else max(stamps)) / 1000
+    reached = "init_start" if anchor is not None else bootspans.LOG_END
     events = [{"name": "kernel_entry", "t_ms": 0.0, "source": "log"},
-              {"name": "init_start", "t_ms": end_ms, "source": "log"},
+              {"name": reached, "t_ms": end_ms, "source": "log"},
               {"name": "qemu_exit", "t_ms": end_ms, "source": "log"}]
     return {"index": 0, "warmup": False, "ok": True, "events": events, "phases_ms": {"kernel": end_ms},
             "guest_probes": [], "guest_modules": []}
@@ -252,6 +255,9 @@ def render(analysis: dict[str, Any], color: bool = False, top: int = 15) -> str:
                if analysis["cmdline"] == LOG_SOURCE else
                f"timeline of one boot (the median kernel phase of {analysis['boots']} boots with {analysis['cmdline']}):")
     lines = [heading, bootspans.render_timeline(bootspans.timeline(spans), color), ""]
+    stopped = next((s for s in spans if s.name == "stopped" and s.kind == "event"), None)
+    if stopped is not None:  # a log of a boot that never ran init: where and why the picture ends
+        lines[-1:] = [f"STOPPED at {stopped.start_us / 1000:.1f} ms: {stopped.note}", ""]
     over = "logs" if analysis["cmdline"] == LOG_SOURCE else "debug boots"
     phases_from = analysis.get("phases_from", over)
     lines.append(f"top {top} activities (mean over the {over}"

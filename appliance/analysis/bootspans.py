@@ -26,6 +26,10 @@ from appliance.phases import FIRMWARE_START, KERNEL_START, payload_probe
 
 _RUN_INIT = re.compile(r"^\[\s*(\d+)\.(\d+)\] Run \S+ as init process", re.M)
 TRACK = "boot"
+LOG_END = "log_end"  # a kernel log that never ran init ends here (a crash, a hang)
+# what a kernel that stops says, first line of it (the note on where the picture ends)
+_STOPPED = re.compile(r"^\[\s*(\d+)\.(\d+)\] ((?:Kernel panic|BUG: |Oops|general protection fault|"
+                      r"watchdog: BUG|INFO: task .* blocked|Unable to handle kernel).*)$", re.M)
 # Kernel-log lines that mark a step of every Linux boot, in the order they come: without
 # initcall_debug they still split the kernel phase into named parts.
 MILESTONES = (
@@ -54,8 +58,10 @@ def _clip(child: Span, parent: Span) -> Span:
     return Span(child.track, child.stack, start, max(start, end), child.kind, note)
 
 
-def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall]) -> list[Span]:
-    """Spans of one boot: RUN is a results run record (events, guest probes, modules)."""
+def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall],
+               hung: list[Initcall] = ()) -> list[Span]:  # type: ignore[assignment]
+    """Spans of one boot: RUN is a results run record (events, guest probes, modules);
+    HUNG, the initcalls that never returned (drawn to where the boot stopped)."""
     t = {e["name"]: e["t_ms"] * 1000 for e in run["events"]}  # us from QEMU's exec
     spans: list[Span] = []
     end = t.get("qemu_exit", max(t.values()))
@@ -73,7 +79,7 @@ def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall]) -> 
     entry = next((n for n in KERNEL_START if n in t), None)
     phase("qemu", "qemu_exec", fw or entry)
     phase("firmware", fw, entry)
-    kernel = phase("kernel", entry, "init_start")
+    kernel = phase("kernel", entry, "init_start") or phase("kernel", entry, LOG_END)
     # everything after the kernel: the init phase (init_start -> payload_start, as in the
     # phase table, with its module loads), then the payload; one name, one meaning
     user = phase("userspace", "init_start", "payload_end" if "payload_end" in t else "qemu_exit")
@@ -85,7 +91,9 @@ def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall]) -> 
     elif user is not None:
         payload = phase("payload", "payload_start", "payload_end", parent=user, kind="payload")
     if kernel is not None:
-        spans += _kernel_children(kernel, t, console, initcalls) or _probe_parts(kernel, t)
+        spans += _kernel_children(kernel, t, console, initcalls, list(hung)) or _probe_parts(kernel, t)
+        if LOG_END in t:
+            spans.append(_stop_mark(kernel, console))
     if user is not None:
         spans += _init_children(init or user, run, initcalls)
         spans += _payload_probes(payload or user, t)
@@ -122,9 +130,25 @@ def memory_counters(run: dict[str, Any]) -> list[tuple[str, float, dict[str, flo
             for m in stages.values() if "t_ns" in m]
 
 
-def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls: list[Initcall]) -> list[Span]:
+def _stop_mark(kernel: Span, console: str) -> Span:
+    """An instant where a log that never ran init ends, with what the kernel said first."""
+    said = _STOPPED.search(console)
+    note = f"the log ends here without running init: {said[3].strip()[:160]}" if said else \
+        "the log ends here without running init (no Run /init line)"
+    return Span(TRACK, kernel.stack + ("stopped",), kernel.end_us, kernel.end_us, "event", note)
+
+
+def _log_end_us(console: str) -> float | None:
+    stamps = [int(m[1]) * 1e6 + int(m[2].ljust(6, "0")[:6]) for m in _STAMPED.finditer(console)]
+    return max(stamps) if stamps else None
+
+
+def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls: list[Initcall],
+                     hung: list[Initcall]) -> list[Span]:
     anchor = printk_anchor(console)
     host_anchor = t.get("linux_start_user", t.get("init_start"))
+    if anchor is None and LOG_END in t:  # a log that stopped in the kernel: its last line is the anchor
+        anchor, host_anchor = _log_end_us(console), t[LOG_END]
     if anchor is None or host_anchor is None:
         return []
     offset = host_anchor - anchor  # host us = printk us + offset
@@ -138,21 +162,33 @@ def _kernel_children(kernel: Span, t: dict[str, float], console: str, initcalls:
     # console initcalls (`@ 0`) run inside start_kernel; the initcall stage starts at the
     # first one kernel_init runs (`@ 1`): one boundary for the timeline and every total
     stage = initcall_stage(initcalls)
-    span = stage_span(initcalls)
+    stuck = [c for c in hung if c.module is None and c.pid != 0]  # the stage never finished
+    span = stage_span(initcalls + stuck)
     if span is not None:
         calls_ms = sum(c.duration_us for c in stage) / 1000
-        group = _clip(Span(TRACK, kernel.stack + ("initcalls",), span[0] + offset, span[1] + offset, "phase",
+        end = kernel.end_us if stuck else span[1] + offset  # a call that never returned holds the stage open
+        group = _clip(Span(TRACK, kernel.stack + ("initcalls",), span[0] + offset, end, "phase",
                            f"{len(stage)} built-in initcalls: {calls_ms:.1f} ms in the calls, the rest printing "
-                           "and scheduling between them"), kernel)
+                           "and scheduling between them" + ("; the boot stopped inside one" if stuck else "")),
+                      kernel)
         out.append(group)
         early = _clip(Span(TRACK, kernel.stack + ("start_kernel",), early_end, group.start_us, "phase",
                            "from the kernel's clock start to its first initcall (console initcalls inside)"), kernel)
         out.append(early)
-        out.append(_clip(Span(TRACK, kernel.stack + ("to init",), group.end_us, kernel.end_us, "phase",
-                              "after the last built-in initcall: freeing init memory, running /init"), kernel))
+        if not stuck:
+            out.append(_clip(Span(TRACK, kernel.stack + ("to init",), group.end_us, kernel.end_us, "phase",
+                                  "after the last built-in initcall: freeing init memory, running /init"), kernel))
         out += _call_spans([c for c in builtin if c.pid == 0], early, offset)  # console initcalls
         out += _call_spans(stage, group, offset)
+        out += _hung_spans(stuck, group, offset)
     return out
+
+
+def _hung_spans(hung: list[Initcall], parent: Span, offset: float) -> list[Span]:
+    """Initcalls that never returned, from their `calling` line to where the boot stopped."""
+    return [_clip(Span(TRACK, parent.stack + (f"{c.key} (never returned)",), c.start_us + offset, parent.end_us,
+                       "initcall", "called and never returned: the boot stopped inside it"), parent)
+            for c in hung]
 
 
 def _call_spans(calls: list[Initcall], parent: Span, offset: float) -> list[Span]:

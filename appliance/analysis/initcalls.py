@@ -78,6 +78,7 @@ class Parsed:
     initcalls: list[Initcall]
     problems: list[str] = field(default_factory=list)  # "line N: why"
     unfinished: list[str] = field(default_factory=list)  # called and never returned (hang, panic)
+    hung: list[Initcall] = field(default_factory=list)  # those calls: where they started (duration 0)
     console_chars: int = 0  # everything the kernel printed, the cost of the measurement itself
     lines: int = 0
 
@@ -111,6 +112,7 @@ def parse(text: str) -> Parsed:
         else:
             out.problems.append(f"line {number}: not an initcall_debug line: {body[:80]!r}")
     out.unfinished = [f"{fn} [{mod}]" if mod else fn for fn, mod in pending]
+    out.hung = [Initcall(fn, mod, start, 0.0, 0, pid, line) for (fn, mod), (start, pid, line) in pending.items()]
     out.initcalls = tell_apart(sorted(out.initcalls, key=lambda c: (c.start_us, c.line)))
     return out
 
@@ -167,6 +169,7 @@ def parse_trace(text: str) -> Parsed:
         out.initcalls.append(Initcall(m["fn"], m["mod"], start[0], t_us - start[0], int(m["ret"] or 0), start[1],
                                       start[2], m["size"], t_us))
     out.unfinished = [f"{fn} [{mod}]" if mod else fn for fn, mod in pending]
+    out.hung = [Initcall(fn, mod, start, 0.0, 0, pid, line) for (fn, mod), (start, pid, line) in pending.items()]
     out.initcalls = tell_apart(sorted(out.initcalls, key=lambda c: (c.start_us, c.line)))
     return out
 

@@ -317,3 +317,26 @@ def test_self_times_find_parents_by_stack_past_a_zero_length_sibling():
     got = self_times(items)
     assert got[("t", ("boot", "start"))] == 20 and got[("t", ("boot", "start", "con_init"))] == 20
     assert sum(got.values()) == 100
+
+
+def test_a_boot_that_crashed_in_an_initcall_gets_its_picture_up_to_the_crash(tmp_path, capsys):
+    """Issue 39: a log ending in an oops got one "kernel" bar and a made-up userspace."""
+    from appliance.cli import main as cli
+
+    lines = CONSOLE.splitlines()
+    cut = [i for i, line in enumerate(lines) if "calling  " in line and "@ 1" in line][300]
+    stamp = lines[cut].split("]")[0]
+    log = tmp_path / "oops.txt"
+    log.write_text("\n".join([*lines[:cut + 1], f"{stamp}] BUG: kernel NULL pointer dereference, address: 8"]) + "\n")
+    collapsed = tmp_path / "c.txt"
+    assert cli.main(["initcalls", str(log), "--collapsed", str(collapsed), "--json"]) == 0
+    analysis = json.loads(capsys.readouterr().out)["analysis"]
+    stacks = [tuple(s["stack"]) for s in analysis["spans"]]
+    assert ("boot", "userspace") not in stacks
+    assert ("boot", "kernel", "stopped") in stacks and ("boot", "kernel", "initcalls", "oom_init") in stacks
+    hung = [s for s in stacks if s[-1].endswith("(never returned)")]
+    assert hung == [("boot", "kernel", "initcalls", "eventpoll_init (never returned)")]
+    assert analysis["unfinished"] == ["eventpoll_init"]
+    assert sum(1 for line in collapsed.read_text().splitlines() if ";initcalls;" in line) > 50
+    assert cli.main(["initcalls", str(log)]) == 0
+    assert "STOPPED at" in capsys.readouterr().out
