@@ -36,6 +36,7 @@ class Initcall:
     size: str | None = None  # the function's size (`+0x0/0x22c`): two functions may share a name
     end_us: float | None = None  # guest printk time of its `returned` line
     ident: str = ""  # what tells it from another initcall of the same name in the boot (its size, or #2)
+    jiffy_us: float = 1000.0  # the tick of the log's coarse durations (decided from the log: jiffy_of)
 
     @property
     def key(self) -> str:
@@ -44,11 +45,17 @@ class Initcall:
 
     @property
     def coarse(self) -> bool:
-        """Whether the kernel's "after N usecs" came from jiffies (before the clocksource
-        switch: 0 or whole milliseconds) while the printk times say otherwise."""
-        if self.end_us is None or self.duration_us % 1000:
+        """Whether the kernel's "after N usecs" is not to be drawn: longer than the time
+        between its own printk lines (impossible, so from a coarser clock), or a whole
+        number of the log's jiffy ticks (before the clocksource switch the kernel's clock
+        is jiffies: 0, 1000, 976 us on a 1024 Hz tick) that the printk times contradict
+        by half a tick or more."""
+        if self.end_us is None:
             return False
-        return abs((self.end_us - self.start_us) - self.duration_us) >= COARSE_GAP_US
+        gap = self.end_us - self.start_us
+        if self.duration_us > gap + PRINTK_SLACK_US:
+            return True
+        return _ticks(self.duration_us, self.jiffy_us) and abs(gap - self.duration_us) >= self.jiffy_us / 2
 
     @property
     def placed_us(self) -> float:
@@ -56,7 +63,24 @@ class Initcall:
         return self.end_us - self.start_us if self.coarse and self.end_us is not None else self.duration_us
 
 
-COARSE_GAP_US = 500  # printk times this far from a whole-ms duration: the duration is a jiffy count
+PRINTK_SLACK_US = 50  # a duration may exceed its printk gap by this much (the stamps' own rounding)
+# the ticks a kernel's jiffy-based durations come in (HZ 1000, 1024 refined jiffies, 250, 300, 100)
+JIFFY_TICKS_US = (1000.0, 1e6 / 1024, 4000.0, 1e6 / 300, 10000.0)
+
+
+def _ticks(duration_us: float, tick_us: float) -> bool:
+    """Whether DURATION_US is a whole number of ticks, as the kernel prints it (in whole us)."""
+    count = round(duration_us / tick_us)
+    return abs(duration_us - count * tick_us) <= 1.0 and (count >= 1 or duration_us == 0)
+
+
+def jiffy_of(calls: list[Initcall]) -> float:
+    """The tick of a log's coarse durations: the candidate that explains the most
+    durations which are whole ticks and disagree with their printk gap (1000 us if none)."""
+    def disagreeing(tick: float) -> int:
+        return sum(1 for c in calls if c.end_us is not None and c.duration_us > 0 and _ticks(c.duration_us, tick)
+                   and abs((c.end_us - c.start_us) - c.duration_us) >= tick / 2)
+    return max(JIFFY_TICKS_US, key=lambda tick: (disagreeing(tick), tick == 1000.0))
 
 
 def staged(calls: list[Initcall]) -> list[Initcall]:
@@ -113,7 +137,9 @@ def parse(text: str) -> Parsed:
             out.problems.append(f"line {number}: not an initcall_debug line: {body[:80]!r}")
     out.unfinished = [f"{fn} [{mod}]" if mod else fn for fn, mod in pending]
     out.hung = [Initcall(fn, mod, start, 0.0, 0, pid, line) for (fn, mod), (start, pid, line) in pending.items()]
-    out.initcalls = tell_apart(sorted(out.initcalls, key=lambda c: (c.start_us, c.line)))
+    tick = jiffy_of(out.initcalls)
+    out.initcalls = tell_apart(sorted((replace(c, jiffy_us=tick) for c in out.initcalls),
+                                      key=lambda c: (c.start_us, c.line)))
     return out
 
 

@@ -3,6 +3,7 @@ here with initcall_debug printk.time=1 ignore_loglevel), aggregation, and fuzzin
 
 import string
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -171,3 +172,37 @@ def test_the_initcall_stage_starts_at_the_first_call_kernel_init_makes():
     # nothing is pushed late by a jiffy duration: xenbus_init starts at its own calling line
     assert spans[stage.stack + ("xenbus_init (0x3a0)",)].start_us == 200_500.0 + offset
     assert "4 built-in initcalls: 5.3 ms in the calls" in stage.note
+
+
+REFINED = """[    0.100000] calling  a_init+0x0/0x10 @ 1
+[    0.100054] initcall a_init+0x0/0x10 returned 0 after 976 usecs
+[    0.100100] calling  b_init+0x0/0x10 @ 1
+[    0.100150] initcall b_init+0x0/0x10 returned 0 after 1953 usecs
+[    0.100200] calling  clocksource_done_booting+0x0/0x10 @ 1
+[    0.101882] initcall clocksource_done_booting+0x0/0x10 returned 0 after 4418 usecs
+[    0.102000] calling  c_init+0x0/0x10 @ 1
+[    0.102500] initcall c_init+0x0/0x10 returned 0 after 480 usecs
+[    0.102600] calling  d_init+0x0/0x10 @ 1
+[    0.102700] initcall d_init+0x0/0x10 returned 0 after 90 usecs
+"""
+
+
+def test_coarse_durations_are_told_from_the_log_itself_and_placed_by_printk():
+    """Issue 39: `% 1000` missed refined-jiffies durations (976 us on a 1024 Hz tick against
+    a 54 us printk gap) and a duration longer than its own printk gap (4418 us against
+    1682 us), after which the next spans started late."""
+    calls = {c.name: c for c in initcalls.parse(REFINED).initcalls}
+    assert calls["a_init"].jiffy_us == pytest.approx(1e6 / 1024)
+    assert calls["a_init"].coarse and calls["a_init"].placed_us == pytest.approx(54)
+    assert calls["b_init"].coarse and calls["b_init"].placed_us == pytest.approx(50)
+    assert calls["clocksource_done_booting"].coarse  # longer than the time between its own lines
+    assert calls["clocksource_done_booting"].placed_us == pytest.approx(1682)
+    assert not calls["c_init"].coarse and calls["c_init"].placed_us == 480  # agrees: drawn as the kernel said
+    assert not calls["d_init"].coarse
+    from appliance.analysis.bootspans import _call_spans
+    from appliance.analysis.spans import Span
+
+    parent = Span("boot", ("boot", "kernel", "initcalls"), 0, 1e6, "phase")
+    drawn = {s.name: s for s in _call_spans(sorted(calls.values(), key=lambda c: c.start_us), parent, 0.0)}
+    assert drawn["c_init"].start_us == pytest.approx(102000)  # on time, not pushed by a 4418 us bar
+    assert drawn["d_init"].start_us == pytest.approx(102600)
