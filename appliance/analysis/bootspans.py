@@ -26,6 +26,7 @@ from appliance.phases import FIRMWARE_START, KERNEL_START, payload_probe
 
 _RUN_INIT = re.compile(r"^\[\s*(\d+)\.(\d+)\] Run \S+ as init process", re.M)
 TRACK = "boot"
+MODULE_TRACK = "modules"  # modules' initcalls after init ran (a log's, another init's)
 LOG_END = "log_end"  # a kernel log that never ran init ends here (a crash, a hang)
 # what a kernel that stops says, first line of it (the note on where the picture ends)
 _STOPPED = re.compile(r"^\[\s*(\d+)\.(\d+)\] ((?:Kernel panic|BUG: |Oops|general protection fault|"
@@ -97,6 +98,8 @@ def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall],
     if user is not None:
         spans += _init_children(init or user, run, initcalls)
         spans += _payload_probes(payload or user, t)
+        if init is None and payload is None:  # not our init's boot (a log, another init): it loads no modules of ours
+            spans += _module_calls(user, run, console, initcalls, t)
     spans += process_track(run, end)
     return spans
 
@@ -262,6 +265,33 @@ def _init_children(init: Span, run: dict[str, Any], initcalls: list[Initcall]) -
         if call is not None:  # its init function ran inside finit_module: at its end, at the latest
             begin = max(span.start_us, span.end_us - call.duration_us)
             out.append(Span(TRACK, span.stack + (call.name,), begin, span.end_us, "initcall"))
+    return out
+
+
+def _module_calls(user: Span, run: dict[str, Any], console: str, initcalls: list[Initcall],
+                  t: dict[str, float]) -> list[Span]:
+    """Modules' initcalls the log has and no load of ours drew (a distribution's udev
+    loads them after init runs, several at once): a "module initcalls" bar in userspace,
+    and each call on a track of its own after the kernel's ("modules", "modules 2", ...:
+    calls that overlap in time go to the next track), at their printk times."""
+    ours = {m["name"] for m in run.get("guest_modules", [])}
+    calls = sorted((c for c in initcalls if c.module and c.module not in ours), key=lambda c: c.start_us)
+    anchor, host_anchor = printk_anchor(console), t.get("linux_start_user", t.get("init_start"))
+    if not calls or anchor is None or host_anchor is None:
+        return []
+    offset = host_anchor - anchor
+    group = _clip(Span(TRACK, user.stack + ("module initcalls",), calls[0].start_us + offset,
+                       max(c.start_us + c.placed_us for c in calls) + offset, "phase",
+                       f"{len(calls)} initcalls of {len({c.module for c in calls})} modules, loaded after init ran "
+                       "(each on the modules tracks)"), user)
+    out: list[Span] = [group]
+    lanes: list[float] = []  # where each modules track's last call ends
+    for call in calls:
+        start, end = call.start_us + offset, call.start_us + offset + call.placed_us
+        lane = next((i for i, free in enumerate(lanes) if free <= start), len(lanes))
+        lanes[lane:lane + 1] = [end]
+        out.append(Span(MODULE_TRACK if lane == 0 else f"{MODULE_TRACK} {lane + 1}", (f"{call.module}: {call.name}",),
+                        start, end, "initcall", f"module {call.module}"))
     return out
 
 

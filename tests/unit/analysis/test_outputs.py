@@ -298,7 +298,7 @@ def test_every_export_of_the_debian_log_sums_to_the_boot(tmp_path, capsys):
     assert cli.main(["initcalls", str(log), "--collapsed", str(collapsed), "--chrome", str(trace),
                      "--speedscope", str(speed), "--json"]) == 0
     boot_us = max(s["end_us"] for s in json.loads(capsys.readouterr().out)["analysis"]["spans"])
-    lines = collapsed.read_text().splitlines()
+    lines = [line for line in collapsed.read_text().splitlines() if line.startswith("boot")]  # the boot's track
     assert abs(sum(int(line.rsplit(" ", 1)[1]) for line in lines) - boot_us) <= len(lines)  # whole-us rounding
     assert any(line.startswith("boot;kernel;start_kernel;con_init ") for line in lines)
     profile = json.loads(speed.read_text())["profiles"][0]
@@ -340,3 +340,22 @@ def test_a_boot_that_crashed_in_an_initcall_gets_its_picture_up_to_the_crash(tmp
     assert sum(1 for line in collapsed.read_text().splitlines() if ";initcalls;" in line) > 50
     assert cli.main(["initcalls", str(log)]) == 0
     assert "STOPPED at" in capsys.readouterr().out
+
+
+def test_modules_initcalls_after_init_are_drawn_on_tracks_of_their_own(tmp_path, capsys):
+    """Issue 39: 3.0 s of module initcalls after "Run /init" were in the table but in no
+    chart or export. Now a bar in userspace and each call on a modules track."""
+    from appliance.cli import main as cli
+
+    log = tmp_path / "dmesg.txt"
+    log.write_text(CONSOLE)
+    assert cli.main(["initcalls", str(log), "--json"]) == 0
+    analysis = json.loads(capsys.readouterr().out)["analysis"]
+    modules = [s for s in analysis["spans"] if s["track"].startswith("modules")]
+    in_table = [c for c in analysis["initcalls"] if c.get("module")]
+    assert in_table and len(modules) == len(in_table)
+    bar = next(s for s in analysis["spans"] if s["stack"] == ["boot", "userspace", "module initcalls"])
+    assert bar["start_us"] <= min(s["start_us"] for s in modules) and bar["end_us"] >= max(s["end_us"] for s in modules)
+    for track in {s["track"] for s in modules}:  # calls on one track never overlap
+        mine = sorted((s for s in modules if s["track"] == track), key=lambda s: s["start_us"])
+        assert all(a["end_us"] <= b["start_us"] for a, b in zip(mine, mine[1:]))
