@@ -358,4 +358,4 @@ def test_modules_initcalls_after_init_are_drawn_on_tracks_of_their_own(tmp_path,
     assert bar["start_us"] <= min(s["start_us"] for s in modules) and bar["end_us"] >= max(s["end_us"] for s in modules)
     for track in {s["track"] for s in modules}:  # calls on one track never overlap
         mine = sorted((s for s in modules if s["track"] == track), key=lambda s: s["start_us"])
-        assert all(a["end_us"] <= b["start_us"] for a, b in zip(mine, mine[1:]))
+        assert all(a["end_us"] <= b["start_us"] for a, b in zip(mine, mine[1:], strict=False))
