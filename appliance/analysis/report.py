@@ -192,8 +192,10 @@ def tune_section(tune: dict[str, Any]) -> str:
     note = ""
     if combined:
         row = next(x for x in combined["comparison"]["rows"] if x["phase"] == "to_init")
-        note = (f"<p>together ({_esc(combined['knob'])}): to_init {row['median_a']:.1f} -> {row['median_b']:.1f} ms "
-                f"({(row['ratio'] - 1) * 100:+.1f}%); the knobs alone summed to {combined['sum_alone_ms']:+.1f} ms</p>")
+        alone = combined.get("sum_alone", combined.get("sum_alone_ms", 0.0))  # sum_alone_ms: documents before clocks
+        note = (f"<p>together ({_esc(combined['knob'])}): to_init {row['median_a']:.1f} -> {row['median_b']:.1f} "
+                f"{_esc(combined.get('unit', 'ms'))} ({(row['ratio'] - 1) * 100:+.1f}%); the knobs alone summed to "
+                f"{alone:+.1f} {_esc(combined.get('unit', 'ms'))}</p>")
     return f"<table>{head}{''.join(rows)}</table>{note}"
 
 

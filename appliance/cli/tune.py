@@ -168,9 +168,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def _say_combined(combined: dict[str, Any]) -> None:
     row = next(r for r in combined["comparison"]["rows"] if r["phase"] == compare.PRIMARY)
-    say(f"combined ({combined['knob']}): to_init {row['median_a']:.1f} -> {row['median_b']:.1f} ms "
-        f"({(row['ratio'] - 1) * 100:+.1f}%, CI {(row['ci'][0] - 1) * 100:+.1f}% to {(row['ci'][1] - 1) * 100:+.1f}%); "
-        f"the knobs alone summed to {combined['sum_alone_ms']:+.1f} ms; {row['verdict'] or 'no real difference'}")
+    scale, unit = (1e6, "M instructions") if combined.get("unit") == "instructions" else (1.0, "ms")
+    say(f"combined ({combined['knob']}): to_init {row['median_a'] / scale:.3f} -> {row['median_b'] / scale:.3f} {unit} "
+        f"({(row['ratio'] - 1) * 100:+.2f}%, interval {(row['ci'][0] - 1) * 100:+.2f}% to "
+        f"{(row['ci'][1] - 1) * 100:+.2f}%); the knobs alone summed to {combined['sum_alone'] / scale:+.3f} {unit}; "
+        f"{row['verdict'] or 'no real difference'}")
     say(None, combined={k: v for k, v in combined.items() if not k.startswith("runs_")})
 
 

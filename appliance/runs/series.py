@@ -17,6 +17,7 @@ from appliance import results
 from appliance.boot import hostfacts
 from appliance.boot.accel import AccelChoice
 from appliance.bundle import Bundle
+from appliance.clocks import Unit, unit_of
 from appliance.runs import bench, compare
 from appliance.stats import holm, smallest_p
 
@@ -29,15 +30,21 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, float | None]:
 
 
 def steps(series: list[tuple[str, list[dict[str, Any]]]], phase: str = "kernel",
-          confidence: float = 0.95) -> list[dict[str, Any]]:
+          confidence: float = 0.95, unit: Unit = Unit.MS) -> list[dict[str, Any]]:
     """Between each kernel and the next: the ratio of PHASE, its interval and p, and
-    whether the step is real (Holm over the steps of the series)."""
+    whether the step is real (Holm over the steps of the series); in instructions, real
+    where the counts' range excludes 1 (compare.compare_counts)."""
     out: list[dict[str, Any]] = []
     for (name_a, runs_a), (name_b, runs_b) in zip(series, series[1:], strict=False):
-        rows = {r["phase"]: r for r in compare.compare(runs_a, runs_b, confidence, primary=phase)["rows"]}
+        rows = {r["phase"]: r for r in compare.compare(runs_a, runs_b, confidence, primary=phase, unit=unit)["rows"]}
         row = rows.get(phase)
         out.append({"from": name_a, "to": name_b, "ratio": row["ratio"] if row else None,
-                    "ci": row["ci"] if row else None, "p_value": row["p_value"] if row else 1.0})
+                    "ci": row["ci"] if row else None, "p_value": row["p_value"] if row else 1.0, "unit": unit.value})
+    if unit is Unit.INSTRUCTIONS:
+        for step in out:
+            ci = step["ci"]
+            step["real"], step["reachable"] = bool(ci and (ci[0] > 1 or ci[1] < 1)), True
+        return out
     thresholds = holm([s["p_value"] for s in out], 1 - confidence)
     for step, threshold, (pair_a, pair_b) in zip(out, thresholds, zip(series, series[1:], strict=False), strict=True):
         ci = step["ci"]
@@ -80,6 +87,7 @@ def boot_series(target: Bundle, accel: AccelChoice, plan: bench.Plan, kernels: l
         sides = [{"kernel": str(image), "name": name, **s.document(complete, host)}
                  for (name, image), s in zip(kernels, sessions, strict=True)]
         doc = results.series(sides, phase, complete=complete)
-        doc["steps"] = steps([(name, s.runs) for (name, _), s in zip(kernels, sessions, strict=True)], phase)
+        doc["steps"] = steps([(name, s.runs) for (name, _), s in zip(kernels, sessions, strict=True)], phase,
+                             unit=unit_of(plan.clock))
         results.write(out, doc)
     return doc

@@ -23,6 +23,7 @@ from appliance import results
 from appliance.assemble import kernel, reinitrd
 from appliance.assemble.compress import Compression
 from appliance.bundle import Bundle
+from appliance.clocks import Unit
 from appliance.fsutil import atomic_write
 from appliance.machines import Arch, Machine, profile, transport_problem
 from appliance.runs import compare
@@ -171,10 +172,13 @@ def combine(knobs: list[Knob]) -> Knob:
 
 
 def rank(base_runs: list[dict[str, Any]], variants: dict[str, list[dict[str, Any]]], confidence: float = 0.95,
-         looks: int = 1) -> list[dict[str, Any]]:
+         looks: int = 1, unit: Unit = Unit.MS) -> list[dict[str, Any]]:
     """Per knob: did it break the boot, its change in to_init and total against the base
     (ratio, interval, p), and whether that change is real after Holm across the knobs;
-    sorted by the change in to_init, the best first."""
+    sorted by the change in to_init, the best first. In instructions (the instruction
+    clock) a change is real where its range excludes 1 (compare.compare_counts)."""
+    if unit is Unit.INSTRUCTIONS:
+        return _rank_counts(base_runs, variants)
     rows: list[dict[str, Any]] = []
     for name, runs in variants.items():
         failed = [r for r in runs if not r["ok"]]
@@ -196,11 +200,27 @@ def rank(base_runs: list[dict[str, Any]], variants: dict[str, list[dict[str, Any
     return sorted(rows, key=lambda r: (r["to_init"] is None, r["to_init"]["ratio"] if r["to_init"] else 0.0))
 
 
-def _change(row: dict[str, Any] | None) -> dict[str, Any] | None:
+def _rank_counts(base_runs: list[dict[str, Any]], variants: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """rank() on the instruction clock: each knob's counts against the base's by their
+    range; no Holm (no p), a change is real where the range excludes 1."""
+    rows: list[dict[str, Any]] = []
+    for name, runs in variants.items():
+        failed = [r for r in runs if not r["ok"]]
+        broke = results.failure_reasons(runs) if failed else None
+        by_phase = {r["phase"]: r for r in compare.compare_counts(base_runs, runs)["rows"]}
+        to_init = _change(by_phase.get("to_init"), Unit.INSTRUCTIONS)
+        rows.append({"knob": name, "broke": broke, "unit": Unit.INSTRUCTIONS.value, "to_init": to_init,
+                     "total": _change(by_phase.get("total"), Unit.INSTRUCTIONS),
+                     "real": bool(to_init and (to_init["ci"][1] < 1 or to_init["ci"][0] > 1)), "reachable": True})
+    return sorted(rows, key=lambda r: (r["to_init"] is None, r["to_init"]["ratio"] if r["to_init"] else 0.0))
+
+
+def _change(row: dict[str, Any] | None, unit: Unit = Unit.MS) -> dict[str, Any] | None:
     if row is None:
         return None
+    delta = "delta_ms" if unit is Unit.MS else "delta_instructions"
     return {"median_base": row["median_a"], "median": row["median_b"], "ratio": row["ratio"],
-            "delta_ms": row["median_b"] - row["median_a"], "ci": row["ci"],
+            delta: row["median_b"] - row["median_a"], "ci": row["ci"],
             "p_value": row["p_value"], "n": row["n_b"]}
 
 
@@ -211,7 +231,9 @@ def helpful(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'knob':<28} {'to_init ms':>11} {'change':>8} {'95% CI':>17} {'total change':>13}  verdict"
+    counted = any(r.get("unit") == Unit.INSTRUCTIONS.value for r in rows)
+    unit, interval = ("M insns", "range") if counted else ("ms", "95% CI")
+    head = f"{'knob':<28} {'to_init ' + unit:>11} {'change':>8} {interval:>17} {'total change':>13}  verdict"
     lines = [head, "-" * len(head)]
     for r in rows:
         if r["to_init"] is None:
@@ -224,6 +246,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                    "no real difference" if r.get("reachable", True) else "no verdict possible at this -n")
         if r["broke"]:
             verdict += f" (some boots failed: {next(iter(r['broke']))})"
-        lines.append(f"{r['knob']:<28} {t['median']:>11.1f} {(t['ratio'] - 1) * 100:>+7.1f}% {ci:>17} "
+        median = f"{t['median'] / 1e6:.3f}" if counted else f"{t['median']:.1f}"
+        lines.append(f"{r['knob']:<28} {median:>11} {(t['ratio'] - 1) * 100:>+7.2f}% {ci:>17} "
                      f"{((total['ratio'] - 1) * 100 if total else 0):>+12.1f}%  {verdict}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from typing import Any
 from appliance import results
 from appliance.boot.accel import AccelChoice
 from appliance.bundle import Bundle
+from appliance.clocks import Unit, unit_of
 from appliance.errors import ApplianceError
 from appliance.runs import bench, compare, tune
 
@@ -69,7 +70,8 @@ def run(sessions: dict[str, bench.Session], knobs: list[tune.Knob], plan: bench.
                          start=start)
         complete = True
     finally:
-        rows = tune.rank(sessions["base"].runs, {k: s.runs for k, s in sessions.items() if k != "base"})
+        rows = tune.rank(sessions["base"].runs, {k: s.runs for k, s in sessions.items() if k != "base"},
+                         unit=unit_of(plan.clock))
         extra: dict[str, Any] = {"knobs": names, "rows": rows,
                                  "order_effect": compare.order_effect([s.runs for s in sessions.values()])}
         results.write(out, document(sessions, host, complete, extra))
@@ -82,10 +84,12 @@ def combined(target: Bundle, accel: AccelChoice, plan: bench.Plan, helping: list
     together = tune.combine(helping)
     pair = sessions_for(target, accel, plan, [together], workdir)
     bench.interleave(list(pair.values()), plan.warmup, plan.n)
-    result = compare.compare(pair["base"].runs, pair[together.name].runs)
-    alone = sum(r["to_init"]["delta_ms"] for r in rows if r["knob"] in {k.name for k in helping})
+    unit = unit_of(plan.clock)
+    result = compare.compare(pair["base"].runs, pair[together.name].runs, unit=unit)
+    delta = "delta_ms" if unit is Unit.MS else "delta_instructions"
+    alone = sum(r["to_init"][delta] for r in rows if r["knob"] in {k.name for k in helping})
     return {"knob": together.name, "words": together.words, "settings": together.settings,
             "machine": together.machine.value if together.machine else None, "pvh": together.pvh,
             "initrd": list(together.initrd), "kernel_image": together.kernel_image or None,
-            "comparison": result, "sum_alone_ms": alone, "runs_base": pair["base"].runs,
+            "comparison": result, "sum_alone": alone, "unit": unit.value, "runs_base": pair["base"].runs,
             "runs_combined": pair[together.name].runs}

@@ -72,3 +72,20 @@ def test_a_resumed_tune_refuses_another_hosts_results(tmp_path, target):
         session.runs = []
     assert tuning.resume(tmp_path / "t.json", sessions, here) == 3
     assert len(sessions["quiet"].runs) == 3
+
+
+def test_tune_ranks_knobs_on_the_instruction_clock_by_their_counts():
+    from appliance.clocks import Unit
+    from appliance.runs import tune
+    from tests.unit.runs.test_compare import fake_run
+
+    def runs(count, n=2):
+        return [{**fake_run(i, 4000, 25), "phases_insn": {"to_init": count + i, "total": count + 1e6}}
+                for i in range(n)]
+
+    rows = tune.rank(runs(5.0e9), {"quiet": runs(4.9e9), "same": runs(5.0e9), "slower": runs(5.2e9)},
+                     unit=Unit.INSTRUCTIONS)
+    assert [r["knob"] for r in rows] == ["quiet", "same", "slower"]
+    assert rows[0]["real"] and not rows[1]["real"] and rows[2]["real"]
+    assert rows[0]["to_init"]["delta_instructions"] == pytest.approx(-1e8, rel=1e-6)
+    assert tune.helpful(rows) == ["quiet"] and "M insns" in tune.table(rows)
