@@ -114,6 +114,39 @@ def collapsed(samples: list[Sample], symbols: Symbols, root: str = "kernel") -> 
     return [f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
+def counted(hits: dict[int, int], symbols: Symbols, root: str = "kernel") -> dict[str, int]:
+    """The instruction clock's samples (guest PC -> hits) as collapsed stacks -> hits."""
+    out: dict[str, int] = {}
+    for pc, count in hits.items():
+        key = ";".join(s.replace(";", ":") for s in stack_of(Sample(0, pc), symbols, root))
+        out[key] = out.get(key, 0) + count
+    return out
+
+
+def diff(a: dict[str, int], b: dict[str, int]) -> list[tuple[str, int, int]]:
+    """Per function (a stack's leaf): its hits in A and in B, the largest change first."""
+    def leaves(stacks: dict[str, int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for stack, hits in stacks.items():
+            leaf = stack.rsplit(";", 1)[-1]
+            out[leaf] = out.get(leaf, 0) + hits
+        return out
+
+    la, lb = leaves(a), leaves(b)
+    rows = [(name, la.get(name, 0), lb.get(name, 0)) for name in set(la) | set(lb)]
+    return sorted(rows, key=lambda r: (-abs(r[2] - r[1]), r[0]))
+
+
+def diff_table(rows: list[tuple[str, int, int]], every: int, top: int) -> str:
+    lines = [f"{'A (M insns)':>12} {'B (M insns)':>12} {'change':>12}  function"]
+    for name, a, b in rows[:top]:
+        lines.append(f"{a * every / 1e6:12.2f} {b * every / 1e6:12.2f} {(b - a) * every / 1e6:+12.2f}  {name}")
+    total_a, total_b = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    lines.append(f"{total_a * every / 1e6:12.2f} {total_b * every / 1e6:12.2f} {(total_b - total_a) * every / 1e6:+12.2f}"
+                 "  (all samples)")
+    return "\n".join(lines)
+
+
 def flamegraph_spans(lines: list[str], unit_us: float = 1.0, track: str = "profile") -> list[Span]:
     """Collapsed stacks laid out as a flamegraph (merged, alphabetical; width = weight):
     drawn by flame.render, its x axis is then "samples x UNIT_US", not time."""

@@ -21,14 +21,16 @@ from appliance.probes import PORT_FIRMWARE, PORT_KERNEL, Event
 ICOUNT = ("-icount", "shift=0,sleep=off,align=off")  # 1 ns of virtual time per instruction; idle warps
 
 
-def qemu_args(clock: Clock, plugin: Path | None, report: Path) -> list[str]:
-    """What QEMU needs for CLOCK: the plugin writing into REPORT, and icount for virtual."""
+def qemu_args(clock: Clock, plugin: Path | None, report: Path, sample_every: int = 0) -> list[str]:
+    """What QEMU needs for CLOCK: the plugin writing into REPORT (noting the guest PC every
+    SAMPLE_EVERY instructions when that is not 0), and icount for virtual."""
     if not clock.counts:
         return []
     if plugin is None:
         raise BootError(f"--clock {clock} needs the instruction clock's plugin, and none was built")
     # QEMU's option syntax: a comma inside a value is written twice
-    args = ["-plugin", f"{str(plugin).replace(',', ',,')},out={str(report).replace(',', ',,')}"]
+    sampling = f",sample={sample_every}" if sample_every > 0 else ""
+    args = ["-plugin", f"{str(plugin).replace(',', ',,')},out={str(report).replace(',', ',,')}{sampling}"]
     return args + list(ICOUNT) if clock is Clock.VIRTUAL else args
 
 

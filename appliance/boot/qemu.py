@@ -148,6 +148,7 @@ class BootSpec:
     trace: bool = False  # QEMU's write trace beside another channel (one boot measured two ways)
     restore: Snapshot | None = None  # start from this snapshot's state instead of booting
     clock: Clock = Clock.WALL  # instructions and virtual load the counting plugin (appliance/clocks.py)
+    sample_every: int = 0  # with a counting clock: note the guest PC every this many instructions (profile)
 
     @property
     def qemu(self) -> str:
@@ -255,7 +256,7 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
         from appliance.boot.insnclock import qemu_args
 
         assert files.insns is not None, "a counting clock's boot names its report file"
-        args += qemu_args(spec.clock, counting_plugin(spec), files.insns)
+        args += qemu_args(spec.clock, counting_plugin(spec), files.insns, spec.sample_every)
     if files.qmp is not None:
         args += ["-qmp", f"unix:{files.qmp},server=on,wait=off"]
     if spec.restore is not None:  # paused (-S); the runner hands QEMU the state's descriptor, then continues it

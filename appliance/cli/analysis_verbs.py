@@ -13,6 +13,7 @@ from appliance import guestlog, results
 from appliance.analysis import analyze, exports, flame, kmsg, profile, spans, tslog
 from appliance.analysis.spans import Span
 from appliance.assemble import minikernel
+from appliance.boot import measure
 from appliance.boot.qemu import BootSpec
 from appliance.cli import options
 from appliance.cli.options import boot_options, choose_accel, load_bundle, positive, record_options, record_results, store_for
@@ -222,6 +223,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     target = load_bundle(args.bundle, args)
     symbols = _read_symbols(_symbols_for(target, args.symbols))
     choice = choose_accel(args)
+    clock = options.clock_of(args)
+    if clock.counts or args.diff:
+        return _profile_counted(args, target, symbols, choice.accel, clock)
     if args.interval_ms <= 0:
         raise ApplianceError("--interval-ms must be positive")
     spec = BootSpec(target, choice.accel, args.timeout, extra_cmdline=" ".join(filter(None, ("nokaslr", args.append))))
@@ -238,6 +242,54 @@ def cmd_profile(args: argparse.Namespace) -> int:
     timeline = profile.timeline_spans(samples, symbols, 1e9)
     _profile_outputs(args, lines, timeline, f"{target.name} boot profile", args.interval_ms * 1000)
     return 0
+
+
+def _profile_counted(args: argparse.Namespace, target: Any, symbols: profile.Symbols, accel: str,
+                     clock: Any) -> int:
+    """profile on the instruction clock: the plugin notes the guest PC every --every
+    instructions, so the profile is the same on every run (under virtual time exactly);
+    with --diff OTHER, which functions gained or lost instructions from this bundle to OTHER."""
+    from appliance.clocks import Clock
+
+    if not clock.counts:
+        clock = Clock.VIRTUAL  # --diff compares work, not time: on the instruction clock
+    if args.every < 1000:
+        raise ApplianceError("--every must be at least 1000 instructions (a sample every few hundred slows QEMU "
+                             "down without sharpening the profile)")
+    base = _counted_samples(target, symbols, accel, clock, args)
+    if not args.diff:
+        lines = [f"{stack} {hits}" for stack, hits in sorted(base.items(), key=lambda kv: (-kv[1], kv[0]))]
+        say(f"{sum(base.values())} samples of the guest PC, one every {args.every} instructions ({clock} clock; "
+            "a sample names the translation block running when the count crossed the mark)",
+            samples=sum(base.values()), every=args.every, clock=str(clock))
+        _print_profile(lines, args.top, f"self samples x {args.every} instructions")
+        _profile_outputs(args, lines, [], f"{target.name} boot profile ({clock} clock)", args.every / 1000)
+        return 0
+    other = load_bundle(args.diff, args)
+    other_symbols = _read_symbols(_symbols_for(other, args.diff_symbols or args.symbols))
+    changed = _counted_samples(other, other_symbols, accel, clock, args)
+    rows = profile.diff(base, changed)
+    say(f"instructions gained from {target.name} to {other.name} by function (samples x {args.every}; "
+        f"{clock} clock):\n" + profile.diff_table(rows, args.every, args.top),
+        diff=[{"function": f, "a": a, "b": b, "delta_instructions": (b - a) * args.every} for f, a, b in rows])
+    if args.collapsed:  # flamegraph.pl's difffolded form: STACK COUNT_A COUNT_B
+        text = "".join(f"{stack} {base.get(stack, 0)} {changed.get(stack, 0)}\n"
+                       for stack in sorted(set(base) | set(changed)))
+        atomic_write(Path(args.collapsed), text.encode())
+        say(f"collapsed (difffolded): {args.collapsed}", outputs={"collapsed": args.collapsed})
+    return 0
+
+
+def _counted_samples(target: Any, symbols: profile.Symbols, accel: str, clock: Any,
+                     args: argparse.Namespace) -> dict[str, int]:
+    """One boot of TARGET with the plugin sampling: collapsed stack -> hits."""
+    spec = BootSpec(target, accel, args.timeout, extra_cmdline=args.append or "", clock=clock,
+                    sample_every=args.every)
+    run = measure.boot(spec)
+    if not run.samples:
+        raise ApplianceError("the instruction clock's plugin noted no samples: the boot ran fewer than --every "
+                             "instructions, or QEMU did not exit cleanly")
+    return profile.counted(run.samples, symbols)
 
 
 def cmd_redox(args: argparse.Namespace) -> int:
@@ -349,7 +401,13 @@ def register(verbs: Any) -> None:
     p.set_defaults(func=cmd_tslog)
     p = verbs.add_parser("profile", help="sample the guest's instruction pointer through QEMU's gdbstub while it boots")
     p.add_argument("bundle", help=options.BUNDLE)
-    p.add_argument("--interval-ms", type=positive, default=1.0, help="time between samples (default 1 ms)")
+    p.add_argument("--interval-ms", type=positive, default=1.0, help="time between samples (default 1 ms; the "
+                   "wall clock's gdbstub sampler)")
+    p.add_argument("--every", type=int, default=100_000, help="with --clock instructions|virtual: a sample every this "
+                   "many guest instructions (default %(default)s): the same profile on every run")
+    p.add_argument("--diff", metavar="OTHER", help="a differential profile on the instruction clock: which functions "
+                   "gained instructions from BUNDLE to OTHER (a bundle)")
+    p.add_argument("--diff-symbols", metavar="MAP", help="OTHER's symbols, when its kernel is not BUNDLE's")
     p.add_argument("--symbols", help="System.map or `nm -CS vmlinux` output (default: the minimal kernel's)")
     p.add_argument("--top", type=int, default=15)
     p.add_argument("--flamechart", metavar="FILE", help="write the samples in time order as an SVG flamechart")

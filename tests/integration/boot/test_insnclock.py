@@ -88,3 +88,20 @@ def test_the_gates_default_baseline_is_the_main_line_not_the_last_candidate(mini
     for done in (pr1, pr2):
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"baseline: run set {main_set} " in done.stdout  # main, not pr1's candidate
+
+
+def test_a_profile_on_the_instruction_clock_is_the_same_on_every_run(minimal_kernel_bundle, tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.folded"
+        done = appliance("profile", str(minimal_kernel_bundle), "--accel", "tcg", "--clock", "virtual", "--every",
+                         "200000", "--collapsed", str(path), timeout=300)
+        assert done.returncode == 0, done.stderr
+        outs.append(path.read_text())
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) > 20  # identical, boot after boot
+    assert "kernel;" in outs[0]  # symbolized from the minimal kernel's System.map
+    diff = appliance("profile", str(minimal_kernel_bundle), "--accel", "tcg", "--diff", str(minimal_kernel_bundle),
+                     "--collapsed", str(tmp_path / "d.folded"), timeout=300)
+    assert diff.returncode == 0, diff.stderr
+    assert "+0.00  (all samples)" in diff.stdout  # the same boot twice: not one instruction moved
+    assert all(len(line.split()) >= 3 for line in (tmp_path / "d.folded").read_text().splitlines())
