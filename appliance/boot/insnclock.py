@@ -34,6 +34,27 @@ def qemu_args(clock: Clock, plugin: Path | None, report: Path, sample_every: int
     return args + list(ICOUNT) if clock is Clock.VIRTUAL else args
 
 
+# KVM: the guest's retired instructions from the CPU's own counter, for the whole run
+# (perf counts them only while the guest runs: the :G modifier). Per-probe counts would
+# need the counter read at each port exit; what this gives is the total phase.
+PERF_STAT = ("perf", "stat", "-e", "instructions:G", "-x", ",")
+
+
+def perf_stat_args(report: Path) -> list[str]:
+    """What goes before QEMU's argv to count a KVM guest's instructions into REPORT."""
+    return [*PERF_STAT, "-o", str(report), "--"]
+
+
+def parse_perf_stat(text: str) -> int | None:
+    """The guest instructions in `perf stat -x ,` output (None: not counted, e.g. a
+    host whose PMU is not passed to perf, which writes `<not supported>`)."""
+    for line in text.splitlines():
+        fields = line.split(",")
+        if len(fields) >= 3 and fields[2].startswith("instructions"):
+            return int(fields[0]) if fields[0].isdigit() else None
+    return None
+
+
 @dataclass
 class Report:
     """What the plugin wrote for one boot."""

@@ -490,7 +490,7 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
     run.warnings += [f"module {m[1]} skipped: {m[2]}" for m in _SKIPPED.finditer(raw.console)]
     run.restored = bool(resumed)
     if spec.clock.counts:
-        _count_instructions(run, raw)
+        _count_instructions(run, raw, spec)
     if not any(e.name == "init_start" for e in events) and not resumed:  # a restore starts past the init's start
         if emits_init_start(bundle) and not any(name == "init_start" for name, _ in run.console_probes):
             raise BootError("the boot ended without init_start: the kernel never ran the init (a damaged or "
@@ -499,10 +499,17 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
     return run
 
 
-def _count_instructions(run: BootRun, raw: RawBoot) -> None:
+def _count_instructions(run: BootRun, raw: RawBoot, spec: BootSpec) -> None:
     """RUN's events' instruction counts from the plugin's report of the same boot."""
     from appliance.boot import insnclock
 
+    if spec.accel == "kvm":  # perf stat's count of the whole run (insnclock.PERF_STAT)
+        total = insnclock.parse_perf_stat(raw.insns)
+        if total is None:
+            raise BootError("perf counted no guest instructions (instructions:G not supported on this host's PMU, "
+                            "or perf not allowed: kernel.perf_event_paranoid): use --clock wall or --accel tcg")
+        run.instructions = {EXEC: 0, EXIT: total}
+        return
     report = insnclock.parse(raw.insns)
     if report.vcpus == 0:
         raise BootError("the instruction clock's plugin wrote nothing: QEMU loaded it but it did not start "

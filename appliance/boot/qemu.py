@@ -167,15 +167,23 @@ class BootSpec:
         return replace(self, extra_cmdline=" ".join(filter(None, (self.extra_cmdline, words))))
 
 
+def check_kvm_clock(spec: BootSpec) -> None:
+    """Under KVM only `instructions` counts (perf's instructions:G, the whole run), and not
+    beside the perf channel or a sampling profile; one line otherwise."""
+    if spec.clock is Clock.VIRTUAL:
+        raise BootError("--clock virtual is QEMU's -icount, which only TCG has: under KVM use --clock instructions "
+                        "(perf's guest instruction counter) or --accel tcg")
+    if spec.channel is Channel.PERF or spec.sample_every:
+        raise BootError("under KVM the instruction clock is perf stat around QEMU: not with --channel perf or a "
+                        "sampling profile; use --accel tcg")
+    find_tool("perf")
+
+
 def counting_plugin(spec: BootSpec) -> Path:
     """The instruction clock's plugin for SPEC's QEMU (built once per QEMU version, into
-    the cache); one line where it cannot count: KVM, aarch64, another QEMU."""
+    the cache); one line where it cannot count: aarch64, another QEMU."""
     from appliance.assemble import plugin
 
-    if spec.accel != "tcg":
-        raise BootError(f"--clock {spec.clock} counts instructions with a TCG plugin and this boot uses {spec.accel}: "
-                        "give --accel tcg (on a KVM host, perf's instructions:G counter is the counterpart: "
-                        "docs/MEASUREMENT.md)")
     if spec.bundle.arch is not Arch.X86_64:
         raise BootError(f"--clock {spec.clock} finds probes by their x86 port write (out %al,$0xf4): this bundle is "
                         f"{spec.bundle.arch.value}; use --clock wall")
@@ -252,7 +260,13 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
         args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
     args += profiled_args(bundle, files)
     args += network_args(bundle, host_ports or {})
-    if spec.clock.counts:
+    if spec.clock.counts and accel == "kvm":  # no TCG plugin under KVM: the CPU's own counter, whole run
+        from appliance.boot.insnclock import perf_stat_args
+
+        assert files.insns is not None, "a counting clock's boot names its report file"
+        check_kvm_clock(spec)
+        args = [*perf_stat_args(files.insns), *args]
+    elif spec.clock.counts:
         from appliance.boot.insnclock import qemu_args
 
         assert files.insns is not None, "a counting clock's boot names its report file"

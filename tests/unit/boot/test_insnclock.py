@@ -88,3 +88,28 @@ def test_a_header_folder_of_ones_own_must_hold_the_header(tmp_path, monkeypatch)
         plugin.header_folder("QEMU emulator version 9.1.0", tmp_path)
     (tmp_path / plugin.HEADER).write_text("")
     assert plugin.header_folder("QEMU emulator version 9.1.0", Path("/nonexistent")) == tmp_path
+
+
+def test_under_kvm_the_guests_instructions_come_from_perf_stat():
+    """The KVM path (not runnable on this project's machines: no usable KVM): perf stat's
+    instructions:G around QEMU, the whole run's count; its CSV parsed, its refusals one line."""
+    assert insnclock.perf_stat_args(Path("/w/insns.txt")) == ["perf", "stat", "-e", "instructions:G", "-x", ",",
+                                                               "-o", "/w/insns.txt", "--"]
+    written = "# started on Mon Dec  7\n\n8123456789,,instructions:G,4012345678,100.00,,\n"
+    assert insnclock.parse_perf_stat(written) == 8123456789
+    assert insnclock.parse_perf_stat("<not supported>,,instructions:G,0,100.00,,\n") is None
+    assert insnclock.parse_perf_stat("") is None
+
+
+def test_virtual_time_under_kvm_is_refused(tmp_path):
+    from appliance import bundle
+    from appliance.boot.qemu import BootSpec, check_kvm_clock
+    from tests.conftest import manifest_of
+
+    (tmp_path / "kernel").write_bytes(b"k")
+    (tmp_path / "initrd").write_bytes(b"i")
+    data = manifest_of(files={n: bundle.file_entry(tmp_path / n) for n in ("kernel", "initrd")})
+    bundle.write(tmp_path, data)
+    target = bundle.load(tmp_path)
+    with pytest.raises(BootError, match="only TCG has"):
+        check_kvm_clock(BootSpec(target, "kvm", clock=Clock.VIRTUAL))
