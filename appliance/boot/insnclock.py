@@ -18,7 +18,10 @@ from appliance.errors import BootError
 from appliance.phases import EXEC, EXIT
 from appliance.probes import PORT_FIRMWARE, PORT_KERNEL, Event
 
-ICOUNT = ("-icount", "shift=0,sleep=off,align=off")  # 1 ns of virtual time per instruction; idle warps
+# 1 ns of virtual time per instruction, idle time warped; the RTC from a fixed date and on
+# virtual time (on the host's clock its second boundaries, which the kernel waits for,
+# fall at other instructions in every boot)
+ICOUNT = ("-icount", "shift=0,sleep=off,align=off", "-rtc", "base=2020-01-01T00:00:00,clock=vm")
 
 
 def qemu_args(clock: Clock, plugin: Path | None, report: Path, sample_every: int = 0) -> list[str]:
@@ -93,25 +96,31 @@ def _port(event: Event) -> int:
 
 def counts(events: list[Event], report: Report) -> tuple[dict[str, int], str | None]:
     """Each traced probe's instruction count (the first of a repeated name), QEMU's exec
-    as 0 and its exit as the report's end; and a warning when the two do not pair up."""
+    as 0 and its exit as the report's end; and a warning for writes left without a count.
+    The plugin sees only writes made as `out %al,$PORT`: qboot writes its probes through
+    %dx, and always before the kernel runs, so when the trace has more writes to a port
+    than the plugin, the plugin's are the last ones; when it has fewer, the port's probes
+    get no count rather than a shifted one."""
     traced = [e for e in events if e.source == "trace"]
     by_port: dict[int, list[int]] = {}
     for port, _vcpu, _mine, everyone in report.probes:
         by_port.setdefault(port, []).append(everyone)
-    wanted: dict[int, int] = {}
+    events_of: dict[int, list[Event]] = {}
     for event in traced:
-        wanted[_port(event)] = wanted.get(_port(event), 0) + 1
-    for port, number in wanted.items():
-        if len(by_port.get(port, [])) != number:
-            return {}, (f"the instruction clock saw {len(by_port.get(port, []))} probe writes to port {port:#x} and "
-                        f"QEMU's trace {number}: this boot has no instruction counts (a probe not written as "
-                        "`out %al,$0xf4`?)")
+        events_of.setdefault(_port(event), []).append(event)
     found: dict[str, int] = {EXEC: 0}
-    taken = dict.fromkeys(by_port, 0)
-    for event in traced:
-        port = _port(event)
-        found.setdefault(event.name, by_port[port][taken[port]])
-        taken[port] += 1
+    notes = []
+    for port, mine in sorted(events_of.items()):
+        seen = by_port.get(port, [])
+        if len(seen) > len(mine):
+            notes.append(f"the instruction clock saw {len(seen)} probe writes to port {port:#x} and QEMU's trace "
+                         f"{len(mine)}: those probes have no instruction counts")
+            continue
+        if len(seen) < len(mine):
+            notes.append(f"the first {len(mine) - len(seen)} of {len(mine)} probe writes to port {port:#x} (the "
+                         "firmware's, through %dx) have no instruction count")
+        for event, count in zip(mine[len(mine) - len(seen):], seen, strict=True):
+            found.setdefault(event.name, count)
     if report.end is not None:
         found[EXIT] = report.end
-    return found, None
+    return found, "; ".join(notes) or None

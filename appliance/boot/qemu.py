@@ -160,7 +160,19 @@ class BootSpec:
         bundle = self.bundle
         return {"qemu_version": qemu_version(self.qemu), "machine": bundle.machine.value,
                 "memory_mib": bundle.memory_mib, "cpus": bundle.cpus, "accel": self.accel,
-                "cpu_model": bundle.cpu_model or ("max" if self.accel == "tcg" else "host")}
+                "cpu_model": self.cpu_model}
+
+    @property
+    def cpu_model(self) -> str:
+        """QEMU's -cpu: the bundle's, else max under TCG (host under KVM). Under virtual
+        time without RDRAND and RDSEED: they return the host's randomness, which the
+        kernel mixes into what it does (measured: the Debian kernel's boot then differed
+        by thousands of instructions; without them, not one)."""
+        if self.bundle.cpu_model:
+            return self.bundle.cpu_model
+        if self.accel != "tcg":
+            return "host"
+        return "max,rdrand=off,rdseed=off" if self.clock is Clock.VIRTUAL else "max"
 
     def with_cmdline(self, words: str) -> BootSpec:
         """The same boot with WORDS added to its kernel command line."""
@@ -229,7 +241,7 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
     arch, accel = bundle.arch, spec.accel
     args = [
         spec.qemu, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none", *machine_args,
-        "-accel", accel, "-cpu", bundle.cpu_model or ("max" if accel == "tcg" else "host"),
+        "-accel", accel, "-cpu", spec.cpu_model,
         "-m", memory, "-smp", str(bundle.cpus), *disks,
     ]
     if bundle.cdrom is not None:  # firmware boots the ISO; its isolinux.cfg has the cmdline

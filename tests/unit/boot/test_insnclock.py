@@ -32,7 +32,7 @@ def test_qemu_args_per_clock():
     args = insnclock.qemu_args(Clock.INSTRUCTIONS, Path("/p/lib,x.so"), Path("/w/r,1.txt"))
     assert args == ["-plugin", "/p/lib,,x.so,out=/w/r,,1.txt"]  # a comma in a value is doubled
     virtual = insnclock.qemu_args(Clock.VIRTUAL, Path("/p/lib.so"), Path("/r"))
-    assert virtual[2:] == ["-icount", "shift=0,sleep=off,align=off"]
+    assert virtual[2:] == ["-icount", "shift=0,sleep=off,align=off", "-rtc", "base=2020-01-01T00:00:00,clock=vm"]
     with pytest.raises(BootError, match="needs the instruction clock's plugin"):
         insnclock.qemu_args(Clock.VIRTUAL, None, Path("/r"))
 
@@ -53,10 +53,20 @@ def test_counts_pair_the_trace_with_the_report_port_by_port():
     assert "fw_entry" not in found  # inferred from the trace: no instruction of its own
 
 
-def test_counts_that_do_not_pair_up_give_none_and_say_so():
+def test_writes_the_plugin_cannot_see_are_the_firmwares_first_ones():
+    """qboot writes its probes through %dx (not `out %al,$0xf4`), before the kernel runs."""
+    traced = events((EXEC, "host"), ("fw_start", "trace"), ("fw_do_boot", "trace"), ("linux_start_boot", "trace"),
+                    ("init_start", "trace"), ("payload_start", "trace"), ("payload_end", "trace"), (EXIT, "host"))
+    found, warning = insnclock.counts(traced, insnclock.parse(REPORT))
+    assert "the first 1 of 2 probe writes to port 0xf5" in warning and "the first 1 of 4 probe writes to port 0xf4" in warning
+    assert found["fw_do_boot"] == 1000 and "fw_start" not in found and "linux_start_boot" not in found
+    assert found["init_start"] == 5000 and found["payload_end"] == 9500 and found[EXIT] == 9900
+
+
+def test_more_writes_than_the_trace_has_give_that_port_no_counts():
     traced = events((EXEC, "host"), ("init_start", "trace"), (EXIT, "host"))
     found, warning = insnclock.counts(traced, insnclock.parse(REPORT))
-    assert found == {} and "saw 3 probe writes to port 0xf4 and QEMU's trace 1" in warning
+    assert "saw 3 probe writes to port 0xf4 and QEMU's trace 1" in warning and "init_start" not in found
 
 
 def test_phases_in_instructions_span_the_same_events_as_the_wall_ones():
