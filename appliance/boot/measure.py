@@ -357,6 +357,8 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
                 reader.join(timeout=5)
     finally:
         session.end()
+        if files.qmp is not None and files.qmp.parent != work:  # socket_path's short folder: ours to remove
+            shutil.rmtree(files.qmp.parent, ignore_errors=True)
     watch.poll()
     if not piped and not files.console.exists():
         raise BootError(f"the console log {files.console} disappeared during the boot (removed by another "
@@ -375,7 +377,7 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
 
 def socket_path(work: Path, name: str) -> Path:
     """A UNIX socket's path in WORK, or in a short folder when WORK's path is too long
-    for one (108 bytes)."""
+    for one (108 bytes): the caller removes that folder (its parent) when done."""
     path = work / name
     if len(str(path)) < 100:
         return path
