@@ -157,7 +157,7 @@ def test_a_store_of_a_newer_schema_is_refused(store_url):
     engine, url = db.open_store(store_url)
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    with pytest.raises(db.StoreError, match="has schema revision 9999, newer than this tool knows"):
+    with pytest.raises(db.StoreError, match="has schema revision '9999', which this tool does not know"):
         db.open_store(store_url)
     with engine.begin() as connection:
         connection.execute(text(f"UPDATE alembic_version SET version_num = '{db.head()}'"))
@@ -177,7 +177,54 @@ def test_broken_stores_are_one_line(tmp_path, postgres_url):
         db.open_store("nonsense")
     done = subprocess.run([sys.executable, "-m", "appliance", "history", "--db", "postgresql://u:secret@127.0.0.1:1/x"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "secret" not in done.stderr  # no password shown
+    lines = done.stderr.splitlines()
+    assert done.returncode == 1 and len(lines) == 2 and "secret" not in done.stderr  # no password shown
+    assert "password in --db is visible to every user" in lines[0] and lines[1].startswith("error: cannot reach")
+
+
+def test_stores_that_cannot_be_are_one_line(tmp_path, postgres_url):
+    import os
+    import sqlite3
+
+    for url, message in ((f"sqlite:///{tmp_path}", "is a directory"),
+                         ("sqlite://", "in-memory database"),
+                         ("sqlite:///:memory:", "in-memory database"),
+                         ("mysql://u@127.0.0.1/x", "SQLite or PostgreSQL only, not mysql"),
+                         ("postgresql://u@127.0.0.1:port/x", "not a database URL"),
+                         (postgres_url.rsplit("/", 1)[0] + "/nosuchdb", "has no database 'nosuchdb'.*createdb")):
+        with pytest.raises(db.StoreError, match=message):
+            db.open_store(url)
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        if os.geteuid() != 0:  # root writes anywhere: the check is for everyone else
+            with pytest.raises(db.StoreError, match="not writable"):
+                db.open_store(f"sqlite:///{locked / 'results.db'}")
+    finally:
+        os.chmod(locked, 0o700)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:  # another program's database
+        connection.execute("CREATE TABLE documents (id INTEGER)")
+    with pytest.raises(db.StoreError, match="holds tables .* but no schema version"):
+        db.open_store(f"sqlite:///{other}")
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num TEXT)")
+        connection.execute("INSERT INTO alembic_version VALUES ('a1b2c3')")
+    with pytest.raises(db.StoreError, match="another program's database"):
+        db.open_store(f"sqlite:///{other}")
+
+
+def test_two_processes_creating_one_new_store_at_once_both_succeed(tmp_path):
+    """Issue 36: two writers creating a new SQLite store at once failed 1 time in 4."""
+    for attempt in range(4):
+        url = f"sqlite:///{tmp_path / f'new{attempt}.db'}"
+        code = "import sys; from appliance.store import db; db.open_store(sys.argv[1])"
+        procs = [subprocess.Popen([sys.executable, "-c", code, url], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                 for _ in range(3)]
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
 
 
 def test_a_locked_sqlite_store_waits_then_says_so(tmp_path, monkeypatch):
