@@ -11,6 +11,7 @@ passed off as complete.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -240,9 +241,11 @@ def read(path: Path) -> dict[str, Any]:
     """A results file, checked enough that every reader can trust its shape (a format-1
     file is read as format 2)."""
     try:
-        doc = json.loads(path.read_bytes().decode())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(path.read_bytes().decode(), parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise ApplianceError(f"cannot read results {path}: {exc}") from None
+    except RecursionError:
+        raise ApplianceError(f"cannot read results {path}: nested too deeply to be a results file") from None
     if isinstance(doc, dict) and doc.get("format") == 1:
         doc = _migrate_v1(doc)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -295,17 +298,64 @@ def main_side(doc: dict[str, Any]) -> dict[str, Any]:
     return next(iter(labelled_sides(doc).values()))
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a results file holds")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# the parts of a run set that readers take as objects, and the host facts they take as text
+_OBJECTS = ("host", "bundle", "settings", "accel")
+_TEXTS = ("host_name", "cpu_model", "qemu_version")
+
+
 def shape_problem(side: Any) -> str | None:
-    """What makes SIDE (one run set) unreadable, or None: every run needs ok and warmup,
-    and a successful one its events and phases."""
-    runs = side.get("runs") if isinstance(side, dict) else None
+    """What makes SIDE (one run set) unreadable, or None: its parts of the right types,
+    every run an object with ok, warmup and a unique integer index, and a successful one
+    its events (name and a finite t_ms) and its phases (finite, not negative, or null)."""
+    if not isinstance(side, dict):
+        return "it has no list of runs (a run set is not an object)"
+    for key in _OBJECTS:
+        if key in side and not isinstance(side[key], dict):
+            return f"its {key} is {type(side[key]).__name__} {side[key]!r:.40}, not an object"
+    host, bundle = side.get("host") or {}, side.get("bundle") or {}
+    for key in _TEXTS:
+        if host.get(key) is not None and not isinstance(host[key], str):
+            return f"its host's {key} is {type(host[key]).__name__}, not text"
+    for key in ("cpus", "memory_mib"):
+        if bundle.get(key) is not None and (not isinstance(bundle[key], int) or isinstance(bundle[key], bool)):
+            return f"its bundle's {key} is {bundle[key]!r:.20}, not a whole number"
+    runs = side.get("runs")
     if not isinstance(runs, list):
         return "it has no list of runs"
+    seen: set[int] = set()
     for i, run in enumerate(runs):
-        if not isinstance(run, dict) or not isinstance(run.get("ok"), bool) or "warmup" not in run:
-            return f"run {i} is not a run record (it needs ok and warmup)"
-        if run["ok"] and not (isinstance(run.get("events"), list) and isinstance(run.get("phases_ms"), dict)):
-            return f"run {i} succeeded but has no events or phases_ms"
-        if run["ok"] and not all(isinstance(e, dict) and {"name", "t_ms"} <= set(e) for e in run["events"]):
-            return f"run {i} has an event without name or t_ms"
+        problem = _run_problem(run, i, seen)
+        if problem:
+            return problem
+    return None
+
+
+def _run_problem(run: Any, i: int, seen: set[int]) -> str | None:
+    if not isinstance(run, dict) or not isinstance(run.get("ok"), bool) or "warmup" not in run:
+        return f"run {i} is not a run record (it needs ok and warmup)"
+    index = run.get("index")
+    if not isinstance(index, int) or isinstance(index, bool):
+        return f"run {i} has no integer index"
+    if index in seen:
+        return f"run {i} repeats index {index}"
+    seen.add(index)
+    if not run["ok"]:
+        return None
+    if not (isinstance(run.get("events"), list) and isinstance(run.get("phases_ms"), dict)):
+        return f"run {i} succeeded but has no events or phases_ms"
+    if not all(isinstance(e, dict) and isinstance(e.get("name"), str) and _number(e.get("t_ms"))
+               for e in run["events"]):
+        return f"run {i} has an event without a name or a finite t_ms"
+    for unit_key in ("phases_ms", "phases_insn"):
+        for phase, value in (run.get(unit_key) or {}).items():
+            if value is not None and (not _number(value) or value < 0):
+                return f"run {i}'s {unit_key} {phase} is {value!r:.20}: not a finite duration"
     return None

@@ -95,7 +95,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     lines = []
     for name in args.files:
         doc = results.read(Path(name))
-        done = record.record(engine, url, doc, args.label or "", source=str(Path(name).resolve()))
+        done = record.record(engine, url, doc, args.import_label or args.label or "",
+                             source=str(Path(name).resolve()))
         lines.append(f"{name}: {'recorded' if done.new else 'already in the store'} as run set(s) "
                      f"{', '.join(map(str, done.run_set_ids))}")
     say("\n".join(lines), store=db.shown(url), files=lines)
@@ -108,6 +109,8 @@ def register(verbs: Any) -> None:
     imp = sub.add_parser("import", help="record results files written before (each file once)")
     imp.add_argument("files", nargs="+", metavar="FILE", help="results JSON files")
     record_options(imp, recording=False)
+    imp.add_argument("--label", dest="import_label", help="record the files under this label (e.g. the revision "
+                     "that wrote them)")
     imp.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")
     imp.set_defaults(func=cmd_import)
     for key in FILTERS:

@@ -16,9 +16,20 @@ def write(tmp_path, doc):
 
 @pytest.mark.parametrize("doc, message", [
     ({"format": 1}, "has no list of runs"),
-    ({"format": 1, "runs": [{"ok": True, "warmup": False}]}, "run 0 succeeded but has no events or phases_ms"),
-    ({"format": 1, "runs": [{"ok": True, "warmup": False, "events": [{"t_ms": 1}], "phases_ms": {}}]},
-     "run 0 has an event without name"),
+    ({"format": 1, "runs": [{"ok": True, "warmup": False, "index": 0}]}, "run 0 succeeded but has no events or phases_ms"),
+    ({"format": 1, "runs": [{"ok": True, "warmup": False, "index": 0, "events": [{"t_ms": 1}], "phases_ms": {}}]},
+     "run 0 has an event without a name"),
+    # issue 36: hostile imports that got through or ended in tracebacks
+    ({"format": 1, "runs": [{"ok": True, "warmup": False}]}, "run 0 has no integer index"),
+    ({"format": 1, "runs": [{"ok": False, "warmup": False, "index": 1}, {"ok": False, "warmup": False, "index": 1}]},
+     "run 1 repeats index 1"),
+    ({"format": 1, "runs": [{"ok": True, "warmup": False, "index": 0, "events": [], "phases_ms": {"kernel": "4"}}]},
+     "phases_ms kernel is '4': not a finite duration"),
+    ({"format": 1, "runs": [{"ok": True, "warmup": False, "index": 0, "events": [], "phases_ms": {"kernel": -4}}]},
+     "phases_ms kernel is -4"),
+    ({"format": 1, "bundle": "b", "runs": []}, "its bundle is str 'b', not an object"),
+    ({"format": 1, "host": {"host_name": {"x": 1}}, "runs": []}, "its host's host_name is dict, not text"),
+    ({"format": 1, "bundle": {"cpus": "many"}, "runs": []}, "its bundle's cpus is 'many', not a whole number"),
     ({"format": 1, "runs": ["x"]}, "run 0 is not a run record"),
     ({"format": 1, "comparison": {}, "a": {"runs": []}}, "has no list of runs"),
     ({"format": 3, "runs": []}, "is not a results file of format 2"),
@@ -39,7 +50,7 @@ def test_binary_input_is_refused(tmp_path):
 
 
 def test_a_failed_run_needs_no_events(tmp_path):
-    doc = {"format": 1, "runs": [{"ok": False, "warmup": False, "error": "hang"}]}
+    doc = {"format": 1, "runs": [{"ok": False, "warmup": False, "index": 0, "error": "hang"}]}
     assert results.read(write(tmp_path, doc))["runs"][0]["error"] == "hang"
 
 
@@ -87,3 +98,17 @@ def test_a_format_1_file_is_read_as_the_kind_its_keys_told():
     assert (doc["format"], doc["kind"], doc["a"]["kind"]) == (2, "compare", "bench")
     assert results._migrate_v1({"format": 1, "runs": [], "analysis": {}})["kind"] == "analysis"
     assert results._migrate_v1({"format": 1, "runs": []})["kind"] == "bench"
+
+
+def test_nan_and_deep_nesting_are_one_line(tmp_path):
+    from appliance import results
+    from appliance.errors import ApplianceError
+
+    nan = tmp_path / "nan.json"
+    nan.write_text('{"format": 2, "kind": "bench", "runs": [], "x": NaN}')
+    with pytest.raises(ApplianceError, match="NaN is not a number a results file holds"):
+        results.read(nan)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ApplianceError, match="nested too deeply"):
+        results.read(deep)
