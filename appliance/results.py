@@ -20,7 +20,7 @@ from typing import Any
 from appliance.clocks import Unit
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
-from appliance.phases import EXEC, PHASE_NAMES, from_times, of_run
+from appliance.phases import EXEC, PHASE_NAMES, from_times, of_run, payload_probe
 from appliance.stats import summarize
 
 FORMAT = 2  # 2: every document says its kind; 1 (kind told by its keys) is read and migrated
@@ -110,6 +110,12 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if memory:
         out["guest_memory_kib"] = memory
     return out
+
+
+def payload_probes(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The probes a payload fired itself ([probes], the `probe` program), with their
+    statistics in SUMMARY: every probe that is neither built in nor a host event."""
+    return {name: s for name, s in summary.get("probes", {}).items() if payload_probe(name)}
 
 
 def guest_memory(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

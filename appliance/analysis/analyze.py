@@ -20,7 +20,6 @@ from appliance.analysis.spans import Span
 from appliance.assemble import minikernel
 from appliance.bundle import Bundle
 from appliance.errors import ApplianceError
-from appliance.runs.debugboots import DebugBoots
 
 DEBUG_CMDLINE = "initcall_debug printk.time=1 ignore_loglevel"
 # With profiled the kernel log reaches the host through it, so the console can stay quiet
@@ -48,11 +47,13 @@ def debug_cmdline(bundle: Bundle, source: str = "console") -> str:
     return QUIET_DEBUG_CMDLINE if bundle.profiled is not None else DEBUG_CMDLINE
 
 
-def document(bundle: Bundle, boots: DebugBoots, source: str = "console") -> dict[str, Any]:
-    """The analysis results document of BOOTS (runs/debugboots.py booted them): the
-    plain boots' run set and what the debug boots say about the kernel's time."""
-    found = summarize(boots.counted_debug(), boots.counted_plain(), _names(bundle), debug_cmdline(bundle, source), source)
-    return results.analysis(boots.run_set(), found)
+def document(bundle: Bundle, debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]] | None,
+             run_set: dict[str, Any], source: str = "console") -> dict[str, Any]:
+    """The analysis results document of boots made elsewhere (runs/debugboots.py): the
+    counted DEBUG boots with their consoles, the counted PLAIN ones, and the RUN_SET
+    recorded of them; what the debug boots say about the kernel's time."""
+    found = summarize(debug, plain, _names(bundle), debug_cmdline(bundle, source), source)
+    return results.analysis(run_set, found)
 
 
 def _names(bundle: Bundle) -> Callable[[int], str | None] | None:

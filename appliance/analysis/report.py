@@ -16,7 +16,6 @@ from appliance import results
 from appliance.analysis import analyze, bootspans, flame
 from appliance.analysis.spans import Span
 from appliance.markup import clean
-from appliance.runs import table
 
 LEAF_PHASES = ("qemu", "firmware", "kernel", "init", "payload")
 COLOURS = {"qemu": "#8da0cb", "firmware": "#fc8d62", "kernel": "#66c2a5", "init": "#e78ac3", "payload": "#a6d854",
@@ -150,7 +149,7 @@ def summary_table(summary: dict[str, Any]) -> str:
 
 def probe_section(summary: dict[str, Any]) -> str:
     """The payload's own probes ([probes], the `probe` program): when each fired, from exec."""
-    own = table.payload_probes(summary)
+    own = results.payload_probes(summary)
     if not own:
         return ""
     rows = "".join(f"<tr><td class=l>{_esc(name)}</td><td>{s['n']}</td><td>{_num(s['median'])}</td>"

@@ -77,7 +77,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     store = store_for(args)
     boots = debugboots.boot(target, choice, args.n, analyze.debug_cmdline(target, args.source),
                             baseline=not args.no_baseline, timeout=args.timeout, append=args.append or "")
-    doc = analyze.document(target, boots, args.source)
+    doc = analyze.document(target, boots.counted_debug(), boots.counted_plain(), boots.run_set(), args.source)
     out = Path(args.output or f"analysis-{Path(args.bundle).resolve().name}.json")
     results.write(out, doc)
     record_results(args, store, doc, str(out.resolve()))

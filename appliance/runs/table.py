@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.clocks import Unit
-from appliance.phases import PHASE_NAMES, payload_probe
+from appliance.phases import PHASE_NAMES
+from appliance.results import payload_probes
 
 PHASE_HELP = {
     "qemu": "host exec -> firmware start (aarch64: the kernel's first device write)",
@@ -31,12 +32,6 @@ PHASE_HELP = {
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
-
-
-def payload_probes(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The probes a payload fired itself ([probes], the `probe` program), with their
-    statistics: every probe that is neither built in nor a host event."""
-    return {name: s for name, s in summary.get("probes", {}).items() if payload_probe(name)}
 
 
 def payload_probe_lines(summary: dict[str, Any]) -> list[str]:

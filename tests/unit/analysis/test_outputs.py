@@ -260,7 +260,7 @@ def test_a_payload_probe_shows_in_the_table_the_report_the_spans_and_the_chrome_
         run["events"].insert(5, {"name": "db_ready", "t_ms": 5430.0 + i})
         runs.append(run)
     summary = results.summary(runs)
-    assert "db_ready" in table.payload_probes(summary) and "init_start" not in table.payload_probes(summary)
+    assert "db_ready" in results.payload_probes(summary) and "init_start" not in results.payload_probes(summary)
     assert "  db_ready             median 5431.5" in table.phase_table(summary)
     doc = results.run_set(host={}, accel={"used": "tcg"}, bundle={"name": "b", "path": "/b"}, settings={}, runs=runs,
                           complete=True)
