@@ -32,6 +32,12 @@ class PluginError(ApplianceError):
     """The instruction clock's plugin cannot be had for this QEMU."""
 
 
+def installed_qemu() -> str:
+    """The first line of the x86 QEMU's `--version` (the one the plugin is for)."""
+    done = proc.run([proc.find_tool("qemu-system-x86_64"), "--version"], timeout=30)
+    return (done.stdout.strip().splitlines() or ["unknown"])[0]
+
+
 def debian_version(version_line: str) -> str | None:
     """The Debian package version in `qemu-system-x86_64 --version`'s first line
     ("... (Debian 1:7.2+dfsg-7+deb12u18+b3)"), without a binNMU suffix (+bN: the same

@@ -37,6 +37,7 @@ from appliance.assemble import (
     oci,
     packages,
     pieces,
+    plugin,
     release,
     rootdisk,
     uki,
@@ -527,6 +528,15 @@ def flatten_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> 
     print(f"  {out.name}: {out.stat().st_size} bytes, BENCHMARK_HACK probes 0xf5:1, 0xf5:5, 0xf4:2/3/4")
 
 
+def make_plugin(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
+    """The instruction clock's plugin for the installed QEMU (plugin.ensure builds it once
+    into the cache, against that QEMU's own header), copied to TARGET."""
+    built = plugin.ensure(plugin.installed_qemu())
+    with atomic_path(Path(str(target[0]))) as tmp:
+        shutil.copyfile(built, tmp)
+    print(f"  {Path(str(target[0])).name}: the instruction clock's TCG plugin ({built.parent.name})")
+
+
 def copy_firmware(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     with atomic_path(Path(str(target[0]))) as tmp:
         shutil.copyfile(str(source[0]), tmp)
@@ -575,6 +585,7 @@ BUILDERS: dict[str, Builder] = {
     "make_release_uki": make_release_uki,
     "prepare_qboot": prepare_qboot,
     "flatten_qboot": flatten_qboot,
+    "make_plugin": make_plugin,
     "copy_firmware": copy_firmware,
     "compile_program": compile_program,
     "copy_kernel": copy_kernel,
