@@ -82,8 +82,9 @@ def derive(events: list[Event], anchored_only: bool = False) -> dict[str, float 
     ANCHORED_ONLY keeps just the phases that start at QEMU's exec: for the exit channel,
     whose events come from different boots, a difference of two of them is no phase."""
     times: dict[str, float] = {}
+    origin = events[0].host_time_ns if events else 0  # ms from the first event: epoch ms in a float lose 0.2 us
     for event in events:
-        times.setdefault(event.name, event.host_time_ns / 1e6)  # a repeated probe: keep the first
+        times.setdefault(event.name, (event.host_time_ns - origin) / 1e6)  # a repeated probe: keep the first
     return of_run(times, anchored_only)
 
 

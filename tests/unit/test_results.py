@@ -112,3 +112,23 @@ def test_nan_and_deep_nesting_are_one_line(tmp_path):
     deep.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ApplianceError, match="nested too deeply"):
         results.read(deep)
+
+
+def test_stored_phases_agree_with_their_events_at_epoch_times():
+    """Issue 36: `stats` said runs "stored phases that differ from their events" on every
+    fresh results file: phases were derived from epoch milliseconds (1.7e12: a float
+    keeps 0.2 us of it) and the events from times since QEMU's exec."""
+    from appliance.boot.measure import BootRun
+    from appliance.phases import derive
+    from appliance.probes import Event
+    from appliance.runs.bench import run_record
+
+    t0 = 1_796_000_000_123_456_789
+    events = [Event(name, t0 + offset, "trace") for name, offset in (
+        ("qemu_exec", 0), ("fw_entry", 53_426_546), ("kernel_entry", 56_026_546), ("init_start", 7_593_720_546),
+        ("payload_start", 7_622_208_546), ("payload_end", 7_664_318_546), ("qemu_exit", 7_712_905_599))]
+    run = BootRun(events, derive(events), [], 1000, 0)
+    doc = results.run_set(host={}, accel={"used": "tcg", "reason": ""}, bundle={}, settings={},
+                          runs=[run_record(0, False, run)], complete=True)
+    _, differed = results.recomputed(doc)
+    assert differed == 0
