@@ -85,15 +85,41 @@ def _resolved(argv: list[str]) -> list[str]:
 
 
 def _complete(argv: list[str], cwd: Path | None, env: Mapping[str, str] | None, timeout: float | None,
-              text: bool, capture: bool) -> subprocess.CompletedProcess[Any]:
-    """argv run to completion, output captured unless CAPTURE is false (then it goes to ours)."""
+              text: bool, capture: bool, group: bool = False) -> subprocess.CompletedProcess[Any]:
+    """argv run to completion, output captured unless CAPTURE is false (then it goes to ours).
+    With GROUP it runs in a process group of its own, and a timeout or an interrupt ends
+    the whole group: a user's build command and whatever it started (subprocess.run kills
+    only the direct child, and a `sleep 1000` it started ran on)."""
     full = _resolved(argv)
     log.debug("run: %s", " ".join(full))
+    if not group:
+        try:
+            return subprocess.run(full, cwd=cwd, env=env, timeout=timeout, capture_output=capture, text=text,
+                                  stdin=subprocess.DEVNULL, check=False)
+        except subprocess.TimeoutExpired as exc:  # subprocess.run has killed the child
+            raise ToolTimedOut(full, timeout or 0.0) from exc
+    pipe = subprocess.PIPE if capture else None
+    with subprocess.Popen(full, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe, text=text,
+                          process_group=0) as child:
+        try:
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _end_group(child)
+            raise ToolTimedOut(full, timeout or 0.0) from None
+        except BaseException:
+            _end_group(child)
+            raise
+        _end_group(child)  # what the command left running behind it
+    return subprocess.CompletedProcess(full, child.returncode, out, err)
+
+
+def _end_group(child: subprocess.Popen[Any]) -> None:
+    """SIGKILL every process left in CHILD's group, and reap CHILD."""
     try:
-        return subprocess.run(full, cwd=cwd, env=env, timeout=timeout, capture_output=capture, text=text,
-                              stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired as exc:  # subprocess.run has killed the child
-        raise ToolTimedOut(full, timeout or 0.0) from exc
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    child.wait()
 
 
 def run(
@@ -104,11 +130,13 @@ def run(
     timeout: float | None = None,
     check: bool = True,
     capture: bool = True,
+    group: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run argv to completion; return its output or raise ToolFailed/ToolMissing/
     ToolTimedOut (a non-zero exit is returned, not raised, when CHECK is false). Without
-    CAPTURE the program writes to our own stdout and stderr (a build the user watches)."""
-    done = _complete(argv, cwd, env, timeout, text=True, capture=capture)
+    CAPTURE the program writes to our own stdout and stderr (a build the user watches).
+    With GROUP whatever it starts ends with it (a timeout included)."""
+    done = _complete(argv, cwd, env, timeout, text=True, capture=capture, group=group)
     if check and done.returncode != 0:
         raise ToolFailed(done.args, done.returncode, done.stderr or done.stdout or "")
     return done

@@ -17,7 +17,16 @@ from typing import Any
 
 from appliance import bundle, proc
 from appliance.assemble import kernel, minikernel
-from appliance.cli.options import BUNDLE, bench_options, choose_accel, load_bundle, plan_of, record_results, store_for
+from appliance.cli.options import (
+    BUNDLE,
+    bench_options,
+    choose_accel,
+    load_bundle,
+    plan_of,
+    positive,
+    record_results,
+    store_for,
+)
 from appliance.cli.output import say
 from appliance.errors import ApplianceError, ToolFailed
 from appliance.phases import PHASE_NAMES
@@ -41,15 +50,26 @@ def commits(repo: Path, good: str, bad: str) -> list[str]:
     return [c[:12] for c in (ends[0], *between)]
 
 
+def build_words(command: str) -> list[str]:
+    """--build-cmd split as a shell would split it (no shell runs it); one line if it cannot be."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise ApplianceError(f"--build-cmd {command!r} cannot be split into words ({exc}): close its quotes") from None
+    if not words:
+        raise ApplianceError("--build-cmd is empty: give the command that builds {commit} into {out}")
+    return words
+
+
 def _builder(args: argparse.Namespace, work: Path) -> Any:
     """How a commit becomes a bundle: the user's command, or a minimal kernel of the tree."""
     if args.build_cmd:
         def run_command(commit: str) -> bundle.Bundle:
             out = work / commit
-            argv = [word.replace("{commit}", commit).replace("{out}", str(out)) for word in shlex.split(args.build_cmd)]
+            argv = [word.replace("{commit}", commit).replace("{out}", str(out)) for word in build_words(args.build_cmd)]
             print(f"bisect: building {commit}: {' '.join(argv)}", file=sys.stderr)
             try:
-                proc.run(argv, timeout=args.build_timeout)
+                proc.run(argv, timeout=args.build_timeout, group=True)  # the build and all it started
             except ToolFailed as exc:
                 raise ApplianceError(f"the build of {commit} failed: {exc}") from None
             return bundle.load(out)
@@ -73,24 +93,31 @@ def cmd_bisect(args: argparse.Namespace) -> int:
                              "--build-cmd 'CMD {commit} {out}' with --repo REPO")
     if args.git and not args.bundle:
         raise ApplianceError("--git boots BUNDLE with each commit's kernel: give the bundle")
+    if args.build_cmd:
+        build_words(args.build_cmd)  # a command that cannot be split is one line before anything runs
     repo = Path(args.git or args.repo or ".")
     plan = plan_of(args)
     least = 2 if plan.clock.counts else 3
     if plan.n < least:
         raise ApplianceError(f"bisect needs -n of at least {least} boots a side per look on the {plan.clock} clock")
     series = commits(repo, args.good, args.bad)
-    out = Path(args.output or tempfile.mkdtemp(prefix="appliance-bisect-"))
-    out.mkdir(parents=True, exist_ok=True)
     store = store_for(args)
     if store is not None and not args.label:
         args.label = f"bisect {args.good}..{args.bad}"
     choice = choose_accel(args)
     print(f"bisect: {len(series) - 1} commits after {series[0]} up to {series[-1]}, at most "
           f"{len(series).bit_length()} steps", file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="appliance-bisect-builds-") as work:
-        outcome = bisect.bisect(series, _builder(args, Path(work)), choice, plan, args.phase, args.max_n or plan.n,
-                                lambda i: out / f"step-{i + 1}.json",
-                                (lambda doc: record_results(args, store, doc, "bisect")) if store else None)
+    out = Path(args.output or tempfile.mkdtemp(prefix="appliance-bisect-"))
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="appliance-bisect-builds-") as work:
+            outcome = bisect.bisect(series, _builder(args, Path(work)), choice, plan, args.phase,
+                                    args.max_n or plan.n, lambda i: out / f"step-{i + 1}.json",
+                                    (lambda doc: record_results(args, store, doc, "bisect")) if store else None)
+    except BaseException:
+        if not args.output and not any(out.iterdir()):  # a folder we made, and nothing in it
+            out.rmdir()
+        raise
     lines = [f"bisect on the {plan.clock} clock ({'guest instructions' if plan.clock.counts else 'host time'} "
              f"of {args.phase})", f"{'step':>4} {'good':<12} {'mid':<12} {'bad':<12} {'boots':>5}  verdict"]
     lines += [f"{i + 1:>4} {s.good:<12} {s.mid:<12} {s.bad:<12} {s.boots:>5}  {s.verdict}: {s.reason}"
@@ -115,7 +142,7 @@ def register(verbs: Any) -> None:
     p.add_argument("--build-cmd", metavar="CMD", help="a command that builds commit {commit} into the bundle folder "
                    "{out} (split like a shell would, no shell run)")
     p.add_argument("--repo", metavar="REPO", help="with --build-cmd: the repository whose commits these are (default .)")
-    p.add_argument("--build-timeout", type=float, default=3600, help="seconds a build may take (default 3600)")
+    p.add_argument("--build-timeout", type=positive, default=3600, help="seconds a build may take (default 3600)")
     p.add_argument("--phase", default="kernel", help="the phase that stepped (default kernel)")
     p.add_argument("--max-n", type=int, help="boot on in steps of -n up to this while a midpoint is unclassified")
     p.add_argument("-o", "--output", help="a folder for each step's results JSON (default: a temporary one)")

@@ -26,6 +26,7 @@ from appliance.cli.options import (
     bench_options,
     choose_accel,
     clock_of,
+    fraction,
     load_bundle,
     output_path,
     plan_of,
@@ -264,10 +265,10 @@ def register(verbs: Any) -> None:
                    "the same appliance measured the same way)")
     p.add_argument("--baseline-file", metavar="RESULTS", help="the baseline from a results file instead of the store")
     p.add_argument("--phase", default=compare.PRIMARY, help=f"the phase gated on (default {compare.PRIMARY})")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=fraction, default=None,
                    help=f"the relative slowdown that counts as a regression (default {gate.THRESHOLD:g} on the wall "
                    f"clock, {gate.COUNT_THRESHOLD:g} on the instruction clock)")
-    p.add_argument("--confidence", type=float, default=0.95, help="the gate's confidence (default 0.95)")
+    p.add_argument("--confidence", type=fraction, default=0.95, help="the gate's confidence (default 0.95)")
     p.add_argument("--cross-host", action="store_true", help="compare with a baseline from another host or QEMU")
     p.add_argument("--junit", metavar="FILE", help="write the verdict as JUnit XML (Jenkins, GitLab, GitHub)")
     p.add_argument("--markdown", metavar="FILE", help="write a summary for a pull-request comment")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance import results
-from appliance.cli.options import record_options
+from appliance.cli.options import count, fraction, record_options
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
@@ -117,9 +117,9 @@ def register(verbs: Any) -> None:
         p.add_argument(f"--{key.replace('_', '-')}", dest=key, type=int if key in ("cpus", "memory_mib") else str,
                        help=f"only run sets whose {key} is this")
     p.add_argument("--phase", default="to_init", help="the phase to follow (default to_init)")
-    p.add_argument("--limit", type=int, default=0, help="only the newest N run sets")
+    p.add_argument("--limit", type=count, default=0, help="only the newest N run sets")
     p.add_argument("--svg", metavar="FILE", help="write the longest series as an SVG trend plot")
-    p.add_argument("--min-change", type=float, default=0.01, help="Otava's minimum relative change for a change point "
+    p.add_argument("--min-change", type=fraction, default=0.01, help="Otava's minimum relative change for a change point "
                    "(default 0.01: smaller steps are below what boot-time noise lets one act on)")
     p.add_argument("--no-changes", action="store_true", help="skip change-point detection (it imports SciPy)")
     record_options(p, recording=False)

@@ -524,7 +524,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("a", help=f"side A: {options.BUNDLE}")
     p.add_argument("b", help="side B: the same kinds (or A again, with --append-b)")
     p.add_argument("-o", "--output", help="results JSON (default compare.json)")
-    p.add_argument("--confidence", type=float, default=0.95, help="family-wise confidence (default 0.95)")
+    p.add_argument("--confidence", type=options.fraction, default=0.95, help="family-wise confidence (default 0.95)")
     p.add_argument("--primary", default=compare.PRIMARY,
                    help=f"the phase the question is about, tested at the full level (default {compare.PRIMARY})")
     p.add_argument("--max-n", type=int,

@@ -23,6 +23,29 @@ from appliance.machines import Machine
 from appliance.runs import bench
 
 
+def fraction(text: str) -> float:
+    """An argparse type: a finite number strictly between 0 and 1 (a confidence, a
+    relative threshold: 0.05 is 5%)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a fraction between 0 and 1 (e.g. 0.05 for 5%)")
+    return value
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
 def positive(text: str) -> float:
     """An argparse type: a finite number above 0 (nan, inf, 0 and negatives refused)."""
     try:

@@ -4,6 +4,7 @@ typed error, and a spawned program dies with us. This checks the source of every
 module for any other way to start a process, imports inside functions included."""
 
 import ast
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,32 @@ def test_a_planted_violation_is_caught(planted):
 
 def test_ordinary_os_use_is_not_a_violation():
     assert violations("import os\nos.kill(1, 0)\nos.pidfd_open(1)\nos.wait4(1, 0)\n") == []
+
+
+def test_a_timed_out_group_run_ends_what_the_command_started(tmp_path):
+    """Issue 36: bisect's --build-timeout killed only the direct child; a `sleep 1000` it
+    started ran on."""
+    import time
+
+    import pytest
+
+    from appliance import proc
+    from appliance.errors import ToolTimedOut
+
+    pidfile = tmp_path / "pid"
+    started = time.monotonic()
+    with pytest.raises(ToolTimedOut):
+        proc.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], timeout=1, group=True)
+    assert time.monotonic() - started < 30
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            break
+        if state == "Z":  # killed, waiting for init to reap it
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the command's child {grandchild} still runs")
