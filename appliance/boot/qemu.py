@@ -211,8 +211,26 @@ def ovmf_args() -> list[str]:
     code, variables = OVMF
     if not code.is_file() or not variables.is_file():
         raise BootError(f"the q35-ovmf machine needs Debian's OVMF ({code} and {variables}): apt-get install ovmf")
+    for path in (code, variables):  # a damaged or empty image hangs the guest until --timeout: say so first
+        with open(path, "rb") as image:
+            head = image.read(64)
+        if head[40:44] != b"_FVH":
+            raise BootError(f"{path} is not a UEFI firmware volume (no _FVH signature): reinstall ovmf "
+                            "(apt-get install --reinstall ovmf)")
     return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
             "-drive", f"if=pflash,format=raw,unit=1,snapshot=on,file={variables}"]
+
+
+def check_pe(path: Path) -> None:
+    """PATH must be a PE image (an EFI program): OVMF hangs on anything else until the
+    boot's timeout."""
+    if not path.is_file():
+        return  # a missing file is QEMU's own one line (and a verified bundle has it)
+    with open(path, "rb") as image:
+        head = image.read(4096)
+    offset = int.from_bytes(head[0x3C:0x40], "little") if len(head) >= 0x40 else 0
+    if head[:2] != b"MZ" or head[offset:offset + 4] != b"PE\0\0":
+        raise BootError(f"{path} is not an EFI program (no MZ/PE header): rebuild the bundle")
 
 
 def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
@@ -248,6 +266,7 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
         args += ["-cdrom", str(bundle.cdrom)]
     elif bundle.machine is Machine.Q35_OVMF and bundle.uki is not None and bundle.kernel_file is None:
         # OVMF runs the UKI as an EFI program; -append reaches its stub as the command line
+        check_pe(bundle.uki)
         args += ["-kernel", str(bundle.uki), "-append", cmdline]
     else:
         args += ["-kernel", str(bundle.kernel), "-initrd", str(bundle.initrd), "-append", cmdline]

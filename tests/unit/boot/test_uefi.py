@@ -77,3 +77,21 @@ def test_a_pe_image_is_restamped_with_a_right_checksum():
     field = 0x40 + 24 + 64
     assert int.from_bytes(stamped[field:field + 4], "little") == uki.pe_checksum(stamped, field)
     assert uki.restamp(bytes(image), 1234) == stamped  # the same input, the same bytes
+
+
+def test_a_garbage_efi_program_or_firmware_is_one_line_before_any_boot(tmp_path, monkeypatch):
+    """Issue 36: a garbage OVMF or uki.efi failed only at --timeout."""
+    import pytest
+
+    from appliance.boot import qemu
+    from appliance.errors import BootError
+
+    junk = tmp_path / "uki.efi"
+    junk.write_bytes(b"\0" * 8192)
+    with pytest.raises(BootError, match="is not an EFI program"):
+        qemu.check_pe(junk)
+    empty = tmp_path / "OVMF_CODE.fd"
+    empty.write_bytes(b"")
+    monkeypatch.setattr(qemu, "OVMF", (empty, empty))
+    with pytest.raises(BootError, match="is not a UEFI firmware volume"):
+        qemu.ovmf_args()
