@@ -24,8 +24,8 @@ def files(tmp_path: Path) -> qemu.BootFiles:
 
 def test_ovmf_boots_the_bundles_uki_with_its_variables_never_written(tmp_path, monkeypatch):
     code, variables = tmp_path / "CODE.fd", tmp_path / "VARS.fd"
-    code.write_bytes(b"c")
-    variables.write_bytes(b"v")
+    code.write_bytes(b"c" * 40 + b"_FVH")  # a firmware volume's signature, where OVMF's images have it
+    variables.write_bytes(b"v" * 40 + b"_FVH")
     monkeypatch.setattr(qemu, "OVMF", (code, variables))
     args = qemu.argv(BootSpec(bundle(tmp_path, True), "tcg"), files(tmp_path))
     assert args[args.index("-M") + 1] == "q35"
