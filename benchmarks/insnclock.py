@@ -74,8 +74,8 @@ def spread_rows(label: str, runs: dict[str, list[dict[str, Any]]], phases: list[
             insns = values(counted, phase, Unit.INSTRUCTIONS)
             if not wall:  # a phase this kernel has no probes for (k_init: the minimal kernel's)
                 continue
-            count = f"{p90_p10(insns):.6f} (range {(max(insns) - min(insns)) / min(insns) * 100:.4f}%)" if insns \
-                else "-"
+            count = (f"{p90_p10(insns):.6f} (range {(max(insns) - min(insns)) / min(insns) * 100:.4f}%, "
+                     f"{len(set(insns))} distinct)") if insns else "-"
             print(f"| {label} | {clock} | {phase} | {len(counted)} | "
                   f"{statistics.median(insns) / 1e6 if insns else float('nan'):.3f} | {count} | "
                   f"{statistics.median(wall):.1f} | {p90_p10(wall):.3f} |")
