@@ -2,8 +2,11 @@
 
 Most packages write `/usr/share/doc/PKG/copyright` in Debian's machine-readable format
 (DEP-5): paragraphs with `Files:` and `License:` fields, the short names Debian uses
-(`GPL-2+`, `Expat`, `BSD-3-clause`). The package's license is that of its `Files: *`
-paragraph, else every paragraph's license together. Short names SPDX knows are
+(`GPL-2+`, `Expat`, `BSD-3-clause`). The package's declared license is every
+paragraph's license together (AND), its `Files: *` paragraph's first, the packaging's own
+`debian/*` paragraphs left out (those files are not in the package): a package whose
+files come under four licenses declares all four (dpkg: GPL-2+, and three more for parts
+of it), not just the main one. Short names SPDX knows are
 translated; others become `LicenseRef-` identifiers, which SPDX and CycloneDX accept.
 A file that is not machine-readable gives NOASSERTION: we do not guess from prose.
 """
@@ -76,7 +79,9 @@ def _paragraphs(text: str) -> list[dict[str, str]]:
         last = None
         for line in block.splitlines():
             if line[:1] in (" ", "\t") and last:
-                continue  # continuation lines: license text, not its name
+                if last == "files":  # a Files: field may list its patterns on the lines after it
+                    fields["files"] = f"{fields['files']} {line.strip()}".strip()
+                continue  # other continuation lines: license text, not its name
             key, sep, value = line.partition(":")
             if sep and key and " " not in key:
                 last = key.strip().lower()
@@ -93,7 +98,9 @@ def from_copyright(text: str | None) -> str:
     paragraphs = [p for p in _paragraphs(text) if "files" in p and p.get("license")]
     if not paragraphs:
         return NOASSERTION
-    main = [p for p in paragraphs if p["files"].split() and p["files"].split()[0] == "*"]
-    chosen = main or paragraphs
+    # the packaging's own files (debian/*) are not in the binary package: their license is not its
+    shipped = [p for p in paragraphs if not all(f.startswith("debian/") for f in p["files"].split())] or paragraphs
+    main = [p for p in shipped if p["files"].split() and p["files"].split()[0] == "*"]
+    chosen = main + [p for p in shipped if p not in main]
     parts = list(dict.fromkeys(expression(p["license"]) for p in chosen))
     return parts[0] if len(parts) == 1 else " AND ".join(f"({p})" if " " in p else p for p in parts)

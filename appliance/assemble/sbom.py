@@ -51,6 +51,9 @@ class Component:
     supplier: str | None = None
 
 
+TOOL_SUPPLIER = "Organization: appliance"  # the init and the guest programs this tool compiles
+
+
 def _ref(*parts: str) -> str:
     """An SPDX identifier's tail for PARTS: ASCII letters, digits, '.' and '-' only (the
     spec's idstring; str.isalnum() also passed é and 日本 through), never empty."""
@@ -84,13 +87,17 @@ def inventory(bundle: Bundle) -> list[Component]:
     sources = list(dict.fromkeys(item["source"] for item in bundle.contents))
     out: list[Component] = []
     recorded = {p["name"]: p for p in bundle.build.get("packages", [])}
-    for source in (s for s in sources if s.startswith("debian ")):
+    # every package the build unpacked (its lock), also one whose files were all left out
+    # (gcc-12-base: only its documentation), then any the contents name besides
+    debian = {f"debian {p['name']}={p.get('version', '')}": p for p in bundle.build.get("packages", [])}
+    for source in dict.fromkeys([*debian, *(s for s in sources if s.startswith("debian "))]):
         name, _, version = source.removeprefix("debian ").partition("=")
         facts = recorded.get(name, {})
         out.append(Component(_ref("deb", name), name, version, "debian", deb_purl(name, version, facts.get("arch")),
                              facts.get("license", NOASSERTION), facts.get("sha256"), files.get(source, []),
                              "Organization: Debian"))
-    out.append(_kernel(bundle))
+    kernel = _kernel(bundle)
+    out.append(kernel)
     for source in sources:
         if source.startswith("debian "):
             continue
@@ -98,16 +105,21 @@ def inventory(bundle: Bundle) -> list[Component]:
         if source.startswith("oci:"):  # a container image's layer, by its digest
             layer = source.removeprefix("oci:")
             out.append(Component(_ref("oci", layer), f"oci layer {layer}", layer.removeprefix("sha256:")[:12], "oci",
-                                 sha256=layer.removeprefix("sha256:"), files=files.get(source, [])))
+                                 sha256=layer.removeprefix("sha256:"), files=files.get(source, []),
+                                 supplier="Organization: the publisher of the container image"))
         elif kind == "kernel":  # "kernel module NAME"
             name = what.removeprefix("module ")
             out.append(Component(_ref("module", name), name, bundle.kernel_release, "module",
-                                 files=files.get(source, [])))
+                                 files=files.get(source, []), supplier=kernel.supplier))
         elif kind in ("host", "host_files"):
-            out.append(Component(_ref("host", what), what, "host", "host", files=files.get(source, [])))
-        else:  # the init, our programs, the template's own files
-            out.append(Component(_ref(kind, what or kind), source, __version__ if kind in ("init", "program") else "",
-                                 "program" if kind in ("init", "program") else "template", files=files.get(source, [])))
+            out.append(Component(_ref("host", what), what, "host", "host", files=files.get(source, []),
+                                 supplier="Organization: the distribution of the build host"))
+        else:  # the init and our programs (this tool's), the template's own files (its author's)
+            ours = kind in ("init", "program")
+            out.append(Component(_ref(kind, what or kind), source, __version__ if ours else "",
+                                 "program" if ours else "template", files=files.get(source, []),
+                                 supplier=TOOL_SUPPLIER if ours else f"Organization: the author of template "
+                                                                       f"{bundle.name}"))
     seen: dict[str, int] = {}
     for part in out:  # two sources that differ only in characters a reference cannot hold
         seen[part.ref] = seen.get(part.ref, 0) + 1
@@ -124,7 +136,8 @@ def _kernel(bundle: Bundle) -> Component:
                          "kernel", deb_purl(lock["package"], lock.get("version", ""), lock.get("arch")), "GPL-2.0-only",
                          lock.get("deb_sha256"), supplier="Organization: Debian")
     return Component(_ref("kernel", bundle.kernel_release), "linux", bundle.kernel_release, "kernel",
-                     license="GPL-2.0-only", sha256=hashlib.sha256(bundle.kernel.read_bytes()).hexdigest())
+                     license="GPL-2.0-only", sha256=hashlib.sha256(bundle.kernel.read_bytes()).hexdigest(),
+                     supplier=TOOL_SUPPLIER)  # the minimal kernel, or the user's, built here
 
 
 def _created(bundle: Bundle) -> str:
@@ -138,6 +151,7 @@ def spdx(bundle: Bundle, parts: list[Component]) -> dict[str, Any]:
     root = "SPDXRef-appliance"
     packages: list[dict[str, Any]] = [{
         "SPDXID": root, "name": bundle.name, "versionInfo": bundle.digest[:12], "downloadLocation": NOASSERTION,
+        "supplier": f"Organization: the builder of appliance {bundle.name}",
         "filesAnalyzed": False, "primaryPackagePurpose": "OPERATING-SYSTEM", "licenseConcluded": NOASSERTION,
         "licenseDeclared": NOASSERTION, "copyrightText": NOASSERTION}]
     files: list[dict[str, Any]] = []

@@ -7,7 +7,16 @@ DEP5 = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.
 
 def test_the_files_star_paragraph_names_the_package_license():
     text = DEP5 + "Files: *\nLicense: LGPL-2.1+ or GPL-2+\n\nFiles: debian/*\nLicense: GPL-2+\n"
-    assert licenses.from_copyright(text) == "LGPL-2.1-or-later OR GPL-2.0-or-later"
+    assert licenses.from_copyright(text) == "LGPL-2.1-or-later OR GPL-2.0-or-later"  # debian/* is not shipped
+
+
+def test_every_license_of_the_shipped_files_is_declared():
+    """Issue 36: dpkg's SBOM license named one of the four its copyright file names."""
+    text = DEP5 + ("Files: *\nLicense: GPL-2+\n\nFiles:\n lib/compat/md5.c\n lib/compat/md5.h\nLicense: public-domain-md5\n\n"
+                   "Files: lib/compat/obstack.c\nLicense: LGPL-2.1+\n\nFiles: utils/*\nLicense: BSD-2-clause\n\n"
+                   "Files: debian/*\nLicense: GPL-2+\n")
+    assert licenses.from_copyright(text) == ("GPL-2.0-or-later AND LicenseRef-Debian-public-domain-md5 AND "
+                                             "LGPL-2.1-or-later AND BSD-2-Clause")
 
 
 def test_without_a_files_star_paragraph_every_license_counts():

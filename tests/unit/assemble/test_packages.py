@@ -115,7 +115,7 @@ def test_unpack_keeps_links_and_drops_docs(repo):
     unpacked = sources.unpack_deb(root / "repo" / "beta.deb", pin, sources.DEFAULT_EXCLUDE)
     placed = {p.entry.path: p for p in unpacked.placed}
     # its license was read from the copyright file, which the default excludes drop
-    assert unpacked.license == "GPL-2.0-or-later" and unpacked.copyright_found
+    assert unpacked.license == "GPL-2.0-or-later AND MIT" and unpacked.copyright_found  # lib/* is Expat
     assert "usr/share/doc/beta/copyright" not in placed
     assert placed["usr/bin/beta"].entry.data == b"beta" and placed["usr/bin/beta"].entry.mode & 0o777 == 0o755
     assert placed["usr/bin/beta-link"].entry.kind == "symlink" and placed["usr/bin/beta-link"].entry.data == b"beta"
@@ -154,7 +154,7 @@ def test_placed_writes_the_lock_then_holds_the_template_to_it(repo, tmp_path):
     template = template_in(tmp_path, ["alpha"])
     placed, facts = packages.placed(template, tmp_path / "cache", tool)
     assert [(f["name"], f["version"], f["license"]) for f in facts] == [
-        ("alpha", "1.0-1", "NOASSERTION"), ("beta", "1.0-1", "GPL-2.0-or-later"), ("provider", "1.0-1", "NOASSERTION")]
+        ("alpha", "1.0-1", "NOASSERTION"), ("beta", "1.0-1", "GPL-2.0-or-later AND MIT"), ("provider", "1.0-1", "NOASSERTION")]
     lock = pkglock.read(tmp_path / "pkgs.lock")
     assert lock is not None and lock.request == ("alpha",) and [p.name for p in lock.pins] == ["alpha", "beta", "provider"]
     assert {p.entry.path for p in placed} >= {"usr/bin/alpha", "usr/bin/beta", "usr/lib/provider.so"}
