@@ -184,9 +184,20 @@ class Fleet:
                     progress(done_boots, max(total, done_boots), time.monotonic() - started)
             done = end
             self._rounds = (done, n)
+            self._note_lost(sessions, workers, wave + 1)
             if done in looks and stop is not None and stop(done):
                 return done
         return n
+
+    def _note_lost(self, sessions: Sequence[bench.Session], workers: list[str], wave: int) -> None:
+        """The workers of a wave that left the cluster during it (Dask ran their blocks
+        again elsewhere): said once, and listed in each run set's fleet.lost_workers."""
+        info = self._client.scheduler_info(n_workers=-1).get("workers") or {}
+        for address in sorted(set(workers) - set(info)):
+            print(f"fleet: worker {address} left during wave {wave}; its block ran again on another worker",
+                  file=self.log, flush=True)
+            for session in sessions:
+                session.fleet.setdefault("lost_workers", []).append({"address": address, "wave": wave})
 
     def _block(self, arms: list[block.Arm], rounds: int, warmup: int) -> block.Block:
         self._blocks += 1

@@ -72,8 +72,11 @@ def test_a_worker_killed_mid_block_loses_nothing_and_duplicates_nothing(built, t
         assert run.returncode == 0, stderr
         time.sleep(1)
         assert fleet.qemus("w1") == []  # died with their worker
-    runs = json.loads(out.read_text())["runs"]
+    doc = json.loads(out.read_text())
+    runs = doc["runs"]
     assert len(runs) == 4 and all(r["ok"] for r in runs)
+    # the lost worker is in the results and was said (issue 36: it was in neither)
+    assert [w["wave"] for w in doc["fleet"]["lost_workers"]] == [1] and "left during wave 1" in stderr
     # every block once, whole: the killed worker's block ran again on the other
     by_block: dict[int, list[dict]] = {}
     for r in runs:
