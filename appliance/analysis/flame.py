@@ -23,7 +23,8 @@ WIDTH = 1200
 LEFT = 10
 MIN_PX = 0.05  # narrower frames start hidden (kept in the file: zooming in shows them)
 MIN_CHARS = 4  # a label shorter than this says nothing ("cr..."): none instead
-CHAR_PX = 7.0  # a character of the 11 px monospace labels (Chromium lays out DejaVu Sans Mono at 6.6)
+CHAR_PX = 6.7  # a character of the 11 px monospace labels (Chromium lays out DejaVu Sans Mono at 6.6);
+# in a browser the script measures each label instead (getComputedTextLength)
 # base hue per kind; the name varies lightness so neighbours stay apart
 _HUES = {"phase": 210, "initcall": 25, "module": 120, "payload": 280, "function": 15, "wait": 190, "thread": 45,
          "sample": 0, "event": 300}
@@ -61,28 +62,70 @@ _SCRIPT = """<script type="text/ecmascript"><![CDATA[
   var svg = document.currentScript ? document.currentScript.closest("svg") : document.documentElement;
   var W = @WIDTH@, L = @LEFT@, TOTAL = @TOTAL@, MIN_PX = @MIN_PX@, MIN_CHARS = @MIN_CHARS@, CHAR_PX = @CHAR_PX@;
   var frames = Array.prototype.slice.call(svg.querySelectorAll("g.f"));
-  var status = svg.querySelector(".status");
-  function label(name, w) {
-    var chars = Math.floor((w - 4) / CHAR_PX);
-    if (chars < Math.min(MIN_CHARS, name.length)) return "";
-    return name.length <= chars ? name : name.slice(0, chars - 2) + "..";
+  var status = svg.querySelector(".status"), note = svg.querySelector(".note"), axis = svg.querySelector(".axis");
+  var NS = "http://www.w3.org/2000/svg", BOTTOM = +svg.getAttribute("height") - 10;
+  function label(text, name, w) {  // the longest start of NAME that fits W, measured as laid out
+    var room = w - 6, chars = Math.floor((w - 4) / CHAR_PX);
+    if (chars < Math.min(MIN_CHARS, name.length)) { text.textContent = ""; return; }
+    text.textContent = name;
+    if (!text.getComputedTextLength || text.getComputedTextLength() <= room) return;
+    var lo = 0, hi = name.length;
+    while (lo < hi) {  // the most characters (then "..") that fit
+      var mid = Math.ceil((lo + hi) / 2);
+      text.textContent = name.slice(0, mid) + "..";
+      if (text.getComputedTextLength() <= room) lo = mid; else hi = mid - 1;
+    }
+    text.textContent = lo >= MIN_CHARS - 2 && lo > 0 ? name.slice(0, lo) + ".." : "";
+  }
+  function ticks(lo, hi, most) {  // as flame.ticks: 1, 2 or 5 times a power of ten apart
+    if (hi <= lo) return [lo];
+    var raw = (hi - lo) / most, power = Math.pow(10, Math.floor(Math.log10(raw))), step = 10 * power;
+    [1, 2, 5, 10].some(function (m) { if (m * power >= raw) { step = m * power; return true; } return false; });
+    var out = [], first = Math.ceil(lo / step) * step;
+    for (var v = first; v <= hi + step * 1e-9; v += step) out.push(v);
+    return out;
+  }
+  function fmt(ms, step) {
+    var digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+    return ms.toFixed(Math.min(digits, 6)) + " ms";
+  }
+  function drawAxis(z0, z1) {  // the time axis of the window shown, in ms, with a unit on every tick
+    while (axis.firstChild) axis.removeChild(axis.firstChild);
+    var k = (W - 2 * L) / (z1 - z0), marks = ticks(z0 / 1000, z1 / 1000, 10);
+    var step = marks.length > 1 ? marks[1] - marks[0] : 1;
+    marks.forEach(function (ms) {
+      var x = L + (ms * 1000 - z0) * k, end = x > W - L - 60;
+      var line = document.createElementNS(NS, "line");
+      line.setAttribute("x1", x.toFixed(1)); line.setAttribute("x2", x.toFixed(1));
+      line.setAttribute("y1", "46"); line.setAttribute("y2", String(BOTTOM)); line.setAttribute("class", "grid");
+      var text = document.createElementNS(NS, "text");
+      text.setAttribute("class", "tick"); text.setAttribute("y", "56");
+      text.setAttribute("x", (end ? x - 2 : x + 2).toFixed(1));
+      if (end) text.setAttribute("text-anchor", "end");
+      text.textContent = fmt(ms, step);
+      axis.appendChild(line); axis.appendChild(text);
+    });
   }
   function draw(z0, z1) {
-    var k = (W - 2 * L) / (z1 - z0);
+    var k = (W - 2 * L) / (z1 - z0), narrow = 0;
     frames.forEach(function (g) {
       var s = +g.getAttribute("data-s"), e = +g.getAttribute("data-e");
       var rect = g.querySelector("rect"), text = g.querySelector("text");
-      if (e < z0 || s > z1 || (e === s && (s === z0 || s === z1) && z1 - z0 < TOTAL) ||
-          (e > s && (e - s) * k < MIN_PX)) {
+      if (e < z0 || s > z1 || (e === s && (s === z0 || s === z1) && z1 - z0 < TOTAL)) {
         g.style.display = "none"; return;
       }
+      if (e > s && (e - s) * k < MIN_PX) { narrow++; g.style.display = "none"; return; }
       g.style.display = "";
       var x0 = Math.max(L + (s - z0) * k, L), x1 = Math.min(L + (e - z0) * k, W - L);
       rect.setAttribute("x", x0.toFixed(2));
       rect.setAttribute("width", Math.max(x1 - x0, 0.6).toFixed(2));
       text.setAttribute("x", (x0 + 3).toFixed(1));
-      text.textContent = label(g.getAttribute("data-n"), x1 - x0);
+      label(text, g.getAttribute("data-n"), x1 - x0);
     });
+    drawAxis(z0, z1);
+    var said = note.getAttribute("data-subtitle") || "";
+    var hidden = narrow ? narrow + " frames narrower than " + MIN_PX + " px hidden here; zoom in to see them" : "";
+    note.textContent = [said, hidden].filter(function (x) { return x; }).join("; ");
   }
   function zoom(g) {
     var s = +g.getAttribute("data-s"), e = +g.getAttribute("data-e");
@@ -201,11 +244,12 @@ def render(spans: Iterable[Span], title: str, total_us: float | None = None, sub
         'font-family="monospace" font-size="11">',
         "<style>.f:hover rect{stroke:#000;stroke-width:1}.f{cursor:pointer}.grid{stroke:#ddd}.tick{fill:#666}"
         ".track{font-weight:bold}.title{font-size:16px}.button{cursor:pointer;fill:#2255aa}.hit rect{fill:#e040fb}"
-        ".zoomed .grid,.zoomed .tick{display:none}</style>",
+        "</style>",
         f'<rect width="{WIDTH}" height="{height}" fill="#fafafa"/>',
         f'<text class="title" x="{WIDTH / 2}" y="20" text-anchor="middle">{xml(heading)}</text>',
-        f'<text x="{WIDTH / 2}" y="36" text-anchor="middle" fill="#555">{xml("; ".join(notes))}</text>',
+        f'<text class="note" x="{WIDTH / 2}" y="36" text-anchor="middle" fill="#555" '
+        f'data-subtitle="{xml(subtitle)}">{xml("; ".join(notes))}</text>',
         f'<text class="button reset" x="{LEFT}" y="20">Reset</text>',
         f'<text class="button search" x="{WIDTH - LEFT}" y="20" text-anchor="end">Search</text>',
         f'<text class="status" x="{WIDTH - LEFT}" y="36" text-anchor="end" fill="#555"></text>',
-        *axis, *body, _script(total), "</svg>", ""])
+        '<g class="axis">', *axis, "</g>", *body, _script(total), "</svg>", ""])

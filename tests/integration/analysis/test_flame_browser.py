@@ -153,3 +153,33 @@ def test_the_report_renders_its_axes_without_clipping(tmp_path):
                           settings={}, runs=runs, complete=True)
     clipped, ticks = rendered(tmp_path, "report", report.render(doc))
     assert clipped == [] and ticks >= 10
+
+
+def test_a_zoomed_chart_keeps_an_axis_with_its_unit_and_labels_use_the_room(chart):
+    """Issue 39: zooming removed the time axis, the hidden-frames note stayed, and labels
+    were cut to a few letters where the frame had room."""
+    before = frames(ET.parse(chart).getroot())
+    index = next(i for i, g in enumerate(before) if g.get("data-n") == "vm_mem_init")
+    start, end = float(before[index].get("data-s")) / 1000, float(before[index].get("data-e")) / 1000
+    root = dom(chart, f"zoom={index}")
+    ticks = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "tick"]
+    assert len(ticks) >= 3 and all(t.endswith(" ms") for t in ticks)
+    values = [float(t.split()[0]) for t in ticks]
+    assert start - 1e-6 <= values[0] and values[-1] <= end + 1e-6  # the zoomed window's own times
+    note = next(t for t in root.iter(f"{SVG}text") if t.get("class") == "note")
+    assert "hidden here" not in (note.text or "")  # nothing is too narrow inside one frame's window
+    zoomed = next(g for g in frames(root) if g.get("data-n") == "vm_mem_init")
+    assert zoomed.find(f"{SVG}text").text == "vm_mem_init"  # the whole name where it fits
+
+
+def test_a_long_name_gets_as_much_of_itself_as_its_frame_holds(tmp_path):
+    from appliance.analysis.spans import Span
+
+    name = "a_rather_long_initcall_function_name_init"
+    spans = [Span("boot", ("boot",), 0, 1000), Span("boot", ("boot", name), 0, 230, "initcall"),
+             Span("boot", ("boot", "rest"), 230, 1000)]
+    path = tmp_path / "chart.svg"
+    path.write_text(flame.render(spans, "labels"))
+    root = dom(path, "")
+    text = next(g for g in frames(root) if g.get("data-n") == name).find(f"{SVG}text").text
+    assert text.endswith("..") and name.startswith(text[:-2]) and len(text) >= 30  # 270 px: ~40 characters
