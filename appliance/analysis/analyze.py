@@ -219,6 +219,15 @@ def median_run(doc: dict[str, Any]) -> dict[str, Any] | None:
     return runs[len(runs) // 2] if runs else None
 
 
+def shown_run(doc: dict[str, Any]) -> str:
+    """Which boot spans_of(DOC) draws, in words: the one view names it everywhere."""
+    analysis = doc.get("analysis")
+    if analysis and analysis.get("spans"):
+        return "the initcall_debug boot with the median kernel phase"
+    run = median_run(doc)
+    return f"run {run['index']}, the one with the median total" if run is not None else "no run"
+
+
 def spans_of(doc: dict[str, Any]) -> list[Span]:
     """The analysis spans of a results document, or spans of its median run's phases
     (with profiled's process timeline when it has one)."""

@@ -225,8 +225,10 @@ def render(spans: Iterable[Span], title: str, total_us: float | None = None, sub
                     f'data-n="{xml(s.name)}"><title>{xml(tip)}</title>'
                     f'<rect x="{x:.2f}" y="{y:.1f}" width="{max(w, 0.6):.2f}" height="{ROW - 1}" fill="{_colour(s)}"/>'
                     f'<text x="{x + 3:.1f}" y="{y + 12:.1f}">{xml(label)}</text></g>')
-    for track in tracks:
-        body.append(f'<text class="track" x="{LEFT}" y="{offsets[track] - 4}">{xml(track)}</text>')
+    roots = {s.track for s in items if s.depth == 0 and s.name == s.track}
+    for track in tracks:  # a track whose root frame has its name is not labelled twice ("boot")
+        if track not in roots:
+            body.append(f'<text class="track" x="{LEFT}" y="{offsets[track] - 4}">{xml(track)}</text>')
     axis = []
     for tick in ticks(0.0, total / 1000, 10):
         x = LEFT + tick * 1000 * scale

@@ -50,8 +50,11 @@ def _axis(x0: float, width: float, lo: float, hi: float, y: float) -> list[str]:
         x = x0 + (value - lo) * scale
         anchor = "end" if x > x0 + width - 20 else "middle"
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + 4}" stroke="#888"/>'
-                   f'<text x="{x:.1f}" y="{y + 15}" text-anchor="{anchor}">{value:g}</text>')
+                   f'<text x="{x:.1f}" y="{y + 15}" text-anchor="{anchor}">{value:g} ms</text>')
     return out
+
+
+MIN_BAR_PX = 2.0  # a phase this narrow or less is drawn this wide (a 3.6 ms firmware phase vanished)
 
 
 def stacked_bars(runs: list[dict[str, Any]], label: str = "run") -> str:
@@ -75,7 +78,7 @@ def stacked_bars(runs: list[dict[str, Any]], label: str = "run") -> str:
             if not ms or ms <= 0:
                 continue
             used += ms if phase != "rest" else 0.0
-            w = ms / longest * width
+            w = max(ms / longest * width, MIN_BAR_PX)
             parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 3}" fill="{COLOURS[phase]}">'
                          f'<title>{_esc(label)} {run["index"]} {phase}: {ms:.1f} ms</title></rect>')
             x += w
@@ -84,6 +87,8 @@ def stacked_bars(runs: list[dict[str, Any]], label: str = "run") -> str:
     for i, phase in enumerate((*LEAF_PHASES, "rest")):
         parts.append(f'<rect x="{left + i * 110}" y="{legend_y - 10}" width="12" height="12" fill="{COLOURS[phase]}"/>'
                      f'<text x="{left + i * 110 + 16}" y="{legend_y}">{phase}</text>')
+    parts.append(f'<text x="{left}" y="{legend_y + 18}" fill="#666">phases narrower than {MIN_BAR_PX:g} px are '
+                 f'drawn {MIN_BAR_PX:g} px wide; their tooltips give their time</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -198,15 +203,16 @@ def tune_section(tune: dict[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table>{note}"
 
 
-def kernel_section(spans: list[Span]) -> str:
-    """Where the kernel phase's time went in the median boot: its parts, from the kernel
-    log's milestones, the initcalls, or the patched kernel's probes (whatever it had)."""
+def kernel_section(spans: list[Span], which: str) -> str:
+    """Where the kernel phase's time went in the boot WHICH names (the one the flamechart
+    shows): its parts, from the kernel log's milestones, the initcalls, or the patched
+    kernel's probes (whatever it had)."""
     parts = bootspans.kernel_parts(spans)
     kernel = next((s for s in spans if s.stack == ("boot", "kernel")), None)
     if kernel is None or kernel.duration_us <= 0:
         return ""
     if not parts:
-        return (f"<h2>inside the kernel phase ({kernel.duration_us / 1000:.1f} ms, the median boot)</h2>"
+        return (f"<h2>inside the kernel phase ({kernel.duration_us / 1000:.1f} ms, {_esc(which)})</h2>"
                 "<p>One undivided bar: this boot left no kernel log to read (a quiet console and no profiled "
                 "copy of /dev/kmsg) and its kernel has no probes of its own. To break it down: "
                 "<code>appliance analyze BUNDLE</code> (boots with initcall_debug, interleaved with plain ones, "
@@ -217,7 +223,7 @@ def kernel_section(spans: list[Span]) -> str:
     rows = "".join(f"<tr><td class=l>{_esc(p.name)}</td><td>{(p.start_us - kernel.start_us) / 1000:.1f}</td>"
                    f"<td>{p.duration_us / 1000:.1f}</td><td>{p.duration_us / kernel.duration_us * 100:.1f}%</td>"
                    f"<td class=l>{_esc(p.note)}</td></tr>" for p in parts)
-    return (f"<h2>inside the kernel phase ({kernel.duration_us / 1000:.1f} ms, the median boot)</h2>"
+    return (f"<h2>inside the kernel phase ({kernel.duration_us / 1000:.1f} ms, {_esc(which)})</h2>"
             f"<table>{head}{rows}</table>")
 
 
@@ -310,9 +316,10 @@ def render(doc: dict[str, Any], source: str = "", trend: str = "") -> str:
     if trend:
         body += ["<h2>trend: this appliance in the results store</h2>", trend]
     spans = analyze.spans_of(side)
-    body.append(kernel_section(spans))
+    which = analyze.shown_run(side)
+    body.append(kernel_section(spans, which))
     if spans:
-        svg = flame.render(spans, f"{b.get('name')} boot").split("\n", 1)[1]  # drop the XML declaration
-        body += ["<h2>flamechart</h2>", svg]
+        svg = flame.render(spans, f"{b.get('name')}: {which}").split("\n", 1)[1]  # drop the XML declaration
+        body += [f"<h2>flamechart ({_esc(which)})</h2>", svg]
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_esc(title)}</title>"
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")

@@ -183,7 +183,8 @@ def test_the_report_breaks_the_kernel_phase_down_from_what_the_boot_has():
            "bundle": {"name": "disk", "path": "build/disk", "machine": "microvm"},
            "runs": [run]}
     html = report.render(doc, "x.json")
-    assert "inside the kernel phase (5107.0 ms, the median boot)" in html
+    assert "inside the kernel phase (5107.0 ms, run 1, the one with the median total)" in html
+    assert "<h2>flamechart (run 1, the one with the median total)</h2>" in html  # the same boot, said so
     for part in ("early boot", "memory set up", "devices and drivers", "init memory freed", "to init"):
         assert f"<td class=l>{part}</td>" in html
     # the patched kernel's probes, and no log at all
@@ -212,15 +213,15 @@ def test_axes_have_round_ticks_and_phases_of_one_magnitude_share_one():
                                ("qemu", "firmware", "kernel", "init", "payload", "to_init", "total"))
     # firmware (3 ms) alone; qemu, payload and init (40-260 ms) together; the seconds-long ones on a third
     assert svg.count("<svg") == 3
-    assert ">5500</text>" in svg and ">100</text>" in svg  # tick labels in ms on each axis
+    assert ">5500 ms</text>" in svg and ">100 ms</text>" in svg  # tick labels with their unit on each axis
     bars = report.stacked_bars([run_record(i) for i in range(3)])
-    assert ">5000</text>" in bars  # the per-run bars stand on a time axis
+    assert ">5000 ms</text>" in bars  # the per-run bars stand on a time axis with its unit
 
 
 def test_an_undivided_kernel_bar_says_why_and_what_would_divide_it():
     plain = [Span("boot", ("boot",), 0.0, 5_000_000.0, "phase"), Span("boot", ("boot", "kernel"), 40_000.0,
                                                                       4_000_000.0, "phase")]
-    text = report.kernel_section(plain)
+    text = report.kernel_section(plain, "run 0")
     assert "One undivided bar" in text and "appliance analyze BUNDLE" in text and "minimal kernel" in text
 
 
@@ -359,3 +360,11 @@ def test_modules_initcalls_after_init_are_drawn_on_tracks_of_their_own(tmp_path,
     for track in {s["track"] for s in modules}:  # calls on one track never overlap
         mine = sorted((s for s in modules if s["track"] == track), key=lambda s: s["start_us"])
         assert all(a["end_us"] <= b["start_us"] for a, b in zip(mine, mine[1:], strict=False))
+
+
+def test_a_short_phase_stays_visible_in_the_per_run_bars():
+    """Issue 39: a 3.6 ms firmware phase was invisible in the report's per-run bars."""
+    bars = report.stacked_bars([run_record(0)])
+    firmware = re.search(r'<rect x="[\d.]+" y="\d+" width="([\d.]+)"[^>]*><title>run 0 firmware: 3.0 ms', bars)
+    assert firmware and float(firmware[1]) >= report.MIN_BAR_PX
+    assert "drawn 2 px wide" in bars
