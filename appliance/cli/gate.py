@@ -61,11 +61,19 @@ def cmd_gate(args: argparse.Namespace) -> int:
         raise ApplianceError(f"--phase {args.phase!r} is not a phase: one of {', '.join(PHASE_NAMES)}")
     if bool(args.results) == bool(args.bench):
         raise ApplianceError("give the candidate: a results file, or --bench BUNDLE to boot it now")
+    for option in ("junit", "markdown"):  # checked before any boot: a report is never lost to its path
+        target = getattr(args, option)
+        if target and (Path(target).is_dir() or not Path(target).resolve().parent.is_dir()):
+            raise ApplianceError(f"--{option} {target}: give a file in an existing folder")
     # the store, for the baseline (not needed with --baseline-file)
     engine, url = (None, "") if args.baseline_file else db.open_store(args.db)
+    notes = []
     if args.results:
         doc = results.read(Path(args.results))
         candidate, candidate_digest, target = results.main_side(doc), record.digest(doc), None
+        side = next(iter(results.labelled_sides(doc)))
+        if side:  # a compare, tune, series... document: say which of its run sets is gated
+            notes.append(f"the candidate is the {results.kind(doc)} document's run set {side!r}")
         clock = Clock((candidate.get("settings") or {}).get("clock") or "wall")
     else:
         candidate, candidate_digest, target = None, "", load_bundle(args.bench, args)
@@ -82,8 +90,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
                              "not compare; record a baseline here, or give --cross-host to compare anyway")
     decision = gate.decide(baseline["runs"], candidate["runs"], args.phase, args.threshold, args.confidence, looks,
                            unit=unit)
+    if candidate.get("complete") is False:
+        notes.append("INCOMPLETE: the candidate's run set was interrupted; its boots so far were gated")
     warning = "; ".join(filter(None, (f"CROSS-HOST: {mismatch}" if mismatch else "",
-                                      _busy(baseline["runs"], candidate["runs"], unit))))
+                                      _busy(baseline["runs"], candidate["runs"], unit), *notes)))
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     report = {"decision": decision.to_dict(), "baseline": about, "candidate": _describe(candidate), "warning": warning}

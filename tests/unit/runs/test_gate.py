@@ -117,3 +117,20 @@ def test_a_gate_says_when_boots_ran_on_a_busy_host(tmp_path, capsys):
     out = capsys.readouterr()
     assert code == 0 and "BUSY HOST: 10 of 10 candidate boots ran while the host was busy" in out.out
     assert "BUSY HOST" in junit.read_text() and "BUSY HOST" in md.read_text() and "BUSY HOST" in out.err
+
+
+def test_a_gate_says_which_side_and_an_incomplete_candidate_and_refuses_a_folder_report(tmp_path, capsys):
+    from appliance import results
+    from appliance.cli import main as cli
+
+    side = results.run_set(host={}, accel={"used": "tcg", "reason": ""}, bundle={"path": "b", "name": "b"},
+                           settings={}, runs=runs(10, 4000, 20, 3), complete=False)
+    base = tmp_path / "base.json"
+    results.write(base, {**side, "complete": True})
+    cmp = tmp_path / "cmp.json"
+    results.write(cmp, results.comparison(side, side, {"rows": []}, complete=False))
+    assert cli.main(["gate", str(cmp), "--baseline-file", str(base)]) == 0
+    out = capsys.readouterr().out
+    assert "the candidate is the compare document's run set 'A'" in out and "INCOMPLETE" in out
+    assert cli.main(["gate", str(cmp), "--baseline-file", str(base), "--junit", str(tmp_path)]) == 2
+    assert "give a file in an existing folder" in capsys.readouterr().err
