@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,38 +24,31 @@ from appliance.machines import Machine
 from appliance.runs import bench
 
 
+def _number(text: str, kind: type[float] | type[int], fits: Callable[[float], bool], wanted: str) -> Any:
+    """TEXT read as KIND and checked by FITS (finite, in range), or argparse's one line."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+    if not math.isfinite(value) or not fits(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be {wanted}")
+    return value
+
+
 def fraction(text: str) -> float:
     """An argparse type: a finite number strictly between 0 and 1 (a confidence, a
     relative threshold: 0.05 is 5%)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a fraction between 0 and 1 (e.g. 0.05 for 5%)")
-    return value
+    return float(_number(text, float, lambda v: 0 < v < 1, "a fraction between 0 and 1 (e.g. 0.05 for 5%)"))
 
 
 def count(text: str) -> int:
     """An argparse type: a whole number, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
+    return int(_number(text, int, lambda v: v >= 0, "0 or more"))
 
 
 def positive(text: str) -> float:
     """An argparse type: a finite number above 0 (nan, inf, 0 and negatives refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0")
-    return value
+    return float(_number(text, float, lambda v: v > 0, "a finite number above 0"))
 
 
 # What the verbs' positional arguments accept, said once for every verb that takes one.
