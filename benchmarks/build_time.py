@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import SCONS  # noqa: E402
 
 
 def timed(argv: list[str], cwd: Path) -> float:
@@ -30,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=5)
     args = parser.parse_args()
-    scons = [str(Path(sys.executable).with_name("scons")), "-Q", "appliance"]
+    scons = [SCONS, "-Q", "appliance"]
     subprocess.run(scons, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)  # fills the kernel cache
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"

@@ -9,15 +9,15 @@ from pathlib import Path
 from appliance import bundle
 
 ROOT = Path(__file__).resolve().parent.parent
+SCONS = str(Path(sys.executable).with_name("scons"))  # the virtualenv's, beside the Python that runs us
 
 
 def build_bundle(template: str | Path, suffix: str = "", **options: str) -> bundle.Bundle:
     """`scons appliance TEMPLATE=... KEY=VALUE...` in the checkout, and the bundle it made
     in build/: the template's name, with the `+SUFFIX` the options add (MACHINE=q35-qboot
     makes "+q35-qboot", ARCH=aarch64 "+aarch64")."""
-    scons = str(Path(sys.executable).with_name("scons"))
     words = [f"{key}={value}" for key, value in options.items()]
-    subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}", *words], cwd=ROOT, check=True,
+    subprocess.run([SCONS, "-Q", "appliance", f"TEMPLATE={template}", *words], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     name = Path(template).stem if str(template).endswith(".toml") else str(template)
     return bundle.load(ROOT / "build" / (f"{name}+{suffix}" if suffix else name))

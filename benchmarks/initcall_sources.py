@@ -28,6 +28,7 @@ from appliance.boot import accel  # noqa: E402
 from appliance.runs import compare  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
 from appliance.stats import ratio_ci  # noqa: E402
+from benchmarks.common import SCONS  # noqa: E402
 
 SOURCES = {"plain": "", "console": analyze.DEBUG_CMDLINE, "ftrace": analyze.TRACE_CMDLINE}
 
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=8)
     args = parser.parse_args()
     build = Path(tempfile.mkdtemp(prefix="appliance-bench-"))
-    scons = str(Path(sys.executable).with_name("scons"))
+    scons = SCONS
     subprocess.run([scons, "-Q", "appliance", "TEMPLATE=profiled", f"BUILD_DIR={build}"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     choice = accel.choose("tcg")

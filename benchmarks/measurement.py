@@ -28,6 +28,7 @@ from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.runs import compare  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
+from benchmarks.common import SCONS  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20)
     parser.add_argument("--pairs", type=int, default=5, help="runs per channel in the cross-check")
     args = parser.parse_args()
-    scons = str(Path(sys.executable).with_name("scons"))
+    scons = SCONS
     subprocess.run([scons, "-Q", "appliance"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     choice = accel.choose("tcg")
     target = bundle.load(ROOT / "build" / "benchmark")

@@ -30,10 +30,10 @@ from appliance.assemble.minikernel import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noq
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
+from benchmarks.common import SCONS  # noqa: E402
 
 COMPRESSIONS = ("none", "lz4", "zstd", "xz")
 PHASES = ("kernel", "k_decomp", "k_init", "k_exec", "to_init", "total")
-SCONS = str(Path(sys.executable).with_name("scons"))
 
 
 def build(template: Path) -> float:

@@ -29,8 +29,7 @@ from appliance import bundle, results, stats  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
-
-SCONS = str(Path(sys.executable).with_name("scons"))
+from benchmarks.common import SCONS  # noqa: E402
 
 
 def variants(folder: Path) -> dict[str, Path]:

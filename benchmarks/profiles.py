@@ -28,6 +28,7 @@ from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.machines import Machine  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
+from benchmarks.common import SCONS  # noqa: E402
 
 PHASES = ("qemu", "firmware", "fw_setup", "fw_load", "kernel", "to_init", "total")
 
@@ -41,7 +42,7 @@ def main() -> None:
             template = Path(tmp) / f"benchmark-{machine.removeprefix('q35-')}.toml"
             template.write_text((ROOT / "rootfs_templates/benchmark.toml").read_text()
                                 .replace('machine = "microvm"', f'machine = "{machine}"'))
-            scons = str(Path(sys.executable).with_name("scons"))
+            scons = SCONS
             subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True,
                            stdout=subprocess.DEVNULL)
     base = bundle.load(ROOT / "build" / "benchmark-qboot")

@@ -26,13 +26,14 @@ from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.machines import Machine  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
+from benchmarks.common import SCONS  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=5)
     args = parser.parse_args()
-    scons = [str(Path(sys.executable).with_name("scons")), "-Q"]
+    scons = [SCONS, "-Q"]
     subprocess.run([*scons, "appliance"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     shutil.rmtree(ROOT / "build" / "release", ignore_errors=True)
     started = time.perf_counter()

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from appliance import bundle, results  # noqa: E402
 from appliance.boot import accel, hostfacts  # noqa: E402
 from appliance.runs.bench import Plan, Session  # noqa: E402
+from benchmarks.common import SCONS  # noqa: E402
 
 FAULTS = ("kill", "console", "full", "filling", "pause")
 
@@ -108,7 +109,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     kinds = [k for k in args.faults.split(",") if k in FAULTS]
     build = Path(tempfile.mkdtemp(prefix="appliance-soak-build-"))
-    scons = str(Path(sys.executable).with_name("scons"))
+    scons = SCONS
     subprocess.run([scons, "-Q", "appliance", f"BUILD_DIR={build}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     tmp = Path(tempfile.mkdtemp(prefix="appliance-soak-tmp-"))
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "soak", str(tmp)], check=True)

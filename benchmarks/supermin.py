@@ -56,9 +56,9 @@ from appliance.assemble.template import (  # noqa: E402
     load_template,
 )
 from appliance.boot import tsc  # noqa: E402
+from benchmarks.common import SCONS  # noqa: E402
 
 SETS = {"python": ["python3-minimal"], "tools": ["busybox-static", "e2fsprogs", "util-linux"]}
-SCONS = str(Path(sys.executable).with_name("scons"))
 MARK = b"appliance-probe: work_done"
 
 

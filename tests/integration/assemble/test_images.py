@@ -7,7 +7,6 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from appliance.assemble import apt, kernel, pkglock
 from appliance.assemble.template import TEMPLATES
-from tests.conftest import ROOT, appliance
+from tests.conftest import ROOT, SCONS, appliance
 
 pytestmark = pytest.mark.boot
 
@@ -67,7 +66,7 @@ def image(tmp_path_factory):
 
 
 def build(template: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).with_name("scons")), "-Q", f"BUILD_DIR={out}", "appliance",
+    return subprocess.run([SCONS, "-Q", f"BUILD_DIR={out}", "appliance",
                            f"TEMPLATE={template}"], cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from appliance.assemble import apt, kernel
 from appliance.assemble.template import TEMPLATES
-from tests.conftest import BUILD, ROOT, appliance, qemu_children_of, scons
+from tests.conftest import BUILD, ROOT, SCONS, appliance, qemu_children_of, scons
 
 pytestmark = pytest.mark.boot
 
@@ -182,7 +182,7 @@ def test_bad_packages_fail_in_one_line_and_leave_nothing(tmp_path, text, lock, m
             body = body.replace(sha, "0" * 64)
         (tmp_path / "bad.lock").write_text(body)
     out = tmp_path / "out"
-    done = subprocess.run([str(Path(sys.executable).with_name("scons")), "-Q", f"BUILD_DIR={out}", "appliance",
+    done = subprocess.run([SCONS, "-Q", f"BUILD_DIR={out}", "appliance",
                            f"TEMPLATE={tmp_path / 'bad.toml'}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -258,7 +258,7 @@ def test_python_on_an_erofs_root_keeps_its_packages_out_of_the_initramfs_and_bui
     assert info["initrd"]["uncompressed_bytes"] < 1 << 20  # the init and the disk's modules, not 35 MB of python
     # a second, clean build (another build folder) gives the same initrd and EROFS image
     again = tmp_path / "again"
-    done = subprocess.run([str(Path(sys.executable).with_name("scons")), "-Q", f"BUILD_DIR={again}", "appliance",
+    done = subprocess.run([SCONS, "-Q", f"BUILD_DIR={again}", "appliance",
                            "TEMPLATE=python-erofs"], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     for name in ("initrd", "rootfs.img"):
@@ -300,7 +300,7 @@ def test_clean_builds_give_the_same_bytes_and_a_warm_build_compresses_only_the_p
         return path
 
     def build_into(out: str, cache_dir: Path) -> tuple[bytes, dict[str, str]]:
-        done = subprocess.run([str(Path(sys.executable).with_name("scons")), "-Q", f"BUILD_DIR={tmp_path / out}",
+        done = subprocess.run([SCONS, "-Q", f"BUILD_DIR={tmp_path / out}",
                                "appliance", f"TEMPLATE={folder / 'python.toml'}"], cwd=ROOT, capture_output=True,
                               text=True, timeout=900, env={**os.environ, "APPLIANCE_CACHE": str(cache_dir)})
         assert done.returncode == 0, done.stdout + done.stderr
