@@ -127,8 +127,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ApplianceError(str(exc)) from None
     choice, plan = choose_accel(args), plan_of(args)
-    if plan.n < 3:
-        raise ApplianceError("tune needs -n of at least 3 boots per variant")
+    least = 2 if plan.clock.counts else 3  # a count's range needs two; a rank test three
+    if plan.n < least:
+        raise ApplianceError(f"tune needs -n of at least {least} boots per variant on the {plan.clock} clock")
     out = output_path(args, args.output or f"tune-{Path(args.bundle).resolve().name}.json")
     store = store_for(args)
     host = hostfacts.collect(target.arch)
