@@ -206,3 +206,19 @@ def test_coarse_durations_are_told_from_the_log_itself_and_placed_by_printk():
     drawn = {s.name: s for s in _call_spans(sorted(calls.values(), key=lambda c: c.start_us), parent, 0.0)}
     assert drawn["c_init"].start_us == pytest.approx(102000)  # on time, not pushed by a 4418 us bar
     assert drawn["d_init"].start_us == pytest.approx(102600)
+
+
+def test_the_footer_and_the_stage_share_one_definition():
+    """Issue 39 item 7: console initcalls (`@ 0`, inside start_kernel) are not "in the
+    calls" of the stage that starts at the first `@ 1` call, whatever their durations."""
+    from appliance.analysis import analyze
+
+    log = ("[    0.100000] calling  con_init+0x0/0x10 @ 0\n"
+           "[    0.117000] initcall con_init+0x0/0x10 returned 0 after 17000 usecs\n"
+           "[    0.200000] calling  a_init+0x0/0x10 @ 1\n"
+           "[    0.200500] initcall a_init+0x0/0x10 returned 0 after 500 usecs\n"
+           "[    0.300000] Run /init as init process\n")
+    analysis = analyze.summarize_logs([log])
+    assert analysis["initcalls_total_ms"] == pytest.approx(0.5)  # a_init's, not con_init's 17 ms
+    assert analysis["initcall_stage_ms"] == pytest.approx(0.5)
+    assert "17 ms" not in "\n".join(analyze.initcall_summary(analysis))
