@@ -60,7 +60,8 @@ def _label(name: str, width_px: float) -> str:
 _SCRIPT = """<script type="text/ecmascript"><![CDATA[
 (function () {
   var svg = document.currentScript ? document.currentScript.closest("svg") : document.documentElement;
-  var W = @WIDTH@, L = @LEFT@, TOTAL = @TOTAL@, MIN_PX = @MIN_PX@, MIN_CHARS = @MIN_CHARS@, CHAR_PX = @CHAR_PX@;
+  var W = @WIDTH@, L = @LEFT@, TOTAL = @TOTAL@, MIN_PX = @MIN_PX@, MIN_CHARS = @MIN_CHARS@, CHAR_PX = @CHAR_PX@,
+      ROW = @ROW@;
   var frames = Array.prototype.slice.call(svg.querySelectorAll("g.f"));
   var status = svg.querySelector(".status"), note = svg.querySelector(".note"), axis = svg.querySelector(".axis");
   var NS = "http://www.w3.org/2000/svg", BOTTOM = +svg.getAttribute("height") - 10;
@@ -106,8 +107,43 @@ _SCRIPT = """<script type="text/ecmascript"><![CDATA[
       axis.appendChild(line); axis.appendChild(text);
     });
   }
+  function outside(shown) {  // a phase too narrow for its name: the name beside it, or under it, where there is room
+    var rows = {}, taken = {};  // taken: per row, the x ranges of its frames and of the names placed there
+    shown.forEach(function (f) {
+      var row = f.g.getAttribute("data-row");
+      (rows[row] = rows[row] || []).push(f);
+      (taken[row] = taken[row] || []).push([f.x0, f.x1]);
+    });
+    function free(row, a, b) {
+      return a >= L && b <= W - L && !(taken[row] || []).some(function (r) { return r[1] > a && r[0] < b; });
+    }
+    Object.keys(rows).sort().forEach(function (row) {
+      var parts = row.split("."), below = parts[0] + "." + (+parts[1] + 1);
+      rows[row].sort(function (a, b) { return a.x0 - b.x0; }).forEach(function (f) {
+        var text = f.g.querySelector("text"), kind = f.g.getAttribute("data-k");
+        var y = text.getAttribute("data-y") || text.getAttribute("y");
+        text.setAttribute("data-y", y); text.setAttribute("y", y);
+        text.classList.remove("outside"); text.removeAttribute("text-anchor");
+        if (text.textContent || (kind !== "phase" && kind !== "payload")) return;
+        text.textContent = f.g.getAttribute("data-n");
+        var need = (text.getComputedTextLength ? text.getComputedTextLength() : Infinity) + 3;
+        var places = [[row, f.x1 + 3, f.x1 + 3 + need, 0], [row, f.x0 - 3 - need, f.x0 - 3, 0],
+                      [below, f.x0, f.x0 + need, ROW], [below, f.x1 - need, f.x1, ROW]];
+        var place = places.filter(function (p) { return free(p[0], p[1], p[2]); })[0];
+        if (!place) {
+          text.textContent = "";
+          text.setAttribute("x", (f.x0 + 3).toFixed(1));
+          return;
+        }
+        (taken[place[0]] = taken[place[0]] || []).push([place[1], place[2]]);
+        text.setAttribute("x", place[1].toFixed(1));
+        text.setAttribute("y", (+y + place[3]).toFixed(1));
+        text.classList.add("outside");
+      });
+    });
+  }
   function draw(z0, z1) {
-    var k = (W - 2 * L) / (z1 - z0), narrow = 0;
+    var k = (W - 2 * L) / (z1 - z0), narrow = 0, shown = [];
     frames.forEach(function (g) {
       var s = +g.getAttribute("data-s"), e = +g.getAttribute("data-e");
       var rect = g.querySelector("rect"), text = g.querySelector("text");
@@ -121,7 +157,9 @@ _SCRIPT = """<script type="text/ecmascript"><![CDATA[
       rect.setAttribute("width", Math.max(x1 - x0, 0.6).toFixed(2));
       text.setAttribute("x", (x0 + 3).toFixed(1));
       label(text, g.getAttribute("data-n"), x1 - x0);
+      shown.push({g: g, x0: x0, x1: x1});
     });
+    outside(shown);
     drawAxis(z0, z1);
     var said = note.getAttribute("data-subtitle") || "";
     var hidden = narrow ? narrow + " frames narrower than " + MIN_PX + " px hidden here; zoom in to see them" : "";
@@ -186,8 +224,12 @@ _SCRIPT = """<script type="text/ecmascript"><![CDATA[
 
 
 def _script(total_us: float) -> str:
-    return (_SCRIPT.replace("@WIDTH@", str(WIDTH)).replace("@LEFT@", str(LEFT)).replace("@TOTAL@", f"{total_us:.3f}")
-            .replace("@MIN_PX@", str(MIN_PX)).replace("@MIN_CHARS@", str(MIN_CHARS)).replace("@CHAR_PX@", str(CHAR_PX)))
+    values = {"WIDTH": WIDTH, "LEFT": LEFT, "TOTAL": f"{total_us:.3f}", "MIN_PX": MIN_PX, "ROW": ROW,
+              "MIN_CHARS": MIN_CHARS, "CHAR_PX": CHAR_PX}
+    script = _SCRIPT
+    for name, value in values.items():
+        script = script.replace(f"@{name}@", str(value))
+    return script
 
 
 def render(spans: Iterable[Span], title: str, total_us: float | None = None, subtitle: str = "") -> str:
@@ -221,8 +263,8 @@ def render(spans: Iterable[Span], title: str, total_us: float | None = None, sub
         label = _label(s.name, w)
         hide = ' style="display:none"' if narrow else ""
         body.append(f'<g class="f"{hide} data-s="{s.start_us - start:.3f}" '
-                    f'data-e="{s.end_us - start:.3f}" '
-                    f'data-n="{xml(s.name)}"><title>{xml(tip)}</title>'
+                    f'data-e="{s.end_us - start:.3f}" data-row="{tracks.index(s.track)}.{s.depth}" '
+                    f'data-k="{xml(s.kind)}" data-n="{xml(s.name)}"><title>{xml(tip)}</title>'
                     f'<rect x="{x:.2f}" y="{y:.1f}" width="{max(w, 0.6):.2f}" height="{ROW - 1}" fill="{_colour(s)}"/>'
                     f'<text x="{x + 3:.1f}" y="{y + 12:.1f}">{xml(label)}</text></g>')
     roots = {s.track for s in items if s.depth == 0 and s.name == s.track}
@@ -246,7 +288,7 @@ def render(spans: Iterable[Span], title: str, total_us: float | None = None, sub
         'font-family="monospace" font-size="11">',
         "<style>.f:hover rect{stroke:#000;stroke-width:1}.f{cursor:pointer}.grid{stroke:#ddd}.tick{fill:#666}"
         ".track{font-weight:bold}.title{font-size:16px}.button{cursor:pointer;fill:#2255aa}.hit rect{fill:#e040fb}"
-        "</style>",
+        ".outside{fill:#333;font-style:italic}</style>",
         f'<rect width="{WIDTH}" height="{height}" fill="#fafafa"/>',
         f'<text class="title" x="{WIDTH / 2}" y="20" text-anchor="middle">{xml(heading)}</text>',
         f'<text class="note" x="{WIDTH / 2}" y="36" text-anchor="middle" fill="#555" '

@@ -66,7 +66,7 @@ def stacked_bars(runs: list[dict[str, Any]], label: str = "run") -> str:
     longest = max((r["phases_ms"].get("total") or 0.0) for r in runs) or 1.0
     width, row, left = 1000, 18, 70
     axis_y = 10 + len(runs) * row + 4
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 20}" height="{axis_y + 50}" '
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 20}" height="{axis_y + 66}" '
              'font-size="11" font-family="sans-serif">']
     for i, run in enumerate(runs):
         y = 10 + i * row

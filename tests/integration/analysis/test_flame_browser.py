@@ -82,7 +82,8 @@ window.addEventListener("load", function () {
       var box = t.getBBox();
       if (box.x < -0.5 || box.x + box.width > width + 0.5) found.push("svg " + n + " clips " + t.textContent);
       var g = t.parentNode;
-      if (g.getAttribute && (g.getAttribute("class") || "").split(" ")[0] === "f") {
+      if (g.getAttribute && (g.getAttribute("class") || "").split(" ")[0] === "f" &&
+          (t.getAttribute("class") || "").indexOf("outside") < 0) {  // a name beside its frame is meant to be
         var r = g.querySelector("rect").getBBox();
         if (box.x + box.width > r.x + r.width + 1) found.push("label past its frame: " + t.textContent);
       }
@@ -183,3 +184,22 @@ def test_a_long_name_gets_as_much_of_itself_as_its_frame_holds(tmp_path):
     root = dom(path, "")
     text = next(g for g in frames(root) if g.get("data-n") == name).find(f"{SVG}text").text
     assert text.endswith("..") and name.startswith(text[:-2]) and len(text) >= 30  # 270 px: ~40 characters
+
+
+def test_a_narrow_phase_is_named_beside_its_frame_where_the_row_has_room(tmp_path):
+    """Issue 39: the report's init and payload were unlabelled slivers."""
+    from appliance.analysis.spans import Span
+
+    spans = [Span("boot", ("boot",), 0, 5490), Span("boot", ("boot", "kernel"), 43, 5150, "phase"),
+             Span("boot", ("boot", "userspace"), 5150, 5490, "phase"),
+             Span("boot", ("boot", "userspace", "init"), 5150, 5170, "phase"),
+             Span("boot", ("boot", "userspace", "to payload"), 5170, 5410, "phase"),
+             Span("boot", ("boot", "userspace", "payload"), 5410, 5450, "payload")]
+    path = tmp_path / "chart.svg"
+    path.write_text(flame.render(spans, "slivers"))
+    root = dom(path, "")
+    texts = {g.get("data-n"): g.find(f"{SVG}text") for g in frames(root)}
+    for name in ("init", "payload"):
+        assert texts[name].text == name and "outside" in texts[name].get("class", ""), name
+    clipped, _ = rendered(tmp_path, "slivers", path.read_text().split("\n", 1)[1])
+    assert clipped == []
