@@ -22,6 +22,18 @@ KVM_ADVICE = ("boots use TCG, many times slower: on bare metal load kvm_intel or
               "/dev/kvm; in a VM, ask for nested virtualization")
 
 
+def _instruction_clock() -> tuple[str, str]:
+    """Whether --clock instructions|virtual can load our TCG plugin with this QEMU."""
+    from appliance.assemble import plugin
+    from appliance.errors import ApplianceError
+
+    try:
+        built = plugin.ensure(plugin.installed_qemu())
+    except ApplianceError as exc:
+        return WARN, f"instruction clock not available ({exc}); --clock wall still works"
+    return OK, f"instruction clock: {built}"
+
+
 def checks() -> list[tuple[str, str]]:
     """(status, line) pairs; each line that is not ok says what to do."""
     out: list[tuple[str, str]] = []
@@ -43,6 +55,7 @@ def checks() -> list[tuple[str, str]]:
         out.append((OK, f"KVM usable: {why}") if works else (WARN, f"KVM not usable ({why}): {KVM_ADVICE}"))
         ok, reason = perf.available("kvm" if works else "tcg")
         out.append((OK if ok else WARN, f"perf channel {'available' if ok else 'not available'}: {reason}"))
+        out.append(_instruction_clock())
     clocksource = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")
     current = clocksource.read_text().strip() if clocksource.exists() else "unknown"
     out.append((OK if current in GOOD_CLOCKSOURCES else WARN, f"host clocksource {current}" + (
