@@ -227,10 +227,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.primary not in PHASE_NAMES:
         raise ApplianceError(f"--primary {args.primary!r} is not a phase: one of {', '.join(PHASE_NAMES)}")
     max_n = args.max_n or plan.n
-    if max_n < plan.n or plan.n < 3:
-        raise ApplianceError("compare needs -n of at least 3, and --max-n no smaller than -n")
+    least = 2 if plan.clock.counts else 3  # a count's range needs two boots; the rank test three
+    if max_n < plan.n or plan.n < least:
+        raise ApplianceError(f"compare needs -n of at least {least} on the {plan.clock} clock, and --max-n no "
+                             "smaller than -n")
     question = ab.Question(args.confidence, args.primary, max_n, args.append_b or "", snapshot_of(args.restore_b))
-    if note := compare.reach_note(max_n, (1 - args.confidence) / len(compare.looks_for(plan.n, max_n))):
+    if not plan.clock.counts and (
+            note := compare.reach_note(max_n, (1 - args.confidence) / len(compare.looks_for(plan.n, max_n)))):
         print(note, file=sys.stderr)
     a, b = load_bundle(args.a, args), load_bundle(args.b, args)
     out = output_path(args, args.output or "compare.json")

@@ -41,7 +41,8 @@ def cmd_range(args: argparse.Namespace) -> int:
         raise ApplianceError("range needs at least two kernels (images, --src trees or --git tags)")
     choice, plan = choose_accel(args), plan_of(args)
     store = store_for(args)
-    if note := compare.reach_note(plan.n, 0.05 / (len(images) - 1), f" for {len(images) - 1} steps at 95%"):
+    if not plan.clock.counts and (
+            note := compare.reach_note(plan.n, 0.05 / (len(images) - 1), f" for {len(images) - 1} steps at 95%")):
         print(note, file=sys.stderr)
     out = output_path(args, args.output or f"range-{Path(args.bundle).resolve().name}.json")
     print(f"range: {args.bundle} across {len(images)} kernels, {plan.warmup} warm-up + {plan.n} rounds", file=sys.stderr)

@@ -143,7 +143,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         except (KernelError, BundleError) as exc:
             print(f"note: knob {knob.name!r} left out: {exc}", file=sys.stderr)
     knobs = usable
-    if knobs and (note := compare.reach_note(plan.n, 0.05 / len(knobs), f" for {len(knobs)} knobs at 95%")):
+    if knobs and not plan.clock.counts and (
+            note := compare.reach_note(plan.n, 0.05 / len(knobs), f" for {len(knobs)} knobs at 95%")):
         print(note, file=sys.stderr)
     sessions = tuning.sessions_for(target, choice, plan, knobs, workdir)
     start = tuning.resume(out, sessions, host) if args.resume and out.is_file() else 0

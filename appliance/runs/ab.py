@@ -13,6 +13,7 @@ from appliance.boot import hostfacts
 from appliance.boot.accel import AccelChoice
 from appliance.boot.qemu import Channel
 from appliance.bundle import Bundle
+from appliance.clocks import unit_of
 from appliance.errors import ApplianceError
 from appliance.runs import bench, compare
 from appliance.snapshot import Snapshot
@@ -44,12 +45,13 @@ def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, 
     sessions = [bench.Session(bundle, accel, side) for bundle, side in zip((a, b), plans, strict=True)]
     start = _resume(out, sessions, question, host) if resumed else 0
     reason: list[str | None] = [None]
+    unit = unit_of(plan.clock)  # the instruction clock's counts are compared as counts
 
     def stop(rounds: int) -> bool:
         if len(looks) == 1:
             return False
         reason[0] = compare.decided(compare.compare(sessions[0].runs, sessions[1].runs, question.confidence,
-                                                    question.primary, len(looks)))
+                                                    question.primary, len(looks), unit=unit))
         return reason[0] is not None
 
     complete, ran = False, 0
@@ -58,7 +60,8 @@ def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, 
         complete = True
     finally:
         side_a, side_b = (s.document(complete, host) for s in sessions)
-        result = compare.compare(side_a["runs"], side_b["runs"], question.confidence, question.primary, len(looks))
+        result = compare.compare(side_a["runs"], side_b["runs"], question.confidence, question.primary, len(looks),
+                                 unit=unit)
         if len(looks) > 1:
             result["sequential"] = {"looks": looks, "stopped_after": ran, "reason": reason[0]}
         doc = results.comparison(side_a, side_b, result, complete=complete, append_b=question.append_b)
