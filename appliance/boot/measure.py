@@ -410,6 +410,9 @@ def _failed_start(raw: RawBoot) -> BootError:
         name = signal.Signals(-raw.done.returncode).name
         return BootError(f"QEMU was killed by {name} from outside the runner during the boot", tail(raw.console))
     last = _STAMP.sub("", (raw.done.stderr.strip().splitlines() or ["no output"])[-1])
+    if "-plugin" in raw.argv and ("plugin" in last.lower() or "invalid option" in last):
+        return BootError(f"QEMU could not load the instruction clock's plugin ({last}): this QEMU may be built "
+                         "without TCG plugin support; use --clock wall, or Debian's qemu-system-x86")
     return BootError(f"QEMU exited with status {raw.done.returncode}: {last}\n  command: {' '.join(raw.argv)}",
                      tail(raw.console))
 

@@ -123,3 +123,14 @@ def test_virtual_time_under_kvm_is_refused(tmp_path):
     target = bundle.load(tmp_path)
     with pytest.raises(BootError, match="only TCG has"):
         check_kvm_clock(BootSpec(target, "kvm", clock=Clock.VIRTUAL))
+
+
+def test_a_qemu_that_cannot_load_plugins_is_one_line():
+    from appliance.boot import measure
+    from appliance.boot.qemu import Exit
+
+    done = Exit(1, 0, 0, 0, "qemu-system-x86_64: -plugin /p/libinsncount.so,out=/w/i: invalid option\n")
+    raw = measure.RawBoot(done, "", "", [], ["qemu-system-x86_64", "-plugin", "/p/libinsncount.so,out=/w/i"],
+                          Path("/w/perf.data"))
+    error = measure._failed_start(raw)
+    assert "could not load the instruction clock's plugin" in str(error) and "\n" not in str(error)
