@@ -105,3 +105,14 @@ def test_a_profile_on_the_instruction_clock_is_the_same_on_every_run(minimal_ker
     assert diff.returncode == 0, diff.stderr
     assert "+0.00  (all samples)" in diff.stdout  # the same boot twice: not one instruction moved
     assert all(len(line.split()) >= 3 for line in (tmp_path / "d.folded").read_text().splitlines())
+
+
+def test_compare_on_virtual_time_decides_a_one_percent_kernel_change_at_two_boots(minimal_kernel_bundle, tmp_path):
+    out = tmp_path / "cmp.json"
+    done = appliance("compare", str(minimal_kernel_bundle), str(minimal_kernel_bundle), "--clock", "virtual",
+                     "-n", "2", "--warmup", "0", "--append-b", "loglevel=7", "--accel", "tcg", "--no-record",
+                     "-o", str(out), timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = {r["phase"]: r for r in json.loads(out.read_text())["comparison"]["rows"]}
+    assert rows["k_init"]["ratio"] > 1.005 and rows["k_init"]["ci"][0] > 1  # +1.45% measured, every boot alike
+    assert "slower in to_init" in done.stdout and "decided on the instruction clock" in done.stdout
