@@ -112,7 +112,7 @@ _SCRIPT = """<script type="text/ecmascript"><![CDATA[
     shown.forEach(function (f) {
       var row = f.g.getAttribute("data-row");
       (rows[row] = rows[row] || []).push(f);
-      (taken[row] = taken[row] || []).push([f.x0, f.x1]);
+      if (f.x1 - f.x0 >= 1) (taken[row] = taken[row] || []).push([f.x0, f.x1]);  // an instant holds no text
     });
     function free(row, a, b) {
       return a >= L && b <= W - L && !(taken[row] || []).some(function (r) { return r[1] > a && r[0] < b; });

@@ -9,6 +9,7 @@ from appliance.store.query import Point
 from appliance.store.trend import Change
 
 WIDTH, HEIGHT, PAD = 960, 380, 70
+FIRST_X = 130  # the first point: its label, slanted back from its tick, needs the room to its left
 
 
 def render(points: list[Point], changes: list[Change], phase: str, title: str) -> str:
@@ -17,10 +18,10 @@ def render(points: list[Point], changes: list[Change], phase: str, title: str) -
     top, bottom = max(highs, default=1.0), min(lows, default=0.0)
     span = (top - bottom) or max(top, 1.0) * 0.1
     top, bottom = top + span * 0.1, max(bottom - span * 0.1, 0.0)
-    x_step = (WIDTH - 2 * PAD) / max(len(points) - 1, 1)
+    x_step = (WIDTH - PAD - FIRST_X) / max(len(points) - 1, 1)
 
     def x(i: int) -> float:
-        return PAD + i * x_step
+        return FIRST_X + i * x_step
 
     def y(v: float) -> float:
         return HEIGHT - PAD - (v - bottom) / (top - bottom) * (HEIGHT - 2 * PAD)
@@ -28,7 +29,7 @@ def render(points: list[Point], changes: list[Change], phase: str, title: str) -
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="monospace" '
              'font-size="11">', f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#fafafa"/>',
              f'<text x="{WIDTH / 2}" y="20" text-anchor="middle" font-size="14">{xml(title)}</text>',
-             f'<text x="14" y="{HEIGHT / 2}" transform="rotate(-90 14 {HEIGHT / 2})" text-anchor="middle">'
+             f'<text x="{PAD - 6}" y="{PAD - 16}" text-anchor="start" fill="#444">'  # over the axis: never cut
              f'{xml(phase)} (ms, median and 95% CI)</text>']
     for tick in range(5):
         v = bottom + (top - bottom) * tick / 4

@@ -203,3 +203,16 @@ def test_a_narrow_phase_is_named_beside_its_frame_where_the_row_has_room(tmp_pat
         assert texts[name].text == name and "outside" in texts[name].get("class", ""), name
     clipped, _ = rendered(tmp_path, "slivers", path.read_text().split("\n", 1)[1])
     assert clipped == []
+
+
+def test_the_trend_plot_keeps_its_first_and_last_labels_inside(tmp_path):
+    """The first run set's slanted date label ran off the plot's left edge."""
+    from datetime import UTC, datetime
+
+    from appliance.analysis import trendplot
+    from appliance.store.query import Point, RunSet
+
+    points = [Point(RunSet(i, datetime(2026, 12, 7, 4 + i, 46, tzinfo=UTC), {"label": ""}, 6, True), 6,
+                    3800.0 + 50 * i, (3780.0 + 50 * i, 3820.0 + 50 * i), (3800.0,)) for i in range(3)]
+    clipped, _ = rendered(tmp_path, "trend", trendplot.render(points, [], "to_init", "benchmark: to_init"))
+    assert clipped == []
