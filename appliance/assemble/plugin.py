@@ -72,15 +72,14 @@ def ensure(version_line: str, cache: Path | None = None) -> Path:
     target = cache / "plugin" / key / "libinsncount.so"
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".build-", suffix=".so", delete=False) as tmp:
-        partial = Path(tmp.name)
-    try:
-        proc.run(["gcc", *CFLAGS, f"-I{include}", str(SOURCE), "-o", str(partial), "-lpthread"], timeout=120)
+    (cache / "plugin").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache / "plugin", prefix=".build-") as tmp:
+        partial = Path(tmp) / target.name
+        try:
+            proc.run(["gcc", *CFLAGS, f"-I{include}", str(SOURCE), "-o", str(partial), "-lpthread"], timeout=120)
+        except ToolFailed as exc:  # nothing is left in the cache: the next try compiles again
+            raise PluginError(f"the instruction clock's plugin did not compile against {include / HEADER}: "
+                              f"{exc.stderr.strip().splitlines()[-1:] or exc}") from None
+        target.parent.mkdir(exist_ok=True)
         os.replace(partial, target)
-    except ToolFailed as exc:
-        raise PluginError(f"the instruction clock's plugin did not compile against {include / HEADER}: "
-                          f"{exc.stderr.strip().splitlines()[-1:] or exc}") from None
-    finally:
-        partial.unlink(missing_ok=True)
     return target
