@@ -38,10 +38,6 @@ class Unit(enum.StrEnum):
     def phases_key(self) -> str:
         return "phases_ms" if self is Unit.MS else "phases_insn"
 
-    def cell(self, value: float) -> str:
-        """VALUE as a table cell: ms with one decimal, instructions in millions."""
-        return f"{value:.1f}" if self is Unit.MS else f"{value / 1e6:.3f}M"
-
 
 def unit_of(clock: Clock) -> Unit:
     """The unit a clock's verdicts are decided in."""
