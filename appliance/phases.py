@@ -7,6 +7,8 @@ shifted onto another probe.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from appliance.probes import BUILTIN_NAMES, Event
 
 EXEC = "qemu_exec"  # host: immediately before QEMU is started
@@ -56,22 +58,23 @@ def _first(times: dict[str, float], candidates: tuple[str, ...]) -> float | None
     return None if name is None else times[name]
 
 
-def _first_name(times: dict[str, float], candidates: tuple[str, ...]) -> str | None:
-    return next((name for name in candidates if name in times), None)
+def _first_name(present: Collection[str], candidates: tuple[str, ...]) -> str | None:
+    return next((name for name in candidates if name in present), None)
 
 
-def in_instructions(times: dict[str, float], counts: dict[str, int]) -> dict[str, float | None]:
+def in_instructions(names: Collection[str], counts: dict[str, int]) -> dict[str, float | None]:
     """One boot's phases in guest instructions: each phase between the same two events
-    as its wall-clock phase (TIMES, ms), from their instruction COUNTS; None where
-    either has no count (a moment inferred from the trace, a service's answer)."""
+    as its wall-clock phase (the first present of its candidates among the boot's event
+    NAMES), from their instruction COUNTS; None where either has no count (a moment
+    inferred from the trace, a service's answer)."""
     phases: dict[str, float | None] = {}
     for name, starts, ends in PHASES:
-        start, end = _first_name(times, starts), _first_name(times, ends)
+        start, end = _first_name(names, starts), _first_name(names, ends)
         if start in counts and end in counts and counts[end] >= counts[start]:
             phases[name] = float(counts[end] - counts[start])
         else:
             phases[name] = None
-    if READY in times:  # as of_run: a service's payload runs until the host stops it
+    if READY in names:  # as of_run: a service's payload runs until the host stops it
         phases["payload"] = phases["after_restore"] = None
     return phases
 

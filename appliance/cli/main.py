@@ -135,8 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     shutil.rmtree(work, ignore_errors=True)
     width = max([9, *(len(name) for name, value in run.phases.items() if value is not None)])
     start = run.events[0].host_time_ns if run.events else 0
-    insns = in_instructions({e.name: (e.host_time_ns - start) / 1e6 for e in reversed(run.events)},
-                            run.instructions) if run.instructions else {}
+    insns = in_instructions({e.name for e in run.events}, run.instructions) if run.instructions else {}
     rows = [f"{name:<{width}} {'-' if value is None else f'{value:.1f} ms':>12}"
             + (f"  {count / 1e6:12.3f} M instructions" if (count := insns.get(name)) is not None else "")
             for name, value in run.phases.items()]

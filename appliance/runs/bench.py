@@ -121,8 +121,7 @@ def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None 
     )
     if run.instructions:  # the instruction clock: each event's count, and the phases in instructions
         record["instructions"] = run.instructions
-        record["phases_insn"] = in_instructions({e.name: e.host_time_ns / 1e6 for e in reversed(run.events)},
-                                                run.instructions)
+        record["phases_insn"] = in_instructions({e.name for e in run.events}, run.instructions)
         record["vcpu_instructions"] = run.vcpu_instructions
     if run.restored:  # started from a snapshot (restore, after_restore), not booted
         record["restored"] = True
