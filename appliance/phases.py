@@ -62,16 +62,16 @@ def _first_name(present: Collection[str], candidates: tuple[str, ...]) -> str | 
     return next((name for name in candidates if name in present), None)
 
 
-def in_instructions(names: Collection[str], counts: dict[str, int]) -> dict[str, float | None]:
+def in_instructions(names: Collection[str], counts: dict[str, int]) -> dict[str, int | None]:
     """One boot's phases in guest instructions: each phase between the same two events
     as its wall-clock phase (the first present of its candidates among the boot's event
     NAMES), from their instruction COUNTS; None where either has no count (a moment
     inferred from the trace, a service's answer)."""
-    phases: dict[str, float | None] = {}
+    phases: dict[str, int | None] = {}
     for name, starts, ends in PHASES:
         start, end = _first_name(names, starts), _first_name(names, ends)
         if start in counts and end in counts and counts[end] >= counts[start]:
-            phases[name] = float(counts[end] - counts[start])
+            phases[name] = counts[end] - counts[start]
         else:
             phases[name] = None
     if READY in names:  # as of_run: a service's payload runs until the host stops it

@@ -14,8 +14,9 @@ import json
 import math
 import statistics
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from appliance.clocks import Unit
 from appliance.errors import ApplianceError
@@ -26,7 +27,97 @@ from appliance.stats import summarize
 FORMAT = 2  # 2: every document says its kind; 1 (kind told by its keys) is read and migrated
 
 
-def _stats(counted: list[dict[str, Any]], values: list[float | None]) -> dict[str, Any] | None:
+# The run set's parts as types (docs/CONTRACTS.md, "Results"): strict mypy checks every
+# reader's keys. A phase is a duration in one clock's unit (clocks.Unit): `phases_ms` in
+# milliseconds on every run, `phases_insn` in guest instructions under a counting clock.
+MsPhases = dict[str, float | None]
+InsnPhases = dict[str, int | None]
+
+
+class Event(TypedDict):
+    """A probe as the host saw it: its name, ms after QEMU's exec, and who reported it."""
+
+    name: str
+    t_ms: float
+    source: NotRequired[str]
+
+
+class GuestProbe(TypedDict):
+    name: str
+    boottime_ns: int
+
+
+class GuestModule(TypedDict):
+    name: str
+    start_ns: int
+    duration_ns: int
+
+
+class RunRecord(TypedDict):
+    """One boot. Every run has index, warmup and ok; a failed one its error and console
+    tail; a successful one its events and phases; the rest where they were measured."""
+
+    index: int
+    warmup: bool
+    ok: bool
+    round: NotRequired[int]
+    slot: NotRequired[int]
+    worker: NotRequired[dict[str, Any]]  # on a fleet: the worker that booted it
+    block: NotRequired[int]
+    error: NotRequired[str | None]
+    console_tail: NotRequired[str]
+    start_ns: NotRequired[int]
+    events: NotRequired[list[Event]]
+    phases_ms: NotRequired[MsPhases]
+    guest_probes: NotRequired[list[GuestProbe]]
+    qemu_max_rss_kib: NotRequired[int | None]
+    qemu_lifetime_ms: NotRequired[float | None]
+    runner_overhead_ms: NotRequired[float | None]
+    uart_us_per_char: NotRequired[float | None]
+    paired_trace_ms: NotRequired[dict[str, float] | None]
+    guest_modules: NotRequired[list[GuestModule]]
+    payload_status: NotRequired[int | None]
+    warnings: NotRequired[list[str]]
+    host_load: NotRequired[dict[str, Any] | None]
+    instructions: NotRequired[dict[str, int]]  # each event's guest instruction count
+    phases_insn: NotRequired[InsnPhases]
+    vcpu_instructions: NotRequired[list[int]]
+    restored: NotRequired[bool]
+    forwards: NotRequired[list[str]]  # where the host reached a service, this boot
+    profiled_raw: NotRequired[str]
+    profiled: NotRequired[dict[str, Any]]
+
+
+class RunSet(TypedDict):
+    """A bench document, and each side of the other kinds (see run_set)."""
+
+    format: int
+    kind: str
+    complete: bool
+    host: dict[str, Any]
+    accel: dict[str, str]
+    bundle: dict[str, Any]
+    settings: dict[str, Any]
+    runs: list[RunRecord]
+    failed_runs: int
+    failures: dict[str, int]
+    summary: dict[str, Any]
+    disturbed_runs: int
+    fleet: NotRequired[dict[str, Any]]
+    kernel: NotRequired[str]  # a series' side: its kernel and name
+    name: NotRequired[str]
+    analysis: NotRequired[dict[str, Any]]  # an analysis document: what analyze found
+    cost: NotRequired[dict[str, Any]]  # a cost document: what each source costs
+
+
+def phases_of(run: RunRecord, unit: Unit = Unit.MS) -> dict[str, float | None]:
+    """RUN's phases in UNIT ({} where that clock did not run)."""
+    if unit is Unit.INSTRUCTIONS:
+        return {k: (None if v is None else float(v)) for k, v in (run.get("phases_insn") or {}).items()}
+    return dict(run.get("phases_ms") or {})
+
+
+def _stats(counted: list[RunRecord], values: list[float | None]) -> dict[str, Any] | None:
     """Statistics of one figure across runs, with outliers named by run index."""
     present = [(run["index"], v) for run, v in zip(counted, values, strict=True) if v is not None]
     result = summarize([v for _, v in present])
@@ -37,25 +128,32 @@ def _stats(counted: list[dict[str, Any]], values: list[float | None]) -> dict[st
     return out
 
 
-def probe_times(run: dict[str, Any]) -> dict[str, float]:
+def phase_values(runs: list[RunRecord], phase: str, unit: Unit = Unit.MS) -> list[float]:
+    """PHASE's durations in UNIT over RUNS, where each run has one (the caller chooses
+    the runs: all, or the counted ones)."""
+    return [v for r in runs if (v := phases_of(r, unit).get(phase)) is not None]
+
+
+def probe_times(run: RunRecord) -> dict[str, float]:
     """Each probe's time from QEMU's exec, in ms (first occurrence)."""
     times: dict[str, float] = {}
-    for event in run["events"]:
+    for event in run.get("events", []):
         times.setdefault(event["name"], event["t_ms"])
     return times
 
 
-def recomputed(side: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+def recomputed(side: RunSet) -> tuple[list[RunRecord], int]:
     """SIDE's runs with every phase derived again from the run's raw events (as the
     runner derived them: phases.of_run), and how many runs' stored phases differed."""
     anchored = (side.get("settings") or {}).get("channel") == "exit"
-    runs, differed = [], 0
+    runs: list[RunRecord] = []
+    differed = 0
     for run in side["runs"]:
         if not run["ok"]:
             runs.append(run)
             continue
         phases = of_run({EXEC: 0.0, **probe_times(run)}, anchored)
-        stored = run["phases_ms"]
+        stored = phases_of(run)
         if any(_differs(stored.get(name), phases.get(name)) for name in PHASE_NAMES):
             differed += 1
         runs.append({**run, "phases_ms": phases})
@@ -68,17 +166,17 @@ def _differs(a: float | None, b: float | None) -> bool:
     return abs(a - b) > 1e-6
 
 
-def is_counted(run: dict[str, Any]) -> bool:
+def is_counted(run: RunRecord) -> bool:
     """Whether statistics count RUN: it succeeded and was not a warm-up (the one rule)."""
     return bool(run["ok"]) and not run["warmup"]
 
 
-def counted(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def counted(runs: list[RunRecord]) -> list[RunRecord]:
     """The runs statistics are made of: successful, and not warm-ups."""
     return [r for r in runs if is_counted(r)]
 
 
-def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(runs: list[RunRecord]) -> dict[str, Any]:
     """Statistics over the counted (non-warm-up, successful) runs.
 
     `phases` are per-run phase durations; `probes` are per-probe times from exec; and
@@ -87,14 +185,13 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     runs = counted(runs)
     out: dict[str, Any] = {"phases": {}, "probes": {}}
     for phase in PHASE_NAMES:
-        stats = _stats(runs, [r["phases_ms"].get(phase) for r in runs])
+        stats = _stats(runs, [phases_of(r).get(phase) for r in runs])
         if stats is not None:
             out["phases"][phase] = stats
     instructions = {phase: stats for phase in PHASE_NAMES
-                    if (stats := _stats(runs, [(r.get(Unit.INSTRUCTIONS.phases_key) or {}).get(phase)
-                                               for r in runs])) is not None}
+                    if (stats := _stats(runs, [phases_of(r, Unit.INSTRUCTIONS).get(phase) for r in runs])) is not None}
     if instructions:  # the instruction clock's phases (--clock instructions|virtual), in instructions
-        out[Unit.INSTRUCTIONS.phases_key] = instructions
+        out["phases_insn"] = instructions
     names = [n for r in runs for n in probe_times(r) if n != EXEC]
     for name in dict.fromkeys(names):
         stats = _stats(runs, [probe_times(r).get(name) for r in runs])
@@ -102,8 +199,11 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             out["probes"][name] = stats
     medians = {name: s["median"] for name, s in out["probes"].items()}
     out["phases_from_probe_medians"] = {k: v for k, v in from_times({EXEC: 0.0, **medians}).items() if v is not None}
-    for figure in ("qemu_max_rss_kib", "runner_overhead_ms", "uart_us_per_char"):
-        stats = _stats(runs, [r.get(figure) for r in runs])
+    figures: dict[str, list[float | None]] = {"qemu_max_rss_kib": [r.get("qemu_max_rss_kib") for r in runs],
+               "runner_overhead_ms": [r.get("runner_overhead_ms") for r in runs],
+               "uart_us_per_char": [r.get("uart_us_per_char") for r in runs]}
+    for figure, values in figures.items():
+        stats = _stats(runs, values)
         if stats is not None:
             out[figure] = stats
     memory = guest_memory(runs)
@@ -118,7 +218,7 @@ def payload_probes(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: s for name, s in summary.get("probes", {}).items() if payload_probe(name)}
 
 
-def guest_memory(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+def guest_memory(runs: list[RunRecord]) -> dict[str, dict[str, float]]:
     """Per stage, the median of each /proc/meminfo figure profiled reported (KiB)."""
     values: dict[str, dict[str, list[float]]] = {}
     for run in runs:
@@ -128,25 +228,25 @@ def guest_memory(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {stage: {k: statistics.median(v) for k, v in figures.items()} for stage, figures in values.items()}
 
 
-def disturbed(runs: list[dict[str, Any]]) -> int:
+def disturbed(runs: list[RunRecord]) -> int:
     """How many counted boots ran on a busy host (their `host_load` says so)."""
     return sum(1 for r in counted(runs) if (r.get("host_load") or {}).get("disturbed"))
 
 
-def failure_reasons(runs: list[dict[str, Any]]) -> dict[str, int]:
+def failure_reasons(runs: list[RunRecord]) -> dict[str, int]:
     """How many boots failed, by the first line of their error."""
-    return dict(Counter(str(r["error"]).splitlines()[0] for r in runs if not r["ok"]))
+    return dict(Counter(str(r.get("error")).splitlines()[0] for r in runs if not r["ok"]))
 
 
 KINDS = ("bench", "compare", "crosscheck", "tune", "series", "analysis", "bisect", "cost")
 
 
 def run_set(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, Any], settings: dict[str, Any],
-            runs: list[dict[str, Any]], complete: bool, fleet: dict[str, Any] | None = None) -> dict[str, Any]:
+            runs: list[RunRecord], complete: bool, fleet: dict[str, Any] | None = None) -> RunSet:
     """A bench document: one bundle's boots through one channel (also each side of the
     other kinds: A and B, every knob, every kernel, every channel). FLEET: the cluster
     and its workers' hosts, when the boots ran on one (each run names its worker)."""
-    doc = {
+    doc: RunSet = {
         "format": FORMAT,
         "kind": "bench",
         "complete": complete,
@@ -170,52 +270,52 @@ def run_set(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, An
 ORDER = "random-balanced"
 
 
-def comparison(a: dict[str, Any], b: dict[str, Any], result: dict[str, Any], *, complete: bool,
+def comparison(a: RunSet, b: RunSet, result: dict[str, Any], *, complete: bool,
                append_b: str = "") -> dict[str, Any]:
     """A compare document: two run sets booted interleaved, and their comparison."""
     return {"format": FORMAT, "kind": "compare", "complete": complete, "order": ORDER, "append_b": append_b,
             "a": a, "b": b, "comparison": result}
 
 
-def crosscheck(channels: dict[str, dict[str, Any]], check: dict[str, Any], *, complete: bool) -> dict[str, Any]:
+def crosscheck(channels: dict[str, RunSet], check: dict[str, Any], *, complete: bool) -> dict[str, Any]:
     """A crosscheck document: one bundle's run set per channel, and how far they disagree."""
     return {"format": FORMAT, "kind": "crosscheck", "complete": complete, "channels": channels, "crosscheck": check}
 
 
-def tune(base: dict[str, Any], variants: dict[str, dict[str, Any]], extra: dict[str, Any], *,
+def tune(base: RunSet, variants: dict[str, RunSet], extra: dict[str, Any], *,
          complete: bool) -> dict[str, Any]:
     """A tune document: the base's run set, one per knob, and the ranking (EXTRA)."""
     return {"format": FORMAT, "kind": "tune", "complete": complete, "base": base, "variants": variants, "tune": extra}
 
 
-def series(sides: list[dict[str, Any]], phase: str, *, complete: bool) -> dict[str, Any]:
+def series(sides: list[RunSet], phase: str, *, complete: bool) -> dict[str, Any]:
     """A series document (range): one run set per kernel, each with its kernel and name."""
     return {"format": FORMAT, "kind": "series", "complete": complete, "phase": phase, "series": sides}
 
 
-def analysis(runs: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
+def analysis(runs: RunSet, found: dict[str, Any]) -> RunSet:
     """An analysis document: the plain boots' run set and what analyze found inside them."""
     return {**runs, "kind": "analysis", "analysis": found}
 
 
-def cost(runs: dict[str, Any], table: dict[str, Any]) -> dict[str, Any]:
+def cost(runs: RunSet, table: dict[str, Any]) -> RunSet:
     """A cost document (inspect --cost): the bundle's plain boots' run set and what each
     of its sources costs (analysis/cost.py)."""
     return {**runs, "kind": "cost", "cost": table}
 
 
-def bisect_step(sides: dict[str, dict[str, Any]], step: dict[str, Any], *, complete: bool) -> dict[str, Any]:
+def bisect_step(sides: dict[str, RunSet], step: dict[str, Any], *, complete: bool) -> dict[str, Any]:
     """A bisect step's document: the good end, the midpoint and the bad end booted
     interleaved (a run set each, named by their commits), and how the step classified
     the midpoint."""
     return {"format": FORMAT, "kind": "bisect", "complete": complete, "sides": sides, "step": step}
 
 
-def kind(doc: dict[str, Any]) -> str:
+def kind(doc: Mapping[str, Any]) -> str:
     return str(doc["kind"])
 
 
-def write(path: Path, doc: dict[str, Any]) -> None:
+def write(path: Path, doc: Mapping[str, Any]) -> None:
     if doc.get("format") != FORMAT or doc.get("kind") not in KINDS:
         raise ValueError(f"not a results document of this format: {doc.get('format')!r} {doc.get('kind')!r}")
     atomic_write(path, (json.dumps(doc, indent=1) + "\n").encode())
@@ -266,7 +366,7 @@ def read(path: Path) -> dict[str, Any]:
     return doc
 
 
-def labelled_sides(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def labelled_sides(doc: Mapping[str, Any]) -> dict[str, RunSet]:
     """The run sets of DOC by a label a person reads: A/B, base and each knob, each kernel
     of a series, each channel; "" for a plain run set (bench, analysis)."""
     found = kind(doc)
@@ -280,10 +380,10 @@ def labelled_sides(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return dict(doc["channels"])
     if found == "bisect":
         return dict(doc["sides"])
-    return {"": doc}
+    return {"": cast(RunSet, doc)}  # a bench, analysis or cost document is a run set (read checked it)
 
 
-def sides(doc: dict[str, Any]) -> list[Any]:
+def sides(doc: Mapping[str, Any]) -> list[Any]:
     """The run sets of a results document (see labelled_sides)."""
     found = kind(doc)
     if found == "compare":
@@ -299,7 +399,7 @@ def sides(doc: dict[str, Any]) -> list[Any]:
     return [doc]
 
 
-def main_side(doc: dict[str, Any]) -> dict[str, Any]:
+def main_side(doc: Mapping[str, Any]) -> RunSet:
     """The run set a single view shows: A, the base, the first kernel, the first channel."""
     return next(iter(labelled_sides(doc).values()))
 

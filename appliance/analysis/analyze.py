@@ -20,6 +20,7 @@ from appliance.analysis.spans import Span
 from appliance.assemble import minikernel
 from appliance.bundle import Bundle
 from appliance.errors import ApplianceError
+from appliance.results import RunRecord, RunSet
 
 DEBUG_CMDLINE = "initcall_debug printk.time=1 ignore_loglevel"
 # With profiled the kernel log reaches the host through it, so the console can stay quiet
@@ -47,8 +48,8 @@ def debug_cmdline(bundle: Bundle, source: str = "console") -> str:
     return QUIET_DEBUG_CMDLINE if bundle.profiled is not None else DEBUG_CMDLINE
 
 
-def document(bundle: Bundle, debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]] | None,
-             run_set: dict[str, Any], source: str = "console") -> dict[str, Any]:
+def document(bundle: Bundle, debug: list[tuple[RunRecord, str]], plain: list[RunRecord] | None,
+             run_set: RunSet, source: str = "console") -> RunSet:
     """The analysis results document of boots made elsewhere (runs/debugboots.py): the
     counted DEBUG boots with their consoles, the counted PLAIN ones, and the RUN_SET
     recorded of them; what the debug boots say about the kernel's time."""
@@ -66,7 +67,7 @@ def _names(bundle: Bundle) -> Callable[[int], str | None] | None:
     return symbols.lookup
 
 
-def initcalls_of(bundle: Bundle, debug: list[tuple[dict[str, Any], str]]) -> list[list[initcalls.Initcall]]:
+def initcalls_of(bundle: Bundle, debug: list[tuple[RunRecord, str]]) -> list[list[initcalls.Initcall]]:
     """The initcalls of each debug boot (record, console) of BUNDLE, named from the
     minimal kernel's System.map where the kernel printed addresses."""
     name_of = _names(bundle)
@@ -74,13 +75,13 @@ def initcalls_of(bundle: Bundle, debug: list[tuple[dict[str, Any], str]]) -> lis
     return [initcalls.symbolize(calls, name_of) for calls in parsed] if name_of is not None else parsed
 
 
-def trace_text(record: dict[str, Any]) -> str:
+def trace_text(record: RunRecord) -> str:
     """The ftrace buffer a boot's profiled sent (empty if none)."""
     raw = record.get("profiled_raw")
     return guestlog.trace_text(guestlog.parse(raw)) if raw else ""
 
 
-def kernel_text(record: dict[str, Any], console: str) -> str:
+def kernel_text(record: RunRecord, console: str) -> str:
     """The kernel log of a boot: profiled's copy of /dev/kmsg when it sent one (complete
     even with a quiet console), else the console."""
     raw = record.get("profiled_raw")
@@ -91,7 +92,7 @@ def kernel_text(record: dict[str, Any], console: str) -> str:
     return console
 
 
-def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]] | None,
+def summarize(debug: list[tuple[RunRecord, str]], plain: list[RunRecord] | None,
               name_of: Callable[[int], str | None] | None = None, cmdline: str = DEBUG_CMDLINE,
               source: str = "console") -> dict[str, Any]:
     """The analysis section from the debug boots (record, console) and the plain boots;
@@ -105,12 +106,12 @@ def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any
     if name_of is not None:
         for p in parsed:
             p.initcalls = initcalls.symbolize(p.initcalls, name_of)
-    kernel_debug = [r["phases_ms"]["kernel"] for r, _ in debug if r["phases_ms"].get("kernel") is not None]
-    kernel_plain = [r["phases_ms"]["kernel"] for r in plain or [] if r["phases_ms"].get("kernel") is not None]
+    kernel_debug = results.phase_values([r for r, _ in debug], "kernel")
+    kernel_plain = results.phase_values(plain or [], "kernel")
     reference = _median(kernel_plain) or _median(kernel_debug) or 0.0
     stats = initcalls.aggregate([p.initcalls for p in parsed], reference)
     # the representative boot: the debug boot whose kernel phase is the median one
-    order = sorted(range(len(debug)), key=lambda i: debug[i][0]["phases_ms"].get("kernel") or 0.0)
+    order = sorted(range(len(debug)), key=lambda i: results.phases_of(debug[i][0]).get("kernel") or 0.0)
     pick = order[len(order) // 2] if order else None
     spans = bootspans.boot_spans(debug[pick][0], debug[pick][1], parsed[pick].initcalls,
                                  parsed[pick].hung) if pick is not None else []
@@ -119,8 +120,7 @@ def summarize(debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any
         for m in record.get("guest_modules", []):
             modules.setdefault(f"load {m['name']}", []).append(m["duration_ns"] / 1e6)
     leaf_phases = ("qemu", "firmware", "init", "payload")
-    phases = {p: [r["phases_ms"][p] for r in (plain or [r for r, _ in debug]) if r["phases_ms"].get(p) is not None]
-              for p in leaf_phases}
+    phases = {p: results.phase_values(plain or [r for r, _ in debug], p) for p in leaf_phases}
     return {
         "cmdline": cmdline,
         "source": source,
@@ -157,7 +157,7 @@ LOG_SOURCE = "a kernel log read from a file"
 _STAMPED = re.compile(r"^\[\s*(\d+)\.(\d+)\] ", re.M)
 
 
-def log_record(text: str) -> dict[str, Any]:
+def log_record(text: str) -> RunRecord:
     """A run record for a kernel log from anywhere (a console, `dmesg`, CI): its time
     axis is the log's own printk clock, the kernel phase from 0 to "Run /init"; a log
     without it (a boot that crashed or hung in the kernel) ends at its last stamped line
@@ -169,7 +169,7 @@ def log_record(text: str) -> dict[str, Any]:
     end_ms = (anchor if anchor is not None else max(stamps)) / 1000
     reached = "init_start" if anchor is not None else bootspans.LOG_END
     # the log goes on after init runs (modules' initcalls, userspace's messages): to its last line
-    events = [{"name": "kernel_entry", "t_ms": 0.0, "source": "log"},
+    events: list[results.Event] = [{"name": "kernel_entry", "t_ms": 0.0, "source": "log"},
               {"name": reached, "t_ms": end_ms, "source": "log"},
               {"name": "qemu_exit", "t_ms": max(max(stamps) / 1000, end_ms), "source": "log"}]
     return {"index": 0, "warmup": False, "ok": True, "events": events, "phases_ms": {"kernel": end_ms},
@@ -212,14 +212,14 @@ def span_from(data: dict[str, Any]) -> Span:
                 data.get("note", ""))
 
 
-def median_run(doc: dict[str, Any]) -> dict[str, Any] | None:
+def median_run(doc: RunSet) -> RunRecord | None:
     """The counted run with the median total: the one a single-boot view shows."""
     runs = results.counted(doc.get("runs", []))
-    runs.sort(key=lambda r: r["phases_ms"].get("total") or 0.0)
+    runs.sort(key=lambda r: results.phases_of(r).get("total") or 0.0)
     return runs[len(runs) // 2] if runs else None
 
 
-def shown_run(doc: dict[str, Any]) -> str:
+def shown_run(doc: RunSet) -> str:
     """Which boot spans_of(DOC) draws, in words: the one view names it everywhere."""
     analysis = doc.get("analysis")
     if analysis and analysis.get("spans"):
@@ -228,7 +228,7 @@ def shown_run(doc: dict[str, Any]) -> str:
     return f"run {run['index']}, the one with the median total" if run is not None else "no run"
 
 
-def spans_of(doc: dict[str, Any]) -> list[Span]:
+def spans_of(doc: RunSet) -> list[Span]:
     """The analysis spans of a results document, or spans of its median run's phases
     (with profiled's process timeline when it has one)."""
     analysis = doc.get("analysis")
@@ -241,7 +241,7 @@ def spans_of(doc: dict[str, Any]) -> list[Span]:
     return bootspans.boot_spans(run, log, initcalls.parse(log).initcalls if log else [])
 
 
-def counters_of(doc: dict[str, Any]) -> list[tuple[str, float, dict[str, float]]]:
+def counters_of(doc: RunSet) -> list[tuple[str, float, dict[str, float]]]:
     run = median_run(doc)
     return bootspans.memory_counters(run) if run else []
 

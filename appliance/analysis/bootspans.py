@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import statistics
 from dataclasses import dataclass
-from typing import Any
 
 from appliance import guestlog
 from appliance.analysis import tslog
@@ -23,6 +22,7 @@ from appliance.analysis.initcalls import Initcall, Stat, stage_span
 from appliance.analysis.initcalls import staged as initcall_stage
 from appliance.analysis.spans import Span
 from appliance.phases import FIRMWARE_START, KERNEL_START, payload_probe
+from appliance.results import RunRecord
 
 _RUN_INIT = re.compile(r"^\[\s*(\d+)\.(\d+)\] Run \S+ as init process", re.M)
 TRACK = "boot"
@@ -59,7 +59,7 @@ def _clip(child: Span, parent: Span) -> Span:
     return Span(child.track, child.stack, start, max(start, end), child.kind, note)
 
 
-def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall],
+def boot_spans(run: RunRecord, console: str, initcalls: list[Initcall],
                hung: list[Initcall] = ()) -> list[Span]:  # type: ignore[assignment]
     """Spans of one boot: RUN is a results run record (events, guest probes, modules);
     HUNG, the initcalls that never returned (drawn to where the boot stopped)."""
@@ -104,7 +104,7 @@ def boot_spans(run: dict[str, Any], console: str, initcalls: list[Initcall],
     return spans
 
 
-def _boottime_offset_us(run: dict[str, Any]) -> float | None:
+def _boottime_offset_us(run: RunRecord) -> float | None:
     """Host us from exec = guest CLOCK_BOOTTIME us + this (anchored at init_start)."""
     guest = {p["name"]: p["boottime_ns"] / 1000 for p in run.get("guest_probes", [])}
     host = {e["name"]: e["t_ms"] * 1000 for e in run["events"]}
@@ -113,7 +113,7 @@ def _boottime_offset_us(run: dict[str, Any]) -> float | None:
     return float(host["init_start"] - guest["init_start"])
 
 
-def process_track(run: dict[str, Any], end_us: float) -> list[Span]:
+def process_track(run: RunRecord, end_us: float) -> list[Span]:
     """profiled's process timeline (fork, exec, exit of every process) as its own track."""
     procs = (run.get("profiled") or {}).get("processes")
     offset = _boottime_offset_us(run)
@@ -122,7 +122,7 @@ def process_track(run: dict[str, Any], end_us: float) -> list[Span]:
     return process_spans([guestlog.Process(**p) for p in procs], offset, end_us)
 
 
-def memory_counters(run: dict[str, Any]) -> list[tuple[str, float, dict[str, float]]]:
+def memory_counters(run: RunRecord) -> list[tuple[str, float, dict[str, float]]]:
     """Guest memory per stage as counter samples on the host timeline (MiB)."""
     stages = (run.get("profiled") or {}).get("memory", {})
     offset = _boottime_offset_us(run)
@@ -250,7 +250,7 @@ def _payload_probes(parent: Span, t: dict[str, float]) -> list[Span]:
             if payload_probe(name) and parent.start_us <= at <= parent.end_us]
 
 
-def _init_children(init: Span, run: dict[str, Any], initcalls: list[Initcall]) -> list[Span]:
+def _init_children(init: Span, run: RunRecord, initcalls: list[Initcall]) -> list[Span]:
     offset = _boottime_offset_us(run)
     if offset is None:
         return []
@@ -268,7 +268,7 @@ def _init_children(init: Span, run: dict[str, Any], initcalls: list[Initcall]) -
     return out
 
 
-def _module_calls(user: Span, run: dict[str, Any], console: str, initcalls: list[Initcall],
+def _module_calls(user: Span, run: RunRecord, console: str, initcalls: list[Initcall],
                   t: dict[str, float]) -> list[Span]:
     """Modules' initcalls the log has and no load of ours drew (a distribution's udev
     loads them after init runs, several at once): a "module initcalls" bar in userspace,

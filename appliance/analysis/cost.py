@@ -33,8 +33,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance import results
 from appliance.analysis import analyze, initcalls
 from appliance.bundle import Bundle
+from appliance.results import RunRecord
 
 UNPACK = "populate_rootfs"  # the initcall that unpacks the initramfs (init/initramfs.c)
 # Added to the debug boots: the unpack runs inside its initcall instead of beside the others
@@ -108,7 +110,7 @@ def _median(values: Iterable[float]) -> float | None:
     return statistics.median(got) if got else None
 
 
-def _event(run: dict[str, Any], name: str) -> float | None:
+def _event(run: RunRecord, name: str) -> float | None:
     return next((e["t_ms"] for e in run["events"] if e["name"] == name), None)
 
 
@@ -130,7 +132,7 @@ def _by_source(contents: list[dict[str, Any]]) -> dict[str, SourceCost]:
     return rows
 
 
-def _module_loads(plain: list[dict[str, Any]]) -> dict[str, float]:
+def _module_loads(plain: list[RunRecord]) -> dict[str, float]:
     """Median load time per module (ms) over the plain boots."""
     times: dict[str, list[float]] = defaultdict(list)
     for run in plain:
@@ -149,7 +151,7 @@ def _module_initcalls(debug: list[list[initcalls.Initcall]]) -> dict[str, float]
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def _init_spans(plain: list[dict[str, Any]], loads: dict[str, float]) -> tuple[float | None, float]:
+def _init_spans(plain: list[RunRecord], loads: dict[str, float]) -> tuple[float | None, float]:
     """(mounting the root disk, the init's own work before the payload), medians in ms."""
     mounts, own = [], []
     for run in plain:
@@ -165,27 +167,27 @@ def _init_spans(plain: list[dict[str, Any]], loads: dict[str, float]) -> tuple[f
     return _median(mounts), _median(own) or 0.0
 
 
-def _guest_ms(run: dict[str, Any], name: str) -> float | None:
+def _guest_ms(run: RunRecord, name: str) -> float | None:
     """When probe NAME fired on the guest's own clock (CLOCK_BOOTTIME, from the kernel's
     timekeeping start): free of QEMU's start and the kernel's decompression, which are
     most of a boot's spread under TCG and the same for every session here."""
     return next((p["boottime_ns"] / 1e6 for p in run.get("guest_probes", []) if p["name"] == name), None)
 
 
-def paired(later: list[dict[str, Any]], later_probe: str, earlier: list[dict[str, Any]],
+def paired(later: list[RunRecord], later_probe: str, earlier: list[RunRecord],
            earlier_probe: str = "init_start") -> float | None:
     """The median over rounds of LATER's LATER_PROBE minus EARLIER's EARLIER_PROBE, both
     on the guest clock, each pair booted in the same round (the host's mood drifts over
     minutes; a round's boots share it); None when no round has both."""
-    def by_round(runs: list[dict[str, Any]], probe: str) -> dict[int, float]:
+    def by_round(runs: list[RunRecord], probe: str) -> dict[int, float]:
         return {r.get("round", i): t for i, r in enumerate(runs) if (t := _guest_ms(r, probe)) is not None}
 
     a, b = by_round(later, later_probe), by_round(earlier, earlier_probe)
     return _median(a[k] - b[k] for k in a if k in b)
 
 
-def cost(contents: list[dict[str, Any]], debug: list[list[initcalls.Initcall]], plain: list[dict[str, Any]],
-         bare: list[dict[str, Any]], bound: list[dict[str, Any]]) -> Cost:
+def cost(contents: list[dict[str, Any]], debug: list[list[initcalls.Initcall]], plain: list[RunRecord],
+         bare: list[RunRecord], bound: list[RunRecord]) -> Cost:
     """The cost table from the bundle's CONTENTS, the debug boots' initcalls, and the
     plain, boot-only and init-only boots' records (runs/costboots.py). Raises ValueError
     when a kind of boot reached no init_start."""
@@ -222,13 +224,13 @@ def cost(contents: list[dict[str, Any]], debug: list[list[initcalls.Initcall]], 
     return Cost(ranked, unpack_ms, needed_ms, mount_ms, init_ms, len(plain), measured, notes)
 
 
-def fragment_costs(alone: list[dict[str, Any]], without: dict[str, list[dict[str, Any]]]) -> dict[str, float | None]:
+def fragment_costs(alone: list[RunRecord], without: dict[str, list[RunRecord]]) -> dict[str, float | None]:
     """What each optional fragment of a minimal kernel costs the kernel phase: the init
     alone on the kernel, less the same on the kernel built without the fragment, the
     median over rounds of the difference within a round (None: no round had both)."""
-    def kernel_by_round(runs: list[dict[str, Any]]) -> dict[int, float]:
-        return {r.get("round", i): r["phases_ms"]["kernel"] for i, r in enumerate(runs)
-                if r["phases_ms"].get("kernel") is not None}
+    def kernel_by_round(runs: list[RunRecord]) -> dict[int, float]:
+        return {r.get("round", i): kernel for i, r in enumerate(runs)
+                if (kernel := results.phases_of(r).get("kernel")) is not None}
 
     base = kernel_by_round(alone)
     out: dict[str, float | None] = {}
@@ -254,9 +256,9 @@ def debug_words() -> str:
     return f"{analyze.DEBUG_CMDLINE} {COST_CMDLINE}"
 
 
-def of_boots(bundle: Bundle, debug: list[tuple[dict[str, Any], str]], plain: list[dict[str, Any]],
-             bare: list[dict[str, Any]], bound: list[dict[str, Any]],
-             without: dict[str, list[dict[str, Any]]] | None = None) -> Cost:
+def of_boots(bundle: Bundle, debug: list[tuple[RunRecord, str]], plain: list[RunRecord],
+             bare: list[RunRecord], bound: list[RunRecord],
+             without: dict[str, list[RunRecord]] | None = None) -> Cost:
     """cost() of BUNDLE's counted boots (runs/costboots.py: CostBoots.counted), with
     the fragments priced from the init alone on kernels WITHOUT each."""
     table = cost(bundle.contents, analyze.initcalls_of(bundle, debug), plain, bare, bound)

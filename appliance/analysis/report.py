@@ -16,6 +16,7 @@ from appliance import results
 from appliance.analysis import analyze, bootspans, flame
 from appliance.analysis.spans import Span
 from appliance.markup import clean
+from appliance.results import RunRecord
 
 LEAF_PHASES = ("qemu", "firmware", "kernel", "init", "payload")
 COLOURS = {"qemu": "#8da0cb", "firmware": "#fc8d62", "kernel": "#66c2a5", "init": "#e78ac3", "payload": "#a6d854",
@@ -57,24 +58,24 @@ def _axis(x0: float, width: float, lo: float, hi: float, y: float) -> list[str]:
 MIN_BAR_PX = 2.0  # a phase this narrow or less is drawn this wide (a 3.6 ms firmware phase vanished)
 
 
-def stacked_bars(runs: list[dict[str, Any]], label: str = "run") -> str:
+def stacked_bars(runs: list[RunRecord], label: str = "run") -> str:
     """One horizontal bar per run: its leaf phases end to end, the rest of total in grey,
     on a time axis in ms."""
     runs = results.counted(runs)
     if not runs:
         return "<p>no successful runs</p>"
-    longest = max((r["phases_ms"].get("total") or 0.0) for r in runs) or 1.0
+    longest = max((results.phases_of(r).get("total") or 0.0) for r in runs) or 1.0
     width, row, left = 1000, 18, 70
     axis_y = 10 + len(runs) * row + 4
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + left + 20}" height="{axis_y + 66}" '
              'font-size="11" font-family="sans-serif">']
     for i, run in enumerate(runs):
         y = 10 + i * row
-        x = float(left)
+        x, phases = float(left), results.phases_of(run)
         parts.append(f'<text x="0" y="{y + 12}">{_esc(label)} {run["index"]}</text>')
         used = 0.0
         for phase in (*LEAF_PHASES, "rest"):
-            ms = (run["phases_ms"].get("total") or 0.0) - used if phase == "rest" else run["phases_ms"].get(phase)
+            ms = (phases.get("total") or 0.0) - used if phase == "rest" else phases.get(phase)
             if not ms or ms <= 0:
                 continue
             used += ms if phase != "rest" else 0.0
@@ -107,11 +108,11 @@ def scale_groups(maxima: dict[str, float], factor: float = 10.0) -> list[list[st
     return groups
 
 
-def distributions(runs: list[dict[str, Any]], phases: tuple[str, ...]) -> str:
+def distributions(runs: list[RunRecord], phases: tuple[str, ...]) -> str:
     """Per phase a strip of every run's value with the median marked; phases of one
     magnitude share an axis (with ticks, in ms), so their spreads compare by eye."""
     runs = results.counted(runs)
-    values = {p: sorted(r["phases_ms"][p] for r in runs if r["phases_ms"].get(p) is not None) for p in phases}
+    values = {p: sorted(results.phase_values(runs, p)) for p in phases}
     values = {p: v for p, v in values.items() if v}
     width, row, left = 900, 24, 100
     out = []

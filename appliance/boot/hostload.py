@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance import results
+from appliance.results import RunRecord
 
 BUSY_SHARE = 0.25  # of all CPUs' time, used by processes other than the boot's QEMU
 STEAL_SHARE = 0.05  # of all CPUs' time, taken by the hypervisor
@@ -70,7 +71,7 @@ def during(before: CpuTimes | None, after: CpuTimes | None, own_cpu_s: float, lo
     return out
 
 
-def warning(runs: list[dict[str, Any]]) -> str | None:
+def warning(runs: list[RunRecord]) -> str | None:
     count, counted = results.disturbed(runs), len(results.counted(runs))
     if not count:
         return None

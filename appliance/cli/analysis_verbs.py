@@ -20,6 +20,7 @@ from appliance.cli.options import boot_options, choose_accel, load_bundle, posit
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
+from appliance.results import RunSet
 from appliance.runs import debugboots
 
 FORMATS = ("svg", "chrome", "speedscope", "collapsed")
@@ -316,7 +317,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     args.output = args.output or default_name(args.results, args.format)
     if args.format == "tslog-user":  # profiled's process timeline, for `appliance tslog --user`
         run = analyze.median_run(side)
-        procs = (run or {}).get("profiled", {}).get("processes")
+        procs = (run.get("profiled") or {}).get("processes") if run else None
         if not procs:
             raise ApplianceError(f"{args.results} has no process timeline: boot a template with [profiled]")
         text = guestlog.to_tslog_user([guestlog.Process(**p) for p in procs])
@@ -343,7 +344,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _trend_svg(args: argparse.Namespace, side: dict[str, Any]) -> str:
+def _trend_svg(args: argparse.Namespace, side: RunSet) -> str:
     """The same appliance measured the same way, over time, from the results store: an
     SVG of its phase medians with Otava's steps; "" when the store holds fewer than two
     such run sets."""

@@ -40,6 +40,7 @@ from appliance.fsutil import atomic_write
 from appliance.markup import clean
 from appliance.markup import markdown as markdown_text
 from appliance.phases import PHASE_NAMES
+from appliance.results import RunRecord, RunSet
 from appliance.runs import bench, compare, gate
 
 EXIT = {gate.PASS: 0, gate.FAIL: 1, gate.INCONCLUSIVE: 4}
@@ -105,8 +106,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return EXIT[decision.verdict]
 
 
-def _baseline(args: argparse.Namespace, engine: Any | None, url: str, candidate: dict[str, Any] | None,
-              candidate_digest: str, target: Any, clock: Clock) -> tuple[dict[str, Any], dict[str, Any]]:
+def _baseline(args: argparse.Namespace, engine: Any | None, url: str, candidate: RunSet | None,
+              candidate_digest: str, target: Any, clock: Clock) -> tuple[RunSet, dict[str, Any]]:
     """The baseline's run set and what it is (its run set's dimensions, or its file): one
     measured the same way, on the same clock, and on the instruction clock with the same
     QEMU and kernel command line (what changes the counts: docs/MEASUREMENT.md)."""
@@ -134,7 +135,7 @@ def _baseline(args: argparse.Namespace, engine: Any | None, url: str, candidate:
                          "--label main` on the main branch), or give --baseline-file RESULTS")
 
 
-def _dims_of(side: dict[str, Any]) -> dict[str, Any]:
+def _dims_of(side: RunSet) -> dict[str, Any]:
     from appliance.store import record
 
     return record.dimensions(side, "bench", "", "")
@@ -152,7 +153,7 @@ def _dims_of_bundle(target: Any, args: argparse.Namespace, clock: Clock) -> dict
             "qemu_version": qemu_version(binary(target.arch)) if clock.counts else None, "cmdline": cmdline}
 
 
-def _bench(args: argparse.Namespace, target: Any, baseline: dict[str, Any], unit: Unit) -> tuple[dict[str, Any], int]:
+def _bench(args: argparse.Namespace, target: Any, baseline: RunSet, unit: Unit) -> tuple[RunSet, int]:
     """Boot the candidate TARGET: -n boots, then on in steps of n up to --max-n while
     undecided (the gate's level is split over the looks, as compare's sequential rule
     does); its run set and the number of looks planned."""
@@ -179,7 +180,7 @@ def _bench(args: argparse.Namespace, target: Any, baseline: dict[str, Any], unit
     return doc, len(looks)
 
 
-def _busy(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]], unit: Unit) -> str:
+def _busy(baseline: list[RunRecord], candidate: list[RunRecord], unit: Unit) -> str:
     """A warning when boots ran on a busy host (their host_load says so), or ""."""
     counts = {side: (results.disturbed(runs), len(results.counted(runs)))
               for side, runs in (("baseline", baseline), ("candidate", candidate))}
@@ -191,14 +192,14 @@ def _busy(baseline: list[dict[str, Any]], candidate: list[dict[str, Any]], unit:
     return f"BUSY HOST: {said} ran while the host was busy ({effect})"
 
 
-def _host_mismatch(about: dict[str, Any], candidate: dict[str, Any]) -> str:
+def _host_mismatch(about: dict[str, Any], candidate: RunSet) -> str:
     host = candidate.get("host") or {}
     differ = [f"{key} {about.get(key)!r} vs {host.get(key)!r}" for key in SAME_HOST
               if about.get(key) is not None and host.get(key) is not None and about.get(key) != host.get(key)]
     return "; ".join(differ)
 
 
-def _describe(side: dict[str, Any]) -> dict[str, Any]:
+def _describe(side: RunSet) -> dict[str, Any]:
     host, bundle = side.get("host") or {}, side.get("bundle") or {}
     return {"template": bundle.get("name"), "bundle_digest": bundle.get("digest"), "host_name": host.get("host_name"),
             "cpu_model": host.get("cpu_model"), "qemu_version": host.get("qemu_version")}

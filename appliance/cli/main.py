@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from appliance import __version__, bundle, proc, results
 from appliance.assemble import apt, kernel, pkglock
@@ -45,6 +45,7 @@ from appliance.fsutil import atomic_write
 from appliance.machines import Machine
 from appliance.paths import ROOT
 from appliance.phases import PHASE_NAMES, in_instructions, payload_probe
+from appliance.results import RunRecord, RunSet
 from appliance.runs import ab, bench, compare, table
 
 DEMO_N = 6  # the smallest n with a 95% interval of the median from order statistics
@@ -163,7 +164,7 @@ def _serve(target: bundle.Bundle, accel_name: str, args: argparse.Namespace) -> 
     return 0
 
 
-def _bench(bundle_path: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+def _bench(bundle_path: Path, args: argparse.Namespace, out: Path) -> RunSet:
     plan = plan_of(args)  # a wrong count is one line before anything is loaded or probed
     target = load_bundle(str(bundle_path), args)
     store = store_for(args)
@@ -177,7 +178,7 @@ def _bench(bundle_path: Path, args: argparse.Namespace, out: Path) -> dict[str, 
     return doc
 
 
-def _print_results(doc: dict[str, Any]) -> None:
+def _print_results(doc: RunSet) -> None:
     say(table.phase_table(doc["summary"]), summary=doc["summary"], failed_runs=doc["failed_runs"],
         failures=doc.get("failures", {}), disturbed_runs=doc.get("disturbed_runs", 0))
     for reason, count in doc.get("failures", {}).items():
@@ -185,7 +186,7 @@ def _print_results(doc: dict[str, Any]) -> None:
     _warn_busy(doc["runs"])
 
 
-def _warn_busy(runs: list[dict[str, Any]]) -> None:
+def _warn_busy(runs: list[RunRecord]) -> None:
     line = hostload.warning(runs)
     if line:
         print(f"warning: {line}", file=sys.stderr)

@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +229,7 @@ def store_for(args: argparse.Namespace) -> Store | None:
     return db.open_store(args.db)
 
 
-def record_results(args: argparse.Namespace, store: Store | None, doc: dict[str, Any], source: str) -> None:
+def record_results(args: argparse.Namespace, store: Store | None, doc: Mapping[str, Any], source: str) -> None:
     """Record DOC (complete: an interrupted run set is not recorded) and say where."""
     if store is None:
         return

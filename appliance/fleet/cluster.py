@@ -19,13 +19,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from appliance.errors import ApplianceError, BootError, Interrupted
 from appliance.fleet import block, ship
 from appliance.fleet.address import Address
 from appliance.fleet.tls import Tls, check_wire, reach
 from appliance.machines import Arch
+from appliance.results import RunRecord
 from appliance.runs import bench
 
 CONNECT_S = 15.0  # how long to try a scheduler before saying it is unreachable
@@ -295,7 +296,9 @@ def _merge(sessions: Sequence[bench.Session], result: dict[str, Any], cluster: s
     worker = result["worker"]
     for session, runs, probes in zip(sessions, result["runs"], result["exit_probes"], strict=True):
         for record in runs:
-            session.runs.append({**record, "index": len(session.runs), "worker": worker, "block": result["number"]})
+            # a worker's bench.run_record, as the block sent it back
+            session.runs.append(cast(RunRecord, {**record, "index": len(session.runs), "worker": worker,
+                                                 "block": result["number"]}))
             session.consoles.append("")
         session.exit_probes = session.exit_probes or probes
         session.fleet.setdefault("cluster", cluster)

@@ -20,6 +20,7 @@ from appliance.bundle import Bundle
 from appliance.clocks import Clock
 from appliance.errors import ApplianceError, BootError
 from appliance.phases import in_instructions
+from appliance.results import RunRecord, RunSet
 from appliance.snapshot import Snapshot
 
 Progress = Callable[[int, int, float], None]
@@ -96,15 +97,16 @@ def check_channel(channel: Channel, accel: AccelChoice) -> None:
 
 def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None = None,
                console_tail: str = "", overhead_ms: float | None = None,
-               host_load: dict[str, Any] | None = None, slot: Slot | None = None) -> dict[str, Any]:
-    record: dict[str, Any] = {"index": index, "warmup": warmup, "ok": run is not None}
+               host_load: dict[str, Any] | None = None, slot: Slot | None = None) -> RunRecord:
+    record: RunRecord = {"index": index, "warmup": warmup, "ok": run is not None}
     if slot is not None:  # where in an interleaved round this boot ran (order effects)
-        record.update(round=slot.round, slot=slot.position)
+        record["round"], record["slot"] = slot.round, slot.position
     if run is None:
-        record.update(error=error, console_tail=console_tail)
+        record["error"], record["console_tail"] = error, console_tail
         return record
     start = run.events[0].host_time_ns
-    record.update(
+    record |= RunRecord(
+        index=index, warmup=warmup, ok=True,
         start_ns=start,
         events=[{"name": e.name, "t_ms": (e.host_time_ns - start) / 1e6, "source": e.source} for e in run.events],
         phases_ms=run.phases,
@@ -168,7 +170,7 @@ class Session:
         self.bundle, self.accel, self.plan = bundle, accel, plan
         self.spec = plan.spec(bundle, accel.accel)
         measure.check_restore(self.spec)  # a snapshot of another bundle or QEMU: one line before any boot
-        self.runs: list[dict[str, Any]] = []
+        self.runs: list[RunRecord] = []
         self.exit_probes: list[str] | None = None
         self.consoles: list[str] = []  # per run, when plan.keep_consoles ("" for a failed run)
         self.fleet: dict[str, Any] = {}  # the cluster and its workers' hosts, when a fleet ran the boots
@@ -195,7 +197,7 @@ class Session:
         self.runs.append(run_record(index, warmup, run, overhead_ms=overhead, host_load=load, slot=slot))
         self.consoles.append(run.console if plan.keep_consoles else "")
 
-    def document(self, complete: bool, host: dict[str, Any]) -> dict[str, Any]:
+    def document(self, complete: bool, host: dict[str, Any]) -> RunSet:
         plan = self.plan
         settings = {"n": plan.n, "warmup": plan.warmup, "timeout_s": plan.timeout, "channel": plan.channel.value,
                     "clock": plan.clock.value,
@@ -278,7 +280,7 @@ def saved_doc(path: Path, kind: str) -> dict[str, Any]:
 
 
 def bench(bundle: Bundle, *, accel: AccelChoice, plan: Plan, out: Path,
-          progress: Progress = tty_progress, resumed: bool = False) -> dict[str, Any]:
+          progress: Progress = tty_progress, resumed: bool = False) -> RunSet:
     """Run WARMUP + N boots; write the results to OUT (partial ones too) and return them.
     RESUMED: OUT holds an interrupted run of the same bundle, which this one continues."""
     host = hostfacts.collect(bundle.arch)

@@ -23,6 +23,7 @@ from appliance.boot import hostfacts
 from appliance.boot.accel import AccelChoice
 from appliance.bundle import Bundle
 from appliance.clocks import Unit, unit_of
+from appliance.results import RunRecord
 from appliance.runs import bench, compare
 
 GOOD, BAD, UNDECIDED = "good", "bad", "undecided"
@@ -46,7 +47,7 @@ class Outcome:
     builds: int
 
 
-def classify(good: list[dict[str, Any]], mid: list[dict[str, Any]], bad: list[dict[str, Any]], phase: str,
+def classify(good: list[RunRecord], mid: list[RunRecord], bad: list[RunRecord], phase: str,
              confidence: float, looks: int, unit: Unit = Unit.MS) -> tuple[str, str]:
     """Which side of the step MID lies on: the interval of MID/GOOD (at the level split
     over the looks) entirely beyond the halfway point of the step GOOD -> BAD (the

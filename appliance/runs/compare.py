@@ -28,6 +28,7 @@ from typing import Any
 from appliance import results
 from appliance.clocks import Unit
 from appliance.phases import EXEC, PHASE_NAMES, from_times
+from appliance.results import RunRecord
 from appliance.stats import (
     Strata,
     boots_needed,
@@ -50,21 +51,20 @@ COUNT_FLOOR = 0.0005
 MIN_COUNTED = 2  # boots a side a count comparison needs (a range needs two)
 
 
-def _values(runs: list[dict[str, Any]], phase: str, unit: Unit = Unit.MS) -> list[float]:
-    counted = results.counted(runs)
-    return [v for r in counted if (v := (r.get(unit.phases_key) or {}).get(phase)) is not None]
+def _values(runs: list[RunRecord], phase: str, unit: Unit = Unit.MS) -> list[float]:
+    return results.phase_values(results.counted(runs), phase, unit)
 
 
 Pair = tuple[list[float], list[float]]  # one phase's values of A and B (on one host)
 
 
-def host_of(run: dict[str, Any]) -> str:
+def host_of(run: RunRecord) -> str:
     """The host a run booted on: its worker's host label on a fleet, "" on this host."""
     worker = run.get("worker")
     return str(worker.get("host_name", "")) if isinstance(worker, dict) else ""
 
 
-def strata(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], phase: str) -> dict[str, Pair]:
+def strata(runs_a: list[RunRecord], runs_b: list[RunRecord], phase: str) -> dict[str, Pair]:
     """PHASE's values of A and B per host, for hosts that booted both (a fleet's blocks
     hold every arm, so that is every host with a finished block)."""
     hosts = sorted({host_of(r) for r in runs_a} & {host_of(r) for r in runs_b})
@@ -111,7 +111,7 @@ class Sample:
         return ratio_ci(self.a, self.b, confidence, seed)
 
 
-def sample(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], phase: str) -> Sample:
+def sample(runs_a: list[RunRecord], runs_b: list[RunRecord], phase: str) -> Sample:
     hosts = [pair for pair in strata(runs_a, runs_b, phase).values() if len(pair[0]) >= 3 and len(pair[1]) >= 3]
     return Sample(_values(runs_a, phase), _values(runs_b, phase), hosts)
 
@@ -141,7 +141,7 @@ def count_interval(a: list[float], b: list[float], floor: float = COUNT_FLOOR) -
     return min(b) / max(a) * (1 - floor), max(b) / min(a) * (1 + floor)
 
 
-def compare_counts(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], primary: str = PRIMARY,
+def compare_counts(runs_a: list[RunRecord], runs_b: list[RunRecord], primary: str = PRIMARY,
                    floor: float = COUNT_FLOOR) -> dict[str, Any]:
     """Compare the instruction clock's phases of two run sets: per phase the ratio of
     medians and the range interval (count_interval); a phase differs where the interval
@@ -165,7 +165,7 @@ def compare_counts(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], p
                       "excludes 1", "rows": rows, "order_effect": None}
 
 
-def compare(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], confidence: float = 0.95,
+def compare(runs_a: list[RunRecord], runs_b: list[RunRecord], confidence: float = 0.95,
             primary: str = PRIMARY, looks: int = 1, seed: int = 0, unit: Unit = Unit.MS) -> dict[str, Any]:
     """Compare the phases of two run sets (see the module docstring for the procedure);
     in instructions, by their counts' ranges (compare_counts)."""
@@ -219,7 +219,7 @@ def reach_note(n: int, alpha: float, what: str = "") -> str | None:
             f"needs {alpha:.3g}): intervals are printed but cannot decide; -n {boots_needed(alpha)} can")
 
 
-def per_host(runs_a: list[dict[str, Any]], runs_b: list[dict[str, Any]], phase: str, confidence: float,
+def per_host(runs_a: list[RunRecord], runs_b: list[RunRecord], phase: str, confidence: float,
              seed: int = 0) -> list[dict[str, Any]]:
     """PHASE compared on each host alone (at CONFIDENCE, each host on its own: these
     say where a pooled verdict comes from, they are not extra verdicts)."""
@@ -247,7 +247,7 @@ def disagree(hosts: list[dict[str, Any]]) -> bool:
 ORDER_ALPHA = 0.01  # an order effect is reported below this p (it is a warning, not a verdict)
 
 
-def order_effect(run_sets: list[list[dict[str, Any]]], phase: str = PRIMARY, seed: int = 0) -> dict[str, Any] | None:
+def order_effect(run_sets: list[list[RunRecord]], phase: str = PRIMARY, seed: int = 0) -> dict[str, Any] | None:
     """Do boots that ran first in their round differ from the rest? Each arm's values are
     divided by that arm's median (so arms of different speed pool), then the first-slot
     values are tested against the others by permutation. None without slots recorded or
@@ -256,7 +256,7 @@ def order_effect(run_sets: list[list[dict[str, Any]]], phase: str = PRIMARY, see
     rest: list[float] = []
     for runs in run_sets:
         placed = [(r["slot"], v) for r in results.counted(runs)
-                  if "slot" in r and (v := r["phases_ms"].get(phase)) is not None]
+                  if "slot" in r and (v := results.phases_of(r).get(phase)) is not None]
         if not placed:
             continue
         middle = statistics.median(v for _, v in placed)
@@ -416,7 +416,7 @@ def crosscheck_table(check: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def paired_disagreement(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def paired_disagreement(runs: list[RunRecord]) -> dict[str, Any]:
     """Exit minus trace, measured in the same boots (exit runs with paired trace).
 
     Per probe: the median over runs of (exit time - trace time) from exec, that is the
@@ -425,10 +425,10 @@ def paired_disagreement(runs: list[dict[str, Any]]) -> dict[str, Any]:
     disagree on that phase's duration."""
     biases: list[dict[str, float]] = []
     for run in runs:
-        if not run["ok"] or run["warmup"] or not run.get("paired_trace_ms"):
+        if not results.is_counted(run) or not run.get("paired_trace_ms"):
             continue
-        exit_times = {e["name"]: e["t_ms"] for e in run["events"]}
-        biases.append({name: exit_times[name] - traced for name, traced in run["paired_trace_ms"].items()
+        exit_times = results.probe_times(run)
+        biases.append({name: exit_times[name] - traced for name, traced in (run.get("paired_trace_ms") or {}).items()
                        if name in exit_times})
     probes = sorted({name for bias in biases for name in bias})
     out: dict[str, Any] = {"runs": len(biases), "probes": {}, "phases": {}}

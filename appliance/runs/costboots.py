@@ -19,12 +19,12 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from appliance import results
 from appliance.assemble import reinitrd
 from appliance.boot.accel import AccelChoice
 from appliance.bundle import Bundle
+from appliance.results import RunRecord
 from appliance.runs.bench import Plan, Progress, Session, interleave, tty_progress
 
 
@@ -40,18 +40,17 @@ class CostBoots:
     def sessions(self) -> list[Session]:
         return [self.debug, self.plain, self.bare, self.bound, *self.fragments.values()]
 
-    def counted(self) -> tuple[list[tuple[dict[str, Any], str]], list[dict[str, Any]], list[dict[str, Any]],
-                               list[dict[str, Any]]]:
+    def counted(self) -> tuple[list[tuple[RunRecord, str]], list[RunRecord], list[RunRecord], list[RunRecord]]:
         """The boots that count: the debug ones with their consoles, the plain, the bare, the bound."""
         debug = [(r, c) for r, c in zip(self.debug.runs, self.debug.consoles, strict=True) if results.is_counted(r)]
         plain, bare, bound = (_counted(s) for s in (self.plain, self.bare, self.bound))
         return debug, plain, bare, bound
 
-    def counted_fragments(self) -> dict[str, list[dict[str, Any]]]:
+    def counted_fragments(self) -> dict[str, list[RunRecord]]:
         return {name: _counted(session) for name, session in self.fragments.items()}
 
 
-def _counted(session: Session) -> list[dict[str, Any]]:
+def _counted(session: Session) -> list[RunRecord]:
     return results.counted(session.runs)
 
 

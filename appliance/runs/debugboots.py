@@ -12,6 +12,7 @@ from appliance import results
 from appliance.boot import hostfacts
 from appliance.boot.accel import AccelChoice
 from appliance.bundle import Bundle
+from appliance.results import RunRecord, RunSet
 from appliance.runs.bench import Plan, Progress, Session, interleave, tty_progress
 
 
@@ -21,14 +22,14 @@ class DebugBoots:
     plain: Session | None  # without them (None: no baseline)
     host: dict[str, Any]
 
-    def counted_debug(self) -> list[tuple[dict[str, Any], str]]:
+    def counted_debug(self) -> list[tuple[RunRecord, str]]:
         """The debug boots that count, each with its console."""
         return [(r, c) for r, c in zip(self.debug.runs, self.debug.consoles, strict=True) if results.is_counted(r)]
 
-    def counted_plain(self) -> list[dict[str, Any]] | None:
+    def counted_plain(self) -> list[RunRecord] | None:
         return results.counted(self.plain.runs) if self.plain else None
 
-    def run_set(self) -> dict[str, Any]:
+    def run_set(self) -> RunSet:
         """The results document of the plain boots (the debug ones without a baseline)."""
         return (self.plain or self.debug).document(True, self.host)
 

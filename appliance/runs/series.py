@@ -18,18 +18,19 @@ from appliance.boot import hostfacts
 from appliance.boot.accel import AccelChoice
 from appliance.bundle import Bundle
 from appliance.clocks import Unit, unit_of
+from appliance.results import RunRecord, RunSet
 from appliance.runs import bench, compare
 from appliance.stats import holm, smallest_p
 
 PHASES = ("kernel", "to_init", "total")
 
 
-def medians(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+def medians(runs: list[RunRecord]) -> dict[str, float | None]:
     summary = results.summary(runs)["phases"]
     return {p: summary[p]["median"] if p in summary else None for p in PHASES}
 
 
-def steps(series: list[tuple[str, list[dict[str, Any]]]], phase: str = "kernel",
+def steps(series: list[tuple[str, list[RunRecord]]], phase: str = "kernel",
           confidence: float = 0.95, unit: Unit = Unit.MS) -> list[dict[str, Any]]:
     """Between each kernel and the next: the ratio of PHASE, its interval and p, and
     whether the step is real (Holm over the steps of the series); in instructions, real
@@ -55,7 +56,7 @@ def steps(series: list[tuple[str, list[dict[str, Any]]]], phase: str = "kernel",
     return out
 
 
-def table(series: list[tuple[str, list[dict[str, Any]]]], found: list[dict[str, Any]], phase: str = "kernel") -> str:
+def table(series: list[tuple[str, list[RunRecord]]], found: list[dict[str, Any]], phase: str = "kernel") -> str:
     width = max(len(name) for name, _ in series)
     lines = [f"{'kernel':<{width}} " + " ".join(f"{p:>10}" for p in PHASES) + "  step"]
     for i, (name, runs) in enumerate(series):
@@ -84,7 +85,7 @@ def boot_series(target: Bundle, accel: AccelChoice, plan: bench.Plan, kernels: l
         bench.interleave(sessions, plan.warmup, plan.n)
         complete = True
     finally:
-        sides = [{"kernel": str(image), "name": name, **s.document(complete, host)}
+        sides: list[RunSet] = [{"kernel": str(image), "name": name, **s.document(complete, host)}
                  for (name, image), s in zip(kernels, sessions, strict=True)]
         doc = results.series(sides, phase, complete=complete)
         doc["steps"] = steps([(name, s.runs) for (name, _), s in zip(kernels, sessions, strict=True)], phase,

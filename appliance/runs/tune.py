@@ -26,6 +26,7 @@ from appliance.bundle import Bundle
 from appliance.clocks import Unit
 from appliance.fsutil import atomic_write
 from appliance.machines import Arch, Machine, profile, transport_problem
+from appliance.results import RunRecord
 from appliance.runs import compare
 from appliance.stats import holm, smallest_p
 
@@ -171,7 +172,7 @@ def combine(knobs: list[Knob]) -> Knob:
                 machine, pvh, kernel_image, tuple(initrd))
 
 
-def rank(base_runs: list[dict[str, Any]], variants: dict[str, list[dict[str, Any]]], confidence: float = 0.95,
+def rank(base_runs: list[RunRecord], variants: dict[str, list[RunRecord]], confidence: float = 0.95,
          looks: int = 1, unit: Unit = Unit.MS) -> list[dict[str, Any]]:
     """Per knob: did it break the boot, its change in to_init and total against the base
     (ratio, interval, p), and whether that change is real after Holm across the knobs;
@@ -200,7 +201,7 @@ def rank(base_runs: list[dict[str, Any]], variants: dict[str, list[dict[str, Any
     return sorted(rows, key=lambda r: (r["to_init"] is None, r["to_init"]["ratio"] if r["to_init"] else 0.0))
 
 
-def _rank_counts(base_runs: list[dict[str, Any]], variants: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def _rank_counts(base_runs: list[RunRecord], variants: dict[str, list[RunRecord]]) -> list[dict[str, Any]]:
     """rank() on the instruction clock: each knob's counts against the base's by their
     range; no Holm (no p), a change is real where the range excludes 1."""
     rows: list[dict[str, Any]] = []

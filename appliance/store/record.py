@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import Connection, CursorResult, Engine, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from appliance import results
+from appliance.results import RunSet
 from appliance.store import db
 from appliance.store.schema import documents, phases, run_sets
 
@@ -26,12 +28,12 @@ class Recorded:
     new: bool  # False: the same document was recorded before
 
 
-def digest(doc: dict[str, Any]) -> str:
+def digest(doc: Mapping[str, Any]) -> str:
     """The document's identity: the sha256 of its canonical JSON."""
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def booted_cmdline(side: dict[str, Any]) -> str | None:
+def booted_cmdline(side: RunSet) -> str | None:
     """The kernel command line a run set's boots had: the bundle's, then the runner's
     words, then --append's (as the runner puts them); None where the bundle's is unknown."""
     bundle, settings = side.get("bundle") or {}, side.get("settings") or {}
@@ -40,7 +42,7 @@ def booted_cmdline(side: dict[str, Any]) -> str | None:
     return " ".join(filter(None, (bundle["cmdline"], settings.get("runtime_cmdline"), settings.get("extra_cmdline"))))
 
 
-def dimensions(side: dict[str, Any], kind: str, label: str, name: str) -> dict[str, Any]:
+def dimensions(side: RunSet, kind: str, label: str, name: str) -> dict[str, Any]:
     """A run set's row: what it measured, where, with what."""
     host, bundle, settings = side.get("host") or {}, side.get("bundle") or {}, side.get("settings") or {}
     workers = {str(r["worker"].get("host_name")) for r in side.get("runs", []) if isinstance(r.get("worker"), dict)}
@@ -59,7 +61,7 @@ def dimensions(side: dict[str, Any], kind: str, label: str, name: str) -> dict[s
     }
 
 
-def record(engine: Engine, url: str, doc: dict[str, Any], label: str = "", source: str = "") -> Recorded:
+def record(engine: Engine, url: str, doc: Mapping[str, Any], label: str = "", source: str = "") -> Recorded:
     """Record DOC (a results document of any kind) with LABEL; SOURCE says where it came from."""
     sha = digest(doc)
     now = datetime.now(UTC)
@@ -81,7 +83,7 @@ def record(engine: Engine, url: str, doc: dict[str, Any], label: str = "", sourc
     return Recorded(document_id, ids, True)
 
 
-def _record_side(connection: Connection, document_id: int, now: datetime, side: dict[str, Any], kind: str,
+def _record_side(connection: Connection, document_id: int, now: datetime, side: RunSet, kind: str,
                  label: str, name: str) -> int:
     run_set_id = _new_id(connection.execute(insert(run_sets).values(
         document_id=document_id, recorded_at=now, **dimensions(side, kind, label, name))))
