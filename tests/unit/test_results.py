@@ -132,3 +132,34 @@ def test_stored_phases_agree_with_their_events_at_epoch_times():
                           runs=[run_record(0, False, run)], complete=True)
     _, differed = results.recomputed(doc)
     assert differed == 0
+
+
+def test_every_key_a_run_record_is_written_with_is_declared_by_its_type():
+    """The typed contract holds what the runner writes: a run with every optional part
+    (slot, instruction counts, forwards, profiled's log, a restore) has no key that
+    RunRecord does not declare, and its instruction phases are whole numbers."""
+    from typing import get_type_hints
+
+    from appliance.boot.measure import BootRun
+    from appliance.phases import derive
+    from appliance.probes import Event
+    from appliance.runs.bench import Slot, run_record
+
+    events = [Event(name, t, "trace") for name, t in (
+        ("qemu_exec", 0), ("fw_entry", 5_000_000), ("kernel_entry", 6_000_000), ("init_start", 900_000_000),
+        ("payload_start", 910_000_000), ("payload_end", 920_000_000), ("qemu_exit", 930_000_000))]
+    counts = {"qemu_exec": 0, "fw_entry": 10, "kernel_entry": 20, "init_start": 5000, "payload_start": 5100,
+              "payload_end": 5300, "qemu_exit": 5400}
+    run = BootRun(events, derive(events), [("init", 123)], 1000, 0, forwards=["tcp:127.0.0.1:40000-:22"],
+                  restored=True, instructions=counts, vcpu_instructions=[5400], guest_log='{"type": "end"}\n')
+    record = run_record(4, False, run, overhead_ms=1.0, slot=Slot(2, 1))
+    declared = set(get_type_hints(results.RunRecord))
+    assert set(record) <= declared, set(record) - declared
+    assert record["round"] == 2 and record["slot"] == 1
+    insn = record["phases_insn"]
+    assert insn["to_init"] == 5000 and all(v is None or type(v) is int for v in insn.values())
+    assert results.phases_of(record, results.Unit.INSTRUCTIONS)["to_init"] == 5000.0
+    assert results.phase_values([record, {"index": 5, "warmup": False, "ok": False}], "to_init") == [
+        record["phases_ms"]["to_init"]]
+    failed = run_record(5, False, None, "guest hung", "tail")
+    assert set(failed) <= declared and failed["error"] == "guest hung"
