@@ -70,6 +70,7 @@ class Spec:
     network: dict[str, Any] | None = None
     service: dict[str, Any] | None = None
     profiled: dict[str, Any] | None = None
+    image_init: dict[str, Any] | None = None  # {"units": [...]}: the image's own init (systemd) boots it
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,17 @@ class Bundle:
         return parse_ready(service["ready"]) if service else None
 
     @property
+    def image_init(self) -> bool:
+        """Whether the image's own init (systemd) boots it: it ends its boot itself, after
+        its report (assemble/imageinit.py), not at a service's answer."""
+        return self.manifest.get("image_init") is not None
+
+    @property
+    def image_units(self) -> tuple[str, ...]:
+        """The units an image's own init probes ([image] units)."""
+        return tuple((self.manifest.get("image_init") or {}).get("units", ()))
+
+    @property
     def send(self) -> bytes:
         return str((self.manifest["service"] or {}).get("send", "")).encode()
 
@@ -310,6 +322,7 @@ def manifest(folder: Path, spec: Spec) -> dict[str, Any]:
         "network": spec.network,
         "service": spec.service,
         "profiled": spec.profiled,
+        **({"image_init": spec.image_init} if spec.image_init is not None else {}),
     }
 
 
@@ -385,6 +398,10 @@ def type_problem(data: dict[str, Any]) -> str | None:
         value = data[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             return f"'{key}' is {type(value).__name__} {value!r:.40}, not {getattr(kind, '__name__', 'an object')}"
+    units = data.get("image_init", {"units": []})
+    if not (isinstance(units, dict) and isinstance(units.get("units"), list)
+            and all(isinstance(u, str) for u in units["units"])):
+        return f"'image_init' is {units!r:.40}, not an object with a list of units"
     if data["machine"] not in {m.value for m in Machine}:
         return f"machine {data['machine']!r:.40} is not one of: {', '.join(m.value for m in Machine)}"
     if data["arch"] not in {a.value for a in Arch}:

@@ -40,11 +40,19 @@ PHASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("modules", ("init_start",), ("init_modules_loaded",)),
     ("root", ("init_modules_loaded", "init_start"), ("init_root_mounted",)),
     ("payload", ("payload_start",), ("payload_end",)),
+    # an image's own init (systemd): our init in the initramfs up to its exec, then
+    # systemd up to each target, and to the end of its boot (systemd-analyze's "userspace")
+    ("initrd", ("init_start",), ("image_init",)),
+    ("sysinit", ("image_init",), ("sysinit_target",)),
+    ("basic", ("sysinit_target",), ("basic_target",)),
+    ("multi_user", ("basic_target",), ("multi_user_target",)),
+    ("userspace", ("image_init",), ("systemd_finished",)),
+    ("to_multi_user", (EXEC,), ("multi_user_target",)),
     ("to_init", (EXEC,), ("init_start",)),
     # service bundles: launch to the first answer, all on the host clock, and its share
     # after the payload started (the network's and the server's own start-up)
     ("service_ready", (EXEC,), (READY,)),
-    ("service", ("payload_start",), (READY,)),
+    ("service", ("payload_start", "image_init"), (READY,)),
     # snapshot restores: launch to the guest running again, then to the payload's end
     ("restore", (EXEC,), (RESUMED,)),
     ("after_restore", (RESUMED,), ("payload_end",)),

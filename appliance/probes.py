@@ -42,6 +42,12 @@ PROBES: tuple[Probe, ...] = (
     Probe(PORT_KERNEL, 0x13, "payload_start"),
     Probe(PORT_KERNEL, 0x14, "payload_end"),
     Probe(PORT_KERNEL, 0x15, "init_net_up"),  # our init, network interfaces configured ([network])
+    # an image booted with its own init ([image] init = "image", docs/TEMPLATES.md)
+    Probe(PORT_KERNEL, 0x16, "image_init"),  # our init execs the image's /sbin/init (systemd)
+    Probe(PORT_KERNEL, 0x17, "sysinit_target"),  # systemd reached sysinit.target (a unit we add fires it)
+    Probe(PORT_KERNEL, 0x18, "basic_target"),
+    Probe(PORT_KERNEL, 0x19, "multi_user_target"),
+    Probe(PORT_KERNEL, 0x1A, "systemd_finished"),  # systemd says the boot is over (is-system-running --wait)
 )
 USER_CODES = range(0x20, 0x80)
 INFERRED = ("fw_entry", "kernel_entry")  # moments read from the trace where no probe gives them

@@ -18,11 +18,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict, cast
 
+from appliance import systemdview
 from appliance.clocks import Unit
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
 from appliance.phases import EXEC, PHASE_NAMES, from_times, of_run, payload_probe
 from appliance.stats import summarize
+from appliance.systemdview import View
 
 FORMAT = 2  # 2: every document says its kind; 1 (kind told by its keys) is read and migrated
 
@@ -86,6 +88,7 @@ class RunRecord(TypedDict):
     forwards: NotRequired[list[str]]  # where the host reached a service, this boot
     profiled_raw: NotRequired[str]
     profiled: NotRequired[dict[str, Any]]
+    systemd: NotRequired[View]  # an image's own init: systemd's view of the boot (systemdview.py)
 
 
 class RunSet(TypedDict):
@@ -209,6 +212,9 @@ def summary(runs: list[RunRecord]) -> dict[str, Any]:
     memory = guest_memory(runs)
     if memory:
         out["guest_memory_kib"] = memory
+    views = [(r["systemd"], phases_of(r)) for r in runs if "systemd" in r]
+    if views:  # an image's own init: systemd's view beside the host's
+        out["systemd"] = systemdview.summary(views)
     return out
 
 

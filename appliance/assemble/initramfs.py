@@ -115,7 +115,10 @@ def _init_lines(template: Template, modules: Sequence[ModuleFile], release: str)
         lines.append(f"profiled {PROFILED_DEVICES[template.profiled]} {template.profiled_sample_ms}")
     if template.network:  # with its stop channel: the runner ends a service, or --serve, through it
         lines.append(f"net {netspec.INTERFACE} {netspec.GUEST_ADDRESS} {netspec.NETMASK} {netspec.GATEWAY}")
-        lines.append(f"control {netspec.CONTROL_PORT}")
+        if not template.image_init:  # the image's init ends its own boot (docs/TEMPLATES.md)
+            lines.append(f"control {netspec.CONTROL_PORT}")
+    if template.image_init:
+        lines.append(f"exec_init {IMAGE_INIT}")
     if template.payload:
         lines.append("payload " + " ".join(encode_word(w) for w in template.payload))
     lines += [f"env {encode_word(pair)}" for pair in template.env]
@@ -138,6 +141,8 @@ def _userland(template: Template, programs: dict[str, bytes]) -> list[Placed]:
     out += [Placed(cpio.file(f.dst, (folder / f.src).read_bytes(), f.mode), f"template {f.src}") for f in template.files]
     return out
 
+
+IMAGE_INIT = "/sbin/init"  # what [image] init = "image" execs
 
 CONF_MAX = 16383  # the init reads init.conf into a buffer of this many bytes (init.c: conf)
 

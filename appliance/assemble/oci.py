@@ -1,4 +1,6 @@
-"""Container images as a template's source: an OCI image layout, or `docker save` output.
+"""Images as a template's source: an OCI image layout, `docker save` output, or a root
+filesystem tar (as mmdebstrap, debootstrap's --make-tarball or a distribution's rootfs
+archive give: one layer, no config).
 
 An OCI image layout is a folder (umoci's and skopeo's `DIR:TAG`): `oci-layout`,
 `index.json` naming manifests (by the tag in `org.opencontainers.image.ref.name`), and
@@ -185,6 +187,20 @@ def read_docker_archive(path: Path) -> Image:
                                  "(the archive is damaged): save the image again")
             layers.append(Layer(diff_id, data))
     return Image(name, config, tuple(layers), _sha256(config_bytes))
+
+
+def read_rootfs(path: Path) -> Image:
+    """A root filesystem tar (plain, gzip or zstd) as an image of one layer without a
+    config: its command is [init] payload's, or its own init's ([image] init = "image")."""
+    name = str(path)
+    if path.is_symlink() or not path.is_file():  # a FIFO hangs open(), /dev/zero never ends
+        raise ImageError(f"image {name}: not a regular file (a root filesystem tar is one)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"image {name}: cannot be read ({exc.strerror})") from None
+    digest = _sha256(data)
+    return Image(name, {}, (Layer(digest, data),), digest)
 
 
 MAX_LAYER = compress.MAX_EXPANDED  # a layer's tar: an appliance's whole initramfs must fit in a VM's RAM
@@ -401,15 +417,17 @@ def signature(image: tuple[str, str], folder: Path) -> str:
         return f"oci {spec} " + (index.read_text() if index.is_file() else "missing")
     path = folder / spec
     info = path.stat() if path.is_file() else None
-    return f"docker-archive {spec} " + (f"{info.st_size}:{info.st_mtime_ns}" if info else "missing")
+    return f"{kind} {spec} " + (f"{info.st_size}:{info.st_mtime_ns}" if info else "missing")
 
 
 def load(spec: str, kind: str, folder: Path, arch: Arch) -> Image:
-    """The image a template names: `oci = "DIR:TAG"` or `docker-archive = "FILE"`,
-    relative to the template's folder."""
+    """The image a template names: `oci = "DIR:TAG"`, `docker-archive = "FILE"` or
+    `rootfs = "FILE"`, relative to the template's folder."""
     if kind == "oci":
         where, sep, tag = spec.rpartition(":")
         if not sep or not where or not tag:
             raise ImageError(f"[image] oci = {spec!r}: give DIR:TAG (an OCI image layout folder and a tag in it)")
         return read_layout(folder / where, tag, arch)
+    if kind == "rootfs":
+        return read_rootfs(folder / spec)
     return read_docker_archive(folder / spec)

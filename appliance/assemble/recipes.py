@@ -29,6 +29,7 @@ from appliance.assemble import (
     devicetree,
     firmware,
     guestprog,
+    imageinit,
     initramfs,
     kernel,
     kernels,
@@ -116,7 +117,8 @@ CODE = {
     "initrd": ("assemble/recipes", "assemble/config", "assemble/kernels", "assemble/initramfs", "assemble/cpio",
                "assemble/compress", "assemble/pieces", "assemble/layout", "assemble/kmod", "assemble/modfiles",
                "assemble/packages", "assemble/sources", "assemble/apt", "assemble/pkglock", "assemble/elfclosure",
-               "assemble/rootdisk", "assemble/template", "assemble/oci", "assemble/licenses", "netspec"),
+               "assemble/rootdisk", "assemble/template", "assemble/oci", "assemble/licenses", "assemble/imageinit",
+               "netspec", "probes"),
     "bundle": ("assemble/recipes", "assemble/kernels", "assemble/devicetree", "assemble/guestprog", "assemble/uki",
                "bundle", "probes", "machines", "netspec"),
     "release": ("assemble/release", "assemble/uki", "bundle"),
@@ -359,8 +361,11 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     if template.image is not None:  # the image's files, and what its config says to run
         container = oci.load(template.image[1], template.image[0], Path(template.folder), template.arch)
         brought = oci.apply(container)
-        extra += brought
-        template = oci.running(template, container, brought)
+        if template.image_init:  # systemd runs what the image holds; we add its probes
+            extra += imageinit.adapt(template, brought, built.pop("probe"))
+        else:
+            extra += brought
+            template = oci.running(template, container, brought)
     made = initramfs.build(template, init, built, config.source_date_epoch, modules, files.release, extra,
                            cache=pieces.cache_dir(kernel.cache_dir()))
     parts = made.parts
@@ -454,7 +459,8 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         virtio_transports=tuple(facts["virtio_transports"]),
         kernel_acpi=not config.minimal,  # tinyconfig + our fragments: no ACPI (see qemu.argv)
         network=network_facts(template).get("network"), service=network_facts(template).get("service"),
-        profiled=profiled_facts(template)))
+        profiled=profiled_facts(template),
+        image_init={"units": list(template.image_units)} if template.image_init else None))
     print(f"  bundle {folder} ready")
 
 

@@ -146,7 +146,9 @@ class Template:
     ready: Ready | None = None  # [service] ready: the payload is a service, up when this answers
     send: str = ""  # [service] send: what a tcp check sends first (else it waits for a banner)
     dtb_prune: bool = True  # [devicetree] prune: remove what the appliance does not use (aarch64)
-    image: tuple[str, str] | None = None  # [image]: ("oci", "DIR:TAG") or ("docker-archive", "FILE")
+    image: tuple[str, str] | None = None  # [image]: ("oci", "DIR:TAG"), ("docker-archive", "FILE") or ("rootfs", "FILE")
+    image_init: bool = False  # [image] init = "image": the image's /sbin/init (systemd) runs as PID 1, not our payload
+    image_units: tuple[str, ...] = ()  # [image] units: systemd units whose start is probed, besides the targets
     env: tuple[str, ...] = ()  # the payload's environment (NAME=VALUE), from an image's config
     workdir: str = ""  # the payload's folder, from an image's config
     user: str = ""  # the payload's UID[:GID], from an image's config
@@ -194,7 +196,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "network": {"forward": list, "restrict": bool},
     "service": {"ready": str, "send": str},
     "devicetree": {"prune": bool},
-    "image": {"oci": str, "docker-archive": str},
+    "image": {"oci": str, "docker-archive": str, "rootfs": str, "init": str, "units": list},
 }
 # `shell = true`: busybox's or any other /bin/sh
 DEFAULT_SHELL = ("/bin/sh",)
@@ -306,18 +308,71 @@ def _probes(name: str, raw: dict[str, Any]) -> tuple[tuple[int, str], ...]:
     return tuple(sorted(out))
 
 
+IMAGE_KINDS = ("oci", "docker-archive", "rootfs")
+IMAGE_INITS = ("appliance", "image")  # [image] init: ours runs the image's command, or the image's own init
+# systemd unit names: a name, an optional instance after '@', one of the unit types
+_UNIT = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target|mount|path|timer|device|swap)")
+
+
 def _image(name: str, table: dict[str, Any] | None) -> tuple[str, str] | None:
-    """[image]: exactly one of oci = "DIR:TAG" and docker-archive = "FILE"."""
+    """[image]: exactly one of oci = "DIR:TAG", docker-archive = "FILE" and rootfs = "FILE"."""
     if table is None:
         return None
-    given = [(k, v) for k, v in table.items() if k in ("oci", "docker-archive")]
+    given = [(k, v) for k, v in table.items() if k in IMAGE_KINDS]
     if len(given) != 1:
-        raise _fail(name, '[image] takes one of oci = "DIR:TAG" (an OCI image layout) and docker-archive = "FILE" '
-                          "(`docker save` output)")
+        raise _fail(name, '[image] takes one of oci = "DIR:TAG" (an OCI image layout), docker-archive = "FILE" '
+                          '(`docker save` output) and rootfs = "FILE" (a root filesystem tar, as mmdebstrap writes)')
     kind, spec = given[0]
     if kind == "oci" and (":" not in spec or not spec.rpartition(":")[0] or not spec.rpartition(":")[2]):
         raise _fail(name, f'[image] oci = {spec!r}: give DIR:TAG, e.g. "image:latest"')
     return kind, spec
+
+
+def _image_init(name: str, table: dict[str, Any], init: dict[str, Any], profiled: bool
+                ) -> tuple[bool, tuple[str, ...]]:
+    """[image] init and units: whether the image's own init runs, and the units it probes.
+    With the image's init, systemd starts everything: our init's payload, shell and mounts,
+    and profiled (which reports to our init), have no place."""
+    which = table.get("init", "appliance")
+    if which not in IMAGE_INITS:
+        raise _fail(name, f"[image] init = {which!r}: 'appliance' (ours runs the image's command) or 'image' "
+                          "(the image's own /sbin/init, e.g. systemd)")
+    units = _strings(name, "[image] units", table.get("units", []))
+    own = which == "image"
+    if units and not own:
+        raise _fail(name, "[image] units are probed by systemd: they need init = 'image'")
+    for unit in units:
+        if not _UNIT.fullmatch(unit):
+            raise _fail(name, f"[image] units: {unit!r} is not a systemd unit name (e.g. 'ssh.service')")
+    if len(set(units)) != len(units):
+        raise _fail(name, "[image] units names one unit twice")
+    taken = [key for key in ("payload", "shell", "mounts") if key in init]
+    if own and (taken or profiled):
+        what = f"[init] {taken[0]}" if taken else "[profiled]"
+        raise _fail(name, f"[image] init = 'image' runs the image's own init (systemd), which starts and mounts "
+                          f"everything: {what} belongs to our init; remove it")
+    return own, units
+
+
+def unit_probe(unit: str) -> str:
+    """The probe a named unit fires when it has started: its name with every character
+    that a probe name cannot hold as '_' ("ssh.service" -> "ssh_service")."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", unit)
+
+
+def _with_unit_probes(name: str, probes: tuple[tuple[int, str], ...], units: tuple[str, ...]
+                      ) -> tuple[tuple[int, str], ...]:
+    """[probes] and one probe per named unit, on the highest codes [probes] leaves free."""
+    free = [code for code in range(0x7F, 0x1F, -1) if code not in {c for c, _ in probes}]
+    taken = {n for _, n in probes}
+    added = []
+    for unit, code in zip(units, free, strict=False):
+        probe = unit_probe(unit)
+        if probe in taken:
+            raise _fail(name, f"[image] units: {unit}'s probe {probe!r} is a name [probes] or another unit has")
+        taken.add(probe)
+        added.append((code, probe))
+    return tuple(sorted((*probes, *added)))
 
 
 def _check_payload(name: str, payload: tuple[str, ...], programs: tuple[str, ...], files: tuple[FileSpec, ...],
@@ -477,6 +532,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     debian = _strings(name, "[packages] debian", packages.get("debian", []))
     exclude = packages.get("exclude")
     image = _image(name, raw.get("image"))
+    image_init, units = _image_init(name, raw.get("image", {}), init, "profiled" in raw)
     _check_payload(name, payload, programs, files, bool(host or host_files or debian or image))
     shell = _shell(name, init.get("shell", False))
     memory, cpus = vm.get("memory_mib", 256), vm.get("cpus", 1)
@@ -510,8 +566,9 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     _check_collisions(name, files, programs)
     network = "network" in raw
     forwards = _network(name, raw.get("network", {}))
-    probes = _probes(name, raw.get("probes", {}))
-    ready, forwards = _service(name, raw.get("service", {}), network, forwards, payload, shell, probes)
+    probes = _with_unit_probes(name, _probes(name, raw.get("probes", {})), units)
+    ready, forwards = _service(name, raw.get("service", {}), network, forwards,
+                               ("/sbin/init",) if image_init else payload, shell, probes)
     arch = _choice(name, Arch, "[appliance] arch", app.get("arch", "x86_64"))
     machine = _choice(name, Machine, "[vm] machine", vm.get("machine", machines_of(arch)[0].value))
     _check_arch(name, arch, machine, kernel, entry, channel, root, bool(host or host_files or debian))
@@ -525,7 +582,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         kernel_entry=entry,
         compression=_choice(name, Compression, "compression", app.get("compression", "zstd")),
         compression_level=level,
-        mounts=tuple(_choice(name, Mount, "[init] mounts", m) for m in mounts),
+        mounts=() if image_init else tuple(_choice(name, Mount, "[init] mounts", m) for m in mounts),
         payload=payload,
         after=_choice(name, AfterPayload, "[init] after", init.get("after", "poweroff")),
         programs=programs,
@@ -555,6 +612,8 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         send=raw.get("service", {}).get("send", ""),
         dtb_prune=raw.get("devicetree", {}).get("prune", True),
         image=image,
+        image_init=image_init,
+        image_units=units,
         profiled=channel,
         profiled_sample_ms=profiled.get("sample_ms", 0),
         folder=str(folder),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
+from appliance import systemdview
 from appliance.boot import qemu, service
 from appliance.boot.qemu import BootSpec, Channel
 from appliance.boot.serial import ConsoleClock, probe_events, uart_cost_us_per_char
@@ -37,7 +38,8 @@ from appliance.snapshot import problem as snapshot_problem
 _PANIC = re.compile(r"Kernel panic - not syncing:.*|BUG: kernel NULL pointer.*")
 _MODULE = re.compile(r"appliance-module: (?P<name>\S+) (?P<start>\d+) (?P<duration>\d+)\s*$", re.M)
 _STOPPED = re.compile(r"appliance-init: (stopping: module \S+ did not load|cannot mount root.*|"
-                      r"cannot switch to the new root.*|no network interface .*|stopping: network .*)")
+                      r"cannot switch to the new root.*|cannot exec the image's init.*|no network interface .*|"
+                      r"stopping: network .*)")
 _PAYLOAD = re.compile(r"appliance-init: (payload exited with status (\d+)|cannot exec payload.*|payload did not exit normally)")
 _SKIPPED = re.compile(r"appliance-init: module (\S+) skipped: (.*)$", re.M)
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z ")  # what -msg timestamp=on puts before errors
@@ -65,6 +67,7 @@ class BootRun:
     instructions: dict[str, int] = field(default_factory=dict)  # event -> guest instructions before it (--clock)
     vcpu_instructions: list[int] = field(default_factory=list)  # per vCPU, at QEMU's exit
     samples: dict[int, int] = field(default_factory=dict)  # guest PC -> hits (the plugin's sampling)
+    systemd: systemdview.View | None = None  # an image's own init: systemd's view of the boot
 
 
 @dataclass
@@ -261,10 +264,37 @@ def _hung(bundle: Bundle, session: _Service, console: str, timeout: float) -> Bo
     if session.stop_sent_at:
         return BootError(f"the guest did not power off within {STOP_GRACE_S:g} s of the host's stop request; "
                          "QEMU was killed", tail(console))
-    if bundle.ready is not None:
+    if bundle.ready is not None and not session.ready_ns:
         return _not_ready(bundle, session, console, timeout)
     check_console(console)  # a panic that ended in a hang says more than "timeout"
+    if bundle.image_init:
+        return BootError(never_finished(bundle, console, timeout), tail(console))
     return BootError(f"guest did not finish within {timeout:g} s (hang?); QEMU was killed", tail(console))
+
+
+def never_finished(bundle: Bundle, console: str, timeout: float) -> str:
+    """Why an image's own init did not end its boot in time: the last probe it reached
+    and the last unit systemd said it was starting."""
+    reached = [name for name, _ in parse_console_probes(console)]
+    unit = systemdview.last_started(console)
+    return (f"systemd did not finish the boot within {timeout:g} s; QEMU was killed; its last probe: "
+            f"{reached[-1] if reached else 'none'}"
+            + (f", the last unit it was starting: {unit}" if unit else
+               " (systemd.show_status=true on the kernel command line names the units it starts)"))
+
+
+def systemd_view(bundle: Bundle, console: str) -> systemdview.View:
+    """systemd's report of the boot; a named unit ([image] units) that failed is the
+    boot's failure, another failed unit a warning of the caller's."""
+    view = systemdview.read(console)
+    if view is None:
+        raise BootError("the image's boot ended without systemd's report (appliance-report.service): did something "
+                        "power the guest off first?", tail(console))
+    named = [unit for unit in view["failed"] if unit in bundle.image_units]
+    if named:
+        raise BootError(f"unit {named[0]} failed in the image's boot (systemctl --failed: "
+                        f"{', '.join(view['failed'])})", tail(console))
+    return view
 
 
 def _run(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[list[str]], None] | None = None
@@ -302,7 +332,9 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
     ports = service.host_ports(qemu.forwards(bundle))
     control = qemu.CONTROL
     networked = bundle.forwards is not None
-    session = _Service(ports, service.Control((control.host_address, ports[control])) if networked else None)
+    # the image's own init has no stop channel: it ends the boot itself, after its report
+    stoppable = networked and not bundle.image_init
+    session = _Service(ports, service.Control((control.host_address, ports[control])) if stoppable else None)
     argv = qemu.argv(spec, files, host_ports=session.ports)
     piped = channel in (Channel.SERIAL, Channel.PERF)
     watch = ConsoleWatch(files.console, None if piped else echo)
@@ -494,6 +526,9 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
         run.warnings.append("profiled sent nothing: is its channel's device in the kernel (ttyS1, virtio_console)?")
     run.warnings += [f"module {m[1]} skipped: {m[2]}" for m in _SKIPPED.finditer(raw.console)]
     run.restored = bool(resumed)
+    if bundle.image_init:
+        run.systemd = systemd_view(bundle, raw.console)
+        run.warnings += [f"unit {unit} failed in the image's boot" for unit in run.systemd["failed"]]
     if spec.clock.counts:
         _count_instructions(run, raw, spec)
     if not any(e.name == "init_start" for e in events) and not resumed:  # a restore starts past the init's start

@@ -129,6 +129,8 @@ def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None 
         record["restored"] = True
     if run.forwards:  # a service's forwards: the host ports differ from boot to boot
         record["forwards"] = run.forwards
+    if run.systemd is not None:  # an image's own init: systemd's view of the same boot
+        record["systemd"] = run.systemd
     if run.guest_log:  # raw records, and what the report and exports read from them
         record["profiled_raw"] = run.guest_log
         record["profiled"] = guestlog.summary(guestlog.parse(run.guest_log))

@@ -21,9 +21,15 @@ PHASE_HELP = {
     "modules": "init_start -> init_modules_loaded",
     "root": "-> init_root_mounted",
     "payload": "payload_start -> payload_end",
+    "initrd": "init_start -> the image's init (our init: modules, root)",
+    "sysinit": "the image's init -> sysinit.target",
+    "basic": "sysinit.target -> basic.target",
+    "multi_user": "basic.target -> multi-user.target",
+    "userspace": "the image's init -> systemd's boot finished",
+    "to_multi_user": "host exec -> multi-user.target",
     "to_init": "host exec -> init_start",
     "service_ready": "host exec -> the service's first answer (host clock)",
-    "service": "payload_start -> the service's first answer",
+    "service": "payload_start (or the image's init) -> the service's first answer",
     "restore": "host exec -> the restored guest runs again (QMP RESUME)",
     "after_restore": "resumed -> payload_end",
     "total": "host exec -> QEMU exit",
@@ -64,6 +70,23 @@ def instruction_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def systemd_lines(summary: dict[str, Any]) -> list[str]:
+    """systemd's own view (systemd-analyze, the guest's clock) beside the host's phases."""
+    view = summary.get("systemd")
+    if not view:
+        return []
+    lines = [f"systemd's own view (systemd-analyze, the guest's clock; medians of {view['n']} boots):"]
+    lines.append("  startup: " + " + ".join(f"{part} {ms:.1f}" for part, ms in view["startup_ms"].items()))
+    for row in view["against_host"]:
+        lines.append(f"  {row['what']:<10} systemd {row['systemd_ms']:9.1f}  host {row['host_ms']:9.1f}  "
+                     f"difference {row['host_ms'] - row['systemd_ms']:+8.1f}  (host: {row['host_span']})")
+    if view["slowest"]:
+        lines.append("  slowest units (blame): " + ", ".join(f"{u['unit']} {u['ms']:.0f}" for u in view["slowest"]))
+    if view["failed"]:
+        lines.append("  failed units: " + ", ".join(view["failed"]))
+    return lines
+
+
 def phase_table(summary: dict[str, Any]) -> str:
     """Per-run phase statistics, then per-probe medians, RSS and the runner's overhead."""
     width = max([9, *(len(p) for p in summary["phases"])])  # service_ready is the longest name
@@ -80,6 +103,7 @@ def phase_table(summary: dict[str, Any]) -> str:
                      f"{_ms(s['min']):>9} {_ms(s['max']):>9} {s['n']:>3}  {PHASE_HELP[phase]}")
     lines += instruction_lines(summary)
     lines += payload_probe_lines(summary)
+    lines += systemd_lines(summary)
     by_phase = {phase: s["outliers"] for phase, s in summary["phases"].items() if s["outliers"]}
     if by_phase:  # per phase: a run can be an outlier in one phase and ordinary in the others
         lines.append("outliers by phase (Tukey fences, kept in the statistics; counted runs, from 0): " + "; ".join(

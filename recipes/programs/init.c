@@ -33,6 +33,9 @@
  *   control PORT            with a network: a child listens on TCP PORT (the host
  *                           forwards a port to it) and, at the first byte, sends us SIGTERM:
  *                           the host's "stop" powers the machine off in the usual way
+ *   exec_init PATH          after the root and the network, exec PATH (an image's /sbin/init,
+ *                           systemd) as PID 1 instead of mounts, payload and power-off;
+ *                           probe image_init just before
  *   profiled DEVICE SAMPLE_MS   start /bin/profiled first (it needs /proc and /dev, which
  *                           are then mounted at once) and tell it each stage over a
  *                           pipe on its fd 3: init_start, modules_loaded,
@@ -113,6 +116,7 @@ static pid_t profiled_pid;
 static int profiled_fd = -1, mounted_early;
 static char *net_iface, *net_address, *net_netmask, *net_gateway;
 static char *control_port;
+static char *image_init; /* exec_init: the image's own init takes over as PID 1 */
 
 static void profiled_stage(const char *stage)
 {
@@ -286,6 +290,8 @@ static void read_conf(void)
 			net_address = words[2];
 			net_netmask = words[3];
 			net_gateway = words[4];
+		} else if (n == 2 && !strcmp(words[0], "exec_init")) {
+			image_init = words[1];
 		} else if (n == 2 && !strcmp(words[0], "control")) {
 			control_port = words[1];
 		} else if (n == 2 && !strcmp(words[0], "after")) {
@@ -832,6 +838,19 @@ static void power_off(void)
 		sleep_ms(1000);
 }
 
+/* The image's own init (systemd) becomes PID 1 with the kernel's arguments: our part
+ * (modules, the root, the network) is done; the probes of the units the build added to
+ * the image tell the rest. Signals are unblocked first: execve keeps the mask. */
+static void exec_image_init(char **argv)
+{
+	argv[0] = image_init;
+	sigprocmask(SIG_SETMASK, &open_mask, 0);
+	probe(0x16, "image_init");
+	execv(image_init, argv);
+	say("cannot exec the image's init ", image_init, because("", errno));
+	power_off();
+}
+
 int main(int argc, char **argv, char **envp)
 {
 	char *from_cmdline;
@@ -859,6 +878,8 @@ int main(int argc, char **argv, char **envp)
 	}
 	if (net_iface && net_up() != 0)
 		power_off();
+	if (image_init)
+		exec_image_init(argv);
 	if (control_port)
 		start_control();
 	from_cmdline = getenv("appliance_payload"); /* kernel passes unknown k=v to init */

@@ -15,7 +15,7 @@ FOUNDATIONS = {"appliance", "appliance.errors", "appliance.proc", "appliance.fsu
                "appliance.paths", "appliance.seal", "appliance.markup"}
 CONTRACTS = {"appliance.probes", "appliance.clocks", "appliance.netspec", "appliance.phases", "appliance.machines",
              "appliance.bundle", "appliance.snapshot",
-             "appliance.results", "appliance.guestlog"}
+             "appliance.results", "appliance.guestlog", "appliance.systemdview"}
 STAGES = ["assemble", "boot", "runs", "fleet", "store", "analysis", "cli"]
 ENTRY = {"appliance.__main__"}  # python -m appliance: above everything
 

@@ -57,7 +57,21 @@ def test_phases_from_a_full_run():
     assert p == {"qemu": 30.0, "firmware": 10.0, "kernel": 4000.0, "init": 6.0, "payload": 24.0,
                  "modules": None, "root": None, "fw_setup": None, "fw_load": None, "to_init": 4040.0,
                  "total": 4100.0, "k_decomp": None, "k_init": None, "k_exec": None,
-                 "service_ready": None, "service": None, "restore": None, "after_restore": None}
+                 "service_ready": None, "service": None, "restore": None, "after_restore": None,
+                 "initrd": None, "sysinit": None, "basic": None, "multi_user": None, "userspace": None,
+                 "to_multi_user": None}
+
+
+def test_phases_of_an_image_booted_by_its_own_init():
+    """Our init's part up to the exec, systemd's targets one after another, its end,
+    and a service answering on the host before multi-user.target."""
+    events = [ms(EXEC, 0), ms("fw_entry", 30), ms("kernel_entry", 40), ms("init_start", 3000),
+              ms("image_init", 3130), ms("sysinit_target", 7800), ms("basic_target", 7950),
+              ms(READY, 9000), ms("multi_user_target", 10900), ms("systemd_finished", 11400), ms(EXIT, 16000)]
+    p = derive(events)
+    assert (p["initrd"], p["sysinit"], p["basic"], p["multi_user"]) == (130.0, 4670.0, 150.0, 2950.0)
+    assert (p["userspace"], p["to_multi_user"], p["service"], p["service_ready"]) == (8270.0, 10900.0, 5870.0, 9000.0)
+    assert p["init"] is None and p["payload"] is None
 
 
 def test_a_restores_phases_run_from_launch_to_the_resume_and_on_to_the_payloads_end():
