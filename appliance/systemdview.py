@@ -88,7 +88,7 @@ def read(console: str) -> View | None:
         return None
     time_text = " ".join(parts.get("time", []))
     startup = {m["what"]: ms for m in _PART.finditer(time_text) if (ms := span_ms(m["span"])) is not None}
-    total = re.search(r"= (?P<span>[^\n]+?)(?:\s|$)", time_text)
+    total = re.search(r"= (?P<span>(?:[\d.]+(?:h|min|ms|us|µs|s)\b ?)+)", time_text)
     reached = _REACHED.search(time_text)
     blame = [Blamed(unit=m["unit"], ms=ms) for line in parts.get("blame", []) if (m := _BLAME.search(line))
              and (ms := span_ms(m["span"])) is not None]

@@ -223,3 +223,23 @@ def test_a_docker_archive_with_layers_as_a_string_is_one_line(tmp_path):
             out.addfile(info, io.BytesIO(body))
     with pytest.raises(oci.ImageError, match="Layers .* is not a list of strings"):
         oci.read_docker_archive(archive)
+
+
+def test_a_root_filesystem_tar_is_an_image_of_one_layer_gzip_or_plain(tmp_path):
+    """mmdebstrap's output (plain), or one compressed: the same files, no config."""
+    layer = tar([("./", None), ("./etc/", None), ("./etc/os-release", b"ID=debian\n"), ("./bin", "->", "usr/bin")])
+    for name, data in (("plain.tar", layer), ("packed.tar.gz", gzip.compress(layer))):
+        (tmp_path / name).write_bytes(data)
+        image = oci.load(name, "rootfs", tmp_path, Arch.X86_64)
+        assert image.config == {} and len(image.layers) == 1
+        assert files(oci.apply(image)) == {"etc": b"", "etc/os-release": b"ID=debian\n", "bin": b"usr/bin"}
+    assert oci.signature(("rootfs", "plain.tar"), tmp_path).startswith("rootfs plain.tar ")
+
+
+def test_a_root_filesystem_tar_that_is_no_regular_file_is_refused(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.tar")
+    for name in ("fifo.tar", "missing.tar"):
+        with pytest.raises(oci.ImageError, match="not a regular file"):
+            oci.load(name, "rootfs", tmp_path, Arch.X86_64)
