@@ -61,6 +61,12 @@ class Event:
     source: str
 
 
+def unit_probe(unit: str) -> str:
+    """The probe a systemd unit named in [image] units fires once it has started: its
+    name with every character a probe name cannot hold as '_' ("ssh.service" -> "ssh_service")."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", unit)
+
+
 def probe_table(user: tuple[tuple[int, str], ...] = ()) -> dict[tuple[int, int], str]:
     """(port, code) -> name, the standard probes plus a template's user-defined ones."""
     table = {(p.port, p.code): p.name for p in PROBES}

@@ -150,11 +150,29 @@ def summary(boots: list[tuple[View, dict[str, float | None]]]) -> dict[str, Any]
 
 SLOWEST = 8  # units a summary names
 
-_STATUS_START = re.compile(r"Starting (?P<what>.+?)\.\.\.")
+_STATUS_RUNNING = re.compile(r"A (?:start|stop) job is running for (?P<what>.+?) \(\d")
+_STATUS_START = re.compile(r"^\s*Starting (?P<unit>\S+)", re.M)  # not "[UNSUPP] Starting of ..."
+_STATUS_DONE = re.compile(r"\] (?:Started|Finished|Failed to start|Dependency failed for|Stopped|Reached target) "
+                          r"(?P<unit>\S+)")
 
 
-def last_started(console: str) -> str | None:
-    """The last unit systemd said it was starting on the console (its status lines,
-    shown unless `quiet` hides them: systemd.show_status=true shows them anyway)."""
-    found = [m["what"] for m in _STATUS_START.finditer(_ANSI.sub("", console))]
-    return found[-1].strip() if found else None
+def _same_unit(a: str, b: str) -> bool:
+    """Whether two status lines name one unit: systemd cuts long names to fit the
+    console ('appliance-probe-s…m'), each line at its own place."""
+    head_a, head_b = a.split("…")[0], b.split("…")[0]
+    return bool(head_a and head_b) and (head_a.startswith(head_b) or head_b.startswith(head_a))
+
+
+def waiting_for(console: str) -> str | None:
+    """What systemd's boot waits for, from its status lines on the console (shown unless
+    `quiet` hides them; systemd.show_status=true shows them anyway): the units it said it
+    was starting and never said it had started (or failed), else the job it said was still
+    running ("A start job is running for ...": not shown while a getty holds the console)."""
+    text = _ANSI.sub("", console)
+    done = [m["unit"] for m in _STATUS_DONE.finditer(text)]
+    pending = [m["unit"] for m in _STATUS_START.finditer(text)
+               if not any(_same_unit(m["unit"], unit) for unit in done)]
+    if pending:
+        return f"units it started that never finished: {', '.join(dict.fromkeys(pending))}"
+    running = [m["what"] for m in _STATUS_RUNNING.finditer(text)]
+    return f"a start job still running: {running[-1].strip()}" if running else None

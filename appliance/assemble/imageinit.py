@@ -7,8 +7,8 @@ systemd boots the image as it would anywhere; the files added below only watch:
 
 - `/usr/lib/appliance/probe`: our static probe program (the probe protocol, docs/CONTRACTS.md);
 - per probe point a oneshot unit `appliance-probe-NAME.service`, ordered after the target
-  (or the named unit) and wanted by it (a named unit's: by multi-user.target, with the
-  unit itself wanted too), that fires the probe;
+  (or the named unit) and wanted by it (a named unit's: by multi-user.target, requiring
+  the unit, so that it fires only once the unit has started), that fires the probe;
 - `appliance-report.service` and its script: once `systemctl is-system-running --wait`
   says the boot is over, it fires `systemd_finished`, prints systemd's own view of the boot
   (systemd-analyze time, blame, critical-chain, the failed units) on the console between
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from appliance.assemble import cpio, layout
 from appliance.assemble.initramfs import IMAGE_INIT
 from appliance.assemble.layout import Placed
-from appliance.assemble.template import Template, unit_probe
+from appliance.assemble.template import Template
 from appliance.errors import TemplateError
 from appliance.machines import Arch
-from appliance.probes import PORT_KERNEL, probe_table
+from appliance.probes import PORT_KERNEL, probe_table, unit_probe
 from appliance.systemdview import MARK
 
 PROBE = "usr/lib/appliance/probe"
@@ -59,13 +59,15 @@ def points(template: Template) -> list[Point]:
 
 
 def _unit(point: Point) -> str:
-    named = point.unit not in TARGETS  # a named unit is started by us too, should the image not enable it
+    # a named unit is started by us too, should the image not enable it; Requires, not
+    # Wants: a unit that fails (or is not there) must leave its probe unfired, not fire it
+    named = point.unit not in TARGETS
     return (f"# added by appliance: the probe {point.name} once {point.unit} has started (docs/TEMPLATES.md)\n"
             "[Unit]\n"
             f"Description=appliance probe {point.name}\n"
             "DefaultDependencies=no\n"
             f"After={point.unit}\n"
-            + (f"Wants={point.unit}\n" if named else "") +
+            + (f"Requires={point.unit}\n" if named else "") +
             "\n[Service]\n"
             "Type=oneshot\n"
             f"ExecStart=/{PROBE} {point.code:#x} {point.name}\n"

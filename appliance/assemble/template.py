@@ -22,6 +22,7 @@ from appliance.errors import TemplateError
 from appliance.machines import Arch, Machine, cmdline_problem, machines_of, profile
 from appliance.netspec import CONTROL_PORT, Forward, Ready, SpecError, forward_for, parse_forward, parse_ready
 from appliance.paths import ROOT
+from appliance.probes import unit_probe
 
 TEMPLATES = ROOT / "rootfs_templates"  # the templates `appliance build NAME` and TEMPLATE=NAME find
 
@@ -352,12 +353,6 @@ def _image_init(name: str, table: dict[str, Any], init: dict[str, Any], profiled
         raise _fail(name, f"[image] init = 'image' runs the image's own init (systemd), which starts and mounts "
                           f"everything: {what} belongs to our init; remove it")
     return own, units
-
-
-def unit_probe(unit: str) -> str:
-    """The probe a named unit fires when it has started: its name with every character
-    that a probe name cannot hold as '_' ("ssh.service" -> "ssh_service")."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", unit)
 
 
 def _with_unit_probes(name: str, probes: tuple[tuple[int, str], ...], units: tuple[str, ...]

@@ -32,7 +32,7 @@ from appliance.fsutil import Growing
 from appliance.machines import Arch
 from appliance.netspec import Forward
 from appliance.phases import EXEC, EXIT, READY, RESUMED, derive
-from appliance.probes import PORT_KERNEL, Event, parse_console_probes, parse_trace
+from appliance.probes import PORT_KERNEL, Event, parse_console_probes, parse_trace, unit_probe
 from appliance.snapshot import problem as snapshot_problem
 
 _PANIC = re.compile(r"Kernel panic - not syncing:.*|BUG: kernel NULL pointer.*")
@@ -274,26 +274,29 @@ def _hung(bundle: Bundle, session: _Service, console: str, timeout: float) -> Bo
 
 def never_finished(bundle: Bundle, console: str, timeout: float) -> str:
     """Why an image's own init did not end its boot in time: the last probe it reached
-    and the last unit systemd said it was starting."""
+    and what systemd said it was waiting for."""
     reached = [name for name, _ in parse_console_probes(console)]
-    unit = systemdview.last_started(console)
+    waiting = systemdview.waiting_for(console)
     return (f"systemd did not finish the boot within {timeout:g} s; QEMU was killed; its last probe: "
             f"{reached[-1] if reached else 'none'}"
-            + (f", the last unit it was starting: {unit}" if unit else
+            + (f"; {waiting}" if waiting else
                " (systemd.show_status=true on the kernel command line names the units it starts)"))
 
 
 def systemd_view(bundle: Bundle, console: str) -> systemdview.View:
-    """systemd's report of the boot; a named unit ([image] units) that failed is the
-    boot's failure, another failed unit a warning of the caller's."""
+    """systemd's report of the boot; a named unit ([image] units) whose probe never fired
+    (it failed, or is not there) is the boot's failure, another failed unit a warning of
+    the caller's."""
     view = systemdview.read(console)
     if view is None:
         raise BootError("the image's boot ended without systemd's report (appliance-report.service): did something "
                         "power the guest off first?", tail(console))
-    named = [unit for unit in view["failed"] if unit in bundle.image_units]
-    if named:
-        raise BootError(f"unit {named[0]} failed in the image's boot (systemctl --failed: "
-                        f"{', '.join(view['failed'])})", tail(console))
+    fired = {name for name, _ in parse_console_probes(console)}
+    unstarted = [unit for unit in bundle.image_units if unit_probe(unit) not in fired]
+    if unstarted:
+        failed = f"systemctl --failed: {', '.join(view['failed'])}" if view["failed"] else "no unit failed"
+        raise BootError(f"unit {unstarted[0]} never started in the image's boot: it failed, or the image has no such "
+                        f"unit ({failed}; systemd's state: {view['state']})", tail(console))
     return view
 
 

@@ -58,7 +58,11 @@ def test_the_host_is_set_beside_systemd_for_the_same_stretches():
     assert summary["slowest"][0] == {"unit": "e2scrub_reap.service", "ms": 3164.0}
 
 
-def test_the_last_unit_started_is_named_from_the_status_lines():
-    assert systemdview.last_started(CONSOLE.split("Starting \x1b[0;1;39mssh.service")[0] + "Starting x.service...") \
-        == "x.service"
-    assert systemdview.last_started("no status lines") is None
+def test_what_the_boot_waits_for_is_named_from_the_status_lines():
+    # the real boot finished: every unit it started was said to have started (names cut differently)
+    assert systemdview.waiting_for(CONSOLE) is None
+    hung = CONSOLE + "         Starting hang.service …it that never finishes starting...\r\n"
+    assert systemdview.waiting_for(hung) == "units it started that never finished: hang.service"
+    running = "[\x1b[0;1;31m*\x1b[0m] A start job is running for a unit that never ends (12s / no limit)\r\n"
+    assert systemdview.waiting_for(CONSOLE + running) == "a start job still running: a unit that never ends"
+    assert systemdview.waiting_for("no status lines") is None

@@ -94,7 +94,7 @@ def test_the_build_adds_a_unit_per_probe_point_and_the_report_and_keeps_the_imag
     assert "etc/resolv.conf" not in paths  # [network]: the user network's comes with our files
     assert paths["usr/lib/appliance/probe"].data == b"PROBE"
     ssh = paths["etc/systemd/system/appliance-probe-ssh_service.service"].data.decode()
-    assert "After=ssh.service\nWants=ssh.service\n" in ssh and "ExecStart=/usr/lib/appliance/probe 0x7e ssh_service" in ssh
+    assert "After=ssh.service\nRequires=ssh.service\n" in ssh and "ExecStart=/usr/lib/appliance/probe 0x7e ssh_service" in ssh
     sysinit = paths["etc/systemd/system/appliance-probe-sysinit_target.service"].data.decode()
     assert "After=sysinit.target\n" in sysinit and "Wants=" not in sysinit and "DefaultDependencies=no" in sysinit
     link = paths["etc/systemd/system/multi-user.target.wants/appliance-probe-ssh_service.service"]
