@@ -208,7 +208,7 @@ DEFAULT_SHELL = ("/bin/sh",)
 PROFILED_DEVICES = {ProfiledChannel.SERIAL: "/dev/ttyS1", ProfiledChannel.VIRTIO: "virtio-port:appliance.profiled"}
 KERNEL_COMPRESSIONS = tuple(c.value for c in KernelCompression)
 # the minimal kernel's fragments a template may add (recipes/kernel/minimal/<name>.config)
-OPTIONAL_FRAGMENTS = ("ftrace", "userland", "network", "erofs")
+OPTIONAL_FRAGMENTS = ("ftrace", "userland", "network", "erofs", "systemd")
 
 
 def _fail(name: str, message: str) -> TemplateError:
