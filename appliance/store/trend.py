@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appliance.errors import ApplianceError
+
 MIN_POINTS = 6
 MAX_PVALUE = 0.001  # Otava's default significance for a change point
 
@@ -33,7 +35,12 @@ def change_points(series: list[float], max_pvalue: float = MAX_PVALUE, min_magni
     """The steps of SERIES (medians in time order), as Otava finds them."""
     if len(series) < MIN_POINTS:
         return []
-    from otava.analysis import compute_change_points  # numpy and scipy: only when asked
+    try:
+        from otava.analysis import compute_change_points  # numpy and scipy: only when asked
+    except ImportError:
+        raise ApplianceError("Apache Otava is not installed: run ./setup, or `pip install --no-deps apache-otava` "
+                             "(its change-point code needs only numpy and scipy); --no-changes skips change points"
+                             ) from None
 
     found, _ = compute_change_points(series, window_len=50, max_pvalue=max_pvalue, min_magnitude=min_magnitude)
     return [Change(int(cp.index), float(cp.stats.mean_1), float(cp.stats.mean_2), float(cp.stats.pvalue))
