@@ -212,10 +212,16 @@ def summary(runs: list[RunRecord]) -> dict[str, Any]:
     memory = guest_memory(runs)
     if memory:
         out["guest_memory_kib"] = memory
-    views = [(r["systemd"], phases_of(r)) for r in runs if "systemd" in r]
+    views = [(r["systemd"], phases_of(r), guest_ms(r)) for r in runs if "systemd" in r]
     if views:  # an image's own init: systemd's view beside the host's
         out["systemd"] = systemdview.summary(views)
     return out
+
+
+def guest_ms(run: RunRecord) -> dict[str, float]:
+    """Each probe's time on the guest's clock (CLOCK_BOOTTIME, ms), the first of each name,
+    from its console line."""
+    return {p["name"]: p["boottime_ns"] / 1e6 for p in reversed(run.get("guest_probes", []))}
 
 
 def payload_probes(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -100,52 +100,80 @@ def read(console: str) -> View | None:
 
 
 class Agreement(TypedDict):
-    """One of systemd's figures beside the host's for the same stretch of one boot."""
+    """One of systemd's figures beside the host's for the same stretch of one boot, and
+    the parts of their difference that the guest's own probe times account for."""
 
     what: str
     systemd_ms: float
     host_ms: float
     host_span: str  # the host's phases that make it
+    because: dict[str, float]  # host - systemd, explained: part -> ms (from the guest's probe times)
 
 
-def against_host(view: View, phases: dict[str, float | None]) -> list[Agreement]:
-    """systemd's kernel and userspace times beside the host's of the same boot (see the
-    module's docstring for why they differ)."""
+BEFORE_CLOCK = "before the guest's clock starts"
+SYSTEMD_START = "systemd's own start after our exec"
+REPORT_LAG = "our report's probe after the boot's end"
+
+
+def against_host(view: View, phases: dict[str, float | None], guest_ms: dict[str, float]) -> list[Agreement]:
+    """systemd's kernel and userspace times beside the host's of the same boot, with what
+    makes them differ, from GUEST_MS (each probe's time on the guest's clock, its
+    console line): the kernel's time before its clock starts (decompression, early setup:
+    the host sees it, the guest cannot), systemd's own start after our init execs it (it
+    takes its userspace timestamp once loaded), and our report's probe after the end of
+    the boot. What is left is the two clocks' disagreement."""
     out: list[Agreement] = []
-    kernel, initrd = phases.get("kernel"), phases.get("initrd")
-    if "kernel" in view["startup_ms"] and kernel is not None and initrd is not None:
-        out.append(Agreement(what="kernel", systemd_ms=view["startup_ms"]["kernel"], host_ms=kernel + initrd,
-                             host_span="kernel + initrd (kernel entry -> image_init)"))
-    userspace = phases.get("userspace")
-    if "userspace" in view["startup_ms"] and userspace is not None:
-        out.append(Agreement(what="userspace", systemd_ms=view["startup_ms"]["userspace"], host_ms=userspace,
-                             host_span="userspace (image_init -> systemd_finished)"))
+    startup = view["startup_ms"]
+    kernel, initrd, userspace = phases.get("kernel"), phases.get("initrd"), phases.get("userspace")
+    exec_at = guest_ms.get("image_init")
+    started = startup["kernel"] - exec_at if "kernel" in startup and exec_at is not None else None
+    if "kernel" in startup and kernel is not None and initrd is not None:
+        because = {}
+        if "init_start" in guest_ms:
+            because[BEFORE_CLOCK] = kernel - guest_ms["init_start"]
+        if started is not None:
+            because[SYSTEMD_START] = -started
+        out.append(Agreement(what="kernel", systemd_ms=startup["kernel"], host_ms=kernel + initrd,
+                             host_span="kernel + initrd (kernel entry -> image_init)", because=because))
+    if "userspace" in startup and userspace is not None:
+        because = {}
+        if started is not None:
+            because[SYSTEMD_START] = started
+        if "kernel" in startup and "systemd_finished" in guest_ms:
+            because[REPORT_LAG] = guest_ms["systemd_finished"] - startup["kernel"] - startup["userspace"]
+        out.append(Agreement(what="userspace", systemd_ms=startup["userspace"], host_ms=userspace,
+                             host_span="userspace (image_init -> systemd_finished)", because=because))
     return out
 
 
-def summary(boots: list[tuple[View, dict[str, float | None]]]) -> dict[str, Any]:
-    """Medians over BOOTS (each systemd's view and the host's phases of one boot): each
+Boot = tuple[View, dict[str, float | None], dict[str, float]]  # systemd's view, the host's phases, guest probe ms
+
+
+def summary(boots: list[Boot]) -> dict[str, Any]:
+    """Medians over BOOTS (systemd's view, the host's phases, the guest's probe times): each
     part of systemd-analyze time, each agreement with the host, the slowest units (by
     their median over the boots that started them), the units that failed in any boot."""
     parts: dict[str, list[float]] = {}
-    for view, _ in boots:
+    for view, _, _ in boots:
         for part, ms in view["startup_ms"].items():
             parts.setdefault(part, []).append(ms)
     rows: dict[str, list[Agreement]] = {}
-    for view, phases in boots:
-        for row in against_host(view, phases):
+    for view, phases, guest in boots:
+        for row in against_host(view, phases, guest):
             rows.setdefault(row["what"], []).append(row)
     units: dict[str, list[float]] = {}
-    for view, _ in boots:
+    for view, _, _ in boots:
         for blamed in view["blame"]:
             units.setdefault(blamed["unit"], []).append(blamed["ms"])
     slowest = sorted(((median(v), u) for u, v in units.items()), reverse=True)[:SLOWEST]
     return {"n": len(boots), "startup_ms": {part: median(v) for part, v in parts.items()},
             "against_host": [{"what": what, "systemd_ms": median([r["systemd_ms"] for r in found]),
-                              "host_ms": median([r["host_ms"] for r in found]), "host_span": found[0]["host_span"]}
+                              "host_ms": median([r["host_ms"] for r in found]), "host_span": found[0]["host_span"],
+                              "because": {part: median([r["because"][part] for r in found if part in r["because"]])
+                                          for part in dict.fromkeys(p for r in found for p in r["because"])}}
                              for what, found in rows.items()],
             "slowest": [{"unit": u, "ms": ms} for ms, u in slowest],
-            "failed": sorted({u for view, _ in boots for u in view["failed"]})}
+            "failed": sorted({u for view, _, _ in boots for u in view["failed"]})}
 
 
 SLOWEST = 8  # units a summary names

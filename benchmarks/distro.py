@@ -98,15 +98,25 @@ def main() -> None:
     for phase in PHASES:
         print(f"| {phase} | " + " | ".join(insn_row(counted[name], phase) for name in bundles) + " |")
     print("\nsystemd-analyze against the host, wall-clock boots, medians (ms)\n")
-    print("| bundle | systemd kernel | host kernel + initrd | systemd userspace | host userspace | "
-          "failed units |")
-    print("|---|---|---|---|---|---|")
+    print("| bundle | systemd kernel | host kernel + initrd | of the difference: before the guest's clock, "
+          "systemd's start; left | systemd userspace | host userspace | of the difference: systemd's start, "
+          "report lag; left | failed units |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, runs in wall.items():
-        view = systemdview.summary([(r["systemd"], results.phases_of(r)) for r in runs if "systemd" in r])
+        view = systemdview.summary([(r["systemd"], results.phases_of(r), results.guest_ms(r))
+                                    for r in runs if "systemd" in r])
         rows = {row["what"]: row for row in view["against_host"]}
         print(f"| {name} | {rows['kernel']['systemd_ms']:.0f} | {rows['kernel']['host_ms']:.0f} | "
-              f"{rows['userspace']['systemd_ms']:.0f} | {rows['userspace']['host_ms']:.0f} | "
+              f"{explained(rows['kernel'])} | {rows['userspace']['systemd_ms']:.0f} | "
+              f"{rows['userspace']['host_ms']:.0f} | {explained(rows['userspace'])} | "
               f"{', '.join(view['failed']) or 'none'} |")
+
+
+def explained(row: dict) -> str:
+    """The parts of host - systemd the guest's probe times account for, and what is left."""
+    parts = row["because"]
+    left = row["host_ms"] - row["systemd_ms"] - sum(parts.values())
+    return ", ".join(f"{ms:+.0f}" for ms in parts.values()) + f"; {left:+.0f}"
 
 
 if __name__ == "__main__":

@@ -78,8 +78,13 @@ def systemd_lines(summary: dict[str, Any]) -> list[str]:
     lines = [f"systemd's own view (systemd-analyze, the guest's clock; medians of {view['n']} boots):"]
     lines.append("  startup: " + " + ".join(f"{part} {ms:.1f}" for part, ms in view["startup_ms"].items()))
     for row in view["against_host"]:
+        difference = row["host_ms"] - row["systemd_ms"]
         lines.append(f"  {row['what']:<10} systemd {row['systemd_ms']:9.1f}  host {row['host_ms']:9.1f}  "
-                     f"difference {row['host_ms'] - row['systemd_ms']:+8.1f}  (host: {row['host_span']})")
+                     f"difference {difference:+8.1f}  (host: {row['host_span']})")
+        parts = row["because"]
+        if parts:
+            lines.append("    of which " + ", ".join(f"{part} {ms:+.1f}" for part, ms in parts.items())
+                         + f"; left: {difference - sum(parts.values()):+.1f}")
     if view["slowest"]:
         lines.append("  slowest units (blame): " + ", ".join(f"{u['unit']} {u['ms']:.0f}" for u in view["slowest"]))
     if view["failed"]:

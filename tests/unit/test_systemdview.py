@@ -5,6 +5,7 @@ getty's prompt inside blame's output), and set beside the host's phases."""
 import pytest
 
 from appliance import systemdview
+from appliance.probes import parse_console_probes
 from tests.conftest import ROOT
 
 CONSOLE = (ROOT / "tests" / "data" / "systemd-debian-bookworm.console").read_text()
@@ -49,11 +50,19 @@ def test_a_report_cut_short_is_no_view():
 
 def test_the_host_is_set_beside_systemd_for_the_same_stretches():
     view = systemdview.read(CONSOLE)
-    rows = systemdview.against_host(view, {"kernel": 3600.0, "initrd": 130.0, "userspace": 8500.0})
+    # the guest's probe times of the same boot (its console lines)
+    guest = {name: ns / 1e6 for name, ns in parse_console_probes(CONSOLE)}
+    rows = systemdview.against_host(view, {"kernel": 3600.0, "initrd": 130.0, "userspace": 8500.0}, guest)
     assert [(r["what"], r["systemd_ms"], r["host_ms"]) for r in rows] == [("kernel", 1325.0, 3730.0),
                                                                          ("userspace", 8223.0, 8500.0)]
-    assert systemdview.against_host(view, {"kernel": None, "initrd": 130.0}) == []
-    summary = systemdview.summary([(view, {"userspace": 8500.0}), (view, {"userspace": 8700.0})])
+    kernel, userspace = rows[0]["because"], rows[1]["because"]
+    # systemd took its timestamp 185.8 ms after our exec (1139.2 ms on the guest's clock)
+    assert kernel[systemdview.SYSTEMD_START] == pytest.approx(-185.78, abs=0.01)
+    assert userspace[systemdview.SYSTEMD_START] == pytest.approx(185.78, abs=0.01)
+    assert kernel[systemdview.BEFORE_CLOCK] == pytest.approx(3600.0 - 1011.85, abs=0.01)
+    assert userspace[systemdview.REPORT_LAG] == pytest.approx(9657.21 - 9548.0, abs=0.01)
+    assert systemdview.against_host(view, {"kernel": None, "initrd": 130.0}, guest) == []
+    summary = systemdview.summary([(view, {"userspace": 8500.0}, guest), (view, {"userspace": 8700.0}, guest)])
     assert summary["n"] == 2 and summary["against_host"][0]["host_ms"] == 8600.0
     assert summary["slowest"][0] == {"unit": "e2scrub_reap.service", "ms": 3164.0}
 
