@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 
 
-class Arch(enum.Enum):
+class Arch(enum.StrEnum):
     """Guest architectures: each has its QEMU, its Debian architecture, its cross tools."""
 
     X86_64 = "x86_64"
@@ -26,7 +26,15 @@ class Arch(enum.Enum):
         return "" if self is Arch.X86_64 else f"{self.value}-linux-gnu-"
 
 
-class Machine(enum.Enum):
+class Accel(enum.StrEnum):
+    """How QEMU runs the guest: KVM (the host's CPU) or TCG (QEMU translates every
+    instruction; what the instruction clock counts)."""
+
+    KVM = "kvm"
+    TCG = "tcg"
+
+
+class Machine(enum.StrEnum):
     """QEMU machine profiles the runner knows how to start."""
 
     MICROVM = "microvm"

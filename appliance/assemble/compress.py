@@ -8,7 +8,7 @@ import os
 from appliance.errors import ApplianceError
 
 
-class Compression(enum.Enum):
+class Compression(enum.StrEnum):
     NONE = "none"
     ZSTD = "zstd"
 

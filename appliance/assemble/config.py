@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.assemble.template import RootDisk, Template
+from appliance.assemble.template import Kernel, RootDisk, Template
 from appliance.machines import Arch, profile
 from appliance.paths import ROOT
 
@@ -60,7 +60,7 @@ class BuildConfig:
 
     @property
     def minimal(self) -> bool:
-        return not self.own_kernel and self.template.kernel == "minimal"
+        return not self.own_kernel and self.template.kernel is Kernel.MINIMAL
 
     @property
     def pvh_entry(self) -> bool:

@@ -49,6 +49,7 @@ from appliance.assemble.template import (
     TEMPLATES,
     Kernel,
     KernelCompression,
+    ProfiledChannel,
     RootDisk,
     RootFormat,
     Template,
@@ -254,7 +255,7 @@ def variant_name(written: Template, built: Template, own_kernel: str) -> str:
         parts.append(f"kernel-{Path(own_kernel).name}")
     elif built.kernel != written.kernel:
         parts.append(f"{built.kernel}-kernel")
-    if built.kernel == "minimal" and not own_kernel and built.kernel_compression != written.kernel_compression:
+    if built.kernel is Kernel.MINIMAL and not own_kernel and built.kernel_compression != written.kernel_compression:
         parts.append(built.kernel_compression)
     return "+".join(parts)
 
@@ -474,7 +475,7 @@ def profiled_facts(template: Template) -> dict[str, Any] | None:
 
 def virtio_devices(template: Template) -> int:
     """How many virtio-mmio devices the runner attaches to a bundle of TEMPLATE."""
-    return (template.root is not RootDisk.NONE) + template.network + (template.profiled == "virtio")
+    return (template.root is not RootDisk.NONE) + template.network + (template.profiled is ProfiledChannel.VIRTIO)
 
 
 def board_dtb(config: BuildConfig, target: Path, cmdline: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from appliance.probes import unit_probe
 TEMPLATES = ROOT / "rootfs_templates"  # the templates `appliance build NAME` and TEMPLATE=NAME find
 
 
-class Mount(enum.Enum):
+class Mount(enum.StrEnum):
     """Filesystems the init can mount, each at its usual place."""
 
     PROC = "proc"
@@ -40,7 +40,7 @@ class Mount(enum.Enum):
         return {"proc": "/proc", "sysfs": "/sys", "devtmpfs": "/dev", "tmpfs": "/tmp"}[self.value]
 
 
-class RootDisk(enum.Enum):
+class RootDisk(enum.StrEnum):
     """Where the root filesystem lives."""
 
     NONE = "none"  # the initramfs is the root
@@ -48,7 +48,7 @@ class RootDisk(enum.Enum):
     PMEM = "pmem"  # an ext4 image on an emulated NVDIMM, mounted with DAX
 
 
-class RootFormat(enum.Enum):
+class RootFormat(enum.StrEnum):
     """The root disk's filesystem."""
 
     EXT4 = "ext4"  # writable
@@ -93,7 +93,7 @@ class ProfiledChannel(enum.StrEnum):
     VIRTIO = "virtio"  # a virtio-console port (kernels with virtio_console; cheaper per byte)
 
 
-class AfterPayload(enum.Enum):
+class AfterPayload(enum.StrEnum):
     POWEROFF = "poweroff"
     REBOOT = "reboot"
 
@@ -458,8 +458,8 @@ def _service(name: str, raw: dict[str, Any], network: bool, forwards: tuple[Forw
     return ready, forwards
 
 
-def _check_arch(name: str, arch: Arch, machine: Machine, kernel: str, entry: str, profiled: str, root: RootDisk,
-                packages: bool) -> None:
+def _check_arch(name: str, arch: Arch, machine: Machine, kernel: Kernel, entry: KernelEntry, profiled: ProfiledChannel,
+                root: RootDisk, packages: bool) -> None:
     """What an architecture's appliances can be: aarch64 boots Debian's arm64 kernel on
     virt, without the x86-only parts (the minimal kernel, PVH, NVDIMM, COM2)."""
     if profile(machine).arch is not arch:
@@ -467,12 +467,15 @@ def _check_arch(name: str, arch: Arch, machine: Machine, kernel: str, entry: str
         raise _fail(name, f"[vm] machine = {machine.value!r} is not an {arch.value} machine (for {arch.value}: {fits})")
     if arch is Arch.X86_64:  # [devicetree] waits for an ARCH=aarch64 build
         return
-    why = {kernel != "debian": "kernel = 'minimal' is built for x86_64 only: use kernel = 'debian' (Debian's arm64 kernel)",
-           entry != "bzimage": "kernel_entry = 'pvh' is an x86 boot protocol",
-           root is RootDisk.PMEM: "[rootfs] disk = 'pmem' (an NVDIMM) is x86-only here: use 'virtio-blk'",
-           profiled == "serial": "[profiled] channel = 'serial' is a second ISA serial port: use 'virtio' on aarch64",
-           packages: "[packages] brings host (x86_64) programs and amd64 packages: not for aarch64 yet"}
-    for bad, message in why.items():
+    # a list, not a dict: booleans as keys would keep one message per truth value
+    why = [(kernel is not Kernel.DEBIAN, "kernel = 'minimal' is built for x86_64 only: use kernel = 'debian' "
+                                         "(Debian's arm64 kernel)"),
+           (entry is not KernelEntry.BZIMAGE, "kernel_entry = 'pvh' is an x86 boot protocol"),
+           (root is RootDisk.PMEM, "[rootfs] disk = 'pmem' (an NVDIMM) is x86-only here: use 'virtio-blk'"),
+           (profiled is ProfiledChannel.SERIAL, "[profiled] channel = 'serial' is a second ISA serial port: use "
+                                                "'virtio' on aarch64"),
+           (packages, "[packages] brings host (x86_64) programs and amd64 packages: not for aarch64 yet")]
+    for bad, message in why:
         if bad:
             raise _fail(name, f"arch = 'aarch64': {message}")
 
@@ -505,7 +508,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
             raise _fail(name, f"kernel_fragments: {fragment!r} is not one of: {', '.join(OPTIONAL_FRAGMENTS)}")
     kernel_compression = _choice(name, KernelCompression, "kernel_compression", app.get("kernel_compression", "none"))
     entry = _choice(name, KernelEntry, "kernel_entry", app.get("kernel_entry", "bzimage"))
-    if entry == "pvh" and kernel != "debian":
+    if entry is KernelEntry.PVH and kernel is not Kernel.DEBIAN:
         raise _fail(name, "kernel_entry = 'pvh' is for the Debian kernel (the minimal one: kernel_compression = 'none')")
     level = app.get("compression_level", 0)
     if not 0 <= level <= 19:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from appliance import proc
 from appliance.errors import ToolTimedOut
+from appliance.machines import Accel
 
 # Bytes of kvmprobe.S (gcc -c; ld -Ttext=0xf0000 --oformat binary): its code at the
 # start of the ROM, the reset vector's far jump at 0xfff0, zeros elsewhere.
@@ -39,8 +40,11 @@ def probe_rom() -> bytes:
 
 @dataclass(frozen=True)
 class AccelChoice:
-    accel: str  # "kvm" or "tcg"
+    accel: Accel
     reason: str  # why: shown to the user and stored in results
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "accel", Accel(self.accel))  # a plain "tcg" (a worker's record) becomes Accel.TCG
 
 
 def kvm_works(qemu: str, timeout: float = 3.0) -> tuple[bool, str]:
@@ -66,16 +70,16 @@ def kvm_works(qemu: str, timeout: float = 3.0) -> tuple[bool, str]:
 
 def choose(requested: str) -> AccelChoice:
     """Resolve --accel auto|kvm|tcg; `auto` falls back to TCG when KVM does not work."""
-    if requested == "tcg":
-        return AccelChoice("tcg", "requested")
+    if requested == Accel.TCG:
+        return AccelChoice(Accel.TCG, "requested")
     from appliance.boot.qemu import binary
     from appliance.machines import Arch
 
     works, why = kvm_works(binary(Arch.X86_64))  # the probe guest is x86 code
     if works:
-        return AccelChoice("kvm", why)
-    if requested == "kvm":
+        return AccelChoice(Accel.KVM, why)
+    if requested == Accel.KVM:
         from appliance.errors import ApplianceError
 
         raise ApplianceError(f"--accel kvm: KVM is not usable: {why}; use --accel tcg or auto")
-    return AccelChoice("tcg", f"KVM unusable: {why}")
+    return AccelChoice(Accel.TCG, f"KVM unusable: {why}")

@@ -128,7 +128,7 @@ def run(spec: BootSpec, limit_s: float) -> int:
     with tempfile.TemporaryDirectory(prefix="appliance-console-", dir=base) as tmp:
         work = Path(tmp)
         files = BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.bin")
-        words = " ".join(filter(None, (tsc.runtime_cmdline(spec.accel, bundle.arch.value), spec.extra_cmdline)))
+        words = " ".join(filter(None, (tsc.runtime_cmdline(spec.accel, bundle.arch), spec.extra_cmdline)))
         argv = qemu_args.argv(replace(spec, channel=Channel.SERIAL, extra_cmdline=words), files,
                               console_socket=work / "console.sock")
         print(f"appliance: booting {bundle.path.name} on this terminal; {ESCAPE_NAME} leaves "

@@ -29,7 +29,7 @@ from appliance.boot.tsc import runtime_cmdline
 from appliance.bundle import Bundle
 from appliance.errors import BootError
 from appliance.fsutil import Growing
-from appliance.machines import Arch
+from appliance.machines import Accel, Arch
 from appliance.netspec import Forward
 from appliance.phases import EXEC, EXIT, READY, RESUMED, derive
 from appliance.probes import PORT_KERNEL, Event, parse_console_probes, parse_trace, unit_probe
@@ -327,10 +327,10 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
                            socket_path(work, "qmp.sock") if spec.restore is not None else None,
                            work / "insns.txt" if spec.clock.counts else None)
     arch = bundle.arch
-    if spec.accel == "kvm" and arch.value != platform.machine():
+    if spec.accel is Accel.KVM and arch.value != platform.machine():
         raise BootError(f"KVM cannot run this {arch.value} bundle on a {platform.machine()} host: use --accel tcg")
     # the runner's own words for the accelerator go first, the boot's after them
-    spec = replace(spec, extra_cmdline=" ".join(filter(None, (runtime_cmdline(spec.accel, arch.value, spec.clock),
+    spec = replace(spec, extra_cmdline=" ".join(filter(None, (runtime_cmdline(spec.accel, arch, spec.clock),
                                                                spec.extra_cmdline))))
     ports = service.host_ports(qemu.forwards(bundle))
     control = qemu.CONTROL
@@ -546,7 +546,7 @@ def _count_instructions(run: BootRun, raw: RawBoot, spec: BootSpec) -> None:
     """RUN's events' instruction counts from the plugin's report of the same boot."""
     from appliance.boot import insnclock
 
-    if spec.accel == "kvm":  # perf stat's count of the whole run (insnclock.PERF_STAT)
+    if spec.accel is Accel.KVM:  # perf stat's count of the whole run (insnclock.PERF_STAT)
         total = insnclock.parse_perf_stat(raw.insns)
         if total is None:
             raise BootError("perf counted no guest instructions (instructions:G not supported on this host's PMU, "

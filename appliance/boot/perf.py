@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from appliance import proc
+from appliance.machines import Accel
 from appliance.probes import PORT_FIRMWARE, PORT_KERNEL, Event
 
 _PIO = re.compile(r"^\s*(?P<sec>\d+)\.(?P<frac>\d+):?\s+.*pio_write at 0x(?P<port>[0-9a-f]+) "
@@ -18,9 +19,9 @@ _PIO = re.compile(r"^\s*(?P<sec>\d+)\.(?P<frac>\d+):?\s+.*pio_write at 0x(?P<por
 RECORD_ARGS = ("record", "-q", "-k", "CLOCK_REALTIME", "-e", "kvm:kvm_pio")
 
 
-def available(accel: str) -> tuple[bool, str]:
+def available(accel: Accel) -> tuple[bool, str]:
     """Whether the perf channel can run here, and if not, why."""
-    if accel != "kvm":
+    if accel is not Accel.KVM:
         return False, "it reads KVM's kvm_pio tracepoint and this run uses TCG (KVM is not usable here)"
     if shutil.which("perf") is None:
         return False, "perf is not installed (apt-get install linux-perf)"

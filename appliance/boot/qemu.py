@@ -26,7 +26,7 @@ from appliance import proc
 from appliance.bundle import Bundle
 from appliance.clocks import Clock
 from appliance.errors import ApplianceError, BootError
-from appliance.machines import Arch, Machine, cmdline_problem, profile
+from appliance.machines import Accel, Arch, Machine, cmdline_problem, profile
 from appliance.netspec import CONTROL_PORT, Forward
 from appliance.probes import PORT_FIRMWARE, PORT_KERNEL
 from appliance.proc import PACKAGES, find_tool
@@ -35,7 +35,7 @@ from appliance.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 
-class Channel(enum.Enum):
+class Channel(enum.StrEnum):
     """How probe times reach the host (docs/CONTRACTS.md, "Probe protocol")."""
 
     TRACE = "trace"  # QEMU's timestamps of isa-debugcon writes
@@ -104,7 +104,7 @@ def profiled_args(bundle: Bundle, files: BootFiles) -> list[str]:
     if spec is None or files.profiled is None:
         return []
     args = ["-chardev", f"file,id=profiled,path={files.profiled}"]
-    if spec.channel == "serial":  # COM2 by hand: microvm creates only one serial port itself
+    if spec.channel is Channel.SERIAL:  # COM2 by hand: microvm creates only one serial port itself
         return args + ["-device", "isa-serial,chardev=profiled,iobase=0x2f8,irq=3"]
     bus = virtio_bus(bundle)
     name = spec.device.removeprefix("virtio-port:")  # the init finds the port by this name
@@ -139,7 +139,7 @@ class BootSpec:
     here (the command line) and by measure (the boot's life)."""
 
     bundle: Bundle
-    accel: str  # "kvm" or "tcg"
+    accel: Accel
     timeout: float = 120.0  # seconds before the boot counts as hung
     channel: Channel = Channel.TRACE
     extra_cmdline: str = ""  # kernel arguments for this boot only (the bundle is not changed)
@@ -149,6 +149,9 @@ class BootSpec:
     restore: Snapshot | None = None  # start from this snapshot's state instead of booting
     clock: Clock = Clock.WALL  # instructions and virtual load the counting plugin (appliance/clocks.py)
     sample_every: int = 0  # with a counting clock: note the guest PC every this many instructions (profile)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "accel", Accel(self.accel))  # "tcg" from a caller is Accel.TCG: compared by identity
 
     @property
     def qemu(self) -> str:
@@ -170,7 +173,7 @@ class BootSpec:
         by thousands of instructions; without them, not one)."""
         if self.bundle.cpu_model:
             return self.bundle.cpu_model
-        if self.accel != "tcg":
+        if self.accel is not Accel.TCG:
             return "host"
         return "max,rdrand=off,rdseed=off" if self.clock is Clock.VIRTUAL else "max"
 
@@ -291,7 +294,7 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
         args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
     args += profiled_args(bundle, files)
     args += network_args(bundle, host_ports or {})
-    if spec.clock.counts and accel == "kvm":  # no TCG plugin under KVM: the CPU's own counter, whole run
+    if spec.clock.counts and accel is Accel.KVM:  # no TCG plugin under KVM: the CPU's own counter, whole run
         from appliance.boot.insnclock import perf_stat_args
 
         assert files.insns is not None, "a counting clock's boot names its report file"

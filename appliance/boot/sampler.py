@@ -97,7 +97,7 @@ def sample_boot(spec: qemu.BootSpec, interval_ms: float) -> SampledBoot:
     with tempfile.TemporaryDirectory(prefix="appliance-sample-") as tmp:
         work = Path(tmp)
         files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data")
-        cmdline = " ".join(filter(None, (runtime_cmdline(spec.accel, bundle.arch.value), spec.extra_cmdline)))
+        cmdline = " ".join(filter(None, (runtime_cmdline(spec.accel, bundle.arch), spec.extra_cmdline)))
         argv = qemu.argv(replace(spec, channel=qemu.Channel.TRACE, extra_cmdline=cmdline), files)
         gdb = work / "gdb.sock"
         argv += ["-chardev", f"socket,id=gdb0,path={gdb},server=on,wait=off", "-gdb", "chardev:gdb0", "-S"]

@@ -46,7 +46,7 @@ def take(spec: BootSpec, point: str, out: Path) -> snapshot.Snapshot:
     probe = _point_probe(point, spec)
     bundle = spec.bundle
     spec = replace(spec, channel=Channel.TRACE, restore=None,
-                   extra_cmdline=" ".join(filter(None, (runtime_cmdline(spec.accel, bundle.arch.value), spec.extra_cmdline))))
+                   extra_cmdline=" ".join(filter(None, (runtime_cmdline(spec.accel, bundle.arch), spec.extra_cmdline))))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:

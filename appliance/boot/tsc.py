@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from appliance.clocks import Clock
+from appliance.machines import Accel, Arch
 
 # rdtsc; shl rdx, 32; or rax, rdx; ret
 _RDTSC = bytes.fromhex("0f3148c1e2204809d0c3")
@@ -68,12 +69,12 @@ VIRTUAL_TSC_KHZ = 1_000_000  # under -icount QEMU's TSC counts virtual nanosecon
 COUNTING_WORDS = "nokaslr norandmaps"
 
 
-def runtime_cmdline(accel: str, arch: str = "x86_64", clock: Clock = Clock.WALL) -> str:
+def runtime_cmdline(accel: Accel, arch: Arch = Arch.X86_64, clock: Clock = Clock.WALL) -> str:
     """Kernel command-line words the runner adds for this accelerator and clock (none for
     KVM, whose guests read the TSC rate from kvmclock, and none on aarch64, whose generic
     timer's frequency the device tree gives). Under virtual time the TSC runs at 1 GHz
     on every host, so the words, and the counts, do not depend on the host."""
-    if accel != "tcg" or arch != "x86_64":
+    if accel is not Accel.TCG or arch is not Arch.X86_64:
         return ""
     khz = VIRTUAL_TSC_KHZ if clock is Clock.VIRTUAL else host_tsc_khz()
     words = [f"tsc_early_khz={khz}" if khz else "", COUNTING_WORDS if clock.counts else ""]

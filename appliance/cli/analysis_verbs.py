@@ -20,6 +20,7 @@ from appliance.cli.options import boot_options, choose_accel, load_bundle, posit
 from appliance.cli.output import say
 from appliance.errors import ApplianceError
 from appliance.fsutil import atomic_write
+from appliance.machines import Accel
 from appliance.results import RunSet
 from appliance.runs import debugboots
 
@@ -245,7 +246,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profile_counted(args: argparse.Namespace, target: Any, symbols: profile.Symbols, accel: str,
+def _profile_counted(args: argparse.Namespace, target: Any, symbols: profile.Symbols, accel: Accel,
                      clock: Any) -> int:
     """profile on the instruction clock: the plugin notes the guest PC every --every
     instructions, so the profile is the same on every run (under virtual time exactly);
@@ -281,7 +282,7 @@ def _profile_counted(args: argparse.Namespace, target: Any, symbols: profile.Sym
     return 0
 
 
-def _counted_samples(target: Any, symbols: profile.Symbols, accel: str, clock: Any,
+def _counted_samples(target: Any, symbols: profile.Symbols, accel: Accel, clock: Any,
                      args: argparse.Namespace) -> dict[str, int]:
     """One boot of TARGET with the plugin sampling: collapsed stack -> hits."""
     spec = BootSpec(target, accel, args.timeout, extra_cmdline=args.append or "", clock=clock,

@@ -8,6 +8,7 @@ from pathlib import Path
 from appliance import proc
 from appliance.assemble.release import ISOLINUX_BIN, LDLINUX_C32
 from appliance.boot import accel, perf
+from appliance.machines import Accel
 from appliance.proc import PACKAGES
 
 TOOLS = ("qemu-system-x86_64", "setpriv", "diet", "gcc", "strip", "objcopy", "apt-get", "dpkg-deb", "depmod",
@@ -53,7 +54,7 @@ def checks() -> list[tuple[str, str]]:
                     "or use --channel exit or serial"))
         works, why = accel.kvm_works(qemu)
         out.append((OK, f"KVM usable: {why}") if works else (WARN, f"KVM not usable ({why}): {KVM_ADVICE}"))
-        ok, reason = perf.available("kvm" if works else "tcg")
+        ok, reason = perf.available(Accel.KVM if works else Accel.TCG)
         out.append((OK if ok else WARN, f"perf channel {'available' if ok else 'not available'}: {reason}"))
         out.append(_instruction_clock())
     clocksource = Path("/sys/devices/system/clocksource/clocksource0/current_clocksource")

@@ -42,7 +42,7 @@ from appliance.cli.options import (
 from appliance.cli.output import say
 from appliance.errors import ApplianceError, BootError, Interrupted
 from appliance.fsutil import atomic_write
-from appliance.machines import Machine
+from appliance.machines import Accel, Machine
 from appliance.paths import ROOT
 from appliance.phases import PHASE_NAMES, in_instructions, payload_probe
 from appliance.results import RunRecord, RunSet
@@ -149,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(target: bundle.Bundle, accel_name: str, args: argparse.Namespace) -> int:
+def _serve(target: bundle.Bundle, accel_name: Accel, args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     def announce(forwards: list[str]) -> None:
@@ -292,7 +292,7 @@ def _demo_clock(args: argparse.Namespace) -> str:
     from appliance.boot.qemu import binary, qemu_version
     from appliance.machines import Arch
 
-    if choose_accel(args).accel != "tcg":
+    if choose_accel(args).accel is not Accel.TCG:
         return "wall"
     try:
         plugin.ensure(qemu_version(binary(Arch.X86_64)))

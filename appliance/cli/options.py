@@ -20,7 +20,7 @@ from appliance.boot.qemu import Channel
 from appliance.cli.fleet import tls_options
 from appliance.clocks import Clock
 from appliance.errors import ApplianceError
-from appliance.machines import Machine
+from appliance.machines import Accel, Machine
 from appliance.runs import bench
 
 
@@ -101,7 +101,7 @@ def clock_of(args: argparse.Namespace) -> Clock:
     writes. `auto` (gate's and bisect's default) is virtual under TCG, wall under KVM."""
     given = getattr(args, "clock", "wall")
     if given == "auto":
-        given = Clock.VIRTUAL.value if choose_accel(args).accel == "tcg" else Clock.WALL.value
+        given = Clock.VIRTUAL.value if choose_accel(args).accel is Accel.TCG else Clock.WALL.value
     clock = Clock(given)
     if clock.counts and Channel(getattr(args, "channel", "trace")) is not Channel.TRACE:
         raise ApplianceError(f"--clock {clock} pairs each probe's instruction count with QEMU's trace of the same "

@@ -23,7 +23,7 @@ from appliance.errors import ApplianceError
 from appliance.fleet import address, block, ship
 from appliance.fleet.cluster import resource
 from appliance.fleet.tls import Tls, check_wire, reach
-from appliance.machines import Arch
+from appliance.machines import Accel, Arch
 
 TRACE_EVENT = "memory_region_ops_write"
 JOIN_TIMEOUT_S = 10  # how long a worker tries to reach its scheduler before saying it cannot
@@ -56,8 +56,8 @@ def check_host() -> Checked:
     if not arches:
         raise ApplianceError("this host has no QEMU to boot bundles with: install qemu-system-x86 "
                              "(or qemu-system-arm), then start the worker again")
-    choice = accel.choose("auto") if Arch.X86_64 in arches else accel.AccelChoice("tcg", "no x86 QEMU to probe KVM")
-    if choice.accel == "tcg":
+    choice = accel.choose("auto") if Arch.X86_64 in arches else accel.AccelChoice(Accel.TCG, "no x86 QEMU to probe KVM")
+    if choice.accel is Accel.TCG:
         notes.append(f"boots use TCG here: {choice.reason}")
     return Checked(tuple(arches), choice, tuple(notes))
 

@@ -19,6 +19,7 @@ from appliance.boot.tsc import runtime_cmdline
 from appliance.bundle import Bundle
 from appliance.clocks import Clock
 from appliance.errors import ApplianceError, BootError
+from appliance.machines import Accel
 from appliance.phases import in_instructions
 from appliance.results import RunRecord, RunSet
 from appliance.snapshot import Snapshot
@@ -75,7 +76,7 @@ class Plan:
     fleet: Spread | None = None  # boot on a cluster's workers instead of here (--cluster)
     clock: Clock = Clock.WALL  # instructions, virtual: count guest instructions at each probe too
 
-    def spec(self, bundle: Bundle, accel: str) -> BootSpec:
+    def spec(self, bundle: Bundle, accel: Accel) -> BootSpec:
         """How each boot of BUNDLE in this plan is made."""
         return BootSpec(bundle, accel, self.timeout, self.channel, self.extra_cmdline, trace=self.paired_trace,
                         restore=self.restore, clock=self.clock)
@@ -204,7 +205,7 @@ class Session:
         settings = {"n": plan.n, "warmup": plan.warmup, "timeout_s": plan.timeout, "channel": plan.channel.value,
                     "clock": plan.clock.value,
                     "exit_probes": self.exit_probes,
-                    "runtime_cmdline": runtime_cmdline(self.accel.accel, self.bundle.arch.value, plan.clock),
+                    "runtime_cmdline": runtime_cmdline(self.accel.accel, self.bundle.arch, plan.clock),
                     "extra_cmdline": plan.extra_cmdline}
         return results.run_set(host=host, accel={"used": self.accel.accel, "reason": self.accel.reason},
                                 bundle=bundle_facts(self.bundle), settings=settings, runs=self.runs,

@@ -5,7 +5,7 @@ import pytest
 
 from appliance.assemble.compress import Compression
 from appliance.assemble.initramfs import init_conf
-from appliance.assemble.template import Mount, find_template, load_template, parse_template
+from appliance.assemble.template import Kernel, KernelCompression, Mount, find_template, load_template, parse_template
 from appliance.errors import TemplateError
 from appliance.machines import Machine
 from tests.conftest import ROOT
@@ -132,7 +132,7 @@ def test_variant_names_say_what_the_options_changed(tmp_path):
     written = parse_template("benchmark", "", tmp_path)
     assert variant_name(written, written, "") == ""
     assert variant_name(written, replace(written, machine=Machine.Q35_QBOOT), "") == "q35-qboot"
-    minimal = replace(written, kernel="minimal", kernel_compression="lz4")
+    minimal = replace(written, kernel=Kernel.MINIMAL, kernel_compression=KernelCompression.LZ4)
     assert variant_name(written, minimal, "") == "minimal-kernel+lz4"
     assert variant_name(written, written, "/src/linux/arch/x86/boot/bzImage") == "kernel-bzImage"
 
