@@ -10,6 +10,7 @@ from appliance.assemble import cpio, initramfs, sources
 from appliance.assemble.elfclosure import ClosureError
 from appliance.assemble.layout import LayoutError, Placed
 from appliance.assemble.template import parse_template
+from tests.conftest import ROOT
 
 PYTHON = [Placed(cpio.file("usr/bin/python3.11", b"\x7fELF...", 0o755), "debian python3.11-minimal=3.11"),
           Placed(cpio.symlink("usr/bin/python3", "python3.11"), "debian python3-minimal=3.11")]
@@ -79,3 +80,21 @@ def test_a_library_the_loader_cannot_find_names_the_template(tmp_path):
     (tmp_path / "libgone.so.1").unlink()
     with pytest.raises(ClosureError, match=r"^template t: \[packages\]: .*prog: library libgone.so.1 .* not found"):
         sources.host([str(tmp_path / "prog")], [], "template t: [packages]")
+
+
+@pytest.mark.parametrize("link, target", [("bin", "usr/bin"), ("tmp", "var/tmp"), ("tmp", "/var/tmp"),
+                                          ("dev", "/proc"), ("newroot", "/"), ("proc", "run")])
+def test_an_image_with_symlinked_folders_makes_a_root_disk_tree_and_an_archive(link, target):
+    """Issue 36: an image whose folders are symbolic links (usrmerge's /bin, /tmp elsewhere,
+    links where the init puts its mount points), with programs in /bin and a root disk:
+    the trees merge and write as archives, no CpioError."""
+    template = parse_template("t", '[image]\nrootfs = "a.tar"\n[init]\npayload = ["/usr/bin/hello"]\n'
+                                   'mounts = ["proc", "sysfs", "devtmpfs", "tmpfs"]\n[programs]\nbuild = ["bench"]\n'
+                                   '[rootfs]\ndisk = "virtio-blk"\n', ROOT, {"bench"})
+    image = [Placed(cpio.symlink(link, target), "oci:x"), Placed(cpio.directory("usr/bin"), "oci:x"),
+             Placed(cpio.directory("var/tmp"), "oci:x"), Placed(cpio.directory("run"), "oci:x"),
+             Placed(cpio.file("usr/bin/hello", b"\x7fELF", 0o755), "oci:x")]
+    made = initramfs.contents(template, b"init", {"bench": b"\x7fELF"}, packages=image)
+    assert made.disk is not None
+    for tree in (made.initrd, made.disk):
+        assert cpio.read(cpio.write([p.entry for p in tree]))
