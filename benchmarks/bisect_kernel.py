@@ -13,7 +13,7 @@ inferred from the trace, which has no count: bisect to_init (exec to init_start)
 from __future__ import annotations
 
 import argparse
-import subprocess
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from appliance import proc  # noqa: E402
 from appliance.assemble import minikernel  # noqa: E402
 from benchmarks.common import build_bundle  # noqa: E402
 
@@ -37,13 +38,13 @@ late_initcall(appliance_slow_initcall);
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+    return proc.run(["git", "-C", str(repo), *args]).stdout.strip()
 
 
 def make_history(repo: Path) -> list[str]:
     """Four commits: as shipped, a comment, the slow initcall, another comment."""
     if not (repo / ".git").is_dir():
-        subprocess.run(["cp", "-a", str(minikernel.locked_source()), str(repo)], check=True)
+        shutil.copytree(minikernel.locked_source(), repo, symlinks=True)
         git(repo, "init", "-q")
         git(repo, "config", "user.email", "bench@example.invalid")
         git(repo, "config", "user.name", "bench")
@@ -70,10 +71,10 @@ def main() -> None:
     target = build_bundle("benchmark-minimal")
     print(f"history: {len(commits)} commits, the slow one {commits[2][:12]}", flush=True)
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "appliance", "bisect", str(target.path), "--git", args.repo,
-                    "--good", commits[0], "--bad", commits[-1], "--phase", args.phase, "-n", str(args.n),
-                    "--max-n", str(args.max_n), "--warmup", "1", "--accel", "tcg", "--no-record", "--clock", args.clock],
-                   cwd=ROOT, check=False)
+    proc.run([sys.executable, "-m", "appliance", "bisect", str(target.path), "--git", args.repo,
+              "--good", commits[0], "--bad", commits[-1], "--phase", args.phase, "-n", str(args.n),
+              "--max-n", str(args.max_n), "--warmup", "1", "--accel", "tcg", "--no-record", "--clock", args.clock],
+             cwd=ROOT, check=False, capture=False)
     print(f"wall time: {(time.monotonic() - started) / 60:.1f} min")
 
 

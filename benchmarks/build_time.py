@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,13 +18,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
+from appliance import proc  # noqa: E402
 from benchmarks.common import SCONS  # noqa: E402
 
 
 def timed(argv: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    proc.run(argv, cwd=cwd)
     return time.perf_counter() - start
 
 
@@ -34,7 +33,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=5)
     args = parser.parse_args()
     scons = [SCONS, "-Q", "appliance"]
-    subprocess.run(scons, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)  # fills the kernel cache
+    proc.run(scons, cwd=ROOT)  # fills the kernel cache
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
         shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "build", "__pycache__"))

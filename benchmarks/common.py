@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
-from appliance import bundle
+from appliance import bundle, proc
 
 ROOT = Path(__file__).resolve().parent.parent
 SCONS = str(Path(sys.executable).with_name("scons"))  # the virtualenv's, beside the Python that runs us
@@ -17,8 +16,7 @@ def build_bundle(template: str | Path, suffix: str = "", **options: str) -> bund
     in build/: the template's name, with the `+SUFFIX` the options add (MACHINE=q35-qboot
     makes "+q35-qboot", ARCH=aarch64 "+aarch64")."""
     words = [f"{key}={value}" for key, value in options.items()]
-    subprocess.run([SCONS, "-Q", "appliance", f"TEMPLATE={template}", *words], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    proc.run([SCONS, "-Q", "appliance", f"TEMPLATE={template}", *words], cwd=ROOT)
     name = Path(template).stem if str(template).endswith(".toml") else str(template)
     return bundle.load(ROOT / "build" / (f"{name}+{suffix}" if suffix else name))
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import results, systemdview  # noqa: E402
+from appliance import proc, results, systemdview  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.clocks import Clock, Unit  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
@@ -73,7 +72,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=5)
     args = parser.parse_args()
     if not IMAGE.is_file():
-        subprocess.run([str(IMAGE.parent / "make-debian-systemd"), str(IMAGE)], check=True)
+        proc.run([str(IMAGE.parent / "make-debian-systemd"), str(IMAGE)], capture=False)
     folder = ROOT / "build" / "bench-distro"
     folder.mkdir(parents=True, exist_ok=True)
     bundles = {name: build_bundle(template(name, changes, folder)) for name, changes in VARIANTS.items()}

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from appliance import proc  # noqa: E402
 from benchmarks.common import build_bundle  # noqa: E402
 
 
@@ -34,7 +33,7 @@ def ask(bundle: Path, cluster: str | None, out: Path) -> tuple[float, dict]:
     if cluster:
         argv += ["--cluster", cluster]
     started = time.monotonic()
-    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, timeout=1800, env={**os.environ})
+    proc.run(argv, cwd=ROOT, timeout=1800)
     return time.monotonic() - started, json.loads(out.read_text())
 
 

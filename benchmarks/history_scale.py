@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 
+from appliance import proc  # noqa: E402
 from appliance.store import db, query, trend  # noqa: E402
 from appliance.store.schema import documents, phases, run_sets  # noqa: E402
 
@@ -71,8 +71,8 @@ def main() -> None:
           f"{done - read:.3f} s ({len(changes)} found: {[c.index for c in changes]})")
     for _ in range(3):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "appliance", "history", "--db", args.db, "--template", "benchmark",
-                        "--json"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        proc.run([sys.executable, "-m", "appliance", "history", "--db", args.db, "--template", "benchmark",
+                  "--json"], cwd=ROOT)
         print(f"appliance history (whole process): {time.perf_counter() - started:.2f} s")
 
 

@@ -13,8 +13,8 @@ source over its boots, and the rank of the top 10.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import bundle, results  # noqa: E402
+from appliance import bundle, proc, results  # noqa: E402
 from appliance.analysis import analyze, initcalls  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.runs import compare  # noqa: E402
@@ -52,15 +52,14 @@ def main() -> None:
     args = parser.parse_args()
     build = Path(tempfile.mkdtemp(prefix="appliance-bench-"))
     scons = SCONS
-    subprocess.run([scons, "-Q", "appliance", "TEMPLATE=profiled", f"BUILD_DIR={build}"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    proc.run([scons, "-Q", "appliance", "TEMPLATE=profiled", f"BUILD_DIR={build}"], cwd=ROOT)
     choice = accel.choose("tcg")
     target = bundle.load(build / "profiled")
     sessions = {name: Session(target, choice, Plan(n=args.n, warmup=1, timeout=300, extra_cmdline=cmdline,
                                                          keep_consoles=True))
                 for name, cmdline in SOURCES.items()}
     interleave(list(sessions.values()), 1, args.n, progress=None)
-    subprocess.run(["rm", "-rf", str(build)], check=False)
+    shutil.rmtree(build, ignore_errors=True)
 
     plain = kernel_ms(sessions["plain"])
     print(f"## Initcall sources: cost and agreement ({args.n} boots each, interleaved, Debian kernel, microvm, TCG)\n")

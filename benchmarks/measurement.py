@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import bundle, results  # noqa: E402
+from appliance import bundle, proc, results  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.runs import compare  # noqa: E402
@@ -37,7 +36,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5, help="runs per channel in the cross-check")
     args = parser.parse_args()
     scons = SCONS
-    subprocess.run([scons, "-Q", "appliance"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    proc.run([scons, "-Q", "appliance"], cwd=ROOT)
     choice = accel.choose("tcg")
     target = bundle.load(ROOT / "build" / "benchmark")
 

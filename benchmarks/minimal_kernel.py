@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import bundle, results, stats  # noqa: E402
+from appliance import bundle, proc, results, stats  # noqa: E402
 from appliance.assemble import kernel, minikernel  # noqa: E402
 from appliance.assemble.minikernel import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noqa: E402
 from appliance.boot import accel  # noqa: E402
@@ -38,7 +37,7 @@ PHASES = ("kernel", "k_decomp", "k_init", "k_exec", "to_init", "total")
 
 def build(template: Path) -> float:
     started = time.monotonic()
-    subprocess.run([SCONS, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    proc.run([SCONS, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT)
     return time.monotonic() - started
 
 

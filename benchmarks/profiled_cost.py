@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import bundle, results, stats  # noqa: E402
+from appliance import bundle, proc, results, stats  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.runs.bench import Plan, Session, interleave  # noqa: E402
@@ -60,8 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = variants(Path(tmp))
         for path in paths.values():
-            subprocess.run([SCONS, "-Q", "appliance", f"TEMPLATE={path}"], cwd=ROOT, check=True,
-                           stdout=subprocess.DEVNULL)
+            proc.run([SCONS, "-Q", "appliance", f"TEMPLATE={path}"], cwd=ROOT)
     choice = accel.choose("tcg")
     sessions = {name: Session(bundle.load(ROOT / "build" / path.stem), choice, Plan(Channel.TRACE, args.n, 1))
                 for name, path in paths.items()}

@@ -15,7 +15,6 @@ stub's work and ExitBootServices count as kernel).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import bundle, results  # noqa: E402
+from appliance import bundle, proc, results  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
 from appliance.machines import Machine  # noqa: E402
@@ -43,8 +42,7 @@ def main() -> None:
             template.write_text((ROOT / "rootfs_templates/benchmark.toml").read_text()
                                 .replace('machine = "microvm"', f'machine = "{machine}"'))
             scons = SCONS
-            subprocess.run([scons, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT, check=True,
-                           stdout=subprocess.DEVNULL)
+            proc.run([scons, "-Q", "appliance", f"TEMPLATE={template}"], cwd=ROOT)
     base = bundle.load(ROOT / "build" / "benchmark-qboot")
     choice = accel.choose("tcg")
     sessions = {m.value: Session(base.with_machine(m), choice, Plan(Channel.TRACE, args.n, 1))

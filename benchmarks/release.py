@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import bundle, results  # noqa: E402
+from appliance import bundle, proc, results  # noqa: E402
 from appliance.assemble import release  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
@@ -34,10 +33,10 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=5)
     args = parser.parse_args()
     scons = [SCONS, "-Q"]
-    subprocess.run([*scons, "appliance"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    proc.run([*scons, "appliance"], cwd=ROOT)
     shutil.rmtree(ROOT / "build" / "release", ignore_errors=True)
     started = time.perf_counter()
-    subprocess.run([*scons, "release"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    proc.run([*scons, "release"], cwd=ROOT)
     build_s = time.perf_counter() - started
     out = ROOT / "build" / "release" / "benchmark"
     sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir())}

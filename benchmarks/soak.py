@@ -10,11 +10,21 @@ The first four must be failed boots with their reason, a paused one a counted bo
 flagged as disturbed, every other boot counted; afterwards no QEMU of ours may be left,
 no temporary folder, and the results file must be complete. Needs root (tmpfs mount).
 
+With --restore the boots are restores of a snapshot of the appliance (taken first with
+`appliance snapshot`), under the same faults.
+
 Then --builds rounds of builds that share a build folder and the cache: two builds of
 one template into one BUILD_DIR at once (the second must wait, then succeed), and
 `appliance cache --clean` while a build runs (refused, the build unharmed).
 
-    .venv/bin/python benchmarks/soak.py [-n 200] [--fault-rate 0.1] [--seed 1] [--builds 5]
+With --fleet N: a bench of N boots on a fleet (an `appliance scheduler` and two
+`appliance worker`s on 127.0.0.1, mutual TLS) while a worker is killed (SIGKILL) and
+started again, a bundle file in a worker's cache is damaged, and a worker's QEMU is
+stopped for seconds: the run set must be complete, every boot counted or failed with
+its reason, the lost worker listed, no QEMU left.
+
+    .venv/bin/python benchmarks/soak.py [-n 200] [--fault-rate 0.1] [--seed 1] [--builds 5] [--restore]
+                                        [--fleet 40]
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -105,6 +116,8 @@ def main() -> None:
     parser.add_argument("--faults", default=",".join(FAULTS), help="the kinds of fault to choose from")
     parser.add_argument("--builds", type=int, default=5, help="rounds of concurrent builds and cache cleaning")
     parser.add_argument("-o", "--output", default=str(Path(tempfile.gettempdir()) / "soak.json"))
+    parser.add_argument("--restore", action="store_true", help="restore a snapshot at each boot instead of booting")
+    parser.add_argument("--fleet", type=int, default=0, help="then this many boots on a fleet under faults")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     kinds = [k for k in args.faults.split(",") if k in FAULTS]
@@ -115,7 +128,9 @@ def main() -> None:
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "soak", str(tmp)], check=True)
     tempfile.tempdir = str(tmp)  # every boot's folder lands on the small tmpfs
     target = bundle.load(build / "benchmark")
-    session = Session(target, accel.choose("tcg"), Plan(n=args.n, warmup=0, timeout=120, keep_going=True))
+    restore = take_snapshot(target, build / "snapshot") if args.restore else None
+    session = Session(target, accel.choose("tcg"), Plan(n=args.n, warmup=0, timeout=120, keep_going=True,
+                                                        restore=restore))
     planned: dict[int, str] = {}
     started = time.monotonic()
     try:
@@ -144,8 +159,85 @@ def main() -> None:
         os.rmdir(tmp)
         subprocess.run(["rm", "-rf", str(build)], check=False)
     print(file=sys.stderr)
-    report(results.read(Path(args.output)), planned, leftovers, time.monotonic() - started)
+    report(results.read(Path(args.output)), planned, leftovers, time.monotonic() - started, restored=args.restore)
     builds(args.builds, scons)
+    if args.fleet:
+        fleet(args.fleet, scons, rng)
+
+
+def take_snapshot(target: bundle.Bundle, folder: Path) -> Any:
+    """A snapshot of TARGET at its payload's start (`appliance snapshot`), loaded."""
+    from appliance import snapshot
+
+    subprocess.run([sys.executable, "-m", "appliance", "snapshot", str(target.path), "--accel", "tcg", "-o",
+                    str(folder)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return snapshot.load(folder)
+
+
+FLEET_FAULTS = ("kill-worker", "damage-cache", "pause-qemu")
+
+
+def fleet(n: int, scons: str, rng: random.Random) -> None:
+    """N boots of the benchmark appliance on a two-worker TLS fleet, each fleet fault
+    once, at random moments of the run."""
+    from tests import dask_cluster
+
+    build = Path(tempfile.mkdtemp(prefix="appliance-soak-fleet-"))
+    subprocess.run([scons, "-Q", "appliance", f"BUILD_DIR={build}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    out = build / "fleet.json"
+    done: dict[str, str] = {}
+    started = time.monotonic()
+    with dask_cluster.cluster(["w1", "w2"]) as running:
+        bench = subprocess.Popen([sys.executable, "-m", "appliance", "bench", str(build / "benchmark"), "-n", str(n),
+                                  "--warmup", "0", "--accel", "tcg", "--keep-going", "-o", str(out), "--no-record",
+                                  *running.client_args()], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        for fault in rng.sample(FLEET_FAULTS, len(FLEET_FAULTS)):
+            time.sleep(rng.uniform(5, 20))
+            if bench.poll() is not None:
+                break
+            done[fault] = fleet_fault(fault, running, rng)
+        stdout, stderr = bench.communicate(timeout=3600)
+        left = [pid for label in running.workers for pid in running.qemus(label)]
+    doc = results.read(out)
+    runs = doc["runs"]
+    failed = [r for r in runs if not r["ok"]]
+    reasons = Counter(re.sub(r"/\S+", "...", str(r["error"]).splitlines()[0].split(";")[0]) for r in failed)
+    print(f"\n## Fleet soak: {n} boots on two TLS workers ({(time.monotonic() - started) / 60:.1f} min)\n")
+    for fault, what in done.items():
+        print(f"- {fault}: {what}")
+    print(f"- bench exit status {bench.returncode}; results complete: {doc['complete']}, {len(runs)} run records, "
+          f"{len(failed)} failed ({'; '.join(f'{k} ({v})' for k, v in reasons.items()) or '-'})")
+    print(f"- lost workers listed: {(doc.get('fleet') or {}).get('lost_workers', [])}")
+    print(f"- workers that ran boots: {sorted({r['worker']['name'] for r in runs if 'worker' in r})}")
+    print(f"- QEMU processes left on the workers: {len(left)}")
+    print(f"- the bench's last line: {(stderr.strip().splitlines() or [''])[-1][:200]}")
+    subprocess.run(["rm", "-rf", str(build)], check=False)
+
+
+def fleet_fault(fault: str, running: Any, rng: random.Random) -> str:
+    """Do FAULT to the running fleet; say what was done."""
+    label = rng.choice(sorted(running.workers))
+    if fault == "kill-worker":
+        running.workers[label].kill()
+        running.workers[label].wait()
+        running.start_worker(label)
+        return f"worker {label} killed (SIGKILL) and started again"
+    if fault == "damage-cache":
+        pieces = [p for p in running.cache(label).rglob("initrd") if p.is_file()]
+        if not pieces:
+            return f"worker {label} had no cached initrd yet: nothing damaged"
+        data = bytearray(pieces[0].read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        pieces[0].write_bytes(bytes(data))
+        return f"a byte of {pieces[0].name} in worker {label}'s cache flipped"
+    pids = running.qemus(label)
+    if not pids:
+        return f"worker {label} ran no QEMU at that moment: nothing paused"
+    os.kill(pids[0], signal.SIGSTOP)
+    time.sleep(rng.uniform(2.0, 4.0))
+    os.kill(pids[0], signal.SIGCONT)
+    return f"a QEMU of worker {label} stopped (SIGSTOP) for seconds"
 
 
 def builds(rounds: int, scons: str) -> None:
@@ -185,9 +277,11 @@ def builds(rounds: int, scons: str) -> None:
         print(f"- {what}: {count}")
 
 
-def report(doc: dict, planned: dict[int, str], leftovers: list[str], seconds: float) -> None:  # type: ignore[type-arg]
+def report(doc: dict, planned: dict[int, str], leftovers: list[str], seconds: float,  # type: ignore[type-arg]
+           restored: bool = False) -> None:
     runs = doc["runs"]
-    print(f"## Soak: {len(runs)} boots, {len(planned)} with a fault ({seconds / 60:.1f} min)\n")
+    what = "snapshot restores" if restored else "boots"
+    print(f"## Soak: {len(runs)} {what}, {len(planned)} with a fault ({seconds / 60:.1f} min)\n")
     print("| fault | boots | reported failed | counted | flagged disturbed | reasons |")
     print("|---|---|---|---|---|---|")
     for fault in (*FAULTS, None):

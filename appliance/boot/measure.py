@@ -197,8 +197,9 @@ class _Service:
     def ready_ns(self) -> int:
         return self.waiter.ready_ns if self.waiter is not None else 0
 
-    def start(self, bundle: Bundle, files: qemu.BootFiles, hold: bool, restored: bool = False) -> None:
-        """Start the readiness check (the guest is stopped at its answer unless HOLD)."""
+    def start(self, bundle: Bundle, files: qemu.BootFiles, holding: bool, restored: bool = False) -> None:
+        """Start the readiness check (the guest is stopped at its answer unless HOLDING:
+        `run --serve` keeps it)."""
         ready = bundle.ready
         if ready is None:
             return
@@ -211,16 +212,16 @@ class _Service:
 
             def check() -> None:
                 waiter.run()
-                if waiter.ready_ns and not hold:
+                if waiter.ready_ns and not holding:
                     self.stop()
 
             self.thread = threading.Thread(target=check, daemon=True)
             self.thread.start()
 
-    def tick(self, hold: bool) -> None:
+    def tick(self, holding: bool) -> None:
         if isinstance(self.waiter, service.ProbeWaiter):
             self.waiter.poll()
-            if self.waiter.ready_ns and not hold:
+            if self.waiter.ready_ns and not holding:
                 self.stop()
 
     def stop(self) -> None:
@@ -321,74 +322,28 @@ def _run(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[list[
 
 
 def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[list[str]], None] | None) -> RawBoot:
-    bundle, channel, timeout = spec.bundle, spec.channel, spec.timeout
-    is_service = bundle.ready is not None
-    files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.jsonl",
-                           socket_path(work, "qmp.sock") if spec.restore is not None else None,
-                           work / "insns.txt" if spec.clock.counts else None)
-    arch = bundle.arch
-    if spec.accel is Accel.KVM and arch.value != platform.machine():
-        raise BootError(f"KVM cannot run this {arch.value} bundle on a {platform.machine()} host: use --accel tcg")
-    # the runner's own words for the accelerator go first, the boot's after them
-    spec = replace(spec, extra_cmdline=" ".join(filter(None, (runtime_cmdline(spec.accel, arch, spec.clock),
-                                                               spec.extra_cmdline))))
-    ports = service.host_ports(qemu.forwards(bundle))
-    control = qemu.CONTROL
-    networked = bundle.forwards is not None
-    # the image's own init has no stop channel: it ends the boot itself, after its report
-    stoppable = networked and not bundle.image_init
-    session = _Service(ports, service.Control((control.host_address, ports[control])) if stoppable else None)
+    """One start of QEMU for SPEC: launched, waited for (held with HOLD), collected."""
+    files = _boot_files(spec, work)
+    spec = _with_runtime_words(spec)
+    session = _service_of(spec.bundle)
     argv = qemu.argv(spec, files, host_ports=session.ports)
-    piped = channel in (Channel.SERIAL, Channel.PERF)
+    piped = spec.channel in (Channel.SERIAL, Channel.PERF)
     watch = ConsoleWatch(files.console, None if piped else echo)
-    limit = time.monotonic() + timeout
-    held = interrupted = False
-    resumed_ns = 0
-
-    def tick() -> None:
-        nonlocal held
-        watch.poll()
-        session.tick(hold is not None)
-        if hold is not None and not held and (session.ready_ns or not is_service):
-            held = True
-            hold(service.describe(bundle.forwards or (), session.ports))
-
+    holder = _Holder(hold, spec.bundle, session)
+    limit = time.monotonic() + spec.timeout
+    clock = None
     try:
         with qemu.Qemu(argv, work / "qemu.stderr", stdout_pipe=piped) as vm:
-            clock = None
+            reader = None
             if piped:
                 assert vm.stdout is not None
                 clock = ConsoleClock(vm.stdout.fileno(), files.console, echo)
                 reader = threading.Thread(target=clock.run, daemon=True)
                 reader.start()
             resumed_ns = _restored(vm, files, spec.restore.state, limit) if spec.restore is not None else 0
-            session.start(bundle, files, hold is not None, restored=spec.restore is not None)
-            try:
-                done = vm.wait(lambda: session.deadline(limit) if hold is None or not held else float("inf"),
-                               on_tick=tick)
-            except KeyboardInterrupt:
-                if hold is None or session.control is None:
-                    raise
-                interrupted = True
-                session.stop()  # --serve ends at Ctrl-C: the guest powers off, QEMU exits
-                if not session.acknowledged:
-                    raise  # the init did not listen yet (an early Ctrl-C): QEMU is ended, as for a boot
-                try:
-                    done = vm.wait(time.monotonic() + STOP_GRACE_S, on_tick=watch.poll)
-                except BootError:
-                    raise BootError(f"the guest did not power off within {STOP_GRACE_S:g} s of the stop request; "
-                                    "QEMU was killed") from None
-            except BootError:
-                if session.stop_sent_at and session.ready_ns and session.acknowledged:
-                    # measured, and the guest took the stop: a power-off that hangs (seen
-                    # rarely under TCG) is the teardown's failure, not the boot's
-                    session.warnings.append(f"the guest did not power off within {STOP_GRACE_S:g} s of taking the "
-                                            "stop request; QEMU was ended with SIGTERM")
-                    done = replace(vm.stop(STOP_GRACE_S), returncode=0)
-                else:
-                    vm.kill()
-                    raise _hung(bundle, session, _read(files.console), timeout) from None
-            if clock is not None:
+            session.start(spec.bundle, files, holder.holding, restored=spec.restore is not None)
+            done, interrupted = _wait(vm, spec, session, watch, holder, files, limit)
+            if reader is not None:
                 reader.join(timeout=5)
     finally:
         session.end()
@@ -400,14 +355,106 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
                         "program?): the guest's result is unknown")
     raw = RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf,
                   _read(files.profiled) if files.profiled else "", resumed_ns=resumed_ns,
-                  insns=_read(files.insns) if files.insns else "")
-    if is_service and done.returncode == 0 and not interrupted:
+                  insns=_read(files.insns) if files.insns else "", warnings=session.warnings)
+    if spec.bundle.ready is not None and done.returncode == 0 and not interrupted:
         if not session.ready_ns:
-            raise _not_ready(bundle, session, raw.console, None)
+            raise _not_ready(spec.bundle, session, raw.console, None)
         raw.ready_ns = session.ready_ns
-        raw.forwards = service.describe(bundle.forwards or (), session.ports)
-    raw.warnings = session.warnings
+        raw.forwards = service.describe(spec.bundle.forwards or (), session.ports)
     return raw
+
+
+def _boot_files(spec: BootSpec, work: Path) -> qemu.BootFiles:
+    """Where this boot's outputs go, in WORK (the QMP socket only for a restore, the
+    instruction report only on a counting clock)."""
+    return qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data", work / "profiled.jsonl",
+                          socket_path(work, "qmp.sock") if spec.restore is not None else None,
+                          work / "insns.txt" if spec.clock.counts else None)
+
+
+def _with_runtime_words(spec: BootSpec) -> BootSpec:
+    """SPEC with the runner's own kernel words for its accelerator and clock first, the
+    boot's after them; a bundle KVM cannot run here is refused."""
+    arch = spec.bundle.arch
+    if spec.accel is Accel.KVM and arch.value != platform.machine():
+        raise BootError(f"KVM cannot run this {arch.value} bundle on a {platform.machine()} host: use --accel tcg")
+    words = (runtime_cmdline(spec.accel, arch, spec.clock), spec.extra_cmdline)
+    return replace(spec, extra_cmdline=" ".join(filter(None, words)))
+
+
+def _service_of(bundle: Bundle) -> _Service:
+    """The boot's ports, and its stop channel where the guest has one: a networked
+    bundle with our init (an image's own init ends the boot itself, after its report)."""
+    ports = service.host_ports(qemu.forwards(bundle))
+    control = qemu.CONTROL
+    stoppable = bundle.forwards is not None and not bundle.image_init
+    return _Service(ports, service.Control((control.host_address, ports[control])) if stoppable else None)
+
+
+@dataclass
+class _Holder:
+    """`run --serve`: once the service answers (or at once without one), CALLBACK gets the
+    forwards and the boot is held, without a deadline, until the guest powers off."""
+
+    callback: Callable[[list[str]], None] | None
+    bundle: Bundle
+    session: _Service
+    held: bool = False
+
+    @property
+    def holding(self) -> bool:
+        return self.callback is not None
+
+    def tick(self) -> None:
+        if self.callback is None or self.held:
+            return
+        if self.session.ready_ns or self.bundle.ready is None:
+            self.held = True
+            self.callback(service.describe(self.bundle.forwards or (), self.session.ports))
+
+    def deadline(self, limit: float) -> float:
+        return float("inf") if self.held else self.session.deadline(limit)
+
+
+def _wait(vm: qemu.Qemu, spec: BootSpec, session: _Service, watch: ConsoleWatch, holder: _Holder,
+          files: qemu.BootFiles, limit: float) -> tuple[qemu.Exit, bool]:
+    """QEMU's end, and whether a Ctrl-C of `--serve` powered the guest off. A boot past
+    its deadline is killed and explained; a service that took the stop request and then
+    hangs in its power-off is ended and warned about (it was measured)."""
+
+    def tick() -> None:
+        watch.poll()
+        session.tick(holder.holding)
+        holder.tick()
+
+    try:
+        return vm.wait(lambda: holder.deadline(limit), on_tick=tick), False
+    except KeyboardInterrupt:
+        if not holder.holding or session.control is None:
+            raise
+        return _serve_interrupted(vm, session, watch), True
+    except BootError:
+        if session.stop_sent_at and session.ready_ns and session.acknowledged:
+            # measured, and the guest took the stop: a power-off that hangs (seen rarely
+            # under TCG) is the teardown's failure, not the boot's
+            session.warnings.append(f"the guest did not power off within {STOP_GRACE_S:g} s of taking the "
+                                    "stop request; QEMU was ended with SIGTERM")
+            return replace(vm.stop(STOP_GRACE_S), returncode=0), False
+        vm.kill()
+        raise _hung(spec.bundle, session, _read(files.console), spec.timeout) from None
+
+
+def _serve_interrupted(vm: qemu.Qemu, session: _Service, watch: ConsoleWatch) -> qemu.Exit:
+    """Ctrl-C on `--serve`: ask the guest to power off and wait for it (an init that does
+    not listen yet, an early Ctrl-C, ends QEMU as for a boot)."""
+    session.stop()
+    if not session.acknowledged:
+        raise KeyboardInterrupt
+    try:
+        return vm.wait(time.monotonic() + STOP_GRACE_S, on_tick=watch.poll)
+    except BootError:
+        raise BootError(f"the guest did not power off within {STOP_GRACE_S:g} s of the stop request; "
+                        "QEMU was killed") from None
 
 
 def socket_path(work: Path, name: str) -> Path:
@@ -516,22 +563,16 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
     events = [Event(EXEC, done.exec_ns, "host"), *resumed, *events, *ready, Event(EXIT, done.exit_ns, "host")]
     if ready or resumed:  # in time order among the probes
         events.sort(key=lambda e: e.host_time_ns)
-    run = BootRun(events, derive(events), parse_console_probes(raw.console), done.max_rss_kib, payload_status,
-                  raw.console, (done.exit_ns - done.exec_ns) / 1e6,
-                  uart_cost_us_per_char(raw.lines) if raw.lines else None)
-    if bundle.ready is not None:  # (phases.of_run leaves a service's payload out: it ran until stopped)
-        run.forwards = raw.forwards
-    run.warnings += raw.warnings
-    run.qemu_cpu_s, run.stopped_ms = done.cpu_s, done.stopped_ms
-    run.modules = [(m["name"], int(m["start"]), int(m["duration"])) for m in _MODULE.finditer(raw.console)]
-    run.guest_log = raw.profiled
-    if bundle.profiled is not None and not raw.profiled:
-        run.warnings.append("profiled sent nothing: is its channel's device in the kernel (ttyS1, virtio_console)?")
-    run.warnings += [f"module {m[1]} skipped: {m[2]}" for m in _SKIPPED.finditer(raw.console)]
-    run.restored = bool(resumed)
-    if bundle.image_init:
-        run.systemd = systemd_view(bundle, raw.console)
-        run.warnings += [f"unit {unit} failed in the image's boot" for unit in run.systemd["failed"]]
+    run = BootRun(events=events, phases=derive(events), console_probes=parse_console_probes(raw.console),
+                  max_rss_kib=done.max_rss_kib, payload_status=payload_status, console=raw.console,
+                  qemu_lifetime_ms=(done.exit_ns - done.exec_ns) / 1e6,
+                  uart_us_per_char=uart_cost_us_per_char(raw.lines) if raw.lines else None,
+                  # a service's forwards (phases.of_run leaves its payload out: it ran until stopped)
+                  forwards=raw.forwards if bundle.ready is not None else [],
+                  warnings=[*raw.warnings, *_boot_warnings(bundle, raw)], qemu_cpu_s=done.cpu_s,
+                  stopped_ms=done.stopped_ms, guest_log=raw.profiled, restored=bool(resumed),
+                  modules=[(m["name"], int(m["start"]), int(m["duration"])) for m in _MODULE.finditer(raw.console)],
+                  systemd=systemd_view(bundle, raw.console) if bundle.image_init else None)
     if spec.clock.counts:
         _count_instructions(run, raw, spec)
     if not any(e.name == "init_start" for e in events) and not resumed:  # a restore starts past the init's start
@@ -540,6 +581,19 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
                             "wrong kernel or initrd?); rebuild the bundle", tail(raw.console))
         run.warnings.append("no init_start probe: the init never ran, or could not reach port 0xf4")
     return run
+
+
+def _boot_warnings(bundle: Bundle, raw: RawBoot) -> list[str]:
+    """What the boot's console and channels say that the figures do not: profiled silent,
+    modules skipped, units of an image's own boot that failed."""
+    warnings = []
+    if bundle.profiled is not None and not raw.profiled:
+        warnings.append("profiled sent nothing: is its channel's device in the kernel (ttyS1, virtio_console)?")
+    warnings += [f"module {m[1]} skipped: {m[2]}" for m in _SKIPPED.finditer(raw.console)]
+    if bundle.image_init:
+        view = systemdview.read(raw.console)
+        warnings += [f"unit {unit} failed in the image's boot" for unit in (view["failed"] if view else [])]
+    return warnings
 
 
 def _count_instructions(run: BootRun, raw: RawBoot, spec: BootSpec) -> None:
@@ -630,8 +684,9 @@ def boot_exit(spec: BootSpec, probes: list[str]) -> BootRun:
         else:
             raise _failed_start(raw)
     events = [Event(EXEC, int(base), "host"), *sorted(events, key=lambda e: e.host_time_ns)]
-    return BootRun(events, derive(events, anchored_only=True), [], rss, None, qemu_lifetime_ms=lifetime,
-                   paired_trace_ms=paired, warnings=warnings, qemu_cpu_s=cpu)
+    return BootRun(events=events, phases=derive(events, anchored_only=True), console_probes=[], max_rss_kib=rss,
+                   payload_status=None, qemu_lifetime_ms=lifetime, paired_trace_ms=paired, warnings=warnings,
+                   qemu_cpu_s=cpu)
 
 
 def discover_probes(spec: BootSpec) -> list[str]:

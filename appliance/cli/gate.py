@@ -161,7 +161,7 @@ def _bench(args: argparse.Namespace, target: Any, baseline: RunSet, unit: Unit) 
     max_n = max(args.max_n or plan.n, plan.n)
     looks = compare.looks_for(plan.n, max_n)
     store = store_for(args)
-    out = output_path(args, args.output or f"gate-{Path(args.bench).resolve().name}.json")
+    out = output_path(args.output or f"gate-{Path(args.bench).resolve().name}.json")
     choice = choose_accel(args)
     session = bench.Session(target, choice, replace(plan, n=max_n))  # --restore too: a restore can be gated
 

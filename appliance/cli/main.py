@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -80,23 +81,36 @@ def build_dir() -> Path:
     return given if given.is_absolute() else ROOT / given
 
 
+@dataclass(frozen=True)
+class BuildRequest:
+    """What `appliance build` asks SCons for (the demo asks for the default appliance)."""
+
+    template: str = "benchmark"
+    kernel: str | None = None  # a bzImage of the user's
+    kernel_recipe: str | None = None
+    kernel_compression: str | None = None
+    machine: str | None = None
+    build_dir: str | None = None
+    debug: bool = False
+
+    def argv(self) -> list[str]:
+        words = {"KERNEL": self.kernel and str(Path(self.kernel).resolve()), "KERNEL_RECIPE": self.kernel_recipe,
+                 "KERNEL_COMPRESSION": self.kernel_compression, "MACHINE": self.machine,
+                 "BUILD_DIR": self.build_dir and str(Path(self.build_dir).resolve()),
+                 "VERBOSE": "1" if self.debug else None}
+        scons = shutil.which("scons") or str(Path(sys.executable).parent / "scons")
+        return [scons, "-C", str(ROOT), "-Q", "appliance", f"TEMPLATE={self.template}",
+                *(f"{key}={value}" for key, value in words.items() if value)]
+
+
+def build(request: BuildRequest) -> None:
+    if proc.run(request.argv(), check=False, capture=False).returncode != 0:
+        raise ApplianceError(f"building template {request.template} failed (see the error above)")
+
+
 def cmd_build(args: argparse.Namespace) -> int:
-    scons = shutil.which("scons") or str(Path(sys.executable).parent / "scons")
-    argv = [scons, "-C", str(ROOT), "-Q", "appliance", f"TEMPLATE={args.template}"]
-    if args.kernel:
-        argv.append(f"KERNEL={Path(args.kernel).resolve()}")
-    if getattr(args, "kernel_recipe", None):
-        argv.append(f"KERNEL_RECIPE={args.kernel_recipe}")
-    if getattr(args, "kernel_compression", None):
-        argv.append(f"KERNEL_COMPRESSION={args.kernel_compression}")
-    if getattr(args, "machine", None):
-        argv.append(f"MACHINE={args.machine}")
-    if getattr(args, "build_dir", None):
-        argv.append(f"BUILD_DIR={Path(args.build_dir).resolve()}")
-    if args.debug:
-        argv.append("VERBOSE=1")
-    if proc.run(argv, check=False, capture=False).returncode != 0:
-        raise ApplianceError(f"building template {args.template} failed (see the error above)")
+    build(BuildRequest(args.template, args.kernel, args.kernel_recipe, args.kernel_compression, args.machine,
+                       args.build_dir, args.debug))
     return 0
 
 
@@ -193,7 +207,7 @@ def _warn_busy(runs: list[RunRecord]) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    out = output_path(args, args.output or f"results-{Path(args.bundle).resolve().name}.json")
+    out = output_path(args.output or f"results-{Path(args.bundle).resolve().name}.json")
     doc = _bench(Path(args.bundle), args, out)
     return 1 if doc["failed_runs"] else 0
 
@@ -236,7 +250,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             note := compare.reach_note(max_n, (1 - args.confidence) / len(compare.looks_for(plan.n, max_n)))):
         print(note, file=sys.stderr)
     a, b = load_bundle(args.a, args), load_bundle(args.b, args)
-    out = output_path(args, args.output or "compare.json")
+    out = output_path(args.output or "compare.json")
     store = store_for(args)
     doc = ab.compare_bundles(a, b, choice, plan, question, out, resumed=args.resume)
     result = doc["comparison"]
@@ -260,7 +274,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     channels = [Channel(c) for c in args.channels.split(",")]
     if len(channels) < 2:
         raise ApplianceError("--channels needs at least two channels, e.g. trace,exit")
-    out = output_path(args, args.output or "crosscheck.json")
+    out = output_path(args.output or "crosscheck.json")
     store = store_for(args)
     doc = ab.crosscheck_channels(target, choice, plan, channels, out)
     check = doc["crosscheck"]
@@ -273,12 +287,10 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    build = argparse.Namespace(template="benchmark", kernel=None, kernel_recipe=None, kernel_compression=None,
-                               machine=None, build_dir=None, debug=args.debug)  # --machine applies at boot
-    cmd_build(build)
+    build(BuildRequest(debug=args.debug))  # the default appliance; the demo's --machine applies at boot
     where = build_dir()
     (where / "results").mkdir(parents=True, exist_ok=True)
-    out = output_path(args, str(where / "results" / "benchmark.json"))
+    out = output_path(str(where / "results" / "benchmark.json"))
     if args.clock == "auto":
         args.clock = _demo_clock(args)
     _bench(where / "benchmark", args, out)
@@ -328,7 +340,7 @@ def _inspect_cost(args: argparse.Namespace) -> int:
         raise ApplianceError(f"bundle {args.bundle} does not list its contents by source: rebuild it")
     print(f"pricing {args.bundle}: {args.n} boots each of the bundle, of it with initcall_debug, with a boot-only "
           "initrd and with the init alone, interleaved (+1 warm-up each)", file=sys.stderr)
-    out = output_path(args, args.output or f"cost-{target.name}.json")
+    out = output_path(args.output or f"cost-{target.name}.json")
     host = hostfacts.collect(target.arch)
     without = _kernels_without_fragments(target) if args.fragments else {}
     boots = costboots.boot(target, choose_accel(args), args.n, cost.debug_words(), cost.boot_paths(target.contents),
@@ -635,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         raise  # `appliance ... | head`: entry() ends quietly
     except OSError as exc:  # a disk full, a file gone, a permission: one line (--debug: the traceback)
         error = ApplianceError(_os_error(exc))
-    partial = getattr(args, "results_path", None)
+    partial = output.results_file()
     if partial is not None and partial.is_file() and partial.stat().st_mtime_ns >= started_ns:  # written by this run
         error.args = (f"{error}; the partial results (marked incomplete) are in {partial}",)
     if args.debug:

@@ -17,6 +17,7 @@ from typing import Any
 from appliance import bundle
 from appliance.boot import accel
 from appliance.boot.qemu import Channel
+from appliance.cli import output
 from appliance.cli.fleet import tls_options
 from appliance.clocks import Clock
 from appliance.errors import ApplianceError
@@ -142,11 +143,11 @@ def choose_accel(args: argparse.Namespace) -> accel.AccelChoice:
     return choice
 
 
-def output_path(args: argparse.Namespace, name: str) -> Path:
+def output_path(name: str) -> Path:
     """A results file's path, checked before any boot: a run's results are never lost
     to an output that cannot be written. A failure or interrupt later names it."""
     path = Path(name)
-    args.results_path = path
+    output.writes_results(path)
     if path.is_dir():
         raise ApplianceError(f"output {path} is a directory: give a file name, e.g. {path / 'results.json'}")
     parent = path.parent if str(path.parent) else Path(".")

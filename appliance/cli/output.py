@@ -11,13 +11,25 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-_state: dict[str, Any] = {"json": False, "data": {}}
+_state: dict[str, Any] = {"json": False, "data": {}, "results": None}
 
 
 def start(as_json: bool) -> None:
-    _state.update(json=as_json, data={})
+    _state.update(json=as_json, data={}, results=None)
+
+
+def writes_results(path: Path) -> None:
+    """This verb writes its results to PATH: a failure later names it if it was written
+    (partial results, marked incomplete)."""
+    _state["results"] = path
+
+
+def results_file() -> Path | None:
+    found = _state["results"]
+    return found if isinstance(found, Path) else None
 
 
 def as_json() -> bool:

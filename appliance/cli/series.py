@@ -44,7 +44,7 @@ def cmd_range(args: argparse.Namespace) -> int:
     if not plan.clock.counts and (
             note := compare.reach_note(plan.n, 0.05 / (len(images) - 1), f" for {len(images) - 1} steps at 95%")):
         print(note, file=sys.stderr)
-    out = output_path(args, args.output or f"range-{Path(args.bundle).resolve().name}.json")
+    out = output_path(args.output or f"range-{Path(args.bundle).resolve().name}.json")
     print(f"range: {args.bundle} across {len(images)} kernels, {plan.warmup} warm-up + {plan.n} rounds", file=sys.stderr)
     doc = series.boot_series(target, choice, plan, list(zip(names, images, strict=True)), args.phase, out)
     pairs = [(side["name"], side["runs"]) for side in doc["series"]]

@@ -130,7 +130,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     least = 2 if plan.clock.counts else 3  # a count's range needs two; a rank test three
     if plan.n < least:
         raise ApplianceError(f"tune needs -n of at least {least} boots per variant on the {plan.clock} clock")
-    out = output_path(args, args.output or f"tune-{Path(args.bundle).resolve().name}.json")
+    out = output_path(args.output or f"tune-{Path(args.bundle).resolve().name}.json")
     store = store_for(args)
     host = hostfacts.collect(target.arch)
     workdir = Path(tempfile.mkdtemp(prefix="appliance-tune-"))  # derived kernels (PVH)

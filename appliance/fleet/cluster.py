@@ -19,14 +19,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from appliance.errors import ApplianceError, BootError, Interrupted
 from appliance.fleet import block, ship
 from appliance.fleet.address import Address
 from appliance.fleet.tls import Tls, check_wire, reach
 from appliance.machines import Arch
-from appliance.results import RunRecord
 from appliance.runs import bench
 
 CONNECT_S = 15.0  # how long to try a scheduler before saying it is unreachable
@@ -134,9 +133,11 @@ class Fleet:
             unknown = [d for d in wanted if (worker, d) not in self._holding]
             if not unknown:
                 continue
-            lacking = self._client.run(ship.missing, unknown, workers=[worker])[worker]
+            from appliance.fleet import state  # the worker's side: distributed only when a cluster is used
+
+            lacking = self._client.run(state.missing, unknown, workers=[worker])[worker]
             for digest in lacking:
-                self._client.run(ship.receive, digest, ship.pack(where[digest]), workers=[worker])
+                self._client.run(state.receive, digest, ship.pack(where[digest]), workers=[worker])
                 print(f"fleet: sent {where[digest].name} ({digest[:12]}) to {worker}", file=self.log)
             self._holding.update((worker, d) for d in unknown)
 
@@ -177,10 +178,10 @@ class Fleet:
             total = sum(b.rounds + b.warmup for b in blocks) * len(arms)
             for result in self._run(blocks, arch, arms, where):
                 _merge(sessions, result, str(self.address))
-                who = result["worker"]
-                print(f"fleet: block {result['number']} ({len(result['runs'][0])} boots a side) from "
+                who = result.worker
+                print(f"fleet: block {result.number} ({len(result.runs[0])} boots a side) from "
                       f"{who['host_name']} ({who['address']})", file=self.log, flush=True)
-                done_boots += sum(len(r) for r in result["runs"])
+                done_boots += sum(len(r) for r in result.runs)
                 if progress is not None:
                     progress(done_boots, max(total, done_boots), time.monotonic() - started)
             done = end
@@ -198,7 +199,7 @@ class Fleet:
             print(f"fleet: worker {address} left during wave {wave}; its block ran again on another worker",
                   file=self.log, flush=True)
             for session in sessions:
-                session.fleet.setdefault("lost_workers", []).append({"address": address, "wave": wave})
+                session.note_lost_worker(address, wave)
 
     def _block(self, arms: list[block.Arm], rounds: int, warmup: int) -> block.Block:
         self._blocks += 1
@@ -216,18 +217,18 @@ class Fleet:
         try:
             for future in pending:
                 result = self._result(future, futures[future])
-                if "missing" in result:
-                    worker = result["worker"]["address"]  # a worker that joined after the bundles were sent
+                if result.missing:
+                    worker = result.worker["address"]  # a worker that joined after the bundles were sent
                     self._holding = {(w, d) for w, d in self._holding if w != worker}
                     self._ship(arms, where, [worker])
                     again = client.submit(block.run, futures[future], pure=False, resources={resource(arch): 1})
                     futures[again] = futures[future]
                     pending.add(again)
                     continue
-                if "error" in result:
-                    who = result["worker"]
-                    raise BootError(f"on worker {who['host_name']} ({who['address']}): {result['error']}",
-                                    result.get("console_tail", ""))
+                if result.error:
+                    who = result.worker
+                    raise BootError(f"on worker {who['host_name']} ({who['address']}): {result.error}",
+                                    result.console_tail)
                 yield result
         except KeyboardInterrupt:
             self.cancel(list(futures))
@@ -236,14 +237,16 @@ class Fleet:
             self.cancel(list(futures))
             raise
 
-    def _result(self, future: Any, blk: block.Block) -> dict[str, Any]:
+    def _result(self, future: Any, blk: block.Block) -> block.BlockResult:
         from asyncio import CancelledError
 
         from distributed import KilledWorker
         from distributed.client import FutureCancelledError
 
         try:
-            return dict(future.result())
+            found = future.result()
+            assert isinstance(found, block.BlockResult)
+            return found
         except KilledWorker as exc:
             raise ApplianceError(f"block {blk.number} was lost with every worker that ran it ({exc}): the hosts "
                                  "may be running out of memory; see the workers' logs") from None
@@ -262,9 +265,11 @@ class Fleet:
     def cancel(self, futures: list[Any]) -> None:
         """Cancel FUTURES and end the QEMUs of this run on every worker, as far as the
         cluster can still be reached."""
+        from appliance.fleet import state
+
         try:
             self._client.cancel(futures, force=True)
-            self._client.run(block.abort, self.run_id, on_error="ignore")
+            self._client.run(state.abort, self.run_id, on_error="ignore")
         except Exception as exc:  # noqa: BLE001 - a cluster already gone has nothing left to cancel
             print(f"fleet: could not cancel everything ({exc}); workers end their QEMUs when they exit",
                   file=self.log)
@@ -291,17 +296,8 @@ def _local_cluster(workers: int) -> Any:
                         resources=offers)
 
 
-def _merge(sessions: Sequence[bench.Session], result: dict[str, Any], cluster: str) -> None:
-    """A block's records into the sessions, renumbered, each naming its worker and block."""
-    worker = result["worker"]
-    for session, runs, probes in zip(sessions, result["runs"], result["exit_probes"], strict=True):
-        for record in runs:
-            # a worker's bench.run_record, as the block sent it back
-            session.runs.append(cast(RunRecord, {**record, "index": len(session.runs), "worker": worker,
-                                                 "block": result["number"]}))
-            session.consoles.append("")
-        session.exit_probes = session.exit_probes or probes
-        session.fleet.setdefault("cluster", cluster)
-        session.fleet.setdefault("workers", {})[worker["address"]] = {
-            "name": worker["name"], "host_name": worker["host_name"], "accel": result["accel"],
-            "host": result["host"]}
+def _merge(sessions: Sequence[bench.Session], result: block.BlockResult, cluster: str) -> None:
+    """A block's records into the sessions, each naming its worker and block."""
+    for session, runs, probes in zip(sessions, result.runs, result.exit_probes, strict=True):
+        session.adopt(runs, probes, result.worker, result.number)
+        session.note_worker(cluster, result.worker, result.accel, result.host)

@@ -64,25 +64,17 @@ def pack(path: Path) -> dict[str, bytes] | bytes:
     return {name: (path / name).read_bytes() for name in [MANIFEST, *listed]}
 
 
-# The worker's side. CACHE is set by `appliance worker` (its --cache); None elsewhere.
-CACHE: Path | None = None
+# The worker's side: its bundle cache ROOT (`appliance worker --cache`, fleet/state.py).
 
 
-def _cache() -> Path:
-    if CACHE is None:
-        raise BundleError("this process is not an appliance worker with a bundle cache (start it with "
-                          "`appliance worker`)")
-    return CACHE
+def missing(root: Path, digests: list[str]) -> list[str]:
+    """The pieces among DIGESTS the cache ROOT does not hold."""
+    return [d for d in digests if not (root / d).exists()]
 
 
-def missing(digests: list[str]) -> list[str]:
-    """The pieces among DIGESTS this worker does not hold."""
-    return [d for d in digests if not (_cache() / d).exists()]
-
-
-def receive(digest: str, payload: dict[str, bytes] | bytes) -> None:
-    """Keep a piece sent by a client, after checking it is what its digest says."""
-    root = _cache()
+def receive(root: Path, digest: str, payload: dict[str, bytes] | bytes) -> None:
+    """Keep a piece sent by a client in the cache ROOT, after checking it is what its
+    digest says."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / digest
     if final.exists():
@@ -121,17 +113,16 @@ class MissingPieces(BundleError):
     """A block reached a worker that does not hold its bundle yet (it joined late)."""
 
 
-def materialize(ref: BundleRef) -> Bundle:
-    """The bundle REF names, from this worker's cache, each piece verified against its
+def materialize(root: Path, ref: BundleRef) -> Bundle:
+    """The bundle REF names, from the worker's cache ROOT, each piece verified against its
     digest first (MissingPieces when it lacks some). A piece changed in the cache since it
     arrived (a replaced initrd) is thrown out and reported missing, so the client sends it
     again: a worker never boots one appliance and credits it to another's digest."""
-    root = _cache()
     for digest in ref.pieces:
         if (root / digest).exists() and not _intact(root / digest, digest):
             log.warning("bundle piece %s in %s changed since it arrived: removed, to be sent again", digest[:12], root)
             _discard(root / digest)
-    lacking = missing(ref.pieces)
+    lacking = missing(root, ref.pieces)
     if lacking:
         raise MissingPieces(f"bundle piece(s) {', '.join(d[:12] for d in lacking)} are not in this worker's cache")
     fields = {field: root / sha for field, sha in ref.extras}

@@ -20,7 +20,7 @@ from typing import Any
 from appliance import proc
 from appliance.boot import accel
 from appliance.errors import ApplianceError
-from appliance.fleet import address, block, ship
+from appliance.fleet import address, state
 from appliance.fleet.cluster import resource
 from appliance.fleet.tls import Tls, check_wire, reach
 from appliance.machines import Accel, Arch
@@ -71,23 +71,23 @@ def serve(scheduler: str, *, name: str | None, host_label: str | None, listen: s
     check_wire(f"the scheduler {scheduler}", where.scheme, where.host, tls, insecure)
     check_wire(f"the worker's --listen {listen}", where.scheme, listen, tls, insecure)
     checked = check_host()
-    ship.CACHE = cache
-    block.HOST_LABEL = host_label or socket.gethostname()
+    mine = state.WorkerState(cache, host_label or socket.gethostname())
     for note in checked.notes:
         print(f"worker: {note}", file=log)
     offers = {resource(a): 1.0 for a in checked.arches}
-    print(f"worker: {block.HOST_LABEL}: boots {', '.join(a.value for a in checked.arches)} with "
+    print(f"worker: {mine.host_label}: boots {', '.join(a.value for a in checked.arches)} with "
           f"{checked.accel.accel}; bundle cache {cache}; joining {scheduler}", file=log, flush=True)
-    asyncio.run(_run(scheduler, name, listen, offers, tls.security() if tls is not None else None))
+    asyncio.run(_run(scheduler, name, listen, offers, tls.security() if tls is not None else None, mine))
 
 
-async def _run(scheduler: str, name: str | None, listen: str, offers: dict[str, float], security: Any) -> None:
+async def _run(scheduler: str, name: str | None, listen: str, offers: dict[str, float], security: Any,
+               mine: state.WorkerState) -> None:
     from distributed import Worker
 
     await reach(scheduler, security, "worker", JOIN_TIMEOUT_S)  # Dask's worker would retry for death_timeout
     try:
         async with Worker(scheduler, nthreads=1, name=name, resources=offers, host=listen, security=security,
-                          dashboard=False, death_timeout=DEATH_TIMEOUT_S) as worker:
+                          dashboard=False, death_timeout=DEATH_TIMEOUT_S, plugins=(mine,)) as worker:
             await worker.finished()
     except (OSError, TimeoutError) as exc:
         raise ApplianceError(f"cannot join the Dask scheduler at {scheduler} ({exc}): is `dask scheduler` "

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from appliance import guestlog, results
 from appliance.boot import hostfacts, hostload, measure, perf
@@ -199,6 +199,25 @@ class Session:
         load = hostload.during(cpu_before, hostload.sample(), run.qemu_cpu_s, hostload.load_average(), run.stopped_ms)
         self.runs.append(run_record(index, warmup, run, overhead_ms=overhead, host_load=load, slot=slot))
         self.consoles.append(run.console if plan.keep_consoles else "")
+
+    def adopt(self, records: list[RunRecord], exit_probes: list[str], worker: dict[str, str], block: int) -> None:
+        """Boots another host ran for this session (a fleet's block): renumbered after
+        this session's own, each naming the worker and block that ran it."""
+        for record in records:
+            self.runs.append(cast(RunRecord, {**record, "index": len(self.runs), "worker": worker, "block": block}))
+            self.consoles.append("")
+        self.exit_probes = self.exit_probes or exit_probes
+
+    def note_worker(self, cluster: str, worker: dict[str, str], accel: dict[str, str] | None,
+                    host: dict[str, Any] | None) -> None:
+        """The cluster that ran boots of this session, and a worker's host (fleet.workers)."""
+        self.fleet.setdefault("cluster", cluster)
+        self.fleet.setdefault("workers", {})[worker["address"]] = {
+            "name": worker["name"], "host_name": worker["host_name"], "accel": accel, "host": host}
+
+    def note_lost_worker(self, address: str, wave: int) -> None:
+        """A worker that left the cluster during WAVE (its block ran again elsewhere)."""
+        self.fleet.setdefault("lost_workers", []).append({"address": address, "wave": wave})
 
     def document(self, complete: bool, host: dict[str, Any]) -> RunSet:
         plan = self.plan

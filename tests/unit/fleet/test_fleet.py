@@ -54,57 +54,57 @@ def _bundle(tmp_path):
     return bundles.load(folder)
 
 
-def test_a_bundle_travels_by_digest_and_lands_verified(tmp_path, monkeypatch):
+def test_a_bundle_travels_by_digest_and_lands_verified(tmp_path):
     target = _bundle(tmp_path)
     derived = tmp_path / "pvh-kernel"
     derived.write_bytes(b"derived")
     ref, where = ship.ref_of(target.with_kernel(derived))
     assert ref.digest == target.digest and set(where) == set(ref.pieces)
-    monkeypatch.setattr(ship, "CACHE", tmp_path / "cache")
-    assert ship.missing(ref.pieces) == ref.pieces
+    cache = tmp_path / "cache"
+    assert ship.missing(cache, ref.pieces) == ref.pieces
     for digest in ref.pieces:
-        ship.receive(digest, ship.pack(where[digest]))
-    assert ship.missing(ref.pieces) == []
-    landed = ship.materialize(ref)
+        ship.receive(cache, digest, ship.pack(where[digest]))
+    assert ship.missing(cache, ref.pieces) == []
+    landed = ship.materialize(cache, ref)
     assert landed.kernel.read_bytes() == b"derived" and landed.initrd.read_bytes() == b"i" * 50
     assert landed.digest == target.digest
 
 
-def test_damaged_pieces_are_refused_and_leave_nothing(tmp_path, monkeypatch):
+def test_damaged_pieces_are_refused_and_leave_nothing(tmp_path):
     target = _bundle(tmp_path)
-    monkeypatch.setattr(ship, "CACHE", tmp_path / "cache")
+    cache = tmp_path / "cache"
     files = ship.pack(target.path)
     files["initrd"] = b"x" * 50  # same size, other bytes
     with pytest.raises(BundleError, match="arrived damaged.*initrd"):
-        ship.receive(target.digest, files)
+        ship.receive(cache, target.digest, files)
     with pytest.raises(BundleError, match="another digest"):
-        ship.receive("0" * 64, ship.pack(target.path))
+        ship.receive(cache, "0" * 64, ship.pack(target.path))
     with pytest.raises(BundleError, match="does not match that sha256"):
-        ship.receive(hashlib.sha256(b"a").hexdigest(), b"b")
+        ship.receive(cache, hashlib.sha256(b"a").hexdigest(), b"b")
     assert list((tmp_path / "cache").iterdir()) == []
     with pytest.raises(BundleError, match="not in this worker's cache"):
-        ship.materialize(ship.ref_of(target)[0])
+        ship.materialize(cache, ship.ref_of(target)[0])
 
 
-def test_a_piece_changed_in_the_cache_is_never_booted(tmp_path, monkeypatch):
+def test_a_piece_changed_in_the_cache_is_never_booted(tmp_path):
     """Issue 36: an initrd replaced in a worker's cache after it arrived was booted and
     credited to the original's digest. Now it is thrown out and asked for again."""
     target = _bundle(tmp_path)
     derived = tmp_path / "pvh-kernel"
     derived.write_bytes(b"derived")
     ref, where = ship.ref_of(target.with_kernel(derived))
-    monkeypatch.setattr(ship, "CACHE", tmp_path / "cache")
+    cache = tmp_path / "cache"
     for digest in ref.pieces:
-        ship.receive(digest, ship.pack(where[digest]))
+        ship.receive(cache, digest, ship.pack(where[digest]))
     (tmp_path / "cache" / target.digest / "initrd").write_bytes(b"I" * 50)  # same size, another appliance
     (tmp_path / "cache" / ref.extras[0][1]).write_bytes(b"tampered")
     with pytest.raises(ship.MissingPieces) as raised:
-        ship.materialize(ref)
+        ship.materialize(cache, ref)
     assert target.digest[:12] in str(raised.value) and ref.extras[0][1][:12] in str(raised.value)
-    assert ship.missing(ref.pieces) == ref.pieces  # both go, so the client sends them again
+    assert ship.missing(cache, ref.pieces) == ref.pieces  # both go, so the client sends them again
     for digest in ref.pieces:
-        ship.receive(digest, ship.pack(where[digest]))
-    assert ship.materialize(ref).initrd.read_bytes() == b"i" * 50
+        ship.receive(cache, digest, ship.pack(where[digest]))
+    assert ship.materialize(cache, ref).initrd.read_bytes() == b"i" * 50
 
 
 def test_stratified_statistics_pool_hosts_of_different_speed():
