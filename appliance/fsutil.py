@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -182,3 +184,26 @@ def hold(path: Path, what: str, shared: bool = False) -> None:
 
 
 _HELD: list[contextlib.AbstractContextManager[None]] = []
+
+
+def os_error_line(exc: OSError, target: Path | None = None, *, doing: str = "",
+                  advice: str = "free space there (or set TMPDIR for temporary files)") -> str:
+    """One line for a file error while DOING something (to TARGET), naming the file it
+    hit. A full disk names the disk that is full, which need not hold the file the error
+    names (a build reads the cache and writes the build folder: they may be two disks),
+    and says ADVICE."""
+    where = Path(exc.filename) if exc.filename else target
+    if exc.errno == errno.ENOSPC:
+        full = next((p for p in (where, target) if p is not None and nearly_full(p)), target or where)
+        disk = f" holding {full}" if full is not None else ""
+        return f"no space left on the disk{disk}{f' ({doing})' if doing else ''}: {advice}"
+    lead = f"{doing}: " if doing else ""
+    return f"{lead}{exc.strerror or exc}{f' ({where})' if where is not None else ''}"
+
+
+def nearly_full(path: Path) -> bool:
+    """Whether the disk holding PATH (or its nearest existing folder) has under 1 MiB free."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return shutil.disk_usage(folder).free < 1 << 20
+    return False

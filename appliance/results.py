@@ -378,37 +378,32 @@ def read(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _labelled(doc: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(label, run set) of each side of DOC, in the document's order. Read leniently (a
+    side may be missing or malformed: shape_problem reports it), written once for
+    labelled_sides and sides."""
+    found = kind(doc)
+    if found == "compare":
+        return [("A", doc.get("a")), ("B", doc.get("b"))]
+    if found == "tune":
+        return [("base", doc.get("base")), *(doc.get("variants") or {}).items()]
+    if found == "series":
+        return [((side.get("name") or side.get("kernel") or f"#{i}") if isinstance(side, dict) else f"#{i}", side)
+                for i, side in enumerate(doc.get("series") or [])]
+    if found in ("crosscheck", "bisect"):
+        return list((doc.get("channels" if found == "crosscheck" else "sides") or {}).items())
+    return [("", doc)]  # a bench, analysis or cost document is a run set
+
+
 def labelled_sides(doc: Mapping[str, Any]) -> dict[str, RunSet]:
     """The run sets of DOC by a label a person reads: A/B, base and each knob, each kernel
     of a series, each channel; "" for a plain run set (bench, analysis)."""
-    found = kind(doc)
-    if found == "compare":
-        return {"A": doc["a"], "B": doc["b"]}
-    if found == "tune":
-        return {"base": doc["base"], **doc.get("variants", {})}
-    if found == "series":
-        return {side.get("name") or side["kernel"]: side for side in doc["series"]}
-    if found == "crosscheck":
-        return dict(doc["channels"])
-    if found == "bisect":
-        return dict(doc["sides"])
-    return {"": cast(RunSet, doc)}  # a bench, analysis or cost document is a run set (read checked it)
+    return {label: cast(RunSet, side) for label, side in _labelled(doc)}
 
 
 def sides(doc: Mapping[str, Any]) -> list[Any]:
-    """The run sets of a results document (see labelled_sides)."""
-    found = kind(doc)
-    if found == "compare":
-        return [doc.get("a"), doc.get("b")]
-    if found == "series":
-        return list(doc.get("series") or [])
-    if found == "tune":
-        return [doc.get("base"), *(doc.get("variants") or {}).values()]
-    if found == "crosscheck":
-        return list((doc.get("channels") or {}).values())
-    if found == "bisect":
-        return list((doc.get("sides") or {}).values())
-    return [doc]
+    """The run sets of a results document, in order (see labelled_sides)."""
+    return [side for _, side in _labelled(doc)]
 
 
 def main_side(doc: Mapping[str, Any]) -> RunSet:

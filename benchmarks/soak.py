@@ -78,23 +78,31 @@ def wait_for(predicate, limit: float = 30.0):  # type: ignore[no-untyped-def]
     return None
 
 
-def inject(fault: str, tmp: Path, rng: random.Random) -> None:
-    """Run in a thread during one boot: wait until QEMU runs, then do FAULT to it."""
+def inject(fault: str, tmp: Path, rng: random.Random, latest: float = 2.0) -> None:
+    """Run in a thread during one boot: wait until QEMU runs, then do FAULT to it, within
+    LATEST seconds (a boot: in firmware, kernel or init; a restore is over sooner)."""
     pids = wait_for(our_qemus)
     if not pids:
         return
-    time.sleep(rng.uniform(0.3, 2.0))  # somewhere in firmware, kernel or init
+    time.sleep(rng.uniform(0.15 * latest, latest))
+    try:
+        _do(fault, pids[0], tmp, rng)
+    except ProcessLookupError:  # the boot ended first (a restore takes well under a second)
+        pass
+
+
+def _do(fault: str, pid: int, tmp: Path, rng: random.Random) -> None:
     if fault == "kill":
-        os.kill(pids[0], signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     elif fault == "console":
         for console in tmp.glob("appliance-boot-*/console.log"):
             console.unlink(missing_ok=True)
     elif fault == "filling":
         fill(tmp / "filler")
     elif fault == "pause":
-        os.kill(pids[0], signal.SIGSTOP)
+        os.kill(pid, signal.SIGSTOP)
         time.sleep(rng.uniform(2.0, 4.0))
-        os.kill(pids[0], signal.SIGCONT)
+        os.kill(pid, signal.SIGCONT)
 
 
 def fill(path: Path) -> None:
@@ -139,7 +147,8 @@ def main() -> None:
             filler = tmp / "filler"
             if fault == "full":  # leave no room for the boot's console and trace
                 fill(filler)
-            thread = threading.Thread(target=inject, args=(fault, tmp, rng), daemon=True) if fault in (
+            latest = 0.1 if args.restore else 2.0  # a restore runs about 0.13 s
+            thread = threading.Thread(target=inject, args=(fault, tmp, rng, latest), daemon=True) if fault in (
                 "kill", "console", "filling", "pause") else None
             if thread:
                 thread.start()

@@ -10,7 +10,6 @@ tests/unit/test_layers.py checks it).
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -191,21 +190,8 @@ def _drop_unfinished(config: BuildConfig) -> None:
 
 
 def os_error_line(exc: OSError, target: Path) -> str:
-    """One line for a file error while building TARGET, naming the file it hit (the
-    build folder and the cache can be on different disks: say which one is full)."""
-    where = Path(exc.filename) if exc.filename else target
-    if exc.errno == errno.ENOSPC:  # the error may name the file read (the cache's), not the disk that is full
-        full = next((p for p in (where, target) if _nearly_full(p)), target)
-        return f"no space left on the disk holding {full} (building {target}): free space there, or set BUILD_DIR"
-    return f"building {target}: {exc.strerror or exc} ({where})"
-
-
-def _nearly_full(path: Path) -> bool:
-    """Whether the disk holding PATH (or its nearest existing folder) has under 1 MiB free."""
-    for folder in (path, *path.parents):
-        if folder.exists():
-            return shutil.disk_usage(folder).free < 1 << 20
-    return False
+    """One line for a file error while building TARGET (fsutil.os_error_line)."""
+    return fsutil.os_error_line(exc, target, doing=f"building {target}", advice="free space there, or set BUILD_DIR")
 
 
 def configure(env: Any) -> BuildConfig:

@@ -4,6 +4,7 @@ unix:PATH,server=on,wait=off`); we connect once it does."""
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,24 @@ class Monitor:
             self.client = client
             return True
 
+        self.vm = vm
         vm.wait_ready(listening, deadline, "its monitor (QMP)")
 
     def command(self, name: str, **arguments: Any) -> Any:
         try:
             return self.client.cmd(name, **arguments)
         except Exception as exc:  # noqa: BLE001 - the library's errors: one line for the user
-            raise BootError(f"QEMU's monitor refused {name}: {exc}") from None
+            raise BootError(self._gone(name) or f"QEMU's monitor refused {name}: {exc}") from None
+
+    def _gone(self, name: str) -> str | None:
+        """Why the monitor went away when QEMU itself ended (killed from outside, or its
+        own failure), rather than the library's "Disconnected"."""
+        child = self.vm.child
+        code = child.poll() if child is not None else None
+        if code is None:
+            return None
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        return f"QEMU {how} while its monitor was asked {name} (from outside the runner?)"
 
     def pass_file(self, fd: int, name: str) -> None:
         """Hand QEMU an open file descriptor (SCM_RIGHTS over the monitor's socket) under

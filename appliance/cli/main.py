@@ -7,7 +7,6 @@ The verbs and their defaults come from the parser itself (`appliance --help`).
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from appliance import __version__, bundle, proc, results
+from appliance import __version__, bundle, fsutil, proc, results
 from appliance.assemble import apt, kernel, pkglock
 from appliance.assemble.template import KERNEL_COMPRESSIONS, Kernel
 from appliance.boot import hostfacts, hostload, measure
@@ -617,13 +616,6 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _os_error(exc: OSError) -> str:
-    where = f" ({exc.filename})" if exc.filename else ""
-    if exc.errno == errno.ENOSPC:
-        return f"no space left on the disk{where}: free space there (or set TMPDIR for temporary files)"
-    return f"{exc.strerror or exc}{where}"
-
-
 def _sigterm(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
@@ -646,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         raise  # `appliance ... | head`: entry() ends quietly
     except OSError as exc:  # a disk full, a file gone, a permission: one line (--debug: the traceback)
-        error = ApplianceError(_os_error(exc))
+        error = ApplianceError(fsutil.os_error_line(exc))
     partial = output.results_file()
     if partial is not None and partial.is_file() and partial.stat().st_mtime_ns >= started_ns:  # written by this run
         error.args = (f"{error}; the partial results (marked incomplete) are in {partial}",)

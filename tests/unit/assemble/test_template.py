@@ -147,11 +147,11 @@ def test_a_full_disk_while_building_names_the_disk_that_is_full(monkeypatch):
     assert line.startswith("no space left on the disk holding build/benchmark/initrd")
     # the error names the cache's file that was read; the disk that is full is the target's
     cache = OSError(errno.ENOSPC, "No space left on device", "/root/.cache/appliance/kernels/x")
-    monkeypatch.setattr("appliance.assemble.recipes._nearly_full", lambda p: str(p).startswith("build/"))
+    monkeypatch.setattr("appliance.fsutil.nearly_full", lambda p: str(p).startswith("build/"))
     assert "holding build/benchmark/kernel (building build/benchmark/kernel)" in os_error_line(
         cache, Path("build/benchmark/kernel"))
     # and when the cache's disk is the full one, that is the one named
-    monkeypatch.setattr("appliance.assemble.recipes._nearly_full", lambda p: str(p).startswith("/root/"))
+    monkeypatch.setattr("appliance.fsutil.nearly_full", lambda p: str(p).startswith("/root/"))
     assert "holding /root/.cache/appliance/kernels/x (building build/benchmark/kernel)" in os_error_line(
         cache, Path("build/benchmark/kernel"))
 
