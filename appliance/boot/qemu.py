@@ -236,6 +236,10 @@ def check_pe(path: Path) -> None:
         raise BootError(f"{path} is not an EFI program (no MZ/PE header): rebuild the bundle")
 
 
+# machines whose ACPI tables QEMU 7.2 gives a VMGENID device (not microvm's)
+VMGENID_MACHINES = frozenset({Machine.PC_SEABIOS, Machine.Q35_QBOOT, Machine.Q35_OVMF})
+
+
 def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
          host_ports: dict[Forward, int] | None = None) -> list[str]:
     """The full command line for the boot SPEC describes.
@@ -305,8 +309,12 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
 
         assert files.insns is not None, "a counting clock's boot names its report file"
         args += qemu_args(spec.clock, counting_plugin(spec), files.insns, spec.sample_every)
-    if files.qmp is not None:
+    if files.qmp is not None:  # a snapshot is taken, or restored
         args += ["-qmp", f"unix:{files.qmp},server=on,wait=off"]
+        if bundle.machine in VMGENID_MACHINES:
+            # a generation ID new at each launch: on a restore QEMU writes it into the guest
+            # and notifies it through ACPI, and Linux's vmgenid driver reseeds its CRNG
+            args += ["-device", "vmgenid,guid=auto"]
     if spec.restore is not None:  # paused (-S); the runner hands QEMU the state's descriptor, then continues it
         args += ["-S", "-incoming", "defer"]
     if channel is Channel.EXIT:

@@ -56,8 +56,12 @@ class Monitor:
         code = child.poll() if child is not None else None
         if code is None:
             return None
-        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
-        return f"QEMU {how} while its monitor was asked {name} (from outside the runner?)"
+        if code == 0:
+            return (f"the guest powered off before QEMU's monitor was asked {name}: it ran past the snapshot's point "
+                    "and ended; take the snapshot where the guest goes on working")
+        if code < 0:
+            return f"QEMU was killed by {signal.Signals(-code).name} while its monitor was asked {name} (from outside)"
+        return f"QEMU exited with status {code} while its monitor was asked {name}"
 
     def pass_file(self, fd: int, name: str) -> None:
         """Hand QEMU an open file descriptor (SCM_RIGHTS over the monitor's socket) under
