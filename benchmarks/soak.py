@@ -183,7 +183,9 @@ def take_snapshot(target: bundle.Bundle, folder: Path) -> Any:
     return snapshot.load(folder)
 
 
-FLEET_FAULTS = ("kill-worker", "damage-cache", "pause-qemu")
+# in this order: a worker's cache damaged, then the other worker killed, so that its block
+# runs again on the damaged one, which must find the damage before it boots
+FLEET_FAULTS = ("pause-qemu", "damage-cache", "kill-worker")
 
 
 def fleet(n: int, scons: str, rng: random.Random) -> None:
@@ -201,13 +203,15 @@ def fleet(n: int, scons: str, rng: random.Random) -> None:
                                   "--warmup", "0", "--accel", "tcg", "--keep-going", "-o", str(out), "--no-record",
                                   *running.client_args()], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True)
-        for fault in rng.sample(FLEET_FAULTS, len(FLEET_FAULTS)):
-            time.sleep(rng.uniform(5, 20))
+        damaged: list[str] = []
+        for fault in FLEET_FAULTS:
+            time.sleep(rng.uniform(4, 10))
             if bench.poll() is not None:
                 break
-            done[fault] = fleet_fault(fault, running, rng)
+            done[fault] = fleet_fault(fault, running, rng, damaged)
         stdout, stderr = bench.communicate(timeout=3600)
         left = [pid for label in running.workers for pid in running.qemus(label)]
+        discarded = sum(running.log(label).count("changed since it arrived") for label in running.workers)
     doc = results.read(out)
     runs = doc["runs"]
     failed = [r for r in runs if not r["ok"]]
@@ -220,25 +224,30 @@ def fleet(n: int, scons: str, rng: random.Random) -> None:
     print(f"- lost workers listed: {(doc.get('fleet') or {}).get('lost_workers', [])}")
     print(f"- workers that ran boots: {sorted({r['worker']['name'] for r in runs if 'worker' in r})}")
     print(f"- QEMU processes left on the workers: {len(left)}")
+    print(f"- damaged cache pieces the workers found and threw out before booting: {discarded}")
     print(f"- the bench's last line: {(stderr.strip().splitlines() or [''])[-1][:200]}")
     subprocess.run(["rm", "-rf", str(build)], check=False)
 
 
-def fleet_fault(fault: str, running: Any, rng: random.Random) -> str:
-    """Do FAULT to the running fleet; say what was done."""
+def fleet_fault(fault: str, running: Any, rng: random.Random, damaged: list[str]) -> str:
+    """Do FAULT to the running fleet; say what was done. DAMAGED: the workers whose cache
+    was damaged (a kill goes to another one)."""
     label = rng.choice(sorted(running.workers))
     if fault == "kill-worker":
+        label = next((w for w in sorted(running.workers) if w not in damaged), label)
         running.workers[label].kill()
         running.workers[label].wait()
         running.start_worker(label)
         return f"worker {label} killed (SIGKILL) and started again"
     if fault == "damage-cache":
+        label = next((w for w in sorted(running.workers) if any(running.cache(w).rglob("initrd"))), label)
         pieces = [p for p in running.cache(label).rglob("initrd") if p.is_file()]
         if not pieces:
             return f"worker {label} had no cached initrd yet: nothing damaged"
         data = bytearray(pieces[0].read_bytes())
         data[len(data) // 2] ^= 0xFF
         pieces[0].write_bytes(bytes(data))
+        damaged.append(label)
         return f"a byte of {pieces[0].name} in worker {label}'s cache flipped"
     pids = running.qemus(label)
     if not pids:

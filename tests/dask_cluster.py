@@ -64,7 +64,7 @@ class Cluster:
         return self.root / f"cache-{label}"
 
     def start_worker(self, label: str) -> None:
-        with open(self.root / f"worker-{label}.log", "wb") as log:  # the worker keeps its own copy of the fd
+        with open(self.root / f"worker-{label}.log", "ab") as log:  # the worker keeps its own copy of the fd; a restart appends
             self.workers[label] = subprocess.Popen(
                 [sys.executable, "-m", "appliance", "worker", self.address, "--name", label,
                  "--host-label", label, "--cache", str(self.cache(label)), *tls_args(self.certs, "worker")],
