@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import io
 import re
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pyfdt.pyfdt import Fdt, FdtBlobParse, FdtNode, FdtProperty, FdtPropertyStrings
 
 from appliance import proc
-from appliance.machines import Arch
+from appliance.assemble.template import ProfiledChannel, RootDisk, Template
+from appliance.fsutil import atomic_write
+from appliance.machines import Arch, profile
 
 
 class DeviceTreeError(ValueError):
@@ -142,3 +146,33 @@ def qemu_version(arch: Arch) -> str:
     """The version of the QEMU whose device tree a bundle of ARCH carries (a tree dumped
     by another QEMU may differ: the bundle is rebuilt when it changes)."""
     return proc.run([proc.find_tool(arch.qemu), "--version"], timeout=30).stdout.splitlines()[0]
+
+
+def virtio_devices(template: Template) -> int:
+    """How many virtio-mmio devices the runner attaches to a bundle of TEMPLATE."""
+    return int(template.root is not RootDisk.NONE) + int(template.network) + int(template.profiled is ProfiledChannel.VIRTIO)
+
+
+def board_dtb(template: Template, target: Path, cmdline: str) -> dict[str, Any]:
+    """QEMU's own device tree for the bundle's machine (dumped by QEMU for the same
+    machine, CPU, memory and vCPUs the runner starts), with /chosen set and, unless the
+    template says `prune = false`, what the appliance does not use removed; written to
+    TARGET. Returns what bundle.json records of it."""
+    arch = template.arch
+    qemu = proc.find_tool(arch.qemu)
+    machine = profile(template.machine).qemu_args
+    with tempfile.TemporaryDirectory(prefix="appliance-dtb-") as tmp:
+        dumped = Path(tmp) / "qemu.dtb"
+        proc.run([qemu, machine[0], f"{machine[1]},dumpdtb={dumped}", "-cpu", "max", "-m", str(template.memory_mib),
+                  "-smp", str(template.cpus), "-nodefaults", "-display", "none"], timeout=60)
+        tree = parse(dumped.read_bytes())
+    before = summary(tree)
+    removed = prune(tree, Pruning(virtio_devices(template))) if template.dtb_prune else []
+    set_chosen(tree, cmdline, STDOUT_PATH)
+    blob = to_dtb(tree)
+    atomic_write(target, blob)
+    after = summary(tree)
+    print(f"  device tree: {after['nodes']} nodes ({before['nodes']} in QEMU's), {len(blob)} bytes")
+    return {"source": f"{arch.qemu} {' '.join(machine)} dumpdtb", "qemu": qemu_version(arch),
+            "pruned": template.dtb_prune, "removed": removed, "nodes": after["nodes"], "nodes_qemu": before["nodes"],
+            "compatible": after["compatible"]}

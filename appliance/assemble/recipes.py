@@ -15,25 +15,24 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from appliance import __version__, bundle, fsutil, netspec, proc
+from appliance import __version__, bundle, fsutil, proc
 from appliance.assemble import (
     cache,
     devicetree,
+    drivers,
     firmware,
     guestprog,
     imageinit,
     initramfs,
     kernel,
     kernels,
-    kmod,
-    modfiles,
+    manifest,
     oci,
     packages,
     pieces,
@@ -44,11 +43,9 @@ from appliance.assemble import (
 )
 from appliance.assemble.config import BuildConfig
 from appliance.assemble.template import (
-    PROFILED_DEVICES,
     TEMPLATES,
     Kernel,
     KernelCompression,
-    ProfiledChannel,
     RootDisk,
     RootFormat,
     Template,
@@ -59,7 +56,7 @@ from appliance.assemble.template import (
 )
 from appliance.errors import ApplianceError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
-from appliance.machines import TRANSPORTS, Arch, Machine, cmdline_problem, profile
+from appliance.machines import Arch, Machine, profile
 from appliance.paths import ROOT
 
 PACKAGE = ROOT / "appliance"
@@ -118,8 +115,9 @@ CODE = {
                "assemble/compress", "assemble/pieces", "assemble/layout", "assemble/kmod", "assemble/modfiles",
                "assemble/packages", "assemble/sources", "assemble/apt", "assemble/pkglock", "assemble/elfclosure",
                "assemble/rootdisk", "assemble/template", "assemble/oci", "assemble/licenses", "assemble/imageinit",
-               "netspec", "probes"),
+               "assemble/drivers", "netspec", "probes"),
     "bundle": ("assemble/recipes", "assemble/kernels", "assemble/devicetree", "assemble/guestprog", "assemble/uki",
+               "assemble/manifest",
                "bundle", "probes", "machines", "netspec"),
     "release": ("assemble/release", "assemble/uki", "bundle"),
 }
@@ -282,59 +280,6 @@ def copy_kernel(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     print(f"  kernel: {image.stat().st_size} bytes")
 
 
-def modules_for(template: Template, files: kernel.KernelFiles) -> tuple[list[modfiles.ModuleFile], list[str]]:
-    """The template's module closure, prepared for the initrd, and the virtio transports
-    the kernel has (built in, or shipped in that closure)."""
-    if not template.modules and (not device_drivers(template) or files.modules is None):
-        # nothing asked, or a kernel without modules: its drivers are built in
-        return [], _transports(files, None, set())
-    if files.modules is None or not files.modules.is_dir():
-        raise kmod.ModuleError(f"template {template.name} asks for modules but kernel {files.release} "
-                               "has no modules directory (give MODULES=... with KERNEL=...)")
-    if files.modules.name != files.release:
-        raise kmod.ModuleError(f"modules directory {files.modules} is for {files.modules.name}, "
-                               f"the kernel is {files.release}: give the matching MODULES=")
-    index = kmod.load_index(files.modules)
-    names = module_closure(template, index)
-    prepared = modfiles.prepare(index, files.modules, names, template.modules_strip,
-                                check=lambda path: kernel.check_cached(files, path))
-    return prepared, _transports(files, index, set(names))
-
-
-def _transports(files: kernel.KernelFiles, index: kmod.ModuleIndex | None, shipped: set[str]) -> list[str]:
-    """The virtio transports the bundle's kernel has: built in, or among the shipped modules."""
-    if index is None:
-        if files.modules is None or not (files.modules / "modules.dep").is_file():
-            return []
-        index = kmod.load_index(files.modules)
-    return [t for t in TRANSPORTS if t in index.builtin or t in shipped]
-
-
-def module_closure(template: Template, index: kmod.ModuleIndex) -> list[str]:
-    """The template's modules in load order, with the virtio transport of the machine it
-    is built for when it uses virtio (a disk template built for q35 needs virtio_pci,
-    which it does not name because microvm, the default, uses virtio_mmio)."""
-    blocked = template.modules_blocked if template.modules_blocked is not None else kmod.DEFAULT_BLOCKED
-    roots = kmod.select(index, template.modules, blocked)
-    for driver, why in device_drivers(template):
-        if driver in index.paths:
-            roots.add(driver)
-        elif driver not in index.builtin:
-            raise kmod.ModuleError(f"template {template.name} has {why}, and kernel {index.release} has no "
-                                   f"{driver} driver (neither built in nor a module): use a kernel with it")
-    transport = profile(template.machine).virtio_transport
-    # a virtio driver in the closure (virtio core itself may be built in, as on arm64)
-    if transport in index.paths and any(name.startswith("virtio") for name in kmod.closure(index, roots, blocked)):
-        roots |= {transport}
-    return kmod.closure(index, roots, blocked)
-
-
-def device_drivers(template: Template) -> list[tuple[str, str]]:
-    """The drivers the VM's devices need beyond the template's own module rules, each
-    with the template setting that adds the device."""
-    return [("virtio_net", "[network]")] if template.network else []
-
-
 def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     """The initrd (and the root disk's image), and the facts make_bundle records of them:
     every file with its source, the sizes, the kernel's release and virtio transports."""
@@ -343,7 +288,7 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     built = {p.name: p.read_bytes() for p in (Path(str(s)).resolve() for s in source) if p.parent == programs}
     init = built.pop("init")
     files = kernels.files(config)
-    modules, transports = modules_for(template, files)
+    modules, transports = drivers.modules_for(template, files)
     extra, debian = packages.placed(template, kernel.cache_dir()) if template.has_packages else ([], [])
     if template.image is not None:  # the image's files, and what its config says to run
         container = oci.load(template.image[1], template.image[0], Path(template.folder), template.arch)
@@ -413,10 +358,7 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     template = config.template
     folder = Path(str(target[0])).parent
     facts = json.loads(config.facts_path.read_text())  # make_initrd's, a declared source of this target
-    cmdline = " ".join(filter(None, (profile(template.machine).cmdline, "panic=-1", template.cmdline)))
-    problem = cmdline_problem(cmdline)
-    if problem:
-        raise TemplateError(f"template {template.name}: {problem} ([vm] cmdline with the machine's own words)")
+    cmdline = manifest.cmdline(template)
     build = {
         "template": template.to_dict(),
         "kernel": kernels.facts(config, facts["kernel_release"]),
@@ -429,7 +371,7 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     }
     if template.machine is not Machine.Q35_QBOOT:  # left by an earlier MACHINE=q35-qboot build
         (folder / "firmware.bin").unlink(missing_ok=True)
-    tree = board_dtb(config, folder / bundle.DTB, cmdline) if template.arch is Arch.AARCH64 else None
+    tree = devicetree.board_dtb(template, folder / bundle.DTB, cmdline) if template.arch is Arch.AARCH64 else None
     if tree is None:
         (folder / bundle.DTB).unlink(missing_ok=True)  # left by an earlier ARCH=aarch64 build
     carries_uki = template.machine is Machine.Q35_OVMF
@@ -438,69 +380,9 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
                   folder / bundle.UKI, config.source_date_epoch)
     else:
         (folder / bundle.UKI).unlink(missing_ok=True)  # left by an earlier MACHINE=q35-ovmf build
-    bundle.write_manifest(folder, bundle.Spec(
-        name=template.name, cmdline=cmdline, cmdline_base=" ".join(filter(None, ("panic=-1", template.cmdline))),
-        machine=template.machine, memory_mib=template.memory_mib, cpus=template.cpus, user_probes=template.probes,
-        build=build, disks=() if template.root is RootDisk.NONE else (("rootfs.img", template.root.value),),
-        firmware=template.machine is Machine.Q35_QBOOT, device_tree=tree, uki=carries_uki,
-        virtio_transports=tuple(facts["virtio_transports"]),
-        kernel_acpi=not config.minimal,  # tinyconfig + our fragments: no ACPI (see qemu.argv)
-        network=network_facts(template).get("network"), service=network_facts(template).get("service"),
-        profiled=profiled_facts(template),
-        image_init={"units": list(template.image_units)} if template.image_init else None))
+    bundle.write_manifest(folder, manifest.spec(template, build=build, transports=facts["virtio_transports"],
+                                                device_tree=tree, uki=carries_uki, minimal_kernel=config.minimal))
     print(f"  bundle {folder} ready")
-
-
-def profiled_facts(template: Template) -> dict[str, Any] | None:
-    """What the runner needs to read profiled: its channel, the guest device, the sampling."""
-    if not template.profiled:
-        return None
-    return {"channel": template.profiled, "device": PROFILED_DEVICES[template.profiled],
-            "sample_ms": template.profiled_sample_ms}
-
-
-def virtio_devices(template: Template) -> int:
-    """How many virtio-mmio devices the runner attaches to a bundle of TEMPLATE."""
-    return (template.root is not RootDisk.NONE) + template.network + (template.profiled is ProfiledChannel.VIRTIO)
-
-
-def board_dtb(config: BuildConfig, target: Path, cmdline: str) -> dict[str, Any]:
-    """QEMU's own device tree for the bundle's machine (dumped by QEMU for the same
-    machine, CPU, memory and vCPUs the runner starts), with /chosen set and, unless the
-    template says `prune = false`, what the appliance does not use removed; written to
-    TARGET. Returns what bundle.json records of it."""
-    template = config.template
-    arch = template.arch
-    qemu = proc.find_tool(arch.qemu)
-    machine = profile(template.machine).qemu_args
-    with tempfile.TemporaryDirectory(prefix="appliance-dtb-") as tmp:
-        dumped = Path(tmp) / "qemu.dtb"
-        proc.run([qemu, machine[0], f"{machine[1]},dumpdtb={dumped}", "-cpu", "max", "-m", str(template.memory_mib),
-                  "-smp", str(template.cpus), "-nodefaults", "-display", "none"], timeout=60)
-        tree = devicetree.parse(dumped.read_bytes())
-    before = devicetree.summary(tree)
-    removed = devicetree.prune(tree, devicetree.Pruning(virtio_devices(template))) if template.dtb_prune else []
-    devicetree.set_chosen(tree, cmdline, devicetree.STDOUT_PATH)
-    blob = devicetree.to_dtb(tree)
-    atomic_write(target, blob)
-    after = devicetree.summary(tree)
-    print(f"  device tree: {after['nodes']} nodes ({before['nodes']} in QEMU's), {len(blob)} bytes")
-    return {"source": f"{arch.qemu} {' '.join(machine)} dumpdtb", "qemu": devicetree.qemu_version(arch),
-            "pruned": template.dtb_prune, "removed": removed, "nodes": after["nodes"], "nodes_qemu": before["nodes"],
-            "compatible": after["compatible"]}
-
-
-def network_facts(template: Template) -> dict[str, Any]:
-    """bundle.json's network and service settings: what the runner sets up and checks."""
-    facts: dict[str, Any] = {}
-    if template.network:
-        facts["network"] = {"forwards": [f.spec() for f in template.forwards], "restrict": template.restrict,
-                            "control": netspec.CONTROL_PORT,
-                            "guest": {"interface": netspec.INTERFACE, "address": netspec.GUEST_ADDRESS,
-                                      "netmask": netspec.NETMASK, "gateway": netspec.GATEWAY, "dns": netspec.DNS}}
-    if template.ready:
-        facts["service"] = {"ready": template.ready.spec(), "send": template.send}
-    return facts
 
 
 def prepare_qboot(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
