@@ -14,7 +14,7 @@ from appliance import results
 from appliance.store import db, query, record
 from tests.conftest import ROOT
 from tests.postgres import server
-from tests.unit.runs.test_compare import fake_run
+from tests.unit.store.test_record import bench_doc
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +32,6 @@ def store_url(request, tmp_path):
     with engine.begin() as connection:  # each test starts from an empty store
         connection.execute(text("DELETE FROM phases; DELETE FROM run_sets; DELETE FROM documents"))
     return url
-
-
-def bench_doc(kernel_ms, n=6, name="benchmark", host="host-a"):
-    runs = [fake_run(i, kernel_ms + 3 * i, 25) for i in range(n)]
-    doc = results.run_set(host={"host_name": host, "cpu_model": "cpu", "qemu_version": "QEMU 7.2"},
-                          accel={"used": "tcg", "reason": ""},
-                          bundle={"path": f"build/{name}", "name": name, "digest": "d" * 64, "machine": "microvm",
-                                  "cpus": 1, "memory_mib": 256, "arch": "x86_64", "kernel_release": "6.1"},
-                          settings={"channel": "trace"}, runs=runs, complete=True)
-    return doc
 
 
 def test_a_run_set_is_recorded_once_with_a_row_per_boot_and_phase(store_url):
