@@ -40,14 +40,14 @@ class Decision:
     confidence: float
     n_baseline: int
     n_candidate: int
-    median_baseline: float | None
-    median_candidate: float | None
-    ratio: float | None  # candidate / baseline medians
-    ci: tuple[float, float] | None  # of the ratio, at the gate's level
-    p_value: float | None
-    boots_needed: int | None  # per side, for an inconclusive gate
     reason: str
     unit: str = Unit.MS.value  # what decided: ms (wall clock) or instructions (the instruction clock)
+    median_baseline: float | None = None  # None: too few boots to compare
+    median_candidate: float | None = None
+    ratio: float | None = None  # candidate / baseline medians
+    ci: tuple[float, float] | None = None  # of the ratio, at the gate's level
+    p_value: float | None = None
+    boots_needed: int | None = None  # per side, for an inconclusive gate
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,16 +65,17 @@ def decide(baseline: list[results.RunRecord], candidate: list[results.RunRecord]
     least = compare.MIN_COUNTED if unit is Unit.INSTRUCTIONS else MIN_BOOTS
     if row is None:
         n_a, n_b = len(results.counted(baseline)), len(results.counted(candidate))
-        return Decision(INCONCLUSIVE, phase, threshold, confidence, n_a, n_b, None, None, None, None, None, least,
-                        f"{phase} needs at least {least} good boots a side with its {unit} (baseline {n_a}, "
-                        f"candidate {n_b})", unit.value)
+        return Decision(INCONCLUSIVE, phase, threshold, confidence, n_a, n_b, unit=unit.value, boots_needed=least,
+                        reason=f"{phase} needs at least {least} good boots a side with its {unit} (baseline {n_a}, "
+                               f"candidate {n_b})")
     ratio, p = float(row["ratio"]), (None if row["p_value"] is None else float(row["p_value"]))
     ci = (float(row["ci"][0]), float(row["ci"][1]))
     limit = 1 + threshold
 
     def made(verdict: str, needed: int | None, reason: str) -> Decision:
-        return Decision(verdict, phase, threshold, confidence, row["n_a"], row["n_b"], row["median_a"], row["median_b"],
-                        ratio, ci, p, needed, reason, unit.value)
+        return Decision(verdict, phase, threshold, confidence, row["n_a"], row["n_b"], reason=reason, unit=unit.value,
+                        median_baseline=row["median_a"], median_candidate=row["median_b"], ratio=ratio, ci=ci,
+                        p_value=p, boots_needed=needed)
 
     if unit is Unit.INSTRUCTIONS:
         change = (f"{phase} {row['median_a'] / 1e6:.3f} -> {row['median_b'] / 1e6:.3f} M instructions "
