@@ -13,6 +13,7 @@ import json
 import re
 import stat
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -182,23 +183,6 @@ def _enum_value(value: object) -> object:
     raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
-# Known keys per table, with their expected types: anything else is an error.
-_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "appliance": {"description": str, "arch": str, "kernel": str, "kernel_compression": str, "compression": str,
-                  "compression_level": int, "kernel_fragments": list, "kernel_entry": str},
-    "init": {"mounts": list, "payload": list, "after": str, "shell": (bool, list)},
-    "programs": {"build": list},
-    "vm": {"machine": str, "memory_mib": int, "cpus": int, "cmdline": str},
-    "modules": {"rules": list, "blocked": list, "on_error": str, "strip": bool},
-    "rootfs": {"disk": str, "size_mib": int, "format": str, "writable": str},
-    "probes": {},  # name = code
-    "profiled": {"enabled": bool, "channel": str, "sample_ms": int},
-    "packages": {"host": list, "host_files": list, "debian": list, "exclude": list},
-    "network": {"forward": list, "restrict": bool},
-    "service": {"ready": str, "send": str},
-    "devicetree": {"prune": bool},
-    "image": {"oci": str, "docker-archive": str, "rootfs": str, "init": str, "units": list},
-}
 # `shell = true`: busybox's or any other /bin/sh
 DEFAULT_SHELL = ("/bin/sh",)
 # profiled's channel to the host, and the guest device it writes: a second ISA serial port
@@ -213,6 +197,133 @@ OPTIONAL_FRAGMENTS = ("ftrace", "userland", "network", "erofs", "systemd")
 
 def _fail(name: str, message: str) -> TemplateError:
     return TemplateError(f"template {name}: {message}")
+
+
+
+# ---- the settings: each declared once, with its table, key, TOML type(s), parser and the
+# Template field it sets (whose default is the setting's default). A setting made of
+# several keys or tables (files, probes, [network] and [service], [image], [profiled])
+# is parsed by its own function below; its keys are declared here too (field "").
+
+@dataclass(frozen=True)
+class Setting:
+    table: str
+    key: str
+    kinds: type | tuple[type, ...]  # what TOML may give (a bool is never an int)
+    field: str = ""  # the Template field it sets; "": parsed with others, by its own function
+    parse: Callable[[str, Any], Any] = lambda name, value: value  # (template name, raw value) -> field value
+
+
+def _enum_of(kind: type[enum.Enum], key: str) -> Callable[[str, Any], Any]:
+    return lambda name, value: _choice(name, kind, key, value)
+
+
+def _listed(key: str) -> Callable[[str, Any], tuple[str, ...]]:
+    return lambda name, value: _strings(name, key, value)
+
+
+def _within(low: int, high: int, message: str) -> Callable[[str, Any], int]:
+    def parse(name: str, value: int) -> int:
+        if not low <= value <= high:
+            raise _fail(name, message)
+        return value
+    return parse
+
+
+def _fragments(name: str, value: list[Any]) -> tuple[str, ...]:
+    fragments = _strings(name, "[appliance] kernel_fragments", value)
+    for fragment in fragments:
+        if fragment not in OPTIONAL_FRAGMENTS:
+            raise _fail(name, f"kernel_fragments: {fragment!r} is not one of: {', '.join(OPTIONAL_FRAGMENTS)}")
+    return fragments
+
+
+def _host_files(name: str, value: list[Any]) -> tuple[str, ...]:
+    patterns = _strings(name, "[packages] host_files", value)
+    for pattern in patterns:
+        if not pattern.startswith("/"):
+            raise _fail(name, f"[packages] host_files {pattern!r} must be an absolute host path")
+    return patterns
+
+
+def _writable(name: str, value: str) -> bool:
+    if value not in ("", "tmpfs"):
+        raise _fail(name, f'[rootfs] writable = {value!r}: "tmpfs" (an overlay in RAM) is the one choice')
+    return bool(value)
+
+
+MEMORY = "[vm] memory_mib must be 16-65536 and cpus 1-64"
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("appliance", "description", str, "description"),
+    Setting("appliance", "arch", str, "arch", _enum_of(Arch, "[appliance] arch")),
+    Setting("appliance", "kernel", str, "kernel", _enum_of(Kernel, "kernel")),
+    Setting("appliance", "kernel_compression", str, "kernel_compression",
+            _enum_of(KernelCompression, "kernel_compression")),
+    Setting("appliance", "kernel_fragments", list, "kernel_fragments", _fragments),
+    Setting("appliance", "kernel_entry", str, "kernel_entry", _enum_of(KernelEntry, "kernel_entry")),
+    Setting("appliance", "compression", str, "compression", _enum_of(Compression, "compression")),
+    Setting("appliance", "compression_level", int, "compression_level",
+            _within(0, 19, "[appliance] compression_level must be 1-19 (or 0: by the archive's size)")),
+    Setting("init", "mounts", list, "mounts",
+            lambda name, value: tuple(_choice(name, Mount, "[init] mounts", m)
+                                      for m in _strings(name, "[init] mounts", value))),
+    Setting("init", "payload", list, "payload",
+            lambda name, value: _argv(name, "[init] payload", _strings(name, "[init] payload", value))),
+    Setting("init", "after", str, "after", _enum_of(AfterPayload, "[init] after")),
+    Setting("init", "shell", (bool, list), "shell", lambda name, value: _shell(name, value)),
+    Setting("programs", "build", list, "programs", _listed("[programs] build")),
+    Setting("vm", "machine", str, "machine", _enum_of(Machine, "[vm] machine")),
+    Setting("vm", "memory_mib", int, "memory_mib", _within(16, 65536, MEMORY)),
+    Setting("vm", "cpus", int, "cpus", _within(1, 64, MEMORY)),
+    Setting("vm", "cmdline", str, "cmdline", lambda name, value: _cmdline(name, value)),
+    Setting("modules", "rules", list, "modules", _listed("[modules] rules")),
+    Setting("modules", "blocked", list, "modules_blocked", _listed("[modules] blocked")),
+    Setting("modules", "on_error", str, "modules_on_error",
+            lambda name, value: _on_error(name, value)),
+    Setting("modules", "strip", bool, "modules_strip"),
+    Setting("rootfs", "disk", str, "root", _enum_of(RootDisk, "[rootfs] disk")),
+    Setting("rootfs", "size_mib", int, "root_size_mib", _within(8, 65536, "[rootfs] size_mib must be 8-65536")),
+    Setting("rootfs", "format", str, "root_format", _enum_of(RootFormat, "[rootfs] format")),
+    Setting("rootfs", "writable", str, "root_writable", _writable),
+    Setting("profiled", "enabled", bool),
+    Setting("profiled", "channel", str),
+    Setting("profiled", "sample_ms", int, "profiled_sample_ms",
+            _within(0, 60000, "[profiled] sample_ms must be 0-60000 (0: no samples)")),
+    Setting("packages", "host", list, "host", _listed("[packages] host")),
+    Setting("packages", "host_files", list, "host_files", _host_files),
+    Setting("packages", "debian", list, "debian", _listed("[packages] debian")),
+    Setting("packages", "exclude", list, "exclude", _listed("[packages] exclude")),
+    Setting("network", "forward", list),
+    Setting("network", "restrict", bool, "restrict"),
+    Setting("service", "ready", str),
+    Setting("service", "send", str, "send"),
+    Setting("devicetree", "prune", bool, "dtb_prune"),
+    *(Setting("image", key, str) for key in ("oci", "docker-archive", "rootfs", "init")),
+    Setting("image", "units", list),
+)
+# Known keys per table, with their expected types: anything else is an error ([probes]
+# takes any name, [[files]] is an array of tables).
+_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {"probes": {}}
+for _setting in SETTINGS:
+    _SCHEMA.setdefault(_setting.table, {})[_setting.key] = _setting.kinds
+
+
+def _on_error(name: str, value: str) -> ModulesOnError:
+    if value not in ("stop", "continue"):
+        raise _fail(name, "[modules] on_error must be 'stop' or 'continue'")
+    return ModulesOnError(value)
+
+
+def _given(name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Each single-key setting the template gives, parsed: Template field -> value."""
+    return {setting.field: setting.parse(name, raw[setting.table][setting.key]) for setting in SETTINGS
+            if setting.field and setting.key in raw.get(setting.table, {})}
+
+
+def default(field_name: str) -> Any:
+    """A Template field's default: the default of the setting that sets it."""
+    return Template.__dataclass_fields__[field_name].default
 
 
 def _check_tables(name: str, raw: dict[str, Any]) -> None:
@@ -494,71 +605,28 @@ def _check_collisions(name: str, files: tuple[FileSpec, ...], programs: tuple[st
 
 
 def parse_template(name: str, text: str, folder: Path, programs_available: set[str] | None = None) -> Template:
-    """Parse template TEXT (from FOLDER, for relative file paths) into a Template."""
+    """Parse template TEXT (from FOLDER, for relative file paths) into a Template: every
+    setting by its declaration (SETTINGS), then what takes several keys, then the checks
+    across settings."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _fail(name, f"not valid TOML: {exc}") from None
     _check_tables(name, raw)
-    app, init, vm = raw.get("appliance", {}), raw.get("init", {}), raw.get("vm", {})
-    kernel = _choice(name, Kernel, "kernel", app.get("kernel", "debian"))
-    fragments = _strings(name, "[appliance] kernel_fragments", app.get("kernel_fragments", []))
-    for fragment in fragments:
-        if fragment not in OPTIONAL_FRAGMENTS:
-            raise _fail(name, f"kernel_fragments: {fragment!r} is not one of: {', '.join(OPTIONAL_FRAGMENTS)}")
-    kernel_compression = _choice(name, KernelCompression, "kernel_compression", app.get("kernel_compression", "none"))
-    entry = _choice(name, KernelEntry, "kernel_entry", app.get("kernel_entry", "bzimage"))
-    if entry is KernelEntry.PVH and kernel is not Kernel.DEBIAN:
-        raise _fail(name, "kernel_entry = 'pvh' is for the Debian kernel (the minimal one: kernel_compression = 'none')")
-    level = app.get("compression_level", 0)
-    if not 0 <= level <= 19:
-        raise _fail(name, "[appliance] compression_level must be 1-19 (or 0: by the archive's size)")
-    programs = _strings(name, "[programs] build", raw.get("programs", {}).get("build", []))
-    if programs_available is not None:
-        for program in programs:
-            if program not in programs_available:
-                raise _fail(name, f"program {program!r} has no source in recipes/programs/")
-    mounts = _strings(name, "[init] mounts", init.get("mounts", ["proc", "sysfs", "devtmpfs"]))
+    given = _given(name, raw)
+
+    def get(field_name: str) -> Any:
+        return given.get(field_name, default(field_name))
+
+    _check_kernel(name, get("kernel"), get("kernel_entry"))
+    programs = _available(name, get("programs"), programs_available)
     files = _files(name, folder, raw.get("files", []))
-    payload = _argv(name, "[init] payload", _strings(name, "[init] payload", init.get("payload", [])))
-    packages = raw.get("packages", {})
-    host = _strings(name, "[packages] host", packages.get("host", []))
-    host_files = _strings(name, "[packages] host_files", packages.get("host_files", []))
-    for pattern in host_files:
-        if not pattern.startswith("/"):
-            raise _fail(name, f"[packages] host_files {pattern!r} must be an absolute host path")
-    debian = _strings(name, "[packages] debian", packages.get("debian", []))
-    exclude = packages.get("exclude")
     image = _image(name, raw.get("image"))
-    image_init, units = _image_init(name, raw.get("image", {}), init, "profiled" in raw)
-    _check_payload(name, payload, programs, files, bool(host or host_files or debian or image))
-    shell = _shell(name, init.get("shell", False))
-    memory, cpus = vm.get("memory_mib", 256), vm.get("cpus", 1)
-    if not 16 <= memory <= 65536 or not 1 <= cpus <= 64:
-        raise _fail(name, "[vm] memory_mib must be 16-65536 and cpus 1-64")
-    modules = raw.get("modules", {})
-    if modules.get("on_error", "stop") not in ("stop", "continue"):
-        raise _fail(name, "[modules] on_error must be 'stop' or 'continue'")
-    rootfs = raw.get("rootfs", {})
-    root = _choice(name, RootDisk, "[rootfs] disk", rootfs.get("disk", "none"))
-    if not 8 <= rootfs.get("size_mib", 64) <= 65536:
-        raise _fail(name, "[rootfs] size_mib must be 8-65536")
-    root_format = _choice(name, RootFormat, "[rootfs] format", rootfs.get("format", "ext4"))
-    writable = rootfs.get("writable", "")
-    if writable not in ("", "tmpfs"):
-        raise _fail(name, f'[rootfs] writable = {writable!r}: "tmpfs" (an overlay in RAM) is the one choice')
-    if writable and root_format is not RootFormat.EROFS:
-        raise _fail(name, '[rootfs] writable = "tmpfs" is for a read-only root: format = "erofs" (ext4 is writable)')
-    if (root_format is RootFormat.EROFS or writable) and root is RootDisk.NONE:
-        raise _fail(name, '[rootfs] format and writable describe a root disk: set disk = "virtio-blk" or "pmem"')
-    blocked = modules.get("blocked")
-    profiled = raw.get("profiled", {})
-    channel = profiled.get("channel", "serial") if profiled.get("enabled", "profiled" in raw) else ""
-    if channel and channel not in PROFILED_DEVICES:
-        raise _fail(name, f"[profiled] channel = {channel!r} is not one of: {', '.join(PROFILED_DEVICES)}")
-    channel = ProfiledChannel(channel)
-    if not 0 <= profiled.get("sample_ms", 0) <= 60000:
-        raise _fail(name, "[profiled] sample_ms must be 0-60000 (0: no samples)")
+    image_init, units = _image_init(name, raw.get("image", {}), raw.get("init", {}), "profiled" in raw)
+    packages = bool(get("host") or get("host_files") or get("debian"))
+    _check_payload(name, get("payload"), programs, files, packages or bool(image))
+    _check_root(name, get("root"), get("root_format"), get("root_writable"))
+    channel = _profiled_channel(name, raw)
     if channel and "profiled" not in programs:
         programs = (*programs, "profiled")
     _check_collisions(name, files, programs)
@@ -566,56 +634,46 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     forwards = _network(name, raw.get("network", {}))
     probes = _with_unit_probes(name, _probes(name, raw.get("probes", {})), units)
     ready, forwards = _service(name, raw.get("service", {}), network, forwards,
-                               ("/sbin/init",) if image_init else payload, shell, probes)
-    arch = _choice(name, Arch, "[appliance] arch", app.get("arch", "x86_64"))
-    machine = _choice(name, Machine, "[vm] machine", vm.get("machine", machines_of(arch)[0].value))
-    _check_arch(name, arch, machine, kernel, entry, channel, root, bool(host or host_files or debian))
-    return with_needed_fragments(Template(
-        name=name,
-        description=app.get("description", ""),
-        arch=arch,
-        kernel=kernel,
-        kernel_compression=kernel_compression,
-        kernel_fragments=fragments,
-        kernel_entry=entry,
-        compression=_choice(name, Compression, "compression", app.get("compression", "zstd")),
-        compression_level=level,
-        mounts=() if image_init else tuple(_choice(name, Mount, "[init] mounts", m) for m in mounts),
-        payload=payload,
-        after=_choice(name, AfterPayload, "[init] after", init.get("after", "poweroff")),
-        programs=programs,
-        files=files,
-        machine=machine,
-        memory_mib=memory,
-        cpus=cpus,
-        cmdline=_cmdline(name, vm.get("cmdline", "")),
-        probes=probes,
-        modules=_strings(name, "[modules] rules", modules.get("rules", [])),
-        modules_blocked=None if blocked is None else _strings(name, "[modules] blocked", blocked),
-        modules_on_error=ModulesOnError(modules.get("on_error", "stop")),
-        modules_strip=modules.get("strip", True),
-        root=root,
-        root_size_mib=rootfs.get("size_mib", 64),
-        root_format=root_format,
-        root_writable=bool(writable),
-        host=host,
-        host_files=host_files,
-        debian=debian,
-        exclude=None if exclude is None else _strings(name, "[packages] exclude", exclude),
-        shell=shell,
-        network=network,
-        forwards=forwards,
-        restrict=raw.get("network", {}).get("restrict", False),
-        ready=ready,
-        send=raw.get("service", {}).get("send", ""),
-        dtb_prune=raw.get("devicetree", {}).get("prune", True),
-        image=image,
-        image_init=image_init,
-        image_units=units,
-        profiled=channel,
-        profiled_sample_ms=profiled.get("sample_ms", 0),
-        folder=str(folder),
-    ))
+                               ("/sbin/init",) if image_init else get("payload"), get("shell"), probes)
+    arch = get("arch")
+    machine = given.get("machine", machines_of(arch)[0])
+    _check_arch(name, arch, machine, get("kernel"), get("kernel_entry"), channel, get("root"), packages)
+    return with_needed_fragments(Template(**{
+        **given, "name": name, "arch": arch, "machine": machine, "programs": programs, "files": files,
+        "mounts": () if image_init else get("mounts"), "probes": probes, "network": network, "forwards": forwards,
+        "ready": ready, "image": image, "image_init": image_init, "image_units": units, "profiled": channel,
+        "folder": str(folder)}))
+
+
+def _check_kernel(name: str, kernel: Kernel, entry: KernelEntry) -> None:
+    if entry is KernelEntry.PVH and kernel is not Kernel.DEBIAN:
+        raise _fail(name, "kernel_entry = 'pvh' is for the Debian kernel (the minimal one: kernel_compression = 'none')")
+
+
+def _available(name: str, programs: tuple[str, ...], available: set[str] | None) -> tuple[str, ...]:
+    """[programs] build: each one must have a source in recipes/programs/."""
+    if available is None:
+        return programs
+    for program in programs:
+        if program not in available:
+            raise _fail(name, f"program {program!r} has no source in recipes/programs/")
+    return programs
+
+
+def _check_root(name: str, root: RootDisk, root_format: RootFormat, writable: bool) -> None:
+    if writable and root_format is not RootFormat.EROFS:
+        raise _fail(name, '[rootfs] writable = "tmpfs" is for a read-only root: format = "erofs" (ext4 is writable)')
+    if (root_format is RootFormat.EROFS or writable) and root is RootDisk.NONE:
+        raise _fail(name, '[rootfs] format and writable describe a root disk: set disk = "virtio-blk" or "pmem"')
+
+
+def _profiled_channel(name: str, raw: dict[str, Any]) -> ProfiledChannel:
+    """[profiled]: its channel when the table is there (and not enabled = false)."""
+    profiled = raw.get("profiled", {})
+    channel = profiled.get("channel", "serial") if profiled.get("enabled", "profiled" in raw) else ""
+    if channel and channel not in PROFILED_DEVICES:
+        raise _fail(name, f"[profiled] channel = {channel!r} is not one of: {', '.join(PROFILED_DEVICES)}")
+    return ProfiledChannel(channel)
 
 
 # The folders the build itself writes under BUILD_DIR beside the bundles: a template of
