@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance import guestlog, results
-from appliance.analysis import bootspans, initcalls, profile
+from appliance.analysis import bootspans, initcalls, sampled
 from appliance.analysis.spans import Span
 from appliance.assemble import minikernel
 from appliance.bundle import Bundle
@@ -63,7 +63,7 @@ def _names(bundle: Bundle) -> Callable[[int], str | None] | None:
     path = minikernel.system_map(bundle.kernel_facts)
     if path is None:
         return None
-    symbols, _ = profile.parse_symbols(path.read_text(errors="replace"))
+    symbols, _ = sampled.parse_symbols(path.read_text(errors="replace"))
     return symbols.lookup
 
 

@@ -72,7 +72,7 @@ class GdbRemote:
 
 @dataclass
 class SampledBoot:
-    samples: list[tuple[int, int]]  # (host ns, the vCPU's pc): analysis/profile.py reads them
+    samples: list[tuple[int, int]]  # (host ns, the vCPU's pc): analysis/sampled.py reads them
     console: str
     wall_ms: float  # QEMU's life, exec to exit
     stop_us: list[float] = field(default_factory=list)  # per sample: how long the vCPU stood still

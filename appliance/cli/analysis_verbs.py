@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import guestlog, results
-from appliance.analysis import analyze, exports, flame, kmsg, profile, spans, tslog
+from appliance.analysis import analyze, exports, flame, kmsg, sampled, spans, tslog
 from appliance.analysis.spans import Span
 from appliance.assemble import minikernel
 from appliance.boot import measure
@@ -180,8 +180,8 @@ def _symbols_for(target: Any, explicit: str | None) -> Path:
                          "(kernel = \"minimal\") or use the -dbg package's vmlinux")
 
 
-def _read_symbols(path: Path) -> profile.Symbols:
-    symbols, problems = profile.parse_symbols(_read_text(str(path)))
+def _read_symbols(path: Path) -> sampled.Symbols:
+    symbols, problems = sampled.parse_symbols(_read_text(str(path)))
     if not symbols.starts:
         raise ApplianceError(f"{path} has no code symbols ({problems[0] if problems else 'empty'})")
     return symbols
@@ -203,7 +203,7 @@ def _print_profile(lines: list[str], top: int, unit: str) -> None:
 def _profile_outputs(args: argparse.Namespace, lines: list[str], timeline: list[Span], title: str,
                      unit_us: float) -> None:
     if args.svg:  # the flamegraph: merged stacks, width = samples
-        graph = profile.flamegraph_spans(lines, unit_us)
+        graph = sampled.flamegraph_spans(lines, unit_us)
         atomic_write(Path(args.svg), flame.render(graph, f"{title}: flamegraph", subtitle="width: samples x interval, "
                                                   "merged by stack (not time-ordered)").encode())
         say(f"svg: {args.svg}", outputs={"svg": args.svg})
@@ -232,21 +232,21 @@ def cmd_profile(args: argparse.Namespace) -> int:
         raise ApplianceError("--interval-ms must be positive")
     spec = BootSpec(target, choice.accel, args.timeout, extra_cmdline=" ".join(filter(None, ("nokaslr", args.append))))
     boot = sampler.sample_boot(spec, args.interval_ms)
-    samples = [profile.Sample(at, pc) for at, pc in boot.samples]  # host ns as the time base (GHz = 1)
+    samples = [sampled.Sample(at, pc) for at, pc in boot.samples]  # host ns as the time base (GHz = 1)
     if not samples:
         raise ApplianceError("the boot ended before the first sample: lower --interval-ms")
-    lines = profile.collapsed(samples, symbols)
+    lines = sampled.collapsed(samples, symbols)
     stop = sorted(boot.stop_us)[len(boot.stop_us) // 2] if boot.stop_us else 0.0
     say(f"{len(samples)} samples of the vCPU's instruction pointer every {args.interval_ms:g} ms "
         f"(gdbstub, {choice.accel}); the sampled boot took {boot.wall_ms:.0f} ms, each sample stopped the vCPU "
         f"for {stop:.0f} us (median)", samples=len(samples), boot_ms=boot.wall_ms, stop_us_median=stop)
     _print_profile(lines, args.top, "self samples")
-    timeline = profile.timeline_spans(samples, symbols, 1e9)
+    timeline = sampled.timeline_spans(samples, symbols, 1e9)
     _profile_outputs(args, lines, timeline, f"{target.name} boot profile", args.interval_ms * 1000)
     return 0
 
 
-def _profile_counted(args: argparse.Namespace, target: Any, symbols: profile.Symbols, accel: Accel,
+def _profile_counted(args: argparse.Namespace, target: Any, symbols: sampled.Symbols, accel: Accel,
                      clock: Any) -> int:
     """profile on the instruction clock: the plugin notes the guest PC every --every
     instructions, so the profile is the same on every run (under virtual time exactly);
@@ -270,9 +270,9 @@ def _profile_counted(args: argparse.Namespace, target: Any, symbols: profile.Sym
     other = load_bundle(args.diff, args)
     other_symbols = _read_symbols(_symbols_for(other, args.diff_symbols or args.symbols))
     changed = _counted_samples(other, other_symbols, accel, clock, args)
-    rows = profile.diff(base, changed)
+    rows = sampled.diff(base, changed)
     say(f"instructions gained from {target.name} to {other.name} by function (samples x {args.every}; "
-        f"{clock} clock):\n" + profile.diff_table(rows, args.every, args.top),
+        f"{clock} clock):\n" + sampled.diff_table(rows, args.every, args.top),
         diff=[{"function": f, "a": a, "b": b, "delta_instructions": (b - a) * args.every} for f, a, b in rows])
     if args.collapsed:  # flamegraph.pl's difffolded form: STACK COUNT_A COUNT_B
         text = "".join(f"{stack} {base.get(stack, 0)} {changed.get(stack, 0)}\n"
@@ -282,7 +282,7 @@ def _profile_counted(args: argparse.Namespace, target: Any, symbols: profile.Sym
     return 0
 
 
-def _counted_samples(target: Any, symbols: profile.Symbols, accel: Accel, clock: Any,
+def _counted_samples(target: Any, symbols: sampled.Symbols, accel: Accel, clock: Any,
                      args: argparse.Namespace) -> dict[str, int]:
     """One boot of TARGET with the plugin sampling: collapsed stack -> hits."""
     spec = BootSpec(target, accel, args.timeout, extra_cmdline=args.append or "", clock=clock,
@@ -291,22 +291,22 @@ def _counted_samples(target: Any, symbols: profile.Symbols, accel: Accel, clock:
     if not run.samples:
         raise ApplianceError("the instruction clock's plugin noted no samples: the boot ran fewer than --every "
                              "instructions, or QEMU did not exit cleanly")
-    return profile.counted(run.samples, symbols)
+    return sampled.counted(run.samples, symbols)
 
 
 def cmd_redox(args: argparse.Namespace) -> int:
     symbols = _read_symbols(Path(args.nm))
-    samples, problems = profile.parse_samples(_read_text(args.samples))
+    samples, problems = sampled.parse_samples(_read_text(args.samples))
     _warn(problems)
     if not samples:
         raise ApplianceError(f"{args.samples} holds no samples (lines `TSC IP [RET ...]`)")
     if args.ghz <= 0:
         raise ApplianceError("--ghz must be the CPU's TSC frequency in GHz, e.g. 2.6")
-    lines = profile.collapsed(samples, symbols)
+    lines = sampled.collapsed(samples, symbols)
     span_s = (max(s.tsc for s in samples) - min(s.tsc for s in samples)) / (args.ghz * 1e9)
     say(f"{len(samples)} samples over {span_s * 1000:.1f} ms", samples=len(samples), span_ms=span_s * 1000)
     _print_profile(lines, args.top, "self samples")
-    timeline = profile.timeline_spans(samples, symbols, args.ghz * 1e9)
+    timeline = sampled.timeline_spans(samples, symbols, args.ghz * 1e9)
     interval_us = span_s * 1e6 / max(len(samples) - 1, 1)
     _profile_outputs(args, lines, timeline, f"{Path(args.samples).name} kernel profile", interval_us)
     return 0

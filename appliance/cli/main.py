@@ -315,14 +315,14 @@ def _demo_clock(args: argparse.Namespace) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from appliance.assemble import inspect, release
+    from appliance.assemble import inventory, release
 
     if args.cost:
         return _inspect_cost(args)
     with tempfile.TemporaryDirectory(prefix="appliance-inspect-") as tmp:
-        info = inspect.report(bundle.load(release.unpack_any(Path(args.bundle), Path(tmp))))
+        info = inventory.report(bundle.load(release.unpack_any(Path(args.bundle), Path(tmp))))
     info["bundle"] = args.bundle  # not the temporary directory it was unpacked into
-    say(inspect.text(info), **info)
+    say(inventory.text(info), **info)
     return 0
 
 
