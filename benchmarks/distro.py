@@ -67,6 +67,15 @@ def insn_row(runs: list[results.RunRecord], phase: str) -> str:
     return f"{middle / 1e6:.1f} ({(max(values) - min(values)) / middle * 100:.3f}%)"
 
 
+def table(title: str, runs: dict[str, list[results.RunRecord]], row) -> None:  # type: ignore[no-untyped-def]
+    """A Markdown table of PHASES by bundle, each cell ROW(runs, phase)."""
+    print(f"{title}\n")
+    print("| phase | " + " | ".join(runs) + " |")
+    print("|---|" + "---|" * len(runs))
+    for phase in PHASES:
+        print(f"| {phase} | " + " | ".join(row(runs[name], phase) for name in runs) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=5)
@@ -84,18 +93,10 @@ def main() -> None:
         interleave(list(passes[clock].values()), 1, args.n, progress=None)
     print(f"accel {choice.accel}; n = {args.n} boots of each bundle per clock, interleaved in a random balanced "
           "order after 1 warm-up each\n")
-    print("wall clock, ms from the phase's start: median (min-max)\n")
-    print("| phase | " + " | ".join(bundles) + " |")
-    print("|---|" + "---|" * len(bundles))
     wall = {name: results.counted(s.runs) for name, s in passes[Clock.WALL].items()}
-    for phase in PHASES:
-        print(f"| {phase} | " + " | ".join(ms_row(wall[name], phase) for name in bundles) + " |")
-    print("\ninstruction clock, millions of guest instructions: median (range over the median)\n")
-    print("| phase | " + " | ".join(bundles) + " |")
-    print("|---|" + "---|" * len(bundles))
     counted = {name: results.counted(s.runs) for name, s in passes[Clock.INSTRUCTIONS].items()}
-    for phase in PHASES:
-        print(f"| {phase} | " + " | ".join(insn_row(counted[name], phase) for name in bundles) + " |")
+    table("wall clock, ms from the phase's start: median (min-max)", wall, ms_row)
+    table("\ninstruction clock, millions of guest instructions: median (range over the median)", counted, insn_row)
     print("\nsystemd-analyze against the host, wall-clock boots, medians (ms)\n")
     print("| bundle | systemd kernel | host kernel + initrd | of the difference: before the guest's clock, "
           "systemd's start; left | systemd userspace | host userspace | of the difference: systemd's start, "
