@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from appliance import results
 from appliance.results import RunSet
 from appliance.store import db
-from appliance.store.schema import documents, phases, run_sets
+from appliance.store.schema import DIMENSIONS, documents, phases, run_sets
 
 
 @dataclass(frozen=True)
@@ -42,23 +42,46 @@ def booted_cmdline(side: RunSet) -> str | None:
     return " ".join(filter(None, (bundle["cmdline"], settings.get("runtime_cmdline"), settings.get("extra_cmdline"))))
 
 
+@dataclass(frozen=True)
+class _Side:
+    """A run set as a row sees it: itself and where it stands in its document."""
+
+    run_set: RunSet
+    kind: str
+    label: str
+    name: str
+
+    def part(self, key: str) -> dict[str, Any]:
+        found = self.run_set.get(key)
+        return found if isinstance(found, dict) else {}
+
+
+def _workers(side: _Side) -> str | None:
+    names = {str(r["worker"].get("host_name")) for r in side.run_set.get("runs", []) if isinstance(r.get("worker"), dict)}
+    return ",".join(sorted(names)) or None
+
+
+# how a run set gives each dimension (schema.DIMENSION_COLUMNS; a test keeps the names the same)
+READERS: dict[str, Callable[[_Side], Any]] = {
+    "kind": lambda s: s.kind, "side": lambda s: s.name, "label": lambda s: s.label,
+    "template": lambda s: s.part("bundle").get("name"), "bundle_digest": lambda s: s.part("bundle").get("digest"),
+    "kernel_release": lambda s: s.part("bundle").get("kernel_release"),
+    "machine": lambda s: s.part("bundle").get("machine"), "arch": lambda s: s.part("bundle").get("arch"),
+    "accel": lambda s: s.part("accel").get("used"), "cpus": lambda s: s.part("bundle").get("cpus"),
+    "memory_mib": lambda s: s.part("bundle").get("memory_mib"), "channel": lambda s: s.part("settings").get("channel"),
+    "qemu_version": lambda s: s.part("host").get("qemu_version"), "cpu_model": lambda s: s.part("host").get("cpu_model"),
+    "host_kernel": lambda s: s.part("host").get("host_kernel"), "host_name": lambda s: s.part("host").get("host_name"),
+    "tool_revision": lambda s: s.part("host").get("tool_git_revision"), "worker": _workers,
+    "clock": lambda s: s.part("settings").get("clock") or "wall", "cmdline": lambda s: booted_cmdline(s.run_set),
+}
+
+
 def dimensions(side: RunSet, kind: str, label: str, name: str) -> dict[str, Any]:
     """A run set's row: what it measured, where, with what."""
-    host, bundle, settings = side.get("host") or {}, side.get("bundle") or {}, side.get("settings") or {}
-    workers = {str(r["worker"].get("host_name")) for r in side.get("runs", []) if isinstance(r.get("worker"), dict)}
-    counted = results.counted(side.get("runs", []))
-    return {
-        "kind": kind, "side": name, "label": label,
-        "template": bundle.get("name"), "bundle_digest": bundle.get("digest"),
-        "kernel_release": bundle.get("kernel_release"), "machine": bundle.get("machine"), "arch": bundle.get("arch"),
-        "accel": (side.get("accel") or {}).get("used"), "cpus": bundle.get("cpus"), "memory_mib": bundle.get("memory_mib"),
-        "channel": settings.get("channel"), "qemu_version": host.get("qemu_version"), "cpu_model": host.get("cpu_model"),
-        "host_kernel": host.get("host_kernel"), "host_name": host.get("host_name"),
-        "tool_revision": host.get("tool_git_revision"), "worker": ",".join(sorted(workers)) or None,
-        "clock": settings.get("clock") or "wall", "cmdline": booted_cmdline(side),
-        "complete": bool(side.get("complete")), "boots": len(counted),
-        "failed": sum(1 for r in side.get("runs", []) if not r.get("ok")),
-    }
+    where = _Side(side, kind, label, name)
+    return {**{dimension: READERS[dimension](where) for dimension in DIMENSIONS},
+            "complete": bool(side.get("complete")), "boots": len(results.counted(side.get("runs", []))),
+            "failed": sum(1 for r in side.get("runs", []) if not r.get("ok"))}
 
 
 def record(engine: Engine, url: str, doc: Mapping[str, Any], label: str = "", source: str = "") -> Recorded:

@@ -13,6 +13,8 @@ to this tool's head when opened, and refused if it is newer than the tool knows.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -40,15 +42,8 @@ documents = Table(
 )
 
 # the dimensions of a run set, each a column a question can filter by
-DIMENSIONS = ("kind", "side", "label", "template", "bundle_digest", "kernel_release", "machine", "arch", "accel",
-              "cpus", "memory_mib", "channel", "qemu_version", "cpu_model", "host_kernel", "host_name",
-              "tool_revision", "worker", "clock", "cmdline")
-
-run_sets = Table(
-    "run_sets", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("document_id", Integer, ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
+# (name, column): each once; record.READERS says how a run set gives each
+DIMENSION_COLUMNS: tuple[Column[Any], ...] = (
     Column("kind", String(16), nullable=False),  # the document's kind
     Column("side", String(200), nullable=False),  # "" for a bench; A, B, base, a knob, a kernel, a channel
     Column("label", String(200), nullable=False),  # --label: a revision of the user's tree, a night
@@ -69,6 +64,15 @@ run_sets = Table(
     Column("worker", String(200)),
     Column("clock", String(16)),  # wall, instructions, virtual (appliance/clocks.py)
     Column("cmdline", Text),  # the kernel command line booted: changes instruction counts
+)
+DIMENSIONS = tuple(str(column.name) for column in DIMENSION_COLUMNS)
+
+run_sets = Table(
+    "run_sets", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("document_id", Integer, ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    *DIMENSION_COLUMNS,
     Column("complete", Boolean, nullable=False),
     Column("boots", Integer, nullable=False),  # counted boots that succeeded
     Column("failed", Integer, nullable=False),

@@ -41,3 +41,11 @@ def test_each_side_of_a_comparison_is_its_own_run_set(store):
                                                          complete=True), "", "test")
     assert len(done.run_set_ids) == 2
     assert [s.dims["side"] for s in query.run_set_list(engine, url, {"kind": "compare"})] == ["A", "B"]
+
+
+def test_every_dimension_of_the_table_has_one_reader():
+    from appliance.store import schema
+
+    assert tuple(record.READERS) == schema.DIMENSIONS
+    row = record.dimensions(bench_doc(4000), "bench", "v1", "")
+    assert row["template"] == "benchmark" and row["clock"] == "wall" and row["host_name"] == "host-a"
