@@ -169,13 +169,9 @@ def _bench(args: argparse.Namespace, target: Any, baseline: RunSet, unit: Unit) 
         return gate.decide(baseline["runs"], session.runs, args.phase, args.threshold, args.confidence,
                            len(looks), unit=unit).verdict != gate.INCONCLUSIVE
 
-    complete = False
-    try:
-        bench.interleave([session], plan.warmup, max_n, looks=looks, stop=decided)
-        complete = True
-    finally:
-        doc = session.document(complete, hostfacts.collect(target.arch))
-        results.write(out, doc)
+    host = hostfacts.collect(target.arch)
+    doc = bench.run_then_write([session], plan.warmup, max_n, out, lambda complete, _: session.document(complete, host),
+                               looks=looks, stop=decided)
     record_results(args, store, doc, GATE_SOURCE + str(out.resolve()))
     return doc, len(looks)
 

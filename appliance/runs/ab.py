@@ -54,18 +54,16 @@ def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, 
                                                     question.primary, len(looks), unit=unit))
         return reason[0] is not None
 
-    complete, ran = False, 0
-    try:
-        ran = bench.interleave(sessions, plan.warmup, max_n, looks=looks, stop=stop, start=start)
-        complete = True
-    finally:
+    def document(complete: bool, ran: int) -> dict[str, Any]:
         side_a, side_b = (s.document(complete, host) for s in sessions)
         result = compare.compare(side_a["runs"], side_b["runs"], question.confidence, question.primary, len(looks),
                                  unit=unit)
         if len(looks) > 1:
             result["sequential"] = {"looks": looks, "stopped_after": ran, "reason": reason[0]}
-        doc = results.comparison(side_a, side_b, result, complete=complete, append_b=question.append_b)
-        results.write(out, doc)
+        return results.comparison(side_a, side_b, result, complete=complete, append_b=question.append_b)
+
+    doc: dict[str, Any] = bench.run_then_write(sessions, plan.warmup, max_n, out, document, looks=looks, stop=stop,
+                                               start=start)
     return doc
 
 
@@ -83,15 +81,12 @@ def crosscheck_channels(bundle: Bundle, accel: AccelChoice, plan: bench.Plan, ch
     sessions = {c.value: bench.Session(bundle, accel, replace(plan, channel=c, paired_trace=c is Channel.EXIT))
                 for c in channels}
     host = hostfacts.collect(bundle.arch)
-    complete = False
-    try:
-        bench.interleave(list(sessions.values()), plan.warmup, plan.n)
-        complete = True
-    finally:
+    def document(complete: bool, _: int) -> dict[str, Any]:
         docs = {name: s.document(complete, host) for name, s in sessions.items()}
         check = compare.crosscheck({name: d["summary"] for name, d in docs.items()})
         if "exit" in docs:
             check["paired_exit_trace"] = compare.paired_disagreement(docs["exit"]["runs"])
-        doc = results.crosscheck(docs, check, complete=complete)
-        results.write(out, doc)
+        return results.crosscheck(docs, check, complete=complete)
+
+    doc: dict[str, Any] = bench.run_then_write(list(sessions.values()), plan.warmup, plan.n, out, document)
     return doc

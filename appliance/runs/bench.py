@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -301,6 +301,22 @@ def saved_doc(path: Path, kind: str) -> dict[str, Any]:
     return doc
 
 
+def run_then_write(sessions: Sequence[Session], warmup: int, n: int, out: Path,
+                   document: Callable[[bool, int], Mapping[str, Any]], *, progress: Progress | None = tty_progress,
+                   looks: Sequence[int] = (), stop: Callable[[int], bool] | None = None, start: int = 0) -> Any:
+    """Interleave SESSIONS (see interleave), then write DOCUMENT(complete, rounds run) to
+    OUT and return it: whole, or partial and marked incomplete when a boot failed or the
+    user interrupted (what ran is never lost). Every verb that boots arms does this."""
+    complete, ran = False, 0
+    try:
+        ran = interleave(sessions, warmup, n, progress, looks=looks, stop=stop, start=start)
+        complete = True
+    finally:
+        doc = document(complete, ran)
+        results.write(out, doc)
+    return doc
+
+
 def bench(bundle: Bundle, *, accel: AccelChoice, plan: Plan, out: Path,
           progress: Progress = tty_progress, resumed: bool = False) -> RunSet:
     """Run WARMUP + N boots; write the results to OUT (partial ones too) and return them.
@@ -308,11 +324,6 @@ def bench(bundle: Bundle, *, accel: AccelChoice, plan: Plan, out: Path,
     host = hostfacts.collect(bundle.arch)
     session = Session(bundle, accel, plan)
     start = resume([session], [saved_doc(out, "bench")], out, host) if resumed else 0
-    complete = False
-    try:
-        interleave([session], plan.warmup, plan.n, progress, start=start)
-        complete = True
-    finally:
-        doc = session.document(complete, host)
-        results.write(out, doc)
+    doc: RunSet = run_then_write([session], plan.warmup, plan.n, out, lambda complete, _: session.document(complete, host),
+                                 progress=progress, start=start)
     return doc

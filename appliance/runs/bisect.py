@@ -116,19 +116,16 @@ def _step(names: tuple[str, str, str], bundles: list[Bundle], accel: AccelChoice
                                                      confidence, len(looks), unit_of(plan.clock))
         return state["verdict"] != UNDECIDED
 
-    complete = False
-    ran = 0
-    try:
-        ran = bench.interleave(sessions, plan.warmup, max(max_n, plan.n), looks=looks, stop=decided)
-        complete = True
-    finally:
-        host = hostfacts.collect(bundles[0].arch)
+    host = hostfacts.collect(bundles[0].arch)
+
+    def document(complete: bool, ran: int) -> dict[str, Any]:
         sides = {f"{role} {name}": s.document(complete, host)
                  for role, name, s in zip(("good", "mid", "bad"), names, sessions, strict=True)}
         step = {"good": names[0], "mid": names[1], "bad": names[2], "verdict": state["verdict"],
                 "reason": state["reason"], "boots": ran, "phase": phase}
-        doc = results.bisect_step(sides, step, complete=complete)
-        results.write(path, doc)
+        return results.bisect_step(sides, step, complete=complete)
+
+    doc = bench.run_then_write(sessions, plan.warmup, max(max_n, plan.n), path, document, looks=looks, stop=decided)
     if save is not None:
         save(doc)
-    return Step(names[0], names[1], names[2], state["verdict"], ran, state["reason"])
+    return Step(names[0], names[1], names[2], state["verdict"], doc["step"]["boots"], state["reason"])

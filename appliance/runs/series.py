@@ -80,15 +80,13 @@ def boot_series(target: Bundle, accel: AccelChoice, plan: bench.Plan, kernels: l
     write the series document to OUT (partial ones too) with the steps of PHASE."""
     host = hostfacts.collect(target.arch)
     sessions = [bench.Session(target.with_kernel(image), accel, replace(plan, keep_going=True)) for _, image in kernels]
-    complete = False
-    try:
-        bench.interleave(sessions, plan.warmup, plan.n)
-        complete = True
-    finally:
+    def document(complete: bool, _: int) -> dict[str, Any]:
         sides: list[RunSet] = [{"kernel": str(image), "name": name, **s.document(complete, host)}
-                 for (name, image), s in zip(kernels, sessions, strict=True)]
+                               for (name, image), s in zip(kernels, sessions, strict=True)]
         doc = results.series(sides, phase, complete=complete)
         doc["steps"] = steps([(name, s.runs) for (name, _), s in zip(kernels, sessions, strict=True)], phase,
                              unit=unit_of(plan.clock))
-        results.write(out, doc)
-    return doc
+        return doc
+
+    written: dict[str, Any] = bench.run_then_write(sessions, plan.warmup, plan.n, out, document)
+    return written
