@@ -74,7 +74,7 @@ def runtime_cmdline(accel: Accel, arch: Arch = Arch.X86_64, clock: Clock = Clock
     KVM, whose guests read the TSC rate from kvmclock, and none on aarch64, whose generic
     timer's frequency the device tree gives). Under virtual time the TSC runs at 1 GHz
     on every host, so the words, and the counts, do not depend on the host."""
-    if accel is not Accel.TCG or arch is not Arch.X86_64:
+    if Accel(accel) is not Accel.TCG or Arch(arch) is not Arch.X86_64:  # a caller's "tcg" is Accel.TCG
         return ""
     khz = VIRTUAL_TSC_KHZ if clock is Clock.VIRTUAL else host_tsc_khz()
     words = [f"tsc_early_khz={khz}" if khz else "", COUNTING_WORDS if clock.counts else ""]

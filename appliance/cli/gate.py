@@ -147,7 +147,7 @@ def _dims_of_bundle(target: Any, args: argparse.Namespace, clock: Clock) -> dict
     from appliance.boot.tsc import runtime_cmdline
 
     accel = choose_accel(args).accel
-    cmdline = " ".join(filter(None, (target.cmdline, runtime_cmdline(accel, target.arch.value, clock), args.append or "")))
+    cmdline = " ".join(filter(None, (target.cmdline, runtime_cmdline(accel, target.arch, clock), args.append or "")))
     return {"template": target.name, "machine": target.machine.value, "accel": accel, "cpus": target.cpus,
             "memory_mib": target.memory_mib, "channel": args.channel, "clock": clock.value,
             "qemu_version": qemu_version(binary(target.arch)) if clock.counts else None, "cmdline": cmdline}
