@@ -223,7 +223,7 @@ class Built:
     pieces: list[pieces.Piece]
 
 
-def build(template: Template, init: bytes, programs: dict[str, bytes], source_date_epoch: int,
+def build(template: Template, init: bytes, programs: dict[str, bytes], source_date_epoch: int, *,
           modules: Sequence[ModuleFile] = (), release: str = "", packages: Sequence[Placed] = (),
           cache: Path | None = None) -> Built:
     """The initramfs of TEMPLATE, its pieces compressed now or taken from CACHE."""

@@ -298,8 +298,8 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         else:
             extra += brought
             template = oci.running(template, container, brought)
-    made = initramfs.build(template, init, built, config.source_date_epoch, modules, files.release, extra,
-                           cache=pieces.cache_dir(kernel.cache_dir()))
+    made = initramfs.build(template, init, built, config.source_date_epoch, modules=modules, release=files.release,
+                           packages=extra, cache=pieces.cache_dir(kernel.cache_dir()))
     parts = made.parts
     lacking = kernels.missing(kernels.config_symbols(files), initramfs.kernel_needs(template, parts))
     if lacking:
@@ -377,7 +377,7 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     carries_uki = template.machine is Machine.Q35_OVMF
     if carries_uki:  # what OVMF boots: the kernel, initrd and command line as one EFI program
         uki.build(folder / "kernel", folder / "initrd", cmdline, uki.osrel(template.name, facts["kernel_release"]),
-                  folder / bundle.UKI, config.source_date_epoch)
+                  folder / bundle.UKI, epoch=config.source_date_epoch)
     else:
         (folder / bundle.UKI).unlink(missing_ok=True)  # left by an earlier MACHINE=q35-ovmf build
     bundle.write_manifest(folder, manifest.spec(template, build=build, transports=facts["virtio_transports"],
@@ -437,7 +437,7 @@ def make_release_uki(config: BuildConfig, target: list[Any], source: list[Any]) 
     target_bundle = bundle.load(folder)
     cmdline = f"{profile(Machine.Q35_OVMF).cmdline} {target_bundle.cmdline_base}"
     uki.build(folder / "kernel", folder / "initrd", cmdline,
-              uki.osrel(target_bundle.name, target_bundle.kernel_release), out, config.source_date_epoch)
+              uki.osrel(target_bundle.name, target_bundle.kernel_release), out, epoch=config.source_date_epoch)
     print(f"  {out.name}: {out.stat().st_size} bytes (UKI: systemd's EFI stub, kernel, initrd, command line)")
 
 

@@ -111,9 +111,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     try:
         with tempfile.TemporaryDirectory(prefix="appliance-bisect-builds-") as work:
-            outcome = bisect.bisect(series, _builder(args, Path(work)), choice, plan, args.phase,
-                                    args.max_n or plan.n, lambda i: out / f"step-{i + 1}.json",
-                                    (lambda doc: record_results(args, store, doc, "bisect")) if store else None)
+            outcome = bisect.bisect(series, _builder(args, Path(work)), choice, plan, phase=args.phase,
+                                    max_n=args.max_n or plan.n, out=lambda i: out / f"step-{i + 1}.json",
+                                    save=(lambda doc: record_results(args, store, doc, "bisect")) if store else None)
     except BaseException:
         if not args.output and not any(out.iterdir()):  # a folder we made, and nothing in it
             out.rmdir()

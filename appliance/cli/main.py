@@ -342,8 +342,9 @@ def _inspect_cost(args: argparse.Namespace) -> int:
     out = output_path(args.output or f"cost-{target.name}.json")
     host = hostfacts.collect(target.arch)
     without = _kernels_without_fragments(target) if args.fragments else {}
-    boots = costboots.boot(target, choose_accel(args), args.n, cost.debug_words(), cost.boot_paths(target.contents),
-                           cost.init_paths(target.contents), timeout=args.timeout, without=without)
+    boots = costboots.boot(target, choose_accel(args), args.n, debug_words=cost.debug_words(),
+                           keep=cost.boot_paths(target.contents), init=cost.init_paths(target.contents),
+                           timeout=args.timeout, without=without)
     try:
         table = cost.of_boots(target, *boots.counted(), boots.counted_fragments()).to_dict()
     except ValueError as exc:

@@ -96,7 +96,7 @@ def check_channel(channel: Channel, accel: AccelChoice) -> None:
             raise ApplianceError(f"the perf channel is not available here because {why}; use --channel trace")
 
 
-def run_record(index: int, warmup: bool, run: BootRun | None, error: str | None = None,
+def run_record(index: int, warmup: bool, run: BootRun | None, *, error: str | None = None,
                console_tail: str = "", overhead_ms: float | None = None,
                host_load: dict[str, Any] | None = None, slot: Slot | None = None) -> RunRecord:
     record: RunRecord = {"index": index, "warmup": warmup, "ok": run is not None}
@@ -190,7 +190,7 @@ class Session:
             else:
                 run = measure.boot(self.spec)
         except BootError as exc:
-            self.runs.append(run_record(index, warmup, None, str(exc), exc.console_tail, slot=slot))
+            self.runs.append(run_record(index, warmup, None, error=str(exc), console_tail=exc.console_tail, slot=slot))
             self.consoles.append("")
             if not plan.keep_going:
                 raise BootError(f"{plan.channel.value} channel, boot {index + 1}: {exc}", exc.console_tail) from None

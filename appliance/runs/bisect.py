@@ -76,7 +76,7 @@ def _row(comparison: dict[str, Any], phase: str) -> dict[str, Any] | None:
     return next((r for r in comparison["rows"] if r["phase"] == phase), None)
 
 
-def bisect(commits: list[str], build: Callable[[str], Bundle], accel: AccelChoice, plan: bench.Plan, phase: str,
+def bisect(commits: list[str], build: Callable[[str], Bundle], accel: AccelChoice, plan: bench.Plan, *, phase: str,
            max_n: int, out: Callable[[int], Path], save: Callable[[dict[str, Any]], None] | None = None,
            confidence: float = 0.95) -> Outcome:
     """COMMITS from the good one (first) to the bad one (last); BUILD(commit) makes a
@@ -94,7 +94,8 @@ def bisect(commits: list[str], build: Callable[[str], Bundle], accel: AccelChoic
     while hi - lo > 1:
         mid = (lo + hi) // 2
         names = (commits[lo], commits[mid], commits[hi])
-        step = _step(names, [bundle_of(c) for c in names], accel, plan, phase, max_n, confidence, out(len(steps)), save)
+        step = _step(names, [bundle_of(c) for c in names], accel, plan, phase=phase, max_n=max_n, confidence=confidence,
+                     path=out(len(steps)), save=save)
         steps.append(step)
         if step.verdict == BAD:
             hi = mid
@@ -105,7 +106,7 @@ def bisect(commits: list[str], build: Callable[[str], Bundle], accel: AccelChoic
     return Outcome(commits[hi], (commits[lo], commits[hi]), tuple(steps), len(built))
 
 
-def _step(names: tuple[str, str, str], bundles: list[Bundle], accel: AccelChoice, plan: bench.Plan, phase: str,
+def _step(names: tuple[str, str, str], bundles: list[Bundle], accel: AccelChoice, plan: bench.Plan, *, phase: str,
           max_n: int, confidence: float, path: Path, save: Callable[[dict[str, Any]], None] | None) -> Step:
     looks = compare.looks_for(plan.n, max(max_n, plan.n))
     sessions = [bench.Session(b, accel, replace(plan, n=max(max_n, plan.n), keep_going=True)) for b in bundles]

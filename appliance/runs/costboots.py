@@ -54,7 +54,7 @@ def _counted(session: Session) -> list[RunRecord]:
     return results.counted(session.runs)
 
 
-def prepare(bundle: Bundle, accel: AccelChoice, n: int, workdir: Path, debug_words: str, keep: set[str],
+def prepare(bundle: Bundle, accel: AccelChoice, n: int, workdir: Path, *, debug_words: str, keep: set[str],
             init: set[str], timeout: float = 180.0, without: dict[str, Path] | None = None) -> CostBoots:
     """The four sessions, not yet booted: the debug one with DEBUG_WORDS, the bare one on
     an initrd of the files in KEEP, the bound on one of the files in INIT (both written
@@ -72,11 +72,12 @@ def prepare(bundle: Bundle, accel: AccelChoice, n: int, workdir: Path, debug_wor
                      session(alone), {name: session(alone.with_kernel(image)) for name, image in (without or {}).items()})
 
 
-def boot(bundle: Bundle, accel: AccelChoice, n: int, debug_words: str, keep: set[str], init: set[str],
+def boot(bundle: Bundle, accel: AccelChoice, n: int, *, debug_words: str, keep: set[str], init: set[str],
          timeout: float = 180.0, progress: Progress = tty_progress, without: dict[str, Path] | None = None) -> CostBoots:
     """prepare's sessions, booted N times each, interleaved; WITHOUT: fragment -> the
     bundle's minimal kernel built without it."""
     with tempfile.TemporaryDirectory(prefix="appliance-cost-") as tmp:
-        boots = prepare(bundle, accel, n, Path(tmp), debug_words, keep, init, timeout, without)
+        boots = prepare(bundle, accel, n, Path(tmp), debug_words=debug_words, keep=keep, init=init, timeout=timeout,
+                        without=without)
         interleave(boots.sessions, 1, n, progress)
     return boots

@@ -161,5 +161,5 @@ def test_every_key_a_run_record_is_written_with_is_declared_by_its_type():
     assert results.phases_of(record, results.Unit.INSTRUCTIONS)["to_init"] == 5000.0
     assert results.phase_values([record, {"index": 5, "warmup": False, "ok": False}], "to_init") == [
         record["phases_ms"]["to_init"]]
-    failed = run_record(5, False, None, "guest hung", "tail")
+    failed = run_record(5, False, None, error="guest hung", console_tail="tail")
     assert set(failed) <= declared and failed["error"] == "guest hung"

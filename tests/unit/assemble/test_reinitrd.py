@@ -20,7 +20,7 @@ MODULES = [ModuleFile("crc16", "kernel/lib/crc16.ko", b"c" * 300, 300),
 def initrd():
     template = parse_template("t", "[modules]\nrules = ['fs-ext4']\n[init]\npayload = ['/bin/bench']\n"
                               "[programs]\nbuild = ['bench']\n", ROOT, {"bench"})
-    blob = initramfs.build(template, b"init", {"bench": b"bench"}, 1000, MODULES, "6.1.0-t").data
+    blob = initramfs.build(template, b"init", {"bench": b"bench"}, 1000, modules=MODULES, release="6.1.0-t").data
     return blob
 
 

@@ -66,7 +66,7 @@ def test_bad_outputs_and_inputs_are_one_line_before_any_boot(tmp_path, capsys, a
 
 
 def test_failed_runs_are_recorded_with_their_reason():
-    record = run_record(3, False, None, "guest did not finish within 5 s", "tail")
+    record = run_record(3, False, None, error="guest did not finish within 5 s", console_tail="tail")
     assert record == {"index": 3, "warmup": False, "ok": False, "error": "guest did not finish within 5 s",
                       "console_tail": "tail"}
 

@@ -25,7 +25,7 @@ def fake_run(index, init_ms, payload_ms, warmup=False, drop=()):
 def test_summary_counts_only_good_counted_runs_and_reports_missing_probes_honestly():
     runs = [fake_run(0, 9999, 99, warmup=True)] + [fake_run(i, 4500 + i, 25) for i in range(1, 7)]
     runs.append(fake_run(7, 4510, 25, drop=("init_start",)))
-    runs.append(run_record(8, False, None, "guest did not finish within 5 s", "tail"))
+    runs.append(run_record(8, False, None, error="guest did not finish within 5 s", console_tail="tail"))
     s = summary(runs)
     assert s["phases"]["kernel"]["n"] == 6  # the run without init_start gives no kernel phase
     assert s["phases"]["payload"]["n"] == 7

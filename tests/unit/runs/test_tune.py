@@ -41,7 +41,8 @@ def test_ranking_calls_out_only_real_savings_and_reports_a_broken_boot():
     base = [fake_run(i, 4000 + j, 25) for i, j in enumerate(jitter)]
     faster = [fake_run(i, 3000 + j, 25) for i, j in enumerate(jitter)]  # a quarter less
     same = [fake_run(i, 4000 - j, 25) for i, j in enumerate(jitter)]
-    broken = [run_record(i, False, None, "kernel panic: Kernel panic - not syncing: VFS", "tail") for i in range(8)]
+    broken = [run_record(i, False, None, error="kernel panic: Kernel panic - not syncing: VFS", console_tail="tail")
+              for i in range(8)]
     rows = tune.rank(base, {"same": same, "faster": faster, "broken": broken})
     assert [r["knob"] for r in rows] == ["faster", "same", "broken"]
     assert rows[0]["real"] and rows[0]["to_init"]["ratio"] < 0.8 and not rows[1]["real"]
