@@ -21,7 +21,7 @@ RECORD_ARGS = ("record", "-q", "-k", "CLOCK_REALTIME", "-e", "kvm:kvm_pio")
 
 def available(accel: Accel) -> tuple[bool, str]:
     """Whether the perf channel can run here, and if not, why."""
-    if accel is not Accel.KVM:
+    if Accel(accel) is not Accel.KVM:  # a caller's "kvm" is Accel.KVM
         return False, "it reads KVM's kvm_pio tracepoint and this run uses TCG (KVM is not usable here)"
     if shutil.which("perf") is None:
         return False, "perf is not installed (apt-get install linux-perf)"

@@ -104,7 +104,8 @@ def profiled_args(bundle: Bundle, files: BootFiles) -> list[str]:
     if spec is None or files.profiled is None:
         return []
     args = ["-chardev", f"file,id=profiled,path={files.profiled}"]
-    if spec.channel is Channel.SERIAL:  # COM2 by hand: microvm creates only one serial port itself
+    # (profiled's channel, "serial" or "virtio" as bundle.json says, not the boot's Channel)
+    if spec.channel == "serial":  # COM2 by hand: microvm creates only one serial port itself
         return args + ["-device", "isa-serial,chardev=profiled,iobase=0x2f8,irq=3"]
     bus = virtio_bus(bundle)
     name = spec.device.removeprefix("virtio-port:")  # the init finds the port by this name
