@@ -1,5 +1,6 @@
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,11 @@ def pytest_configure(config):
     os.environ["TMPDIR"] = str(SESSION_TMP)  # for child processes; this one's tempdir is already fixed
     # what the tests record goes to the session's own store, never the user's
     os.environ["APPLIANCE_DB"] = f"sqlite:///{SESSION_TMP / 'results.db'}"
+    # A suite started in the background by a non-interactive shell (`.ci/run &`) inherits
+    # SIGINT ignored, and so would every `appliance` the tests start: the tests that press
+    # Ctrl-C would see it ignored. A handler (unlike an ignore) is not inherited by exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_sessionfinish(session, exitstatus):
