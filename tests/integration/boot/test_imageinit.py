@@ -118,9 +118,9 @@ def test_a_named_unit_that_fails_is_one_line_naming_it(image, tmp_path):
 def test_a_boot_that_never_finishes_names_the_last_probe_and_the_unit_it_waits_for(image, tmp_path):
     hung = with_units(image, tmp_path / "hung.tar", {"hang.service": HANGS})
     bundle = build(tmp_path, hung)
-    done = appliance("run", str(bundle), "--timeout", "60", timeout=300)
+    done = appliance("run", str(bundle), "--timeout", "40", timeout=300)
     assert done.returncode != 0
     line = next(line for line in done.stderr.splitlines() if line.startswith("error:"))
-    assert "systemd did not finish the boot within 60 s" in line and "its last probe: " in line, line
+    assert "systemd did not finish the boot within 40 s" in line and "its last probe: " in line, line
     assert "multi_user_target" not in line.split("its last probe: ")[1].split(",")[0]
     assert "units it started that never finished: hang.service" in line, line
