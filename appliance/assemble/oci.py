@@ -195,6 +195,9 @@ def read_rootfs(path: Path) -> Image:
     name = str(path)
     if path.is_symlink() or not path.is_file():  # a FIFO hangs open(), /dev/zero never ends
         raise ImageError(f"image {name}: not a regular file (a root filesystem tar is one)")
+    if path.stat().st_size > MAX_LAYER:  # refused before it is read into memory
+        raise ImageError(f"image {name}: {path.stat().st_size >> 20} MiB, more than the {MAX_LAYER >> 20} MiB an "
+                         "appliance's image may be")
     try:
         data = path.read_bytes()
     except OSError as exc:

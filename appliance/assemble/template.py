@@ -470,6 +470,9 @@ def _with_unit_probes(name: str, probes: tuple[tuple[int, str], ...], units: tup
                       ) -> tuple[tuple[int, str], ...]:
     """[probes] and one probe per named unit, on the highest codes [probes] leaves free."""
     free = [code for code in range(0x7F, 0x1F, -1) if code not in {c for c, _ in probes}]
+    if len(units) > len(free):  # never drop a unit: it would go unmeasured without a word
+        raise _fail(name, f"[image] units names {len(units)} units; [probes] leaves {len(free)} codes (0x20-0x7f) "
+                          "for them: name fewer")
     taken = {n for _, n in probes}
     added = []
     for unit, code in zip(units, free, strict=False):

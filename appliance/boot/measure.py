@@ -284,7 +284,7 @@ def never_finished(bundle: Bundle, console: str, timeout: float) -> str:
                " (systemd.show_status=true on the kernel command line names the units it starts)"))
 
 
-def systemd_view(bundle: Bundle, console: str) -> systemdview.View:
+def systemd_view(bundle: Bundle, console: str, console_probes: list[tuple[str, int]]) -> systemdview.View:
     """systemd's report of the boot; a named unit ([image] units) whose probe never fired
     (it failed, or is not there) is the boot's failure, another failed unit a warning of
     the caller's."""
@@ -292,7 +292,7 @@ def systemd_view(bundle: Bundle, console: str) -> systemdview.View:
     if view is None:
         raise BootError("the image's boot ended without systemd's report (appliance-report.service): did something "
                         "power the guest off first?", tail(console))
-    fired = {name for name, _ in parse_console_probes(console)}
+    fired = {name for name, _ in console_probes}
     unstarted = [unit for unit in bundle.image_units if unit_probe(unit) not in fired]
     if unstarted:
         failed = f"systemctl --failed: {', '.join(view['failed'])}" if view["failed"] else "no unit failed"
@@ -554,7 +554,8 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
             raise _failed_start(raw)
         payload_status = check_console(raw.console)
         events = _events(raw, bundle, channel, work)
-        lost = lost_data(work, parse_console_probes(raw.console), events, channel)
+        console_probes = parse_console_probes(raw.console)
+        lost = lost_data(work, console_probes, events, channel)
         if lost:
             raise BootError(f"the measurement lost its data: {lost}", tail(raw.console))
     done = raw.done
@@ -563,16 +564,17 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
     events = [Event(EXEC, done.exec_ns, "host"), *resumed, *events, *ready, Event(EXIT, done.exit_ns, "host")]
     if ready or resumed:  # in time order among the probes
         events.sort(key=lambda e: e.host_time_ns)
-    run = BootRun(events=events, phases=derive(events), console_probes=parse_console_probes(raw.console),
+    view = systemd_view(bundle, raw.console, console_probes) if bundle.image_init else None
+    run = BootRun(events=events, phases=derive(events), console_probes=console_probes,
                   max_rss_kib=done.max_rss_kib, payload_status=payload_status, console=raw.console,
                   qemu_lifetime_ms=(done.exit_ns - done.exec_ns) / 1e6,
                   uart_us_per_char=uart_cost_us_per_char(raw.lines) if raw.lines else None,
                   # a service's forwards (phases.of_run leaves its payload out: it ran until stopped)
                   forwards=raw.forwards if bundle.ready is not None else [],
-                  warnings=[*raw.warnings, *_boot_warnings(bundle, raw)], qemu_cpu_s=done.cpu_s,
+                  warnings=[*raw.warnings, *_boot_warnings(bundle, raw, view)], qemu_cpu_s=done.cpu_s,
                   stopped_ms=done.stopped_ms, guest_log=raw.profiled, restored=bool(resumed),
                   modules=[(m["name"], int(m["start"]), int(m["duration"])) for m in _MODULE.finditer(raw.console)],
-                  systemd=systemd_view(bundle, raw.console) if bundle.image_init else None)
+                  systemd=view)
     if spec.clock.counts:
         _count_instructions(run, raw, spec)
     if not any(e.name == "init_start" for e in events) and not resumed:  # a restore starts past the init's start
@@ -583,16 +585,14 @@ def boot(spec: BootSpec, echo: IO[str] | None = None, keep_dir: Path | None = No
     return run
 
 
-def _boot_warnings(bundle: Bundle, raw: RawBoot) -> list[str]:
+def _boot_warnings(bundle: Bundle, raw: RawBoot, view: systemdview.View | None) -> list[str]:
     """What the boot's console and channels say that the figures do not: profiled silent,
-    modules skipped, units of an image's own boot that failed."""
+    modules skipped, units of an image's own boot that failed (VIEW: systemd's report)."""
     warnings = []
     if bundle.profiled is not None and not raw.profiled:
         warnings.append("profiled sent nothing: is its channel's device in the kernel (ttyS1, virtio_console)?")
     warnings += [f"module {m[1]} skipped: {m[2]}" for m in _SKIPPED.finditer(raw.console)]
-    if bundle.image_init:
-        view = systemdview.read(raw.console)
-        warnings += [f"unit {unit} failed in the image's boot" for unit in (view["failed"] if view else [])]
+    warnings += [f"unit {unit} failed in the image's boot" for unit in (view["failed"] if view else [])]
     return warnings
 
 

@@ -243,3 +243,7 @@ def test_a_root_filesystem_tar_that_is_no_regular_file_is_refused(tmp_path):
     for name in ("fifo.tar", "missing.tar"):
         with pytest.raises(oci.ImageError, match="not a regular file"):
             oci.load(name, "rootfs", tmp_path, Arch.X86_64)
+    with open(tmp_path / "huge.tar", "wb") as huge:  # sparse: nothing is written, nothing is read
+        huge.truncate(oci.MAX_LAYER + 1)
+    with pytest.raises(oci.ImageError, match="more than the 1024 MiB"):
+        oci.load("huge.tar", "rootfs", tmp_path, Arch.X86_64)
