@@ -51,7 +51,7 @@ def test_the_image_init_template_probes_targets_and_named_units_on_free_codes():
     ('[image]\nrootfs = "a.tar"\noci = "x:y"\n', "takes one of"),
     ('[image]\nrootfs = "a.tar"\ninit = "image"\nunits = ["a.service"]\n[probes]\na_service = 0x20\n',
      "is a name"),
-    ('[image]\nrootfs = "a.tar"\ninit = "image"\nunits = [%s]\n' % ", ".join(f'"u{i}.service"' for i in range(97)),
+    ('[image]\nrootfs = "a.tar"\ninit = "image"\nunits = [' + ", ".join(f'"u{i}.service"' for i in range(97)) + ']\n',
      "names 97 units; \\[probes\\] leaves 96 codes"),
 ])
 def test_image_init_settings_that_make_no_sense_are_one_line(text, message):
