@@ -34,6 +34,9 @@ MANIFEST = "bundle.json"
 DIGEST = seal.FIELD
 FILES = ("kernel", "initrd")
 DTB = "board.dtb"
+BOOT_DISK = "boot.img"  # [vm] loader builds: the GPT disk the firmware boots (assemble/bootdisk.py)
+BOOT_KIND = "boot"  # its kind among the bundle's disks
+DISK_KINDS = ("virtio-blk", "pmem", BOOT_KIND)
 UKI = "uki.efi"  # q35-ovmf builds: systemd's EFI stub with the kernel, initrd and command line
 REQUIRED = ("name", "files", "disks", "cmdline", "cmdline_base", "machine", "arch", "memory_mib", "cpus", "probes",
             "build", "device_tree", "virtio_transports", "kernel_acpi", "network", "service", "profiled")
@@ -252,6 +255,12 @@ class Bundle:
         return list(self.manifest["disks"])
 
     @property
+    def boot_disk(self) -> Path | None:
+        """The disk the firmware boots through its boot loader ([vm] loader), if any."""
+        found = [d["file"] for d in self.manifest["disks"] if d["kind"] == BOOT_KIND]
+        return self.path / found[0] if found else None
+
+    @property
     def cmdline(self) -> str:
         return str(self.manifest["cmdline"])
 
@@ -412,8 +421,8 @@ def type_problem(data: dict[str, Any]) -> str | None:
         if not (isinstance(entry, dict) and isinstance(entry.get("size"), int) and isinstance(entry.get("sha256"), str)):
             return f"file {name!r:.40} has no size and sha256"
     for disk in data["disks"]:
-        if not (isinstance(disk, dict) and disk.get("file") in data["files"] and disk.get("kind") in ("virtio-blk", "pmem")):
-            return f"disk {disk!r:.60} is not a listed file of kind virtio-blk or pmem"
+        if not (isinstance(disk, dict) and disk.get("file") in data["files"] and disk.get("kind") in DISK_KINDS):
+            return f"disk {disk!r:.60} is not a listed file of kind {', '.join(DISK_KINDS)}"
     for probe in data["probes"]:
         if not (isinstance(probe, dict) and isinstance(probe.get("port"), int) and isinstance(probe.get("code"), int)
                 and isinstance(probe.get("name"), str)):

@@ -28,7 +28,11 @@ KERNEL_START = ("linux_start_boot", "linux_start_pvhboot", "linux_start_fwcfg", 
 
 PHASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("qemu", (EXEC,), FIRMWARE_START + KERNEL_START + ("linux_start_kernel",)),
-    ("firmware", FIRMWARE_START, KERNEL_START),
+    ("firmware", FIRMWARE_START, ("loader_entry",) + KERNEL_START),
+    # a boot loader's disk ([vm] loader): the firmware's first read of it to the kernel's
+    # entry (its last read before the kernel ran): finding and starting the loader, which
+    # reads its entry, the kernel and the initrd
+    ("bootloader", ("loader_entry",), KERNEL_START),
     ("fw_setup", ("fw_start",), ("fw_do_boot",)),
     ("fw_load", ("fw_do_boot",), KERNEL_START),
     ("kernel", KERNEL_START + ("linux_start_kernel",), ("init_start",)),

@@ -50,7 +50,9 @@ PROBES: tuple[Probe, ...] = (
     Probe(PORT_KERNEL, 0x1A, "systemd_finished"),  # systemd says the boot is over (is-system-running --wait)
 )
 USER_CODES = range(0x20, 0x80)
-INFERRED = ("fw_entry", "kernel_entry")  # moments read from the trace where no probe gives them
+# moments read from the trace where no probe gives them ("loader_entry": the firmware's
+# first disk read, on a bundle booted by its boot loader from a disk)
+INFERRED = ("fw_entry", "loader_entry", "kernel_entry")
 BUILTIN_NAMES = frozenset(p.name for p in PROBES) | frozenset(INFERRED)
 
 
@@ -84,7 +86,8 @@ _TRACE_LINE = re.compile(
 
 
 def parse_trace(text: str, table: dict[tuple[int, int], str], firmware: bool = True, infer: bool = True) -> list[Event]:
-    """Events from a QEMU `-trace memory_region_ops_write -msg timestamp=on` log.
+    """Events from a QEMU `-trace memory_region_ops_write -msg timestamp=on` log (and
+`-trace virtio_blk_handle_read` where a boot loader reads the kernel from a disk).
 
     Without FIRMWARE (aarch64 virt: QEMU loads the kernel and jumps into it), the
     guest's first write is the kernel's, and is inferred as kernel_entry. Without
@@ -92,9 +95,13 @@ def parse_trace(text: str, table: dict[tuple[int, int], str], firmware: bool = T
     probes: list[Event] = []
     first_io: int | None = None
     fwcfg_writes: list[int] = []
+    reads: list[int] = []
     for line in text.splitlines():
         match = _TRACE_LINE.match(line)
         if match is None:
+            read = _READ_LINE.match(line)
+            if read is not None:
+                reads.append((int(read["sec"]) * 1_000_000 + int(read["usec"])) * 1000)
             continue
         when = (int(match["sec"]) * 1_000_000 + int(match["usec"])) * 1000
         if int(match["cpu"]) < 0:
@@ -115,21 +122,33 @@ def parse_trace(text: str, table: dict[tuple[int, int], str], firmware: bool = T
     if not firmware:
         inferred = [Event("kernel_entry", first_io, "trace-inferred")] if first_io is not None else []
         return sorted(probes + inferred, key=lambda e: e.host_time_ns)
-    return _with_inferred(probes, first_io, fwcfg_writes)
+    return _with_inferred(probes, first_io, fwcfg_writes, reads)
 
 
-def _with_inferred(probes: list[Event], first_io: int | None, fwcfg: list[int]) -> list[Event]:
-    """Add fw_entry and kernel_entry where no real firmware probe gives those moments."""
+def _with_inferred(probes: list[Event], first_io: int | None, fwcfg: list[int], reads: list[int]) -> list[Event]:
+    """Add fw_entry and kernel_entry where no real firmware probe gives those moments.
+
+    The kernel's entry is the end of its loading: the firmware's last fw_cfg write before
+    the guest's first probe; where the disk reads were traced (a boot loader's disk), the
+    last disk read before it instead, and the first disk read is loader_entry. The
+    kernel reads no disk before its first probe (start_kernel, or our init's start, which
+    loads the disk's driver), so every read before it is the firmware's or the loader's."""
     names = {e.name for e in probes}
     inferred: list[Event] = []
     if first_io is not None and "fw_start" not in names:
         inferred.append(Event("fw_entry", first_io, "trace-inferred"))
     if not names & {"linux_start_boot", "linux_start_pvhboot", "linux_start_fwcfg"}:
         guest = [e.host_time_ns for e in probes if e.name not in ("fw_start", "fw_do_boot")]
-        before = [t for t in fwcfg if not guest or t < min(guest)]
+        loads = sorted(reads) if reads else fwcfg
+        before = [t for t in loads if not guest or t < min(guest)]
+        if reads and before:
+            inferred.append(Event("loader_entry", before[0], "trace-inferred"))
         if before:
             inferred.append(Event("kernel_entry", before[-1], "trace-inferred"))
     return sorted(probes + inferred, key=lambda e: e.host_time_ns)
+
+
+_READ_LINE = re.compile(r"^\d+@(?P<sec>\d+)\.(?P<usec>\d{6}):virtio_blk_handle_read ")
 
 
 _CONSOLE_PROBE = re.compile(r"appliance-probe: (?P<name>[A-Za-z0-9_]+) (?P<ns>\d+)\s*$")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance import bundle, netspec
-from appliance.assemble.template import PROFILED_DEVICES, RootDisk, Template
+from appliance.assemble.template import PROFILED_DEVICES, Loader, RootDisk, Template
 from appliance.errors import TemplateError
 from appliance.machines import Machine, cmdline_problem, profile
 
@@ -30,12 +30,20 @@ def spec(template: Template, *, build: dict[str, Any], transports: list[str], de
         name=template.name, cmdline=cmdline(template),
         cmdline_base=" ".join(filter(None, ("panic=-1", template.cmdline))),
         machine=template.machine, memory_mib=template.memory_mib, cpus=template.cpus, user_probes=template.probes,
-        build=build, disks=() if template.root is RootDisk.NONE else (("rootfs.img", template.root.value),),
+        build=build, disks=disks(template),
         firmware=template.machine is Machine.Q35_QBOOT, device_tree=device_tree, uki=uki,
         virtio_transports=tuple(transports),
         kernel_acpi=not minimal_kernel,  # tinyconfig + our fragments: no ACPI (see qemu.argv)
         network=network.get("network"), service=network.get("service"), profiled=profiled_facts(template),
         image_init={"units": list(template.image_units)} if template.image_init else None)
+
+
+def disks(template: Template) -> tuple[tuple[str, str], ...]:
+    """(file, kind) of the bundle's disks: the root disk first (the guest's first disk,
+    /dev/vda or pmem0), then the boot loader's disk, which the firmware boots."""
+    root = () if template.root is RootDisk.NONE else (("rootfs.img", template.root.value),)
+    boot = ((bundle.BOOT_DISK, bundle.BOOT_KIND),) if template.loader is not Loader.NONE else ()
+    return (*root, *boot)
 
 
 def profiled_facts(template: Template) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from typing import Any, NoReturn, TypeVar
 
 from appliance import __version__, bundle, fsutil, proc
 from appliance.assemble import (
+    bootdisk,
     cache,
     devicetree,
     drivers,
@@ -46,12 +47,14 @@ from appliance.assemble.template import (
     TEMPLATES,
     Kernel,
     KernelCompression,
+    Loader,
     RootDisk,
     RootFormat,
     Template,
     find_template,
     load_template,
     retarget,
+    with_loader,
     with_needed_fragments,
 )
 from appliance.errors import ApplianceError, TemplateError
@@ -117,6 +120,7 @@ CODE = {
                "assemble/rootdisk", "assemble/template", "assemble/oci", "assemble/licenses", "assemble/imageinit",
                "assemble/drivers", "netspec", "probes"),
     "bundle": ("assemble/recipes", "assemble/kernels", "assemble/devicetree", "assemble/guestprog", "assemble/uki",
+               "assemble/bootdisk",
                "assemble/manifest",
                "bundle", "probes", "machines", "netspec"),
     "release": ("assemble/release", "assemble/uki", "bundle"),
@@ -209,6 +213,8 @@ def configure(env: Any) -> BuildConfig:
         if env["KERNEL_COMPRESSION"]:
             template = replace(template, kernel_compression=_one_of("KERNEL_COMPRESSION", env["KERNEL_COMPRESSION"],
                                                                     KernelCompression))
+        if env["LOADER"]:
+            template = with_loader(template, env["LOADER"])
         epoch = _epoch(env["SOURCE_DATE_EPOCH"])
         if env["KERNEL"]:
             kernel.own_kernel(Path(env["KERNEL"]))  # a wrong KERNEL= is one line now, not a build of it
@@ -241,6 +247,8 @@ def variant_name(written: Template, built: Template, own_kernel: str) -> str:
         parts.append(f"{built.kernel}-kernel")
     if built.kernel is Kernel.MINIMAL and not own_kernel and built.kernel_compression != written.kernel_compression:
         parts.append(built.kernel_compression)
+    if built.loader is not written.loader:  # "systemd-boot"
+        parts.append(built.loader.value)
     return "+".join(parts)
 
 
@@ -374,7 +382,14 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     tree = devicetree.board_dtb(template, folder / bundle.DTB, cmdline) if template.arch is Arch.AARCH64 else None
     if tree is None:
         (folder / bundle.DTB).unlink(missing_ok=True)  # left by an earlier ARCH=aarch64 build
-    carries_uki = template.machine is Machine.Q35_OVMF
+    boot_disk = template.loader is Loader.SYSTEMD_BOOT
+    if boot_disk:  # what OVMF boots: a GPT disk whose ESP holds systemd-boot, its entry, the kernel and initrd
+        esp = bootdisk.build(folder / "kernel", folder / "initrd", cmdline, folder / bundle.BOOT_DISK,
+                             epoch=config.source_date_epoch)
+        print(f"  boot disk: {bundle.BOOT_DISK}, GPT, ESP of {esp.size >> 20} MiB (systemd-boot)")
+    else:
+        (folder / bundle.BOOT_DISK).unlink(missing_ok=True)  # left by an earlier LOADER=systemd-boot build
+    carries_uki = template.machine is Machine.Q35_OVMF and not boot_disk
     if carries_uki:  # what OVMF boots: the kernel, initrd and command line as one EFI program
         uki.build(folder / "kernel", folder / "initrd", cmdline, uki.osrel(template.name, facts["kernel_release"]),
                   folder / bundle.UKI, epoch=config.source_date_epoch)

@@ -70,6 +70,13 @@ class KernelEntry(enum.StrEnum):
     PVH = "pvh"  # decompressed at build time, booted through its PVH entry
 
 
+class Loader(enum.StrEnum):
+    """What starts the kernel."""
+
+    NONE = "none"  # QEMU loads it (fw_cfg), or OVMF runs the bundle's UKI
+    SYSTEMD_BOOT = "systemd-boot"  # OVMF boots a GPT disk whose ESP holds systemd-boot, the kernel and initrd
+
+
 class KernelCompression(enum.StrEnum):
     """The minimal kernel's image; NONE boots the uncompressed vmlinux through PVH."""
 
@@ -126,6 +133,7 @@ class Template:
     memory_mib: int = 256
     cpus: int = 1
     cmdline: str = ""
+    loader: Loader = Loader.NONE  # [vm] loader: what starts the kernel (systemd-boot from a disk, under OVMF)
     probes: tuple[tuple[int, str], ...] = ()  # user-defined (code, name), codes 0x20-0x7f
     modules: tuple[str, ...] = ()  # ordered rules: "name", "glob", "-glob" (see kmod.py)
     modules_blocked: tuple[str, ...] | None = None  # None: kmod.DEFAULT_BLOCKED
@@ -277,6 +285,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("vm", "memory_mib", int, "memory_mib", _within(16, 65536, MEMORY)),
     Setting("vm", "cpus", int, "cpus", _within(1, 64, MEMORY)),
     Setting("vm", "cmdline", str, "cmdline", lambda name, value: _cmdline(name, value)),
+    Setting("vm", "loader", str, "loader", _enum_of(Loader, "[vm] loader")),
     Setting("modules", "rules", list, "modules", _listed("[modules] rules")),
     Setting("modules", "blocked", list, "modules_blocked", _listed("[modules] blocked")),
     Setting("modules", "on_error", str, "modules_on_error",
@@ -594,6 +603,18 @@ def _check_arch(name: str, arch: Arch, machine: Machine, kernel: Kernel, entry: 
             raise _fail(name, f"arch = 'aarch64': {message}")
 
 
+def _check_loader(name: str, loader: Loader, machine: Machine, kernel: Kernel, entry: KernelEntry) -> None:
+    """systemd-boot is a UEFI program that starts a kernel through the kernel's EFI stub."""
+    if loader is Loader.NONE:
+        return
+    if machine is not Machine.Q35_OVMF:
+        raise _fail(name, f"[vm] loader = {loader.value!r} is a UEFI boot loader: it needs machine = 'q35-ovmf' "
+                          f"(not {machine.value!r})")
+    if kernel is Kernel.MINIMAL or entry is KernelEntry.PVH:
+        raise _fail(name, f"[vm] loader = {loader.value!r} starts the kernel through its EFI stub, which only the "
+                          "Debian kernel's bzImage has: kernel = 'debian', kernel_entry = 'bzimage'")
+
+
 RESERVED = {"init": "the init", "etc/appliance/init.conf": "the init's configuration"}
 
 
@@ -641,6 +662,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     arch = get("arch")
     machine = given.get("machine", machines_of(arch)[0])
     _check_arch(name, arch, machine, get("kernel"), get("kernel_entry"), channel, get("root"), packages)
+    _check_loader(name, get("loader"), machine, get("kernel"), get("kernel_entry"))
     return with_needed_fragments(Template(**{
         **given, "name": name, "arch": arch, "machine": machine, "programs": programs, "files": files,
         "mounts": () if image_init else get("mounts"), "probes": probes, "network": network, "forwards": forwards,
@@ -732,4 +754,12 @@ def retarget(template: Template, arch: str, machine: Machine | None = None) -> T
         machine = template.machine if profile(template.machine).arch is target else machines_of(target)[0]
     _check_arch(template.name, target, machine, template.kernel, template.kernel_entry, template.profiled,
                 template.root, template.has_packages)
+    _check_loader(template.name, template.loader, machine, template.kernel, template.kernel_entry)
     return replace(template, arch=target, machine=machine)
+
+
+def with_loader(template: Template, loader: str) -> Template:
+    """TEMPLATE started by another boot loader (LOADER=), checked as the template itself would be."""
+    chosen = _choice(template.name, Loader, "LOADER", loader)
+    _check_loader(template.name, chosen, template.machine, template.kernel, template.kernel_entry)
+    return replace(template, loader=chosen)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from appliance import proc
-from appliance.bundle import Bundle
+from appliance.bundle import BOOT_DISK, BOOT_KIND, Bundle
 from appliance.clocks import Clock
 from appliance.errors import ApplianceError, BootError
 from appliance.machines import Accel, Arch, Machine, cmdline_problem, profile
@@ -77,14 +77,19 @@ def binary(arch: Arch) -> str:
                         f"{PACKAGES.get(arch.qemu, arch.qemu)} (./setup does)") from None
 
 
-def disk_args(bundle: Bundle, keep_writes: bool = False) -> tuple[list[str], list[str]]:
+def disk_args(bundle: Bundle, keep_writes: bool = False, boot_disk: Path | None = None) -> tuple[list[str], list[str]]:
     """(machine options, devices) for the bundle's disks. Writes are discarded unless
-    KEEP_WRITES, so booting never changes a bundle's files (and their digests)."""
+    KEEP_WRITES, so booting never changes a bundle's files (and their digests). The boot
+    loader's disk (BOOT_DISK: the bundle's, or this boot's copy) is read-only and first
+    in the firmware's boot order."""
     machine: list[str] = []
     devices: list[str] = []
     for number, disk in enumerate(bundle.disks):
         path = bundle.path / disk["file"]
-        if disk["kind"] == "pmem":
+        if disk["kind"] == BOOT_KIND:
+            devices += ["-drive", f"id=disk{number},file={boot_disk or path},format=raw,if=none,readonly=on",
+                        "-device", f"virtio-blk-{virtio_bus(bundle)},drive=disk{number},bootindex=0"]
+        elif disk["kind"] == "pmem":
             machine.append("nvdimm=on")
             devices += ["-object", f"memory-backend-file,id=pmem{number},mem-path={path},"
                         f"size={path.stat().st_size},share={'on' if keep_writes else 'off'}",
@@ -225,6 +230,20 @@ def ovmf_args() -> list[str]:
             "-drive", f"if=pflash,format=raw,unit=1,snapshot=on,file={variables}"]
 
 
+def boot_disk_for(bundle: Bundle, cmdline: str, files: BootFiles) -> Path | None:
+    """The boot loader's disk this boot reads: the bundle's, or where CMDLINE is not the
+    one its loader entry was built with (--append, the exit probe), a copy beside the
+    boot's console with the entry rewritten (the bundle's disk is never changed)."""
+    disk = bundle.boot_disk
+    if disk is None or cmdline == bundle.cmdline:
+        return disk
+    from appliance.assemble import bootdisk
+
+    copy = files.console.with_name(BOOT_DISK)
+    bootdisk.with_cmdline(disk, cmdline, copy)
+    return copy
+
+
 def check_pe(path: Path) -> None:
     """PATH must be a PE image (an EFI program): OVMF hangs on anything else until the
     boot's timeout."""
@@ -254,7 +273,7 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
     problem = cmdline_problem(cmdline)
     if problem:
         raise BootError(f"{problem} (the bundle's, the runner's and --append's words together): shorten --append")
-    machine_options, disks = disk_args(bundle, spec.keep_disk_writes)
+    machine_options, disks = disk_args(bundle, spec.keep_disk_writes, boot_disk_for(bundle, cmdline, files))
     if bundle.machine is Machine.MICROVM and not bundle.kernel_acpi and (disks or bundle.forwards is not None):
         # a kernel without ACPI finds microvm's virtio-mmio devices only on its command
         # line, which QEMU writes (virtio_mmio.device=...) only when it builds no ACPI tables
@@ -272,6 +291,8 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
     ]
     if bundle.cdrom is not None:  # firmware boots the ISO; its isolinux.cfg has the cmdline
         args += ["-cdrom", str(bundle.cdrom)]
+    elif bundle.boot_disk is not None:  # firmware boots the disk (disk_args); its loader entry has the cmdline
+        pass
     elif bundle.machine is Machine.Q35_OVMF and bundle.uki is not None and bundle.kernel_file is None:
         # OVMF runs the UKI as an EFI program; -append reaches its stub as the command line
         check_pe(bundle.uki)
@@ -297,6 +318,8 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
                      "-device", f"isa-debugcon,iobase={port:#x},chardev=probe{port:x}"]
     if channel is Channel.TRACE or spec.trace:
         args += ["-trace", "memory_region_ops_write", "-msg", "timestamp=on", "-D", str(files.trace)]
+        if bundle.boot_disk is not None:  # the boot loader's phase is its disk reads (probes.parse_trace)
+            args += ["-trace", "virtio_blk_handle_read"]
     args += profiled_args(bundle, files)
     args += network_args(bundle, host_ports or {})
     if spec.clock.counts and accel is Accel.KVM:  # no TCG plugin under KVM: the CPU's own counter, whole run

@@ -10,7 +10,8 @@ from appliance.results import payload_probes
 
 PHASE_HELP = {
     "qemu": "host exec -> firmware start (aarch64: the kernel's first device write)",
-    "firmware": "firmware -> kernel entry",
+    "firmware": "firmware -> kernel entry (a boot loader's disk: -> its first read)",
+    "bootloader": "first disk read -> kernel entry (the loader's last read)",
     "fw_setup": "fw_start -> fw_do_boot (hardware setup)",
     "fw_load": "fw_do_boot -> kernel entry (loading it)",
     "kernel": "kernel entry -> init_start",

@@ -41,6 +41,33 @@ def test_real_firmware_probes_replace_inference():
     assert names[:2] == ["fw_start", "linux_start_boot"]
 
 
+def read(usec: int, sector: int) -> str:
+    return (f"2745@1795236580.{usec:06d}:virtio_blk_handle_read vdev 0x557439e41bf0 req 0x557439034ac0 "
+            f"sector {sector} nsectors 8")
+
+
+def test_a_boot_loaders_disk_reads_give_its_entry_and_the_kernels():
+    # OVMF's own fw_cfg writes go on after its first disk read: with the reads traced,
+    # the kernel's entry is the last read before the guest's first probe, not a fw_cfg write
+    trace = "\n".join([TRACE, read(5000, 0), read(6000, 34), line(8000, 0, 0x518, 0x7B48, "fwcfg.dma"),
+                       read(300000, 2492), read(405000, 9)])  # the last: our init's root disk, after init_start
+    events = {e.name: e for e in parse_trace(trace, TABLE)}
+    assert events["loader_entry"].host_time_ns == 1795236580_005000_000
+    assert events["kernel_entry"].host_time_ns == 1795236580_300000_000
+    assert events["kernel_entry"].source == events["loader_entry"].source == "trace-inferred"
+    phases = derive(sorted([Event(EXEC, 1795236580_000000_000, "host"), *events.values()],
+                           key=lambda e: e.host_time_ns))
+    assert phases["firmware"] == pytest.approx(5.0 - 0.159)
+    assert phases["bootloader"] == pytest.approx(295.0)
+    assert phases["kernel"] == pytest.approx(100.0)
+
+
+def test_without_disk_reads_there_is_no_boot_loader_phase():
+    events = parse_trace(TRACE, TABLE)
+    assert "loader_entry" not in {e.name for e in events}
+    assert derive(events)["bootloader"] is None
+
+
 def test_unknown_code_is_kept_under_its_own_name():
     names = [e.name for e in parse_trace(line(5, 0, 0xF4, 0x55, "isa-debugcon"), TABLE)]
     assert "unknown_0xf4_0x55" in names
@@ -59,7 +86,7 @@ def test_phases_from_a_full_run():
                  "total": 4100.0, "k_decomp": None, "k_init": None, "k_exec": None,
                  "service_ready": None, "service": None, "restore": None, "after_restore": None,
                  "initrd": None, "sysinit": None, "basic": None, "multi_user": None, "userspace": None,
-                 "to_multi_user": None}
+                 "to_multi_user": None, "bootloader": None}
 
 
 def test_phases_of_an_image_booted_by_its_own_init():

@@ -5,7 +5,16 @@ import pytest
 
 from appliance.assemble.compress import Compression
 from appliance.assemble.initramfs import init_conf
-from appliance.assemble.template import Kernel, KernelCompression, Mount, find_template, load_template, parse_template
+from appliance.assemble.template import (
+    Kernel,
+    KernelCompression,
+    Loader,
+    Mount,
+    find_template,
+    load_template,
+    parse_template,
+    with_loader,
+)
 from appliance.errors import TemplateError
 from appliance.machines import Machine
 from tests.conftest import ROOT
@@ -31,6 +40,16 @@ work_done = 0x20
 
 def parse(text: str, folder: Path = ROOT) -> object:
     return parse_template("t", text, folder, {"bench"})
+
+
+def test_a_boot_loader_is_a_uefi_machines_and_puts_its_disk_after_the_root():
+    from appliance.assemble.manifest import disks
+
+    text = "[vm]\nmachine = 'q35-ovmf'\nloader = 'systemd-boot'\n"
+    plain = parse(text)
+    assert plain.loader is Loader.SYSTEMD_BOOT and disks(plain) == (("boot.img", "boot"),)
+    rooted = parse(text + "[rootfs]\ndisk = 'virtio-blk'\n")
+    assert disks(rooted) == (("rootfs.img", "virtio-blk"), ("boot.img", "boot"))  # the root stays /dev/vda
 
 
 def test_good_template_parses_into_typed_values():
@@ -75,6 +94,10 @@ def test_json_round_trip_is_stable_and_has_no_host_path():
     ("[init]\nshell = 'sh'\n", "shell must be a bool or list"),
     ("[appliance]\nkernel_entry = 'efi'\n", "kernel_entry = 'efi' is not one of: bzimage, pvh"),
     ("[appliance]\nkernel = 'minimal'\nkernel_entry = 'pvh'\n", "kernel_entry = 'pvh' is for the Debian kernel"),
+    ("[vm]\nloader = 'grub'\n", "loader = 'grub' is not one of: none, systemd-boot"),
+    ("[vm]\nloader = 'systemd-boot'\n", "a UEFI boot loader: it needs machine = 'q35-ovmf' \\(not 'microvm'\\)"),
+    ("[appliance]\nkernel = 'minimal'\n[vm]\nloader = 'systemd-boot'\nmachine = 'q35-ovmf'\n",
+     "through its EFI stub, which only the Debian kernel's bzImage has"),
     ("[init]\nshell = ['sh']\n", "shell must be true or an argv whose first word is an absolute"),
     ("[packages]\ndebian = ['x']\n[init]\npayload = ['python3']\n", "payload 'python3' is not in the appliance"),
 ])
@@ -135,6 +158,12 @@ def test_variant_names_say_what_the_options_changed(tmp_path):
     minimal = replace(written, kernel=Kernel.MINIMAL, kernel_compression=KernelCompression.LZ4)
     assert variant_name(written, minimal, "") == "minimal-kernel+lz4"
     assert variant_name(written, written, "/src/linux/arch/x86/boot/bzImage") == "kernel-bzImage"
+    uefi = replace(written, machine=Machine.Q35_OVMF)
+    assert variant_name(written, with_loader(uefi, "systemd-boot"), "") == "q35-ovmf+systemd-boot"
+    with pytest.raises(TemplateError, match="LOADER = 'lilo' is not one of: none, systemd-boot"):
+        with_loader(uefi, "lilo")
+    with pytest.raises(TemplateError, match="it needs machine = 'q35-ovmf'"):
+        with_loader(written, "systemd-boot")
 
 
 def test_a_full_disk_while_building_names_the_disk_that_is_full(monkeypatch):

@@ -55,3 +55,37 @@ def test_a_garbage_efi_program_or_firmware_is_one_line_before_any_boot(tmp_path,
     monkeypatch.setattr(qemu, "OVMF", (empty, empty))
     with pytest.raises(BootError, match="is not a UEFI firmware volume"):
         qemu.ovmf_args()
+
+
+def test_a_boot_loaders_disk_is_booted_read_only_with_its_reads_traced(tmp_path, monkeypatch):
+    from appliance.assemble import bootdisk
+
+    code = tmp_path / "CODE.fd"
+    code.write_bytes(b"c" * 40 + b"_FVH")
+    monkeypatch.setattr(qemu, "OVMF", (code, code))
+    (tmp_path / "kernel").write_bytes(b"K" * 1000)
+    (tmp_path / "initrd").write_bytes(b"I" * 1000)
+    loader = tmp_path / "loader.efi"
+    loader.write_bytes(b"MZ" + bytes(100))
+    bootdisk.build(tmp_path / "kernel", tmp_path / "initrd", "console=ttyS0 reboot=t", tmp_path / "boot.img",
+                   loader=loader)
+    booted = Bundle(tmp_path, manifest_of(
+        machine="q35-ovmf", cmdline="console=ttyS0 reboot=t", virtio_transports=["virtio_pci"],
+        files={"kernel": {}, "initrd": {}, "rootfs.img": {}, "boot.img": {}},
+        disks=[{"file": "rootfs.img", "kind": "virtio-blk"}, {"file": "boot.img", "kind": "boot"}]))
+    work = tmp_path / "work"
+    work.mkdir()
+    boot_files = qemu.BootFiles(work / "console.log", work / "trace.log", work / "perf.data")
+    args = qemu.argv(BootSpec(booted, "tcg"), boot_files)
+    assert "-kernel" not in args and "-append" not in args  # the firmware boots the disk
+    drives = [args[i + 1] for i, a in enumerate(args) if a == "-drive" and "if=none" in args[i + 1]]
+    assert drives[0].startswith("id=disk0,file=" + str(tmp_path / "rootfs.img"))  # the root stays /dev/vda
+    assert drives[1] == f"id=disk1,file={tmp_path / 'boot.img'},format=raw,if=none,readonly=on"
+    assert "virtio-blk-pci,drive=disk1,bootindex=0" in args
+    assert args[args.index("virtio_blk_handle_read") - 1] == "-trace"
+    assert not (work / "boot.img").exists()  # the bundle's own words: its own disk
+    # words of this boot only (--append): a copy in the boot's folder says them
+    args = qemu.argv(BootSpec(booted, "tcg", extra_cmdline="loglevel=8"), boot_files)
+    assert f"id=disk1,file={work / 'boot.img'},format=raw,if=none,readonly=on" in args
+    assert bootdisk.read_entry(work / "boot.img").endswith("options console=ttyS0 reboot=t loglevel=8\n")
+    assert bootdisk.read_entry(tmp_path / "boot.img").endswith("options console=ttyS0 reboot=t\n")
