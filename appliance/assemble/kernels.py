@@ -1,5 +1,6 @@
 """Which kernel a build uses, and what it is: the pinned Debian kernel (its lock), the
-minimal kernel (its recipe), or KERNEL= (the user's image, MODULES= beside it).
+minimal kernel (its recipe), the one the template's image carries (`kernel = "image"`),
+or KERNEL= (the user's image, MODULES= beside it).
 
 `signature()` is cheap (SCons reads it on every run to know whether the kernel
 changed); `files()` fetches or builds the kernel when the cache lacks it.
@@ -10,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from appliance.assemble import kernel, minikernel
+from appliance.assemble import imagekernel, kernel, minikernel
 from appliance.assemble.config import BuildConfig
+from appliance.assemble.template import Kernel
 
 
 def lock(config: BuildConfig) -> Path:
@@ -27,12 +29,19 @@ def minimal_recipe(config: BuildConfig) -> minikernel.Recipe:
     return minikernel.recipe(str(template.kernel_compression), template.kernel_fragments, source_id)
 
 
+def from_image(config: BuildConfig) -> bool:
+    """Whether the kernel is the one the template's image carries (KERNEL= still wins)."""
+    return not config.own_kernel and config.template.kernel is Kernel.IMAGE
+
+
 def signature(config: BuildConfig) -> str:
     """What the kernel (and its modules) are, for SCons: the lock file, the minimal
     recipe's key, or for KERNEL= and MODULES= their paths with size and mtime (a kernel
     rebuilt in place, or a depmod run, then rebuilds what used them)."""
     if config.minimal:
         return "minimal " + minimal_recipe(config).key()
+    if from_image(config):
+        return "image " + imagekernel.key(config.template)
     if not config.own_kernel:
         return lock(config).read_text()
     paths = [Path(config.own_kernel)] + ([Path(config.own_modules) / "modules.dep"] if config.own_modules else [])
@@ -48,6 +57,8 @@ def files(config: BuildConfig) -> kernel.KernelFiles:
         source = (minikernel.own_source(Path(config.kernel_src))[0] if config.kernel_src
                   else minikernel.locked_source())
         return minikernel.build(minimal_recipe(config), source, kernel.cache_dir(), verbose=config.verbose)
+    if from_image(config):
+        return imagekernel.files(config.template, kernel.cache_dir())
     return kernel.fetch_debian(kernel.read_lock(lock(config)))
 
 
@@ -79,5 +90,8 @@ def facts(config: BuildConfig, release: str) -> dict[str, Any]:
                 "compression": recipe.compression, "fragments": [*minikernel.FRAGMENTS, *config.template.kernel_fragments],
                 "kernel_src": config.kernel_src or None,
                 "lock": None if config.kernel_src else minikernel.read_lock(minikernel.SOURCE_LOCK).__dict__}
+    if from_image(config):
+        assert config.template.image is not None
+        return {"release": release, "source": "image", "image": config.template.image[1], "lock": None}
     return {"release": release, "source": lock(config).name, "lock": kernel.read_lock(lock(config)).__dict__,
             "entry": config.template.kernel_entry}

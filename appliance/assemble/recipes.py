@@ -113,7 +113,8 @@ def hold_locks(config: BuildConfig) -> None:
 # so that changing it (an upgrade, a fix of the cpio writer or the module closure)
 # rebuilds what it made instead of leaving old outputs that look current.
 CODE = {
-    "kernel": ("assemble/recipes", "assemble/kernels", "assemble/kernel", "assemble/minikernel", "assemble/kconfig"),
+    "kernel": ("assemble/recipes", "assemble/kernels", "assemble/kernel", "assemble/minikernel", "assemble/kconfig",
+               "assemble/imagekernel"),
     "initrd": ("assemble/recipes", "assemble/config", "assemble/kernels", "assemble/initramfs", "assemble/cpio",
                "assemble/compress", "assemble/pieces", "assemble/layout", "assemble/kmod", "assemble/modfiles",
                "assemble/packages", "assemble/sources", "assemble/apt", "assemble/pkglock", "assemble/elfclosure",

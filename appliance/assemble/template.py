@@ -61,6 +61,7 @@ class Kernel(enum.StrEnum):
 
     DEBIAN = "debian"  # Debian's, pinned in recipes/kernel/debian.lock
     MINIMAL = "minimal"  # recipes/kernel/minimal: tinyconfig + fragments, built here
+    IMAGE = "image"  # the one [image] carries in /boot, with its modules (assemble/imagekernel.py)
 
 
 class KernelEntry(enum.StrEnum):
@@ -591,7 +592,7 @@ def _check_arch(name: str, arch: Arch, machine: Machine, kernel: Kernel, entry: 
     if arch is Arch.X86_64:  # [devicetree] waits for an ARCH=aarch64 build
         return
     # a list, not a dict: booleans as keys would keep one message per truth value
-    why = [(kernel is not Kernel.DEBIAN, "kernel = 'minimal' is built for x86_64 only: use kernel = 'debian' "
+    why = [(kernel is Kernel.MINIMAL, "kernel = 'minimal' is built for x86_64 only: use kernel = 'debian' "
                                          "(Debian's arm64 kernel)"),
            (entry is not KernelEntry.BZIMAGE, "kernel_entry = 'pvh' is an x86 boot protocol"),
            (root is RootDisk.PMEM, "[rootfs] disk = 'pmem' (an NVDIMM) is x86-only here: use 'virtio-blk'"),
@@ -642,7 +643,7 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     def get(field_name: str) -> Any:
         return given.get(field_name, default(field_name))
 
-    _check_kernel(name, get("kernel"), get("kernel_entry"))
+    _check_kernel(name, get("kernel"), get("kernel_entry"), "image" in raw)
     programs = _available(name, get("programs"), programs_available)
     files = _files(name, folder, raw.get("files", []))
     image = _image(name, raw.get("image"))
@@ -670,7 +671,10 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
         "folder": str(folder)}))
 
 
-def _check_kernel(name: str, kernel: Kernel, entry: KernelEntry) -> None:
+def _check_kernel(name: str, kernel: Kernel, entry: KernelEntry, image: bool) -> None:
+    if kernel is Kernel.IMAGE and not image:
+        raise _fail(name, "kernel = 'image' boots the kernel the template's [image] carries: give [image] "
+                          "(rootfs, oci or docker-archive), or kernel = 'debian'")
     if entry is KernelEntry.PVH and kernel is not Kernel.DEBIAN:
         raise _fail(name, "kernel_entry = 'pvh' is for the Debian kernel (the minimal one: kernel_compression = 'none')")
 

@@ -1,0 +1,92 @@
+"""The image's own kernel (`kernel = "image"`): the kernel a distribution's image carries
+in /boot, with its configuration and its modules tree, taken out of the image once per
+image into the cache. From there the build uses it as it uses KERNEL= with MODULES=:
+the kernel boots, our initramfs loads the image's modules (their dependency closure, as
+for Debian's kernel) and mounts the image as the root. The image's own initrd
+(initramfs-tools', dracut's) is not booted: ours stands in for it, so that the boot's
+phases up to systemd are measured by the same probes as every other appliance's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+from appliance.assemble import kernel, oci
+from appliance.assemble.layout import Placed
+from appliance.assemble.template import Template
+from appliance.errors import TemplateError
+
+FOLDER = "image-kernels"  # under the cache
+_KERNEL = re.compile(r"boot/vmlinuz-(?P<release>[^/]+)")
+MODULE_ROOTS = ("usr/lib/modules", "lib/modules")  # merged /usr, or not
+
+
+def _release_key(release: str) -> list[object]:
+    """A release sorted as a version: 6.1.0-57-amd64 after 6.1.0-9-amd64."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", release)]
+
+
+def pick(tree: list[Placed]) -> tuple[Placed, str]:
+    """The image's kernel and its release: the newest /boot/vmlinuz-RELEASE (what the
+    image's own boot loader would boot by default)."""
+    found = [(p, m["release"]) for p in tree if p.entry.kind == "file" and (m := _KERNEL.fullmatch(p.entry.path))]
+    if not found:
+        raise TemplateError("kernel = 'image': the image has no /boot/vmlinuz-RELEASE (install a kernel in it, "
+                            "e.g. linux-image-amd64), or use kernel = 'debian'")
+    return max(found, key=lambda pair: _release_key(pair[1]))
+
+
+def modules_of(tree: list[Placed], release: str) -> tuple[str, list[Placed]]:
+    """The image's modules tree of RELEASE: its folder in the image and its files."""
+    for root in MODULE_ROOTS:
+        prefix = f"{root}/{release}/"
+        files = [p for p in tree if p.entry.path.startswith(prefix) and p.entry.kind == "file"]
+        if files:
+            return prefix, files
+    raise TemplateError(f"kernel = 'image': the image has /boot/vmlinuz-{release} but no lib/modules/{release}: "
+                        "install the kernel's package whole")
+
+
+def key(template: Template) -> str:
+    """The cache's name for the kernel of TEMPLATE's image: the image's own signature."""
+    assert template.image is not None, "kernel = 'image' is checked to come with [image]"
+    return hashlib.sha256(oci.signature(template.image, Path(template.folder)).encode()).hexdigest()[:20]
+
+
+def files(template: Template, cache: Path) -> kernel.KernelFiles:
+    """The image's kernel, configuration and modules, from the cache or taken out of the
+    image now (once: the image's signature names them)."""
+    folder = cache / FOLDER / key(template)
+    if not (folder / "release").is_file():
+        _extract(template, folder)
+    release = (folder / "release").read_text().strip()
+    return kernel.KernelFiles(folder / f"vmlinuz-{release}", folder / "modules" / release, release)
+
+
+def _extract(template: Template, folder: Path) -> None:
+    assert template.image is not None
+    tree = oci.apply(oci.load(template.image[1], template.image[0], Path(template.folder), template.arch))
+    image, release = pick(tree)
+    prefix, modules = modules_of(tree, release)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # an earlier extraction cut short
+    try:
+        (tmp / "modules" / release).mkdir(parents=True)
+        (tmp / f"vmlinuz-{release}").write_bytes(image.entry.data)
+        config = next((p for p in tree if p.entry.path == f"boot/config-{release}"), None)
+        if config is not None:  # what kernels.config_symbols reads to check the kernel has what the template needs
+            (tmp / f"config-{release}").write_bytes(config.entry.data)
+        for placed in modules:
+            path = tmp / "modules" / release / placed.entry.path.removeprefix(prefix)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(placed.entry.data)
+        (tmp / "release").write_text(release + "\n")
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)  # whole or not at all: the folder's presence says it is complete
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    kernel.own_kernel(folder / f"vmlinuz-{release}")  # not a kernel, or cut short: one line now

@@ -1,0 +1,54 @@
+"""A distribution booted the way it boots on a UEFI machine: a Debian bookworm image made
+here by mmdebstrap with its own kernel (make-debian-systemd --kernel), built from the
+shipped template rootfs_templates/debian-systemd-uefi.toml (kernel = "image",
+systemd-boot from a GPT disk under OVMF) and booted under TCG to multi-user.target and
+sshd, every phase from the firmware to the service measured."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SCONS, appliance
+
+pytestmark = pytest.mark.boot
+
+MAKE = ROOT / "rootfs_templates" / "images" / "make-debian-systemd"
+TEMPLATE = (ROOT / "rootfs_templates" / "debian-systemd-uefi.toml").read_text()
+
+
+def test_the_images_own_kernel_started_by_systemd_boot_reaches_multi_user_and_sshd(tmp_path):
+    if shutil.which("mmdebstrap") is None:
+        pytest.fail("mmdebstrap is not installed: run ./setup")
+    image = tmp_path / "debian-systemd-kernel.tar"
+    made = subprocess.run([str(MAKE), "--kernel", str(image)], capture_output=True, text=True, timeout=900)
+    assert made.returncode == 0, made.stderr[-2000:]
+    template = tmp_path / "debian-systemd-uefi.toml"
+    template.write_text(TEMPLATE.replace('"images/debian-systemd-kernel.tar"', json.dumps(str(image))))
+    done = subprocess.run([SCONS, "-Q", f"BUILD_DIR={tmp_path / 'build'}", "appliance", f"TEMPLATE={template}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    bundle = tmp_path / "build" / "debian-systemd-uefi"
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    kernel = manifest["build"]["kernel"]
+    release = next(Path(p).name.removeprefix("vmlinuz-") for p in subprocess.run(
+        ["tar", "tf", str(image)], capture_output=True, text=True, check=True).stdout.split()
+        if Path(p).name.startswith("vmlinuz-"))
+    assert kernel["source"] == "image" and kernel["release"] == release  # the image's kernel, not the pinned one
+    assert {"file": "boot.img", "kind": "boot"} in manifest["disks"]
+    out = tmp_path / "results.json"
+    ran = appliance("bench", str(bundle), "-n", "1", "--warmup", "0", "--timeout", "300", "-o", str(out),
+                    "--no-record", timeout=600)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    run = json.loads(out.read_text())["runs"][0]
+    names = [e["name"] for e in run["events"]]
+    ordered = ["fw_entry", "loader_entry", "kernel_entry", "init_start", "image_init", "sysinit_target",
+               "basic_target", "multi_user_target", "systemd_finished"]
+    assert [n for n in names if n in ordered] == ordered
+    phases = run["phases_ms"]
+    for phase in ("firmware", "bootloader", "kernel", "initrd", "sysinit", "basic", "multi_user", "userspace"):
+        assert phases[phase] > 0, phase
+    assert "ssh_service" in names and phases["service_ready"] > phases["to_init"]
+    assert run["systemd"]["startup_ms"]["userspace"] > 0  # systemd's own view came back too
