@@ -40,6 +40,9 @@ PHASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("k_decomp", KERNEL_START, ("linux_start_kernel",)),  # setup, decompression, early boot
     ("k_init", ("linux_start_kernel",), ("linux_start_user",)),  # start_kernel() to running init
     ("k_exec", ("linux_start_user",), ("init_start",)),  # exec of /init up to its main()
+    # booted by a boot loader from a disk under OVMF: from the loader's last read to the
+    # end of boot services (the loader starting the kernel, the kernel's EFI stub)
+    ("k_efi", ("kernel_entry",), ("efi_exit",)),
     ("init", ("init_start",), ("payload_start",)),
     ("modules", ("init_start",), ("init_modules_loaded",)),
     ("root", ("init_modules_loaded", "init_start"), ("init_root_mounted",)),

@@ -51,8 +51,9 @@ PROBES: tuple[Probe, ...] = (
 )
 USER_CODES = range(0x20, 0x80)
 # moments read from the trace where no probe gives them ("loader_entry": the firmware's
-# first disk read, on a bundle booted by its boot loader from a disk)
-INFERRED = ("fw_entry", "loader_entry", "kernel_entry")
+# first disk read, on a bundle booted by its boot loader from a disk; "efi_exit": the
+# firmware leaving boot services, when it resets the disks it drove)
+INFERRED = ("fw_entry", "loader_entry", "kernel_entry", "efi_exit")
 BUILTIN_NAMES = frozenset(p.name for p in PROBES) | frozenset(INFERRED)
 
 
@@ -96,6 +97,7 @@ def parse_trace(text: str, table: dict[tuple[int, int], str], firmware: bool = T
     first_io: int | None = None
     fwcfg_writes: list[int] = []
     reads: list[int] = []
+    resets: list[int] = []
     for line in text.splitlines():
         match = _TRACE_LINE.match(line)
         if match is None:
@@ -111,6 +113,8 @@ def parse_trace(text: str, table: dict[tuple[int, int], str], firmware: bool = T
         region = match["name"]
         if region.startswith("fwcfg"):
             fwcfg_writes.append(when)
+        elif _virtio_reset(region, int(match["addr"], 16), int(match["value"], 16)):
+            resets.append(when)
         elif region in ("isa-debugcon", "isa-debug-exit") or (region == "virtio-mmio" and
                                                                  int(match["addr"], 16) == PROBE_MMIO):
             port = PORT_KERNEL if region == "virtio-mmio" else int(match["addr"], 16)
@@ -122,17 +126,29 @@ def parse_trace(text: str, table: dict[tuple[int, int], str], firmware: bool = T
     if not firmware:
         inferred = [Event("kernel_entry", first_io, "trace-inferred")] if first_io is not None else []
         return sorted(probes + inferred, key=lambda e: e.host_time_ns)
-    return _with_inferred(probes, first_io, fwcfg_writes, reads)
+    return _with_inferred(probes, first_io, fwcfg_writes, reads, resets)
 
 
-def _with_inferred(probes: list[Event], first_io: int | None, fwcfg: list[int], reads: list[int]) -> list[Event]:
+def _virtio_reset(region: str, addr: int, value: int) -> bool:
+    """Whether a write resets a virtio PCI device: 0 into its device status, at 0x12 of
+    the legacy I/O BAR ('virtio-pci') or 0x14 of the modern common configuration."""
+    if value != 0:
+        return False
+    return (region == "virtio-pci" and addr & 0xFF == 0x12) or (region.startswith("virtio-pci-common")
+                                                                and addr == 0x14)
+
+
+def _with_inferred(probes: list[Event], first_io: int | None, fwcfg: list[int], reads: list[int],
+                   resets: list[int]) -> list[Event]:
     """Add fw_entry and kernel_entry where no real firmware probe gives those moments.
 
     The kernel's entry is the end of its loading: the firmware's last fw_cfg write before
     the guest's first probe; where the disk reads were traced (a boot loader's disk), the
     last disk read before it instead, and the first disk read is loader_entry. The
     kernel reads no disk before its first probe (start_kernel, or our init's start, which
-    loads the disk's driver), so every read before it is the firmware's or the loader's."""
+    loads the disk's driver), so every read before it is the firmware's or the loader's.
+    After the last read, the firmware's reset of the disks is efi_exit: the end of boot
+    services, where the kernel's EFI stub takes the machine over."""
     names = {e.name for e in probes}
     inferred: list[Event] = []
     if first_io is not None and "fw_start" not in names:
@@ -143,6 +159,12 @@ def _with_inferred(probes: list[Event], first_io: int | None, fwcfg: list[int], 
         before = [t for t in loads if not guest or t < min(guest)]
         if reads and before:
             inferred.append(Event("loader_entry", before[0], "trace-inferred"))
+            # OVMF resets each virtio disk it drove when boot services end (the kernel's
+            # EFI stub calls ExitBootServices): the first reset after the loader's last
+            # read (a kernel with virtio_pci built in resets them again later)
+            exits = [t for t in resets if before[-1] < t and (not guest or t < min(guest))]
+            if exits:
+                inferred.append(Event("efi_exit", exits[0], "trace-inferred"))
         if before:
             inferred.append(Event("kernel_entry", before[-1], "trace-inferred"))
     return sorted(probes + inferred, key=lambda e: e.host_time_ns)

@@ -18,6 +18,7 @@ PHASE_HELP = {
     "k_decomp": "  kernel entry -> linux_start_kernel",
     "k_init": "  linux_start_kernel -> linux_start_user",
     "k_exec": "  linux_start_user -> init_start",
+    "k_efi": "  kernel entry -> the firmware's exit from boot services (EFI stub)",
     "init": "init_start -> payload_start",
     "modules": "init_start -> init_modules_loaded",
     "root": "-> init_root_mounted",

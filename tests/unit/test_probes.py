@@ -49,17 +49,24 @@ def read(usec: int, sector: int) -> str:
 def test_a_boot_loaders_disk_reads_give_its_entry_and_the_kernels():
     # OVMF's own fw_cfg writes go on after its first disk read: with the reads traced,
     # the kernel's entry is the last read before the guest's first probe, not a fw_cfg write
-    trace = "\n".join([TRACE, read(5000, 0), read(6000, 34), line(8000, 0, 0x518, 0x7B48, "fwcfg.dma"),
-                       read(300000, 2492), read(405000, 9)])  # the last: our init's root disk, after init_start
+    trace = "\n".join([TRACE, line(4000, 0, 0x6012, 0, "virtio-pci"),  # OVMF's driver starts: a reset
+                       read(5000, 0), read(6000, 34), line(8000, 0, 0x518, 0x7B48, "fwcfg.dma"),
+                       line(9500, 0, 0x6012, 7, "virtio-pci"),  # not a reset: DRIVER_OK
+                       read(300000, 2492),
+                       line(350000, 0, 0x14, 0, "virtio-pci-common-virtio-blk"),  # boot services end
+                       line(351000, 0, 0x6012, 0, "virtio-pci"),  # the other disk, a moment later
+                       read(405000, 9)])  # the last: our init's root disk, after init_start
     events = {e.name: e for e in parse_trace(trace, TABLE)}
     assert events["loader_entry"].host_time_ns == 1795236580_005000_000
     assert events["kernel_entry"].host_time_ns == 1795236580_300000_000
     assert events["kernel_entry"].source == events["loader_entry"].source == "trace-inferred"
+    assert events["efi_exit"].host_time_ns == 1795236580_350000_000 and events["efi_exit"].source == "trace-inferred"
     phases = derive(sorted([Event(EXEC, 1795236580_000000_000, "host"), *events.values()],
                            key=lambda e: e.host_time_ns))
     assert phases["firmware"] == pytest.approx(5.0 - 0.159)
     assert phases["bootloader"] == pytest.approx(295.0)
     assert phases["kernel"] == pytest.approx(100.0)
+    assert phases["k_efi"] == pytest.approx(50.0)  # part of the kernel phase, as k_decomp is
 
 
 def test_without_disk_reads_there_is_no_boot_loader_phase():
@@ -86,7 +93,7 @@ def test_phases_from_a_full_run():
                  "total": 4100.0, "k_decomp": None, "k_init": None, "k_exec": None,
                  "service_ready": None, "service": None, "restore": None, "after_restore": None,
                  "initrd": None, "sysinit": None, "basic": None, "multi_user": None, "userspace": None,
-                 "to_multi_user": None, "bootloader": None}
+                 "to_multi_user": None, "bootloader": None, "k_efi": None}
 
 
 def test_phases_of_an_image_booted_by_its_own_init():
