@@ -210,7 +210,7 @@ class Bundle:
     @property
     def has_our_init(self) -> bool:
         """Whether the init is ours (it emits init_start and the other init probes)."""
-        return "init" in self.initrd_programs
+        return "init" in self.initrd_programs or "appliance/init" in self.initrd_programs  # the image's initrd's
 
     @property
     def device_tree(self) -> dict[str, Any] | None:

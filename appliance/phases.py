@@ -50,6 +50,9 @@ PHASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     # an image's own init (systemd): our init in the initramfs up to its exec, then
     # systemd up to each target, and to the end of its boot (systemd-analyze's "userspace")
     ("initrd", ("init_start",), ("image_init",)),
+    # our exec to systemd's start (its generators run): systemd loading itself, and the
+    # image's own initrd where it boots with it ([image] initrd = "image")
+    ("to_systemd", ("image_init",), ("systemd_start",)),
     ("sysinit", ("image_init",), ("sysinit_target",)),
     ("basic", ("sysinit_target",), ("basic_target",)),
     ("multi_user", ("basic_target",), ("multi_user_target",)),

@@ -48,6 +48,7 @@ PROBES: tuple[Probe, ...] = (
     Probe(PORT_KERNEL, 0x18, "basic_target"),
     Probe(PORT_KERNEL, 0x19, "multi_user_target"),
     Probe(PORT_KERNEL, 0x1A, "systemd_finished"),  # systemd says the boot is over (is-system-running --wait)
+    Probe(PORT_KERNEL, 0x1B, "systemd_start"),  # systemd runs its generators: it has started (a generator we add)
 )
 USER_CODES = range(0x20, 0x80)
 # moments read from the trace where no probe gives them ("loader_entry": the firmware's

@@ -113,6 +113,7 @@ class Agreement(TypedDict):
 BEFORE_CLOCK = "before the guest's clock starts"
 SYSTEMD_START = "systemd's own start after our exec"
 REPORT_LAG = "our report's probe after the boot's end"
+GENERATORS = "systemd's generators after its own start"
 
 
 def against_host(view: View, phases: dict[str, float | None], guest_ms: dict[str, float]) -> list[Agreement]:
@@ -125,6 +126,9 @@ def against_host(view: View, phases: dict[str, float | None], guest_ms: dict[str
     out: list[Agreement] = []
     startup = view["startup_ms"]
     kernel, initrd, userspace = phases.get("kernel"), phases.get("initrd"), phases.get("userspace")
+    to_systemd = phases.get("to_systemd")
+    if to_systemd is not None and kernel is not None and initrd is not None and userspace is not None:
+        return _against_probed_start(startup, kernel + initrd + to_systemd, userspace - to_systemd, guest_ms, kernel)
     exec_at = guest_ms.get("image_init")
     started = startup["kernel"] - exec_at if "kernel" in startup and exec_at is not None else None
     if "kernel" in startup and kernel is not None and initrd is not None:
@@ -143,6 +147,30 @@ def against_host(view: View, phases: dict[str, float | None], guest_ms: dict[str
             because[REPORT_LAG] = guest_ms["systemd_finished"] - startup["kernel"] - startup["userspace"]
         out.append(Agreement(what="userspace", systemd_ms=startup["userspace"], host_ms=userspace,
                              host_span="userspace (image_init -> systemd_finished)", because=because))
+    return out
+
+
+def _against_probed_start(startup: dict[str, float], to_start: float, after_start: float, guest_ms: dict[str, float],
+                          kernel: float) -> list[Agreement]:
+    """against_host where our generator probed systemd's start: the host's stretches end
+    and begin there, as systemd's kernel (with any initrd before it) and userspace do. The
+    generator runs a little after systemd took its own timestamp (it loads and sets up
+    first): that lag, from the generator's guest time, is named; so is the report's."""
+    out: list[Agreement] = []
+    started = startup.get("kernel", 0.0) + startup.get("initrd", 0.0)  # systemd's timestamp, guest ms
+    lag = guest_ms["systemd_start"] - started if "kernel" in startup and "systemd_start" in guest_ms else None
+    if "kernel" in startup:
+        because = {BEFORE_CLOCK: kernel - guest_ms["init_start"]} if "init_start" in guest_ms else {}
+        if lag is not None:
+            because[GENERATORS] = lag
+        out.append(Agreement(what="kernel", systemd_ms=started, host_ms=to_start,
+                             host_span="kernel entry -> systemd_start", because=because))
+    if "userspace" in startup:
+        because = {GENERATORS: -lag} if lag is not None else {}
+        if "systemd_finished" in guest_ms and "kernel" in startup:
+            because[REPORT_LAG] = guest_ms["systemd_finished"] - started - startup["userspace"]
+        out.append(Agreement(what="userspace", systemd_ms=startup["userspace"], host_ms=after_start,
+                             host_span="systemd_start -> systemd_finished", because=because))
     return out
 
 

@@ -6,6 +6,8 @@ brings up the network, fires `image_init` and execs the image's /sbin/init. From
 systemd boots the image as it would anywhere; the files added below only watch:
 
 - `/usr/lib/appliance/probe`: our static probe program (the probe protocol, docs/CONTRACTS.md);
+- a generator, `appliance-probe`, that fires `systemd_start`: systemd runs generators as
+  soon as it has started;
 - per probe point a oneshot unit `appliance-probe-NAME.service`, ordered after the target
   (or the named unit) and wanted by it (a named unit's: by multi-user.target, requiring
   the unit, so that it fires only once the unit has started), that fires the probe;
@@ -34,6 +36,7 @@ from appliance.systemdview import MARK
 
 PROBE = "usr/lib/appliance/probe"
 REPORT = "usr/lib/appliance/report"
+GENERATOR = "etc/systemd/system-generators/appliance-probe"
 UNITS = "etc/systemd/system"
 SOURCE = "appliance (the image's own init)"
 TARGETS = ("sysinit.target", "basic.target", "multi-user.target")  # each has a built-in probe (probes.py)
@@ -89,6 +92,17 @@ Type=exec
 ExecStart=/{REPORT}
 StandardOutput=tty
 TTYPath=/dev/console
+"""
+
+
+def generator_script(start_code: int) -> str:
+    """A generator: systemd runs its generators once it has started, before it loads a
+    unit, which makes this the moment systemd starts (also after the image's own initrd).
+    It generates nothing."""
+    return f"""#!/bin/sh
+# added by appliance (docs/TEMPLATES.md, "An image's own init"): the probe systemd_start
+/{PROBE} {start_code:#x} systemd_start >/dev/console 2>&1
+exit 0
 """
 
 
@@ -151,6 +165,7 @@ def additions(template: Template, probe: bytes) -> list[Placed]:
     codes = {name: code for (port, code), name in probe_table(template.probes).items() if port == PORT_KERNEL}
     out = [Placed(cpio.file(PROBE, probe, 0o755), SOURCE),
            Placed(cpio.file(REPORT, report_script(codes["systemd_finished"]).encode(), 0o755), SOURCE),
+           Placed(cpio.file(GENERATOR, generator_script(codes["systemd_start"]).encode(), 0o755), SOURCE),
            Placed(cpio.file(f"{UNITS}/appliance-report.service", REPORT_UNIT.encode()), SOURCE),
            _link("multi-user.target", "appliance-report.service")]
     for point in points(template):

@@ -21,6 +21,7 @@ from appliance.assemble.template import Template
 from appliance.errors import TemplateError
 
 FOLDER = "image-kernels"  # under the cache
+FORMAT = "2 "  # what an extraction holds (2: the initrd too); part of its key
 _KERNEL = re.compile(r"boot/vmlinuz-(?P<release>[^/]+)")
 MODULE_ROOTS = ("usr/lib/modules", "lib/modules")  # merged /usr, or not
 
@@ -54,7 +55,7 @@ def modules_of(tree: list[Placed], release: str) -> tuple[str, list[Placed]]:
 def key(template: Template) -> str:
     """The cache's name for the kernel of TEMPLATE's image: the image's own signature."""
     assert template.image is not None, "kernel = 'image' is checked to come with [image]"
-    return hashlib.sha256(oci.signature(template.image, Path(template.folder)).encode()).hexdigest()[:20]
+    return hashlib.sha256((FORMAT + oci.signature(template.image, Path(template.folder))).encode()).hexdigest()[:20]
 
 
 def files(template: Template, cache: Path) -> kernel.KernelFiles:
@@ -84,9 +85,22 @@ def _extract(template: Template, folder: Path) -> None:
             path = tmp / "modules" / release / placed.entry.path.removeprefix(prefix)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(placed.entry.data)
+        initrd = next((p for p in tree if p.entry.path == f"boot/initrd.img-{release}"), None)
+        if initrd is not None:  # what [image] initrd = "image" boots
+            (tmp / f"initrd.img-{release}").write_bytes(initrd.entry.data)
         (tmp / "release").write_text(release + "\n")
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)  # whole or not at all: the folder's presence says it is complete
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     kernel.own_kernel(folder / f"vmlinuz-{release}")  # not a kernel, or cut short: one line now
+
+
+def initrd(template: Template, cache: Path, release: str) -> Path:
+    """The image's own initrd of RELEASE (`[image] initrd = "image"`), from the cache
+    files() filled; one line if the image has none."""
+    path = cache / FOLDER / key(template) / f"initrd.img-{release}"
+    if not path.is_file():
+        raise TemplateError(f"[image] initrd = 'image': the image has no /boot/initrd.img-{release} (install "
+                            "initramfs-tools or dracut in it), or use initrd = 'appliance'")
+    return path

@@ -65,8 +65,12 @@ def decode_word(word: str) -> str:
     return out.decode()
 
 
-def module_dir(release: str) -> str:
-    return f"lib/modules/{release}"
+def module_dir(release: str, template: Template | None = None) -> str:
+    """Where our initramfs holds the modules; under appliance/ when it is appended to the
+    image's initrd, whose lib is a symlink (merged /usr): a directory of ours there would
+    replace the link as the kernel unpacks, and the initrd's programs lose their libraries."""
+    return f"appliance/lib/modules/{release}" if template is not None and template.image_initrd else \
+        f"lib/modules/{release}"
 
 
 # What the init can carry (recipes/programs/init.c: MAX_WORDS, MAX_ENV, its conf buffer):
@@ -103,10 +107,10 @@ def init_conf(template: Template, modules: Sequence[ModuleFile] = (), release: s
 
 
 def _init_lines(template: Template, modules: Sequence[ModuleFile], release: str) -> str:
-    lines = [f"module /{module_dir(release)}/{m.path} {m.name}" for m in modules]
+    lines = [f"module /{module_dir(release, template)}/{m.path} {m.name}" for m in modules]
     if modules:
         lines.append(f"modules_on_error {template.modules_on_error}")
-    if template.root is not RootDisk.NONE:
+    if template.root is not RootDisk.NONE and not template.image_initrd:  # the image's initrd mounts it
         dax = " dax" if template.root is RootDisk.PMEM else ""
         overlay = " overlay" if template.root_writable else ""
         lines.append(f"root {ROOT_DEVICE[template.root]} {template.root_format.value}{dax}{overlay}")
@@ -118,7 +122,7 @@ def _init_lines(template: Template, modules: Sequence[ModuleFile], release: str)
         if not template.image_init:  # the image's init ends its own boot (docs/TEMPLATES.md)
             lines.append(f"control {netspec.CONTROL_PORT}")
     if template.image_init:
-        lines.append(f"exec_init {IMAGE_INIT}")
+        lines.append(f"exec_init {IMAGE_INITRD_INIT if template.image_initrd else IMAGE_INIT}")
     if template.payload:
         lines.append("payload " + " ".join(encode_word(w) for w in template.payload))
     lines += [f"env {encode_word(pair)}" for pair in template.env]
@@ -143,6 +147,15 @@ def _userland(template: Template, programs: dict[str, bytes]) -> list[Placed]:
 
 
 IMAGE_INIT = "/sbin/init"  # what [image] init = "image" execs
+# [image] initrd = "image": our init is appended to the image's initrd beside its /init,
+# which it execs (the kernel runs ours first: rdinit=, manifest.cmdline)
+IMAGE_INITRD_INIT = "/init"
+WRAPPER_INIT = "appliance/init"
+
+
+def init_path(template: Template) -> str:
+    """Where our init lies in the initramfs."""
+    return WRAPPER_INIT if template.image_initrd else "init"
 
 CONF_MAX = 16383  # the init reads init.conf into a buffer of this many bytes (init.c: conf)
 
@@ -195,12 +208,13 @@ def kernel_needs(template: Template, parts: Contents) -> list[tuple[str, str]]:
 def contents(template: Template, init: bytes, programs: dict[str, bytes], modules: Sequence[ModuleFile] = (),
              release: str = "", packages: Sequence[Placed] = ()) -> Contents:
     boot = [
-        Placed(cpio.file("init", init, 0o755), "init"),
+        Placed(cpio.file(init_path(template), init, 0o755), "init"),
         Placed(CONSOLE, "init"),
         *([Placed(MEM, "init")] if template.arch is Arch.AARCH64 else []),
         Placed(cpio.file("etc/appliance/init.conf", _conf_bytes(template, modules, release)), "init"),
     ]
-    boot += [Placed(cpio.file(f"{module_dir(release)}/{m.path}", m.data), f"kernel module {m.name}") for m in modules]
+    boot += [Placed(cpio.file(f"{module_dir(release, template)}/{m.path}", m.data), f"kernel module {m.name}")
+             for m in modules]
     user = [*_userland(template, programs), *packages]
     where = f"template {template.name}: "
     if template.root is RootDisk.NONE:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance import bundle, netspec
+from appliance.assemble import initramfs
 from appliance.assemble.template import PROFILED_DEVICES, Loader, RootDisk, Template
 from appliance.errors import TemplateError
 from appliance.machines import Machine, cmdline_problem, profile
@@ -15,11 +16,20 @@ from appliance.machines import Machine, cmdline_problem, profile
 
 def cmdline(template: Template) -> str:
     """The kernel command line: the machine profile's words, panic=-1, the template's."""
-    line = " ".join(filter(None, (profile(template.machine).cmdline, "panic=-1", template.cmdline)))
+    line = " ".join(filter(None, (profile(template.machine).cmdline, "panic=-1", _image_initrd_words(template),
+                                  template.cmdline)))
     problem = cmdline_problem(line)
     if problem:
         raise TemplateError(f"template {template.name}: {problem} ([vm] cmdline with the machine's own words)")
     return line
+
+
+def _image_initrd_words(template: Template) -> str:
+    """With the image's own initrd: our init first (it fires its probes and execs the
+    initrd's /init), and the root the image's initrd mounts, read-write."""
+    if not template.image_initrd:
+        return ""
+    return f"rdinit=/{initramfs.WRAPPER_INIT} root={initramfs.ROOT_DEVICE[template.root]} rw"
 
 
 def spec(template: Template, *, build: dict[str, Any], transports: list[str], device_tree: dict[str, Any] | None,

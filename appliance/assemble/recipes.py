@@ -30,6 +30,7 @@ from appliance.assemble import (
     firmware,
     guestprog,
     imageinit,
+    imagekernel,
     initramfs,
     kernel,
     kernels,
@@ -330,7 +331,12 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     facts = {"kernel_release": files.release, "virtio_transports": transports, "contents": parts.provenance(),
              "initrd": _initrd_facts(made, files), "packages": debian}
     atomic_write(config.facts_path, (json.dumps(facts, indent=1) + "\n").encode())
-    atomic_write(out, made.data)
+    if template.image_initrd:  # the kernel unpacks both archives: theirs, then ours with our init beside theirs
+        theirs = imagekernel.initrd(template, kernel.cache_dir(), files.release).read_bytes()
+        atomic_write(out, theirs + bytes(-len(theirs) % 4) + made.data)
+        print(f"  the image's initrd: {len(theirs)} bytes, ours appended")
+    else:
+        atomic_write(out, made.data)
     for piece in made.pieces:  # the build's log says which pieces were compressed now (tests read it)
         print(f"  piece {piece.name}: {piece.bytes} bytes ({piece.raw_bytes} uncompressed, {piece.files} files), "
               f"{'cached' if piece.cached else 'made'}")
@@ -347,7 +353,8 @@ def _initrd_facts(made: initramfs.Built, files: kernel.KernelFiles) -> dict[str,
     facts: dict[str, Any] = {
         "uncompressed_bytes": made.raw_size,
         "pieces": [piece.fact() for piece in made.pieces],
-        "programs": {e.path: len(e.data) for e in members if e.path == "init" or e.path.startswith("bin/")},
+        "programs": {e.path: len(e.data) for e in members
+                     if e.path in ("init", initramfs.WRAPPER_INIT) or e.path.startswith("bin/")},
         "modules": modules,
         "modules_bytes": sum(modules.values()),
     }

@@ -160,6 +160,7 @@ class Template:
     image: tuple[str, str] | None = None  # [image]: ("oci", "DIR:TAG"), ("docker-archive", "FILE") or ("rootfs", "FILE")
     image_init: bool = False  # [image] init = "image": the image's /sbin/init (systemd) runs as PID 1, not our payload
     image_units: tuple[str, ...] = ()  # [image] units: systemd units whose start is probed, besides the targets
+    image_initrd: bool = False  # [image] initrd = "image": the image's own initrd mounts the root (kernel = "image")
     env: tuple[str, ...] = ()  # the payload's environment (NAME=VALUE), from an image's config
     workdir: str = ""  # the payload's folder, from an image's config
     user: str = ""  # the payload's UID[:GID], from an image's config
@@ -309,7 +310,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("service", "ready", str),
     Setting("service", "send", str, "send"),
     Setting("devicetree", "prune", bool, "dtb_prune"),
-    *(Setting("image", key, str) for key in ("oci", "docker-archive", "rootfs", "init")),
+    *(Setting("image", key, str) for key in ("oci", "docker-archive", "rootfs", "init", "initrd")),
     Setting("image", "units", list),
 )
 # Known keys per table, with their expected types: anything else is an error ([probes]
@@ -474,6 +475,28 @@ def _image_init(name: str, table: dict[str, Any], init: dict[str, Any], profiled
         raise _fail(name, f"[image] init = 'image' runs the image's own init (systemd), which starts and mounts "
                           f"everything: {what} belongs to our init; remove it")
     return own, units
+
+
+def _image_initrd(name: str, table: dict[str, Any], kernel: Kernel, image_init: bool, root: RootDisk,
+                  root_format: RootFormat, writable: bool) -> bool:
+    """[image] initrd: whose initrd boots: ours (it mounts the root and execs the image's
+    init) or the image's own, which goes with its kernel and its init and mounts an ext4
+    root itself (our init, appended to it, then only loads [modules] and the network's,
+    brings up the network, fires its probes and execs the image's initrd)."""
+    which = table.get("initrd", "appliance")
+    if which not in IMAGE_INITS:
+        raise _fail(name, f"[image] initrd = {which!r}: 'appliance' (ours) or 'image' (the image's own "
+                          "/boot/initrd.img, with kernel = 'image')")
+    if which == "appliance":
+        return False
+    why = [(kernel is not Kernel.IMAGE, "it goes with the image's kernel: [appliance] kernel = 'image'"),
+           (not image_init, "it starts the image's own init: [image] init = 'image'"),
+           (root is not RootDisk.VIRTIO_BLK or root_format is not RootFormat.EXT4 or writable,
+            "it mounts the root itself, read-write: [rootfs] disk = 'virtio-blk', format = 'ext4', no writable")]
+    for bad, message in why:
+        if bad:
+            raise _fail(name, f"[image] initrd = 'image': {message}")
+    return True
 
 
 def _with_unit_probes(name: str, probes: tuple[tuple[int, str], ...], units: tuple[str, ...]
@@ -664,10 +687,13 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     machine = given.get("machine", machines_of(arch)[0])
     _check_arch(name, arch, machine, get("kernel"), get("kernel_entry"), channel, get("root"), packages)
     _check_loader(name, get("loader"), machine, get("kernel"), get("kernel_entry"))
+    initrd = _image_initrd(name, raw.get("image", {}), get("kernel"), image_init, get("root"), get("root_format"),
+                           get("root_writable"))
     return with_needed_fragments(Template(**{
         **given, "name": name, "arch": arch, "machine": machine, "programs": programs, "files": files,
         "mounts": () if image_init else get("mounts"), "probes": probes, "network": network, "forwards": forwards,
-        "ready": ready, "image": image, "image_init": image_init, "image_units": units, "profiled": channel,
+        "ready": ready, "image": image, "image_init": image_init, "image_units": units, "image_initrd": initrd,
+        "profiled": channel,
         "folder": str(folder)}))
 
 

@@ -24,6 +24,7 @@ PHASE_HELP = {
     "root": "-> init_root_mounted",
     "payload": "payload_start -> payload_end",
     "initrd": "init_start -> the image's init (our init: modules, root)",
+    "to_systemd": "the image's init -> systemd's start (its generators; the image's initrd where it has its own)",
     "sysinit": "the image's init -> sysinit.target",
     "basic": "sysinit.target -> basic.target",
     "multi_user": "basic.target -> multi-user.target",

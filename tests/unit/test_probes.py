@@ -93,7 +93,8 @@ def test_phases_from_a_full_run():
                  "total": 4100.0, "k_decomp": None, "k_init": None, "k_exec": None,
                  "service_ready": None, "service": None, "restore": None, "after_restore": None,
                  "initrd": None, "sysinit": None, "basic": None, "multi_user": None, "userspace": None,
-                 "to_multi_user": None, "bootloader": None, "k_efi": None}
+                 "to_multi_user": None, "bootloader": None, "k_efi": None,
+                 "to_systemd": None}
 
 
 def test_phases_of_an_image_booted_by_its_own_init():

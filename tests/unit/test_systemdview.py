@@ -67,6 +67,21 @@ def test_the_host_is_set_beside_systemd_for_the_same_stretches():
     assert summary["slowest"][0] == {"unit": "e2scrub_reap.service", "ms": 3164.0}
 
 
+def test_where_systemds_start_is_probed_the_host_stretches_end_and_begin_there():
+    view = systemdview.read(CONSOLE)
+    guest = {name: ns / 1e6 for name, ns in parse_console_probes(CONSOLE)}
+    phases = {"kernel": 3600.0, "initrd": 130.0, "to_systemd": 190.0, "userspace": 8500.0}
+    guest = {**guest, "systemd_start": 1325.0 + 240.0}  # the generator ran 240 ms after systemd's timestamp
+    rows = systemdview.against_host(view, phases, guest)
+    assert [(r["what"], r["systemd_ms"], r["host_ms"]) for r in rows] == [("kernel", 1325.0, 3920.0),
+                                                                         ("userspace", 8223.0, 8310.0)]
+    assert rows[0]["host_span"] == "kernel entry -> systemd_start" and systemdview.SYSTEMD_START not in rows[0]["because"]
+    assert rows[0]["because"][systemdview.BEFORE_CLOCK] == pytest.approx(3600.0 - 1011.85, abs=0.01)
+    assert rows[1]["because"][systemdview.REPORT_LAG] == pytest.approx(9657.21 - 9548.0, abs=0.01)
+    assert rows[0]["because"][systemdview.GENERATORS] == pytest.approx(240.0)
+    assert rows[1]["because"][systemdview.GENERATORS] == pytest.approx(-240.0)
+
+
 def test_what_the_boot_waits_for_is_named_from_the_status_lines():
     # the real boot finished: every unit it started was said to have started (names cut differently)
     assert systemdview.waiting_for(CONSOLE) is None

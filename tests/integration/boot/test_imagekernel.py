@@ -1,8 +1,8 @@
 """A distribution booted the way it boots on a UEFI machine: a Debian bookworm image made
-here by mmdebstrap with its own kernel (make-debian-systemd --kernel), built from the
-shipped template rootfs_templates/debian-systemd-uefi.toml (kernel = "image",
-systemd-boot from a GPT disk under OVMF) and booted under TCG to multi-user.target and
-sshd, every phase from the firmware to the service measured."""
+here by mmdebstrap with its own kernel and initrd (make-debian-systemd --kernel), built
+from the shipped template rootfs_templates/debian-systemd-uefi.toml (kernel = "image",
+initrd = "image", systemd-boot from a GPT disk under OVMF) and booted under TCG to
+multi-user.target and sshd, every phase from the firmware to the service measured."""
 
 import json
 import shutil
@@ -19,7 +19,7 @@ MAKE = ROOT / "rootfs_templates" / "images" / "make-debian-systemd"
 TEMPLATE = (ROOT / "rootfs_templates" / "debian-systemd-uefi.toml").read_text()
 
 
-def test_the_images_own_kernel_started_by_systemd_boot_reaches_multi_user_and_sshd(tmp_path):
+def test_the_images_own_kernel_and_initrd_started_by_systemd_boot_reach_multi_user_and_sshd(tmp_path):
     if shutil.which("mmdebstrap") is None:
         pytest.fail("mmdebstrap is not installed: run ./setup")
     image = tmp_path / "debian-systemd-kernel.tar"
@@ -37,6 +37,9 @@ def test_the_images_own_kernel_started_by_systemd_boot_reaches_multi_user_and_ss
         ["tar", "tf", str(image)], capture_output=True, text=True, check=True).stdout.split()
         if Path(p).name.startswith("vmlinuz-"))
     assert kernel["source"] == "image" and kernel["release"] == release  # the image's kernel, not the pinned one
+    theirs = subprocess.run(["tar", "xOf", str(image), f"./boot/initrd.img-{release}"], capture_output=True,
+                            check=True).stdout
+    assert (bundle / "initrd").read_bytes()[:len(theirs)] == theirs  # the image's initrd, ours appended
     assert {"file": "boot.img", "kind": "boot"} in manifest["disks"]
     out = tmp_path / "results.json"
     ran = appliance("bench", str(bundle), "-n", "1", "--warmup", "0", "--timeout", "300", "-o", str(out),
@@ -44,11 +47,15 @@ def test_the_images_own_kernel_started_by_systemd_boot_reaches_multi_user_and_ss
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     run = json.loads(out.read_text())["runs"][0]
     names = [e["name"] for e in run["events"]]
-    ordered = ["fw_entry", "loader_entry", "kernel_entry", "init_start", "image_init", "sysinit_target",
-               "basic_target", "multi_user_target", "systemd_finished"]
+    ordered = ["fw_entry", "loader_entry", "kernel_entry", "efi_exit", "init_start", "image_init", "systemd_start",
+               "sysinit_target", "basic_target", "multi_user_target", "systemd_finished"]
     assert [n for n in names if n in ordered] == ordered
     phases = run["phases_ms"]
-    for phase in ("firmware", "bootloader", "kernel", "initrd", "sysinit", "basic", "multi_user", "userspace"):
+    for phase in ("firmware", "bootloader", "kernel", "k_efi", "initrd", "to_systemd", "sysinit", "basic",
+                  "multi_user", "userspace"):
         assert phases[phase] > 0, phase
+    # the image's initrd (initramfs-tools: its modules, the root's mount, switch_root) is
+    # in to_systemd; our init before it only brought the network up
+    assert phases["to_systemd"] > phases["initrd"]
     assert "ssh_service" in names and phases["service_ready"] > phases["to_init"]
     assert run["systemd"]["startup_ms"]["userspace"] > 0  # systemd's own view came back too

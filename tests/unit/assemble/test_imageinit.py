@@ -49,6 +49,11 @@ def test_the_image_init_template_probes_targets_and_named_units_on_free_codes():
     ('[image]\nrootfs = "a.tar"\ninit = "image"\n[init]\nmounts = ["proc"]\n', r"\[init\] mounts belongs"),
     ('[image]\nrootfs = "a.tar"\ninit = "image"\n[profiled]\n', r"\[profiled\] belongs"),
     ('[image]\nrootfs = "a.tar"\noci = "x:y"\n', "takes one of"),
+    ('[image]\nrootfs = "a.tar"\ninit = "image"\ninitrd = "dracut"\n', "initrd = 'dracut': 'appliance' .* or 'image'"),
+    ('[image]\nrootfs = "a.tar"\ninit = "image"\ninitrd = "image"\n', "goes with the image's kernel"),
+    ('[appliance]\nkernel = "image"\n[image]\nrootfs = "a.tar"\ninitrd = "image"\n', "starts the image's own init"),
+    ('[appliance]\nkernel = "image"\n[image]\nrootfs = "a.tar"\ninit = "image"\ninitrd = "image"\n[rootfs]\n'
+     'disk = "virtio-blk"\nformat = "erofs"\n', "mounts the root itself, read-write"),
     ('[image]\nrootfs = "a.tar"\ninit = "image"\nunits = ["a.service"]\n[probes]\na_service = 0x20\n',
      "is a name"),
     ('[image]\nrootfs = "a.tar"\ninit = "image"\nunits = [' + ", ".join(f'"u{i}.service"' for i in range(97)) + ']\n',
@@ -63,6 +68,20 @@ def test_the_init_execs_the_image_init_after_the_network_and_has_no_stop_channel
     conf = init_conf(parse(SYSTEMD))
     assert "exec_init /sbin/init" in conf and "net eth0 " in conf
     assert "control" not in conf and "payload" not in conf and "mount " not in conf
+
+
+def test_with_the_images_initrd_our_init_only_fires_its_probes_and_execs_it():
+    from appliance.assemble import manifest
+    from appliance.assemble.initramfs import contents
+
+    text = SYSTEMD.replace("[image]", '[appliance]\nkernel = "image"\n[image]\ninitrd = "image"', 1)
+    t = parse(text)
+    conf = init_conf(t)
+    assert "exec_init /init" in conf and "net eth0 " in conf  # the network is still ours
+    assert "root " not in conf  # the image's initrd mounts the root
+    assert "rdinit=/appliance/init root=/dev/vda rw" in manifest.cmdline(t)
+    paths = {p.entry.path for p in contents(t, b"INIT", {}).initrd}
+    assert "appliance/init" in paths and "init" not in paths  # beside the image's /init, not over it
 
 
 def elf(machine: int) -> bytes:
@@ -102,6 +121,8 @@ def test_the_build_adds_a_unit_per_probe_point_and_the_report_and_keeps_the_imag
     link = paths["etc/systemd/system/multi-user.target.wants/appliance-probe-ssh_service.service"]
     assert link.kind == "symlink" and link.data == b"/etc/systemd/system/appliance-probe-ssh_service.service"
     assert paths["etc/systemd/system/sysinit.target.wants/appliance-probe-sysinit_target.service"].kind == "symlink"
+    generator = paths["etc/systemd/system-generators/appliance-probe"]
+    assert generator.mode & 0o111 and "probe 0x1b systemd_start" in generator.data.decode()
     report = paths["usr/lib/appliance/report"].data.decode()
     assert "is-system-running --wait" in report and "probe 0x1a systemd_finished" in report
     assert report.index("systemd_finished") < report.index("systemd-analyze time") < report.index("reboot --force --force")
