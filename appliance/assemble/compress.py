@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+from typing import Any
 
 from appliance.errors import ApplianceError
 
@@ -49,6 +50,9 @@ def compress(data: bytes, kind: Compression, level: int = 0) -> bytes:
 MAX_EXPANDED = 1 << 30  # an initramfs the runner's VMs could hold; a larger one is a bomb or damage
 
 
+GZIP_MAGIC = b"\x1f\x8b"  # a distribution's initrd (initramfs-tools' default)
+
+
 def decompress(data: bytes, limit: int = MAX_EXPANDED) -> bytes:
     """Undo `compress` whatever the kind, recognising zstd by its magic; refuse output
     over LIMIT bytes (a small input that claims gigabytes is never expanded whole).
@@ -56,33 +60,58 @@ def decompress(data: bytes, limit: int = MAX_EXPANDED) -> bytes:
     concatenation, as the kernel unpacks them; zero padding between frames is skipped."""
     if not data.startswith(ZSTD_MAGIC):
         return data
-    import zstandard
-
     out: list[bytes] = []
-    total, rest = 0, data
-    try:
-        while rest.startswith(ZSTD_MAGIC):
-            claimed = zstandard.frame_content_size(rest)  # -1: not in the header
-            if claimed > limit - total:
-                raise zstandard.ZstdError(f"its header claims {claimed} bytes")
-            frame = zstandard.ZstdDecompressor().decompressobj()
-            # A frame that does not say its size (a streamed OCI layer) is fed in small
-            # steps, so a bomb is caught before it fills memory.
-            step = len(rest) if claimed >= 0 else 4096
-            for start in range(0, len(rest), step):
-                out.append(frame.decompress(rest[start:start + step]))
-                total += len(out[-1])
-                if total > limit:
-                    raise zstandard.ZstdError(f"it expands past {total} bytes")
-                if frame.eof:
-                    break
-            if not frame.eof:
-                raise zstandard.ZstdError("a frame ends early")
-            rest = frame.unused_data.lstrip(b"\0")
-    except zstandard.ZstdError as exc:
-        raise ApplianceError(f"zstd data does not expand within {limit >> 20} MiB ({exc}): damaged, "
-                             "or not an initramfs this tool made") from None
-    if rest:
+    rest = memoryview(data)
+    while bytes(rest[:4]) == ZSTD_MAGIC:
+        expanded, used = expand_one(rest, limit - sum(map(len, out)))
+        out.append(expanded)
+        rest = rest[used:]
+        while len(rest) and rest[0] == 0:
+            rest = rest[1:]
+    if len(rest):
         raise ApplianceError(f"zstd data is followed by {len(rest)} bytes that are not a frame: damaged, "
                              "or not an initramfs this tool made")
     return b"".join(out)
+
+
+def expand_one(data: bytes | memoryview, limit: int = MAX_EXPANDED) -> tuple[bytes, int]:
+    """The first compressed stream of DATA (a zstd frame or a gzip member) expanded, and
+    how many bytes of DATA it took; more than LIMIT bytes out is refused, fed in small
+    steps so that a bomb is caught before it fills memory."""
+    head = bytes(data[:4])
+    error: type[Exception]
+    stream: Any  # zstandard's or zlib's decompressor: decompress(), eof, unused_data
+    if head == ZSTD_MAGIC:
+        import zstandard  # imported here: plain builds must not need it
+
+        kind, error = "zstd", zstandard.ZstdError
+        claimed = zstandard.frame_content_size(data)  # -1: not in the header
+        if claimed > limit:
+            raise ApplianceError(f"zstd data does not expand within {limit >> 20} MiB (its header claims "
+                                 f"{claimed} bytes): damaged, or not an initramfs")
+        stream = zstandard.ZstdDecompressor().decompressobj()
+        step = len(data) if claimed >= 0 else 4096
+    elif head[:2] == GZIP_MAGIC:
+        import zlib
+
+        kind, error, stream, step = "gzip", zlib.error, zlib.decompressobj(16 + zlib.MAX_WBITS), 1 << 16
+    else:
+        raise ApplianceError(f"neither zstd nor gzip data (it begins {head!r}): damaged, or not an initramfs")
+    out: list[bytes] = []
+    total = fed = 0
+    try:
+        for start in range(0, len(data), step):
+            chunk = data[start:start + step]
+            fed = start + len(chunk)
+            out.append(stream.decompress(chunk))
+            total += len(out[-1])
+            if total > limit:
+                raise ApplianceError(f"{kind} data does not expand within {limit >> 20} MiB (it expands past "
+                                     f"{total} bytes): damaged, or not an initramfs")
+            if stream.eof:
+                break
+    except error as exc:
+        raise ApplianceError(f"{kind} data does not expand ({exc}): damaged, or not an initramfs") from None
+    if not stream.eof:
+        raise ApplianceError(f"{kind} data does not expand: a frame ends early (damaged, or cut short)")
+    return b"".join(out), fed - len(stream.unused_data)  # unused_data: what the last chunk held past the end

@@ -13,6 +13,8 @@ import stat
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
+from appliance.assemble import compress
+
 MAGIC = b"070701"
 TRAILER = "TRAILER!!!"
 _FIELDS = 13  # ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor namesize check
@@ -128,6 +130,34 @@ def read(blob: bytes) -> list[Entry]:
         if pos < len(blob):
             pos = _read_archive(blob, pos, entries)
     return list(entries.values())
+
+
+def expand_initrd(blob: bytes) -> bytes:
+    """An initrd's archives expanded, as the kernel unpacks them one after another: plain
+    newc archives as they are, compressed ones (zstd frames, gzip members) expanded, zero
+    padding between them skipped. Ours is zstd pieces; a distribution's initrd (early
+    microcode, then gzip or zstd) with ours appended ([image] initrd = "image") reads whole."""
+    out: list[bytes] = []
+    pos, total = 0, 0
+    view = memoryview(blob)
+    while pos < len(blob):
+        if blob[pos] == 0:
+            pos += 1
+        elif blob.startswith(MAGIC, pos):
+            end = _read_archive(blob, pos, {})
+            out.append(blob[pos:end])
+            pos = end
+        else:
+            expanded, used = compress.expand_one(view[pos:], compress.MAX_EXPANDED - total)
+            out.append(expanded)
+            total += len(expanded)
+            pos += used
+    return b"".join(out)
+
+
+def read_initrd(blob: bytes) -> list[Entry]:
+    """The files of an initrd (expand_initrd), as the kernel leaves them."""
+    return read(expand_initrd(blob))
 
 
 def _read_archive(blob: bytes, pos: int, entries: dict[str, Entry]) -> int:

@@ -17,7 +17,7 @@ from appliance.bundle import Bundle
 
 def report(bundle: Bundle) -> dict[str, Any]:
     blob = bundle.initrd.read_bytes()
-    raw = compress.decompress(blob)
+    raw = cpio.expand_initrd(blob)
     members = [e for e in cpio.read(raw) if e.kind in ("file", "symlink")]
     modules = sorted((e for e in members if e.path.endswith(".ko")), key=lambda e: e.path)
     others = sorted((e for e in members if not e.path.endswith(".ko")), key=lambda e: e.path)
@@ -30,7 +30,8 @@ def report(bundle: Bundle) -> dict[str, Any]:
         "initrd": {
             "compressed_bytes": len(blob),
             "uncompressed_bytes": len(raw),
-            "compression": "zstd" if blob.startswith(compress.ZSTD_MAGIC) else "none",
+            "compression": ("zstd" if blob.startswith(compress.ZSTD_MAGIC) else
+                            "gzip" if blob.startswith(compress.GZIP_MAGIC) else "none"),
             "files": [{"path": e.path, "bytes": len(e.data), "module": e.path.endswith(".ko")}
                       for e in modules + others],
             "modules_bytes": sum(len(e.data) for e in modules),

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from appliance import __version__
-from appliance.assemble import compress, cpio
+from appliance.assemble import cpio
 from appliance.bundle import Bundle
 
 NOASSERTION = "NOASSERTION"
@@ -68,7 +68,7 @@ def deb_purl(name: str, version: str, arch: str | None) -> str:
 
 def _files_by_source(bundle: Bundle) -> dict[str, list[File]]:
     """The initrd's files grouped by the source the manifest names for each."""
-    data = {e.path.lstrip("/"): e.data for e in cpio.read(compress.decompress(bundle.initrd.read_bytes()))
+    data = {e.path.lstrip("/"): e.data for e in cpio.read_initrd(bundle.initrd.read_bytes())
             if e.kind == "file"}
     out: dict[str, list[File]] = {}
     for item in bundle.contents:

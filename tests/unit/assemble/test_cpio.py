@@ -119,3 +119,21 @@ def test_concatenated_archives_read_as_the_kernel_unpacks_them():
     assert entries["a"].mode & 0o777 == 0o755 and list(entries).count("a") == 1
     with pytest.raises(cpio.CpioError, match="bad magic"):
         cpio.read(first + b"junk")
+
+
+def test_a_distributions_initrd_with_ours_appended_reads_as_the_kernel_unpacks_it():
+    import gzip
+
+    from appliance.assemble import compress
+    from appliance.assemble.compress import Compression
+    from appliance.errors import ApplianceError
+
+    microcode = cpio.write([cpio.file("kernel/x86/microcode/GenuineIntel.bin", b"ucode")], 0)
+    theirs = gzip.compress(cpio.write([cpio.file("init", b"#!/bin/sh\n", 0o755), cpio.symlink("lib", "usr/lib")], 0))
+    ours = compress.compress(cpio.write([cpio.file("appliance/init", b"\x7fELF", 0o755)], 0), Compression.ZSTD)
+    blob = microcode + theirs + bytes(-len(microcode + theirs) % 4) + ours
+    paths = {e.path: e for e in cpio.read_initrd(blob)}
+    assert {"kernel/x86/microcode/GenuineIntel.bin", "init", "lib", "appliance/init"} <= set(paths)
+    assert paths["lib"].kind == "symlink" and paths["appliance/init"].data == b"\x7fELF"
+    with pytest.raises(ApplianceError, match="neither zstd nor gzip data"):
+        cpio.read_initrd(microcode + b"junk")
