@@ -52,6 +52,7 @@ from appliance.assemble.template import (
     RootDisk,
     RootFormat,
     Template,
+    check_combined,
     find_template,
     load_template,
     retarget,
@@ -210,8 +211,8 @@ def configure(env: Any) -> BuildConfig:
         if env["MACHINE"]:
             template = retarget(template, template.arch.value, _one_of("MACHINE", env["MACHINE"], Machine))
         if env["KERNEL_RECIPE"]:
-            template = with_needed_fragments(replace(template, kernel=_one_of("KERNEL_RECIPE", env["KERNEL_RECIPE"],
-                                                                              Kernel)))
+            template = check_combined(with_needed_fragments(
+                replace(template, kernel=_one_of("KERNEL_RECIPE", env["KERNEL_RECIPE"], Kernel))))
         if env["KERNEL_COMPRESSION"]:
             template = replace(template, kernel_compression=_one_of("KERNEL_COMPRESSION", env["KERNEL_COMPRESSION"],
                                                                     KernelCompression))

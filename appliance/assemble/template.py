@@ -477,26 +477,14 @@ def _image_init(name: str, table: dict[str, Any], init: dict[str, Any], profiled
     return own, units
 
 
-def _image_initrd(name: str, table: dict[str, Any], kernel: Kernel, image_init: bool, root: RootDisk,
-                  root_format: RootFormat, writable: bool) -> bool:
+def _image_initrd(name: str, table: dict[str, Any]) -> bool:
     """[image] initrd: whose initrd boots: ours (it mounts the root and execs the image's
-    init) or the image's own, which goes with its kernel and its init and mounts an ext4
-    root itself (our init, appended to it, then only loads [modules] and the network's,
-    brings up the network, fires its probes and execs the image's initrd)."""
+    init) or the image's own (_check_image_initrd says what it goes with)."""
     which = table.get("initrd", "appliance")
     if which not in IMAGE_INITS:
         raise _fail(name, f"[image] initrd = {which!r}: 'appliance' (ours) or 'image' (the image's own "
                           "/boot/initrd.img, with kernel = 'image')")
-    if which == "appliance":
-        return False
-    why = [(kernel is not Kernel.IMAGE, "it goes with the image's kernel: [appliance] kernel = 'image'"),
-           (not image_init, "it starts the image's own init: [image] init = 'image'"),
-           (root is not RootDisk.VIRTIO_BLK or root_format is not RootFormat.EXT4 or writable,
-            "it mounts the root itself, read-write: [rootfs] disk = 'virtio-blk', format = 'ext4', no writable")]
-    for bad, message in why:
-        if bad:
-            raise _fail(name, f"[image] initrd = 'image': {message}")
-    return True
+    return bool(which == "image")
 
 
 def _with_unit_probes(name: str, probes: tuple[tuple[int, str], ...], units: tuple[str, ...]
@@ -605,38 +593,62 @@ def _service(name: str, raw: dict[str, Any], network: bool, forwards: tuple[Forw
     return ready, forwards
 
 
-def _check_arch(name: str, arch: Arch, machine: Machine, kernel: Kernel, entry: KernelEntry, profiled: ProfiledChannel,
-                root: RootDisk, packages: bool) -> None:
+def check_combined(t: Template) -> Template:
+    """T, once the settings that depend on each other agree (the template's own, or after
+    ARCH=, MACHINE=, LOADER=, KERNEL_RECIPE= changed one); one line where they do not."""
+    _check_arch(t)
+    _check_loader(t)
+    _check_image_initrd(t)
+    return t
+
+
+def _check_arch(t: Template) -> None:
     """What an architecture's appliances can be: aarch64 boots Debian's arm64 kernel on
     virt, without the x86-only parts (the minimal kernel, PVH, NVDIMM, COM2)."""
-    if profile(machine).arch is not arch:
-        fits = ", ".join(m.value for m in machines_of(arch))
-        raise _fail(name, f"[vm] machine = {machine.value!r} is not an {arch.value} machine (for {arch.value}: {fits})")
-    if arch is Arch.X86_64:  # [devicetree] waits for an ARCH=aarch64 build
+    if profile(t.machine).arch is not t.arch:
+        fits = ", ".join(m.value for m in machines_of(t.arch))
+        raise _fail(t.name, f"[vm] machine = {t.machine.value!r} is not an {t.arch.value} machine (for "
+                            f"{t.arch.value}: {fits})")
+    if t.arch is Arch.X86_64:  # [devicetree] waits for an ARCH=aarch64 build
         return
     # a list, not a dict: booleans as keys would keep one message per truth value
-    why = [(kernel is Kernel.MINIMAL, "kernel = 'minimal' is built for x86_64 only: use kernel = 'debian' "
-                                         "(Debian's arm64 kernel)"),
-           (entry is not KernelEntry.BZIMAGE, "kernel_entry = 'pvh' is an x86 boot protocol"),
-           (root is RootDisk.PMEM, "[rootfs] disk = 'pmem' (an NVDIMM) is x86-only here: use 'virtio-blk'"),
-           (profiled is ProfiledChannel.SERIAL, "[profiled] channel = 'serial' is a second ISA serial port: use "
-                                                "'virtio' on aarch64"),
-           (packages, "[packages] brings host (x86_64) programs and amd64 packages: not for aarch64 yet")]
+    why = [(t.kernel is Kernel.MINIMAL, "kernel = 'minimal' is built for x86_64 only: use kernel = 'debian' "
+                                        "(Debian's arm64 kernel)"),
+           (t.kernel_entry is not KernelEntry.BZIMAGE, "kernel_entry = 'pvh' is an x86 boot protocol"),
+           (t.root is RootDisk.PMEM, "[rootfs] disk = 'pmem' (an NVDIMM) is x86-only here: use 'virtio-blk'"),
+           (t.profiled is ProfiledChannel.SERIAL, "[profiled] channel = 'serial' is a second ISA serial port: use "
+                                                  "'virtio' on aarch64"),
+           (t.has_packages, "[packages] brings host (x86_64) programs and amd64 packages: not for aarch64 yet")]
     for bad, message in why:
         if bad:
-            raise _fail(name, f"arch = 'aarch64': {message}")
+            raise _fail(t.name, f"arch = 'aarch64': {message}")
 
 
-def _check_loader(name: str, loader: Loader, machine: Machine, kernel: Kernel, entry: KernelEntry) -> None:
+def _check_loader(t: Template) -> None:
     """systemd-boot is a UEFI program that starts a kernel through the kernel's EFI stub."""
-    if loader is Loader.NONE:
+    if t.loader is Loader.NONE:
         return
-    if machine is not Machine.Q35_OVMF:
-        raise _fail(name, f"[vm] loader = {loader.value!r} is a UEFI boot loader: it needs machine = 'q35-ovmf' "
-                          f"(not {machine.value!r})")
-    if kernel is Kernel.MINIMAL or entry is KernelEntry.PVH:
-        raise _fail(name, f"[vm] loader = {loader.value!r} starts the kernel through its EFI stub, which only the "
-                          "Debian kernel's bzImage has: kernel = 'debian', kernel_entry = 'bzimage'")
+    if t.machine is not Machine.Q35_OVMF:
+        raise _fail(t.name, f"[vm] loader = {t.loader.value!r} is a UEFI boot loader: it needs machine = 'q35-ovmf' "
+                            f"(not {t.machine.value!r})")
+    if t.kernel is Kernel.MINIMAL or t.kernel_entry is KernelEntry.PVH:
+        raise _fail(t.name, f"[vm] loader = {t.loader.value!r} starts the kernel through its EFI stub, which only "
+                            "the Debian kernel's bzImage has: kernel = 'debian', kernel_entry = 'bzimage'")
+
+
+def _check_image_initrd(t: Template) -> None:
+    """The image's own initrd goes with its kernel and its init, and mounts an ext4 root
+    itself (our init, appended to it, then only loads [modules] and the network's, brings
+    up the network, fires its probes and execs the image's initrd)."""
+    if not t.image_initrd:
+        return
+    why = [(t.kernel is not Kernel.IMAGE, "it goes with the image's kernel: [appliance] kernel = 'image'"),
+           (not t.image_init, "it starts the image's own init: [image] init = 'image'"),
+           (t.root is not RootDisk.VIRTIO_BLK or t.root_format is not RootFormat.EXT4 or t.root_writable,
+            "it mounts the root itself, read-write: [rootfs] disk = 'virtio-blk', format = 'ext4', no writable")]
+    for bad, message in why:
+        if bad:
+            raise _fail(t.name, f"[image] initrd = 'image': {message}")
 
 
 RESERVED = {"init": "the init", "etc/appliance/init.conf": "the init's configuration"}
@@ -685,16 +697,13 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
                                ("/sbin/init",) if image_init else get("payload"), get("shell"), probes)
     arch = get("arch")
     machine = given.get("machine", machines_of(arch)[0])
-    _check_arch(name, arch, machine, get("kernel"), get("kernel_entry"), channel, get("root"), packages)
-    _check_loader(name, get("loader"), machine, get("kernel"), get("kernel_entry"))
-    initrd = _image_initrd(name, raw.get("image", {}), get("kernel"), image_init, get("root"), get("root_format"),
-                           get("root_writable"))
-    return with_needed_fragments(Template(**{
+    initrd = _image_initrd(name, raw.get("image", {}))
+    return with_needed_fragments(check_combined(Template(**{
         **given, "name": name, "arch": arch, "machine": machine, "programs": programs, "files": files,
         "mounts": () if image_init else get("mounts"), "probes": probes, "network": network, "forwards": forwards,
         "ready": ready, "image": image, "image_init": image_init, "image_units": units, "image_initrd": initrd,
         "profiled": channel,
-        "folder": str(folder)}))
+        "folder": str(folder)})))
 
 
 def _check_kernel(name: str, kernel: Kernel, entry: KernelEntry, image: bool) -> None:
@@ -782,14 +791,9 @@ def retarget(template: Template, arch: str, machine: Machine | None = None) -> T
     target = _choice(template.name, Arch, "ARCH", arch)
     if machine is None:
         machine = template.machine if profile(template.machine).arch is target else machines_of(target)[0]
-    _check_arch(template.name, target, machine, template.kernel, template.kernel_entry, template.profiled,
-                template.root, template.has_packages)
-    _check_loader(template.name, template.loader, machine, template.kernel, template.kernel_entry)
-    return replace(template, arch=target, machine=machine)
+    return check_combined(replace(template, arch=target, machine=machine))
 
 
 def with_loader(template: Template, loader: str) -> Template:
     """TEMPLATE started by another boot loader (LOADER=), checked as the template itself would be."""
-    chosen = _choice(template.name, Loader, "LOADER", loader)
-    _check_loader(template.name, chosen, template.machine, template.kernel, template.kernel_entry)
-    return replace(template, loader=chosen)
+    return check_combined(replace(template, loader=_choice(template.name, Loader, "LOADER", loader)))

@@ -164,6 +164,10 @@ def test_variant_names_say_what_the_options_changed(tmp_path):
         with_loader(uefi, "lilo")
     with pytest.raises(TemplateError, match="it needs machine = 'q35-ovmf'"):
         with_loader(written, "systemd-boot")
+    # KERNEL_RECIPE=minimal on a template booted by systemd-boot: checked as the template would be
+    from appliance.assemble.template import check_combined
+    with pytest.raises(TemplateError, match="through its EFI stub"):
+        check_combined(replace(with_loader(uefi, "systemd-boot"), kernel=Kernel.MINIMAL))
 
 
 def test_a_full_disk_while_building_names_the_disk_that_is_full(monkeypatch):
