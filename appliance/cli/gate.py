@@ -76,15 +76,17 @@ def cmd_gate(args: argparse.Namespace) -> int:
         if side:  # a compare, tune, series... document: say which of its run sets is gated
             notes.append(f"the candidate is the {results.kind(doc)} document's run set {side!r}")
         clock = Clock((candidate.get("settings") or {}).get("clock") or "wall")
+        planned = candidate
     else:
         candidate, candidate_digest, target = None, "", load_bundle(args.bench, args)
         clock = clock_of(args)
+        session, host = _session(args, target)
+        planned = session.document(False, host)  # the run set the boots will make, none made yet
     unit = unit_of(clock)
-    baseline, about = _baseline(args, engine, url, candidate, candidate_digest, target, clock)
+    baseline, about = _baseline(args, engine, url, planned, candidate_digest, clock)
     looks = 1
     if candidate is None:
-        assert target is not None
-        candidate, looks = _bench(args, target, baseline, unit)
+        candidate, looks = _bench(args, session, host, baseline, unit)
     mismatch = _host_mismatch(about, candidate)
     if mismatch and not args.cross_host:
         raise ApplianceError(f"the baseline was measured elsewhere ({mismatch}): boot times of two hosts or QEMUs do "
@@ -106,18 +108,20 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return EXIT[decision.verdict]
 
 
-def _baseline(args: argparse.Namespace, engine: Any | None, url: str, candidate: RunSet | None,
-              candidate_digest: str, target: Any, clock: Clock) -> tuple[RunSet, dict[str, Any]]:
+def _baseline(args: argparse.Namespace, engine: Any | None, url: str, candidate: RunSet, candidate_digest: str,
+              clock: Clock) -> tuple[RunSet, dict[str, Any]]:
     """The baseline's run set and what it is (its run set's dimensions, or its file): one
-    measured the same way, on the same clock, and on the instruction clock with the same
-    QEMU and kernel command line (what changes the counts: docs/MEASUREMENT.md)."""
+    measured as CANDIDATE (the candidate's run set, or the one its boots will make) is, on
+    the same clock, and on the instruction clock with the same QEMU and kernel command
+    line (what changes the counts: docs/MEASUREMENT.md). The dimensions are the store's
+    own reading of a run set (record.dimensions), so they match what it recorded."""
     from appliance.store import db, query, record
 
     if args.baseline_file:
         side = results.main_side(results.read(Path(args.baseline_file)))
         return side, {"file": args.baseline_file, **_describe(side)}
     assert engine is not None, "the store is open unless the baseline is a file"
-    dims = _dims_of(candidate) if candidate is not None else _dims_of_bundle(target, args, clock)
+    dims = record.dimensions(candidate, "bench", "", "")
     same = SAME_MEASUREMENT + (SAME_COUNTS if clock.counts else ())
     where = {k: v for k, v in dims.items() if k in same and v is not None}
     if args.baseline:
@@ -135,42 +139,28 @@ def _baseline(args: argparse.Namespace, engine: Any | None, url: str, candidate:
                          "--label main` on the main branch), or give --baseline-file RESULTS")
 
 
-def _dims_of(side: RunSet) -> dict[str, Any]:
-    from appliance.store import record
-
-    return record.dimensions(side, "bench", "", "")
-
-
-def _dims_of_bundle(target: Any, args: argparse.Namespace, clock: Clock) -> dict[str, Any]:
-    """The dimensions the boots of TARGET about to be made will have."""
-    from appliance.boot.qemu import binary, qemu_version
-    from appliance.boot.tsc import runtime_cmdline
-
-    accel = choose_accel(args).accel
-    cmdline = " ".join(filter(None, (target.cmdline, runtime_cmdline(accel, target.arch, clock), args.append or "")))
-    return {"template": target.name, "machine": target.machine.value, "accel": accel, "cpus": target.cpus,
-            "memory_mib": target.memory_mib, "channel": args.channel, "clock": clock.value,
-            "qemu_version": qemu_version(binary(target.arch)) if clock.counts else None, "cmdline": cmdline}
+def _session(args: argparse.Namespace, target: Any) -> tuple[bench.Session, dict[str, Any]]:
+    """The candidate's boots, planned up to --max-n, and this host's facts."""
+    plan = plan_of(args)
+    session = bench.Session(target, choose_accel(args), replace(plan, n=max(args.max_n or plan.n, plan.n)))
+    return session, hostfacts.collect(target.arch)  # --restore too: a restore can be gated
 
 
-def _bench(args: argparse.Namespace, target: Any, baseline: RunSet, unit: Unit) -> tuple[RunSet, int]:
-    """Boot the candidate TARGET: -n boots, then on in steps of n up to --max-n while
+def _bench(args: argparse.Namespace, session: bench.Session, host: dict[str, Any], baseline: RunSet,
+           unit: Unit) -> tuple[RunSet, int]:
+    """Boot the candidate SESSION: -n boots, then on in steps of n up to --max-n while
     undecided (the gate's level is split over the looks, as compare's sequential rule
     does); its run set and the number of looks planned."""
-    plan = plan_of(args)
-    max_n = max(args.max_n or plan.n, plan.n)
-    looks = compare.looks_for(plan.n, max_n)
+    n, max_n = plan_of(args).n, session.plan.n
+    looks = compare.looks_for(n, max_n)
     store = store_for(args)
     out = output_path(args.output or f"gate-{Path(args.bench).resolve().name}.json")
-    choice = choose_accel(args)
-    session = bench.Session(target, choice, replace(plan, n=max_n))  # --restore too: a restore can be gated
 
     def decided(rounds: int) -> bool:
         return gate.decide(baseline["runs"], session.runs, args.phase, args.threshold, args.confidence,
                            len(looks), unit=unit).verdict != gate.INCONCLUSIVE
 
-    host = hostfacts.collect(target.arch)
-    doc = bench.run_then_write([session], plan.warmup, max_n, out, lambda complete, _: session.document(complete, host),
+    doc = bench.run_then_write([session], session.plan.warmup, max_n, out, lambda complete, _: session.document(complete, host),
                                looks=looks, stop=decided)
     record_results(args, store, doc, GATE_SOURCE + str(out.resolve()))
     return doc, len(looks)
