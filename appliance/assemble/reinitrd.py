@@ -19,7 +19,7 @@ KEEP_MTIMES = 2**32 - 1  # cpio.write clamps mtimes to its epoch: keep them as r
 
 def modules(blob: bytes) -> list[str]:
     """The modules the init loads, in order (names from init.conf's module lines)."""
-    conf = {e.path: e for e in cpio.read(compress.decompress(blob))}.get(CONF)
+    conf = {e.path: e for e in cpio.read_initrd(blob)}.get(CONF)
     lines = conf.data.decode().splitlines() if conf else []
     return [line.split()[2] for line in lines if line.startswith("module ") and len(line.split()) == 3]
 
@@ -33,7 +33,7 @@ def rebuild(blob: bytes, compression: Compression | None = None, level: int = 0,
     """BLOB's archive compressed as COMPRESSION (None: as it was) at LEVEL, without the
     modules named in WITHOUT (their files and init.conf lines). A name it does not load
     is a ValueError."""
-    entries = cpio.read(compress.decompress(blob))
+    entries = cpio.read_initrd(blob)
     if without:
         known = set(modules(blob))
         unknown = [name for name in without if name not in known]
@@ -71,7 +71,7 @@ def boot_only(blob: bytes, keep: set[str], conf_keep: Callable[[str], bool] | No
     to_init is the bundle's without unpacking the rest (analysis/cost.py)."""
     wanted = conf_keep or (lambda line: line.split(maxsplit=1)[0] not in PAYLOAD_KEYS)
     out = []
-    for entry in cpio.read(compress.decompress(blob)):
+    for entry in cpio.read_initrd(blob):
         if entry.path == CONF:
             lines = [line for line in entry.data.decode().splitlines() if line.strip() and wanted(line)]
             entry = cpio.Entry(entry.path, entry.mode, ("\n".join(lines) + "\n").encode(), mtime=entry.mtime)
