@@ -8,7 +8,7 @@ A spawned process dies with us (`setpriv --pdeathsig KILL`, which then execs the
 program, so the PID is the program's): no Python runs between fork and exec (no
 preexec_fn), because Python code in a forked child can deadlock on a lock that another
 thread of ours held at the fork. No other module imports subprocess
-(tests/unit/test_gateway.py checks it).
+(tests/unit/test_proc.py checks it).
 """
 
 from __future__ import annotations
