@@ -114,6 +114,9 @@ class Bundle:
             raise BundleError(f"bundle {self.path} cannot boot as {machine.value}: {why}")
         if machine is Machine.Q35_QBOOT and self.firmware is None:
             raise BundleError(f"bundle {self.path} has no firmware.bin for q35-qboot: build it with MACHINE=q35-qboot")
+        if machine is not Machine.Q35_OVMF and self.boot_disk is not None:
+            raise BundleError(f"bundle {self.path} boots through systemd-boot from {BOOT_DISK}, which needs UEFI "
+                              "firmware (q35-ovmf): build it without LOADER= to boot it as another machine")
         manifest = {**self.manifest, "machine": machine.value, "cmdline": f"{profile(machine).cmdline} {self.cmdline_base}"}
         return replace(self, manifest=manifest)
 

@@ -89,3 +89,15 @@ def test_a_boot_loaders_disk_is_booted_read_only_with_its_reads_traced(tmp_path,
     assert f"id=disk1,file={work / 'boot.img'},format=raw,if=none,readonly=on" in args
     assert bootdisk.read_entry(work / "boot.img").endswith("options console=ttyS0 reboot=t loglevel=8\n")
     assert bootdisk.read_entry(tmp_path / "boot.img").endswith("options console=ttyS0 reboot=t\n")
+
+
+def test_a_bundle_booted_from_its_loaders_disk_refuses_another_machine(tmp_path):
+    from appliance.errors import BundleError
+    from appliance.machines import Machine
+
+    booted = Bundle(tmp_path, manifest_of(
+        machine="q35-ovmf", cmdline="console=ttyS0 reboot=t", virtio_transports=["virtio_pci"],
+        files={"kernel": {}, "initrd": {}, "boot.img": {}}, disks=[{"file": "boot.img", "kind": "boot"}]))
+    with pytest.raises(BundleError, match="boots through systemd-boot from boot.img, which needs UEFI"):
+        booted.with_machine(Machine.PC_SEABIOS)
+    assert booted.with_machine(Machine.Q35_OVMF).boot_disk == tmp_path / "boot.img"
