@@ -91,7 +91,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if mismatch and not args.cross_host:
         raise ApplianceError(f"the baseline was measured elsewhere ({mismatch}): boot times of two hosts or QEMUs do "
                              "not compare; record a baseline here, or give --cross-host to compare anyway")
-    decision = gate.decide(baseline["runs"], candidate["runs"], args.phase, args.threshold, args.confidence, looks,
+    decision = gate.decide(baseline["runs"], candidate["runs"], args.phase, threshold=args.threshold,
+                           confidence=args.confidence, looks=looks,
                            unit=unit)
     if candidate.get("complete") is False:
         notes.append("INCOMPLETE: the candidate's run set was interrupted; its boots so far were gated")
@@ -157,8 +158,8 @@ def _bench(args: argparse.Namespace, session: bench.Session, host: dict[str, Any
     out = output_path(args.output or f"gate-{Path(args.bench).resolve().name}.json")
 
     def decided(rounds: int) -> bool:
-        return gate.decide(baseline["runs"], session.runs, args.phase, args.threshold, args.confidence,
-                           len(looks), unit=unit).verdict != gate.INCONCLUSIVE
+        return gate.decide(baseline["runs"], session.runs, args.phase, threshold=args.threshold,
+                           confidence=args.confidence, looks=len(looks), unit=unit).verdict != gate.INCONCLUSIVE
 
     doc = bench.run_then_write([session], session.plan.warmup, max_n, out, lambda complete, _: session.document(complete, host),
                                looks=looks, stop=decided)

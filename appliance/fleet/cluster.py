@@ -158,7 +158,7 @@ class Fleet:
 
     # -- running rounds
 
-    def interleave(self, sessions: Sequence[bench.Session], warmup: int, n: int, progress: bench.Progress | None,
+    def interleave(self, sessions: Sequence[bench.Session], warmup: int, n: int, *, progress: bench.Progress | None,
                    looks: Sequence[int], stop: Callable[[int], bool] | None, start: int) -> int:
         """bench.interleave's rounds, run as blocks on the cluster's workers. START is
         read from the sessions instead: a resumed run's counted boots (every block warms

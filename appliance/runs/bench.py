@@ -231,7 +231,7 @@ class Session:
                                 complete=complete, fleet=self.fleet)
 
 
-def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progress | None = tty_progress,
+def interleave(sessions: Sequence[Session], warmup: int, n: int, *, progress: Progress | None = tty_progress,
                looks: Sequence[int] = (), stop: Callable[[int], bool] | None = None, start: int = 0,
                seed: int | None = None) -> int:
     """Boot SESSIONS in rounds, one boot of each per round, in an order randomized per
@@ -243,7 +243,7 @@ def interleave(sessions: Sequence[Session], warmup: int, n: int, progress: Progr
     that already ran (a resumed run)."""
     fleet = sessions[0].plan.fleet if sessions else None
     if fleet is not None:
-        return fleet.interleave(sessions, warmup, n, progress, looks, stop, start)
+        return fleet.interleave(sessions, warmup, n, progress=progress, looks=looks, stop=stop, start=start)
     started = time.monotonic()
     total = (warmup + n - start) * len(sessions)
     rng = random.Random(seed)  # warm-up rounds apart, so the counted ones are balanced on their own
@@ -309,7 +309,7 @@ def run_then_write(sessions: Sequence[Session], warmup: int, n: int, out: Path,
     user interrupted (what ran is never lost). Every verb that boots arms does this."""
     complete, ran = False, 0
     try:
-        ran = interleave(sessions, warmup, n, progress, looks=looks, stop=stop, start=start)
+        ran = interleave(sessions, warmup, n, progress=progress, looks=looks, stop=stop, start=start)
         complete = True
     finally:
         doc = document(complete, ran)

@@ -79,5 +79,5 @@ def boot(bundle: Bundle, accel: AccelChoice, n: int, *, debug_words: str, keep: 
     with tempfile.TemporaryDirectory(prefix="appliance-cost-") as tmp:
         boots = prepare(bundle, accel, n, Path(tmp), debug_words=debug_words, keep=keep, init=init, timeout=timeout,
                         without=without)
-        interleave(boots.sessions, 1, n, progress)
+        interleave(boots.sessions, 1, n, progress=progress)
     return boots

@@ -42,5 +42,5 @@ def boot(bundle: Bundle, accel: AccelChoice, n: int, debug_cmdline: str, *, base
     debug = Session(bundle, accel, Plan(n=n, warmup=1, timeout=timeout, keep_consoles=True,
                                         extra_cmdline=" ".join(filter(None, (append, debug_cmdline)))))
     plain = Session(bundle, accel, Plan(n=n, warmup=1, timeout=timeout, extra_cmdline=append)) if baseline else None
-    interleave([s for s in (debug, plain) if s is not None], 1, n, progress)
+    interleave([s for s in (debug, plain) if s is not None], 1, n, progress=progress)
     return DebugBoots(debug, plain, host)

@@ -53,7 +53,7 @@ class Decision:
         return asdict(self)
 
 
-def decide(baseline: list[results.RunRecord], candidate: list[results.RunRecord], phase: str = compare.PRIMARY,
+def decide(baseline: list[results.RunRecord], candidate: list[results.RunRecord], phase: str = compare.PRIMARY, *,
            threshold: float | None = None, confidence: float = 0.95, looks: int = 1,
            unit: Unit = Unit.MS) -> Decision:
     """The gate's verdict on PHASE of CANDIDATE's runs against BASELINE's, in UNIT (the
