@@ -40,7 +40,7 @@ def one_gate(pool: list[dict[str, Any]], rng: random.Random, n: int, max_n: int,
     base, cand = drawn[:max_n], [slowed(r, phase, factor) for r in drawn[max_n:]]
     looks = compare.looks_for(n, max_n)
     for look in looks:
-        decision = gate.decide(base[:look], cand[:look], phase, gate.THRESHOLD, 0.95, len(looks))
+        decision = gate.decide(base[:look], cand[:look], phase, threshold=gate.THRESHOLD, confidence=0.95, looks=len(looks))
         if decision.verdict != gate.INCONCLUSIVE:
             return decision.verdict, look
     return decision.verdict, looks[-1]

@@ -227,8 +227,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         say(table.phase_table(summary), summaries={label or "runs": summary})
     if results.kind(doc) == "compare":
         kept = doc["comparison"]
-        again = compare.compare(doc["a"]["runs"], doc["b"]["runs"], kept["confidence"],
-                                kept.get("primary") or compare.PRIMARY, kept.get("looks", 1))
+        again = compare.compare(doc["a"]["runs"], doc["b"]["runs"], confidence=kept["confidence"],
+                                primary=kept.get("primary") or compare.PRIMARY, looks=kept.get("looks", 1))
         say(compare.comparison_table(again), comparison=again)
     return 0
 

@@ -50,14 +50,15 @@ def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, 
     def stop(rounds: int) -> bool:
         if len(looks) == 1:
             return False
-        reason[0] = compare.decided(compare.compare(sessions[0].runs, sessions[1].runs, question.confidence,
-                                                    question.primary, len(looks), unit=unit))
+        reason[0] = compare.decided(compare.compare(sessions[0].runs, sessions[1].runs,
+                                                    confidence=question.confidence, primary=question.primary,
+                                                    looks=len(looks), unit=unit))
         return reason[0] is not None
 
     def document(complete: bool, ran: int) -> dict[str, Any]:
         side_a, side_b = (s.document(complete, host) for s in sessions)
-        result = compare.compare(side_a["runs"], side_b["runs"], question.confidence, question.primary, len(looks),
-                                 unit=unit)
+        result = compare.compare(side_a["runs"], side_b["runs"], confidence=question.confidence,
+                                 primary=question.primary, looks=len(looks), unit=unit)
         if len(looks) > 1:
             result["sequential"] = {"looks": looks, "stopped_after": ran, "reason": reason[0]}
         return results.comparison(side_a, side_b, result, complete=complete, append_b=question.append_b)

@@ -54,10 +54,10 @@ def classify(good: list[RunRecord], mid: list[RunRecord], bad: list[RunRecord], 
     geometric middle of BAD/GOOD) makes it bad, entirely short of it good. Halfway, not
     "differs from": two builds of one source can differ by a few percent (their layout,
     their order in a round), which a bisect after one big step must not take for it."""
-    step = _row(compare.compare(good, bad, confidence, phase, looks, unit=unit), phase)
+    step = _row(compare.compare(good, bad, confidence=confidence, primary=phase, looks=looks, unit=unit), phase)
     if step is None or step["verdict"] is None:
         return UNDECIDED, f"the ends do not differ in {phase} (yet)"
-    found = _row(compare.compare(good, mid, confidence, phase, looks, unit=unit), phase)
+    found = _row(compare.compare(good, mid, confidence=confidence, primary=phase, looks=looks, unit=unit), phase)
     if found is None or found["ci"] is None:
         return UNDECIDED, "too few boots of the midpoint"
     halfway = step["ratio"] ** 0.5

@@ -165,7 +165,7 @@ def compare_counts(runs_a: list[RunRecord], runs_b: list[RunRecord], primary: st
                       "excludes 1", "rows": rows, "order_effect": None}
 
 
-def compare(runs_a: list[RunRecord], runs_b: list[RunRecord], confidence: float = 0.95,
+def compare(runs_a: list[RunRecord], runs_b: list[RunRecord], *, confidence: float = 0.95,
             primary: str = PRIMARY, looks: int = 1, seed: int = 0, unit: Unit = Unit.MS) -> dict[str, Any]:
     """Compare the phases of two run sets (see the module docstring for the procedure);
     in instructions, by their counts' ranges (compare_counts)."""

@@ -60,7 +60,7 @@ def decide(baseline: list[results.RunRecord], candidate: list[results.RunRecord]
     instruction clock's counts are compared by their ranges: compare.compare_counts);
     THRESHOLD defaults to the unit's (THRESHOLDS)."""
     threshold = THRESHOLDS[unit] if threshold is None else threshold
-    result = compare.compare(baseline, candidate, confidence, phase, looks, unit=unit)
+    result = compare.compare(baseline, candidate, confidence=confidence, primary=phase, looks=looks, unit=unit)
     row = next((r for r in result["rows"] if r["phase"] == phase), None)
     least = compare.MIN_COUNTED if unit is Unit.INSTRUCTIONS else MIN_BOOTS
     if row is None:

@@ -37,7 +37,7 @@ def steps(series: list[tuple[str, list[RunRecord]]], phase: str = "kernel",
     where the counts' range excludes 1 (compare.compare_counts)."""
     out: list[dict[str, Any]] = []
     for (name_a, runs_a), (name_b, runs_b) in zip(series, series[1:], strict=False):
-        rows = {r["phase"]: r for r in compare.compare(runs_a, runs_b, confidence, primary=phase, unit=unit)["rows"]}
+        rows = {r["phase"]: r for r in compare.compare(runs_a, runs_b, confidence=confidence, primary=phase, unit=unit)["rows"]}
         row = rows.get(phase)
         out.append({"from": name_a, "to": name_b, "ratio": row["ratio"] if row else None,
                     "ci": row["ci"] if row else None, "p_value": row["p_value"] if row else 1.0, "unit": unit.value})

@@ -186,7 +186,7 @@ def rank(base_runs: list[RunRecord], variants: dict[str, list[RunRecord]], confi
         if failed and not results.counted(runs):
             rows.append({"knob": name, "broke": results.failure_reasons(runs), "to_init": None, "total": None})
             continue
-        result = compare.compare(base_runs, runs, confidence, compare.PRIMARY, looks)
+        result = compare.compare(base_runs, runs, confidence=confidence, looks=looks)
         by_phase = {r["phase"]: r for r in result["rows"]}
         rows.append({"knob": name, "broke": results.failure_reasons(runs) if failed else None,
                      **{phase: _change(by_phase.get(phase)) for phase in ("to_init", "total")}})

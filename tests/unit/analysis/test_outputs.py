@@ -135,7 +135,7 @@ def test_report_of_a_comparison_shows_its_table_and_verdicts():
     side = {"complete": True, "bundle": {"name": "x", "path": "build/x", "machine": "microvm"}}
     doc = {"format": 2, "kind": "compare", "a": {**side, "runs": a},
            "b": {**side, "bundle": {**side["bundle"], "path": "build/y"}, "runs": b},
-           "comparison": compare.compare(a, b, 0.95)}
+           "comparison": compare.compare(a, b, confidence=0.95)}
     html = report.render(doc, "compare.json")
     assert "comparison: B = build/y against A = build/x" in html
     assert "kernel" in html and "<li>" in html and "no phase differs" not in html
