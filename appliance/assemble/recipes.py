@@ -331,13 +331,14 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
               f"{', cached' if cached else ''}")
     facts = {"kernel_release": files.release, "virtio_transports": transports, "contents": parts.provenance(),
              "initrd": _initrd_facts(made, files), "packages": debian}
-    atomic_write(config.facts_path, (json.dumps(facts, indent=1) + "\n").encode())
+    data = made.data
     if template.image_initrd:  # the kernel unpacks both archives: theirs, then ours with our init beside theirs
         theirs = imagekernel.initrd(template, kernel.cache_dir(), files.release).read_bytes()
-        atomic_write(out, theirs + bytes(-len(theirs) % 4) + made.data)
+        data = theirs + bytes(-len(theirs) % 4) + made.data
+        facts["initrd"]["image_initrd_bytes"] = len(theirs)  # the other sizes are of our part
         print(f"  the image's initrd: {len(theirs)} bytes, ours appended")
-    else:
-        atomic_write(out, made.data)
+    atomic_write(config.facts_path, (json.dumps(facts, indent=1) + "\n").encode())
+    atomic_write(out, data)
     for piece in made.pieces:  # the build's log says which pieces were compressed now (tests read it)
         print(f"  piece {piece.name}: {piece.bytes} bytes ({piece.raw_bytes} uncompressed, {piece.files} files), "
               f"{'cached' if piece.cached else 'made'}")

@@ -40,6 +40,7 @@ def test_the_images_own_kernel_and_initrd_started_by_systemd_boot_reach_multi_us
     theirs = subprocess.run(["tar", "xOf", str(image), f"./boot/initrd.img-{release}"], capture_output=True,
                             check=True).stdout
     assert (bundle / "initrd").read_bytes()[:len(theirs)] == theirs  # the image's initrd, ours appended
+    assert manifest["build"]["initrd"]["image_initrd_bytes"] == len(theirs)
     assert {"file": "boot.img", "kind": "boot"} in manifest["disks"]
     out = tmp_path / "results.json"
     ran = appliance("bench", str(bundle), "-n", "1", "--warmup", "0", "--timeout", "300", "-o", str(out),
