@@ -329,14 +329,15 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         print(f"  root disk: {image.name}, {template.root_format.value}, {image.stat().st_size >> 20} MiB "
               f"({template.root.value}{', writable overlay in RAM' if template.root_writable else ''})"
               f"{', cached' if cached else ''}")
-    facts = {"kernel_release": files.release, "virtio_transports": transports, "contents": parts.provenance(),
-             "initrd": _initrd_facts(made, files), "packages": debian}
+    initrd_facts = _initrd_facts(made, files)
     data = made.data
     if template.image_initrd:  # the kernel unpacks both archives: theirs, then ours with our init beside theirs
         theirs = imagekernel.initrd(template, kernel.cache_dir(), files.release).read_bytes()
         data = theirs + bytes(-len(theirs) % 4) + made.data
-        facts["initrd"]["image_initrd_bytes"] = len(theirs)  # the other sizes are of our part
+        initrd_facts["image_initrd_bytes"] = len(theirs)  # the other sizes are of our part
         print(f"  the image's initrd: {len(theirs)} bytes, ours appended")
+    facts = {"kernel_release": files.release, "virtio_transports": transports, "contents": parts.provenance(),
+             "initrd": initrd_facts, "packages": debian}
     atomic_write(config.facts_path, (json.dumps(facts, indent=1) + "\n").encode())
     atomic_write(out, data)
     for piece in made.pieces:  # the build's log says which pieces were compressed now (tests read it)
