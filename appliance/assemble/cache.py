@@ -1,5 +1,5 @@
 """The cache of downloaded and built inputs (kernel packages, kernel sources, minimal
-kernels, qboot's source): what is in it, how big each part is, and what to remove.
+kernels, qboot's source, the kernels taken out of images): what is in it, how big each part is, and what to remove.
 
 Each part is a folder of entries (one package, one source tree, one built image); an
 entry is *in use* when a current lock file or template refers to it. Cleaning removes
@@ -30,6 +30,8 @@ PARTS = {
     "pieces": "initramfs pieces: unpacked packages (deb-, by .deb digest and exclude list), compressed pieces "
               "and root images (rootfs-) by content; only the unpacked ones are in use: a build makes the rest again",
     "programs": "compiled guest programs, by source, headers, flags and toolchain (never in use)",
+    "image-kernels": "kernels, modules and initrds taken out of templates' images (kernel = \"image\"), by the "
+                     "image's signature (never in use: a build takes them out again)",
 }
 
 

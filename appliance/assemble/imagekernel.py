@@ -1,10 +1,10 @@
 """The image's own kernel (`kernel = "image"`): the kernel a distribution's image carries
-in /boot, with its configuration and its modules tree, taken out of the image once per
-image into the cache. From there the build uses it as it uses KERNEL= with MODULES=:
-the kernel boots, our initramfs loads the image's modules (their dependency closure, as
-for Debian's kernel) and mounts the image as the root. The image's own initrd
-(initramfs-tools', dracut's) is not booted: ours stands in for it, so that the boot's
-phases up to systemd are measured by the same probes as every other appliance's.
+in /boot, with its configuration, its modules tree and its initrd, taken out of the
+image once per image into the cache. From there the build uses it as it uses KERNEL=
+with MODULES=: the kernel boots, our initramfs loads the image's modules (their
+dependency closure, as for Debian's kernel) and mounts the image as the root. With
+`[image] initrd = "image"` the image's own initrd (initramfs-tools', dracut's) boots
+too, ours appended to it (recipes.make_initrd, docs/TEMPLATES.md).
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def _extract(template: Template, folder: Path) -> None:
     assert template.image is not None
     tree = oci.apply(oci.load(template.image[1], template.image[0], Path(template.folder), template.arch))
     image, release = pick(tree)
+    data = image.entry.data
+    why = ("it is not a kernel image" if kernel.image_kind(data[:65536]) is None
+           else kernel.truncated(data[:65536], len(data)))
+    if why:  # one line now, and nothing cached
+        raise TemplateError(f"kernel = 'image': the image's /boot/vmlinuz-{release} cannot boot ({why}): "
+                            "reinstall the kernel's package in the image")
     prefix, modules = modules_of(tree, release)
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)  # an earlier extraction cut short
@@ -93,7 +99,6 @@ def _extract(template: Template, folder: Path) -> None:
         os.replace(tmp, folder)  # whole or not at all: the folder's presence says it is complete
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    kernel.own_kernel(folder / f"vmlinuz-{release}")  # not a kernel, or cut short: one line now
 
 
 def initrd(template: Template, cache: Path, release: str) -> Path:

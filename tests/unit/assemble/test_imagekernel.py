@@ -37,3 +37,17 @@ def test_an_image_without_a_kernel_or_its_modules_is_one_line():
 def test_kernel_image_needs_an_image_to_take_it_from():
     with pytest.raises(TemplateError, match="kernel = 'image' boots the kernel the template's \\[image\\] carries"):
         parse("[appliance]\nkernel = 'image'\n")
+
+
+def test_an_image_whose_kernel_cannot_boot_is_one_line_and_nothing_is_cached(tmp_path, monkeypatch):
+    from appliance.assemble import oci
+    from appliance.assemble.template import parse_template
+
+    template = parse_template("t", '[appliance]\nkernel = "image"\n[image]\nrootfs = "x.tar"\ninit = "image"\n',
+                              tmp_path)
+    tree = [placed("boot/vmlinuz-6.1", b"not a kernel"), placed("usr/lib/modules/6.1/modules.dep")]
+    monkeypatch.setattr(oci, "load", lambda *args: None)
+    monkeypatch.setattr(oci, "apply", lambda image: tree)
+    with pytest.raises(TemplateError, match="vmlinuz-6.1 cannot boot \\(it is not a kernel image\\)"):
+        imagekernel.files(template, tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("*"))
