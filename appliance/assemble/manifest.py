@@ -14,10 +14,15 @@ from appliance.errors import TemplateError
 from appliance.machines import Machine, cmdline_problem, profile
 
 
+def cmdline_base(template: Template) -> str:
+    """The command line without the machine profile's words (what booting the bundle as
+    another machine starts from): panic=-1, the image's initrd's words, the template's."""
+    return " ".join(filter(None, ("panic=-1", _image_initrd_words(template), template.cmdline)))
+
+
 def cmdline(template: Template) -> str:
-    """The kernel command line: the machine profile's words, panic=-1, the template's."""
-    line = " ".join(filter(None, (profile(template.machine).cmdline, "panic=-1", _image_initrd_words(template),
-                                  template.cmdline)))
+    """The kernel command line: the machine profile's words, then cmdline_base's."""
+    line = " ".join(filter(None, (profile(template.machine).cmdline, cmdline_base(template))))
     problem = cmdline_problem(line)
     if problem:
         raise TemplateError(f"template {template.name}: {problem} ([vm] cmdline with the machine's own words)")
@@ -38,7 +43,7 @@ def spec(template: Template, *, build: dict[str, Any], transports: list[str], de
     network = network_facts(template)
     return bundle.Spec(
         name=template.name, cmdline=cmdline(template),
-        cmdline_base=" ".join(filter(None, ("panic=-1", template.cmdline))),
+        cmdline_base=cmdline_base(template),
         machine=template.machine, memory_mib=template.memory_mib, cpus=template.cpus, user_probes=template.probes,
         build=build, disks=disks(template),
         firmware=template.machine is Machine.Q35_QBOOT, device_tree=device_tree, uki=uki,

@@ -80,6 +80,7 @@ def test_with_the_images_initrd_our_init_only_fires_its_probes_and_execs_it():
     assert "exec_init /init" in conf and "net eth0 " in conf  # the network is still ours
     assert "root " not in conf  # the image's initrd mounts the root
     assert "rdinit=/appliance/init root=/dev/vda rw" in manifest.cmdline(t)
+    assert "rdinit=/appliance/init root=/dev/vda rw" in manifest.cmdline_base(t)  # kept by --machine too
     paths = {p.entry.path for p in contents(t, b"INIT", {}).initrd}
     assert "appliance/init" in paths and "init" not in paths  # beside the image's /init, not over it
 
