@@ -61,10 +61,11 @@ def decompress(data: bytes, limit: int = MAX_EXPANDED) -> bytes:
     if not data.startswith(ZSTD_MAGIC):
         return data
     out: list[bytes] = []
-    rest = memoryview(data)
+    total, rest = 0, memoryview(data)
     while bytes(rest[:4]) == ZSTD_MAGIC:
-        expanded, used = expand_one(rest, limit - sum(map(len, out)))
+        expanded, used = expand_one(rest, limit - total)
         out.append(expanded)
+        total += len(expanded)
         rest = rest[used:]
         while len(rest) and rest[0] == 0:
             rest = rest[1:]
