@@ -58,6 +58,26 @@ def appliance(*args: str, timeout: float = 300, env: dict[str, str] | None = Non
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
+# What every run of the suite reuses, by content that does not change from run to run:
+# the Debian kernels, the instruction clock's plugin and QEMU's header, guest programs.
+SHARED_CACHE_PARTS = ("kernels", "plugin", "qemu-plugin-header", "programs")
+
+
+def scratch_cache(folder: Path) -> dict[str, str]:
+    """The environment of a build from an image a test makes anew on each run (mmdebstrap
+    stamps its files with the time): that image's root disk, pieces and kernel land in
+    FOLDER, removed with the test, not in the user's cache, which they would grow by a
+    gigabyte a run. The parts every run reuses stay shared (SHARED_CACHE_PARTS)."""
+    from appliance.assemble import kernel
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in SHARED_CACHE_PARTS:
+        shared = kernel.cache_dir() / part
+        shared.mkdir(parents=True, exist_ok=True)
+        (folder / part).symlink_to(shared)
+    return {"APPLIANCE_CACHE": str(folder)}
+
+
 @pytest.fixture(scope="session")
 def built():
     """Build the benchmark and minimal bundles once; return {template: bundle dir}."""

@@ -6,6 +6,7 @@ the same image with a unit that fails and with one that never lets the boot fini
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SCONS, appliance
+from tests.conftest import ROOT, SCONS, appliance, scratch_cache
 
 pytestmark = pytest.mark.boot
 
@@ -54,7 +55,8 @@ def build(folder: Path, image: Path, units: str = '["ssh.service"]') -> Path:
     template = folder / "debian-systemd.toml"
     template.write_text(text)
     done = subprocess.run([SCONS, "-Q", f"BUILD_DIR={folder / 'build'}", "appliance", f"TEMPLATE={template}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+                          cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **scratch_cache(folder / "cache")})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return folder / "build" / "debian-systemd"
 

@@ -5,13 +5,14 @@ initrd = "image", systemd-boot from a GPT disk under OVMF) and booted under TCG 
 multi-user.target and sshd, every phase from the firmware to the service measured."""
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SCONS, appliance
+from tests.conftest import ROOT, SCONS, appliance, scratch_cache
 
 pytestmark = pytest.mark.boot
 
@@ -27,8 +28,9 @@ def test_the_images_own_kernel_and_initrd_started_by_systemd_boot_reach_multi_us
     assert made.returncode == 0, made.stderr[-2000:]
     template = tmp_path / "debian-systemd-uefi.toml"
     template.write_text(TEMPLATE.replace('"images/debian-systemd-kernel.tar"', json.dumps(str(image))))
+    cache = scratch_cache(tmp_path / "cache")  # the image's kernel and root disk: not the user's cache
     done = subprocess.run([SCONS, "-Q", f"BUILD_DIR={tmp_path / 'build'}", "appliance", f"TEMPLATE={template}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+                          cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, **cache})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     bundle = tmp_path / "build" / "debian-systemd-uefi"
     manifest = json.loads((bundle / "bundle.json").read_text())
@@ -44,7 +46,7 @@ def test_the_images_own_kernel_and_initrd_started_by_systemd_boot_reach_multi_us
     assert {"file": "boot.img", "kind": "boot"} in manifest["disks"]
     out = tmp_path / "results.json"
     ran = appliance("bench", str(bundle), "-n", "1", "--warmup", "0", "--timeout", "300", "-o", str(out),
-                    "--no-record", timeout=600)
+                    "--no-record", timeout=600, env=cache)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     run = json.loads(out.read_text())["runs"][0]
     names = [e["name"] for e in run["events"]]
