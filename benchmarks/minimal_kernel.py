@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from appliance import bundle, proc, results, stats  # noqa: E402
-from appliance.assemble import kernel, minikernel  # noqa: E402
+from appliance.assemble import kernelfetch, minikernel  # noqa: E402
 from appliance.assemble.minikernel import FRAGMENTS, MINIMAL, SOURCE_LOCK  # noqa: E402
 from appliance.boot import accel  # noqa: E402
 from appliance.boot.qemu import Channel  # noqa: E402
@@ -56,10 +56,10 @@ def templates(folder: Path) -> dict[str, Path]:
 def cold_build_seconds() -> float:
     """The minimal kernel built from scratch into an empty cache (the source tree reused)."""
     lock = minikernel.read_lock(SOURCE_LOCK)
-    source = minikernel.fetch_source(lock, kernel.cache_dir())
+    source = minikernel.fetch_source(lock, kernelfetch.cache_dir())
     recipe = minikernel.Recipe(lock.deb_sha256, minikernel.read_fragments(MINIMAL, FRAGMENTS),
                                minikernel.patches(), "zstd")
-    with tempfile.TemporaryDirectory(dir=kernel.cache_dir()) as tmp:
+    with tempfile.TemporaryDirectory(dir=kernelfetch.cache_dir()) as tmp:
         started = time.monotonic()
         minikernel.build(recipe, source, Path(tmp), jobs=2)
         return time.monotonic() - started

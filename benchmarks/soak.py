@@ -261,12 +261,12 @@ def fleet_fault(fault: str, running: Any, rng: random.Random, damaged: list[str]
 def builds(rounds: int, scons: str) -> None:
     """Builds sharing a build folder and the cache: each round starts two builds of one
     template into a fresh BUILD_DIR at once, and tries to clean the cache meanwhile."""
-    from appliance.assemble import kernel
+    from appliance.assemble import kernelfetch
 
     outcome: Counter[str] = Counter()
     # a private cache (the real one's kernels hard-linked in): the cleaning must not empty yours
     cache = Path(tempfile.mkdtemp(prefix="appliance-soak-cache-"))
-    subprocess.run(["cp", "-al", str(kernel.cache_dir() / "kernels"), str(cache / "kernels")], check=True)
+    subprocess.run(["cp", "-al", str(kernelfetch.cache_dir() / "kernels"), str(cache / "kernels")], check=True)
     env = {**os.environ, "APPLIANCE_CACHE": str(cache)}
     for _ in range(rounds):
         build = Path(tempfile.mkdtemp(prefix="appliance-soak-builds-"))

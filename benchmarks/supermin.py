@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from appliance import bundle  # noqa: E402
-from appliance.assemble import initramfs, kernel  # noqa: E402
-from appliance.assemble.kernel import LOCK  # noqa: E402
+from appliance.assemble import initramfs, kernelfetch  # noqa: E402
+from appliance.assemble.kernelfetch import LOCK  # noqa: E402
 from appliance.assemble.template import (  # noqa: E402
     TEMPLATES,  # noqa: E402
     RootDisk,
@@ -82,7 +82,7 @@ def cold_cache(work: Path) -> Path:
     """A cache with the kernel (shared, the same input to both) and no packages."""
     cache = work / "cache"
     cache.mkdir(parents=True)
-    (cache / "kernels").symlink_to(kernel.cache_dir() / "kernels")
+    (cache / "kernels").symlink_to(kernelfetch.cache_dir() / "kernels")
     return cache
 
 
@@ -112,8 +112,8 @@ def supermin_extras(template: str, ours: Path, target: Path) -> None:
 
 
 def supermin_env() -> dict[str, str]:
-    release = kernel.read_lock(LOCK).release
-    files = kernel.fetch_debian(kernel.read_lock(LOCK))
+    release = kernelfetch.read_lock(LOCK).release
+    files = kernelfetch.fetch_debian(kernelfetch.read_lock(LOCK))
     return {**os.environ, "SUPERMIN_KERNEL": str(files.image), "SUPERMIN_MODULES": str(files.modules),
             "SUPERMIN_KERNEL_VERSION": release}
 
@@ -216,7 +216,7 @@ def one_set(name: str, boots: int, accel: str, work: Path, repeats: int = 5) -> 
         builds[template] = {"cold": cold, "warm": warm, "unchanged": unchanged}
     folder, erofs_folder = work / f"ours-warm-{name}" / name, work / f"ours-warm-{erofs}" / erofs
     bound_dir = work / "ours-bound"
-    build_ours("minimal", bound_dir, kernel.cache_dir())
+    build_ours("minimal", bound_dir, kernelfetch.cache_dir())
     extras = work / "extras.tar.gz"
     supermin_extras(name, work / f"ours-warm-{name}", extras)
     env = supermin_env()  # outside the timed builds

@@ -68,11 +68,11 @@ def scratch_cache(folder: Path) -> dict[str, str]:
     stamps its files with the time): that image's root disk, pieces and kernel land in
     FOLDER, removed with the test, not in the user's cache, which they would grow by a
     gigabyte a run. The parts every run reuses stay shared (SHARED_CACHE_PARTS)."""
-    from appliance.assemble import kernel
+    from appliance.assemble import kernelfetch
 
     folder.mkdir(parents=True, exist_ok=True)
     for part in SHARED_CACHE_PARTS:
-        shared = kernel.cache_dir() / part
+        shared = kernelfetch.cache_dir() / part
         shared.mkdir(parents=True, exist_ok=True)
         (folder / part).symlink_to(shared)
     return {"APPLIANCE_CACHE": str(folder)}

@@ -4,7 +4,7 @@ Template config (`template`), the newc writer (`cpio`), compression, the initram
 kernel modules by dependency closure (`kmod`, `modfiles`), the pinned Debian kernel
 (`kernel`) and the minimal one (`minikernel`, `kconfig`), qboot (`firmware`), root
 disks, guest programs, release artifacts, `inspect` of what was built, and the SCons
-builder functions (`recipes`) that SConstruct and the SConscripts call.
+builder actions (`actions`) that SConstruct and the SConscripts call.
 
 May import: the top-level contracts and foundations (appliance.errors, proc, fsutil,
 probes, machines, bundle, ...). Never boot, runs, analysis or cli.

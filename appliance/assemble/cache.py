@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.assemble import apt, firmware, kernel, minikernel, packages, pieces, pkglock, sources
+from appliance.assemble import apt, firmware, kernelfetch, minikernel, packages, pieces, pkglock, sources
 from appliance.assemble.template import TEMPLATES, load_template
 from appliance.errors import ApplianceError
 from appliance.fsutil import Busy, locked
@@ -104,13 +104,13 @@ def in_use() -> list[Path]:
     kernels (amd64 and arm64), the pinned linux-source and its patched tree and objects,
     the minimal kernel image of every compression the templates use (and the default),
     qboot, and the .debs the templates' package locks pin."""
-    cache = kernel.cache_dir()
-    lock, source = kernel.read_lock(kernel.LOCK), minikernel.read_lock(minikernel.SOURCE_LOCK)
+    cache = kernelfetch.cache_dir()
+    lock, source = kernelfetch.read_lock(kernelfetch.LOCK), minikernel.read_lock(minikernel.SOURCE_LOCK)
     templates = [load_template(p) for p in TEMPLATES.glob("*.toml")]
     variants = {("none", ())} | {(t.kernel_compression, t.kernel_fragments) for t in templates}
     recipes = [minikernel.recipe(str(c), extra) for c, extra in sorted(variants)]
     source_key = recipes[0].source_key()
-    arm64 = kernel.read_lock(kernel.ARM64_LOCK)
+    arm64 = kernelfetch.read_lock(kernelfetch.ARM64_LOCK)
     return [cache / "kernels" / f"{lock.package}_{lock.version}", cache / "kernels" / f"{arm64.package}_{arm64.version}",
             cache / "sources" / f"{source.package}_{source.version}",
             cache / "minikernel" / f"src-{source_key}", cache / "minikernel" / f"out-{source_key}",

@@ -1,8 +1,8 @@
 """The build's resolved configuration: the template as the build options changed it,
 and the paths of everything the build writes, derived from it. Data only: what has to
 run a tool or read the network to be known (the kernel's files, QEMU's version, qboot's
-tree) is a plain function of the module that owns it (build/kernels.py, devicetree,
-firmware). SCons makes one in recipes.configure(); tests make their own.
+tree) is a plain function of the module that owns it (kernelchoice, devicetree,
+firmware). SCons makes one in actions.configure(); tests make their own.
 """
 
 from __future__ import annotations

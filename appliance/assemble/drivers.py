@@ -1,17 +1,17 @@
 """Which kernel modules an appliance ships: the template's module rules, the drivers its
 VM's devices need ([network]'s virtio_net), and the virtio transport of the machine it is
 built for, closed over their dependencies (kmod) and prepared for the initrd (modfiles).
-The SCons adapter (recipes.make_initrd) calls it; everything here is testable without a
+The SCons adapter (actions.make_initrd) calls it; everything here is testable without a
 build."""
 
 from __future__ import annotations
 
-from appliance.assemble import kernel, kmod, modfiles
+from appliance.assemble import kernelfetch, kmod, modfiles
 from appliance.assemble.template import Template
 from appliance.machines import TRANSPORTS, profile
 
 
-def modules_for(template: Template, files: kernel.KernelFiles) -> tuple[list[modfiles.ModuleFile], list[str]]:
+def modules_for(template: Template, files: kernelfetch.KernelFiles) -> tuple[list[modfiles.ModuleFile], list[str]]:
     """The template's module closure, prepared for the initrd, and the virtio transports
     the kernel has (built in, or shipped in that closure)."""
     if not template.modules and (not device_drivers(template) or files.modules is None):
@@ -26,11 +26,11 @@ def modules_for(template: Template, files: kernel.KernelFiles) -> tuple[list[mod
     index = kmod.load_index(files.modules)
     names = module_closure(template, index)
     prepared = modfiles.prepare(index, files.modules, names, template.modules_strip,
-                                check=lambda path: kernel.check_cached(files, path))
+                                check=lambda path: kernelfetch.check_cached(files, path))
     return prepared, transports(files, index, set(names))
 
 
-def transports(files: kernel.KernelFiles, index: kmod.ModuleIndex | None, shipped: set[str]) -> list[str]:
+def transports(files: kernelfetch.KernelFiles, index: kmod.ModuleIndex | None, shipped: set[str]) -> list[str]:
     """The virtio transports the bundle's kernel has: built in, or among the shipped modules."""
     if index is None:
         if files.modules is None or not (files.modules / "modules.dep").is_file():

@@ -4,7 +4,7 @@ image once per image into the cache. From there the build uses it as it uses KER
 with MODULES=: the kernel boots, our initramfs loads the image's modules (their
 dependency closure, as for Debian's kernel) and mounts the image as the root. With
 `[image] initrd = "image"` the image's own initrd (initramfs-tools', dracut's) boots
-too, ours appended to it (recipes.make_initrd, docs/TEMPLATES.md).
+too, ours appended to it (actions.make_initrd, docs/TEMPLATES.md).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
-from appliance.assemble import kernel, oci
+from appliance.assemble import kernelfetch, oci
 from appliance.assemble.layout import Placed
 from appliance.assemble.template import Template
 from appliance.errors import TemplateError
@@ -58,14 +58,14 @@ def key(template: Template) -> str:
     return hashlib.sha256((FORMAT + oci.signature(template.image, Path(template.folder))).encode()).hexdigest()[:20]
 
 
-def files(template: Template, cache: Path) -> kernel.KernelFiles:
+def files(template: Template, cache: Path) -> kernelfetch.KernelFiles:
     """The image's kernel, configuration and modules, from the cache or taken out of the
     image now (once: the image's signature names them)."""
     folder = cache / FOLDER / key(template)
     if not (folder / "release").is_file():
         _extract(template, folder)
     release = (folder / "release").read_text().strip()
-    return kernel.KernelFiles(folder / f"vmlinuz-{release}", folder / "modules" / release, release)
+    return kernelfetch.KernelFiles(folder / f"vmlinuz-{release}", folder / "modules" / release, release)
 
 
 def _extract(template: Template, folder: Path) -> None:
@@ -73,8 +73,8 @@ def _extract(template: Template, folder: Path) -> None:
     tree = oci.apply(oci.load(template.image[1], template.image[0], Path(template.folder), template.arch))
     image, release = pick(tree)
     data = image.entry.data
-    why = ("it is not a kernel image" if kernel.image_kind(data[:65536]) is None
-           else kernel.truncated(data[:65536], len(data)))
+    why = ("it is not a kernel image" if kernelfetch.image_kind(data[:65536]) is None
+           else kernelfetch.truncated(data[:65536], len(data)))
     if why:  # one line now, and nothing cached
         raise TemplateError(f"kernel = 'image': the image's /boot/vmlinuz-{release} cannot boot ({why}): "
                             "reinstall the kernel's package in the image")

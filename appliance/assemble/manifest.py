@@ -1,7 +1,7 @@
 """What bundle.json records of a template beyond its files: the network and service the
 runner sets up and checks, profiled's channel, an image's own init, the machine's command
 line; and the bundle's Spec, which bundle.write_manifest seals. The SCons adapter
-(recipes.make_bundle) gathers the build's facts and calls it."""
+(actions.make_bundle) gathers the build's facts and calls it."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The minimal kernel recipe: Debian's linux-source-6.1, tinyconfig + our fragments,
 our probe patch, built once per recipe and cached by its hash.
 
-Layout in the cache (kernel.cache_dir()):
+Layout in the cache (kernelfetch.cache_dir()):
     sources/<package>_<version>/        the unpacked, pristine source tree (checked by sha256)
     minikernel/src-<patch hash>/        a hard-linked copy of it with the patch applied
     minikernel/out-<patch hash>/        kbuild's object tree (O=), shared by every config of
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import proc
-from appliance.assemble import kconfig, kernel
+from appliance.assemble import kconfig, kernelfetch
 from appliance.errors import KernelError, ToolFailed
 from appliance.fsutil import atomic_write, locked, seal, sealed, unsealed_change
 from appliance.paths import ROOT
@@ -109,12 +109,12 @@ def recipe_of(kernel_facts: dict[str, Any]) -> Recipe:
 
 def locked_source() -> Path:
     """The locked linux-source tree, unpacked in the cache (fetched once)."""
-    return fetch_source(read_lock(SOURCE_LOCK), kernel.cache_dir())
+    return fetch_source(read_lock(SOURCE_LOCK), kernelfetch.cache_dir())
 
 
-def build_locked(found: Recipe, verbose: bool = False) -> kernel.KernelFiles:
+def build_locked(found: Recipe, verbose: bool = False) -> kernelfetch.KernelFiles:
     """FOUND's kernel from the locked source: from the cache, or built now in the shared object tree."""
-    return build(found, locked_source(), kernel.cache_dir(), verbose=verbose)
+    return build(found, locked_source(), kernelfetch.cache_dir(), verbose=verbose)
 
 
 def image_dir(cache: Path, key: str) -> Path:
@@ -131,7 +131,7 @@ def _digest(*parts: str) -> str:
 
 
 def read_lock(path: Path) -> SourceLock:
-    return SourceLock(*kernel.lock_fields(path, ("package", "version", "deb_sha256", "tarball"), "kernel source lock"))
+    return SourceLock(*kernelfetch.lock_fields(path, ("package", "version", "deb_sha256", "tarball"), "kernel source lock"))
 
 
 def read_fragments(folder: Path, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -158,14 +158,14 @@ def fetch_source(lock: SourceLock, cache: Path) -> Path:
 
 
 def _unpacked(root: Path, lock: SourceLock) -> bool:
-    return (root / kernel.MARKER).is_file() and (root / kernel.MARKER).read_text().strip() == lock.deb_sha256
+    return (root / kernelfetch.MARKER).is_file() and (root / kernelfetch.MARKER).read_text().strip() == lock.deb_sha256
 
 
 def _unpack_source(root: Path, lock: SourceLock) -> None:
     tree = root / "linux"
     with tempfile.TemporaryDirectory(dir=root.parent, prefix=".fetch-") as tmp:
         work = Path(tmp)
-        deb = kernel.download_deb(lock.package, lock.version, lock.deb_sha256, work,
+        deb = kernelfetch.download_deb(lock.package, lock.version, lock.deb_sha256, work,
                                   f"pin the version apt offers in {SOURCE_LOCK} (`apt-cache policy {lock.package}`)")
         proc.run(["dpkg-deb", "-x", str(deb), str(work / "deb")], timeout=900)
         tarball = work / "deb" / lock.tarball.lstrip("/")
@@ -177,13 +177,13 @@ def _unpack_source(root: Path, lock: SourceLock) -> None:
         if len(tops) != 1:
             raise KernelError(f"{lock.tarball} does not hold one top directory")
         os.rename(tops[0], work / "linux")
-        (work / kernel.MARKER).write_text(lock.deb_sha256 + "\n")
+        (work / kernelfetch.MARKER).write_text(lock.deb_sha256 + "\n")
         os.remove(deb)
         shutil.rmtree(work / "deb")
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir()
         os.rename(work / "linux", tree)
-        os.rename(work / kernel.MARKER, root / kernel.MARKER)
+        os.rename(work / kernelfetch.MARKER, root / kernelfetch.MARKER)
 
 
 def own_source(path: Path) -> tuple[Path, str]:
@@ -199,7 +199,7 @@ def own_source(path: Path) -> tuple[Path, str]:
 def patched_tree(source: Path, patch: str, cache: Path, key: str) -> Path:
     """SOURCE with PATCH applied, as a hard-linked copy (the pristine tree stays as is)."""
     target = cache / "minikernel" / f"src-{key}"
-    if (target / kernel.MARKER).is_file():
+    if (target / kernelfetch.MARKER).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".src-"))
@@ -221,7 +221,7 @@ def patched_tree(source: Path, patch: str, cache: Path, key: str) -> Path:
             except ToolFailed as exc:
                 raise KernelError(f"the kernel patch does not apply to this source ({exc.stderr.strip()[:200]}): "
                                   "use the Debian linux-source-6.1 of the lock file, or a tree it fits") from None
-        (copy / kernel.MARKER).write_text(key + "\n")
+        (copy / kernelfetch.MARKER).write_text(key + "\n")
         shutil.rmtree(target, ignore_errors=True)
         os.rename(copy, target)
     finally:
@@ -234,7 +234,7 @@ def _patched_files(patch: str) -> list[str]:
 
 
 def build(recipe: Recipe, source: Path, cache: Path, jobs: int | None = None,
-          verbose: bool = False) -> kernel.KernelFiles:
+          verbose: bool = False) -> kernelfetch.KernelFiles:
     """The kernel of RECIPE, from the cache or built now (minutes) and cached. Its modules
     directory holds only modules.builtin and aliases: everything is built in."""
     images = image_dir(cache, recipe.key())
@@ -254,13 +254,13 @@ def build(recipe: Recipe, source: Path, cache: Path, jobs: int | None = None,
                 _make(tree, out, [f"-j{jobs or os.cpu_count() or 1}", target], verbose, timeout=4 * 3600)
                 _collect(recipe, out, images, time.monotonic() - started, removed)
     release = (images / "release").read_text().strip()
-    return kernel.KernelFiles(images / "image", images / "modules" / release, release, images)
+    return kernelfetch.KernelFiles(images / "image", images / "modules" / release, release, images)
 
 
 def _intact(images: Path) -> bool:
     """A finished image folder whose image still matches its seal (else: build again,
     an incremental build from the cached object tree)."""
-    if not (images / kernel.MARKER).is_file() or not sealed(images):
+    if not (images / kernelfetch.MARKER).is_file() or not sealed(images):
         return False
     why = unsealed_change(images, images / "image")
     if why is not None:
@@ -270,7 +270,7 @@ def _intact(images: Path) -> bool:
 
 def _make(tree: Path, out: Path, args: list[str], verbose: bool, timeout: float = 600) -> str:
     argv = ["make", "-C", str(tree), f"O={out}", *([] if verbose else ["-s"]), *_compiler(), *args]
-    env = {**os.environ, **_BUILD_ENV, "CCACHE_DIR": str(kernel.cache_dir() / "ccache"), "CCACHE_MAXSIZE": "2G"}
+    env = {**os.environ, **_BUILD_ENV, "CCACHE_DIR": str(kernelfetch.cache_dir() / "ccache"), "CCACHE_MAXSIZE": "2G"}
     if verbose:  # the user asked to see the build as it goes
         done = proc.run(argv, env=env, timeout=timeout, check=False, capture=False)
         if done.returncode != 0:
@@ -338,7 +338,7 @@ def _collect(recipe: Recipe, out: Path, images: Path, seconds: float, removed: l
         (tmp / "build-seconds").write_text(f"{seconds:.1f}\n")
         (tmp / "kconfig-removed").write_text("".join(f"{s}\n" for s in removed or []))  # dependents of `disabled`
         seal(tmp)
-        (tmp / kernel.MARKER).write_text(recipe.key() + "\n")
+        (tmp / kernelfetch.MARKER).write_text(recipe.key() + "\n")
         shutil.rmtree(images, ignore_errors=True)
         os.rename(tmp, images)
     finally:
@@ -375,7 +375,7 @@ def system_map(kernel_facts: dict[str, Any], cache: Path | None = None) -> Path 
     recipe = kernel_facts.get("recipe")
     if not recipe:
         return None
-    path = image_dir(cache or kernel.cache_dir(), str(recipe)) / "System.map"
+    path = image_dir(cache or kernelfetch.cache_dir(), str(recipe)) / "System.map"
     return path if path.is_file() else None
 
 
@@ -410,7 +410,7 @@ def export_tag(repo: Path, tag: str, cache: Path) -> tuple[Path, str]:
     except ToolFailed:
         raise KernelError(f"{repo} has no commit {tag!r}: name a tag, branch or commit of it") from None
     target = cache / "sources" / f"git-{commit[:16]}"
-    if not (target / kernel.MARKER).is_file():
+    if not (target / kernelfetch.MARKER).is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".git-"))
         try:
@@ -419,7 +419,7 @@ def export_tag(repo: Path, tag: str, cache: Path) -> tuple[Path, str]:
             (tmp / "tree").mkdir()
             proc.run(["tar", "-xf", str(archive), "-C", str(tmp / "tree")], timeout=1800)
             archive.unlink()
-            (tmp / "tree" / kernel.MARKER).write_text(f"{tag} {commit}\n")
+            (tmp / "tree" / kernelfetch.MARKER).write_text(f"{tag} {commit}\n")
             shutil.rmtree(target, ignore_errors=True)
             (tmp / "tree").rename(target)
         finally:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from appliance import proc
-from appliance.assemble import firmware, kernel
+from appliance.assemble import firmware, kernelfetch
 from appliance.errors import ApplianceError, ToolFailed
 from appliance.paths import ROOT
 
@@ -66,7 +66,7 @@ def header_folder(version_line: str, cache: Path) -> Path:
 def ensure(version_line: str, cache: Path | None = None) -> Path:
     """The plugin for the QEMU of VERSION_LINE: from the cache, or compiled there once
     (keyed by the source and the header, so an edit of either builds it again)."""
-    cache = cache or kernel.cache_dir()
+    cache = cache or kernelfetch.cache_dir()
     include = header_folder(version_line, cache)
     key = hashlib.sha256(SOURCE.read_bytes() + (include / HEADER).read_bytes()).hexdigest()[:16]
     target = cache / "plugin" / key / "libinsncount.so"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import bundle, proc
-from appliance.assemble import kernel, minikernel
+from appliance.assemble import kernelfetch, minikernel
 from appliance.cli.options import (
     BUNDLE,
     bench_options,
@@ -78,9 +78,9 @@ def _builder(args: argparse.Namespace, work: Path) -> Any:
     base = minikernel.recipe_of(target.kernel_facts) if target.minimal_kernel else minikernel.recipe()
 
     def build_kernel(commit: str) -> bundle.Bundle:
-        tree, identity = minikernel.export_tag(Path(args.git), commit, kernel.cache_dir())
+        tree, identity = minikernel.export_tag(Path(args.git), commit, kernelfetch.cache_dir())
         print(f"bisect: minimal kernel of {commit}: cached, or built now (minutes)", file=sys.stderr)
-        files = minikernel.build(replace(base, source_id=identity), tree, kernel.cache_dir(), verbose=args.debug)
+        files = minikernel.build(replace(base, source_id=identity), tree, kernelfetch.cache_dir(), verbose=args.debug)
         return target.with_kernel(files.image)
     return build_kernel
 

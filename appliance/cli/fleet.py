@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from appliance.assemble import kernel
+from appliance.assemble import kernelfetch
 from appliance.errors import ApplianceError
 
 
@@ -26,7 +26,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     where = address.parse(args.scheduler)
     if where.local:
         raise ApplianceError("a worker joins a running scheduler: give tls://HOST:PORT, not local:N")
-    cache = Path(args.cache) if args.cache else kernel.cache_dir() / "fleet"
+    cache = Path(args.cache) if args.cache else kernelfetch.cache_dir() / "fleet"
     worker.serve(args.scheduler, name=args.name, host_label=args.host_label, listen=args.listen, cache=cache,
                  log=sys.stderr, tls=tls_of(args), insecure=args.insecure)
     return 0

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from appliance import __version__, bundle, fsutil, proc, results
-from appliance.assemble import apt, kernel, pkglock
+from appliance.assemble import apt, kernelfetch, pkglock
 from appliance.assemble.template import KERNEL_COMPRESSIONS, Kernel
 from appliance.boot import hostfacts, hostload, measure
 from appliance.boot.qemu import BootSpec, Channel
@@ -444,9 +444,9 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_kernel_lock(args: argparse.Namespace) -> int:
-    lock_path = kernel.LOCK
-    newest = kernel.newest_available()
-    kernel.write_lock(lock_path, newest)
+    lock_path = kernelfetch.LOCK
+    newest = kernelfetch.newest_available()
+    kernelfetch.write_lock(lock_path, newest)
     say(f"pinned {newest.package}={newest.version} in {lock_path}", package=newest.package, version=newest.version,
         lock=str(lock_path))
     return 0
@@ -474,7 +474,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     """What the cache holds, part by part; --clean removes what no lock or template uses."""
     from appliance.assemble import cache
 
-    root = kernel.cache_dir()
+    root = kernelfetch.cache_dir()
     found = cache.entries(root, cache.in_use())
     removed = cache.clean(root, found, everything=args.all) if args.clean or args.all else []
     lines = [f"cache {root}:"]

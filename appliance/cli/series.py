@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.analysis import seriesplot
-from appliance.assemble import kernel
+from appliance.assemble import kernelfetch
 from appliance.cli.options import (
     BUNDLE,
     bench_options,
@@ -32,7 +32,7 @@ def cmd_range(args: argparse.Namespace) -> int:
     if target.initrd_modules:
         raise ApplianceError(f"bundle {args.bundle} carries modules of its own kernel, which other kernels cannot load: "
                              "range a bundle without [modules] (e.g. build/benchmark)")
-    images = [kernel.own_kernel(Path(p)).image.resolve() for p in args.kernels]
+    images = [kernelfetch.own_kernel(Path(p)).image.resolve() for p in args.kernels]
     names = [_label(p, args.kernels) for p in images]
     for name, image in _built_kernels(target, args):
         names.append(name)
@@ -74,7 +74,7 @@ def _built_kernels(target: Any, args: argparse.Namespace) -> list[tuple[str, Pat
         tree, identity = minikernel.own_source(Path(src))
         sources.append((Path(src).resolve().name, tree, identity))
     for tag in [t.strip() for t in (args.tags or "").split(",") if t.strip()]:
-        tree, identity = minikernel.export_tag(Path(args.git), tag, kernel.cache_dir())
+        tree, identity = minikernel.export_tag(Path(args.git), tag, kernelfetch.cache_dir())
         sources.append((tag, tree, identity))
     if not sources:
         return []
@@ -83,7 +83,7 @@ def _built_kernels(target: Any, args: argparse.Namespace) -> list[tuple[str, Pat
     for name, tree, identity in sources:
         started = time.monotonic()
         print(f"range: minimal kernel from {name}: cached, or built now (minutes)", file=sys.stderr)
-        files = minikernel.build(replace(base, source_id=identity), tree, kernel.cache_dir(), verbose=args.debug)
+        files = minikernel.build(replace(base, source_id=identity), tree, kernelfetch.cache_dir(), verbose=args.debug)
         print(f"range: {name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
         built.append((name, files.image))
     return built
@@ -91,7 +91,7 @@ def _built_kernels(target: Any, args: argparse.Namespace) -> list[tuple[str, Pat
 
 def _label(image: Path, given: list[str]) -> str:
     """A short name for a kernel: its version from the header, else its file's folder."""
-    version = kernel.bzimage_version(image.read_bytes()[:65536])
+    version = kernelfetch.bzimage_version(image.read_bytes()[:65536])
     return version or image.parent.name or image.name
 
 

@@ -31,7 +31,7 @@ from appliance.cli.options import (
 )
 from appliance.cli.output import say
 from appliance.errors import ApplianceError, BundleError, KernelError
-from appliance.runs import compare, tune, tuning
+from appliance.runs import compare, tunables, tune
 
 
 def _candidates(analysis_path: Path, top: int) -> list[str]:
@@ -54,7 +54,7 @@ def _candidates(analysis_path: Path, top: int) -> list[str]:
     return symbols
 
 
-def _compression_knobs(target: Any, verbose: bool) -> list[tune.Knob]:
+def _compression_knobs(target: Any, verbose: bool) -> list[tunables.Knob]:
     """For a minimal-kernel bundle: its kernel image in every other compression, each
     built (or taken from the cache) now; nothing for other kernels."""
     from appliance.assemble import minikernel
@@ -70,12 +70,12 @@ def _compression_knobs(target: Any, verbose: bool) -> list[tune.Knob]:
         started = time.monotonic()
         files = minikernel.build_locked(replace(base, compression=compression), verbose)
         print(f"kernel image {compression}: {time.monotonic() - started:.0f} s", file=sys.stderr)
-        knobs.append(tune.Knob(f"kernel {compression}", "the minimal kernel's image compressed so (none: vmlinux "
+        knobs.append(tunables.Knob(f"kernel {compression}", "the minimal kernel's image compressed so (none: vmlinux "
                                "through PVH, no decompressor)", kernel_image=str(files.image)))
     return knobs
 
 
-def _kconfig_knobs(target: Any, spec: str, verbose: bool) -> tuple[list[tune.Knob], list[dict[str, Any]]]:
+def _kconfig_knobs(target: Any, spec: str, verbose: bool) -> tuple[list[tunables.Knob], list[dict[str, Any]]]:
     """One knob per symbol of SPEC ("A,B" or @FILE, a symbol a line): the bundle's minimal
     kernel without it, built in the shared object tree (an incremental build, ccache)."""
     from appliance.assemble import minikernel
@@ -103,7 +103,7 @@ def _kconfig_knobs(target: Any, spec: str, verbose: bool) -> tuple[list[tune.Kno
         builds.append({"symbol": symbol, "seconds": round(seconds, 1), "also_removed": removed})
         print(f"kernel without CONFIG_{symbol}: {seconds:.0f} s{f' (kconfig also removed {len(removed)})' if removed else ''}",
               file=sys.stderr)
-        knobs.append(tune.Knob(f"-{symbol}", f"the minimal kernel without CONFIG_{symbol}",
+        knobs.append(tunables.Knob(f"-{symbol}", f"the minimal kernel without CONFIG_{symbol}",
                                kernel_image=str(files.image)))
     return knobs, builds
 
@@ -116,14 +116,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
         knobs, builds = _kconfig_knobs(target, args.kconfig, args.debug)
         say(None, builds=builds)
     else:
-        knobs = tune.catalog(target) + (tune.rebuild_catalog(target) + _compression_knobs(target, args.debug)
+        knobs = tunables.catalog(target) + (tunables.rebuild_catalog(target) + _compression_knobs(target, args.debug)
                                         if args.rebuild else [])
     if args.list and not args.kconfig:
         say("\n".join(f"{k.name:<28} {k.why}" for k in knobs), knobs=[k.name for k in knobs])
         return 0
     if args.knobs and not args.kconfig:
         try:
-            knobs = tune.select(knobs, [n.strip() for n in args.knobs.split(",") if n.strip()])
+            knobs = tunables.select(knobs, [n.strip() for n in args.knobs.split(",") if n.strip()])
         except ValueError as exc:
             raise ApplianceError(str(exc)) from None
     choice, plan = choose_accel(args), plan_of(args)
@@ -138,7 +138,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     usable = []
     for knob in knobs:
         try:
-            tune.apply(target, knob, workdir)
+            tunables.apply(target, knob, workdir)
             usable.append(knob)
         except (KernelError, BundleError) as exc:
             print(f"note: knob {knob.name!r} left out: {exc}", file=sys.stderr)
@@ -146,22 +146,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if knobs and not plan.clock.counts and (
             note := compare.reach_note(plan.n, 0.05 / len(knobs), f" for {len(knobs)} knobs at 95%")):
         print(note, file=sys.stderr)
-    sessions = tuning.sessions_for(target, choice, plan, knobs, workdir)
-    start = tuning.resume(out, sessions, host) if args.resume and out.is_file() else 0
+    sessions = tune.sessions_for(target, choice, plan, knobs, workdir)
+    start = tune.resume(out, sessions, host) if args.resume and out.is_file() else 0
     print(f"tuning {args.bundle}: base + {len(knobs)} knobs, {plan.warmup} warm-up + {plan.n} rounds"
           f"{f', resuming after {start}' if start else ''}", file=sys.stderr)
-    tuned = tuning.run(sessions, knobs, plan, host, out, start)
-    say(tune.table(tuned.rows), rows=tuned.rows)
+    tuned = tune.run(sessions, knobs, plan, host, out, start)
+    say(tunables.table(tuned.rows), rows=tuned.rows)
     if warning := compare.order_line(tuned.extra.get("order_effect")):
         print(warning, file=sys.stderr)
-    best = tune.helpful(tuned.rows)
+    best = tunables.helpful(tuned.rows)
     if best and not args.no_combine:
         helping = [k for k in knobs if k.name in best]
-        print(f"combining {tune.combine(helping).name}", file=sys.stderr)
-        together = tuning.combined(target, choice, plan, helping, tuned.rows, workdir)
+        print(f"combining {tunables.combine(helping).name}", file=sys.stderr)
+        together = tune.combined(target, choice, plan, helping, tuned.rows, workdir)
         _say_combined(together)
         tuned.extra["combined"] = together
-    doc = tuning.document(sessions, host, tuned.complete, tuned.extra)
+    doc = tune.document(sessions, host, tuned.complete, tuned.extra)
     results.write(out, doc)  # the final document, with the combined knobs when they ran
     say(f"results: {out}", results=str(out))
     record_results(args, store, doc, str(out.resolve()))

@@ -126,7 +126,7 @@ def test_a_planted_upward_import_is_caught():
 
 def test_no_cli_module_imports_the_scons_adapter():
     # SCons' actions are for SCons; the CLI asks the modules that own each lookup
-    assert sorted(m for m in GRAPH if m.startswith("appliance.cli") and "appliance.assemble.recipes" in GRAPH[m]) == []
+    assert sorted(m for m in GRAPH if m.startswith("appliance.cli") and "appliance.assemble.actions" in GRAPH[m]) == []
 
 
 def test_analysis_boots_no_vm_not_even_through_another_module():

@@ -145,7 +145,7 @@ def test_a_kernel_that_is_not_one_is_refused_before_anything_is_built(setting, m
 
 
 def test_kernel_entry_pvh_bakes_the_decompressed_kernel_into_the_bundle(tmp_path):
-    from appliance.assemble import kernel
+    from appliance.assemble import kernelfetch
 
     template = tmp_path / "pvhboot.toml"
     template.write_text((ROOT / "rootfs_templates" / "minimal.toml").read_text()
@@ -153,7 +153,7 @@ def test_kernel_entry_pvh_bakes_the_decompressed_kernel_into_the_bundle(tmp_path
     done = scons("appliance", f"TEMPLATE={template}")
     assert done.returncode == 0, done.stdout + done.stderr
     image = (BUILD / "pvhboot" / "kernel").read_bytes()
-    assert kernel.image_kind(image[:0x1000]) == "elf" and kernel.has_pvh_note(image)
+    assert kernelfetch.image_kind(image[:0x1000]) == "elf" and kernelfetch.has_pvh_note(image)
     facts = json.loads((BUILD / "pvhboot" / "bundle.json").read_text())["build"]["kernel"]
     assert facts["entry"] == "pvh"
     done = appliance("run", str(BUILD / "pvhboot"), "--accel", "tcg")

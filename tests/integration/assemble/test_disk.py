@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from appliance import bundle
-from appliance.assemble import kernel
+from appliance.assemble import kernelfetch
 from appliance.boot import measure
 from appliance.boot.qemu import BootSpec
 from tests.conftest import BUILD, ROOT, appliance, scons
@@ -55,7 +55,7 @@ def test_module_rule_matching_nothing_is_one_clear_error(tmp_path):
     template.write_text('[modules]\nrules = ["no_such_module"]\n')
     done = scons("appliance", f"TEMPLATE={template}")
     assert done.returncode != 0
-    release = kernel.read_lock(ROOT / "recipes/kernel/debian.lock").release
+    release = kernelfetch.read_lock(ROOT / "recipes/kernel/debian.lock").release
     assert f"error: module rule 'no_such_module' matches no module of kernel {release}" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -105,12 +105,12 @@ def test_release_of_a_disk_appliance_has_a_qcow2_and_inspects_from_the_archive(d
 
 
 def target_release():
-    return kernel.read_lock(ROOT / "recipes/kernel/debian.lock").release
+    return kernelfetch.read_lock(ROOT / "recipes/kernel/debian.lock").release
 
 
 def test_own_kernel_with_its_modules_dir_and_a_mismatched_one(tmp_path):
     release = target_release()
-    files = kernel.fetch_debian(kernel.read_lock(ROOT / "recipes/kernel/debian.lock"))
+    files = kernelfetch.fetch_debian(kernelfetch.read_lock(ROOT / "recipes/kernel/debian.lock"))
     template = tmp_path / "disk-own.toml"
     template.write_text((ROOT / "rootfs_templates/disk.toml").read_text())
     done = scons("appliance", f"TEMPLATE={template}", f"KERNEL={files.image}", f"MODULES={files.modules}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.assemble import apt, kernel, pkglock
+from appliance.assemble import apt, kernelfetch, pkglock
 from appliance.assemble.template import TEMPLATES
 from tests.conftest import ROOT, SCONS, appliance
 
@@ -23,7 +23,7 @@ def busybox() -> bytes:
     """Debian's static busybox, from the shell template's lock (fetched into the cache)."""
     lock = pkglock.read(TEMPLATES / "shell.lock")
     pin = next(p for p in lock.pins if p.name == "busybox-static")
-    deb = apt.fetch(apt.Apt(), pin, kernel.cache_dir(), "test")
+    deb = apt.fetch(apt.Apt(), pin, kernelfetch.cache_dir(), "test")
     data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         return archive.extractfile("./bin/busybox").read()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from appliance import bundle
-from appliance.assemble import kernel, minikernel
+from appliance.assemble import kernelfetch, minikernel
 from appliance.assemble.minikernel import MINIMAL, SOURCE_LOCK
 from appliance.boot import measure
 from appliance.boot.qemu import BootSpec
@@ -24,7 +24,7 @@ KERNEL_PROBES = ("linux_start_kernel", "linux_start_user")
 def tree():
     """The patched source tree the recipe builds from, and the lock's digest."""
     lock = minikernel.read_lock(SOURCE_LOCK)
-    cache = kernel.cache_dir()
+    cache = kernelfetch.cache_dir()
     patch = minikernel.patches()
     recipe = minikernel.Recipe(lock.deb_sha256, (), patch, "none")
     return minikernel.patched_tree(minikernel.fetch_source(lock, cache), patch, cache, recipe.source_key()), lock

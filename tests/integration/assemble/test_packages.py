@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.assemble import apt, kernel
+from appliance.assemble import apt, kernelfetch
 from appliance.assemble.template import TEMPLATES
 from tests.conftest import BUILD, ROOT, SCONS, appliance, qemu_children_of, scons
 
@@ -188,7 +188,7 @@ def test_bad_packages_fail_in_one_line_and_leave_nothing(tmp_path, text, lock, m
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: template bad") and message in errors[0], done.stderr
     assert not (out / "bad" / "initrd").exists() and not (out / "bad" / "bundle.json").exists()
-    cache = apt.deb_cache(kernel.cache_dir())
+    cache = apt.deb_cache(kernelfetch.cache_dir())
     assert not list(cache.glob(".download-*")) and not list(cache.glob("00000000*"))
     if lock is None and "Unable" in message:
         assert not (tmp_path / "bad.lock").exists()  # no lock written for what apt could not resolve
@@ -295,8 +295,8 @@ def test_clean_builds_give_the_same_bytes_and_a_warm_build_compresses_only_the_p
         path = tmp_path / name
         path.mkdir()
         for part in ("kernels", "debs"):
-            (kernel.cache_dir() / part).mkdir(parents=True, exist_ok=True)
-            (path / part).symlink_to(kernel.cache_dir() / part)
+            (kernelfetch.cache_dir() / part).mkdir(parents=True, exist_ok=True)
+            (path / part).symlink_to(kernelfetch.cache_dir() / part)
         return path
 
     def build_into(out: str, cache_dir: Path) -> tuple[bytes, dict[str, str]]:

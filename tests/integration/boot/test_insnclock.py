@@ -70,10 +70,10 @@ def test_bad_input_is_one_line(built, tmp_path, monkeypatch):
     assert done.returncode == 1 and last.startswith("error: the instruction clock's plugin did not compile"), last
     import hashlib
 
-    from appliance.assemble import kernel, plugin
+    from appliance.assemble import kernelfetch, plugin
 
     key = hashlib.sha256(plugin.SOURCE.read_bytes() + (tmp_path / "qemu-plugin.h").read_bytes()).hexdigest()[:16]
-    assert not (kernel.cache_dir() / "plugin" / key).exists()  # a failed build leaves nothing in the cache
+    assert not (kernelfetch.cache_dir() / "plugin" / key).exists()  # a failed build leaves nothing in the cache
 
 
 def test_the_gates_default_baseline_is_the_main_line_not_the_last_candidate(minimal_kernel_bundle, tmp_path):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from appliance.assemble import elfclosure, kernel, sources
+from appliance.assemble import elfclosure, kernelfetch, sources
 from appliance.assemble.template import parse_template
 from appliance.errors import KernelError, TemplateError
 
@@ -99,10 +99,10 @@ def bzimage(setup_sects: int, syssize: int, size: int) -> bytes:
 
 def test_a_kernel_image_cut_short_is_refused(tmp_path):
     whole = bzimage(4, 1000, (4 + 1) * 512 + 1000 * 16)
-    assert kernel.truncated(whole[:65536], len(whole)) is None
+    assert kernelfetch.truncated(whole[:65536], len(whole)) is None
     (tmp_path / "bzImage").write_bytes(whole[:8000])
     with pytest.raises(KernelError, match="is cut short: 8000 bytes, its setup header says 18560"):
-        kernel.own_kernel(tmp_path / "bzImage")
+        kernelfetch.own_kernel(tmp_path / "bzImage")
 
 
 def test_an_elf_kernel_cut_short_is_refused():
@@ -112,8 +112,8 @@ def test_an_elf_kernel_cut_short_is_refused():
     head[0x36:0x38], head[0x38:0x3A] = (0x38).to_bytes(2, "little"), (1).to_bytes(2, "little")
     head[0x40 + 0x08:0x40 + 0x10] = (0x1000).to_bytes(8, "little")  # p_offset
     head[0x40 + 0x20:0x40 + 0x28] = (0x5000).to_bytes(8, "little")  # p_filesz
-    assert kernel.truncated(bytes(head), 0x6000) is None
-    assert kernel.truncated(bytes(head), 0x3000) == f"{0x3000} bytes, its segments end at {0x6000}"
+    assert kernelfetch.truncated(bytes(head), 0x6000) is None
+    assert kernelfetch.truncated(bytes(head), 0x3000) == f"{0x3000} bytes, its segments end at {0x6000}"
 
 
 def test_a_lock_is_only_what_its_request_brings_in():
@@ -261,7 +261,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_boot(tmp_path, c
 
 
 def test_what_the_kernel_must_have_to_start_the_payload(tmp_path):
-    from appliance.assemble import initramfs, kernels
+    from appliance.assemble import initramfs, kernelchoice
     from appliance.assemble.layout import LayoutError
 
     (tmp_path / "run.sh").write_text("#!/bin/sh -e\necho hi\n")
@@ -273,9 +273,9 @@ def test_what_the_kernel_must_have_to_start_the_payload(tmp_path):
     parts = initramfs.contents(template, b"init", {})
     needs = initramfs.kernel_needs(template, parts)
     assert needs == [("BINFMT_SCRIPT", "[init] payload /opt/run.sh is a #! script")]
-    assert kernels.missing({"CONFIG_BINFMT_ELF": "y"}, needs) == needs  # the minimal kernel's base has no scripts
-    assert kernels.missing({"CONFIG_BINFMT_SCRIPT": "y"}, needs) == []
-    assert kernels.missing(None, needs) == []  # a KERNEL= image: its configuration is unknown
+    assert kernelchoice.missing({"CONFIG_BINFMT_ELF": "y"}, needs) == needs  # the minimal kernel's base has no scripts
+    assert kernelchoice.missing({"CONFIG_BINFMT_SCRIPT": "y"}, needs) == []
+    assert kernelchoice.missing(None, needs) == []  # a KERNEL= image: its configuration is unknown
     old = parse_template("t", text.replace('payload = ["/opt/run.sh"]', 'payload = ["/bin/old"]'), tmp_path)
     assert ("IA32_EMULATION", "[init] payload /bin/old is a 32-bit ELF program") in initramfs.kernel_needs(
         old, initramfs.contents(old, b"init", {}))

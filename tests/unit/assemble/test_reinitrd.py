@@ -8,7 +8,7 @@ from appliance.assemble import compress, cpio, initramfs, reinitrd
 from appliance.assemble.compress import Compression
 from appliance.assemble.modfiles import ModuleFile
 from appliance.assemble.template import parse_template
-from appliance.runs import tune
+from appliance.runs import tunables
 from tests.conftest import ROOT, edit_manifest
 from tests.unit.test_bundle import make_bundle
 
@@ -56,13 +56,13 @@ def test_tune_rebuild_knobs_make_real_variants(tmp_path, initrd):
     (tmp_path / "initrd").write_bytes(initrd)
     edit_manifest(tmp_path, lambda m: m["files"].update(initrd=bundle.file_entry(tmp_path / "initrd")))
     target = bundle.load(tmp_path)
-    knobs = {k.name: k for k in tune.rebuild_catalog(target)}
+    knobs = {k.name: k for k in tunables.rebuild_catalog(target)}
     assert set(knobs) == {"initrd uncompressed", "initrd zstd -3", "without crc16", "without ext4"}
-    variant, words = tune.apply(target, knobs["without ext4"], tmp_path / "work")
+    variant, words = tunables.apply(target, knobs["without ext4"], tmp_path / "work")
     assert words == "" and variant.initrd != target.initrd and reinitrd.modules(variant.initrd.read_bytes()) == ["crc16"]
-    both = tune.combine([knobs["without ext4"], knobs["initrd uncompressed"], knobs["initrd zstd -3"]])
+    both = tunables.combine([knobs["without ext4"], knobs["initrd uncompressed"], knobs["initrd zstd -3"]])
     assert both.initrd == ("without=ext4", "compression=none")  # one compression: the first
-    combined, _ = tune.apply(target, both, tmp_path / "work")
+    combined, _ = tunables.apply(target, both, tmp_path / "work")
     assert reinitrd.compression_of(combined.initrd.read_bytes()) is Compression.NONE
     assert reinitrd.modules(combined.initrd.read_bytes()) == ["crc16"]
 

@@ -149,7 +149,7 @@ def test_a_file_may_not_land_on_the_init_or_a_program(tmp_path, files, programs,
 def test_variant_names_say_what_the_options_changed(tmp_path):
     from dataclasses import replace
 
-    from appliance.assemble.recipes import variant_name
+    from appliance.assemble.actions import variant_name
     from appliance.machines import Machine
 
     written = parse_template("benchmark", "", tmp_path)
@@ -173,7 +173,7 @@ def test_variant_names_say_what_the_options_changed(tmp_path):
 def test_a_full_disk_while_building_names_the_disk_that_is_full(monkeypatch):
     import errno
 
-    from appliance.assemble.recipes import os_error_line
+    from appliance.assemble.actions import os_error_line
 
     full = OSError(errno.ENOSPC, "No space left on device")
     line = os_error_line(full, Path("build/benchmark/initrd"))
@@ -192,7 +192,7 @@ def test_a_full_disk_while_building_names_the_disk_that_is_full(monkeypatch):
 def test_optional_kernel_fragments_are_checked_and_change_the_recipe(tmp_path):
     from dataclasses import replace
 
-    from appliance.assemble import kernels
+    from appliance.assemble import kernelchoice
     from appliance.assemble.config import BuildConfig
 
     traced = parse_template("t", '[appliance]\nkernel = "minimal"\nkernel_fragments = ["ftrace"]\n', tmp_path)
@@ -200,7 +200,7 @@ def test_optional_kernel_fragments_are_checked_and_change_the_recipe(tmp_path):
     with pytest.raises(TemplateError, match="kernel_fragments: 'kgdb' is not one of: ftrace"):
         parse_template("t", '[appliance]\nkernel_fragments = ["kgdb"]\n', tmp_path)
     plain = replace(traced, kernel_fragments=())
-    with_ftrace, without = (kernels.minimal_recipe(BuildConfig(t, "", 0)) for t in (traced, plain))
+    with_ftrace, without = (kernelchoice.minimal_recipe(BuildConfig(t, "", 0)) for t in (traced, plain))
     assert with_ftrace.key() != without.key() and with_ftrace.source_key() == without.source_key()
     assert any(name == "ftrace" and "CONFIG_FTRACE=y" in text for name, text in with_ftrace.fragments)
 

@@ -68,7 +68,7 @@ def test_an_unknown_architecture_is_named(tmp_path):
 
 
 def test_tune_offers_only_what_applies_on_virt(tmp_path):
-    from appliance.runs.tune import catalog
+    from appliance.runs.tunables import catalog
 
     names = [k.name for k in catalog(bundle(tmp_path, cmdline="console=ttyAMA0 quiet", memory_mib=256))]
     assert names == ["verbose console", "cryptomgr.notests", "mitigations=off", "128 MiB", "1024 MiB"]

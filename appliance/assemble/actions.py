@@ -32,8 +32,8 @@ from appliance.assemble import (
     imageinit,
     imagekernel,
     initramfs,
-    kernel,
-    kernels,
+    kernelchoice,
+    kernelfetch,
     manifest,
     oci,
     packages,
@@ -98,7 +98,7 @@ def qboot_tree(config: BuildConfig) -> Path:
     """The qboot source tree (fetched into the cache once), checked; a failure is one
     line and exit 2 right away."""
     try:
-        return firmware.source_tree(config.qboot_src, kernel.cache_dir())
+        return firmware.source_tree(config.qboot_src, kernelfetch.cache_dir())
     except ApplianceError as exc:
         _exit(exc)
 
@@ -108,21 +108,21 @@ def hold_locks(config: BuildConfig) -> None:
     instead of colliding on its temporary files), and a share of the cache (which
     `appliance cache --clean` must not empty under us)."""
     fsutil.hold(config.real_path(".appliance.lock"), f"another build is writing {config.real_path()}")
-    fsutil.hold(kernel.cache_dir() / cache.LOCK, "`appliance cache --clean` is cleaning the cache", shared=True)
+    fsutil.hold(kernelfetch.cache_dir() / cache.LOCK, "`appliance cache --clean` is cleaning the cache", shared=True)
 
 
 # The code that makes each artifact, by module: part of the artifact's SCons signature,
 # so that changing it (an upgrade, a fix of the cpio writer or the module closure)
 # rebuilds what it made instead of leaving old outputs that look current.
 CODE = {
-    "kernel": ("assemble/recipes", "assemble/kernels", "assemble/kernel", "assemble/minikernel", "assemble/kconfig",
+    "kernel": ("assemble/actions", "assemble/kernelchoice", "assemble/kernelfetch", "assemble/minikernel", "assemble/kconfig",
                "assemble/imagekernel"),
-    "initrd": ("assemble/recipes", "assemble/config", "assemble/kernels", "assemble/initramfs", "assemble/cpio",
+    "initrd": ("assemble/actions", "assemble/config", "assemble/kernelchoice", "assemble/initramfs", "assemble/cpio",
                "assemble/compress", "assemble/pieces", "assemble/layout", "assemble/kmod", "assemble/modfiles",
                "assemble/packages", "assemble/sources", "assemble/apt", "assemble/pkglock", "assemble/elfclosure",
                "assemble/rootdisk", "assemble/template", "assemble/oci", "assemble/licenses", "assemble/imageinit",
                "assemble/drivers", "netspec", "probes"),
-    "bundle": ("assemble/recipes", "assemble/kernels", "assemble/devicetree", "assemble/guestprog", "assemble/uki",
+    "bundle": ("assemble/actions", "assemble/kernelchoice", "assemble/devicetree", "assemble/guestprog", "assemble/uki",
                "assemble/bootdisk",
                "assemble/manifest",
                "bundle", "probes", "machines", "netspec"),
@@ -139,7 +139,7 @@ def code_signature(artifact: str) -> str:
 
 
 def kernel_signature(config: BuildConfig) -> str:
-    return kernels.signature(config)
+    return kernelchoice.signature(config)
 
 
 def packages_signature(config: BuildConfig) -> str:
@@ -220,7 +220,7 @@ def configure(env: Any) -> BuildConfig:
             template = with_loader(template, env["LOADER"])
         epoch = _epoch(env["SOURCE_DATE_EPOCH"])
         if env["KERNEL"]:
-            kernel.own_kernel(Path(env["KERNEL"]))  # a wrong KERNEL= is one line now, not a build of it
+            kernelfetch.own_kernel(Path(env["KERNEL"]))  # a wrong KERNEL= is one line now, not a build of it
     except ApplianceError as exc:
         _exit(exc)
     if env["MODULES"] and not env["KERNEL"]:
@@ -272,17 +272,17 @@ def _one_of(option: str, value: str, choices: type[E]) -> E:
 
 def compile_program(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     size, cached = guestprog.compile_cached(Path(str(source[0])), Path(str(target[0])), config.template.arch,
-                                            kernel.cache_dir() / "programs")
+                                            kernelfetch.cache_dir() / "programs")
     print(f"  {Path(str(target[0])).name}: {size} bytes (static, stripped{', cached' if cached else ''})")
 
 
 def copy_kernel(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     if config.minimal:
-        recipe = kernels.minimal_recipe(config)
+        recipe = kernelchoice.minimal_recipe(config)
         print(f"  minimal kernel {recipe.key()} ({recipe.compression}): cached, or built now (minutes)")
-    image = kernels.files(config).image
+    image = kernelchoice.files(config).image
     if config.pvh_entry:  # what `appliance tune`'s PVH knob boots, baked into the bundle
-        data = kernel.pvh_vmlinux(image.read_bytes())
+        data = kernelfetch.pvh_vmlinux(image.read_bytes())
         atomic_write(Path(str(target[0])), data)
         print(f"  kernel: {len(data)} bytes, {image.name} decompressed for its PVH entry")
         return
@@ -298,9 +298,9 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     programs = config.programs_path.resolve()
     built = {p.name: p.read_bytes() for p in (Path(str(s)).resolve() for s in source) if p.parent == programs}
     init = built.pop("init")
-    files = kernels.files(config)
+    files = kernelchoice.files(config)
     modules, transports = drivers.modules_for(template, files)
-    extra, debian = packages.placed(template, kernel.cache_dir()) if template.has_packages else ([], [])
+    extra, debian = packages.placed(template, kernelfetch.cache_dir()) if template.has_packages else ([], [])
     if template.image is not None:  # the image's files, and what its config says to run
         container = oci.load(template.image[1], template.image[0], Path(template.folder), template.arch)
         brought = oci.apply(container)
@@ -310,9 +310,9 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
             extra += brought
             template = oci.running(template, container, brought)
     made = initramfs.build(template, init, built, config.source_date_epoch, modules=modules, release=files.release,
-                           packages=extra, cache=pieces.cache_dir(kernel.cache_dir()))
+                           packages=extra, cache=pieces.cache_dir(kernelfetch.cache_dir()))
     parts = made.parts
-    lacking = kernels.missing(kernels.config_symbols(files), initramfs.kernel_needs(template, parts))
+    lacking = kernelchoice.missing(kernelchoice.config_symbols(files), initramfs.kernel_needs(template, parts))
     if lacking:
         symbol, why = lacking[0]
         fix = (' (kernel_fragments = ["userland"] has it)' if symbol == "BINFMT_SCRIPT" and config.minimal else "")
@@ -325,14 +325,14 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         image = Path(str(target[1]))
         cached = rootdisk.make_root([p.entry for p in parts.disk], image, config.source_date_epoch,
                                     erofs=template.root_format is RootFormat.EROFS, pmem=template.root is RootDisk.PMEM,
-                                    size_mib=template.root_size_mib, cache=pieces.cache_dir(kernel.cache_dir()))
+                                    size_mib=template.root_size_mib, cache=pieces.cache_dir(kernelfetch.cache_dir()))
         print(f"  root disk: {image.name}, {template.root_format.value}, {image.stat().st_size >> 20} MiB "
               f"({template.root.value}{', writable overlay in RAM' if template.root_writable else ''})"
               f"{', cached' if cached else ''}")
     initrd_facts = _initrd_facts(made, files)
     data = made.data
     if template.image_initrd:  # the kernel unpacks both archives: theirs, then ours with our init beside theirs
-        theirs = imagekernel.initrd(template, kernel.cache_dir(), files.release).read_bytes()
+        theirs = imagekernel.initrd(template, kernelfetch.cache_dir(), files.release).read_bytes()
         data = theirs + bytes(-len(theirs) % 4) + made.data
         initrd_facts["image_initrd_bytes"] = len(theirs)  # the other sizes are of our part
         print(f"  the image's initrd: {len(theirs)} bytes, ours appended")
@@ -347,7 +347,7 @@ def make_initrd(config: BuildConfig, target: list[Any], source: list[Any]) -> No
           f"init {len(init)} bytes")
 
 
-def _initrd_facts(made: initramfs.Built, files: kernel.KernelFiles) -> dict[str, Any]:
+def _initrd_facts(made: initramfs.Built, files: kernelfetch.KernelFiles) -> dict[str, Any]:
     """Sizes recorded in bundle.json: the initrd's and its pieces', each program's, and
     the modules' against the whole modules tree of the kernel (from the archive's
     members, as built)."""
@@ -380,7 +380,7 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
     cmdline = manifest.cmdline(template)
     build = {
         "template": template.to_dict(),
-        "kernel": kernels.facts(config, facts["kernel_release"]),
+        "kernel": kernelchoice.facts(config, facts["kernel_release"]),
         "source_date_epoch": config.source_date_epoch,
         "tools": {"appliance": __version__, **guestprog.toolchain_versions()},
         "compression": template.compression.value,

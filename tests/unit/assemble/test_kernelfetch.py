@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from appliance.assemble.kernel import bzimage_version
+from appliance.assemble.kernelfetch import bzimage_version
 
 
 def test_bzimage_version_from_setup_header():
@@ -17,27 +17,27 @@ def test_bzimage_version_from_setup_header():
 def test_only_kernel_images_are_accepted_as_kernel(tmp_path):
     import pytest
 
-    from appliance.assemble import kernel
+    from appliance.assemble import kernelfetch
     from appliance.errors import KernelError
 
     with pytest.raises(KernelError, match="is not a kernel image"):
-        kernel.own_kernel(Path("/etc/passwd"))
+        kernelfetch.own_kernel(Path("/etc/passwd"))
     with pytest.raises(KernelError, match="is a directory"):
-        kernel.own_kernel(tmp_path)
+        kernelfetch.own_kernel(tmp_path)
     with pytest.raises(KernelError, match="does not exist"):
-        kernel.own_kernel(tmp_path / "nope")
+        kernelfetch.own_kernel(tmp_path / "nope")
     head = bytearray(0x1000)
     head[0x1FE:0x200] = b"\x55\xaa"
     head[0x202:0x206] = b"HdrS"
     (tmp_path / "bzImage").write_bytes(bytes(head))
-    assert kernel.own_kernel(tmp_path / "bzImage").image == tmp_path / "bzImage"
-    assert kernel.image_kind(b"\x7fELF\x02\x01\x01") == "elf" and kernel.image_kind(b"root:x:0:0") is None
+    assert kernelfetch.own_kernel(tmp_path / "bzImage").image == tmp_path / "bzImage"
+    assert kernelfetch.image_kind(b"\x7fELF\x02\x01\x01") == "elf" and kernelfetch.image_kind(b"root:x:0:0") is None
 
 
 def test_a_damaged_cached_module_discards_the_tree(tmp_path):
     import pytest
 
-    from appliance.assemble import kernel
+    from appliance.assemble import kernelfetch
     from appliance.errors import KernelError
     from appliance.fsutil import seal
 
@@ -45,29 +45,29 @@ def test_a_damaged_cached_module_discards_the_tree(tmp_path):
     module.parent.mkdir(parents=True)
     module.write_bytes(b"\x7fELF" + b"m" * 100)
     seal(tmp_path)
-    (tmp_path / kernel.MARKER).write_text("digest\n")
-    files = kernel.KernelFiles(tmp_path / "vmlinuz", module.parent, "6.1", tmp_path)
-    kernel.check_cached(files, module)  # intact: no error
+    (tmp_path / kernelfetch.MARKER).write_text("digest\n")
+    files = kernelfetch.KernelFiles(tmp_path / "vmlinuz", module.parent, "6.1", tmp_path)
+    kernelfetch.check_cached(files, module)  # intact: no error
     module.write_bytes(b"\x7fELF")
     with pytest.raises(KernelError, match="virtio_blk.ko does not match .* build again to fetch it anew"):
-        kernel.check_cached(files, module)
-    assert not (tmp_path / kernel.MARKER).exists()  # the next build fetches the package again
+        kernelfetch.check_cached(files, module)
+    assert not (tmp_path / kernelfetch.MARKER).exists()  # the next build fetches the package again
 
 
 def test_a_cached_kernel_image_cut_in_half_is_not_complete(tmp_path, capsys):
-    from appliance.assemble import kernel
+    from appliance.assemble import kernelfetch
     from appliance.fsutil import seal
 
-    lock = kernel.KernelLock("linux-image-x", "1", "6.1.0-x", "d" * 64)
+    lock = kernelfetch.KernelLock("linux-image-x", "1", "6.1.0-x", "d" * 64)
     image = tmp_path / "boot" / "vmlinuz-6.1.0-x"
     image.parent.mkdir()
     image.write_bytes(b"K" * 8192)
-    (tmp_path / kernel.MARKER).write_text(lock.deb_sha256 + "\n")
-    assert not kernel._complete(tmp_path, lock)  # unpacked before trees were sealed: fetched again
+    (tmp_path / kernelfetch.MARKER).write_text(lock.deb_sha256 + "\n")
+    assert not kernelfetch._complete(tmp_path, lock)  # unpacked before trees were sealed: fetched again
     seal(tmp_path)
-    assert kernel._complete(tmp_path, lock)
+    assert kernelfetch._complete(tmp_path, lock)
     image.write_bytes(b"K" * 4096)
-    assert not kernel._complete(tmp_path, lock)
+    assert not kernelfetch._complete(tmp_path, lock)
     assert "is damaged" in capsys.readouterr().err
 
 
@@ -101,15 +101,15 @@ def test_a_bzimage_decompresses_to_its_pvh_kernel_or_says_why_not():
 
     import pytest
 
-    from appliance.assemble import kernel
+    from appliance.assemble import kernelfetch
     from appliance.errors import KernelError
 
-    pvh = elf_with_notes((b"Xen\0", 6, b"linux\0"), (b"Xen\0", kernel.PVH_NOTE, b"\x50\x08\x00\x01\0\0\0\0"))
-    assert kernel.has_pvh_note(pvh) and not kernel.has_pvh_note(elf_with_notes((b"Xen\0", 6, b"linux\0")))
-    assert kernel.pvh_vmlinux(fake_bzimage(lzma.compress(pvh, format=lzma.FORMAT_XZ))) == pvh
+    pvh = elf_with_notes((b"Xen\0", 6, b"linux\0"), (b"Xen\0", kernelfetch.PVH_NOTE, b"\x50\x08\x00\x01\0\0\0\0"))
+    assert kernelfetch.has_pvh_note(pvh) and not kernelfetch.has_pvh_note(elf_with_notes((b"Xen\0", 6, b"linux\0")))
+    assert kernelfetch.pvh_vmlinux(fake_bzimage(lzma.compress(pvh, format=lzma.FORMAT_XZ))) == pvh
     with pytest.raises(KernelError, match="no PVH entry note"):
-        kernel.pvh_vmlinux(fake_bzimage(lzma.compress(elf_with_notes(), format=lzma.FORMAT_XZ)))
+        kernelfetch.pvh_vmlinux(fake_bzimage(lzma.compress(elf_with_notes(), format=lzma.FORMAT_XZ)))
     with pytest.raises(KernelError, match="unknown compression"):
-        kernel.pvh_vmlinux(fake_bzimage(b"\x00\x01\x02\x03" * 4))
+        kernelfetch.pvh_vmlinux(fake_bzimage(b"\x00\x01\x02\x03" * 4))
     with pytest.raises(KernelError, match="not a bzImage"):
-        kernel.pvh_vmlinux(pvh)
+        kernelfetch.pvh_vmlinux(pvh)

@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from appliance.assemble import imagekernel, kernel, minikernel
+from appliance.assemble import imagekernel, kernelfetch, minikernel
 from appliance.assemble.config import BuildConfig
 from appliance.assemble.template import Kernel
 
 
 def lock(config: BuildConfig) -> Path:
     """The lock file of the Debian kernel for the template's architecture."""
-    return kernel.lock_for(config.template.arch)
+    return kernelfetch.lock_for(config.template.arch)
 
 
 def minimal_recipe(config: BuildConfig) -> minikernel.Recipe:
@@ -49,20 +49,20 @@ def signature(config: BuildConfig) -> str:
     return " ".join(stamps)
 
 
-def files(config: BuildConfig) -> kernel.KernelFiles:
+def files(config: BuildConfig) -> kernelfetch.KernelFiles:
     """The kernel's image and modules: fetched, built or the user's (cached after the first time)."""
     if config.own_kernel:
-        return kernel.own_kernel(Path(config.own_kernel), Path(config.own_modules) if config.own_modules else None)
+        return kernelfetch.own_kernel(Path(config.own_kernel), Path(config.own_modules) if config.own_modules else None)
     if config.minimal:
         source = (minikernel.own_source(Path(config.kernel_src))[0] if config.kernel_src
                   else minikernel.locked_source())
-        return minikernel.build(minimal_recipe(config), source, kernel.cache_dir(), verbose=config.verbose)
+        return minikernel.build(minimal_recipe(config), source, kernelfetch.cache_dir(), verbose=config.verbose)
     if from_image(config):
-        return imagekernel.files(config.template, kernel.cache_dir())
-    return kernel.fetch_debian(kernel.read_lock(lock(config)))
+        return imagekernel.files(config.template, kernelfetch.cache_dir())
+    return kernelfetch.fetch_debian(kernelfetch.read_lock(lock(config)))
 
 
-def config_symbols(files: kernel.KernelFiles) -> dict[str, str] | None:
+def config_symbols(files: kernelfetch.KernelFiles) -> dict[str, str] | None:
     """The kernel's configuration (CONFIG_X -> value), or None when it is not known (a
     KERNEL= image): the minimal kernel's beside its image, Debian's in boot/config-<release>."""
     for path in (files.image.parent / "config", files.image.parent / f"config-{files.release}"):
@@ -93,5 +93,5 @@ def facts(config: BuildConfig, release: str) -> dict[str, Any]:
     if from_image(config):
         assert config.template.image is not None
         return {"release": release, "source": "image", "image": config.template.image[1], "lock": None}
-    return {"release": release, "source": lock(config).name, "lock": kernel.read_lock(lock(config)).__dict__,
+    return {"release": release, "source": lock(config).name, "lock": kernelfetch.read_lock(lock(config)).__dict__,
             "entry": config.template.kernel_entry}
