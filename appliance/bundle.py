@@ -25,7 +25,7 @@ from typing import Any
 from appliance import seal
 from appliance.errors import BundleError
 from appliance.fsutil import atomic_write, sha256_file
-from appliance.machines import Arch, Machine, profile, transport_problem
+from appliance.machines import Arch, Machine, shape, transport_problem
 from appliance.netspec import Forward, Ready, parse_forward, parse_ready
 from appliance.probes import probe_table
 
@@ -57,7 +57,7 @@ class Spec:
     probe table and the format, and seals it."""
 
     name: str
-    cmdline: str  # the machine profile's words, panic=-1 and the template's
+    cmdline: str  # the machine's words, panic=-1 and the template's
     cmdline_base: str  # the same without the profile's words (booting as another machine)
     machine: Machine
     memory_mib: int
@@ -105,10 +105,10 @@ class Bundle:
         return Machine(self.manifest["machine"])
 
     def with_machine(self, machine: Machine) -> Bundle:
-        """The same bundle booted as another machine profile (the runner's --machine)."""
-        if profile(machine).arch is not self.arch:
+        """The same bundle booted as another machine (the runner's --machine)."""
+        if shape(machine).arch is not self.arch:
             raise BundleError(f"bundle {self.path} is {self.arch.value}; {machine.value} is an "
-                              f"{profile(machine).arch.value} machine: build the template for it")
+                              f"{shape(machine).arch.value} machine: build the template for it")
         why = transport_problem(self.virtio_transports, self.uses_virtio, machine)
         if why:
             raise BundleError(f"bundle {self.path} cannot boot as {machine.value}: {why}")
@@ -117,7 +117,7 @@ class Bundle:
         if machine is not Machine.Q35_OVMF and self.boot_disk is not None:
             raise BundleError(f"bundle {self.path} boots through systemd-boot from {BOOT_DISK}, which needs UEFI "
                               "firmware (q35-ovmf): build it without LOADER= to boot it as another machine")
-        manifest = {**self.manifest, "machine": machine.value, "cmdline": f"{profile(machine).cmdline} {self.cmdline_base}"}
+        manifest = {**self.manifest, "machine": machine.value, "cmdline": f"{shape(machine).cmdline} {self.cmdline_base}"}
         return replace(self, manifest=manifest)
 
     RUN_SETTINGS = ("cpu_model", "cpus", "memory_mib")  # what a boot may set without a rebuild
@@ -323,7 +323,7 @@ def manifest(folder: Path, spec: Spec) -> dict[str, Any]:
         "cmdline": spec.cmdline,
         "cmdline_base": spec.cmdline_base,
         "machine": spec.machine.value,
-        "arch": profile(spec.machine).arch.value,
+        "arch": shape(spec.machine).arch.value,
         "memory_mib": spec.memory_mib,
         "cpus": spec.cpus,
         "probes": [{"port": port, "code": code, "name": n} for (port, code), n in sorted(table.items())],

@@ -1,4 +1,5 @@
-"""QEMU machine profiles: the VM's shape as data, shared by bundles and the runner."""
+"""QEMU machines: each one's shape as data (its QEMU arguments, command-line words,
+virtio transport and architecture), shared by bundles and the runner."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class Accel(enum.StrEnum):
 
 
 class Machine(enum.StrEnum):
-    """QEMU machine profiles the runner knows how to start."""
+    """The QEMU machines the runner knows how to start."""
 
     MICROVM = "microvm"
     Q35_QBOOT = "q35-qboot"
@@ -45,7 +46,7 @@ class Machine(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Profile:
+class MachineShape:
     machine: Machine
     qemu_args: tuple[str, ...]  # -M and friends
     cmdline: str  # what the kernel needs on this machine, before the template's own
@@ -61,41 +62,41 @@ class Profile:
 COMMON = "reboot=t"
 
 
-PROFILES: dict[Machine, Profile] = {
+SHAPES: dict[Machine, MachineShape] = {
     # microvm: no PCI bus, ISA serial console, direct kernel load through fw_cfg DMA.
-    Machine.MICROVM: Profile(Machine.MICROVM, ("-M", "microvm"), f"console=ttyS0 pci=off {COMMON}", "virtio_mmio"),
+    Machine.MICROVM: MachineShape(Machine.MICROVM, ("-M", "microvm"), f"console=ttyS0 pci=off {COMMON}", "virtio_mmio"),
     # q35 with the qboot built here (firmware/) as -bios: probes from the firmware itself.
-    Machine.Q35_QBOOT: Profile(Machine.Q35_QBOOT, ("-M", "q35"), f"console=ttyS0 {COMMON}", "virtio_pci"),
+    Machine.Q35_QBOOT: MachineShape(Machine.Q35_QBOOT, ("-M", "q35"), f"console=ttyS0 {COMMON}", "virtio_pci"),
     # pc: the classic i440fx machine with its default firmware, SeaBIOS: the slow baseline.
-    Machine.PC_SEABIOS: Profile(Machine.PC_SEABIOS, ("-M", "pc"), f"console=ttyS0 {COMMON}", "virtio_pci"),
+    Machine.PC_SEABIOS: MachineShape(Machine.PC_SEABIOS, ("-M", "pc"), f"console=ttyS0 {COMMON}", "virtio_pci"),
     # q35 with Debian's OVMF (UEFI) in pflash: it boots the bundle's UKI (uki.efi) when it
     # has one, else the kernel through its EFI stub; its phases are inferred from the trace.
-    Machine.Q35_OVMF: Profile(Machine.Q35_OVMF, ("-M", "q35"), f"console=ttyS0 {COMMON}", "virtio_pci"),
+    Machine.Q35_OVMF: MachineShape(Machine.Q35_OVMF, ("-M", "q35"), f"console=ttyS0 {COMMON}", "virtio_pci"),
     # virt (aarch64): PL011 console, virtio-mmio transports, the device tree from the
     # bundle (board.dtb). GICv3 named, not left to the accelerator's default, so the
     # tree dumped at build time is the machine a KVM host gets too.
-    Machine.VIRT: Profile(Machine.VIRT, ("-M", "virt,gic-version=3"), "console=ttyAMA0", "virtio_mmio", Arch.AARCH64),
+    Machine.VIRT: MachineShape(Machine.VIRT, ("-M", "virt,gic-version=3"), "console=ttyAMA0", "virtio_mmio", Arch.AARCH64),
 }
 
 
 def machines_of(arch: Arch) -> list[Machine]:
-    return [m for m, p in PROFILES.items() if p.arch is arch]
+    return [m for m, p in SHAPES.items() if p.arch is arch]
 
 
 TRANSPORTS = ("virtio_mmio", "virtio_pci")
 
 
-def profile(machine: Machine) -> Profile:
-    return PROFILES[machine]
+def shape(machine: Machine) -> MachineShape:
+    return SHAPES[machine]
 
 
 def transport_problem(carried: tuple[str, ...], uses_virtio: bool, machine: Machine) -> str | None:
     """Why a bundle whose kernel CARRIED these virtio transports cannot reach its disks
-    or network on MACHINE, or None: its virtio devices need the profile's transport, and
+    or network on MACHINE, or None: its virtio devices need the machine's transport, and
     a bundle built for microvm may carry only virtio_mmio."""
     if not uses_virtio:
         return None
-    needed = profile(machine).virtio_transport
+    needed = shape(machine).virtio_transport
     if needed in carried:
         return None
     return (f"its virtio devices sit on {needed} on {machine.value}, and this bundle's kernel and modules only have "

@@ -69,7 +69,7 @@ def make_initcall_console(count: int, seed: int = 2) -> str:
 
 def time_tslog(text: str) -> tuple[float, int]:
     started = time.perf_counter()
-    prof = tslog.profile(text, 2.6e9)
+    prof = tslog.timeline(text, 2.6e9)
     svg = flame.render(prof.spans, "bench", prof.total_us)
     spans.collapsed(prof.spans)
     return time.perf_counter() - started, len(svg)
@@ -98,7 +98,7 @@ def time_deep(depth: int) -> tuple[float, int]:
     text = make_deep(depth)
     tracemalloc.start()
     started = time.perf_counter()
-    prof = tslog.profile(text, 1e9)
+    prof = tslog.timeline(text, 1e9)
     flame.render(prof.spans, "deep", prof.total_us)
     spans.collapsed(prof.spans)
     seconds = time.perf_counter() - started

@@ -99,7 +99,7 @@ def reference(checkout: Path, text: str, system: str) -> dict[str, int]:
 
 
 def ours(text: str) -> dict[str, int]:
-    profile = tslog.profile(text, 1e6)  # 1 cycle = 1 us
+    profile = tslog.timeline(text, 1e6)  # 1 cycle = 1 us
     kernel = [s for s in profile.spans if s.track == "kernel"]
     return {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in spans.collapsed(kernel)}
 

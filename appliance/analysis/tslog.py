@@ -1,4 +1,4 @@
-"""FreeBSD/NetBSD tslog dumps (`sysctl -b debug.tslog`) into spans and a boot profile.
+"""FreeBSD/NetBSD tslog dumps (`sysctl -b debug.tslog`) into spans: a boot timeline per thread.
 
 A dump is lines `TD TSC TYPE [NAME [ARG]]`: TD a thread pointer in hex, TSC a cycle
 count, TYPE one of ENTER/EXIT (a function on that thread), THREAD (the thread starts,
@@ -41,7 +41,7 @@ class Record:
 
 
 @dataclass
-class Profile:
+class Timeline:
     """A parsed dump: spans per thread (time in us from the first record), and what
     had to be repaired or skipped, with line numbers."""
     spans: list[Span]
@@ -100,7 +100,7 @@ BEFORE = "before the first record (firmware, loader)"
 START_INIT = "start_init"  # FreeBSD's and NetBSD's last kernel step: it runs the first process
 
 
-def profile(text: str, tsc_hz: float, buffer_records: int = DEFAULT_BUFFER, pre_record: bool = True) -> Profile:
+def timeline(text: str, tsc_hz: float, buffer_records: int = DEFAULT_BUFFER, pre_record: bool = True) -> Timeline:
     """Spans for each thread's function calls and waits, from a dump's TEXT.
 
     PRE_RECORD: time starts at TSC 0 (the CPU's reset), and the time before the kernel's
@@ -110,7 +110,7 @@ def profile(text: str, tsc_hz: float, buffer_records: int = DEFAULT_BUFFER, pre_
         raise ValueError("the TSC frequency must be positive")
     records, problems = parse_records(text)
     if not records:
-        return Profile([], 0.0, {}, problems + ["no tslog records"], truncated=True)
+        return Timeline([], 0.0, {}, problems + ["no tslog records"], truncated=True)
     times, backwards = repair_backwards(records)
     if backwards:
         problems.append(f"TSC went backwards {backwards} time(s): later records shifted to keep time monotonic")
@@ -141,7 +141,7 @@ def profile(text: str, tsc_hz: float, buffer_records: int = DEFAULT_BUFFER, pre_
     spans += attribute_waits(spans)
     if not any(r.kind == "ENTER" and r.name.split(" ", 1)[0] == START_INIT for r in records):
         problems.append(f"no {START_INIT} record: the profile ends at the last record and may be truncated")
-    return Profile(spans, us(end), names, problems, backwards, truncated, len(records), t0)
+    return Timeline(spans, us(end), names, problems, backwards, truncated, len(records), t0)
 
 
 def _thread_names(records: list[Record]) -> dict[str, str]:

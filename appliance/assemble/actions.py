@@ -61,7 +61,7 @@ from appliance.assemble.template import (
 )
 from appliance.errors import ApplianceError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
-from appliance.machines import Arch, Machine, profile
+from appliance.machines import Arch, Machine, shape
 from appliance.paths import ROOT
 
 PACKAGE = ROOT / "appliance"
@@ -461,7 +461,7 @@ def make_release_uki(config: BuildConfig, target: list[Any], source: list[Any]) 
     out = Path(str(target[0]))
     folder = Path(str(source[0])).parent
     target_bundle = bundle.load(folder)
-    cmdline = f"{profile(Machine.Q35_OVMF).cmdline} {target_bundle.cmdline_base}"
+    cmdline = f"{shape(Machine.Q35_OVMF).cmdline} {target_bundle.cmdline_base}"
     uki.build(folder / "kernel", folder / "initrd", cmdline,
               uki.osrel(target_bundle.name, target_bundle.kernel_release), out, epoch=config.source_date_epoch)
     print(f"  {out.name}: {out.stat().st_size} bytes (UKI: systemd's EFI stub, kernel, initrd, command line)")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.assemble.template import Kernel, RootDisk, Template
-from appliance.machines import Arch, profile
+from appliance.machines import Arch, shape
 from appliance.paths import ROOT
 
 
@@ -78,4 +78,4 @@ class BuildConfig:
         """Whether an ISO of this build can reach its disks when booted on a PC."""
         if self.template.arch is not Arch.X86_64:
             return False  # the ISO boots through isolinux, a PC's boot loader
-        return self.template.root is RootDisk.NONE or profile(self.template.machine).virtio_transport == "virtio_pci"
+        return self.template.root is RootDisk.NONE or shape(self.template.machine).virtio_transport == "virtio_pci"

@@ -31,7 +31,7 @@ from pyfdt.pyfdt import Fdt, FdtBlobParse, FdtNode, FdtProperty, FdtPropertyStri
 from appliance import proc
 from appliance.assemble.template import ProfiledChannel, RootDisk, Template
 from appliance.fsutil import atomic_write
-from appliance.machines import Arch, profile
+from appliance.machines import Arch, shape
 
 
 class DeviceTreeError(ValueError):
@@ -160,7 +160,7 @@ def board_dtb(template: Template, target: Path, cmdline: str) -> dict[str, Any]:
     TARGET. Returns what bundle.json records of it."""
     arch = template.arch
     qemu = proc.find_tool(arch.qemu)
-    machine = profile(template.machine).qemu_args
+    machine = shape(template.machine).qemu_args
     with tempfile.TemporaryDirectory(prefix="appliance-dtb-") as tmp:
         dumped = Path(tmp) / "qemu.dtb"
         proc.run([qemu, machine[0], f"{machine[1]},dumpdtb={dumped}", "-cpu", "max", "-m", str(template.memory_mib),

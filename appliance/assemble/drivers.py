@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from appliance.assemble import kernelfetch, kmod, modfiles
 from appliance.assemble.template import Template
-from appliance.machines import TRANSPORTS, profile
+from appliance.machines import TRANSPORTS, shape
 
 
 def modules_for(template: Template, files: kernelfetch.KernelFiles) -> tuple[list[modfiles.ModuleFile], list[str]]:
@@ -51,7 +51,7 @@ def module_closure(template: Template, index: kmod.ModuleIndex) -> list[str]:
         elif driver not in index.builtin:
             raise kmod.ModuleError(f"template {template.name} has {why}, and kernel {index.release} has no "
                                    f"{driver} driver (neither built in nor a module): use a kernel with it")
-    transport = profile(template.machine).virtio_transport
+    transport = shape(template.machine).virtio_transport
     # a virtio driver in the closure (virtio core itself may be built in, as on arm64)
     if transport in index.paths and any(name.startswith("virtio") for name in kmod.closure(index, roots, blocked)):
         roots |= {transport}

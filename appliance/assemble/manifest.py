@@ -11,18 +11,18 @@ from appliance import bundle, netspec
 from appliance.assemble import initramfs
 from appliance.assemble.template import PROFILED_DEVICES, Loader, RootDisk, Template
 from appliance.errors import TemplateError
-from appliance.machines import Machine, cmdline_problem, profile
+from appliance.machines import Machine, cmdline_problem, shape
 
 
 def cmdline_base(template: Template) -> str:
-    """The command line without the machine profile's words (what booting the bundle as
+    """The command line without the machine's words (what booting the bundle as
     another machine starts from): panic=-1, the image's initrd's words, the template's."""
     return " ".join(filter(None, ("panic=-1", _image_initrd_words(template), template.cmdline)))
 
 
 def cmdline(template: Template) -> str:
-    """The kernel command line: the machine profile's words, then cmdline_base's."""
-    line = " ".join(filter(None, (profile(template.machine).cmdline, cmdline_base(template))))
+    """The kernel command line: the machine's words, then cmdline_base's."""
+    line = " ".join(filter(None, (shape(template.machine).cmdline, cmdline_base(template))))
     problem = cmdline_problem(line)
     if problem:
         raise TemplateError(f"template {template.name}: {problem} ([vm] cmdline with the machine's own words)")

@@ -20,7 +20,7 @@ from typing import Any
 
 from appliance.assemble.compress import Compression
 from appliance.errors import TemplateError
-from appliance.machines import Arch, Machine, cmdline_problem, machines_of, profile
+from appliance.machines import Arch, Machine, cmdline_problem, machines_of, shape
 from appliance.netspec import CONTROL_PORT, Forward, Ready, SpecError, forward_for, parse_forward, parse_ready
 from appliance.paths import ROOT
 from appliance.probes import unit_probe
@@ -605,7 +605,7 @@ def check_combined(t: Template) -> Template:
 def _check_arch(t: Template) -> None:
     """What an architecture's appliances can be: aarch64 boots Debian's arm64 kernel on
     virt, without the x86-only parts (the minimal kernel, PVH, NVDIMM, COM2)."""
-    if profile(t.machine).arch is not t.arch:
+    if shape(t.machine).arch is not t.arch:
         fits = ", ".join(m.value for m in machines_of(t.arch))
         raise _fail(t.name, f"[vm] machine = {t.machine.value!r} is not an {t.arch.value} machine (for "
                             f"{t.arch.value}: {fits})")
@@ -790,7 +790,7 @@ def retarget(template: Template, arch: str, machine: Machine | None = None) -> T
     first) or machine, checked as the template itself would be (ARCH= and MACHINE=)."""
     target = _choice(template.name, Arch, "ARCH", arch)
     if machine is None:
-        machine = template.machine if profile(template.machine).arch is target else machines_of(target)[0]
+        machine = template.machine if shape(template.machine).arch is target else machines_of(target)[0]
     return check_combined(replace(template, arch=target, machine=machine))
 
 

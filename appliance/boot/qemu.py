@@ -26,7 +26,7 @@ from appliance import proc
 from appliance.bundle import BOOT_DISK, BOOT_KIND, Bundle
 from appliance.clocks import Clock
 from appliance.errors import ApplianceError, BootError
-from appliance.machines import Accel, Arch, Machine, cmdline_problem, profile
+from appliance.machines import Accel, Arch, Machine, cmdline_problem, shape
 from appliance.netspec import CONTROL_PORT, Forward
 from appliance.probes import PORT_FIRMWARE, PORT_KERNEL
 from appliance.proc import PACKAGES, find_tool
@@ -58,7 +58,7 @@ class BootFiles:
 
 def virtio_bus(bundle: Bundle) -> str:
     """QEMU's name for the machine's virtio transport: virtio-*-device on virtio-mmio."""
-    return "device" if profile(bundle.machine).virtio_transport == "virtio_mmio" else "pci"
+    return "device" if shape(bundle.machine).virtio_transport == "virtio_mmio" else "pci"
 
 
 @functools.lru_cache(maxsize=8)
@@ -278,7 +278,7 @@ def argv(spec: BootSpec, files: BootFiles, console_socket: Path | None = None,
         # a kernel without ACPI finds microvm's virtio-mmio devices only on its command
         # line, which QEMU writes (virtio_mmio.device=...) only when it builds no ACPI tables
         machine_options.append("acpi=off")
-    machine_args = list(profile(bundle.machine).qemu_args)
+    machine_args = list(shape(bundle.machine).qemu_args)
     machine_args[-1] = ",".join([machine_args[-1], *machine_options])
     memory = str(bundle.memory_mib)
     if machine_options:  # NVDIMMs live outside RAM: QEMU needs a slot and headroom for them

@@ -127,7 +127,7 @@ def cmd_tslog(args: argparse.Namespace) -> int:
     t0 = None
     if args.dump:
         text = _read_text(args.dump)
-        prof = tslog.profile(text, args.tsc_hz, args.buffer_records, pre_record=not args.no_pre_record)
+        prof = tslog.timeline(text, args.tsc_hz, args.buffer_records, pre_record=not args.no_pre_record)
         if not prof.records:
             raise ApplianceError(f"{args.dump} holds no tslog records "
                                  f"({prof.problems[0] if prof.problems else 'empty'})")

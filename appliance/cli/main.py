@@ -511,7 +511,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("template", nargs="?", default="benchmark",
                    help="a name in rootfs_templates/ or a path to a .toml file (default benchmark)")
     p.add_argument("--machine", choices=[m.value for m in Machine],
-                   help="a variant for this machine profile, built into build/<template>+<machine>/")
+                   help="a variant for this machine, built into build/<template>+<machine>/")
     p.add_argument("--build-dir", help="where outputs go instead of the checkout's build/")
     p.add_argument("--kernel", help="your own bzImage")
     p.add_argument("--kernel-recipe", choices=[k.value for k in Kernel], help="the template's kernel instead")

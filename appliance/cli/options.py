@@ -184,7 +184,7 @@ def boot_options(p: argparse.ArgumentParser, timeout: float | None = BOOT_TIMEOU
                    "guest's own clocks advance with its instructions; auto: virtual under TCG, wall under KVM "
                    "(default %(default)s; docs/MEASUREMENT.md)")
     p.add_argument("--machine", choices=[m.value for m in Machine],
-                   help="boot as this machine profile instead of the bundle's")
+                   help="boot as this machine instead of the bundle's")
     p.add_argument("--cpu", metavar="MODEL", help="QEMU's -cpu model (default: max under TCG, host under KVM)")
     p.add_argument("--restore", metavar="SNAPSHOT", help="start from a snapshot's state (`appliance snapshot`) instead "
                    "of booting: the phases restore and after_restore, and service_ready for services")

@@ -1,7 +1,7 @@
 """Tune: which knobs make this bundle boot faster on this host, and by how much.
 
 A knob is a change that needs no rebuild: kernel command-line words, or a VM setting
-(vCPUs, memory, machine profile); with `--rebuild`, also a rebuilt part: the initrd
+(vCPUs, memory, machine); with `--rebuild`, also a rebuilt part: the initrd
 recompressed or without one module (rebuilt_initrd), the minimal kernel's image in
 another compression (built by the CLI). Every applicable knob becomes a variant of the bundle;
 the base and all variants are booted interleaved (a round is one boot of each), so the
@@ -25,7 +25,7 @@ from appliance.assemble.compress import Compression
 from appliance.bundle import Bundle
 from appliance.clocks import Unit
 from appliance.fsutil import atomic_write
-from appliance.machines import Arch, Machine, profile, transport_problem
+from appliance.machines import Arch, Machine, shape, transport_problem
 from appliance.results import RunRecord
 from appliance.runs import compare
 from appliance.stats import holm, smallest_p
@@ -37,7 +37,7 @@ class Knob:
     why: str  # what it changes, and the field's reason to try it
     words: str = ""  # kernel command-line words added
     settings: dict[str, Any] = field(default_factory=dict)  # Bundle.with_run settings
-    machine: Machine | None = None  # boot as this machine profile
+    machine: Machine | None = None  # boot as this machine
     pvh: bool = False  # boot the bundle's bzImage decompressed ahead of time, through its PVH entry
     kernel_image: str = ""  # boot this kernel instead (a minimal kernel without some symbols, or recompressed)
     initrd: tuple[str, ...] = ()  # rebuild the initrd: "compression=none", "compression=zstd:3", "without=MODULE"
@@ -75,10 +75,10 @@ def catalog(bundle: Bundle) -> list[Knob]:
             knobs.append(Knob(f"{mib} MiB", "memory is initialised page by page", settings={"memory_mib": mib}))
     for machine in Machine:
         reachable = transport_problem(bundle.virtio_transports, bundle.uses_virtio, machine) is None
-        same_arch = profile(machine).arch is bundle.arch  # never `machine virt` for an x86_64 bundle
+        same_arch = shape(machine).arch is bundle.arch  # never `machine virt` for an x86_64 bundle
         if machine is not bundle.machine and reachable and same_arch and (
                 machine is not Machine.Q35_QBOOT or bundle.firmware is not None):
-            knobs.append(Knob(f"machine {machine.value}", "another machine profile and firmware", machine=machine))
+            knobs.append(Knob(f"machine {machine.value}", "another machine and firmware", machine=machine))
     if kernelfetch.image_kind(bundle.kernel.read_bytes()[:0x1000]) == "bzImage":
         knobs.append(Knob("kernel decompressed (PVH)", "boot the kernel without its decompressor: under TCG most of a "
                           "distro kernel's early seconds", pvh=True))

@@ -15,7 +15,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 @pytest.fixture(scope="module")
 def chart(tmp_path_factory):
-    prof = tslog.profile((DATA / "tslog-handmade.txt").read_text(), 1e9)
+    prof = tslog.timeline((DATA / "tslog-handmade.txt").read_text(), 1e9)
     path = tmp_path_factory.mktemp("flame") / "chart.svg"
     path.write_text(flame.render(prof.spans, "handmade boot", prof.total_us))
     return path
@@ -59,7 +59,7 @@ def test_a_search_highlights_matches_and_gives_their_share(chart):
     assert not any("hit" in g.get("class", "") for g in frames(root) if g.get("data-n") == "hammer_time")
     # the share is the union of the matched frames' time (ahci_attach is drawn twice: on its
     # thread and under the wait it held up), computed here from the spans themselves
-    prof = tslog.profile((DATA / "tslog-handmade.txt").read_text(), 1e9)
+    prof = tslog.timeline((DATA / "tslog-handmade.txt").read_text(), 1e9)
     covered, end = 0.0, float("-inf")
     for s in sorted((s for s in prof.spans if re.match("^(ahci|vm_mem)", s.name)), key=lambda s: s.start_us):
         if s.end_us > end:
@@ -135,7 +135,7 @@ def test_initcall_and_tslog_flamecharts_render_with_axes_and_no_clipped_label(tm
     group = [m.group(1) for m in re.finditer(r'<g class="f"[^>]*data-n="([^"]*)"', chart)].index("initcalls")
     clipped, _ = rendered(tmp_path, "zoomed", chart, f"zoom={group}")
     assert clipped == []
-    prof = tslog.profile((DATA / "tslog-handmade.txt").read_text(), 1e9)
+    prof = tslog.timeline((DATA / "tslog-handmade.txt").read_text(), 1e9)
     clipped, ticks = rendered(tmp_path, "tslog", flame.render(prof.spans, "handmade", prof.total_us).split("\n", 1)[1])
     assert clipped == [] and ticks >= 5
 

@@ -1,4 +1,4 @@
-"""qboot built by SCons with BENCHMARK_HACK, and one bundle booted under every machine profile."""
+"""qboot built by SCons with BENCHMARK_HACK, and one bundle booted under every machine."""
 
 import pytest
 

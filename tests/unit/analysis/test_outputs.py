@@ -74,7 +74,7 @@ def test_svg_flamechart_is_well_formed_with_title_and_tooltips():
 
 
 def test_chrome_trace_is_json_with_balanced_events():
-    doc = json.loads(json.dumps(exports.chrome_trace(boot() + tslog.profile(
+    doc = json.loads(json.dumps(exports.chrome_trace(boot() + tslog.timeline(
         (DATA / "tslog-handmade.txt").read_text(), 1e9).spans)))
     assert exports.check_chrome_trace(doc) == []
     names = {e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "thread_name"}
@@ -94,7 +94,7 @@ def test_checks_catch_broken_exports():
 
 
 def test_speedscope_events_open_and_close_in_order():
-    doc = exports.speedscope(boot() + tslog.profile((DATA / "tslog-handmade.txt").read_text(), 1e9).spans)
+    doc = exports.speedscope(boot() + tslog.timeline((DATA / "tslog-handmade.txt").read_text(), 1e9).spans)
     assert doc["$schema"] == exports.SPEEDSCOPE_SCHEMA
     assert exports.check_speedscope(doc) == []
     assert [p["name"] for p in doc["profiles"]][:1] == ["boot"]

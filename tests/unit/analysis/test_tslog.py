@@ -13,11 +13,11 @@ HZ = 1e9  # 1 cycle = 1 ns, so 1000 cycles = 1 us
 SHIFT = 450.001  # the handmade dump's line 12 runs 450,000 cycles back: later records move up by that + 1
 
 
-def handmade() -> tslog.Profile:
-    return tslog.profile((DATA / "tslog-handmade.txt").read_text(), HZ, pre_record=False)
+def handmade() -> tslog.Timeline:
+    return tslog.timeline((DATA / "tslog-handmade.txt").read_text(), HZ, pre_record=False)
 
 
-def by_stack(p: tslog.Profile) -> dict[tuple[str, ...], spans.Span]:
+def by_stack(p: tslog.Timeline) -> dict[tuple[str, ...], spans.Span]:
     return {s.stack: s for s in p.spans}
 
 
@@ -60,12 +60,12 @@ def test_truncation_is_detected_and_open_frames_closed_at_the_end():
     assert any("3 frame(s) still open" in problem for problem in p.problems)
     start_init = by_stack(p)[("kernel", "mi_startup", "start_init")]
     assert start_init.end_us == p.total_us and "still open" in start_init.note
-    full = tslog.profile("0x1 10 ENTER main\n0x1 20 EXIT main\n", HZ, buffer_records=2)
+    full = tslog.timeline("0x1 10 ENTER main\n0x1 20 EXIT main\n", HZ, buffer_records=2)
     assert full.truncated and any("fill the kernel's buffer" in problem for problem in full.problems)
 
 
 def test_exit_without_enter_starts_at_the_threads_first_record():
-    p = tslog.profile("0x1 100 ENTER b\n0x1 200 EXIT b\n0x1 300 EXIT a\n", HZ, pre_record=False)
+    p = tslog.timeline("0x1 100 ENTER b\n0x1 200 EXIT b\n0x1 300 EXIT a\n", HZ, pre_record=False)
     s = by_stack(p)
     assert s[("0x1", "a")].start_us == 0.0 and s[("0x1", "a", "b")].duration_us == 0.1
     assert any("line 3: EXIT a without ENTER" in problem for problem in p.problems)
@@ -73,7 +73,7 @@ def test_exit_without_enter_starts_at_the_threads_first_record():
 
 def test_bad_lines_are_reported_with_their_number_and_skipped():
     text = "0x1 100 ENTER main\nnot a record\n0x1 150 EVENT NAP x\n0x1 200 EXIT main\n"
-    p = tslog.profile(text, HZ)
+    p = tslog.timeline(text, HZ)
     assert p.problems[:2] == ["line 2: not a tslog record: 'not a record'",
                               "line 3: EVENT must be HOLD/RELEASE/WAIT/UNWAIT with a topic, got 'NAP'"]
     assert by_stack(p)[("kernel", "main")].duration_us == 0.1
@@ -98,7 +98,7 @@ records = st.builds(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(records, st.text(string.printable, max_size=30)), max_size=60))
 def test_no_input_crashes_the_parser_and_spans_stay_well_formed(lines):
-    p = tslog.profile("\n".join(lines), HZ)
+    p = tslog.timeline("\n".join(lines), HZ)
     assert spans.problems(p.spans) == []
     assert all(s.end_us >= s.start_us >= 0 for s in p.spans)
     for problem in p.problems:
@@ -145,7 +145,7 @@ def test_deep_unclosed_nesting_costs_linear_work_and_says_what_it_left_out():
     # at its own depth, the square of the depth in stack entries; frames past MAX_DEPTH
     # are counted instead, so the spans stay a bounded multiple of the records
     lines = ["0x1 1 ENTER mi_startup"] + [f"0x1 {10 + i} ENTER f{i}" for i in range(20000)]
-    prof = tslog.profile("\n".join(lines) + "\n", 1e9, pre_record=False)
+    prof = tslog.timeline("\n".join(lines) + "\n", 1e9, pre_record=False)
     drawn = [s for s in prof.spans if s.kind == "function"]
     assert len(drawn) == tslog.MAX_DEPTH and max(len(s.stack) for s in drawn) == tslog.MAX_DEPTH + 1
     assert f"{20001 - tslog.MAX_DEPTH} frame(s) nested deeper than {tslog.MAX_DEPTH} were not drawn" in " ".join(
@@ -157,7 +157,7 @@ def test_frames_keep_their_argument_so_two_devices_are_two_frames():
     text = ("0x1 100 ENTER mi_startup\n0x1 200 ENTER config_attach_internal mainbus\n"
             "0x1 300 EXIT config_attach_internal mainbus\n0x1 400 ENTER config_attach_internal ioapic\n"
             "0x1 900 EXIT config_attach_internal ioapic\n0x1 950 ENTER start_init\n0x1 990 EXIT mi_startup\n")
-    p = tslog.profile(text, 1e6, pre_record=False)  # a cycle a microsecond
+    p = tslog.timeline(text, 1e6, pre_record=False)  # a cycle a microsecond
     named = by_stack(p)
     mainbus = named[("kernel", "mi_startup", "config_attach_internal mainbus")]
     ioapic = named[("kernel", "mi_startup", "config_attach_internal ioapic")]
@@ -170,12 +170,12 @@ def test_frames_keep_their_argument_so_two_devices_are_two_frames():
 
 def test_the_time_before_the_first_record_is_its_own_frame_unless_left_out():
     text = "0x1 5000 ENTER mi_startup\n0x1 6000 EXIT mi_startup\n"
-    p = tslog.profile(text, HZ)
+    p = tslog.timeline(text, HZ)
     before = by_stack(p)[("kernel", tslog.BEFORE)]
     assert (before.start_us, before.end_us) == (0.0, 5.0) and p.total_us == 6.0
     assert by_stack(p)[("kernel", "mi_startup")].start_us == 5.0
     assert "no start_init record: the profile ends at the last record and may be truncated" in p.problems
-    left_out = tslog.profile(text, HZ, pre_record=False)
+    left_out = tslog.timeline(text, HZ, pre_record=False)
     assert ("kernel", tslog.BEFORE) not in by_stack(left_out) and left_out.total_us == 1.0
 
 
@@ -206,7 +206,7 @@ FREEBSD = """0x1 100 ENTER main
 
 
 def test_netbsd_exits_without_their_argument_close_the_innermost_frame_of_that_function():
-    netbsd, freebsd = (tslog.profile(text, 1e6, pre_record=False) for text in (NETBSD, FREEBSD))
+    netbsd, freebsd = (tslog.timeline(text, 1e6, pre_record=False) for text in (NETBSD, FREEBSD))
     assert netbsd.problems == [] and freebsd.problems == []
     got = {(s.stack, s.start_us, s.end_us) for s in netbsd.spans}
     assert got == {(s.stack, s.start_us, s.end_us) for s in freebsd.spans}
@@ -220,7 +220,7 @@ def test_netbsd_exits_without_their_argument_close_the_innermost_frame_of_that_f
 
 
 def test_the_time_before_the_first_record_lies_inside_the_kernel_threads_root():
-    p = tslog.profile("0x1 5000 ENTER mi_startup\n0x1 6000 EXIT mi_startup\n", HZ)
+    p = tslog.timeline("0x1 5000 ENTER mi_startup\n0x1 6000 EXIT mi_startup\n", HZ)
     root = by_stack(p)[("kernel",)]
     before = by_stack(p)[("kernel", tslog.BEFORE)]
     assert root.start_us <= before.start_us and before.end_us <= root.end_us
@@ -229,7 +229,7 @@ def test_the_time_before_the_first_record_lies_inside_the_kernel_threads_root():
 
 def test_freebsds_threadless_early_records_belong_to_the_boot_thread():
     text = "0x0 400 ENTER hammer_time\n0x0 900 EXIT hammer_time\n0x1 1000 ENTER mi_startup\n0x1 2000 EXIT mi_startup\n"
-    p = tslog.profile(text, 1e6)
+    p = tslog.timeline(text, 1e6)
     assert p.threads == {"0x0": "kernel", "0x1": "kernel"}
     assert "kernel;hammer_time 500" in spans.collapsed(p.spans) and "kernel 100" in spans.collapsed(p.spans)
     assert spans.problems(p.spans) == []

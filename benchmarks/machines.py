@@ -1,4 +1,4 @@
-"""Benchmark: one bundle under each machine profile, interleaved.
+"""Benchmark: one bundle under each machine, interleaved.
 
 The `benchmark` appliance built for q35-qboot (so it carries our qboot), booted as
 microvm, q35-qboot, pc-seabios and q35-ovmf (UEFI: Debian's OVMF loading the kernel
@@ -9,7 +9,7 @@ SeaBIOS's and OVMF's inferred from the trace: from the first I/O write to the la
 fw_cfg access, so OVMF's "firmware" ends when it has read the kernel in, and the EFI
 stub's work and ExitBootServices count as kernel).
 
-    .venv/bin/python benchmarks/profiles.py -n 10
+    .venv/bin/python benchmarks/machines.py -n 10
 """
 
 from __future__ import annotations
