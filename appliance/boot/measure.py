@@ -243,15 +243,15 @@ class _Service:
         return min(limit, self.stop_sent_at + STOP_GRACE_S) if self.stop_sent_at else limit
 
 
-def _not_ready(bundle: Bundle, session: _Service, console: str, timeout: float | None) -> BootError:
+def _not_ready(bundle: Bundle, svc: _Service, console: str, timeout: float | None) -> BootError:
     """Why a service boot ended without an answer: the guest's own failure if it shows
     one (a panic, a failed network, a service that exited), else the time limit."""
     check_console(console)
     ready = bundle.ready
     assert ready is not None
     answered = ""
-    if isinstance(session.waiter, service.AnswerWaiter) and session.waiter.last_status is not None:
-        answered = f" (its last answer was HTTP {session.waiter.last_status})"
+    if isinstance(svc.waiter, service.AnswerWaiter) and svc.waiter.last_status is not None:
+        answered = f" (its last answer was HTTP {svc.waiter.last_status})"
     if timeout is None:
         exited = _PAYLOAD.search(console)
         how = f": {exited.group(1)}" if exited else ""
@@ -260,13 +260,13 @@ def _not_ready(bundle: Bundle, session: _Service, console: str, timeout: float |
                      tail(console))
 
 
-def _hung(bundle: Bundle, session: _Service, console: str, timeout: float) -> BootError:
+def _hung(bundle: Bundle, svc: _Service, console: str, timeout: float) -> BootError:
     """Why a boot that QEMU did not end in time failed."""
-    if session.stop_sent_at:
+    if svc.stop_sent_at:
         return BootError(f"the guest did not power off within {STOP_GRACE_S:g} s of the host's stop request; "
                          "QEMU was killed", tail(console))
-    if bundle.ready is not None and not session.ready_ns:
-        return _not_ready(bundle, session, console, timeout)
+    if bundle.ready is not None and not svc.ready_ns:
+        return _not_ready(bundle, svc, console, timeout)
     check_console(console)  # a panic that ended in a hang says more than "timeout"
     if bundle.image_init:
         return BootError(never_finished(bundle, console, timeout), tail(console))
@@ -325,11 +325,11 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
     """One start of QEMU for SPEC: launched, waited for (held with HOLD), collected."""
     files = _boot_files(spec, work)
     spec = _with_runtime_words(spec)
-    session = _service_of(spec.bundle)
-    argv = qemu.argv(spec, files, host_ports=session.ports)
+    svc = _service_of(spec.bundle)
+    argv = qemu.argv(spec, files, host_ports=svc.ports)
     piped = spec.channel in (Channel.SERIAL, Channel.PERF)
     watch = ConsoleWatch(files.console, None if piped else echo)
-    holder = _Holder(hold, spec.bundle, session)
+    holder = _Holder(hold, spec.bundle, svc)
     limit = time.monotonic() + spec.timeout
     clock = None
     try:
@@ -341,12 +341,12 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
                 reader = threading.Thread(target=clock.run, daemon=True)
                 reader.start()
             resumed_ns = _restored(vm, files, spec.restore.state, limit) if spec.restore is not None else 0
-            session.start(spec.bundle, files, holder.holding, restored=spec.restore is not None)
-            done, interrupted = _wait(vm, spec, session, watch, holder, files, limit)
+            svc.start(spec.bundle, files, holder.holding, restored=spec.restore is not None)
+            done, interrupted = _wait(vm, spec, svc, watch, holder, files, limit)
             if reader is not None:
                 reader.join(timeout=5)
     finally:
-        session.end()
+        svc.end()
         if files.qmp is not None and files.qmp.parent != work:  # socket_path's short folder: ours to remove
             shutil.rmtree(files.qmp.parent, ignore_errors=True)
     watch.poll()
@@ -355,12 +355,12 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
                         "program?): the guest's result is unknown")
     raw = RawBoot(done, _read(files.console), _read(files.trace), clock.lines if clock else [], argv, files.perf,
                   _read(files.profiled) if files.profiled else "", resumed_ns=resumed_ns,
-                  insns=_read(files.insns) if files.insns else "", warnings=session.warnings)
+                  insns=_read(files.insns) if files.insns else "", warnings=svc.warnings)
     if spec.bundle.ready is not None and done.returncode == 0 and not interrupted:
-        if not session.ready_ns:
-            raise _not_ready(spec.bundle, session, raw.console, None)
-        raw.ready_ns = session.ready_ns
-        raw.forwards = service.describe(spec.bundle.forwards or (), session.ports)
+        if not svc.ready_ns:
+            raise _not_ready(spec.bundle, svc, raw.console, None)
+        raw.ready_ns = svc.ready_ns
+        raw.forwards = service.describe(spec.bundle.forwards or (), svc.ports)
     return raw
 
 
@@ -398,7 +398,7 @@ class _Holder:
 
     callback: Callable[[list[str]], None] | None
     bundle: Bundle
-    session: _Service
+    svc: _Service
     held: bool = False
 
     @property
@@ -408,15 +408,15 @@ class _Holder:
     def tick(self) -> None:
         if self.callback is None or self.held:
             return
-        if self.session.ready_ns or self.bundle.ready is None:
+        if self.svc.ready_ns or self.bundle.ready is None:
             self.held = True
-            self.callback(service.describe(self.bundle.forwards or (), self.session.ports))
+            self.callback(service.describe(self.bundle.forwards or (), self.svc.ports))
 
     def deadline(self, limit: float) -> float:
-        return float("inf") if self.held else self.session.deadline(limit)
+        return float("inf") if self.held else self.svc.deadline(limit)
 
 
-def _wait(vm: qemu.Qemu, spec: BootSpec, session: _Service, watch: ConsoleWatch, holder: _Holder,
+def _wait(vm: qemu.Qemu, spec: BootSpec, svc: _Service, watch: ConsoleWatch, holder: _Holder,
           files: qemu.BootFiles, limit: float) -> tuple[qemu.Exit, bool]:
     """QEMU's end, and whether a Ctrl-C of `--serve` powered the guest off. A boot past
     its deadline is killed and explained; a service that took the stop request and then
@@ -424,31 +424,31 @@ def _wait(vm: qemu.Qemu, spec: BootSpec, session: _Service, watch: ConsoleWatch,
 
     def tick() -> None:
         watch.poll()
-        session.tick(holder.holding)
+        svc.tick(holder.holding)
         holder.tick()
 
     try:
         return vm.wait(lambda: holder.deadline(limit), on_tick=tick), False
     except KeyboardInterrupt:
-        if not holder.holding or session.control is None:
+        if not holder.holding or svc.control is None:
             raise
-        return _serve_interrupted(vm, session, watch), True
+        return _serve_interrupted(vm, svc, watch), True
     except BootError:
-        if session.stop_sent_at and session.ready_ns and session.acknowledged:
+        if svc.stop_sent_at and svc.ready_ns and svc.acknowledged:
             # measured, and the guest took the stop: a power-off that hangs (seen rarely
             # under TCG) is the teardown's failure, not the boot's
-            session.warnings.append(f"the guest did not power off within {STOP_GRACE_S:g} s of taking the "
+            svc.warnings.append(f"the guest did not power off within {STOP_GRACE_S:g} s of taking the "
                                     "stop request; QEMU was ended with SIGTERM")
             return replace(vm.stop(STOP_GRACE_S), returncode=0), False
         vm.kill()
-        raise _hung(spec.bundle, session, _read(files.console), spec.timeout) from None
+        raise _hung(spec.bundle, svc, _read(files.console), spec.timeout) from None
 
 
-def _serve_interrupted(vm: qemu.Qemu, session: _Service, watch: ConsoleWatch) -> qemu.Exit:
+def _serve_interrupted(vm: qemu.Qemu, svc: _Service, watch: ConsoleWatch) -> qemu.Exit:
     """Ctrl-C on `--serve`: ask the guest to power off and wait for it (an init that does
     not listen yet, an early Ctrl-C, ends QEMU as for a boot)."""
-    session.stop()
-    if not session.acknowledged:
+    svc.stop()
+    if not svc.acknowledged:
         raise KeyboardInterrupt
     try:
         return vm.wait(time.monotonic() + STOP_GRACE_S, on_tick=watch.poll)
