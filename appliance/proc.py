@@ -84,7 +84,7 @@ def _resolved(argv: list[str]) -> list[str]:
     return [exe, *argv[1:]]
 
 
-def _complete(argv: list[str], cwd: Path | None, env: Mapping[str, str] | None, timeout: float | None,
+def _complete(argv: list[str], cwd: Path | None, env: Mapping[str, str] | None, timeout: float | None, *,
               text: bool, capture: bool, group: bool = False) -> subprocess.CompletedProcess[Any]:
     """argv run to completion, output captured unless CAPTURE is false (then it goes to ours).
     With GROUP it runs in a process group of its own, and a timeout or an interrupt ends

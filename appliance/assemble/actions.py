@@ -402,8 +402,9 @@ def make_bundle(config: BuildConfig, target: list[Any], source: list[Any]) -> No
         (folder / bundle.BOOT_DISK).unlink(missing_ok=True)  # left by an earlier LOADER=systemd-boot build
     carries_uki = template.machine is Machine.Q35_OVMF and not boot_disk
     if carries_uki:  # what OVMF boots: the kernel, initrd and command line as one EFI program
-        uki.build(folder / "kernel", folder / "initrd", cmdline, uki.osrel(template.name, facts["kernel_release"]),
-                  folder / bundle.UKI, epoch=config.source_date_epoch)
+        uki.build(folder / "kernel", folder / "initrd", cmdline,
+                  release_text=uki.osrel(template.name, facts["kernel_release"]), out=folder / bundle.UKI,
+                  epoch=config.source_date_epoch)
     else:
         (folder / bundle.UKI).unlink(missing_ok=True)  # left by an earlier MACHINE=q35-ovmf build
     bundle.write_manifest(folder, manifest.spec(template, build=build, transports=facts["virtio_transports"],
@@ -463,7 +464,8 @@ def make_release_uki(config: BuildConfig, target: list[Any], source: list[Any]) 
     target_bundle = bundle.load(folder)
     cmdline = f"{shape(Machine.Q35_OVMF).cmdline} {target_bundle.cmdline_base}"
     uki.build(folder / "kernel", folder / "initrd", cmdline,
-              uki.osrel(target_bundle.name, target_bundle.kernel_release), out, epoch=config.source_date_epoch)
+              release_text=uki.osrel(target_bundle.name, target_bundle.kernel_release), out=out,
+              epoch=config.source_date_epoch)
     print(f"  {out.name}: {out.stat().st_size} bytes (UKI: systemd's EFI stub, kernel, initrd, command line)")
 
 

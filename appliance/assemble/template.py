@@ -564,7 +564,7 @@ def _network(name: str, raw: dict[str, Any]) -> tuple[Forward, ...]:
     return tuple(forwards)
 
 
-def _service(name: str, raw: dict[str, Any], network: bool, forwards: tuple[Forward, ...],
+def _service(name: str, raw: dict[str, Any], *, network: bool, forwards: tuple[Forward, ...],
              payload: tuple[str, ...], shell: tuple[str, ...], probes: tuple[tuple[int, str], ...]
              ) -> tuple[Ready | None, tuple[Forward, ...]]:
     """[service]'s readiness check, and the forwards with the one it needs (host port 0
@@ -693,8 +693,9 @@ def parse_template(name: str, text: str, folder: Path, programs_available: set[s
     network = "network" in raw
     forwards = _network(name, raw.get("network", {}))
     probes = _with_unit_probes(name, _probes(name, raw.get("probes", {})), units)
-    ready, forwards = _service(name, raw.get("service", {}), network, forwards,
-                               ("/sbin/init",) if image_init else get("payload"), get("shell"), probes)
+    ready, forwards = _service(name, raw.get("service", {}), network=network, forwards=forwards,
+                               payload=("/sbin/init",) if image_init else get("payload"), shell=get("shell"),
+                               probes=probes)
     arch = get("arch")
     machine = given.get("machine", machines_of(arch)[0])
     initrd = _image_initrd(name, raw.get("image", {}))

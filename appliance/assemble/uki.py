@@ -74,7 +74,7 @@ def restamp(image: bytes, epoch: int) -> bytes:
     return bytes(data)
 
 
-def build(kernel: Path, initrd: Path, cmdline: str, release_text: str, out: Path, *, epoch: int = 0,
+def build(kernel: Path, initrd: Path, cmdline: str, *, release_text: str, out: Path, epoch: int = 0,
           stub: Path = STUB) -> None:
     """Write the UKI of KERNEL, INITRD and CMDLINE to OUT (atomically), stamped EPOCH."""
     if not stub.is_file():

@@ -205,8 +205,8 @@ class _Service:
             return
         # our init announces its network on the console; a restored guest's network is up already
         console = files.console if emits_init_start(bundle) and not restored else None
-        self.waiter = service.waiter_for(ready, bundle.forwards or (), self.ports, bundle.send, files.trace,
-                                         bundle.probe_table, console)
+        self.waiter = service.waiter_for(ready, bundle.forwards or (), self.ports, send=bundle.send, trace=files.trace,
+                                         table=bundle.probe_table, console=console)
         if isinstance(self.waiter, service.AnswerWaiter):
             waiter = self.waiter
 
@@ -342,7 +342,7 @@ def _run_once(spec: BootSpec, work: Path, echo: IO[str] | None, hold: Callable[[
                 reader.start()
             resumed_ns = _restored(vm, files, spec.restore.state, limit) if spec.restore is not None else 0
             svc.start(spec.bundle, files, holder.holding, restored=spec.restore is not None)
-            done, interrupted = _wait(vm, spec, svc, watch, holder, files, limit)
+            done, interrupted = _wait(vm, spec, svc, watch, holder=holder, files=files, limit=limit)
             if reader is not None:
                 reader.join(timeout=5)
     finally:
@@ -416,7 +416,7 @@ class _Holder:
         return float("inf") if self.held else self.svc.deadline(limit)
 
 
-def _wait(vm: qemu.Qemu, spec: BootSpec, svc: _Service, watch: ConsoleWatch, holder: _Holder,
+def _wait(vm: qemu.Qemu, spec: BootSpec, svc: _Service, watch: ConsoleWatch, *, holder: _Holder,
           files: qemu.BootFiles, limit: float) -> tuple[qemu.Exit, bool]:
     """QEMU's end, and whether a Ctrl-C of `--serve` powered the guest off. A boot past
     its deadline is killed and explained; a service that took the stop request and then

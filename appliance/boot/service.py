@@ -227,7 +227,7 @@ class Control:
         return False
 
 
-def waiter_for(ready: Ready, forwards: tuple[Forward, ...], ports: dict[Forward, int], send: bytes,
+def waiter_for(ready: Ready, forwards: tuple[Forward, ...], ports: dict[Forward, int], *, send: bytes,
                trace: Path, table: dict[tuple[int, int], str], console: Path | None) -> AnswerWaiter | ProbeWaiter:
     """The check for READY; CONSOLE, when the guest's init announces its network there."""
     if ready.kind == "probe":

@@ -97,8 +97,8 @@ def _wait_for_point(vm: qemu.Qemu, spec: BootSpec, files: qemu.BootFiles, probe:
     if probe is None:
         ready = bundle.ready
         assert ready is not None
-        waiter = service.waiter_for(ready, bundle.forwards or (), ports, bundle.send, files.trace, bundle.probe_table,
-                                    files.console)
+        waiter = service.waiter_for(ready, bundle.forwards or (), ports, send=bundle.send, trace=files.trace,
+                                    table=bundle.probe_table, console=files.console)
         if isinstance(waiter, service.AnswerWaiter):
             thread = threading.Thread(target=waiter.run, daemon=True)
             thread.start()

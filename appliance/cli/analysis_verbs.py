@@ -77,7 +77,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
           f"{'' if args.no_baseline else f' and {args.n} plain boots, interleaved'} (+1 warm-up each)",
           file=sys.stderr)
     store = store_for(args)
-    boots = debugboots.boot(target, choice, args.n, analyze.debug_cmdline(target, args.source),
+    boots = debugboots.boot(target, choice, args.n, debug_cmdline=analyze.debug_cmdline(target, args.source),
                             baseline=not args.no_baseline, timeout=args.timeout, append=args.append or "")
     doc = analyze.document(target, boots.counted_debug(), boots.counted_plain(), boots.run_set(), args.source)
     out = Path(args.output or f"analysis-{Path(args.bundle).resolve().name}.json")

@@ -161,8 +161,8 @@ def _bench(args: argparse.Namespace, session: bench.Session, host: dict[str, Any
         return gate.decide(baseline["runs"], session.runs, args.phase, threshold=args.threshold,
                            confidence=args.confidence, looks=len(looks), unit=unit).verdict != gate.INCONCLUSIVE
 
-    doc = bench.run_then_write([session], session.plan.warmup, max_n, out, lambda complete, _: session.document(complete, host),
-                               looks=looks, stop=decided)
+    doc = bench.run_then_write([session], session.plan.warmup, max_n, out,
+                               document=lambda complete, _: session.document(complete, host), looks=looks, stop=decided)
     record_results(args, store, doc, GATE_SOURCE + str(out.resolve()))
     return doc, len(looks)
 

@@ -251,7 +251,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     a, b = load_bundle(args.a, args), load_bundle(args.b, args)
     out = output_path(args.output or "compare.json")
     store = store_for(args)
-    doc = ab.compare_bundles(a, b, choice, plan, question, out, resumed=args.resume)
+    doc = ab.compare_bundles(a, b, choice, plan, question=question, out=out, resumed=args.resume)
     result = doc["comparison"]
     say(f"A: {args.a}\nB: {args.b}{f' + {args.append_b!r}' if args.append_b else ''}",
         a=args.a, b=args.b, append_b=args.append_b)

@@ -31,7 +31,7 @@ class Question:
     restore_b: Snapshot | None = None  # B restores this snapshot (A boots)
 
 
-def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, question: Question,
+def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, *, question: Question,
                     out: Path, resumed: bool = False) -> dict[str, Any]:
     """Boot A and B interleaved (in a random, balanced order per round) and compare them
     phase by phase; with a larger max_n, boot on until the primary phase is decided.
@@ -63,7 +63,7 @@ def compare_bundles(a: Bundle, b: Bundle, accel: AccelChoice, plan: bench.Plan, 
             result["sequential"] = {"looks": looks, "stopped_after": ran, "reason": reason[0]}
         return results.comparison(side_a, side_b, result, complete=complete, append_b=question.append_b)
 
-    doc: dict[str, Any] = bench.run_then_write(sessions, plan.warmup, max_n, out, document, looks=looks, stop=stop,
+    doc: dict[str, Any] = bench.run_then_write(sessions, plan.warmup, max_n, out, document=document, looks=looks, stop=stop,
                                                start=start)
     return doc
 
@@ -89,5 +89,5 @@ def crosscheck_channels(bundle: Bundle, accel: AccelChoice, plan: bench.Plan, ch
             check["paired_exit_trace"] = compare.paired_disagreement(docs["exit"]["runs"])
         return results.crosscheck(docs, check, complete=complete)
 
-    doc: dict[str, Any] = bench.run_then_write(list(sessions.values()), plan.warmup, plan.n, out, document)
+    doc: dict[str, Any] = bench.run_then_write(list(sessions.values()), plan.warmup, plan.n, out, document=document)
     return doc

@@ -31,7 +31,7 @@ class Spread(Protocol):
     """Somewhere else to run interleaved rounds: a cluster of workers (appliance.fleet).
     Same arguments and answer as `interleave`, whose rounds it runs in blocks."""
 
-    def interleave(self, sessions: Sequence[Session], warmup: int, n: int, progress: Progress | None,
+    def interleave(self, sessions: Sequence[Session], warmup: int, n: int, *, progress: Progress | None,
                    looks: Sequence[int], stop: Callable[[int], bool] | None, start: int) -> int: ...
 
 
@@ -301,8 +301,8 @@ def saved_doc(path: Path, kind: str) -> dict[str, Any]:
     return doc
 
 
-def run_then_write(sessions: Sequence[Session], warmup: int, n: int, out: Path,
-                   document: Callable[[bool, int], Mapping[str, Any]], *, progress: Progress | None = tty_progress,
+def run_then_write(sessions: Sequence[Session], warmup: int, n: int, out: Path, *,
+                   document: Callable[[bool, int], Mapping[str, Any]], progress: Progress | None = tty_progress,
                    looks: Sequence[int] = (), stop: Callable[[int], bool] | None = None, start: int = 0) -> Any:
     """Interleave SESSIONS (see interleave), then write DOCUMENT(complete, rounds run) to
     OUT and return it: whole, or partial and marked incomplete when a boot failed or the
@@ -324,6 +324,6 @@ def bench(bundle: Bundle, *, accel: AccelChoice, plan: Plan, out: Path,
     host = hostfacts.collect(bundle.arch)
     session = Session(bundle, accel, plan)
     start = resume([session], [saved_doc(out, "bench")], out, host) if resumed else 0
-    doc: RunSet = run_then_write([session], plan.warmup, plan.n, out, lambda complete, _: session.document(complete, host),
-                                 progress=progress, start=start)
+    doc: RunSet = run_then_write([session], plan.warmup, plan.n, out,
+                                 document=lambda complete, _: session.document(complete, host), progress=progress, start=start)
     return doc

@@ -47,7 +47,7 @@ class Outcome:
     builds: int
 
 
-def classify(good: list[RunRecord], mid: list[RunRecord], bad: list[RunRecord], phase: str,
+def classify(good: list[RunRecord], mid: list[RunRecord], bad: list[RunRecord], *, phase: str,
              confidence: float, looks: int, unit: Unit = Unit.MS) -> tuple[str, str]:
     """Which side of the step MID lies on: the interval of MID/GOOD (at the level split
     over the looks) entirely beyond the halfway point of the step GOOD -> BAD (the
@@ -113,8 +113,9 @@ def _step(names: tuple[str, str, str], bundles: list[Bundle], accel: AccelChoice
     state = {"verdict": UNDECIDED, "reason": "not booted"}
 
     def decided(rounds: int) -> bool:
-        state["verdict"], state["reason"] = classify(sessions[0].runs, sessions[1].runs, sessions[2].runs, phase,
-                                                     confidence, len(looks), unit_of(plan.clock))
+        state["verdict"], state["reason"] = classify(sessions[0].runs, sessions[1].runs, sessions[2].runs, phase=phase,
+                                                     confidence=confidence, looks=len(looks),
+                                                     unit=unit_of(plan.clock))
         return state["verdict"] != UNDECIDED
 
     host = hostfacts.collect(bundles[0].arch)
@@ -126,7 +127,7 @@ def _step(names: tuple[str, str, str], bundles: list[Bundle], accel: AccelChoice
                 "reason": state["reason"], "boots": ran, "phase": phase}
         return results.bisect_step(sides, step, complete=complete)
 
-    doc = bench.run_then_write(sessions, plan.warmup, max(max_n, plan.n), path, document, looks=looks, stop=decided)
+    doc = bench.run_then_write(sessions, plan.warmup, max(max_n, plan.n), path, document=document, looks=looks, stop=decided)
     if save is not None:
         save(doc)
     return Step(names[0], names[1], names[2], state["verdict"], doc["step"]["boots"], state["reason"])

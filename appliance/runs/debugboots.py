@@ -34,7 +34,7 @@ class DebugBoots:
         return (self.plain or self.debug).document(True, self.host)
 
 
-def boot(bundle: Bundle, accel: AccelChoice, n: int, debug_cmdline: str, *, baseline: bool = True,
+def boot(bundle: Bundle, accel: AccelChoice, n: int, *, debug_cmdline: str, baseline: bool = True,
          timeout: float = 180.0, append: str = "", progress: Progress = tty_progress) -> DebugBoots:
     """N boots with DEBUG_CMDLINE (and N plain ones, interleaved, unless not BASELINE),
     each after one warm-up; APPEND goes on both sides' command lines."""

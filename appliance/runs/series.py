@@ -88,5 +88,5 @@ def boot_series(target: Bundle, accel: AccelChoice, plan: bench.Plan, kernels: l
                              unit=unit_of(plan.clock))
         return doc
 
-    written: dict[str, Any] = bench.run_then_write(sessions, plan.warmup, plan.n, out, document)
+    written: dict[str, Any] = bench.run_then_write(sessions, plan.warmup, plan.n, out, document=document)
     return written

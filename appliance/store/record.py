@@ -95,7 +95,7 @@ def record(engine: Engine, url: str, doc: Mapping[str, Any], label: str = "", so
                 return Recorded(found, _sets_of(connection, found), False)
             document_id = _new_id(connection.execute(insert(documents).values(
                 sha256=sha, kind=results.kind(doc), recorded_at=now, source=source or "", body=json.dumps(doc))))
-            ids = tuple(_record_side(connection, document_id, now, side, results.kind(doc), label, name)
+            ids = tuple(_record_side(connection, document_id, now, side, kind=results.kind(doc), label=label, name=name)
                         for name, side in results.labelled_sides(doc).items())
     except IntegrityError:  # another writer recorded the same document between our look and our insert
         with engine.connect() as connection:
@@ -106,7 +106,7 @@ def record(engine: Engine, url: str, doc: Mapping[str, Any], label: str = "", so
     return Recorded(document_id, ids, True)
 
 
-def _record_side(connection: Connection, document_id: int, now: datetime, side: RunSet, kind: str,
+def _record_side(connection: Connection, document_id: int, now: datetime, side: RunSet, *, kind: str,
                  label: str, name: str) -> int:
     run_set_id = _new_id(connection.execute(insert(run_sets).values(
         document_id=document_id, recorded_at=now, **dimensions(side, kind, label, name))))
