@@ -33,8 +33,8 @@ import argparse
 import os
 import random
 import re
+import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,7 +46,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from appliance import bundle, results  # noqa: E402
+from appliance import bundle, proc, results  # noqa: E402
 from appliance.boot import accel, hostfacts  # noqa: E402
 from appliance.runs.bench import Plan, Session  # noqa: E402
 from benchmarks.common import SCONS  # noqa: E402
@@ -131,9 +131,9 @@ def main() -> None:
     kinds = [k for k in args.faults.split(",") if k in FAULTS]
     build = Path(tempfile.mkdtemp(prefix="appliance-soak-build-"))
     scons = SCONS
-    subprocess.run([scons, "-Q", "appliance", f"BUILD_DIR={build}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    proc.run([scons, "-Q", "appliance", f"BUILD_DIR={build}"], cwd=ROOT)
     tmp = Path(tempfile.mkdtemp(prefix="appliance-soak-tmp-"))
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "soak", str(tmp)], check=True)
+    proc.run(["mount", "-t", "tmpfs", "-o", "size=64m", "soak", str(tmp)])
     tempfile.tempdir = str(tmp)  # every boot's folder lands on the small tmpfs
     target = bundle.load(build / "benchmark")
     restore = take_snapshot(target, build / "snapshot") if args.restore else None
@@ -164,9 +164,9 @@ def main() -> None:
         doc = session.document(len(session.runs) == args.n, hostfacts.collect(target.arch))
         results.write(Path(args.output), doc)
         leftovers = [p.name for p in tmp.iterdir()]
-        subprocess.run(["umount", str(tmp)], check=False)
+        proc.run(["umount", str(tmp)], check=False)
         os.rmdir(tmp)
-        subprocess.run(["rm", "-rf", str(build)], check=False)
+        shutil.rmtree(build, ignore_errors=True)
     print(file=sys.stderr)
     report(results.read(Path(args.output)), planned, leftovers, time.monotonic() - started, restored=args.restore)
     builds(args.builds, scons)
@@ -178,8 +178,8 @@ def take_snapshot(target: bundle.Bundle, folder: Path) -> Any:
     """A snapshot of TARGET at its payload's start (`appliance snapshot`), loaded."""
     from appliance import snapshot
 
-    subprocess.run([sys.executable, "-m", "appliance", "snapshot", str(target.path), "--accel", "tcg", "-o",
-                    str(folder)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    proc.run([sys.executable, "-m", "appliance", "snapshot", str(target.path), "--accel", "tcg", "-o", str(folder)],
+             cwd=ROOT)
     return snapshot.load(folder)
 
 
@@ -194,22 +194,25 @@ def fleet(n: int, scons: str, rng: random.Random) -> None:
     from tests import dask_cluster
 
     build = Path(tempfile.mkdtemp(prefix="appliance-soak-fleet-"))
-    subprocess.run([scons, "-Q", "appliance", f"BUILD_DIR={build}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    proc.run([scons, "-Q", "appliance", f"BUILD_DIR={build}"], cwd=ROOT)
     out = build / "fleet.json"
+    stderr_file = build / "bench.stderr"
     done: dict[str, str] = {}
     started = time.monotonic()
     with dask_cluster.cluster(["w1", "w2"]) as running:
-        bench = subprocess.Popen([sys.executable, "-m", "appliance", "bench", str(build / "benchmark"), "-n", str(n),
-                                  "--warmup", "0", "--accel", "tcg", "--keep-going", "-o", str(out), "--no-record",
-                                  *running.client_args()], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        with stderr_file.open("wb") as err:
+            bench = proc.spawn([sys.executable, "-m", "appliance", "bench", str(build / "benchmark"), "-n", str(n),
+                                "--warmup", "0", "--accel", "tcg", "--keep-going", "-o", str(out), "--no-record",
+                                *running.client_args()], cwd=ROOT, stdout=proc.DEVNULL, stderr=err)
         damaged: list[str] = []
         for fault in FLEET_FAULTS:
             time.sleep(rng.uniform(4, 10))
             if bench.poll() is not None:
                 break
             done[fault] = fleet_fault(fault, running, rng, damaged)
-        stdout, stderr = bench.communicate(timeout=3600)
+        if bench.wait(timeout=3600) is None:
+            bench.end()
+        stderr = stderr_file.read_text(errors="replace")
         left = [pid for label in running.workers for pid in running.qemus(label)]
         discarded = sum(running.log(label).count("changed since it arrived") for label in running.workers)
     doc = results.read(out)
@@ -226,7 +229,7 @@ def fleet(n: int, scons: str, rng: random.Random) -> None:
     print(f"- QEMU processes left on the workers: {len(left)}")
     print(f"- damaged cache pieces the workers found and threw out before booting: {discarded}")
     print(f"- the bench's last line: {(stderr.strip().splitlines() or [''])[-1][:200]}")
-    subprocess.run(["rm", "-rf", str(build)], check=False)
+    shutil.rmtree(build, ignore_errors=True)
 
 
 def fleet_fault(fault: str, running: Any, rng: random.Random, damaged: list[str]) -> str:
@@ -266,17 +269,20 @@ def builds(rounds: int, scons: str) -> None:
     outcome: Counter[str] = Counter()
     # a private cache (the real one's kernels hard-linked in): the cleaning must not empty yours
     cache = Path(tempfile.mkdtemp(prefix="appliance-soak-cache-"))
-    subprocess.run(["cp", "-al", str(kernelfetch.cache_dir() / "kernels"), str(cache / "kernels")], check=True)
+    proc.run(["cp", "-al", str(kernelfetch.cache_dir() / "kernels"), str(cache / "kernels")])
     env = {**os.environ, "APPLIANCE_CACHE": str(cache)}
     for _ in range(rounds):
         build = Path(tempfile.mkdtemp(prefix="appliance-soak-builds-"))
         argv = [scons, "-Q", "appliance", "TEMPLATE=disk", f"BUILD_DIR={build}"]
-        first, second = (subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                          env=env) for _ in range(2))
+        logs = [build / f"scons-{k}.stderr" for k in (1, 2)]
+        children = []
+        for log in logs:
+            with log.open("wb") as err:
+                children.append(proc.spawn(argv, cwd=ROOT, stdout=proc.DEVNULL, stderr=err, env=env))
         time.sleep(0.3)
-        clean = subprocess.run([sys.executable, "-m", "appliance", "cache", "--clean"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=300, env=env)
-        done = [(p.wait(timeout=900), p.stderr.read() if p.stderr else "") for p in (first, second)]
+        clean = proc.run([sys.executable, "-m", "appliance", "cache", "--clean"], cwd=ROOT, timeout=300, env=env,
+                         check=False)
+        done = [(child.wait(timeout=900), log.read_text(errors="replace")) for child, log in zip(children, logs, strict=True)]
         outcome["builds that succeeded"] += sum(code == 0 for code, _ in done)
         outcome["builds that failed"] += sum(code != 0 for code, _ in done)
         outcome["builds that waited for the other"] += sum("waiting: another build is writing" in err for _, err in done)
@@ -288,8 +294,8 @@ def builds(rounds: int, scons: str) -> None:
             outcome[f"cache cleans that failed otherwise: {clean.stderr.strip()[:80]}"] += 1
         intact = not bundle.problems(bundle.load(build / "disk", verify=False))
         outcome["bundles intact afterwards"] += intact
-        subprocess.run(["rm", "-rf", str(build)], check=False)
-    subprocess.run(["rm", "-rf", str(cache)], check=False)
+        shutil.rmtree(build, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
     print(f"\n## Concurrent builds and cache cleaning: {rounds} rounds\n")
     for what, count in outcome.items():
         print(f"- {what}: {count}")

@@ -36,7 +36,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -47,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from appliance import bundle  # noqa: E402
+from appliance import bundle, proc  # noqa: E402
 from appliance.assemble import initramfs, kernelfetch  # noqa: E402
 from appliance.assemble.kernelfetch import LOCK  # noqa: E402
 from appliance.assemble.template import (  # noqa: E402
@@ -64,7 +63,7 @@ MARK = b"appliance-probe: work_done"
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     start = time.monotonic()
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    done = proc.run(argv, cwd=ROOT, env=env, timeout=1800, check=False)
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(argv)}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return time.monotonic() - start
@@ -167,27 +166,27 @@ def boot_marks(argv: list[str], last: str = "work_done", timeout: float = 180) -
     NAME), until LAST appears."""
     start = time.monotonic()
     found: dict[str, float] = {}
-    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as child:
-        assert child.stdout is not None
-        os.set_blocking(child.stdout.fileno(), False)
-        seen = b""
-        try:
-            while time.monotonic() - start < timeout:
-                chunk = child.stdout.read(65536)
-                if chunk:
-                    seen += chunk
-                    now = (time.monotonic() - start) * 1000
-                    for mark in MARKS:
-                        if mark not in found and f"appliance-probe: {mark}".encode() in seen:
-                            found[mark] = now
-                    if last in found:
-                        return found
-                elif child.poll() is not None:
-                    break
-                else:
-                    time.sleep(0.002)
-        finally:
-            child.kill()
+    child = proc.spawn(argv, stdout=proc.PIPE, stderr=proc.DEVNULL)
+    assert child.stdout is not None
+    os.set_blocking(child.stdout.fileno(), False)
+    seen = b""
+    try:
+        while time.monotonic() - start < timeout:
+            chunk = child.stdout.read(65536)
+            if chunk:
+                seen += chunk
+                now = (time.monotonic() - start) * 1000
+                for mark in MARKS:
+                    if mark not in found and f"appliance-probe: {mark}".encode() in seen:
+                        found[mark] = now
+                if last in found:
+                    return found
+            elif child.poll() is not None:
+                break
+            else:
+                time.sleep(0.002)
+    finally:
+        child.end(grace_s=0)
     tail = seen[-1500:].decode(errors="replace")
     raise SystemExit(f"no {last} within {timeout} s from {argv[:3]}...; console tail:\n{tail}")
 
@@ -295,7 +294,7 @@ def main() -> int:
     if shutil.which("supermin") is None:
         raise SystemExit("supermin is not installed: apt-get install supermin")
     wanted = [p for name in args.sets.split(",") for p in SETS[name]]
-    status = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Status}\n", *wanted], capture_output=True, text=True)
+    status = proc.run(["dpkg-query", "-W", "-f", "${Package} ${Status}\n", *wanted], check=False)
     missing = [p for p in wanted if f"{p} install ok installed" not in status.stdout]
     if missing:
         raise SystemExit(f"supermin takes packages from the host: apt-get install {' '.join(missing)}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from appliance import proc  # noqa: E402
 from appliance.analysis import spans, tslog  # noqa: E402
 
 # One boot: devices attached under mainbus, a nested attach, a wait-free second thread
@@ -81,10 +81,9 @@ def reference(checkout: Path, text: str, system: str) -> dict[str, int]:
         dump_file.write_text(text)
         stand_ins(bin_dir, dump_file, system)
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-        stacks = subprocess.run(["sh", "tslog.sh"], cwd=checkout, env=env, capture_output=True, text=True,
-                                check=True, timeout=120).stdout
-        collapsed = subprocess.run(["perl", "stackcollapse-tslog.pl"], cwd=checkout, input=stacks, capture_output=True, text=True,
-                                   check=True, timeout=120).stdout
+        stacks = Path(tmp) / "stacks"
+        stacks.write_text(proc.run(["sh", "tslog.sh"], cwd=checkout, env=env, timeout=120).stdout)
+        collapsed = proc.run(["perl", "stackcollapse-tslog.pl", str(stacks)], cwd=checkout, timeout=120).stdout
     out = {}
     for line in collapsed.splitlines():
         path, value = line.rsplit(" ", 1)
