@@ -159,10 +159,10 @@ class Fleet:
     # -- running rounds
 
     def interleave(self, sessions: Sequence[bench.Session], warmup: int, n: int, *, progress: bench.Progress | None,
-                   looks: Sequence[int], stop: Callable[[int], bool] | None, start: int) -> int:
-        """bench.interleave's rounds, run as blocks on the cluster's workers. START is
-        read from the sessions instead: a resumed run's counted boots (every block warms
-        up on its own, so uncounted ones do not count as rounds here)."""
+                   looks: Sequence[int], stop: Callable[[int], bool] | None) -> int:
+        """bench.interleave's rounds, run as blocks on the cluster's workers. A resumed
+        run goes on from the sessions' counted boots (every block warms up on its own, so
+        uncounted ones do not count as rounds here)."""
         arch = sessions[0].bundle.arch
         arms, where = self._arms(sessions)
         start = min(sum(1 for r in s.runs if not r["warmup"]) for s in sessions)

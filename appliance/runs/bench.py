@@ -29,10 +29,11 @@ Progress = Callable[[int, int, float], None]
 
 class Spread(Protocol):
     """Somewhere else to run interleaved rounds: a cluster of workers (appliance.fleet).
-    Same arguments and answer as `interleave`, whose rounds it runs in blocks."""
+    The arguments and answer of `interleave`, whose rounds it runs in blocks, less START:
+    it reads a resumed run's progress from the sessions."""
 
     def interleave(self, sessions: Sequence[Session], warmup: int, n: int, *, progress: Progress | None,
-                   looks: Sequence[int], stop: Callable[[int], bool] | None, start: int) -> int: ...
+                   looks: Sequence[int], stop: Callable[[int], bool] | None) -> int: ...
 
 
 def tty_progress(done: int, total: int, elapsed: float) -> None:
@@ -243,7 +244,9 @@ def interleave(sessions: Sequence[Session], warmup: int, n: int, *, progress: Pr
     that already ran (a resumed run)."""
     fleet = sessions[0].plan.fleet if sessions else None
     if fleet is not None:
-        return fleet.interleave(sessions, warmup, n, progress=progress, looks=looks, stop=stop, start=start)
+        # a fleet reads a resumed run's progress from the sessions' counted boots, not
+        # from START: each of its blocks warms up on its own, so warm-up boots are no rounds
+        return fleet.interleave(sessions, warmup, n, progress=progress, looks=looks, stop=stop)
     started = time.monotonic()
     total = (warmup + n - start) * len(sessions)
     rng = random.Random(seed)  # warm-up rounds apart, so the counted ones are balanced on their own
