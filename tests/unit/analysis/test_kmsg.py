@@ -48,7 +48,7 @@ def test_initcalls_reads_a_dmesg_r_log_as_it_reads_the_console(tmp_path, capsys)
     import json
 
     from appliance.cli import main as cli
-    from tests.unit.analysis.test_outputs import CONSOLE as DEBIAN
+    from tests.unit.analysis.sample import CONSOLE as DEBIAN
 
     found = {}
     for name, text in (("console", DEBIAN), ("raw", "".join(f"<7>{line}\r\n" for line in DEBIAN.splitlines()))):
