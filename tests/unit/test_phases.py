@@ -70,3 +70,12 @@ def test_every_phase_has_its_line_in_the_table():
     from appliance.runs.table import PHASE_HELP
 
     assert set(PHASE_HELP) == set(PHASE_NAMES)
+
+
+MS = 1_000_000
+
+
+def test_exit_channel_keeps_only_exec_anchored_phases():
+    events = [Event(EXEC, 0, "host"), Event("init_start", 4500 * MS, "exit"), Event("payload_start", 4400 * MS, "exit")]
+    phases = derive(events, anchored_only=True)
+    assert phases["to_init"] == 4500.0 and phases["init"] is None and phases["kernel"] is None

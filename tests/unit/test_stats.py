@@ -1,10 +1,23 @@
+import random
 import statistics
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appliance.stats import bootstrap_median_ci, median_ci, outliers, permutation_p, quantile, ratio_ci, sample_stddev, summarize
+from appliance.stats import (
+    bootstrap_median_ci,
+    median_ci,
+    outliers,
+    permutation_p,
+    quantile,
+    ratio_ci,
+    sample_stddev,
+    stratified_p,
+    stratified_ratio,
+    stratified_ratio_ci,
+    summarize,
+)
 
 
 def test_known_values():
@@ -99,3 +112,14 @@ def test_the_order_statistic_interval_matches_exact_binomials_and_scales():
     low, high = stats.median_ci(big)
     assert 49_600 < low < 50_000 < high < 50_400
     assert stats.bootstrap_median_ci(big) == (low, high)  # past BOOTSTRAP_MOST the same interval
+
+
+def test_stratified_statistics_pool_hosts_of_different_speed():
+    rng = random.Random(4)
+    fast = ([100 + rng.uniform(-2, 2) for _ in range(8)], [90 + rng.uniform(-2, 2) for _ in range(8)])
+    slow = ([300 + rng.uniform(-6, 6) for _ in range(8)], [270 + rng.uniform(-6, 6) for _ in range(8)])
+    assert stratified_ratio([fast, slow]) == pytest.approx(0.9, abs=0.02)
+    ci = stratified_ratio_ci([fast, slow])
+    assert ci[1] < 1 and stratified_p([fast, slow]) < 0.001
+    # the same values pooled without strata: the hosts' spread blurs the difference
+    assert permutation_p(fast[0] + slow[0], fast[1] + slow[1]) > 10 * stratified_p([fast, slow])

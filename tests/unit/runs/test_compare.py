@@ -1,5 +1,7 @@
 """Summaries of run sets, A/B comparison with its sequential rule, and channel cross-checks."""
 
+import random
+
 import pytest
 
 from appliance.boot.measure import BootRun
@@ -123,3 +125,20 @@ def test_counts_are_compared_in_instructions_with_a_verdict_where_the_range_excl
     assert result["unit"] == "instructions" and result["primary"] == "to_init"
     assert "slower in to_init" in rows["to_init"]["verdict"] and rows["payload"]["verdict"] is None
     assert "M insns" in compare_module.comparison_table(result)
+
+
+def _runs(host, values):
+    return [{"ok": True, "warmup": False, "worker": {"host_name": host}, "phases_ms": {"to_init": v}} for v in values]
+
+
+def test_compare_blocks_by_host_and_flags_hosts_that_disagree():
+    rng = random.Random(9)
+    a = _runs("h1", [100 + rng.uniform(-1, 1) for _ in range(8)]) + _runs("h2", [200 + rng.uniform(-2, 2) for _ in range(8)])
+    b = _runs("h1", [80 + rng.uniform(-1, 1) for _ in range(8)]) + _runs("h2", [240 + rng.uniform(-2, 2) for _ in range(8)])
+    result = compare_module.compare(a, b)
+    assert [h["host"] for h in result["hosts"]] == ["h1", "h2"]
+    assert result["hosts"][0]["ci"][1] < 1 < result["hosts"][1]["ci"][0]
+    assert result["hosts_disagree"] and "blocked by host" in result["method"]
+    assert "the hosts disagree" in compare_module.comparison_table(result)
+    one_host = compare_module.compare(_runs("h1", [100.0, 101, 99, 100]), _runs("h1", [100.0, 99, 101, 100]))
+    assert "hosts" not in one_host
