@@ -26,3 +26,15 @@ def test_qemu_killed_from_outside_is_said_so():
     assert str(measure._failed_start(raw)) == "QEMU was killed by SIGKILL from outside the runner during the boot"
     failed = measure.RawBoot(qemu.Exit(1, 0, 1, 0, "qemu: bad option\n"), "", "", [], ["qemu"], Path("p"))
     assert str(measure._failed_start(failed)).startswith("QEMU exited with status 1: qemu: bad option")
+
+
+def test_a_shell_appliance_is_refused_by_the_measuring_verbs(tmp_path):
+    from appliance.boot import measure
+    from appliance.bundle import Bundle
+    from appliance.errors import BootError
+    from tests.conftest import manifest_of
+
+    manifest = manifest_of()
+    manifest["build"] = {**manifest["build"], "template": {"shell": ["/bin/busybox", "sh"]}}
+    with pytest.raises(BootError, match="runs an interactive shell .* --interactive"):
+        measure.refuse_shell(Bundle(tmp_path, manifest))

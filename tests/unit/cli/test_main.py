@@ -5,7 +5,6 @@ import json
 import pytest
 
 from appliance.cli import main as cli
-from appliance.runs.bench import run_record
 from tests.unit.runs.test_compare import fake_run
 
 
@@ -63,12 +62,6 @@ def test_bad_outputs_and_inputs_are_one_line_before_any_boot(tmp_path, capsys, a
     assert cli.main([*words, "--accel", "tcg"] if words[0] == "bench" else words) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
-
-
-def test_failed_runs_are_recorded_with_their_reason():
-    record = run_record(3, False, None, error="guest did not finish within 5 s", console_tail="tail")
-    assert record == {"index": 3, "warmup": False, "ok": False, "error": "guest did not finish within 5 s",
-                      "console_tail": "tail"}
 
 
 @pytest.mark.parametrize("verb", sorted(verbs()))
@@ -138,18 +131,6 @@ def test_an_absurd_boot_count_needs_yes_and_a_long_run_says_how_long(tmp_path, c
     assert "asks for 1000000001 boots per side" in capsys.readouterr().err and not (tmp_path / "r.json").exists()
     bench.tty_progress(1, 100_000, 4.2)  # stderr is no terminal here: one estimate line
     assert "estimate: 100000 boots at 4.2 s each: about 5 days more" in capsys.readouterr().err
-
-
-def test_a_shell_appliance_is_refused_by_the_measuring_verbs(tmp_path):
-    from appliance.boot import measure
-    from appliance.bundle import Bundle
-    from appliance.errors import BootError
-    from tests.conftest import manifest_of
-
-    manifest = manifest_of()
-    manifest["build"] = {**manifest["build"], "template": {"shell": ["/bin/busybox", "sh"]}}
-    with pytest.raises(BootError, match="runs an interactive shell .* --interactive"):
-        measure.refuse_shell(Bundle(tmp_path, manifest))
 
 
 def test_build_dir_follows_the_environment_as_scons_does(monkeypatch, tmp_path):
