@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.assemble import plugin
 from appliance.boot import insnclock
 from appliance.clocks import Clock
-from appliance.errors import ApplianceError, BootError
+from appliance.errors import BootError
 from appliance.phases import EXEC, EXIT, in_instructions
 from appliance.probes import Event
 
@@ -79,25 +78,6 @@ def test_phases_in_instructions_span_the_same_events_as_the_wall_ones():
     # the wall kernel phase starts at kernel_entry (inferred): in instructions it is unknown,
     # never silently re-anchored at another event
     assert phases["kernel"] is None
-
-
-def test_the_plugin_is_built_only_for_the_qemu_whose_header_is_pinned(monkeypatch):
-    monkeypatch.delenv(plugin.HEADER_ENV, raising=False)
-    line = "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18+b3)"
-    assert plugin.debian_version(line) == "1:7.2+dfsg-7+deb12u18"
-    assert plugin.debian_version("QEMU emulator version 9.1.0") is None
-    with pytest.raises(ApplianceError, match="this QEMU is '1:8.2.2'"):
-        plugin.header_folder("QEMU emulator version 8.2.2 (Debian 1:8.2.2)", Path("/nonexistent"))
-    with pytest.raises(ApplianceError, match="built against QEMU 1:7.2"):
-        plugin.header_folder("QEMU emulator version 9.1.0", Path("/nonexistent"))
-
-
-def test_a_header_folder_of_ones_own_must_hold_the_header(tmp_path, monkeypatch):
-    monkeypatch.setenv(plugin.HEADER_ENV, str(tmp_path))
-    with pytest.raises(ApplianceError, match="has no qemu-plugin.h"):
-        plugin.header_folder("QEMU emulator version 9.1.0", tmp_path)
-    (tmp_path / plugin.HEADER).write_text("")
-    assert plugin.header_folder("QEMU emulator version 9.1.0", Path("/nonexistent")) == tmp_path
 
 
 def test_under_kvm_the_guests_instructions_come_from_perf_stat():
