@@ -11,7 +11,8 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def points(medians, label=""):
-    return [Point(RunSet(i + 1, datetime(2026, 12, 7, 4, tzinfo=UTC) + timedelta(hours=i), {"label": label or f"v{i}"}, 6, True), 6,
+    start = datetime(2026, 12, 7, 4, tzinfo=UTC)
+    return [Point(RunSet(i + 1, start + timedelta(hours=i), {"label": label or f"v{i}"}, 6, True), 6,
                   m, (m - 10, m + 10), (m,)) for i, m in enumerate(medians)]
 
 
