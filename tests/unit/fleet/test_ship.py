@@ -23,7 +23,6 @@ def _bundle(tmp_path):
     return bundles.load(folder)
 
 
-
 def test_a_bundle_travels_by_digest_and_lands_verified(tmp_path):
     target = _bundle(tmp_path)
     derived = tmp_path / "pvh-kernel"
