@@ -205,7 +205,6 @@ def bench_options(p: argparse.ArgumentParser) -> None:
     record_options(p)
 
 
-
 def record_options(p: argparse.ArgumentParser, recording: bool = True) -> None:
     """--db for every verb that uses the results store; --label and --no-record for the
     ones that record (RECORDING)."""
