@@ -7,13 +7,11 @@ from appliance.assemble.compress import Compression
 from appliance.assemble.initramfs import init_conf
 from appliance.assemble.template import (
     Kernel,
-    KernelCompression,
     Loader,
     Mount,
     find_template,
     load_template,
     parse_template,
-    with_loader,
 )
 from appliance.errors import TemplateError
 from appliance.machines import Machine
@@ -146,30 +144,6 @@ def test_a_file_may_not_land_on_the_init_or_a_program(tmp_path, files, programs,
         parse_template("t", twice, tmp_path)
 
 
-def test_variant_names_say_what_the_options_changed(tmp_path):
-    from dataclasses import replace
-
-    from appliance.assemble.actions import variant_name
-    from appliance.machines import Machine
-
-    written = parse_template("benchmark", "", tmp_path)
-    assert variant_name(written, written, "") == ""
-    assert variant_name(written, replace(written, machine=Machine.Q35_QBOOT), "") == "q35-qboot"
-    minimal = replace(written, kernel=Kernel.MINIMAL, kernel_compression=KernelCompression.LZ4)
-    assert variant_name(written, minimal, "") == "minimal-kernel+lz4"
-    assert variant_name(written, written, "/src/linux/arch/x86/boot/bzImage") == "kernel-bzImage"
-    uefi = replace(written, machine=Machine.Q35_OVMF)
-    assert variant_name(written, with_loader(uefi, "systemd-boot"), "") == "q35-ovmf+systemd-boot"
-    with pytest.raises(TemplateError, match="LOADER = 'lilo' is not one of: none, systemd-boot"):
-        with_loader(uefi, "lilo")
-    with pytest.raises(TemplateError, match="it needs machine = 'q35-ovmf'"):
-        with_loader(written, "systemd-boot")
-    # KERNEL_RECIPE=minimal on a template booted by systemd-boot: checked as the template would be
-    from appliance.assemble.template import check_combined
-    with pytest.raises(TemplateError, match="through its EFI stub"):
-        check_combined(replace(with_loader(uefi, "systemd-boot"), kernel=Kernel.MINIMAL))
-
-
 def test_a_full_disk_while_building_names_the_disk_that_is_full(monkeypatch):
     import errno
 
@@ -286,6 +260,6 @@ def test_an_erofs_root_on_the_minimal_kernel_brings_its_fragment_also_when_the_k
     assert debian.kernel_fragments == ()  # Debian's kernel loads erofs as a module
     from dataclasses import replace
 
-    from appliance.assemble.template import Kernel, with_needed_fragments
+    from appliance.assemble.template import with_needed_fragments
     assert with_needed_fragments(replace(debian, kernel=Kernel.MINIMAL)).kernel_fragments == ("erofs",)  # KERNEL_RECIPE=
     assert with_needed_fragments(debian) is debian
