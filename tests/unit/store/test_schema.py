@@ -6,10 +6,6 @@ from sqlalchemy import create_engine, inspect
 from appliance.store import db, schema
 
 
-def test_the_quick_head_is_alembics_head():
-    assert db.HEAD == db.head()
-
-
 def test_the_migrations_make_the_schema_the_code_reads(tmp_path):
     engine, _ = db.open_store(f"sqlite:///{tmp_path / 'r.db'}")
     found = inspect(engine)
@@ -19,7 +15,3 @@ def test_the_migrations_make_the_schema_the_code_reads(tmp_path):
     schema.metadata.create_all(declared)
     assert {i["name"] for t in schema.metadata.sorted_tables for i in inspect(declared).get_indexes(t.name)} == \
         {i["name"] for t in schema.metadata.sorted_tables for i in found.get_indexes(t.name)}
-
-
-def test_a_store_url_names_no_password_when_shown():
-    assert db.shown("postgresql://u:secret@host/db") == "postgresql://u:***@host/db"
