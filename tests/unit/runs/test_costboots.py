@@ -12,11 +12,11 @@ from tests.unit.runs.test_compare import fake_run
 TCG = AccelChoice(Accel.TCG, "test")
 
 
-def cpio_bundle(folder):
+def cpio_bundle(folder, payload=b"b" * 128):
     """A bundle whose initrd is a real archive: the init, its config, a module, the payload."""
     conf = "mount proc\nmodule virtio_blk\npayload /bin/bench\nafter poweroff\n"
     archive = cpio.write([cpio.file("init", b"i" * 64), cpio.file(reinitrd.CONF, conf.encode()),
-                          cpio.file("lib/modules/virtio_blk.ko", b"m" * 32), cpio.file("bin/bench", b"b" * 128)])
+                          cpio.file("lib/modules/virtio_blk.ko", b"m" * 32), cpio.file("bin/bench", payload)])
     folder.mkdir()
     (folder / "kernel").write_bytes(b"K" * 100)
     (folder / "initrd").write_bytes(archive)
