@@ -1,9 +1,8 @@
 """`appliance range`'s verb: a series it cannot build is refused before any boot."""
 
-import json
 import pytest
+
 from appliance.cli import main as cli
-from tests.unit.runs.test_compare import fake_run
 
 
 @pytest.mark.parametrize("extra, message", [
