@@ -72,7 +72,3 @@ def test_wrong_inputs_fail_clearly(index):
     broken = kmod.parse_index("6.1.0-test", DEP + "kernel/x.ko: kernel/missing.ko\n", "", "", "")
     with pytest.raises(kmod.ModuleError, match="module missing \\(needed by x\\) is not in the modules tree"):
         kmod.closure(broken, {"x"})
-
-
-def fake_module(release: str) -> bytes:
-    return b"\x7fELF....modinfo\x00license=GPL\x00vermagic=" + release.encode() + b" SMP mod_unload\x00"

@@ -8,32 +8,6 @@ import zstandard
 
 from appliance.assemble import kmod, modfiles
 
-DEP = """kernel/fs/ext4/ext4.ko.xz: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko
-kernel/lib/crc16.ko:
-kernel/fs/mbcache.ko:
-kernel/fs/jbd2/jbd2.ko:
-kernel/drivers/block/virtio_blk.ko.zst: kernel/drivers/virtio/virtio_ring.ko
-kernel/drivers/virtio/virtio_ring.ko:
-kernel/drivers/gpu/drm/virtio/virtio-gpu.ko: kernel/drivers/gpu/drm/drm.ko kernel/drivers/virtio/virtio_ring.ko
-kernel/drivers/gpu/drm/drm.ko:
-kernel/crypto/crc32c_generic.ko.gz:
-kernel/sound/core/snd.ko:
-"""
-
-
-SOFTDEP = "softdep ext4 pre: crypto-crc32c\nsoftdep jbd2 pre: crypto-crc32c\nsoftdep virtio_blk pre: nosuchthing\n"
-
-
-ALIAS = "alias fs-ext4 ext4\nalias crypto-crc32c crc32c_generic\nalias virtio:d00000002v* virtio_blk\n"
-
-
-BUILTIN = "kernel/drivers/virtio/virtio.ko\nkernel/lib/crc32c.ko\n"
-
-
-@pytest.fixture
-def index():
-    return kmod.parse_index("6.1.0-test", DEP, SOFTDEP, ALIAS, BUILTIN)
-
 
 def fake_module(release: str) -> bytes:
     return b"\x7fELF....modinfo\x00license=GPL\x00vermagic=" + release.encode() + b" SMP mod_unload\x00"

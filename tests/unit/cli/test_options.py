@@ -46,7 +46,7 @@ def test_a_counting_clock_needs_the_trace_channel():
         options.clock_of(bench_args(clock="virtual", channel="exit"))
 
 
-def test_an_output_that_cannot_be_written_is_refused_before_any_boot(tmp_path):
+def test_output_paths_that_cannot_be_written_are_refused_in_one_line(tmp_path):
     assert options.output_path(str(tmp_path / "r.json")) == tmp_path / "r.json"
     assert output.results_file() == tmp_path / "r.json"  # a later failure names it
     with pytest.raises(ApplianceError, match="is a directory: give a file name"):
