@@ -1,6 +1,5 @@
-"""Debian packages through apt, against a small local repository made here (dpkg-deb +
-dpkg-scanpackages), so no network is needed: the closure with alternatives, Provides,
-a missing dependency and a conflict; digests; unpacking; the lock file round trip."""
+"""The packages of a template: the lock written, the template held to it, and the missing
+debs fetched with one apt, against the local repository of conftest.py (no network)."""
 
 import hashlib
 from pathlib import Path
