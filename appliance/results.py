@@ -245,9 +245,14 @@ def disturbed(runs: list[RunRecord]) -> int:
     return sum(1 for r in counted(runs) if (r.get("host_load") or {}).get("disturbed"))
 
 
+def failed(runs: list[RunRecord]) -> list[RunRecord]:
+    """The boots that failed (warm-ups too: a broken boot is broken however it counts)."""
+    return [r for r in runs if not r["ok"]]
+
+
 def failure_reasons(runs: list[RunRecord]) -> dict[str, int]:
     """How many boots failed, by the first line of their error."""
-    return dict(Counter(str(r.get("error")).splitlines()[0] for r in runs if not r["ok"]))
+    return dict(Counter(str(r.get("error")).splitlines()[0] for r in failed(runs)))
 
 
 KINDS = ("bench", "compare", "crosscheck", "tune", "series", "analysis", "bisect", "cost")
@@ -267,7 +272,7 @@ def run_set(*, host: dict[str, Any], accel: dict[str, str], bundle: dict[str, An
         "bundle": bundle,
         "settings": settings,
         "runs": runs,
-        "failed_runs": sum(not r["ok"] for r in runs),
+        "failed_runs": len(failed(runs)),
         "failures": failure_reasons(runs),
         "summary": summary(runs),
         "disturbed_runs": disturbed(runs),

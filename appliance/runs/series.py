@@ -67,7 +67,7 @@ def table(series: list[tuple[str, list[RunRecord]]], found: list[dict[str, Any]]
             mark = f"{(step['ratio'] - 1) * 100:+.1f}% {phase}" + (
                 " <- real step" if step["real"] else "" if step.get("reachable", True) else
                 " (no verdict possible at this -n)")
-        failed = sum(not r["ok"] for r in runs)
+        failed = len(results.failed(runs))
         lines.append(f"{name:<{width}} " + " ".join(f"{v:>10.1f}" if v is not None else f"{'-':>10}"
                                                     for v in values.values())
                      + f"  {mark}{f' ({failed} boots failed)' if failed else ''}")

@@ -182,7 +182,7 @@ def rank(base_runs: list[RunRecord], variants: dict[str, list[RunRecord]], confi
         return _rank_counts(base_runs, variants)
     rows: list[dict[str, Any]] = []
     for name, runs in variants.items():
-        failed = [r for r in runs if not r["ok"]]
+        failed = results.failed(runs)
         if failed and not results.counted(runs):
             rows.append({"knob": name, "broke": results.failure_reasons(runs), "to_init": None, "total": None})
             continue
@@ -206,7 +206,7 @@ def _rank_counts(base_runs: list[RunRecord], variants: dict[str, list[RunRecord]
     range; no Holm (no p), a change is real where the range excludes 1."""
     rows: list[dict[str, Any]] = []
     for name, runs in variants.items():
-        failed = [r for r in runs if not r["ok"]]
+        failed = results.failed(runs)
         broke = results.failure_reasons(runs) if failed else None
         by_phase = {r["phase"]: r for r in compare.compare_counts(base_runs, runs)["rows"]}
         to_init = _change(by_phase.get("to_init"), Unit.INSTRUCTIONS)

@@ -81,7 +81,7 @@ def dimensions(side: RunSet, kind: str, label: str, name: str) -> dict[str, Any]
     where = _Side(side, kind, label, name)
     return {**{dimension: READERS[dimension](where) for dimension in DIMENSIONS},
             "complete": bool(side.get("complete")), "boots": len(results.counted(side.get("runs", []))),
-            "failed": sum(1 for r in side.get("runs", []) if not r.get("ok"))}
+            "failed": len(results.failed(side.get("runs", [])))}
 
 
 def record(engine: Engine, url: str, doc: Mapping[str, Any], label: str = "", source: str = "") -> Recorded:

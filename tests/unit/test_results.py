@@ -163,3 +163,14 @@ def test_every_key_a_run_record_is_written_with_is_declared_by_its_type():
         record["phases_ms"]["to_init"]]
     failed = run_record(5, False, None, error="guest hung", console_tail="tail")
     assert set(failed) <= declared and failed["error"] == "guest hung"
+
+
+def test_failed_boots_are_those_not_ok_warm_ups_included():
+    from appliance.results import failed, failure_reasons
+    from appliance.runs.bench import run_record
+    from tests.unit.runs.test_compare import fake_run
+
+    broken = [run_record(i, i == 0, None, error=f"guest did not finish within 5 s\nconsole: {i}") for i in range(2)]
+    runs = [*broken, fake_run(2, 4000, 20)]
+    assert failed(runs) == broken
+    assert failure_reasons(runs) == {"guest did not finish within 5 s": 2}
