@@ -85,7 +85,7 @@ def _extract(template: Template, folder: Path) -> None:
         (tmp / "modules" / release).mkdir(parents=True)
         (tmp / f"vmlinuz-{release}").write_bytes(image.entry.data)
         config = next((p for p in tree if p.entry.path == f"boot/config-{release}"), None)
-        if config is not None:  # what kernels.config_symbols reads to check the kernel has what the template needs
+        if config is not None:  # what kernelchoice.config_symbols reads to check the kernel has what the template needs
             (tmp / f"config-{release}").write_bytes(config.entry.data)
         for placed in modules:
             path = tmp / "modules" / release / placed.entry.path.removeprefix(prefix)
