@@ -149,22 +149,14 @@ def _session(args: argparse.Namespace, target: Any) -> tuple[bench.Session, dict
 
 def _bench(args: argparse.Namespace, session: bench.Session, host: dict[str, Any], baseline: RunSet,
            unit: Unit) -> tuple[RunSet, int]:
-    """Boot the candidate SESSION: -n boots, then on in steps of n up to --max-n while
-    undecided (the gate's level is split over the looks, as compare's sequential rule
-    does); its run set and the number of looks planned."""
-    n, max_n = plan_of(args).n, session.plan.n
-    looks = compare.looks_for(n, max_n)
+    """The candidate's boots (runs/gate.bench_candidate), written to -o and recorded."""
     store = store_for(args)
     out = output_path(args.output or f"gate-{Path(args.bench).resolve().name}.json")
-
-    def decided(rounds: int) -> bool:
-        return gate.decide(baseline["runs"], session.runs, args.phase, threshold=args.threshold,
-                           confidence=args.confidence, looks=len(looks), unit=unit).verdict != gate.INCONCLUSIVE
-
-    doc = bench.run_then_write([session], session.plan.warmup, max_n, out,
-                               document=lambda complete, _: session.document(complete, host), looks=looks, stop=decided)
+    doc, looks = gate.bench_candidate(session, baseline["runs"], n=plan_of(args).n, phase=args.phase,
+                                      threshold=args.threshold, confidence=args.confidence, unit=unit, out=out,
+                                      host=host)
     record_results(args, store, doc, GATE_SOURCE + str(out.resolve()))
-    return doc, len(looks)
+    return doc, looks
 
 
 def _busy(baseline: list[RunRecord], candidate: list[RunRecord], unit: Unit) -> str:

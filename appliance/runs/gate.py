@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from appliance import results
 from appliance.clocks import Unit
-from appliance.runs import compare
+from appliance.results import RunRecord, RunSet
+from appliance.runs import bench, compare
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 THRESHOLD = 0.05  # docs/HISTORY.md: A/A false alarms and power against 10% measured with it
@@ -102,3 +104,22 @@ def boots_needed(n: int, ci: tuple[float, ...], ratio: float, limit: float) -> i
     if gap <= 0 or half <= 0:
         return MAX_ESTIMATE
     return min(MAX_ESTIMATE, max(n + 1, math.ceil(n * (half / gap) ** 2)))
+
+
+def bench_candidate(session: bench.Session, baseline: list[RunRecord], *, n: int, phase: str, threshold: float,
+                    confidence: float, unit: Unit, out: Path, host: dict[str, Any]) -> tuple[RunSet, int]:
+    """Boot the candidate SESSION (a bench.Session planned up to its --max-n): N boots,
+    then on in steps of N while the gate against BASELINE is undecided, its level split
+    over the looks as compare's sequential rule does. Its run set, written to OUT as it
+    goes, and the number of looks planned."""
+    max_n = session.plan.n
+    looks = compare.looks_for(n, max_n)
+
+    def decided(rounds: int) -> bool:
+        return decide(baseline, session.runs, phase, threshold=threshold, confidence=confidence, looks=len(looks),
+                      unit=unit).verdict != INCONCLUSIVE
+
+    doc: RunSet = bench.run_then_write([session], session.plan.warmup, max_n, out,
+                                       document=lambda complete, _: session.document(complete, host), looks=looks,
+                                       stop=decided)
+    return doc, len(looks)
