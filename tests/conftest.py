@@ -28,7 +28,7 @@ def scons(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 def pytest_collection_modifyitems(config, items):
     """Every integration test boots or builds for real: mark it `boot`, so that
-    `pytest -m "not boot"` is the fast inner loop (the unit tests, about 20 s)."""
+    `pytest -m "not boot"` is the fast inner loop (the unit tests, about 25 s)."""
     integration = ROOT / "tests" / "integration"
     for item in items:
         if integration in Path(item.fspath).parents:
