@@ -64,8 +64,8 @@ def build(folder: Path, image: Path, units: str = '["ssh.service"]') -> Path:
 def test_a_systemd_image_is_measured_to_multi_user_and_to_sshd_beside_systemds_own_view(image, tmp_path):
     bundle = build(tmp_path, image)
     out = tmp_path / "results.json"
-    done = appliance("bench", str(bundle), "-n", "1", "--warmup", "0", "--clock", "instructions", "--timeout", "240",
-                     "-o", str(out), "--no-record", timeout=600)
+    done = appliance("bench", str(bundle), "-n", "1", "--warmup", "0", "--clock", "instructions", "--accel", "tcg",
+                     "--timeout", "240", "-o", str(out), "--no-record", timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run = json.loads(out.read_text())["runs"][0]
     phases, insns = run["phases_ms"], run["phases_insn"]
@@ -111,7 +111,7 @@ ExecStart=/bin/sleep infinity
 def test_a_named_unit_that_fails_is_one_line_naming_it(image, tmp_path):
     broken = with_units(image, tmp_path / "broken.tar", {"broken.service": FAILS})
     bundle = build(tmp_path, broken, units='["broken.service"]')
-    done = appliance("run", str(bundle), "--timeout", "240", timeout=400)
+    done = appliance("run", str(bundle), "--accel", "tcg", "--timeout", "240", timeout=400)
     assert done.returncode != 0
     assert "error: unit broken.service never started in the image's boot" in done.stderr
     assert "systemctl --failed: broken.service" in done.stderr
@@ -120,7 +120,7 @@ def test_a_named_unit_that_fails_is_one_line_naming_it(image, tmp_path):
 def test_a_boot_that_never_finishes_names_the_last_probe_and_the_unit_it_waits_for(image, tmp_path):
     hung = with_units(image, tmp_path / "hung.tar", {"hang.service": HANGS})
     bundle = build(tmp_path, hung)
-    done = appliance("run", str(bundle), "--timeout", "40", timeout=300)
+    done = appliance("run", str(bundle), "--accel", "tcg", "--timeout", "40", timeout=300)
     assert done.returncode != 0
     line = next(line for line in done.stderr.splitlines() if line.startswith("error:"))
     assert "systemd did not finish the boot within 40 s" in line and "its last probe: " in line, line

@@ -45,7 +45,7 @@ def test_the_images_own_kernel_and_initrd_started_by_systemd_boot_reach_multi_us
     assert manifest["build"]["initrd"]["image_initrd_bytes"] == len(theirs)
     assert {"file": "boot.img", "kind": "boot"} in manifest["disks"]
     out = tmp_path / "results.json"
-    ran = appliance("bench", str(bundle), "-n", "1", "--warmup", "0", "--timeout", "300", "-o", str(out),
+    ran = appliance("bench", str(bundle), "-n", "1", "--warmup", "0", "--accel", "tcg", "--timeout", "300", "-o", str(out),
                     "--no-record", timeout=600, env=cache)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     run = json.loads(out.read_text())["runs"][0]
