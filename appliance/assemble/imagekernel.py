@@ -72,11 +72,9 @@ def _extract(template: Template, folder: Path) -> None:
     assert template.image is not None
     tree = oci.apply(oci.load(template.image[1], template.image[0], Path(template.folder), template.arch))
     image, release = pick(tree)
-    data = image.entry.data
-    why = ("it is not a kernel image" if kernelfetch.image_kind(data[:65536]) is None
-           else kernelfetch.truncated(data[:65536], len(data)))
+    why = kernelfetch.image_problem(image.entry.data[:65536], len(image.entry.data))
     if why:  # one line now, and nothing cached
-        raise TemplateError(f"kernel = 'image': the image's /boot/vmlinuz-{release} cannot boot ({why}): "
+        raise TemplateError(f"kernel = 'image': the image's /boot/vmlinuz-{release} cannot boot: it is {why}; "
                             "reinstall the kernel's package in the image")
     prefix, modules = modules_of(tree, release)
     tmp = folder.with_name(f".{folder.name}.tmp")

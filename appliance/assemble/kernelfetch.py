@@ -181,14 +181,20 @@ def own_kernel(image: Path, modules: Path | None = None) -> KernelFiles:
     if not image.is_file():
         raise KernelError(f"KERNEL={image} does not exist")
     head = image.read_bytes()[:65536]
-    kind = image_kind(head)
-    if kind is None:
-        raise KernelError(f"KERNEL={image} is not a kernel image (no bzImage setup header, not an ELF vmlinux): "
-                          "give arch/x86/boot/bzImage or vmlinux")
-    short = truncated(head, image.stat().st_size)
-    if short:
-        raise KernelError(f"KERNEL={image} is cut short: {short}; copy the image again")
+    problem = image_problem(head, image.stat().st_size)
+    if problem:
+        advice = "copy the image again" if image_kind(head) else "give arch/x86/boot/bzImage or vmlinux"
+        raise KernelError(f"KERNEL={image} is {problem}; {advice}")
     return KernelFiles(image, modules, bzimage_version(head) or "unknown")
+
+
+def image_problem(head: bytes, size: int) -> str | None:
+    """Why a kernel image of SIZE bytes whose first bytes are HEAD cannot boot, or None:
+    it is no kernel image at all, or it is cut short."""
+    if image_kind(head) is None:
+        return "not a kernel image (no bzImage setup header, not an ELF vmlinux)"
+    short = truncated(head, size)
+    return f"cut short: {short}" if short else None
 
 
 def truncated(head: bytes, size: int) -> str | None:

@@ -103,6 +103,10 @@ def test_a_kernel_image_cut_short_is_refused(tmp_path):
     (tmp_path / "bzImage").write_bytes(whole[:8000])
     with pytest.raises(KernelError, match="is cut short: 8000 bytes, its setup header says 18560"):
         kernelfetch.own_kernel(tmp_path / "bzImage")
+    # the one rule, for KERNEL= and for an image's own kernel alike
+    assert kernelfetch.image_problem(whole[:8000], 8000) == "cut short: 8000 bytes, its setup header says 18560"
+    assert kernelfetch.image_problem(whole[:65536], len(whole)) is None
+    assert kernelfetch.image_problem(b"text", 4).startswith("not a kernel image")
 
 
 def test_an_elf_kernel_cut_short_is_refused():

@@ -48,6 +48,6 @@ def test_an_image_whose_kernel_cannot_boot_is_one_line_and_nothing_is_cached(tmp
     tree = [placed("boot/vmlinuz-6.1", b"not a kernel"), placed("usr/lib/modules/6.1/modules.dep")]
     monkeypatch.setattr(oci, "load", lambda *args: None)
     monkeypatch.setattr(oci, "apply", lambda image: tree)
-    with pytest.raises(TemplateError, match="vmlinuz-6.1 cannot boot \\(it is not a kernel image\\)"):
+    with pytest.raises(TemplateError, match="vmlinuz-6.1 cannot boot: it is not a kernel image"):
         imagekernel.files(template, tmp_path / "cache")
     assert not list((tmp_path / "cache").rglob("*"))
