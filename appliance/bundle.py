@@ -104,6 +104,10 @@ class Bundle:
     def machine(self) -> Machine:
         return Machine(self.manifest["machine"])
 
+    def cmdline_on(self, machine: Machine) -> str:
+        """The kernel command line of this bundle booted as MACHINE: its words, then ours."""
+        return f"{shape(machine).cmdline} {self.cmdline_base}"
+
     def with_machine(self, machine: Machine) -> Bundle:
         """The same bundle booted as another machine (the runner's --machine)."""
         if shape(machine).arch is not self.arch:
@@ -117,7 +121,7 @@ class Bundle:
         if machine is not Machine.Q35_OVMF and self.boot_disk is not None:
             raise BundleError(f"bundle {self.path} boots through systemd-boot from {BOOT_DISK}, which needs UEFI "
                               "firmware (q35-ovmf): build it without LOADER= to boot it as another machine")
-        manifest = {**self.manifest, "machine": machine.value, "cmdline": f"{shape(machine).cmdline} {self.cmdline_base}"}
+        manifest = {**self.manifest, "machine": machine.value, "cmdline": self.cmdline_on(machine)}
         return replace(self, manifest=manifest)
 
     RUN_SETTINGS = ("cpu_model", "cpus", "memory_mib")  # what a boot may set without a rebuild

@@ -61,7 +61,7 @@ from appliance.assemble.template import (
 )
 from appliance.errors import ApplianceError, TemplateError
 from appliance.fsutil import atomic_path, atomic_write
-from appliance.machines import Arch, Machine, shape
+from appliance.machines import Arch, Machine
 from appliance.paths import ROOT
 
 PACKAGE = ROOT / "appliance"
@@ -462,7 +462,7 @@ def make_release_uki(config: BuildConfig, target: list[Any], source: list[Any]) 
     out = Path(str(target[0]))
     folder = Path(str(source[0])).parent
     target_bundle = bundle.load(folder)
-    cmdline = f"{shape(Machine.Q35_OVMF).cmdline} {target_bundle.cmdline_base}"
+    cmdline = target_bundle.cmdline_on(Machine.Q35_OVMF)
     uki.build(folder / "kernel", folder / "initrd", cmdline,
               release_text=uki.osrel(target_bundle.name, target_bundle.kernel_release), out=out,
               epoch=config.source_date_epoch)

@@ -217,7 +217,7 @@ def make_iso(folder: Path, out: Path) -> None:
     bundle's files and bundle.json under readable Rock Ridge and Joliet names."""
     import pycdlib
 
-    from appliance.machines import Machine, shape
+    from appliance.machines import Machine
 
     target = bundles.load(folder)
     with open(target.kernel, "rb") as image:
@@ -228,7 +228,7 @@ def make_iso(folder: Path, out: Path) -> None:
     for needed, package in ((ISOLINUX_BIN, "isolinux"), (LDLINUX_C32, "syslinux-common")):
         if not needed.is_file():
             raise BundleError(f"{needed} not found: install it with `apt-get install {package}`")
-    cmdline = f"{shape(Machine.PC_SEABIOS).cmdline} {target.cmdline_base}"
+    cmdline = target.cmdline_on(Machine.PC_SEABIOS)
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="APPLIANCE")
 

@@ -87,3 +87,11 @@ def test_stray_files_are_listed(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "y").write_text("y")
     assert bundle.strays(bundle.load(tmp_path)) == ["notes.txt", "sub/y"]
+
+
+def test_the_command_line_on_another_machine_is_its_words_then_the_bundles(tmp_path):
+    make_bundle(tmp_path)
+    b = bundle.load(tmp_path)
+    on_pc = b.cmdline_on(Machine.PC_SEABIOS)
+    assert on_pc.startswith("console=ttyS0") and "pci=off" not in on_pc  # microvm's own words are gone
+    assert b.with_machine(Machine.PC_SEABIOS).cmdline == on_pc
