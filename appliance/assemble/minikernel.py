@@ -166,7 +166,7 @@ def _unpack_source(root: Path, lock: SourceLock) -> None:
     with tempfile.TemporaryDirectory(dir=root.parent, prefix=".fetch-") as tmp:
         work = Path(tmp)
         deb = kernelfetch.download_deb(lock.package, lock.version, lock.deb_sha256, work,
-                                  f"pin the version apt offers in {SOURCE_LOCK} (`apt-cache policy {lock.package}`)")
+                                       f"pin the version apt offers in {SOURCE_LOCK} (`apt-cache policy {lock.package}`)")
         proc.run(["dpkg-deb", "-x", str(deb), str(work / "deb")], timeout=900)
         tarball = work / "deb" / lock.tarball.lstrip("/")
         if not tarball.is_file():

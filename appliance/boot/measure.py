@@ -438,7 +438,7 @@ def _wait(vm: qemu.Qemu, spec: BootSpec, svc: _Service, watch: ConsoleWatch, *, 
             # measured, and the guest took the stop: a power-off that hangs (seen rarely
             # under TCG) is the teardown's failure, not the boot's
             svc.warnings.append(f"the guest did not power off within {STOP_GRACE_S:g} s of taking the "
-                                    "stop request; QEMU was ended with SIGTERM")
+                                "stop request; QEMU was ended with SIGTERM")
             return replace(vm.stop(STOP_GRACE_S), returncode=0), False
         vm.kill()
         raise _hung(spec.bundle, svc, _read(files.console), spec.timeout) from None

@@ -127,21 +127,21 @@ def cmd_tslog(args: argparse.Namespace) -> int:
     t0 = None
     if args.dump:
         text = _read_text(args.dump)
-        prof = tslog.timeline(text, args.tsc_hz, args.buffer_records, pre_record=not args.no_pre_record)
-        if not prof.records:
+        found = tslog.timeline(text, args.tsc_hz, args.buffer_records, pre_record=not args.no_pre_record)
+        if not found.records:
             raise ApplianceError(f"{args.dump} holds no tslog records "
-                                 f"({prof.problems[0] if prof.problems else 'empty'})")
-        _warn(prof.problems, None if args.all_warnings else 20)
-        say(None, problems=prof.problems)
-        kernel = [s for s in prof.spans if s.track == "kernel"]
-        heaviest = [line.rsplit(" ", 1) for line in spans.collapsed(kernel or prof.spans)[:args.top]]
-        say(f"{prof.records} records, {len(prof.threads)} threads, {prof.total_us / 1000:.1f} ms"
-            f"{' (truncated)' if prof.truncated else ''}\nheaviest stacks (self time, ms):\n"
+                                 f"({found.problems[0] if found.problems else 'empty'})")
+        _warn(found.problems, None if args.all_warnings else 20)
+        say(None, problems=found.problems)
+        kernel = [s for s in found.spans if s.track == "kernel"]
+        heaviest = [line.rsplit(" ", 1) for line in spans.collapsed(kernel or found.spans)[:args.top]]
+        say(f"{found.records} records, {len(found.threads)} threads, {found.total_us / 1000:.1f} ms"
+            f"{' (truncated)' if found.truncated else ''}\nheaviest stacks (self time, ms):\n"
             + "\n".join(f"{int(us) / 1000:10.2f}  {path}" for path, us in heaviest),
-            records=prof.records, threads=len(prof.threads), total_ms=prof.total_us / 1000, truncated=prof.truncated,
+            records=found.records, threads=len(found.threads), total_ms=found.total_us / 1000, truncated=found.truncated,
             heaviest_self_ms=[{"stack": path, "ms": int(us) / 1000} for path, us in heaviest])
-        items, total_us, truncated = list(prof.spans), prof.total_us, prof.truncated
-        t0 = prof.t0_tsc
+        items, total_us, truncated = list(found.spans), found.total_us, found.truncated
+        t0 = found.t0_tsc
     if args.user:
         user, problems = tslog.user_spans(_read_text(args.user), args.tsc_hz, t0)
         _warn(problems, None if args.all_warnings else 20)

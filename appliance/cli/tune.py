@@ -71,7 +71,7 @@ def _compression_knobs(target: Any, verbose: bool) -> list[tunables.Knob]:
         files = minikernel.build_locked(replace(base, compression=compression), verbose)
         print(f"kernel image {compression}: {time.monotonic() - started:.0f} s", file=sys.stderr)
         knobs.append(tunables.Knob(f"kernel {compression}", "the minimal kernel's image compressed so (none: vmlinux "
-                               "through PVH, no decompressor)", kernel_image=str(files.image)))
+                                   "through PVH, no decompressor)", kernel_image=str(files.image)))
     return knobs
 
 
@@ -104,7 +104,7 @@ def _kconfig_knobs(target: Any, spec: str, verbose: bool) -> tuple[list[tunables
         print(f"kernel without CONFIG_{symbol}: {seconds:.0f} s{f' (kconfig also removed {len(removed)})' if removed else ''}",
               file=sys.stderr)
         knobs.append(tunables.Knob(f"-{symbol}", f"the minimal kernel without CONFIG_{symbol}",
-                               kernel_image=str(files.image)))
+                                   kernel_image=str(files.image)))
     return knobs, builds
 
 
@@ -117,7 +117,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         say(None, builds=builds)
     else:
         knobs = tunables.catalog(target) + (tunables.rebuild_catalog(target) + _compression_knobs(target, args.debug)
-                                        if args.rebuild else [])
+                                            if args.rebuild else [])
     if args.list and not args.kconfig:
         say("\n".join(f"{k.name:<28} {k.why}" for k in knobs), knobs=[k.name for k in knobs])
         return 0

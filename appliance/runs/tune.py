@@ -71,7 +71,7 @@ def run(sessions: dict[str, bench.Session], knobs: list[tunables.Knob], plan: be
         complete = True
     finally:
         rows = tunables.rank(sessions["base"].runs, {k: s.runs for k, s in sessions.items() if k != "base"},
-                         unit=unit_of(plan.clock))
+                             unit=unit_of(plan.clock))
         extra: dict[str, Any] = {"knobs": names, "rows": rows,
                                  "order_effect": compare.order_effect([s.runs for s in sessions.values()])}
         results.write(out, document(sessions, host, complete, extra))

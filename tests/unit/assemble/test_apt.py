@@ -12,7 +12,7 @@ def test_closure_takes_the_first_alternative_and_a_provider(repo):
     _, tool = repo
     pins = apt.resolve(tool, ["alpha"], "test")
     assert [(p.name, p.version, p.arch) for p in pins] == [("alpha", "1.0-1", "all"), ("beta", "1.0-1", "all"),
-                                                          ("provider", "1.0-1", "all")]
+                                                           ("provider", "1.0-1", "all")]
 
 
 def test_index_facts_match_the_files(repo):

@@ -32,7 +32,7 @@ def test_a_variant_is_the_bundle_with_its_settings_and_words(target):
     variant, words = tunables.apply(target, knob)
     assert variant.manifest["cpus"] == 4 and words == "tsc.reliable" and target.manifest["cpus"] == 1
     both = tunables.combine([knob, tunables.select(tunables.catalog(target), ["cryptomgr.notests", "tsc.reliable"])[1],
-                         tunables.select(tunables.catalog(target), ["2 vCPUs"])[0]])
+                             tunables.select(tunables.catalog(target), ["2 vCPUs"])[0]])
     assert both.words == "tsc.reliable" and both.settings == {"cpus": 4}  # the first setting wins a clash
 
 
@@ -85,7 +85,7 @@ def test_tune_ranks_knobs_on_the_instruction_clock_by_their_counts():
                 for i in range(n)]
 
     rows = tunables.rank(runs(5.0e9), {"quiet": runs(4.9e9), "same": runs(5.0e9), "slower": runs(5.2e9)},
-                     unit=Unit.INSTRUCTIONS)
+                         unit=Unit.INSTRUCTIONS)
     assert [r["knob"] for r in rows] == ["quiet", "same", "slower"]
     assert rows[0]["real"] and not rows[1]["real"] and rows[2]["real"]
     assert rows[0]["to_init"]["delta_instructions"] == pytest.approx(-1e8, rel=1e-6)
