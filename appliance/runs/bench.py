@@ -244,8 +244,6 @@ def interleave(sessions: Sequence[Session], warmup: int, n: int, *, progress: Pr
     that already ran (a resumed run)."""
     fleet = sessions[0].plan.fleet if sessions else None
     if fleet is not None:
-        # a fleet reads a resumed run's progress from the sessions' counted boots, not
-        # from START: each of its blocks warms up on its own, so warm-up boots are no rounds
         return fleet.interleave(sessions, warmup, n, progress=progress, looks=looks, stop=stop)
     started = time.monotonic()
     total = (warmup + n - start) * len(sessions)
