@@ -16,7 +16,7 @@ def a_block(ref, run_id="run-1"):
 
 def test_a_worker_lacking_a_bundles_pieces_names_them_and_boots_nothing(tmp_path):
     ref, _ = ship.ref_of(_bundle(tmp_path))
-    cluster, client = connected([state.WorkerState(tmp_path / "cache", "rack-2")])
+    cluster, client = connected(tmp_path, [state.WorkerState(tmp_path / "cache", "rack-2")])
     with cluster, client:
         result = client.submit(block.run, a_block(ref), pure=False).result()
     assert isinstance(result, block.BlockResult) and result.number == 3
@@ -26,7 +26,7 @@ def test_a_worker_lacking_a_bundles_pieces_names_them_and_boots_nothing(tmp_path
 
 def test_a_block_of_a_cancelled_run_does_not_start(tmp_path):
     ref, _ = ship.ref_of(_bundle(tmp_path))
-    cluster, client = connected([state.WorkerState(tmp_path / "cache")])
+    cluster, client = connected(tmp_path, [state.WorkerState(tmp_path / "cache")])
     with cluster, client:
         client.run(state.abort, "run-9")
         with pytest.raises(block.Cancelled, match="run run-9 was cancelled"):

@@ -2,6 +2,7 @@
 sends land in that worker's cache, checked; a worker without a cache says so; a
 cancelled run is remembered by the worker that was told."""
 
+import dask
 import pytest
 from distributed import Client, LocalCluster
 
@@ -10,24 +11,26 @@ from appliance.fleet import ship, state
 from tests.unit.fleet.test_ship import _bundle
 
 
-def connected(plugins=()):
+def connected(folder, plugins=()):
     """A client of one worker in this process, talking inproc:// (nothing listens on a
-    port); PLUGINS given to the worker as `appliance worker` gives its state."""
-    cluster = LocalCluster(n_workers=1, processes=False, threads_per_worker=1, dashboard_address=None,
-                           plugins=set(plugins))
+    port), its scratch space in FOLDER; PLUGINS given to the worker as `appliance worker`
+    gives its state."""
+    with dask.config.set({"temporary-directory": str(folder)}):  # not /tmp/dask-scratch-space
+        cluster = LocalCluster(n_workers=1, processes=False, threads_per_worker=1, dashboard_address=None,
+                               plugins=set(plugins))
     return cluster, Client(cluster)
 
 
 @pytest.fixture
-def client():
-    cluster, client = connected()
+def client(tmp_path):
+    cluster, client = connected(tmp_path)
     with cluster, client:
         yield client
 
 
 def test_pieces_the_client_sends_land_in_the_workers_own_cache(tmp_path):
     cache = tmp_path / "cache"
-    cluster, client = connected([state.WorkerState(cache, "rack-1")])
+    cluster, client = connected(tmp_path, [state.WorkerState(cache, "rack-1")])
     with cluster, client:
         _send_and_check(client, cache, tmp_path)
 
