@@ -444,35 +444,37 @@ def copy_firmware(config: BuildConfig, target: list[Any], source: list[Any]) -> 
         shutil.copyfile(str(source[0]), tmp)
 
 
+def _released(out: Path, what: str = "") -> None:
+    print(f"  {out.name}: {out.stat().st_size} bytes{what}")
+
+
 def make_release_archive(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     out = Path(str(target[0]))
     release.make_tar_zst(Path(str(source[0])).parent, out, config.source_date_epoch)
-    print(f"  {out.name}: {out.stat().st_size} bytes")
+    _released(out)
 
 
 def make_release_iso(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     out = Path(str(target[0]))
     release.make_iso(Path(str(source[0])).parent, out)
-    print(f"  {out.name}: {out.stat().st_size} bytes (El Torito, isolinux)")
+    _released(out, " (El Torito, isolinux)")
 
 
 def make_release_uki(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     """<template>.efi: the bundle's kernel and initrd with a PC's command line, as one
     EFI program a UEFI machine boots (OVMF: `-kernel NAME.efi`, or from an ESP)."""
-    out = Path(str(target[0]))
-    folder = Path(str(source[0])).parent
+    out, folder = Path(str(target[0])), Path(str(source[0])).parent
     target_bundle = bundle.load(folder)
-    cmdline = target_bundle.cmdline_on(Machine.Q35_OVMF)
-    uki.build(folder / "kernel", folder / "initrd", cmdline,
+    uki.build(folder / "kernel", folder / "initrd", target_bundle.cmdline_on(Machine.Q35_OVMF),
               release_text=uki.osrel(target_bundle.name, target_bundle.kernel_release), out=out,
               epoch=config.source_date_epoch)
-    print(f"  {out.name}: {out.stat().st_size} bytes (UKI: systemd's EFI stub, kernel, initrd, command line)")
+    _released(out, " (UKI: systemd's EFI stub, kernel, initrd, command line)")
 
 
 def make_release_qcow2(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
     out = Path(str(target[0]))
     release.make_qcow2(Path(str(source[0])).parent, out)
-    print(f"  {out.name}: {out.stat().st_size} bytes (qcow2)")
+    _released(out, " (qcow2)")
 
 
 def make_sha256sums(config: BuildConfig, target: list[Any], source: list[Any]) -> None:
